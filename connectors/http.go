@@ -1,0 +1,103 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// maxBody caps what we read of a provider's reply.
+const maxBody = 1 << 20
+
+// Caller makes provider calls: one timeout per call, the reply read whole
+// (capped), errors that never carry the request URL (WeChat puts the app
+// secret in the query string), and an Observer told of every call.
+type Caller struct {
+	HTTP        *http.Client // nil: http.DefaultClient's transport
+	ConnectorID string
+	Observe     Observer // may be nil
+}
+
+// Reply is a provider's raw answer.
+type Reply struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	Elapsed     time.Duration // how long the call took, for Report
+}
+
+// Do sends req (built without a context) and returns the reply. A
+// transport failure, a timeout or a 5xx is ErrUnavailable; the error text
+// names the endpoint, never the URL. The caller reports the provider-level
+// result with Report once it has parsed the body.
+func (c *Caller) Do(ctx context.Context, endpoint string, req *http.Request) (Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	client := c.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	start := time.Now()
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		c.report(endpoint, "unavailable", start)
+		return Reply{}, fmt.Errorf("%s: %w: %s", endpoint, ErrUnavailable, redact(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		c.report(endpoint, "unavailable", start)
+		return Reply{}, fmt.Errorf("%s: %w: reading reply: %s", endpoint, ErrUnavailable, redact(err))
+	}
+	if resp.StatusCode >= 500 {
+		c.report(endpoint, "unavailable", start)
+		return Reply{}, fmt.Errorf("%s: %w: HTTP %d", endpoint, ErrUnavailable, resp.StatusCode)
+	}
+	return Reply{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body, Elapsed: time.Since(start)}, nil
+}
+
+// Get is Do for a GET of base+path?query.
+func (c *Caller) Get(ctx context.Context, endpoint, base, path string, query url.Values) (Reply, error) {
+	u := base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return Reply{}, fmt.Errorf("%s: building request: %w", endpoint, ErrConfig)
+	}
+	return c.Do(ctx, endpoint, req)
+}
+
+// Report tells the Observer how a call that Do returned ended, once its
+// body was understood: "ok", "error" or "unavailable" (d: Reply.Elapsed).
+// Do itself reports only the calls that fail before a reply.
+func (c *Caller) Report(endpoint, result string, d time.Duration) {
+	if c.Observe != nil {
+		c.Observe(c.ConnectorID, endpoint, result, d)
+	}
+}
+
+func (c *Caller) report(endpoint, result string, start time.Time) {
+	c.Report(endpoint, result, time.Since(start))
+}
+
+// redact turns an error into text without any URL (and so without any
+// secret or code in a query string).
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if errors.Is(ue.Err, context.DeadlineExceeded) || ue.Timeout() {
+			return ue.Op + ": timeout"
+		}
+		return ue.Op + ": " + redact(ue.Err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return err.Error()
+}
