@@ -1,0 +1,59 @@
+// Package sandbox holds in-process simulators of the upstream providers
+// (WeChat, QQ, Weibo) for the demo and the tests. Each simulator is an
+// http.Handler that follows the provider's real wire behaviour, quirks
+// included, so that a connector tested against it meets no surprise in
+// production. Nothing outside cmd and tests imports this package.
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Person is a simulated end user, shared by every simulator: the same
+// person can log in at WeChat, QQ and Weibo.
+type Person struct {
+	ID     string // stable, [a-z0-9]+, used in data-person attributes
+	Name   string // nickname as the provider shows it
+	Avatar string // avatar URL
+}
+
+// DefaultPersons returns the three test persons every simulator knows
+// by default: alice, bob and carol.
+func DefaultPersons() []Person {
+	return []Person{
+		{ID: "alice", Name: "爱丽丝", Avatar: "https://sandbox.example/avatars/alice.png"},
+		{ID: "bob", Name: "小波", Avatar: "https://sandbox.example/avatars/bob.png"},
+		{ID: "carol", Name: "卡罗尔", Avatar: "https://sandbox.example/avatars/carol.png"},
+	}
+}
+
+// Clock tells the time; simulators take one so that tests can move time
+// forward to expire codes and tokens.
+type Clock func() time.Time
+
+// now returns c(), or the real time for a nil Clock.
+func (c Clock) now() time.Time {
+	if c == nil {
+		return time.Now()
+	}
+	return c()
+}
+
+// randomHex returns n random bytes as lowercase hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// findPerson returns the person with the given id.
+func findPerson(persons []Person, id string) (Person, bool) {
+	for _, p := range persons {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Person{}, false
+}
