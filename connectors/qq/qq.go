@@ -1,0 +1,259 @@
+// Package qq is the QQ Connect (QQ互联) web connector: the browser goes to
+// graph.qq.com/oauth2.0/authorize, comes back with a code, and the code is
+// exchanged for an access token, the user's openid (and, when the app has
+// the permission, unionid) and the profile from get_user_info.
+//
+// Wire behaviour follows upstream-apis.md §6: every reply is HTTP 200;
+// the token call answers form-encoded text unless fmt=json is sent, errors
+// come as JSONP `callback( {...} );` or JSON with a numeric "error", and
+// get_user_info answers JSON with ret/msg.
+package qq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/qiaoidp/qiao/connectors"
+)
+
+// Default hosts: QQ serves the browser pages and the API on one host.
+const (
+	DefaultAuthBaseURL = "https://graph.qq.com"
+	DefaultAPIBaseURL  = "https://graph.qq.com"
+)
+
+// Endpoint names used in errors and metrics.
+const (
+	endpointToken    = "oauth2.0/token"
+	endpointMe       = "oauth2.0/me"
+	endpointUserInfo = "user/get_user_info"
+)
+
+// Config is a QQ Connect app.
+type Config struct {
+	ClientID     string // the app's APP ID
+	ClientSecret string // the app's APP Key
+	AuthBaseURL  string // browser-facing host; "" means DefaultAuthBaseURL
+	APIBaseURL   string // server-to-server host; "" means DefaultAPIBaseURL
+	// UnionID asks /oauth2.0/me for the unionid (unionid=1). QQ grants
+	// this per developer account on request; without the permission
+	// every login fails with an ErrConfig that says so.
+	UnionID bool
+}
+
+// Connector logs users in with QQ Connect. It is safe for concurrent use.
+type Connector struct {
+	cfg    Config
+	caller *connectors.Caller
+}
+
+// New checks cfg and returns a connector that makes its provider calls
+// through caller (nil: a Caller with ConnectorID "qq" and no observer).
+func New(cfg Config, caller *connectors.Caller) (*Connector, error) {
+	if cfg.ClientID == "" {
+		return nil, fmt.Errorf("qq: client_id is required: %w", connectors.ErrConfig)
+	}
+	if cfg.ClientSecret == "" {
+		return nil, fmt.Errorf("qq: client_secret is required: %w", connectors.ErrConfig)
+	}
+	var err error
+	if cfg.AuthBaseURL, err = baseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL); err != nil {
+		return nil, err
+	}
+	if cfg.APIBaseURL, err = baseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL); err != nil {
+		return nil, err
+	}
+	if caller == nil {
+		caller = &connectors.Caller{ConnectorID: "qq"}
+	}
+	return &Connector{cfg: cfg, caller: caller}, nil
+}
+
+func baseURL(name, v, def string) (string, error) {
+	if v == "" {
+		return def, nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("qq: %s %q must be an absolute http(s) URL without query: %w", name, v, connectors.ErrConfig)
+	}
+	return strings.TrimRight(v, "/"), nil
+}
+
+// LoginURL returns the authorize URL the browser is sent to. On phones
+// (req.Mobile) QQ is asked for its mobile page with display=mobile.
+func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error) {
+	if req.State == "" {
+		return "", fmt.Errorf("qq: login request without state: %w", connectors.ErrConfig)
+	}
+	if u, err := url.Parse(req.CallbackURL); err != nil || !u.IsAbs() || u.Host == "" {
+		return "", fmt.Errorf("qq: callback URL %q is not absolute: %w", req.CallbackURL, connectors.ErrConfig)
+	}
+	q := url.Values{
+		"response_type": {"code"},
+		"client_id":     {c.cfg.ClientID},
+		"redirect_uri":  {req.CallbackURL},
+		"state":         {req.State},
+		"scope":         {"get_user_info"},
+	}
+	if req.Mobile {
+		q.Set("display", "mobile")
+	}
+	return c.cfg.AuthBaseURL + "/oauth2.0/authorize?" + q.Encode(), nil
+}
+
+// HandleCallback turns the callback's code into an Identity. A callback
+// without a code means the user did not approve (QQ sends nothing back
+// when the user cancels) and is ErrAccessDenied.
+func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequest, query url.Values) (connectors.Identity, error) {
+	code := query.Get("code")
+	if code == "" {
+		return connectors.Identity{}, &connectors.ProviderError{
+			Provider: "qq", Endpoint: "oauth2.0/authorize",
+			Message: "the callback carries no code: the user did not approve the login",
+			Kind:    connectors.ErrAccessDenied,
+		}
+	}
+	red := redactor{c.cfg.ClientSecret, code}
+
+	token, err := c.exchange(ctx, code, req.CallbackURL, red)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	red = append(red, token.AccessToken, token.RefreshToken)
+
+	me, err := c.me(ctx, token.AccessToken, red)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	id := connectors.Identity{Subject: me.OpenID, UnionID: me.UnionID}
+
+	profile, err := c.userInfo(ctx, token.AccessToken, me.OpenID, red)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	id.DisplayName = profile.Nickname
+	id.Picture = profile.picture()
+	id.RealProfile = id.DisplayName != "" || id.Picture != ""
+	return id, nil
+}
+
+// exchange redeems the code at /oauth2.0/token. fmt=json asks for JSON,
+// but the form-encoded and JSONP replies QQ has always sent are understood
+// too.
+func (c *Connector) exchange(ctx context.Context, code, redirectURI string, red redactor) (tokenReply, error) {
+	q := url.Values{
+		"grant_type":    {"authorization_code"},
+		"client_id":     {c.cfg.ClientID},
+		"client_secret": {c.cfg.ClientSecret},
+		"code":          {code},
+		"redirect_uri":  {redirectURI},
+		"fmt":           {"json"},
+	}
+	var tok tokenReply
+	err := c.call(ctx, endpointToken, "/oauth2.0/token", q, red, func(body []byte) error {
+		var err error
+		tok, err = parseTokenReply(body)
+		return err
+	})
+	return tok, err
+}
+
+// me asks /oauth2.0/me whose token this is, with the unionid when
+// configured, and checks the token belongs to this app.
+func (c *Connector) me(ctx context.Context, accessToken string, red redactor) (meReply, error) {
+	q := url.Values{"access_token": {accessToken}, "fmt": {"json"}}
+	if c.cfg.UnionID {
+		q.Set("unionid", "1")
+	}
+	var me meReply
+	err := c.call(ctx, endpointMe, "/oauth2.0/me", q, red, func(body []byte) error {
+		var err error
+		me, err = parseMeReply(body)
+		return err
+	})
+	if err != nil {
+		return meReply{}, err
+	}
+	if me.ClientID != "" && me.ClientID != c.cfg.ClientID {
+		return meReply{}, fmt.Errorf("qq %s: the token belongs to app %q, not %q: %w", endpointMe, me.ClientID, c.cfg.ClientID, connectors.ErrConfig)
+	}
+	if c.cfg.UnionID && me.UnionID == "" {
+		return meReply{}, &connectors.ProviderError{
+			Provider: "qq", Endpoint: endpointMe,
+			Message: "QQ returned no unionid although unionid=1 was asked: check that the app has QQ's unionid permission, or set unionid: false",
+			Kind:    connectors.ErrConfig,
+		}
+	}
+	return me, nil
+}
+
+// userInfo fetches the profile. A user who did not grant get_user_info
+// (100030) logs in without a profile.
+func (c *Connector) userInfo(ctx context.Context, accessToken, openID string, red redactor) (userInfoReply, error) {
+	q := url.Values{
+		"access_token":       {accessToken},
+		"oauth_consumer_key": {c.cfg.ClientID},
+		"openid":             {openID},
+	}
+	var info userInfoReply
+	err := c.call(ctx, endpointUserInfo, "/user/get_user_info", q, red, func(body []byte) error {
+		var err error
+		info, err = parseUserInfoReply(body)
+		return err
+	})
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) && pe.Code == codeNotAuthorized {
+		return userInfoReply{}, nil
+	}
+	return info, err
+}
+
+// call GETs one API path, hands the body to parse and reports the result
+// to the Caller's observer. Errors never carry the values in red.
+func (c *Connector) call(ctx context.Context, endpoint, path string, q url.Values, red redactor, parse func([]byte) error) error {
+	reply, err := c.caller.Get(ctx, endpoint, c.cfg.APIBaseURL, path, q)
+	if err != nil {
+		return fmt.Errorf("qq %w", err)
+	}
+	if reply.Status != 200 {
+		err = fmt.Errorf("qq %s: %w: HTTP %d", endpoint, connectors.ErrUnavailable, reply.Status)
+	} else {
+		err = parse(reply.Body)
+	}
+	var pe *connectors.ProviderError
+	switch {
+	case err == nil:
+		c.caller.Report(endpoint, "ok", reply.Elapsed)
+		return nil
+	case errors.As(err, &pe):
+		pe.Endpoint = endpoint
+		pe.Message = red.clean(pe.Message)
+		result := "error"
+		if errors.Is(err, connectors.ErrUnavailable) {
+			result = "unavailable"
+		}
+		c.caller.Report(endpoint, result, reply.Elapsed)
+		return pe
+	default:
+		c.caller.Report(endpoint, "unavailable", reply.Elapsed)
+		return fmt.Errorf("qq %s: %w", endpoint, err)
+	}
+}
+
+// redactor holds the secrets of one login: the app secret, the code and
+// the tokens. Provider messages pass through clean before they reach an
+// error, in case the provider echoes one of them.
+type redactor []string
+
+func (r redactor) clean(s string) string {
+	for _, v := range r {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
+}
