@@ -1,0 +1,525 @@
+// Package config reads Qiao's YAML configuration: it applies the
+// defaults, expands environment variables and validates everything,
+// reporting every problem at once as "FILE:LINE: PATH: message", with
+// 0-based paths like connectors[2].config.client_secret.
+//
+// Parsing is strict: an unknown key anywhere, a repeated key, a missing
+// required field, a bad duration, a duplicate connector or client id is an
+// error. Messages never contain a secret (secret, client secrets,
+// connector client_secret, the PostgreSQL DSN).
+//
+// # Environment variables
+//
+// Expansion happens after the YAML is parsed, in string scalar values only
+// (never in keys), so an expanded value may contain any character without
+// breaking the YAML:
+//
+//   - ${VAR} is the value of VAR; an unset VAR is an error naming the
+//     path. A VAR that is set but empty expands to "".
+//   - ${VAR:-default} is the value of VAR, or default when VAR is unset
+//     or empty (as in the shell). The default is literal text up to the
+//     first "}"; it cannot contain another reference.
+//   - $${ is an escape for a literal "${". Every other "$", including
+//     "$$", is kept as it is, so a value such as "pa$$word" needs no
+//     escaping.
+//
+// VAR is made of letters, digits and underscores and does not start with
+// a digit. Only the storage section selected by storage.type is
+// expanded, so an unused postgres.dsn of "${QIAO_DATABASE_URL}" does not
+// require that variable.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Connector types.
+const (
+	TypeWeChat            = "wechat"             // Open Platform website app, QR-code login
+	TypeWeChatMP          = "wechat_mp"          // Official Account login in the WeChat browser
+	TypeWeChatMiniProgram = "wechat_miniprogram" // mini-program wx.login code, token endpoint only
+	TypeQQ                = "qq"                 // QQ Connect
+	TypeWeibo             = "weibo"              // Sina Weibo
+)
+
+// ConnectorTypes lists the connector types, in the order of the spec.
+var connectorTypes = []string{TypeWeChat, TypeWeChatMP, TypeWeChatMiniProgram, TypeQQ, TypeWeibo}
+
+// WeChat Official Account scopes (connector type wechat_mp).
+const (
+	ScopeUserInfo = "snsapi_userinfo"
+	ScopeBase     = "snsapi_base"
+)
+
+// Defaults applied when a key is absent.
+const (
+	DefaultListen          = "127.0.0.1:5556"
+	DefaultSQLitePath      = "data/qiao.db"
+	DefaultAlgorithm       = "RS256"
+	DefaultRotateEvery     = 720 * time.Hour
+	DefaultIDTokenTTL      = time.Hour
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 720 * time.Hour
+	DefaultSessionTTL      = 24 * time.Hour
+	MinSecretLength        = 32
+)
+
+// Config is a parsed and validated configuration, defaults applied.
+type Config struct {
+	Issuer     string // absolute http(s) URL without a trailing slash
+	HTTP       HTTP
+	Storage    Storage
+	Secret     string // at least MinSecretLength bytes
+	Keys       Keys
+	Tokens     Tokens
+	SessionTTL time.Duration
+	Log        Log
+	Linking    Linking
+	Connectors []Connector
+	Clients    []Client
+}
+
+// HTTP is where the broker listens. TLSCert and TLSKey are both set or
+// both empty.
+type HTTP struct {
+	Listen  string
+	TLSCert string
+	TLSKey  string
+}
+
+// Storage selects the store: Type is "sqlite" or "postgres".
+type Storage struct {
+	Type     string
+	SQLite   SQLite
+	Postgres Postgres
+}
+
+// SQLite is the embedded store.
+type SQLite struct{ Path string }
+
+// Postgres is the PostgreSQL store. DSN is a secret.
+type Postgres struct{ DSN string }
+
+// Keys is how ID tokens are signed: Algorithm is RS256, ES256 or EdDSA.
+type Keys struct {
+	Algorithm   string
+	RotateEvery time.Duration
+}
+
+// Tokens holds token lifetimes.
+type Tokens struct {
+	IDTokenTTL      time.Duration
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+}
+
+// Log is the log level (debug, info, warn, error) and format (json, text).
+type Log struct {
+	Level  string
+	Format string
+}
+
+// Linking says which provider unionids join identities into one user.
+type Linking struct {
+	WeChatUnionID bool
+	QQUnionID     bool
+}
+
+// Connector is one upstream provider. Name defaults to ID.
+type Connector struct {
+	ID     string
+	Type   string // one of the Type* constants
+	Name   string
+	Config ConnectorConfig
+}
+
+// ConnectorConfig is a connector's provider settings. AuthBaseURL and
+// APIBaseURL are empty (use the real hosts) or absolute http(s) URLs
+// without a trailing slash. Scope is set only for wechat_mp (default
+// snsapi_userinfo); UnionID only for qq.
+type ConnectorConfig struct {
+	ClientID     string
+	ClientSecret string
+	AuthBaseURL  string
+	APIBaseURL   string
+	Scope        string
+	UnionID      bool
+}
+
+// Client is a relying party. A client without Secret is public (PKCE
+// S256 required). Name defaults to ID. Connectors are the allowed
+// connector ids; absent in the file, every configured connector.
+type Client struct {
+	ID                     string
+	Secret                 string
+	Name                   string
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Connectors             []string
+	RequireConsent         bool
+}
+
+// Public reports whether the client has no secret.
+func (c Client) Public() bool { return c.Secret == "" }
+
+// CallbackURL is the URL the admin registers at the provider for the
+// connector: {issuer}/callback/{connectorID}.
+func (c *Config) CallbackURL(connectorID string) string {
+	return strings.TrimRight(c.Issuer, "/") + "/callback/" + connectorID
+}
+
+// Load reads and parses the file at path, expanding variables from the
+// process environment.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	return Parse(data, path, os.LookupEnv)
+}
+
+// Parse parses and validates a configuration. filename is used in error
+// messages; env looks up variables for ${VAR} and ${VAR:-default} (nil:
+// no variable is set). An invalid configuration returns Errors holding
+// every problem, sorted by line.
+func Parse(data []byte, filename string, env func(string) (string, bool)) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	p := &parser{file: filename, env: env}
+	root := p.document(data)
+	var cfg *Config
+	if len(p.errs) == 0 {
+		cfg = p.config(root)
+	}
+	if len(p.errs) > 0 {
+		p.errs.sort()
+		return nil, p.errs
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root node (nil for an empty file).
+func (p *parser) document(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			p.syntaxError(err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		p.syntaxError(err)
+	default:
+		p.errorf(extra.Line, "", "the file holds more than one YAML document")
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	return doc.Content[0]
+}
+
+func (p *parser) syntaxError(err error) {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		p.errorf(line, "", "invalid YAML: %s", m[2])
+		return
+	}
+	p.errorf(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (p *parser) config(root *yaml.Node) *Config {
+	m := p.mapping(root, "", 1, "issuer", "http", "storage", "secret", "keys", "tokens",
+		"session_ttl", "log", "linking", "connectors", "clients")
+	c := &Config{}
+	c.Issuer = p.issuer(m)
+	c.HTTP = p.http(p.sub(m, "http", "listen", "tls_cert", "tls_key"))
+	c.Storage = p.storage(p.sub(m, "storage", "type", "sqlite", "postgres"))
+	if s, ok := p.required(m, "secret"); ok {
+		if len(s) < MinSecretLength {
+			p.errorf(m.lines["secret"], "secret", "must be at least %d bytes after ${VAR} expansion, got %d", MinSecretLength, len(s))
+		}
+		c.Secret = s
+	}
+
+	keys := p.sub(m, "keys", "algorithm", "rotate_every")
+	c.Keys.Algorithm = p.oneOf(keys, "algorithm", DefaultAlgorithm, "RS256", "ES256", "EdDSA")
+	c.Keys.RotateEvery = p.duration(keys, "rotate_every", DefaultRotateEvery)
+
+	tokens := p.sub(m, "tokens", "id_token_ttl", "access_token_ttl", "refresh_token_ttl")
+	c.Tokens.IDTokenTTL = p.duration(tokens, "id_token_ttl", DefaultIDTokenTTL)
+	c.Tokens.AccessTokenTTL = p.duration(tokens, "access_token_ttl", DefaultAccessTokenTTL)
+	c.Tokens.RefreshTokenTTL = p.duration(tokens, "refresh_token_ttl", DefaultRefreshTokenTTL)
+	c.SessionTTL = p.duration(m, "session_ttl", DefaultSessionTTL)
+
+	log := p.sub(m, "log", "level", "format")
+	c.Log.Level = p.oneOf(log, "level", "info", "debug", "info", "warn", "error")
+	c.Log.Format = p.oneOf(log, "format", "json", "json", "text")
+
+	linking := p.sub(m, "linking", "wechat_unionid", "qq_unionid")
+	c.Linking.WeChatUnionID = p.boolean(linking, "wechat_unionid", true)
+	c.Linking.QQUnionID = p.boolean(linking, "qq_unionid", false)
+
+	c.Connectors = p.connectors(m)
+	c.Clients = p.clients(m, c.Connectors)
+	return c
+}
+
+func (p *parser) issuer(m *mapping) string {
+	s, ok := p.required(m, "issuer")
+	if !ok {
+		return ""
+	}
+	line := m.lines["issuer"]
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.errorf(line, "issuer", "must be an absolute http or https URL")
+	case u.User != nil:
+		p.errorf(line, "issuer", "must not contain user information")
+	case strings.ContainsAny(s, "?#"):
+		p.errorf(line, "issuer", "must not have a query or fragment")
+	}
+	return strings.TrimRight(s, "/")
+}
+
+func (p *parser) http(m *mapping) HTTP {
+	h := HTTP{Listen: DefaultListen}
+	if s, ok := p.str(m, "listen"); ok {
+		h.Listen = s
+		if _, port, err := net.SplitHostPort(s); err != nil || !validPort(port) {
+			p.errorf(m.lines["listen"], join(m.path, "listen"), "must be host:port, like 127.0.0.1:5556 or :5556")
+		}
+	}
+	h.TLSCert, _ = p.str(m, "tls_cert")
+	h.TLSKey, _ = p.str(m, "tls_key")
+	switch {
+	case h.TLSCert != "" && h.TLSKey == "":
+		p.errorf(m.lineOf("tls_key"), join(m.path, "tls_key"), "required when tls_cert is set")
+	case h.TLSCert == "" && h.TLSKey != "":
+		p.errorf(m.lineOf("tls_cert"), join(m.path, "tls_cert"), "required when tls_key is set")
+	}
+	return h
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func (p *parser) storage(m *mapping) Storage {
+	s := Storage{Type: p.oneOf(m, "type", "sqlite", "sqlite", "postgres")}
+	sqlite := p.sub(m, "sqlite", "path")
+	postgres := p.sub(m, "postgres", "dsn")
+	switch s.Type {
+	case "sqlite":
+		s.SQLite.Path = DefaultSQLitePath
+		if path, ok := p.str(sqlite, "path"); ok {
+			if path == "" {
+				p.errorf(sqlite.lines["path"], join(sqlite.path, "path"), "must not be empty")
+			}
+			s.SQLite.Path = path
+		}
+	case "postgres":
+		if !postgres.has("dsn") {
+			if !postgres.bad {
+				p.errorf(postgres.line, join(postgres.path, "dsn"), "required when storage.type is postgres")
+			}
+			break
+		}
+		dsn, ok := p.str(postgres, "dsn")
+		if ok && dsn == "" {
+			p.errorf(postgres.lines["dsn"], join(postgres.path, "dsn"), "must not be empty")
+		}
+		s.Postgres.DSN = dsn
+	}
+	return s
+}
+
+var connectorID = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+func (p *parser) connectors(root *mapping) []Connector {
+	items, present := p.list(root, "connectors")
+	if !present || root.emptyList("connectors") {
+		p.errorf(root.lineOf("connectors"), "connectors", "at least one connector is required")
+		return nil
+	}
+	var out []Connector
+	seen := map[string]int{} // id -> line of its first occurrence
+	for _, it := range items {
+		m := p.mapping(it.n, it.path, it.line, "id", "type", "name", "config")
+		if m.bad {
+			continue
+		}
+		c := Connector{}
+		if id, ok := p.required(m, "id"); ok {
+			c.ID = id
+			line := m.lines["id"]
+			if !connectorID.MatchString(id) {
+				p.errorf(line, join(m.path, "id"), "%q must match [a-z0-9_-]+", id)
+			}
+			if first, dup := seen[id]; dup {
+				p.errorf(line, join(m.path, "id"), "duplicate connector id %q (first at line %d)", id, first)
+			} else {
+				seen[id] = line
+			}
+		}
+		if typ, ok := p.required(m, "type"); ok {
+			if contains(connectorTypes, typ) {
+				c.Type = typ
+			} else {
+				p.errorf(m.lines["type"], join(m.path, "type"), "%q is not one of %s", typ, strings.Join(connectorTypes, ", "))
+			}
+		}
+		c.Name = p.strDefault(m, "name", c.ID)
+		if !m.has("config") {
+			p.errorf(m.line, join(m.path, "config"), "required field is missing")
+		} else {
+			c.Config = p.connectorConfig(p.sub(m, "config", "client_id", "client_secret",
+				"auth_base_url", "api_base_url", "scope", "unionid"), c.Type)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// connectorConfig reads a connector's config; typ is "" when the type is
+// missing or unknown (then type-specific keys are not judged).
+func (p *parser) connectorConfig(m *mapping, typ string) ConnectorConfig {
+	var cc ConnectorConfig
+	cc.ClientID, _ = p.required(m, "client_id")
+	cc.ClientSecret, _ = p.required(m, "client_secret")
+	cc.AuthBaseURL = p.baseURL(m, "auth_base_url")
+	cc.APIBaseURL = p.baseURL(m, "api_base_url")
+	if m.has("scope") && typ != "" && typ != TypeWeChatMP {
+		p.errorf(m.lines["scope"], join(m.path, "scope"), "only allowed for type %s", TypeWeChatMP)
+	} else if typ == TypeWeChatMP {
+		cc.Scope = p.oneOf(m, "scope", ScopeUserInfo, ScopeUserInfo, ScopeBase)
+	}
+	if m.has("unionid") && typ != "" && typ != TypeQQ {
+		p.errorf(m.lines["unionid"], join(m.path, "unionid"), "only allowed for type %s", TypeQQ)
+	} else if typ == TypeQQ {
+		cc.UnionID = p.boolean(m, "unionid", false)
+	}
+	return cc
+}
+
+// baseURL is an optional absolute http(s) URL, trailing slash trimmed.
+func (p *parser) baseURL(m *mapping, key string) string {
+	s, ok := p.str(m, key)
+	if !ok || s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(s, "?#") {
+		p.errorf(m.lines[key], join(m.path, key), "must be an absolute http or https URL without query or fragment")
+		return ""
+	}
+	return strings.TrimRight(s, "/")
+}
+
+func (p *parser) clients(root *mapping, connectors []Connector) []Client {
+	items, _ := p.list(root, "clients")
+	known := map[string]bool{}
+	var all []string
+	for _, c := range connectors {
+		if c.ID != "" && !known[c.ID] {
+			known[c.ID] = true
+			all = append(all, c.ID)
+		}
+	}
+	var out []Client
+	seen := map[string]int{}
+	for _, it := range items {
+		m := p.mapping(it.n, it.path, it.line, "id", "secret", "name", "redirect_uris",
+			"post_logout_redirect_uris", "connectors", "require_consent")
+		if m.bad {
+			continue
+		}
+		c := Client{}
+		if id, ok := p.required(m, "id"); ok {
+			c.ID = id
+			line := m.lines["id"]
+			if first, dup := seen[id]; dup {
+				p.errorf(line, join(m.path, "id"), "duplicate client id %q (first at line %d)", id, first)
+			} else {
+				seen[id] = line
+			}
+		}
+		c.Secret, _ = p.str(m, "secret")
+		c.Name = p.strDefault(m, "name", c.ID)
+
+		uris, from, present := p.strings(m, "redirect_uris")
+		if !present || m.emptyList("redirect_uris") {
+			p.errorf(m.lineOf("redirect_uris"), join(m.path, "redirect_uris"), "at least one redirect URI is required")
+		}
+		c.RedirectURIs = p.uris(uris, from, true)
+		uris, from, _ = p.strings(m, "post_logout_redirect_uris")
+		c.PostLogoutRedirectURIs = p.uris(uris, from, false)
+
+		ids, from, present := p.strings(m, "connectors")
+		switch {
+		case !present:
+			c.Connectors = append([]string(nil), all...)
+		case m.emptyList("connectors"):
+			p.errorf(m.lines["connectors"], join(m.path, "connectors"), "must not be empty; omit it to allow every connector")
+		default:
+			listed := map[string]bool{}
+			for i, id := range ids {
+				switch {
+				case !known[id]:
+					p.errorf(from[i].line, from[i].path, "unknown connector %q", id)
+				case listed[id]:
+					p.errorf(from[i].line, from[i].path, "connector %q is listed twice", id)
+				default:
+					listed[id] = true
+					c.Connectors = append(c.Connectors, id)
+				}
+			}
+		}
+		c.RequireConsent = p.boolean(m, "require_consent", false)
+		out = append(out, c)
+	}
+	return out
+}
+
+// uris validates redirect URIs: absolute, and for redirect (not logout)
+// URIs without a fragment; each listed once.
+func (p *parser) uris(values []string, from []item, noFragment bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i, s := range values {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil || !u.IsAbs() || ((u.Scheme == "http" || u.Scheme == "https") && u.Host == ""):
+			p.errorf(from[i].line, from[i].path, "must be an absolute URL")
+		case noFragment && strings.Contains(s, "#"):
+			p.errorf(from[i].line, from[i].path, "must not have a fragment")
+		case seen[s]:
+			p.errorf(from[i].line, from[i].path, "listed twice")
+		default:
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
