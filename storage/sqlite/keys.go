@@ -1,0 +1,66 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// ListSigningKeys returns every key not yet collected, newest first.
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	rows, err := s.rs[qListKeys].QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var ks []storage.SigningKey
+	for rows.Next() {
+		var (
+			k                         storage.SigningKey
+			created, retired, expires sql.NullInt64
+		)
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.PublicJWK, &created, &retired, &expires); err != nil {
+			return nil, fmt.Errorf("sqlite: list signing keys: %w", err)
+		}
+		k.CreatedAt, k.RetiredAt, k.ExpiresAt = fromMS(created), fromMS(retired), fromMS(expires)
+		ks = append(ks, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list signing keys: %w", err)
+	}
+	return ks, nil
+}
+
+// RotateSigningKey makes next the signing key if the current one is
+// prevID, retiring prevID at next.CreatedAt until prevExpiresAt.
+func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storage.SigningKey, prevExpiresAt time.Time) error {
+	if next.ID == "" {
+		return errors.New("sqlite: rotate signing key: empty key id")
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var current string
+		err := s.wstmt(ctx, tx, qCurrentKey).QueryRowContext(ctx).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if current != prevID {
+			return storage.ErrConflict
+		}
+		if current != "" {
+			if _, err := s.wstmt(ctx, tx, qRetireKey).ExecContext(ctx, ms(next.CreatedAt), ms(prevExpiresAt), current); err != nil {
+				return err
+			}
+		}
+		_, err = s.wstmt(ctx, tx, qInsertKey).ExecContext(ctx,
+			next.ID, next.Algorithm, blob(next.PrivateKey), blob(next.PublicJWK), ms(next.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate signing key %q: %w", next.ID, err)
+	}
+	return nil
+}

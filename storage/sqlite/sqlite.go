@@ -1,0 +1,301 @@
+// Package sqlite is the embedded store: storage.Storage on one SQLite
+// file, through modernc.org/sqlite (pure Go, no cgo).
+//
+// The database runs in WAL mode with foreign keys on and a 5 s busy
+// timeout. SQLite allows one writer at a time, so the store keeps two
+// connection pools on the file: a single-connection write pool whose
+// transactions begin IMMEDIATE (writers queue in the pool instead of
+// failing to upgrade a read lock), and a multi-connection read pool that
+// reads the last committed state beside the writer. Every time is stored
+// as integer unix milliseconds UTC; the zero time is stored as NULL and,
+// as an expiry, means "never expires".
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// busyTimeout is how long a connection waits for another process's lock.
+const busyTimeout = 5 * time.Second
+
+// Store is a storage.Storage on one SQLite database file. It is safe for
+// concurrent use.
+type Store struct {
+	w *sql.DB // the writer: one connection, BEGIN IMMEDIATE
+	r *sql.DB // the readers
+
+	ws map[string]*sql.Stmt // prepared on w
+	rs map[string]*sql.Stmt // prepared on r
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// options select the pool layout; the benchmarks compare them.
+type options struct {
+	// singlePool uses one pool of readConns connections for reads and
+	// writes alike; concurrent writers then meet in SQLite's busy handler.
+	singlePool bool
+	readConns  int
+}
+
+// Open opens (creating if missing) the database at path, creating its
+// parent directory if needed, and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, options{})
+}
+
+func open(ctx context.Context, path string, o options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	if path == ":memory:" {
+		return nil, errors.New("sqlite: in-memory databases are not supported; give a file path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: resolve path: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	if o.readConns <= 0 {
+		o.readConns = max(4, runtime.GOMAXPROCS(0))
+	}
+
+	s := &Store{}
+	s.w, err = sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if o.singlePool {
+		s.w.SetMaxOpenConns(o.readConns)
+		s.w.SetMaxIdleConns(o.readConns)
+	} else {
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+	}
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+
+	// Migrate on the writer first: it switches the file to WAL, which
+	// the readers then find already set.
+	if err := migrate(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+
+	if o.singlePool {
+		s.r = s.w
+	} else {
+		s.r, err = sql.Open("sqlite", dsn(abs, false))
+		if err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+		s.r.SetMaxOpenConns(o.readConns)
+		s.r.SetMaxIdleConns(o.readConns)
+		s.r.SetConnMaxLifetime(0)
+		s.r.SetConnMaxIdleTime(0)
+	}
+
+	if s.ws, err = prepareAll(ctx, s.w, writeQueries); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.rs, err = prepareAll(ctx, s.r, readQueries); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn builds the connection string for the file at abs. The writer's
+// transactions begin IMMEDIATE; the readers are query-only.
+func dsn(abs string, writer bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_foreign_keys", "1")
+	q.Set("_synchronous", "NORMAL")
+	if writer {
+		q.Set("_journal_mode", "WAL")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Set("_query_only", "1")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String() + "?" + q.Encode()
+}
+
+func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
+	m := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range m {
+				p.Close()
+			}
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		m[q] = st
+	}
+	return m, nil
+}
+
+// Ping reports whether the database answers on both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.rs[qPing].QueryRowContext(ctx).Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		for _, st := range s.rs {
+			st.Close()
+		}
+		for _, st := range s.ws {
+			st.Close()
+		}
+		var errs []error
+		if s.r != nil && s.r != s.w {
+			errs = append(errs, s.r.Close())
+		}
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// GarbageCollect deletes every row that expired at or before now.
+func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCResult, error) {
+	var res storage.GCResult
+	ms := now.UnixMilli()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range []struct {
+			q string
+			n *int64
+		}{
+			{qGCTokens, &res.Tokens},
+			{qGCSessions, &res.Sessions},
+			{qGCLogins, &res.Logins},
+			{qGCKeys, &res.Keys},
+			{qGCCache, &res.Cache},
+			{qGCLeases, &res.Leases},
+		} {
+			r, err := s.wstmt(ctx, tx, d.q).ExecContext(ctx, ms)
+			if err != nil {
+				return err
+			}
+			if *d.n, err = r.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.GCResult{}, fmt.Errorf("sqlite: garbage collect: %w", err)
+	}
+	return res, nil
+}
+
+// tx runs fn in one write transaction, committing if fn returns nil.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit())
+}
+
+// wstmt returns the prepared write statement q bound to tx.
+func (s *Store) wstmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	return tx.StmtContext(ctx, s.ws[q])
+}
+
+// mapErr turns SQLite constraint violations into the storage errors.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%w: %w", storage.ErrAlreadyExists, err)
+		}
+	}
+	return err
+}
+
+// isForeignKey reports whether err is a foreign-key violation.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// ms converts t to what a time column holds: NULL for the zero time.
+func ms(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+// fromMS converts a time column back.
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// expired reports whether an expiry column's time has come.
+func expired(v sql.NullInt64, now time.Time) bool {
+	return v.Valid && v.Int64 <= now.UnixMilli()
+}
+
+// blob keeps nil byte slices out of NOT NULL blob columns.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,135 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// ApplyTokenOps applies ops in order in one IMMEDIATE transaction; the
+// first failing op rolls everything back.
+func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	for i, op := range ops {
+		if err := checkOp(op); err != nil {
+			return fmt.Errorf("sqlite: token op %d: %w", i, err)
+		}
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for i, op := range ops {
+			if err := s.applyOp(ctx, tx, op); err != nil {
+				return fmt.Errorf("sqlite: token op %d (%s %s): %w", i, opName(op.Type), opKind(op), mapErr(err))
+			}
+		}
+		return nil
+	})
+}
+
+func checkOp(op storage.TokenOp) error {
+	switch op.Type {
+	case storage.OpCreate:
+		if op.Record.Kind == "" || op.Record.Signature == "" {
+			return errors.New("create needs a kind and a signature")
+		}
+	case storage.OpDeactivate, storage.OpDelete:
+		if op.Kind == "" || op.Signature == "" {
+			return errors.New("op needs a kind and a signature")
+		}
+	case storage.OpRevokeRequest:
+		if op.Kind == "" || op.RequestID == "" {
+			return errors.New("revoke needs a kind and a request id")
+		}
+	default:
+		return fmt.Errorf("unknown op type %d", op.Type)
+	}
+	return nil
+}
+
+func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op storage.TokenOp) error {
+	switch op.Type {
+	case storage.OpCreate:
+		r := op.Record
+		_, err := s.wstmt(ctx, tx, qInsertToken).ExecContext(ctx,
+			string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, boolInt(r.Active),
+			blob(r.Data), ms(r.CreatedAt), ms(r.ExpiresAt))
+		return err
+	case storage.OpDeactivate:
+		res, err := s.wstmt(ctx, tx, qDeactivateToken).ExecContext(ctx, string(op.Kind), op.Signature)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
+		var one int
+		err = s.wstmt(ctx, tx, qTokenExists).QueryRowContext(ctx, string(op.Kind), op.Signature).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return storage.ErrNotFound
+		case err != nil:
+			return err
+		}
+		return storage.ErrConflict
+	case storage.OpDelete:
+		_, err := s.wstmt(ctx, tx, qDeleteToken).ExecContext(ctx, string(op.Kind), op.Signature)
+		return err
+	case storage.OpRevokeRequest:
+		_, err := s.wstmt(ctx, tx, qRevokeRequest).ExecContext(ctx, op.RequestID, string(op.Kind))
+		return err
+	}
+	return fmt.Errorf("unknown op type %d", op.Type)
+}
+
+func opName(t storage.TokenOpType) string {
+	switch t {
+	case storage.OpCreate:
+		return "create"
+	case storage.OpDeactivate:
+		return "deactivate"
+	case storage.OpDelete:
+		return "delete"
+	case storage.OpRevokeRequest:
+		return "revoke request"
+	}
+	return fmt.Sprintf("op %d", t)
+}
+
+func opKind(op storage.TokenOp) storage.TokenKind {
+	if op.Type == storage.OpCreate {
+		return op.Record.Kind
+	}
+	return op.Kind
+}
+
+// GetToken returns the record, active or not, unless absent or expired.
+func (s *Store) GetToken(ctx context.Context, kind storage.TokenKind, signature string) (storage.TokenRecord, error) {
+	var (
+		r                storage.TokenRecord
+		k                string
+		active           int64
+		created, expires sql.NullInt64
+	)
+	err := s.rs[qGetToken].QueryRowContext(ctx, string(kind), signature).Scan(
+		&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &active, &r.Data, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && expired(expires, time.Now())) {
+		return storage.TokenRecord{}, fmt.Errorf("sqlite: %s: %w", kind, storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.TokenRecord{}, fmt.Errorf("sqlite: get %s: %w", kind, err)
+	}
+	r.Kind = storage.TokenKind(k)
+	r.Active = active != 0
+	r.CreatedAt = fromMS(created)
+	r.ExpiresAt = fromMS(expires)
+	return r, nil
+}
