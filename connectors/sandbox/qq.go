@@ -1,0 +1,656 @@
+package sandbox
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Paths the QQ simulator serves (graph.qq.com's real paths).
+const (
+	QQPathAuthorize = "/oauth2.0/authorize"
+	QQPathToken     = "/oauth2.0/token"
+	QQPathMe        = "/oauth2.0/me"
+	QQPathUserInfo  = "/user/get_user_info"
+)
+
+// Lifetimes from upstream-apis §6: codes live 10 minutes, access tokens
+// 7776000 s (90 days).
+const (
+	qqCodeTTL  = 10 * time.Minute
+	qqTokenTTL = 7776000 * time.Second
+)
+
+// QQApp is an app registered at the simulated QQ Connect.
+type QQApp struct {
+	ClientID string // the APP ID, digits like "101364207"
+	Secret   string // the APP Key
+	// RedirectURI is the registered callback: an authorize redirect_uri
+	// must have its scheme and host and lie under its path.
+	RedirectURI string
+	// UnionID: the app was granted the unionid permission; without it
+	// /oauth2.0/me?unionid=1 answers 100048.
+	UnionID bool
+}
+
+// QQOptions configure a QQ simulator.
+type QQOptions struct {
+	Apps    []QQApp
+	Persons []Person // nil: DefaultPersons()
+	Clock   Clock    // nil: real time
+	// OmitFigureQQ2 leaves figureurl_qq_2 out of get_user_info, as QQ
+	// sometimes does.
+	OmitFigureQQ2 bool
+}
+
+// QQ simulates graph.qq.com: the authorize page (a person picker), the
+// token, /oauth2.0/me and get_user_info calls, with QQ's quirks: every
+// answer is HTTP 200, the token comes form-encoded unless fmt=json, errors
+// and /me come as JSONP `callback( {...} );` unless fmt=json, openids are
+// per (app, person), and unionids go only to apps with the permission.
+type QQ struct {
+	opts QQOptions
+
+	mu      sync.Mutex
+	codes   map[string]*qqCode
+	tokens  map[string]*qqGrant // access tokens
+	refresh map[string]*qqGrant // refresh tokens
+	faults  map[string][]*qqFault
+	down    bool
+}
+
+type qqCode struct {
+	app         *QQApp
+	person      Person
+	redirectURI string
+	expires     time.Time
+	used        bool
+}
+
+type qqGrant struct {
+	app     *QQApp
+	person  Person
+	expires time.Time
+}
+
+// qqFault is one injected misbehaviour of an endpoint, for its next n calls.
+type qqFault struct {
+	n           int
+	code        int    // a QQ error code in the endpoint's own shape
+	busy        bool   // HTTP 503 from the gateway
+	stall       bool   // no answer until the client gives up
+	status      int    // a raw answer: status, content type, body
+	contentType string // (raw)
+	body        string // (raw)
+}
+
+// NewQQ returns a QQ simulator for opts.Apps and the persons.
+func NewQQ(opts QQOptions) *QQ {
+	if opts.Persons == nil {
+		opts.Persons = DefaultPersons()
+	}
+	return &QQ{
+		opts:    opts,
+		codes:   map[string]*qqCode{},
+		tokens:  map[string]*qqGrant{},
+		refresh: map[string]*qqGrant{},
+		faults:  map[string][]*qqFault{},
+	}
+}
+
+// OpenID is the person's openid in the app: 32 uppercase hex characters,
+// different in every app.
+func (q *QQ) OpenID(clientID, personID string) string {
+	return qqHash("openid", clientID, personID)
+}
+
+// UnionID is the person's unionid, the same in every app that has the
+// unionid permission (the simulator has one developer account).
+func (q *QQ) UnionID(personID string) string {
+	return "UID_" + qqHash("unionid", personID)
+}
+
+func qqHash(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return strings.ToUpper(hex.EncodeToString(sum[:16]))
+}
+
+// FailNext makes the next n calls of path answer QQ error code, in the
+// endpoint's own shape (JSONP/JSON error, ret/msg, or the error page).
+func (q *QQ) FailNext(path string, n, code int) { q.inject(path, &qqFault{n: n, code: code}) }
+
+// BusyNext makes the next n calls of path answer HTTP 503 from the gateway.
+func (q *QQ) BusyNext(path string, n int) { q.inject(path, &qqFault{n: n, busy: true}) }
+
+// StallNext makes the next n calls of path hang until the client gives up.
+func (q *QQ) StallNext(path string, n int) { q.inject(path, &qqFault{n: n, stall: true}) }
+
+// RawNext makes the next n calls of path answer exactly this.
+func (q *QQ) RawNext(path string, n, status int, contentType, body string) {
+	q.inject(path, &qqFault{n: n, status: status, contentType: contentType, body: body})
+}
+
+// SetDown drops every connection without an answer while down is true.
+func (q *QQ) SetDown(down bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.down = down
+}
+
+func (q *QQ) inject(path string, f *qqFault) {
+	if f.n <= 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.faults[path] = append(q.faults[path], f)
+}
+
+// fault takes one use of the first fault queued for path.
+func (q *QQ) fault(path string) (qqFault, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	queue := q.faults[path]
+	if len(queue) == 0 {
+		return qqFault{}, false
+	}
+	f := queue[0]
+	f.n--
+	if f.n == 0 {
+		q.faults[path] = queue[1:]
+	}
+	return *f, true
+}
+
+func (q *QQ) isDown() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.down
+}
+
+func (q *QQ) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if q.isDown() {
+		qqDrop(w)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		q.apiError(w, r, 100029, "bad http request")
+		return
+	}
+	if f, ok := q.fault(r.URL.Path); ok {
+		switch {
+		case f.stall:
+			<-r.Context().Done()
+			return
+		case f.busy:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("<html><body><h1>503 Service Unavailable</h1><hr>tws</body></html>\n"))
+			return
+		case f.status != 0:
+			w.Header().Set("Content-Type", f.contentType)
+			w.WriteHeader(f.status)
+			_, _ = w.Write([]byte(f.body))
+			return
+		}
+		if r.URL.Path == QQPathAuthorize {
+			q.errorPage(w, f.code, qqMessage(f.code))
+		} else {
+			q.apiError(w, r, f.code, qqMessage(f.code))
+		}
+		return
+	}
+	switch r.URL.Path {
+	case QQPathAuthorize:
+		q.authorize(w, r)
+	case QQPathToken:
+		q.token(w, r)
+	case QQPathMe:
+		q.me(w, r)
+	case QQPathUserInfo:
+		q.userInfo(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// qqDrop closes the connection without an answer, as a host that is down.
+func qqDrop(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// qqMessage is QQ's description of a code (public return codes, §6.6).
+func qqMessage(code int) string {
+	switch code {
+	case 100000:
+		return "response_type is empty or invalid"
+	case 100001:
+		return "client_id is empty"
+	case 100002:
+		return "client_secret is empty"
+	case 100004:
+		return "grant_type is empty or invalid"
+	case 100005:
+		return "code is empty"
+	case 100006:
+		return "refresh token is empty"
+	case 100007:
+		return "access token is empty"
+	case 100008:
+		return "client id is illegal"
+	case 100009:
+		return "client secret is illegal"
+	case 100010:
+		return "redirect uri is illegal"
+	case 100014:
+		return "access token expired"
+	case 100016:
+		return "access token check failed"
+	case 100019:
+		return "code to access token error"
+	case 100020:
+		return "code is reused error"
+	case 100029:
+		return "bad http request"
+	case 100030:
+		return "user has not authorized this api"
+	case 100048:
+		return "companyid not set"
+	}
+	return "system error"
+}
+
+// app finds a configured app.
+func (q *QQ) app(clientID string) (*QQApp, bool) {
+	for i := range q.opts.Apps {
+		if q.opts.Apps[i].ClientID == clientID {
+			return &q.opts.Apps[i], true
+		}
+	}
+	return nil, false
+}
+
+// qqRedirectAllowed: same scheme and host as the registered callback,
+// and a path at or under its path.
+func qqRedirectAllowed(registered, got string) bool {
+	reg, err1 := url.Parse(registered)
+	u, err2 := url.Parse(got)
+	if err1 != nil || err2 != nil || u.Scheme != reg.Scheme || u.Host != reg.Host || u.Fragment != "" {
+		return false
+	}
+	base := strings.TrimSuffix(reg.Path, "/")
+	return u.Path == reg.Path || u.Path == base || strings.HasPrefix(u.Path, base+"/")
+}
+
+// jsonBody encodes v as QQ does: no HTML escaping of & < >.
+func qqJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // only maps and strings of our own
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// writeObject writes a JSON object: JSONP `callback( {...} );` by
+// default, plain JSON with fmt=json. QQ sends text/html either way.
+func (q *QQ) writeObject(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Form.Get("fmt") != "json" {
+		body = append(append([]byte("callback( "), body...), " );\n"...)
+	}
+	_, _ = w.Write(body)
+}
+
+// apiError answers an API error with HTTP 200 in the endpoint's shape:
+// ret/msg JSON for get_user_info, else error/error_description, JSONP
+// unless fmt=json.
+func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if r.URL.Path == QQPathUserInfo {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write(qqJSON(map[string]any{"ret": code, "msg": msg}))
+		return
+	}
+	q.writeObject(w, r, []byte(`{"error":`+strconv.Itoa(code)+`,"error_description":`+string(qqJSON(msg))+`}`))
+}
+
+// errorPage is QQ's error page on the authorize path: no redirect.
+func (q *QQ) errorPage(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = qqPageTmpl.ExecuteTemplate(w, "error", map[string]any{"Code": code, "Message": msg})
+}
+
+var qqPageTmpl = template.Must(template.New("qq").Parse(`
+{{define "picker"}}<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ登录</title>
+{{if .Mobile}}<meta name="viewport" content="width=device-width, initial-scale=1">{{end}}</head>
+<body data-provider="qq" data-display="{{.Display}}">
+<h1>QQ帐号登录 · {{.AppID}}</h1>
+<p>选择要登录的QQ帐号 (sandbox):</p>
+<ul>
+{{range .Persons}}<li><a data-person="{{.ID}}" href="{{.Href}}"><img src="{{.Avatar}}" alt="" width="40" height="40"> {{.Name}}</a></li>
+{{end}}</ul>
+<p><a data-deny href="{{.DenyHref}}">取消</a></p>
+</body></html>
+{{end}}
+{{define "error"}}<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ互联</title></head>
+<body data-provider="qq"><h1>很抱歉，出错了</h1>
+<p data-error-code="{{.Code}}">错误码：{{.Code}}</p><p>描述：{{.Message}}</p></body></html>
+{{end}}
+{{define "closed"}}<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ登录</title></head>
+<body data-provider="qq" data-cancelled><p>登录已取消，窗口已关闭。</p></body></html>
+{{end}}`))
+
+// The picker's links come back to the authorize path with one of these.
+const (
+	qqPersonParam = "sandbox_person"
+	qqDenyParam   = "sandbox_deny"
+)
+
+// authorize checks the request as QQ does and shows the person picker;
+// a picked person is redirected with a code, a cancel gets nothing back
+// (QQ just closes the window).
+func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
+	f := r.Form
+	if f.Get("response_type") != "code" {
+		q.errorPage(w, 100000, qqMessage(100000))
+		return
+	}
+	clientID := f.Get("client_id")
+	if clientID == "" {
+		q.errorPage(w, 100001, qqMessage(100001))
+		return
+	}
+	app, ok := q.app(clientID)
+	if !ok {
+		q.errorPage(w, 100008, qqMessage(100008))
+		return
+	}
+	redirectURI := f.Get("redirect_uri")
+	if !qqRedirectAllowed(app.RedirectURI, redirectURI) {
+		q.errorPage(w, 100010, qqMessage(100010))
+		return
+	}
+	if f.Get("state") == "" {
+		q.errorPage(w, 100029, "state is empty")
+		return
+	}
+	if f.Get(qqDenyParam) != "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = qqPageTmpl.ExecuteTemplate(w, "closed", nil)
+		return
+	}
+	if id := f.Get(qqPersonParam); id != "" {
+		person, ok := findPerson(q.opts.Persons, id)
+		if !ok {
+			q.errorPage(w, 100029, "unknown sandbox person")
+			return
+		}
+		q.grant(w, r, app, person, redirectURI, f.Get("state"))
+		return
+	}
+	q.picker(w, r, app)
+}
+
+func (q *QQ) picker(w http.ResponseWriter, r *http.Request, app *QQApp) {
+	link := func(param, value string) string {
+		v := url.Values{}
+		for k, vs := range r.Form {
+			if k != qqPersonParam && k != qqDenyParam {
+				v[k] = vs
+			}
+		}
+		v.Set(param, value)
+		return QQPathAuthorize + "?" + v.Encode()
+	}
+	type entry struct{ ID, Name, Avatar, Href string }
+	var persons []entry
+	for _, p := range q.opts.Persons {
+		persons = append(persons, entry{p.ID, p.Name, qqHTTP(p.Avatar), link(qqPersonParam, p.ID)})
+	}
+	display := r.Form.Get("display")
+	if display == "" {
+		display = "pc"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = qqPageTmpl.ExecuteTemplate(w, "picker", map[string]any{
+		"AppID": app.ClientID, "Display": display, "Mobile": display == "mobile",
+		"Persons": persons, "DenyHref": link(qqDenyParam, "1"),
+	})
+}
+
+// grant issues a code and redirects to redirect_uri?code=..&state=..,
+// keeping any query redirect_uri already has.
+func (q *QQ) grant(w http.ResponseWriter, r *http.Request, app *QQApp, person Person, redirectURI, state string) {
+	now := q.opts.Clock.now()
+	code := strings.ToUpper(randomHex(16))
+	q.mu.Lock()
+	for k, c := range q.codes {
+		if now.After(c.expires) {
+			delete(q.codes, k)
+		}
+	}
+	q.codes[code] = &qqCode{app: app, person: person, redirectURI: redirectURI, expires: now.Add(qqCodeTTL)}
+	q.mu.Unlock()
+
+	u, _ := url.Parse(redirectURI) // checked by qqRedirectAllowed
+	v := u.Query()
+	v.Set("code", code)
+	v.Set("state", state)
+	u.RawQuery = v.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// token serves GET|POST /oauth2.0/token for authorization_code and
+// refresh_token grants.
+func (q *QQ) token(w http.ResponseWriter, r *http.Request) {
+	f := r.Form
+	grantType := f.Get("grant_type")
+	if grantType != "authorization_code" && grantType != "refresh_token" {
+		q.apiError(w, r, 100004, qqMessage(100004))
+		return
+	}
+	if f.Get("client_id") == "" {
+		q.apiError(w, r, 100001, qqMessage(100001))
+		return
+	}
+	app, ok := q.app(f.Get("client_id"))
+	if !ok {
+		q.apiError(w, r, 100008, qqMessage(100008))
+		return
+	}
+	if f.Get("client_secret") == "" {
+		q.apiError(w, r, 100002, qqMessage(100002))
+		return
+	}
+	if f.Get("client_secret") != app.Secret {
+		q.apiError(w, r, 100009, qqMessage(100009))
+		return
+	}
+	now := q.opts.Clock.now()
+	var person Person
+	q.mu.Lock()
+	if grantType == "authorization_code" {
+		code := f.Get("code")
+		c, found := q.codes[code]
+		switch {
+		case code == "":
+			q.mu.Unlock()
+			q.apiError(w, r, 100005, qqMessage(100005))
+			return
+		case !found || c.app != app || now.After(c.expires):
+			q.mu.Unlock()
+			q.apiError(w, r, 100019, qqMessage(100019))
+			return
+		case c.used:
+			q.mu.Unlock()
+			q.apiError(w, r, 100020, qqMessage(100020))
+			return
+		case f.Get("redirect_uri") != c.redirectURI:
+			q.mu.Unlock()
+			q.apiError(w, r, 100010, qqMessage(100010))
+			return
+		}
+		c.used = true
+		person = c.person
+	} else {
+		rt := f.Get("refresh_token")
+		g, found := q.refresh[rt]
+		switch {
+		case rt == "":
+			q.mu.Unlock()
+			q.apiError(w, r, 100006, qqMessage(100006))
+			return
+		case !found || g.app != app:
+			q.mu.Unlock()
+			q.apiError(w, r, 100019, qqMessage(100019))
+			return
+		}
+		delete(q.refresh, rt)
+		person = g.person
+	}
+	access, refresh := strings.ToUpper(randomHex(16)), strings.ToUpper(randomHex(16))
+	q.tokens[access] = &qqGrant{app: app, person: person, expires: now.Add(qqTokenTTL)}
+	q.refresh[refresh] = &qqGrant{app: app, person: person}
+	q.mu.Unlock()
+
+	expiresIn := strconv.Itoa(int(qqTokenTTL / time.Second))
+	openID := q.OpenID(app.ClientID, person.ID)
+	if f.Get("fmt") == "json" {
+		body := map[string]string{"access_token": access, "expires_in": expiresIn, "refresh_token": refresh}
+		if f.Get("need_openid") == "1" {
+			body["openid"] = openID
+		}
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write(qqJSON(body))
+		return
+	}
+	// The historical form-encoded text, in QQ's field order.
+	body := "access_token=" + access + "&expires_in=" + expiresIn + "&refresh_token=" + refresh
+	if f.Get("need_openid") == "1" {
+		body += "&openid=" + openID
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte(body))
+}
+
+// lookup finds a live access token.
+func (q *QQ) lookup(token string) (qqGrant, int) {
+	if token == "" {
+		return qqGrant{}, 100007
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	g, ok := q.tokens[token]
+	switch {
+	case !ok:
+		return qqGrant{}, 100016
+	case q.opts.Clock.now().After(g.expires):
+		return qqGrant{}, 100014
+	}
+	return *g, 0
+}
+
+// me serves /oauth2.0/me: JSONP by default, unionid on request for apps
+// that have the permission.
+func (q *QQ) me(w http.ResponseWriter, r *http.Request) {
+	g, code := q.lookup(r.Form.Get("access_token"))
+	if code != 0 {
+		q.apiError(w, r, code, qqMessage(code))
+		return
+	}
+	body := `{"client_id":` + string(qqJSON(g.app.ClientID)) + `,"openid":"` + q.OpenID(g.app.ClientID, g.person.ID) + `"`
+	if r.Form.Get("unionid") == "1" {
+		if !g.app.UnionID {
+			q.apiError(w, r, 100048, qqMessage(100048))
+			return
+		}
+		body += `,"unionid":"` + q.UnionID(g.person.ID) + `"`
+	}
+	q.writeObject(w, r, []byte(body+"}"))
+}
+
+// userInfo serves get_user_info: ret/msg JSON, "男" as the default
+// gender, string flags, http:// avatars (the Qzone ones with escaped
+// slashes, as QQ sends them).
+func (q *QQ) userInfo(w http.ResponseWriter, r *http.Request) {
+	f := r.Form
+	g, code := q.lookup(f.Get("access_token"))
+	if code != 0 {
+		q.apiError(w, r, code, qqMessage(code))
+		return
+	}
+	key := f.Get("oauth_consumer_key")
+	if key == "" {
+		key = f.Get("appid")
+	}
+	switch {
+	case key == "":
+		q.apiError(w, r, 100001, qqMessage(100001))
+		return
+	case key != g.app.ClientID || f.Get("openid") != q.OpenID(g.app.ClientID, g.person.ID):
+		q.apiError(w, r, 100016, qqMessage(100016))
+		return
+	}
+	openID := q.OpenID(g.app.ClientID, g.person.ID)
+	qzone := "http://qzapp.qlogo.cn/qzapp/" + g.app.ClientID + "/" + openID + "/"
+	avatar := qqHTTP(g.person.Avatar)
+	sep := "?"
+	if strings.Contains(avatar, "?") {
+		sep = "&"
+	}
+	fields := []struct {
+		k string
+		v any
+	}{
+		{"ret", 0}, {"msg", ""}, {"is_lost", 0}, {"nickname", g.person.Name},
+		{"gender", "男"}, {"gender_type", 2}, {"province", ""}, {"city", ""}, {"year", "0"}, {"constellation", ""},
+		{"figureurl", qzone + "30"}, {"figureurl_1", qzone + "50"}, {"figureurl_2", qzone + "100"},
+		{"figureurl_qq_1", avatar + sep + "s=40"}, {"figureurl_qq_2", avatar + sep + "s=100"},
+		{"figureurl_qq", avatar + sep + "s=640"}, {"figureurl_type", "1"},
+		{"is_yellow_vip", "0"}, {"vip", "0"}, {"yellow_vip_level", "0"}, {"level", "0"}, {"is_yellow_year_vip", "0"},
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, kv := range fields {
+		if kv.k == "figureurl_qq_2" && q.opts.OmitFigureQQ2 {
+			continue
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		v := qqJSON(kv.v)
+		if strings.HasPrefix(kv.k, "figureurl") && !strings.HasPrefix(kv.k, "figureurl_qq") && kv.k != "figureurl_type" {
+			v = bytes.ReplaceAll(v, []byte("/"), []byte(`\/`))
+		}
+		b.WriteString(`"` + kv.k + `":`)
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write(b.Bytes())
+}
+
+// qqHTTP gives an avatar URL QQ's way: http://, not https.
+func qqHTTP(avatar string) string {
+	if rest, ok := strings.CutPrefix(avatar, "https://"); ok {
+		return "http://" + rest
+	}
+	return avatar
+}
