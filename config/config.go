@@ -54,7 +54,7 @@ const (
 	TypeWeibo             = "weibo"              // Sina Weibo
 )
 
-// ConnectorTypes lists the connector types, in the order of the spec.
+// connectorTypes lists the connector types, in the order of the spec.
 var connectorTypes = []string{TypeWeChat, TypeWeChatMP, TypeWeChatMiniProgram, TypeQQ, TypeWeibo}
 
 // WeChat Official Account scopes (connector type wechat_mp).

@@ -1,0 +1,578 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testSecret = "0123456789abcdef0123456789abcdef" // 32 bytes
+
+// envOf returns a lookup over the given name/value pairs.
+func envOf(pairs ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i]] = pairs[i+1]
+	}
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+// head is a minimal valid configuration of 6 lines; cases append to it,
+// so line numbers below start at 7 (and connectors appended continue the
+// connectors list).
+const head = `issuer: https://id.example.com
+secret: ${QIAO_SECRET}
+connectors:
+  - id: wechat
+    type: wechat
+    config: {client_id: wx1, client_secret: s1}
+`
+
+// errorLines parses src and returns its error lines (nil when valid).
+func errorLines(t *testing.T, src string, env func(string) (string, bool)) []string {
+	t.Helper()
+	cfg, err := Parse([]byte(src), "t.yaml", env)
+	if err == nil {
+		if cfg == nil {
+			t.Fatal("Parse returned neither a config nor an error")
+		}
+		return nil
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error is %T, want Errors: %v", err, err)
+	}
+	if cfg != nil {
+		t.Errorf("Parse returned a config along with errors")
+	}
+	return strings.Split(errs.Error(), "\n")
+}
+
+func TestParseMinimalAppliesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(head), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Config{
+		Issuer:     "https://id.example.com",
+		HTTP:       HTTP{Listen: "127.0.0.1:5556"},
+		Storage:    Storage{Type: "sqlite", SQLite: SQLite{Path: "data/qiao.db"}},
+		Secret:     testSecret,
+		Keys:       Keys{Algorithm: "RS256", RotateEvery: 720 * time.Hour},
+		Tokens:     Tokens{IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
+		SessionTTL: 24 * time.Hour,
+		Log:        Log{Level: "info", Format: "json"},
+		Linking:    Linking{WeChatUnionID: true, QQUnionID: false},
+		Connectors: []Connector{{ID: "wechat", Type: "wechat", Name: "wechat",
+			Config: ConnectorConfig{ClientID: "wx1", ClientSecret: "s1"}}},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Parse(minimal) =\n%+v\nwant\n%+v", cfg, want)
+	}
+}
+
+func TestParseFullConfigReadsEveryField(t *testing.T) {
+	src := `issuer: https://example.com/sso/
+http:
+  listen: 0.0.0.0:8443
+  tls_cert: /etc/qiao/tls.crt
+  tls_key: /etc/qiao/tls.key
+storage:
+  type: postgres
+  sqlite: {path: unused.db}
+  postgres: {dsn: "${DB}"}
+secret: ${QIAO_SECRET}
+keys: {algorithm: EdDSA, rotate_every: 1h30m}
+tokens: {id_token_ttl: 5m, access_token_ttl: 10m, refresh_token_ttl: 48h}
+session_ttl: 12h
+log: {level: debug, format: text}
+linking: {wechat_unionid: false, qq_unionid: true}
+connectors:
+  - id: mp
+    type: wechat_mp
+    name: 公众号
+    config:
+      client_id: wxmp
+      client_secret: mpsecret
+      auth_base_url: http://127.0.0.1:9000/
+      api_base_url: https://proxy.example.com/wechat
+  - id: mini
+    type: wechat_miniprogram
+    config: {client_id: wxmini, client_secret: minisecret}
+  - id: qq
+    type: qq
+    config: {client_id: "101", client_secret: qqsecret, unionid: true}
+clients:
+  - id: web
+    secret: websecret
+    name: Web
+    redirect_uris: [https://app.example.com/cb, com.example.app:/oauth]
+    post_logout_redirect_uris: [https://app.example.com/]
+    connectors: [qq, mp]
+    require_consent: true
+  - id: spa
+    redirect_uris: [http://127.0.0.1/cb]
+`
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "DB", "postgres://u:p@db/qiao"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Config{
+		Issuer:     "https://example.com/sso",
+		HTTP:       HTTP{Listen: "0.0.0.0:8443", TLSCert: "/etc/qiao/tls.crt", TLSKey: "/etc/qiao/tls.key"},
+		Storage:    Storage{Type: "postgres", Postgres: Postgres{DSN: "postgres://u:p@db/qiao"}},
+		Secret:     testSecret,
+		Keys:       Keys{Algorithm: "EdDSA", RotateEvery: 90 * time.Minute},
+		Tokens:     Tokens{IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: 48 * time.Hour},
+		SessionTTL: 12 * time.Hour,
+		Log:        Log{Level: "debug", Format: "text"},
+		Linking:    Linking{WeChatUnionID: false, QQUnionID: true},
+		Connectors: []Connector{
+			{ID: "mp", Type: TypeWeChatMP, Name: "公众号", Config: ConnectorConfig{ClientID: "wxmp", ClientSecret: "mpsecret",
+				AuthBaseURL: "http://127.0.0.1:9000", APIBaseURL: "https://proxy.example.com/wechat", Scope: ScopeUserInfo}},
+			{ID: "mini", Type: TypeWeChatMiniProgram, Name: "mini", Config: ConnectorConfig{ClientID: "wxmini", ClientSecret: "minisecret"}},
+			{ID: "qq", Type: TypeQQ, Name: "qq", Config: ConnectorConfig{ClientID: "101", ClientSecret: "qqsecret", UnionID: true}},
+		},
+		Clients: []Client{
+			{ID: "web", Secret: "websecret", Name: "Web",
+				RedirectURIs:           []string{"https://app.example.com/cb", "com.example.app:/oauth"},
+				PostLogoutRedirectURIs: []string{"https://app.example.com/"},
+				Connectors:             []string{"qq", "mp"}, RequireConsent: true},
+			{ID: "spa", Name: "spa", RedirectURIs: []string{"http://127.0.0.1/cb"}, Connectors: []string{"mp", "mini", "qq"}},
+		},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Parse =\n%+v\nwant\n%+v", cfg, want)
+	}
+	if !cfg.Clients[1].Public() || cfg.Clients[0].Public() {
+		t.Errorf("Public(): web=%v spa=%v, want false, true", cfg.Clients[0].Public(), cfg.Clients[1].Public())
+	}
+}
+
+func TestParseExampleFileIsValid(t *testing.T) {
+	data, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := envOf("QIAO_SECRET", testSecret, "WECHAT_SECRET", "a", "WECHAT_MP_SECRET", "b",
+		"WECHAT_MINIPROGRAM_SECRET", "c", "QQ_APPKEY", "d", "WEIBO_APPSECRET", "e", "EXAMPLE_APP_SECRET", "f")
+	cfg, err := Parse(data, "config.example.yaml", env)
+	if err != nil {
+		t.Fatalf("example does not parse:\n%v", err)
+	}
+	types := map[string]string{}
+	for _, c := range cfg.Connectors {
+		types[c.ID] = c.Type
+	}
+	wantTypes := map[string]string{"wechat": TypeWeChat, "wechat-mp": TypeWeChatMP, "miniprogram": TypeWeChatMiniProgram, "qq": TypeQQ, "weibo": TypeWeibo}
+	if !reflect.DeepEqual(types, wantTypes) {
+		t.Errorf("connector types = %v, want %v", types, wantTypes)
+	}
+	if got := cfg.Connectors[1].Config.Scope; got != ScopeUserInfo {
+		t.Errorf("wechat_mp scope = %q, want %q", got, ScopeUserInfo)
+	}
+	if !cfg.Connectors[3].Config.UnionID {
+		t.Errorf("qq unionid = false, want true")
+	}
+	if len(cfg.Clients) != 2 || cfg.Clients[0].Public() || !cfg.Clients[1].Public() {
+		t.Errorf("clients = %+v, want one confidential and one public", cfg.Clients)
+	}
+	if cfg.Storage.Type != "sqlite" || cfg.Storage.Postgres.DSN != "" {
+		t.Errorf("storage = %+v, want sqlite with the unused postgres section left alone", cfg.Storage)
+	}
+
+	// Every secret in the example comes from the environment.
+	_, err = Parse(data, "config.example.yaml", envOf())
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 7 {
+		t.Errorf("example without environment: got %v, want 7 unset-variable errors", err)
+	}
+	for _, e := range errs {
+		if !strings.HasPrefix(e.Msg, "environment variable ") {
+			t.Errorf("unexpected error %v", e)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	env := envOf("QIAO_SECRET", testSecret, "SHORT", "only-31-bytes-long-0123456789ab")
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"unknown top-level key", head + "colour: blue\n",
+			[]string{"t.yaml:7: colour: unknown key"}},
+		{"repeated key", head + "issuer: https://other.example.com\n",
+			[]string{"t.yaml:7: issuer: duplicate key (first at line 1)"}},
+		{"unknown nested key", head + "http:\n  port: 80\n",
+			[]string{"t.yaml:8: http.port: unknown key"}},
+		{"mapping expected", head + "http: 8080\n",
+			[]string{"t.yaml:7: http: must be a mapping"}},
+		{"single value expected", "issuer: [https://a.example]\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must be a single value, not a list"}},
+		{"merge keys refused", head + "log:\n  <<: {level: info}\n",
+			[]string{"t.yaml:8: log.<<: merge keys (<<) are not supported"}},
+		{"empty file", "",
+			[]string{
+				"t.yaml:1: issuer: required field is missing",
+				"t.yaml:1: secret: required field is missing",
+				"t.yaml:1: connectors: at least one connector is required",
+			}},
+		{"invalid YAML", head + "http:\n  listen: a\n    tls_cert: b\n",
+			[]string{"t.yaml:9: invalid YAML: mapping values are not allowed in this context"}},
+		{"two documents", head + "---\nissuer: x\n",
+			[]string{"t.yaml:7: the file holds more than one YAML document"}},
+
+		// issuer
+		{"issuer missing", "# comment\nsecret: ${QIAO_SECRET}\n" + head[strings.Index(head, "connectors"):],
+			[]string{"t.yaml:2: issuer: required field is missing"}},
+		{"issuer relative", "issuer: id.example.com\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must be an absolute http or https URL"}},
+		{"issuer not http", "issuer: ftp://id.example.com\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must be an absolute http or https URL"}},
+		{"issuer with query", "issuer: https://id.example.com/?x=1\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must not have a query or fragment"}},
+		{"issuer with fragment", "issuer: 'https://id.example.com/#top'\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must not have a query or fragment"}},
+		{"issuer empty", "issuer: ''\n" + head[strings.Index(head, "\n")+1:],
+			[]string{"t.yaml:1: issuer: must not be empty"}},
+
+		// secret
+		{"secret variable unset", strings.Replace(head, "${QIAO_SECRET}", "${NOT_SET}", 1),
+			[]string{"t.yaml:2: secret: environment variable NOT_SET is not set"}},
+		{"secret short after expansion", strings.Replace(head, "${QIAO_SECRET}", "${SHORT}", 1),
+			[]string{"t.yaml:2: secret: must be at least 32 bytes after ${VAR} expansion, got 31"}},
+		{"secret literal looks long but expands short", strings.Replace(head, "${QIAO_SECRET}", "${EMPTY_SECRET:-x}", 1),
+			[]string{"t.yaml:2: secret: must be at least 32 bytes after ${VAR} expansion, got 1"}},
+		{"secret missing", strings.Replace(head, "secret: ${QIAO_SECRET}\n", "", 1),
+			[]string{"t.yaml:1: secret: required field is missing"}},
+
+		// durations
+		{"duration without unit", head + "tokens:\n  id_token_ttl: 3600\n",
+			[]string{`t.yaml:8: tokens.id_token_ttl: invalid duration "3600": use Go syntax like 720h or 1h30m`}},
+		{"duration in days", head + "keys: {rotate_every: 30d}\n",
+			[]string{`t.yaml:7: keys.rotate_every: invalid duration "30d": use Go syntax like 720h or 1h30m`}},
+		{"zero duration", head + "session_ttl: 0s\n",
+			[]string{`t.yaml:7: session_ttl: duration must be positive, got "0s"`}},
+		{"negative duration", head + "tokens: {refresh_token_ttl: -1h}\n",
+			[]string{`t.yaml:7: tokens.refresh_token_ttl: duration must be positive, got "-1h"`}},
+
+		// enumerations and booleans
+		{"bad key algorithm", head + "keys: {algorithm: HS256}\n",
+			[]string{`t.yaml:7: keys.algorithm: "HS256" is not one of RS256, ES256, EdDSA`}},
+		{"bad log level and format", head + "log:\n  level: verbose\n  format: xml\n",
+			[]string{
+				`t.yaml:8: log.level: "verbose" is not one of debug, info, warn, error`,
+				`t.yaml:9: log.format: "xml" is not one of json, text`,
+			}},
+		{"bad boolean", head + "linking: {wechat_unionid: maybe}\n",
+			[]string{"t.yaml:7: linking.wechat_unionid: must be true or false"}},
+
+		// http and storage
+		{"listen without port", head + "http: {listen: localhost}\n",
+			[]string{"t.yaml:7: http.listen: must be host:port, like 127.0.0.1:5556 or :5556"}},
+		{"tls cert without key", head + "http:\n  tls_cert: /c.pem\n",
+			[]string{"t.yaml:8: http.tls_key: required when tls_cert is set"}},
+		{"tls key without cert", head + "http:\n  tls_cert: ''\n  tls_key: /k.pem\n",
+			[]string{"t.yaml:8: http.tls_cert: required when tls_key is set"}},
+		{"unknown store", head + "storage: {type: mysql}\n",
+			[]string{`t.yaml:7: storage.type: "mysql" is not one of sqlite, postgres`}},
+		{"postgres without dsn", head + "storage:\n  type: postgres\n",
+			[]string{"t.yaml:8: storage.postgres.dsn: required when storage.type is postgres"}},
+		{"postgres with empty dsn", head + "storage:\n  type: postgres\n  postgres:\n    dsn: ${DSN:-}\n",
+			[]string{"t.yaml:10: storage.postgres.dsn: must not be empty"}},
+		{"postgres dsn variable unset", head + "storage:\n  type: postgres\n  postgres: {dsn: \"${QIAO_DATABASE_URL}\"}\n",
+			[]string{"t.yaml:9: storage.postgres.dsn: environment variable QIAO_DATABASE_URL is not set"}},
+		{"sqlite with empty path", head + "storage:\n  sqlite:\n    path: ''\n",
+			[]string{"t.yaml:9: storage.sqlite.path: must not be empty"}},
+		{"unknown key in unused store section", head + "storage:\n  postgres: {url: x}\n",
+			[]string{"t.yaml:8: storage.postgres.url: unknown key"}},
+
+		// connectors
+		{"no connectors", "issuer: https://id.example.com\nsecret: ${QIAO_SECRET}\n",
+			[]string{"t.yaml:1: connectors: at least one connector is required"}},
+		{"empty connector list", "issuer: https://id.example.com\nsecret: ${QIAO_SECRET}\nconnectors: []\n",
+			[]string{"t.yaml:3: connectors: at least one connector is required"}},
+		{"connectors not a list", "issuer: https://id.example.com\nsecret: ${QIAO_SECRET}\nconnectors: {id: wechat}\n",
+			[]string{"t.yaml:3: connectors: must be a list"}},
+		{"connector not a mapping", head + "  - wechat\n",
+			[]string{"t.yaml:7: connectors[1]: must be a mapping"}},
+		{"unknown key in connector config", head +
+			"  - id: qq\n    type: qq\n    config: {client_id: q, client_secret: s}\n" +
+			"  - id: mp\n    type: wechat_mp\n    config:\n      client_id: wx2\n      client_secret: s2\n      scopes: snsapi_base\n",
+			[]string{"t.yaml:15: connectors[2].config.scopes: unknown key"}},
+		{"duplicate connector id names the second", head + "  - id: wechat\n    type: weibo\n    config: {client_id: w, client_secret: s}\n",
+			[]string{`t.yaml:7: connectors[1].id: duplicate connector id "wechat" (first at line 4)`}},
+		{"connector id with capitals", head + "  - id: WeChat2\n    type: weibo\n    config: {client_id: w, client_secret: s}\n",
+			[]string{`t.yaml:7: connectors[1].id: "WeChat2" must match [a-z0-9_-]+`}},
+		{"unknown connector type", head + "  - id: gh\n    type: github\n    config: {client_id: w, client_secret: s}\n",
+			[]string{`t.yaml:8: connectors[1].type: "github" is not one of wechat, wechat_mp, wechat_miniprogram, qq, weibo`}},
+		{"connector id and type missing", head + "  - name: X\n    config: {client_id: w, client_secret: s}\n",
+			[]string{
+				"t.yaml:7: connectors[1].id: required field is missing",
+				"t.yaml:7: connectors[1].type: required field is missing",
+			}},
+		{"connector config missing", head + "  - id: qq\n    type: qq\n",
+			[]string{"t.yaml:7: connectors[1].config: required field is missing"}},
+		{"connector client_secret missing", head + "  - id: qq\n    type: qq\n    config:\n      client_id: q\n",
+			[]string{"t.yaml:10: connectors[1].config.client_secret: required field is missing"}},
+		{"connector client_id empty", head + "  - id: qq\n    type: qq\n    config:\n      client_id: ''\n      client_secret: s\n",
+			[]string{"t.yaml:10: connectors[1].config.client_id: must not be empty"}},
+		{"scope on a non-mp connector", head + "  - id: w2\n    type: wechat\n    config: {client_id: a, client_secret: b, scope: snsapi_base}\n",
+			[]string{"t.yaml:9: connectors[1].config.scope: only allowed for type wechat_mp"}},
+		{"unknown mp scope", head + "  - id: mp\n    type: wechat_mp\n    config: {client_id: a, client_secret: b, scope: snsapi_login}\n",
+			[]string{`t.yaml:9: connectors[1].config.scope: "snsapi_login" is not one of snsapi_userinfo, snsapi_base`}},
+		{"unionid on a non-qq connector", head + "  - id: wb\n    type: weibo\n    config:\n      client_id: a\n      client_secret: b\n      unionid: true\n",
+			[]string{"t.yaml:12: connectors[1].config.unionid: only allowed for type qq"}},
+		{"unionid not a boolean", head + "  - id: qq\n    type: qq\n    config: {client_id: a, client_secret: b, unionid: 'yes please'}\n",
+			[]string{"t.yaml:9: connectors[1].config.unionid: must be true or false"}},
+		{"base URLs not absolute http", head + "  - id: wb\n    type: weibo\n    config:\n      client_id: a\n      client_secret: b\n      auth_base_url: api.weibo.com\n      api_base_url: ftp://api.weibo.com\n",
+			[]string{
+				"t.yaml:12: connectors[1].config.auth_base_url: must be an absolute http or https URL without query or fragment",
+				"t.yaml:13: connectors[1].config.api_base_url: must be an absolute http or https URL without query or fragment",
+			}},
+
+		// clients
+		{"client id missing", head + "clients:\n  - redirect_uris: [https://a.example/cb]\n",
+			[]string{"t.yaml:8: clients[0].id: required field is missing"}},
+		{"duplicate client id names the second", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n  - id: app\n    redirect_uris: [https://b.example/cb]\n",
+			[]string{`t.yaml:10: clients[1].id: duplicate client id "app" (first at line 8)`}},
+		{"client without redirect URIs", head + "clients:\n  - id: app\n",
+			[]string{"t.yaml:8: clients[0].redirect_uris: at least one redirect URI is required"}},
+		{"client with empty redirect URIs", head + "clients:\n  - id: app\n    redirect_uris: []\n",
+			[]string{"t.yaml:9: clients[0].redirect_uris: at least one redirect URI is required"}},
+		{"bad redirect URIs", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      - /callback\n      - https://a.example/cb#frag\n      - https:///cb\n      - https://a.example/cb\n",
+			[]string{
+				"t.yaml:11: clients[0].redirect_uris[1]: must be an absolute URL",
+				"t.yaml:12: clients[0].redirect_uris[2]: must not have a fragment",
+				"t.yaml:13: clients[0].redirect_uris[3]: must be an absolute URL",
+				"t.yaml:14: clients[0].redirect_uris[4]: listed twice",
+			}},
+		{"relative post-logout URI", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    post_logout_redirect_uris: [https://a.example/, /bye]\n",
+			[]string{"t.yaml:10: clients[0].post_logout_redirect_uris[1]: must be an absolute URL"}},
+		{"client names an unknown connector", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors:\n      - wechat\n      - github\n      - wechat\n",
+			[]string{
+				`t.yaml:12: clients[0].connectors[1]: unknown connector "github"`,
+				`t.yaml:13: clients[0].connectors[2]: connector "wechat" is listed twice`,
+			}},
+		{"client with empty connector list", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors: []\n",
+			[]string{"t.yaml:10: clients[0].connectors: must not be empty; omit it to allow every connector"}},
+		{"client secret variable unset", head + "clients:\n  - id: app\n    secret: ${APP_SECRET}\n    redirect_uris: [https://a.example/cb]\n",
+			[]string{"t.yaml:9: clients[0].secret: environment variable APP_SECRET is not set"}},
+		{"require_consent not a boolean", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    require_consent: sometimes\n",
+			[]string{"t.yaml:10: clients[0].require_consent: must be true or false"}},
+
+		// all at once, sorted by line
+		{"every error at once sorted by line", `log: {level: loud}
+connectors:
+  - id: Bad
+    type: wechat
+    config: {client_id: a, client_secret: b}
+secret: short
+issuer: ftp://id.example.com
+`, []string{
+			`t.yaml:1: log.level: "loud" is not one of debug, info, warn, error`,
+			`t.yaml:3: connectors[0].id: "Bad" must match [a-z0-9_-]+`,
+			`t.yaml:6: secret: must be at least 32 bytes after ${VAR} expansion, got 5`,
+			`t.yaml:7: issuer: must be an absolute http or https URL`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := errorLines(t, tt.src, env)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestExpand(t *testing.T) {
+	env := envOf("A", "alpha", "B", "beta", "EMPTY", "")
+	tests := []struct {
+		in, want string
+		err      error
+	}{
+		{in: "plain", want: "plain"},
+		{in: "${A}", want: "alpha"},
+		{in: "x${A}y${B}z", want: "xalphaybetaz"},
+		{in: "${A:-default}", want: "alpha"},
+		{in: "${UNSET:-default}", want: "default"},
+		{in: "${EMPTY:-default}", want: "default"},
+		{in: "${UNSET:-}", want: ""},
+		{in: "${EMPTY}", want: ""},
+		{in: "${UNSET:-a:b}c", want: "a:bc"},
+		{in: "$${A}", want: "${A}"},
+		{in: "pa$$word", want: "pa$$word"},
+		{in: "pa$$word${A}", want: "pa$$wordalpha"},
+		{in: "$$${A}$", want: "$${A}$"},
+		{in: "costs $5 or $A", want: "costs $5 or $A"},
+		{in: "${UNSET}", err: unsetError{"UNSET"}},
+		{in: "abc${A", err: errUnterminated},
+		{in: "${1A}", err: errBadReference},
+		{in: "${}", err: errBadReference},
+		{in: "${A-x}", err: errBadReference},
+		{in: "${A:-${B}}", err: errNested},
+	}
+	for _, tt := range tests {
+		got, err := expand(tt.in, env)
+		if err != tt.err || got != tt.want {
+			t.Errorf("expand(%q) = %q, %v; want %q, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestParseExpandsAfterYAMLParsing(t *testing.T) {
+	// Values from the environment may hold YAML syntax; they stay data.
+	special := `a: "b" # c {d} [e] 'f' ${NOT_EXPANDED_TWICE}`
+	src := head + `  - id: qq
+    type: qq
+    config:
+      client_id: ${QQ_ID:-101}
+      client_secret: ${QQ_SECRET}
+      unionid: ${QQ_UNIONID:-true}
+session_ttl: ${SESSION_TTL:-2h}
+`
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "QQ_SECRET", special))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	qq := cfg.Connectors[1].Config
+	if qq.ClientSecret != special || qq.ClientID != "101" || !qq.UnionID {
+		t.Errorf("qq config = %+v, want secret %q, client id 101, unionid true", qq, special)
+	}
+	if cfg.SessionTTL != 2*time.Hour {
+		t.Errorf("session_ttl = %v, want 2h from the default", cfg.SessionTTL)
+	}
+
+	// Keys are never expanded: ${X} as a key is just an unknown key.
+	got := errorLines(t, head+"${X}: 1\n", envOf("QIAO_SECRET", testSecret, "X", "issuer"))
+	want := []string{"t.yaml:7: ${X}: unknown key"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors = %q, want %q", got, want)
+	}
+}
+
+func TestParseSecretLengthCountsExpandedBytes(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		env   func(string) (string, bool)
+		valid bool
+	}{
+		{"two halves make 32", "${HALF}${HALF}", envOf("HALF", "0123456789abcdef"), true},
+		{"one half is 16", "${HALF}", envOf("HALF", "0123456789abcdef"), false},
+		{"32-byte reference to a short value", "${SHORT_VALUE_FROM_ENVIRONMENT_}", envOf("SHORT_VALUE_FROM_ENVIRONMENT_", "x"), false},
+		{"multi-byte characters count as bytes", "${CJK}", envOf("CJK", strings.Repeat("桥", 11)), true}, // 33 bytes
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := strings.Replace(head, "${QIAO_SECRET}", tt.value, 1)
+			_, err := Parse([]byte(src), "t.yaml", tt.env)
+			if (err == nil) != tt.valid {
+				t.Errorf("valid = %v (err %v), want %v", err == nil, err, tt.valid)
+			}
+		})
+	}
+}
+
+func TestParseUnusedStoreIsNotExpanded(t *testing.T) {
+	src := head + "storage:\n  type: sqlite\n  postgres: {dsn: \"${QIAO_DATABASE_URL}\"}\n"
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.Storage.Postgres.DSN != "" || cfg.Storage.SQLite.Path != DefaultSQLitePath {
+		t.Errorf("storage = %+v", cfg.Storage)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const sentinel = "hunter2"
+	src := `issuer: https://id.example.com
+secret: "hunter2"
+storage:
+  type: postgres
+  postgres: {dsn: "postgres://qiao:hunter2@db/qiao ${1hunter2}"}
+connectors:
+  - id: wechat
+    type: wechat
+    config: {client_id: wx1, client_secret: "hunter2${"}
+  - id: qq
+    type: qq
+    config: {client_id: "1", client_secret: "${hunter2-x}", unionid: hunter2}
+clients:
+  - id: app
+    secret: "hunter2 ${hunter2:-${x}}"
+    redirect_uris: [https://a.example/cb]
+`
+	_, err := Parse([]byte(src), "t.yaml", envOf("hunter2", "hunter2"))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 6 {
+		t.Fatalf("got %v, want 6 errors", err)
+	}
+	if strings.Contains(err.Error(), sentinel) {
+		t.Errorf("a secret leaked into the errors:\n%v", err)
+	}
+}
+
+func TestCallbackURL(t *testing.T) {
+	tests := []struct{ issuer, id, want string }{
+		{"https://id.example.com", "wechat", "https://id.example.com/callback/wechat"},
+		{"https://example.com/sso", "qq", "https://example.com/sso/callback/qq"},
+		{"https://example.com/sso/", "weibo", "https://example.com/sso/callback/weibo"},
+	}
+	for _, tt := range tests {
+		c := &Config{Issuer: tt.issuer}
+		if got := c.CallbackURL(tt.id); got != tt.want {
+			t.Errorf("CallbackURL(%q) with issuer %q = %q, want %q", tt.id, tt.issuer, got, tt.want)
+		}
+	}
+	// Parsing trims the issuer, so the path prefix is kept once.
+	src := strings.Replace(head, "https://id.example.com", "https://example.com/sso/", 1)
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.CallbackURL("wechat"), "https://example.com/sso/callback/wechat"; got != want {
+		t.Errorf("CallbackURL = %q, want %q", got, want)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{File: "q.yaml", Line: 3, Path: "connectors[2].config.client_secret", Msg: "required field is missing"},
+			"q.yaml:3: connectors[2].config.client_secret: required field is missing"},
+		{Error{File: "q.yaml", Line: 9, Msg: "invalid YAML: x"}, "q.yaml:9: invalid YAML: x"},
+		{Error{File: "q.yaml", Msg: "invalid YAML: y"}, "q.yaml: invalid YAML: y"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+	var e Error
+	if err := error(Errors{tests[0].err}); !errors.As(err, &e) || e.Line != 3 {
+		t.Errorf("errors.As(Errors, *Error) did not find the element")
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
