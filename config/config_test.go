@@ -363,6 +363,17 @@ func TestParseErrors(t *testing.T) {
 				`t.yaml:12: clients[0].connectors[1]: unknown connector "github"`,
 				`t.yaml:13: clients[0].connectors[2]: connector "wechat" is listed twice`,
 			}},
+		{"empty list elements", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      -\n      - ''\n      - {url: x}\n",
+			[]string{
+				"t.yaml:11: clients[0].redirect_uris[1]: must not be empty",
+				"t.yaml:12: clients[0].redirect_uris[2]: must not be empty",
+				"t.yaml:13: clients[0].redirect_uris[3]: must be a single value, not a mapping",
+			}},
+		{"value through an alias reported where it is written", head + "x-uris: &bad [/cb]\nclients:\n  - id: app\n    redirect_uris: *bad\n",
+			[]string{
+				"t.yaml:7: x-uris: unknown key",
+				"t.yaml:7: clients[0].redirect_uris[0]: must be an absolute URL",
+			}},
 		{"client with empty connector list", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors: []\n",
 			[]string{"t.yaml:10: clients[0].connectors: must not be empty; omit it to allow every connector"}},
 		{"client secret variable unset", head + "clients:\n  - id: app\n    secret: ${APP_SECRET}\n    redirect_uris: [https://a.example/cb]\n",
@@ -481,6 +492,46 @@ func TestParseSecretLengthCountsExpandedBytes(t *testing.T) {
 				t.Errorf("valid = %v (err %v), want %v", err == nil, err, tt.valid)
 			}
 		})
+	}
+}
+
+func TestParseFollowsAliases(t *testing.T) {
+	src := head + `  - id: qq
+    type: qq
+    config: &creds {client_id: "1", client_secret: shared}
+  - id: weibo
+    type: weibo
+    config: *creds
+clients:
+  - id: a
+    redirect_uris: &uris [https://a.example/cb]
+  - id: b
+    redirect_uris: *uris
+`
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := cfg.Connectors[2].Config; got.ClientID != "1" || got.ClientSecret != "shared" {
+		t.Errorf("weibo config through alias = %+v", got)
+	}
+	if got := cfg.Clients[1].RedirectURIs; !reflect.DeepEqual(got, []string{"https://a.example/cb"}) {
+		t.Errorf("client b redirect URIs through alias = %v", got)
+	}
+}
+
+func TestParseWithoutEnvironment(t *testing.T) {
+	src := strings.Replace(head, "${QIAO_SECRET}", "${QIAO_SECRET:-"+testSecret+"}", 1)
+	cfg, err := Parse([]byte(src), "t.yaml", nil)
+	if err != nil {
+		t.Fatalf("Parse with nil env: %v", err)
+	}
+	if cfg.Secret != testSecret {
+		t.Errorf("secret = %q, want the default", cfg.Secret)
+	}
+	got := errorLines(t, head, nil)
+	if want := []string{"t.yaml:2: secret: environment variable QIAO_SECRET is not set"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("errors = %q, want %q", got, want)
 	}
 }
 
