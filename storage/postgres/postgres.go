@@ -1,0 +1,245 @@
+// Package postgres is the production store: storage.Storage on
+// PostgreSQL, through github.com/jackc/pgx/v5 and its connection pool.
+//
+// Several replicas may share one database. Open applies the embedded
+// schema migrations under an advisory lock, so replicas starting together
+// migrate once. Compare-and-swap operations are single conditional
+// statements (UPDATE ... WHERE, DELETE ... RETURNING, INSERT ... ON
+// CONFLICT) or take a row lock before they read what they will change;
+// serialization failures and deadlocks are retried. Multi-statement
+// operations are sent as one pipelined batch, which PostgreSQL runs as one
+// implicit transaction: one round trip, all or nothing.
+//
+// Times are stored as timestamptz (microsecond precision) and returned in
+// UTC; the zero time is stored as NULL and, as an expiry, means "never
+// expires". A row whose expiry is at or before now counts as absent.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// defaultMaxConns is the pool size unless the DSN sets pool_max_conns.
+// Requests beyond it wait in the pool for a free connection.
+const defaultMaxConns = 16
+
+// maxAttempts bounds the retries of an operation that failed with a
+// serialization failure, a deadlock, or before reaching the server.
+const maxAttempts = 8
+
+// SQLSTATEs the store acts on.
+const (
+	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+	codeNotFound             = "QN404" // raised by qiao_deactivate_token
+	codeConflict             = "QC409" // raised by qiao_deactivate_token
+)
+
+// Store is a storage.Storage on a PostgreSQL database. It is safe for
+// concurrent use by many goroutines and many processes.
+type Store struct {
+	pool *pgxpool.Pool
+
+	closeOnce sync.Once
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL or a key=value
+// connection string; pool_max_conns and the other pgxpool settings are
+// honoured) and brings its schema up to date. It fails if the database
+// cannot be reached.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if strings.TrimSpace(dsn) == "" {
+		return nil, errors.New("postgres: empty DSN")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parse error may quote the DSN, password included.
+		return nil, errors.New("postgres: invalid DSN")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	// Every connection works in UTC, whatever the server's default.
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	s := &Store{pool: pool}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return s, nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+// Closing twice is harmless.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// GarbageCollect deletes every row that expired at or before now, in one
+// transaction.
+func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCResult, error) {
+	var res storage.GCResult
+	now = now.UTC()
+	targets := []struct {
+		q string
+		n *int64
+	}{
+		{`DELETE FROM tokens WHERE expires_at <= $1`, &res.Tokens},
+		{`DELETE FROM sessions WHERE expires_at <= $1`, &res.Sessions},
+		{`DELETE FROM logins WHERE expires_at <= $1`, &res.Logins},
+		{`DELETE FROM signing_keys WHERE expires_at <= $1`, &res.Keys},
+		{`DELETE FROM cache WHERE expires_at <= $1`, &res.Cache},
+		{`DELETE FROM leases WHERE expires_at <= $1`, &res.Leases},
+	}
+	err := s.batch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		for _, t := range targets {
+			b.Queue(t.q, now).Exec(func(ct pgconn.CommandTag) error {
+				*t.n = ct.RowsAffected()
+				return nil
+			})
+		}
+		return b
+	})
+	if err != nil {
+		return storage.GCResult{}, fmt.Errorf("postgres: garbage collect: %w", err)
+	}
+	return res, nil
+}
+
+// ------------------------------------------------------------ plumbing
+
+// retry runs fn until it succeeds, fails for good, or maxAttempts ran
+// out. It retries serialization failures and deadlocks (the server rolled
+// the transaction back) and errors that happened before the request
+// reached the server, with a short jittered backoff.
+func (s *Store) retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = fn()
+		if err == nil || attempt == maxAttempts || !retryable(err) {
+			return err
+		}
+		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff += rand.N(backoff + time.Millisecond)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func retryable(err error) bool {
+	if code := sqlState(err); code == codeSerializationFailure || code == codeDeadlockDetected {
+		return true
+	}
+	return pgconn.SafeToRetry(err)
+}
+
+// batch sends the batch that build returns as one implicit transaction
+// (one round trip), retrying as retry does. Each queued query's callback
+// runs as its result arrives; the first error (from the server or a
+// callback) is returned and the whole batch is rolled back.
+func (s *Store) batch(ctx context.Context, build func() *pgx.Batch) error {
+	return s.retry(ctx, func() error {
+		return s.pool.SendBatch(ctx, build()).Close()
+	})
+}
+
+// inTx runs fn in a transaction, committing if fn returns nil, and runs it
+// again on a serialization failure or deadlock.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, fn)
+	})
+}
+
+// sqlState returns the SQLSTATE of a server error, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// mapErr turns server errors into the storage errors.
+func mapErr(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case codeUniqueViolation:
+		return fmt.Errorf("%w (%s)", storage.ErrAlreadyExists, pe.ConstraintName)
+	case codeNotFound:
+		return storage.ErrNotFound
+	case codeConflict:
+		return storage.ErrConflict
+	}
+	return err
+}
+
+// ts converts t to what a time column holds: NULL for the zero time.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+// fromTS converts a time column back, in UTC.
+func fromTS(v pgtype.Timestamptz) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return v.Time.UTC()
+}
+
+// blob keeps nil byte slices out of NOT NULL bytea columns.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,238 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+const identityColumns = `connector_id, subject, user_id, connector_type, union_id,
+	display_name, picture, real_profile, secret, bound_at, last_used_at`
+
+const insertIdentity = `INSERT INTO identities (` + identityColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+func identityArgs(id storage.Identity) []any {
+	return []any{id.ConnectorID, id.Subject, id.UserID, id.ConnectorType, id.UnionID,
+		id.DisplayName, id.Picture, id.RealProfile, blob(id.Secret), ts(id.BoundAt), ts(id.LastUsedAt)}
+}
+
+func scanIdentity(row pgx.Row) (storage.Identity, error) {
+	var id storage.Identity
+	var bound, used pgtype.Timestamptz
+	err := row.Scan(&id.ConnectorID, &id.Subject, &id.UserID, &id.ConnectorType, &id.UnionID,
+		&id.DisplayName, &id.Picture, &id.RealProfile, &id.Secret, &bound, &used)
+	id.BoundAt, id.LastUsedAt = fromTS(bound), fromTS(used)
+	return id, err
+}
+
+// CreateUser inserts the user and its first identity in one transaction.
+func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
+	first.UserID = u.ID
+	err := s.batch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO users (id, created_at) VALUES ($1, $2)`, u.ID, ts(u.CreatedAt))
+		b.Queue(insertIdentity, identityArgs(first)...)
+		return b
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create user: %w", mapErr(err))
+	}
+	return nil
+}
+
+// GetUser returns the user with that id.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	var u storage.User
+	var created pgtype.Timestamptz
+	err := s.retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, `SELECT id, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &created)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.User{}, storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.User{}, fmt.Errorf("postgres: get user: %w", err)
+	}
+	u.CreatedAt = fromTS(created)
+	return u, nil
+}
+
+// ListUsers returns up to limit users with ID > after, ordered by ID.
+func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]storage.User, error) {
+	if limit <= 0 {
+		return []storage.User{}, nil
+	}
+	var us []storage.User
+	err := s.retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx,
+			`SELECT id, created_at FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+		if err != nil {
+			return err
+		}
+		us, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.User, error) {
+			var u storage.User
+			var created pgtype.Timestamptz
+			err := row.Scan(&u.ID, &created)
+			u.CreatedAt = fromTS(created)
+			return u, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	return us, nil
+}
+
+// DeleteUser removes the user, its identities (by cascade), its sessions
+// and its tokens in one statement, so one transaction.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	var n int
+	err := s.retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, `WITH
+			u AS (DELETE FROM users WHERE id = $1 RETURNING id),
+			s AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u)),
+			t AS (DELETE FROM tokens WHERE subject IN (SELECT id FROM u))
+			SELECT count(*) FROM u`, id).Scan(&n)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete user: %w", err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// GetIdentity returns the identity (connectorID, subject).
+func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error) {
+	var id storage.Identity
+	err := s.retry(ctx, func() error {
+		var err error
+		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities
+			WHERE connector_id = $1 AND subject = $2`, connectorID, subject))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.Identity{}, storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.Identity{}, fmt.Errorf("postgres: get identity: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Store) listIdentities(ctx context.Context, where string, arg string) ([]storage.Identity, error) {
+	var ids []storage.Identity
+	err := s.retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+identityColumns+` FROM identities
+			WHERE `+where+` ORDER BY bound_at NULLS FIRST, seq`, arg)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Identity, error) {
+			return scanIdentity(row)
+		})
+		return err
+	})
+	return ids, err
+}
+
+// ListIdentities returns the user's identities ordered by BoundAt.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error) {
+	ids, err := s.listIdentities(ctx, `user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list identities: %w", err)
+	}
+	return ids, nil
+}
+
+// FindIdentitiesByUnionID returns the identities carrying unionID, ordered
+// by BoundAt. An empty unionID matches nothing.
+func (s *Store) FindIdentitiesByUnionID(ctx context.Context, unionID string) ([]storage.Identity, error) {
+	if unionID == "" {
+		return []storage.Identity{}, nil
+	}
+	ids, err := s.listIdentities(ctx, `union_id = $1 AND union_id <> ''`, unionID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find identities by union id: %w", err)
+	}
+	return ids, nil
+}
+
+// BindIdentity inserts the identity; the primary key makes concurrent
+// binds of one identity succeed once, the foreign key requires the user.
+func (s *Store) BindIdentity(ctx context.Context, id storage.Identity) error {
+	err := s.retry(ctx, func() error {
+		_, err := s.pool.Exec(ctx, insertIdentity, identityArgs(id)...)
+		return err
+	})
+	if sqlState(err) == codeForeignKeyViolation {
+		return storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: bind identity: %w", mapErr(err))
+	}
+	return nil
+}
+
+// UpdateIdentity rewrites the identity's mutable fields.
+func (s *Store) UpdateIdentity(ctx context.Context, id storage.Identity) error {
+	var ct pgconn.CommandTag
+	err := s.retry(ctx, func() error {
+		var err error
+		ct, err = s.pool.Exec(ctx, `UPDATE identities SET union_id = $3, display_name = $4,
+			picture = $5, real_profile = $6, secret = $7, last_used_at = $8
+			WHERE connector_id = $1 AND subject = $2`,
+			id.ConnectorID, id.Subject, id.UnionID, id.DisplayName, id.Picture, id.RealProfile,
+			blob(id.Secret), ts(id.LastUsedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: update identity: %w", err)
+	}
+	if ct.RowsAffected() == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// UnbindIdentity removes the user's identities of connectorID unless they
+// are all the user has. The user row is locked first, so concurrent
+// unbinds of one user count identities one after the other: the second
+// sees what the first left. Lock and count-and-delete go in one batch
+// (one implicit transaction); under READ COMMITTED the second statement
+// reads after the lock is granted.
+func (s *Store) UnbindIdentity(ctx context.Context, userID, connectorID string) error {
+	var mine, total int64
+	err := s.batch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID)
+		b.Queue(`WITH
+			c AS (SELECT count(*) FILTER (WHERE connector_id = $2) AS mine, count(*) AS total
+				FROM identities WHERE user_id = $1),
+			d AS (DELETE FROM identities WHERE user_id = $1 AND connector_id = $2
+				AND (SELECT total > mine FROM c))
+			SELECT mine, total FROM c`, userID, connectorID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&mine, &total)
+		})
+		return b
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: unbind identity: %w", err)
+	}
+	switch {
+	case mine == 0:
+		return storage.ErrNotFound
+	case mine == total:
+		return storage.ErrLastIdentity
+	}
+	return nil
+}
