@@ -1,0 +1,181 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/qiaoidp/qiao/storage"
+	"github.com/qiaoidp/qiao/storage/storagetest"
+)
+
+func openTest(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.RunTests(t, func(t *testing.T) storage.Storage {
+		s := openTest(t, filepath.Join(t.TempDir(), "qiao.db"))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestConformanceSharedDatabase(t *testing.T) {
+	// One database for every sub-test, as a server-backed store would run.
+	s := openTest(t, filepath.Join(t.TempDir(), "qiao.db"))
+	t.Cleanup(func() { s.Close() })
+	storagetest.RunTests(t, func(*testing.T) storage.Storage { return s })
+}
+
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	storagetest.RunReopenTests(t, func(t *testing.T, name string) storage.Storage {
+		return openTest(t, filepath.Join(dir, name+".db"))
+	})
+}
+
+func TestOpenCreatesParentDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "qiao.db")
+	s := openTest(t, path)
+	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file not created: %v", err)
+	}
+}
+
+func TestOpenRejectsUnusablePaths(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notADB := filepath.Join(t.TempDir(), "garbage.db")
+	if err := os.WriteFile(notADB, []byte("this is not an sqlite database, just some text long enough"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"Empty":            "",
+		"Memory":           ":memory:",
+		"ParentIsAFile":    filepath.Join(notADir, "qiao.db"),
+		"NotADatabaseFile": notADB,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(t.Context(), path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", path)
+			}
+		})
+	}
+}
+
+func TestPathWithURICharacters(t *testing.T) {
+	// '?', '#' and '%' in a path must not be read as URI syntax.
+	dir := filepath.Join(t.TempDir(), "we?ird#dir %20")
+	path := filepath.Join(dir, "q?.db")
+	s := openTest(t, path)
+	defer s.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %q: %v", path, err)
+	}
+}
+
+func TestMigrationsAreRecordedOnceAcrossReopens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qiao.db")
+	for range 3 {
+		openTest(t, path).Close()
+	}
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	defer s.Close()
+	var n, max int
+	if err := s.r.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &max); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) || max != ms[len(ms)-1].version {
+		t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", n, max, len(ms), ms[len(ms)-1].version)
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qiao.db")
+	s := openTest(t, path)
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(t.Context(), path); err == nil {
+		s.Close()
+		t.Fatal("Open of a database from a newer version succeeded")
+	}
+}
+
+func TestFailedMigrationLeavesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qiao.db")
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bad := []migration{
+		{version: 1, name: "0001_ok.sql", sql: `CREATE TABLE a (x INTEGER)`},
+		{version: 2, name: "0002_bad.sql", sql: `CREATE TABLE b (x INTEGER); SELECT nonsense FROM nowhere`},
+	}
+	if err := applyMigrations(t.Context(), db, bad); err == nil {
+		t.Fatal("a failing migration reported success")
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'b', 'schema_migrations')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d objects left behind by a failed migration, want 0", n)
+	}
+}
+
+func TestConstraintErrorsMapToAlreadyExists(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "qiao.db"))
+	defer s.Close()
+	sess := storage.Session{ID: "s1", UserID: "u"}
+	if err := s.CreateSession(t.Context(), sess); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CreateSession(t.Context(), sess)
+	if !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("duplicate session: got %v, want ErrAlreadyExists", err)
+	}
+	// Other errors are not mistaken for duplicates.
+	if err := mapErr(errors.New("disk I/O error")); errors.Is(err, storage.ErrAlreadyExists) {
+		t.Error("a plain error mapped to ErrAlreadyExists")
+	}
+}
+
+func TestClosedStoreReturnsErrors(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "qiao.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Ping(t.Context()); err == nil {
+		t.Error("Ping of a closed store succeeded")
+	}
+	if _, err := s.GetToken(t.Context(), storage.KindAccessToken, "x"); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetToken on a closed store: %v, want a non-sentinel error", err)
+	}
+}
