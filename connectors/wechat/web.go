@@ -141,11 +141,13 @@ type userInfo struct {
 	Nickname   string `json:"nickname"`
 	HeadImgURL string `json:"headimgurl"`
 	UnionID    string `json:"unionid"`
+
+	want string // the token's openid, which the profile must carry
 }
 
 func (u *userInfo) missing() string {
-	if u.OpenID == "" {
-		return "openid"
+	if u.OpenID == "" || u.OpenID != u.want {
+		return "openid of the token's user"
 	}
 	return ""
 }
@@ -176,7 +178,7 @@ func (f *oauthFlow) callback(ctx context.Context, query url.Values) (connectors.
 	if !f.wantsProfile(tok.Scope) {
 		return id, nil
 	}
-	var info userInfo
+	info := userInfo{want: tok.OpenID}
 	err = f.c.get(ctx, endpointUserInfo, "/sns/userinfo", url.Values{
 		"access_token": {tok.AccessToken},
 		"openid":       {tok.OpenID},
@@ -184,9 +186,6 @@ func (f *oauthFlow) callback(ctx context.Context, query url.Values) (connectors.
 	}, []string{code, tok.AccessToken, tok.RefreshToken}, &info)
 	if err != nil {
 		return connectors.Identity{}, err
-	}
-	if info.OpenID != tok.OpenID {
-		return connectors.Identity{}, fmt.Errorf("wechat %s: %w: the profile is for another openid", endpointUserInfo, connectors.ErrUnavailable)
 	}
 	if id.UnionID == "" {
 		id.UnionID = info.UnionID

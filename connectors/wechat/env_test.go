@@ -1,0 +1,216 @@
+package wechat_test
+
+import (
+	"errors"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/connectors/wechat"
+)
+
+const (
+	appWeb   = "wxweb0000000001"
+	appOA    = "wxoa00000000001"
+	appMini  = "wxmini000000001"
+	secret   = "TopSecretAppSecret0123456789abcd"
+	callback = "https://rp.example/callback/wechat"
+	state    = "State0123456789abcdef"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// observed records what the Caller's Observer is told.
+type observed struct {
+	mu    sync.Mutex
+	calls []string // "endpoint result"
+}
+
+func (o *observed) observe(_, endpoint, result string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, endpoint+" "+result)
+}
+
+func (o *observed) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.calls...)
+}
+
+type env struct {
+	sim    *sandbox.WeChat
+	srv    *httptest.Server
+	clock  *clock
+	obs    *observed
+	caller *connectors.Caller
+}
+
+func newEnv(t *testing.T, mutate func(*sandbox.WeChatOptions)) *env {
+	t.Helper()
+	c := &clock{t: time.Now()}
+	opts := sandbox.WeChatOptions{
+		Apps: []sandbox.WeChatApp{
+			{AppID: appWeb, Secret: secret, Type: sandbox.WeChatWebsite, CallbackDomain: "rp.example"},
+			{AppID: appOA, Secret: secret, Type: sandbox.WeChatMP, CallbackDomain: "rp.example"},
+			{AppID: appMini, Secret: secret, Type: sandbox.WeChatMiniProgram},
+		},
+		Clock: c.Now,
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	sim, err := sandbox.NewWeChat(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	obs := &observed{}
+	return &env{
+		sim: sim, srv: srv, clock: c, obs: obs,
+		caller: &connectors.Caller{HTTP: &http.Client{Timeout: 2 * time.Second}, ConnectorID: "wechat", Observe: obs.observe},
+	}
+}
+
+func (e *env) cfg(appid string) wechat.Config {
+	return wechat.Config{ClientID: appid, ClientSecret: secret, AuthBaseURL: e.srv.URL, APIBaseURL: e.srv.URL}
+}
+
+func (e *env) web(t *testing.T) *wechat.Web {
+	t.Helper()
+	w, err := wechat.NewWeb(e.cfg(appWeb), e.caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (e *env) mp(t *testing.T, scope string) *wechat.MP {
+	t.Helper()
+	cfg := e.cfg(appOA)
+	cfg.Scope = scope
+	m, err := wechat.NewMP(cfg, e.caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (e *env) mini(t *testing.T, cache wechat.TokenCache) *wechat.MiniProgram {
+	t.Helper()
+	m, err := wechat.NewMiniProgram(e.cfg(appMini), e.caller, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// browse opens loginURL like a browser, picks person on the picker page
+// ("" follows the deny link) and returns the callback's query.
+func (e *env) browse(t *testing.T, loginURL, person string) url.Values {
+	t.Helper()
+	page, ok := strings.CutSuffix(loginURL, "#wechat_redirect")
+	if !ok {
+		t.Fatalf("login URL %q lacks #wechat_redirect", loginURL)
+	}
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	re := regexp.MustCompile(`data-person="` + person + `" href="([^"]+)"`)
+	if person == "" {
+		re = regexp.MustCompile(`data-deny href="([^"]+)"`)
+	}
+	m := re.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("no link for %q on the page:\n%s", person, body)
+	}
+	resp, err = noRedirect.Get(e.srv.URL + html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, callback+"?") {
+		t.Fatalf("redirected to %q, want the callback", loc)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Query().Get("state") != state {
+		t.Fatalf("state %q came back, want %q", u.Query().Get("state"), state)
+	}
+	return u.Query()
+}
+
+var loginReq = connectors.LoginRequest{State: state, CallbackURL: callback}
+
+// webLogin runs the website flow for person up to the callback query.
+func (e *env) webLogin(t *testing.T, w *wechat.Web, person string) url.Values {
+	t.Helper()
+	u, err := w.LoginURL(t.Context(), loginReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.browse(t, u, person)
+}
+
+func (e *env) mpLogin(t *testing.T, m *wechat.MP, person string) url.Values {
+	t.Helper()
+	u, err := m.LoginURL(t.Context(), loginReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.browse(t, u, person)
+}
+
+// assertClean fails if err's text holds a secret.
+func assertClean(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range append(secrets, secret) {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error %q contains a secret value", err)
+		}
+	}
+}
+
+func providerCode(err error) int {
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return 0
+}
