@@ -1,0 +1,334 @@
+// Package broker is Qiao's OpenID Connect provider: the fosite
+// composition, the HTTP endpoints, upstream logins through the connectors,
+// browser sessions, account binding and the pages people see.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qiaoidp/qiao/broker/keys"
+	"github.com/qiaoidp/qiao/broker/seal"
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// WebConnector is a connector that logs a browser in at its provider.
+type WebConnector interface {
+	LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error)
+	HandleCallback(ctx context.Context, req connectors.LoginRequest, query url.Values) (connectors.Identity, error)
+}
+
+// CodeConnector turns a code obtained by an app (WeChat's wx.login) into
+// an identity, with no browser involved.
+type CodeConnector interface {
+	ExchangeCode(ctx context.Context, code string) (connectors.Identity, error)
+}
+
+// PhoneConnector fetches a verified phone number for a phone code.
+type PhoneConnector interface {
+	PhoneNumber(ctx context.Context, phoneCode string) (string, error)
+}
+
+// Connector is one configured upstream connector. Impl implements
+// WebConnector or CodeConnector (and optionally PhoneConnector).
+type Connector struct {
+	ID   string
+	Type string
+	Name string
+	Impl any
+}
+
+func (c *Connector) web() (WebConnector, bool) {
+	w, ok := c.Impl.(WebConnector)
+	return w, ok
+}
+
+// Options is what New needs.
+type Options struct {
+	Config     *config.Config
+	Store      storage.Storage
+	Connectors []Connector
+	Metrics    *Metrics     // nil: NewMetrics()
+	Logger     *slog.Logger // nil: slog.Default()
+	Now        func() time.Time
+	// Holder names this replica for leases; empty: a random id.
+	Holder string
+}
+
+// Broker is the OpenID Connect provider.
+type Broker struct {
+	cfg        *config.Config
+	store      storage.Storage
+	log        *slog.Logger
+	metrics    *Metrics
+	now        func() time.Time
+	holder     string
+	issuer     *url.URL
+	prefix     string // the issuer's path, without a trailing slash
+	connectors map[string]*Connector
+	order      []*Connector // as configured
+	clients    *clientRegistry
+	keys       *keys.Manager
+	provider   fosite.OAuth2Provider
+	fconf      *fosite.Config
+	oidc       *openid.DefaultStrategy
+	fstore     *fositeStore
+	idSealer   *seal.Sealer
+	cacheSeal  *seal.Sealer
+	cookieKey  []byte
+	secure     bool
+	pages      *pages
+}
+
+// New builds the broker: it loads (or creates) the signing keys and
+// composes fosite over the store.
+func New(ctx context.Context, opts Options) (*Broker, error) {
+	cfg := opts.Config
+	if cfg == nil || opts.Store == nil {
+		return nil, errors.New("broker: Config and Store are required")
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("broker: issuer: %w", err)
+	}
+	b := &Broker{
+		cfg:        cfg,
+		store:      opts.Store,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		now:        opts.Now,
+		holder:     opts.Holder,
+		issuer:     iss,
+		prefix:     strings.TrimSuffix(iss.Path, "/"),
+		connectors: map[string]*Connector{},
+		secure:     iss.Scheme == "https",
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.metrics == nil {
+		b.metrics = NewMetrics()
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.holder == "" {
+		b.holder = randomString(16)
+	}
+	for i := range opts.Connectors {
+		c := &opts.Connectors[i]
+		b.connectors[c.ID] = c
+		b.order = append(b.order, c)
+	}
+	secret := []byte(cfg.Secret)
+	if b.idSealer, err = seal.New(secret, "identity-secrets"); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if b.cacheSeal, err = seal.New(secret, "cache"); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	keySealer, err := seal.New(secret, "signing-keys")
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.cookieKey = seal.Derive(secret, "cookies", 32)
+	b.clients = newClientRegistry(cfg, &secretHasher{key: seal.Derive(secret, "client-secrets", 32)})
+
+	maxTTL := max(cfg.Tokens.IDTokenTTL, cfg.Tokens.AccessTokenTTL)
+	b.keys, err = keys.NewManager(ctx, opts.Store, keySealer, keys.Options{
+		Algorithm:   cfg.Keys.Algorithm,
+		RotateEvery: cfg.Keys.RotateEvery,
+		MaxTokenTTL: maxTTL,
+		Now:         b.now,
+		Logger:      b.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: signing keys: %w", err)
+	}
+
+	b.fconf = &fosite.Config{
+		AccessTokenLifespan:         cfg.Tokens.AccessTokenTTL,
+		RefreshTokenLifespan:        cfg.Tokens.RefreshTokenTTL,
+		IDTokenLifespan:             cfg.Tokens.IDTokenTTL,
+		AuthorizeCodeLifespan:       10 * time.Minute,
+		IDTokenIssuer:               b.issuerString(),
+		AccessTokenIssuer:           b.issuerString(),
+		TokenURL:                    b.url("/token"),
+		ScopeStrategy:               fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:    fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCEForPublicClients: true,
+		RefreshTokenScopes:          []string{"offline_access"},
+		AllowedPromptValues:         []string{"none", "login", "consent"},
+		MinParameterEntropy:         fosite.MinParameterEntropy,
+		GlobalSecret:                seal.Derive(secret, "token-hmac", 32),
+		ClientSecretsHasher:         b.clients.hasher,
+		// Every redirect URI is registered by the admin and matched
+		// exactly, so plain http (an intranet app) is the admin's choice.
+		RedirectSecureChecker: func(context.Context, *url.URL) bool { return true },
+	}
+	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now}
+	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(b.fconf),
+		OpenIDConnectTokenStrategy: b.oidc,
+		Signer:                     b.keys.Signer(),
+	}
+	b.provider = compose.Compose(b.fconf, b.fstore, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2PKCEFactory,
+		b.tokenExchangeFactory(strategy),
+	)
+	if b.pages, err = newPages(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return b, nil
+}
+
+// Run does the broker's background work until ctx ends: key rotation and,
+// on one replica at a time, garbage collection.
+func (b *Broker) Run(ctx context.Context) {
+	go b.keys.Run(ctx, time.Minute)
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		b.collectGarbage(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Broker) collectGarbage(ctx context.Context) {
+	ok, err := b.store.AcquireLease(ctx, "gc", b.holder, 4*time.Minute)
+	if err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			b.log.Warn("gc lease", "err", err)
+		}
+		return
+	}
+	res, err := b.store.GarbageCollect(ctx, b.now())
+	if err != nil {
+		b.log.Warn("garbage collection failed", "err", err)
+		return
+	}
+	b.log.Debug("garbage collected", "tokens", res.Tokens, "sessions", res.Sessions, "logins", res.Logins, "keys", res.Keys)
+}
+
+func (b *Broker) issuerString() string {
+	return strings.TrimSuffix(b.cfg.Issuer, "/")
+}
+
+// url is an absolute URL under the issuer.
+func (b *Broker) url(path string) string {
+	return b.issuerString() + path
+}
+
+// Handler serves everything: the OIDC endpoints under the issuer's path,
+// and /healthz, /readyz and /metrics at the root.
+func (b *Broker) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", b.handleHealthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", b.handleReadyz).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(b.metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+
+	s := r.PathPrefix(b.prefix + "/").Subrouter()
+	if b.prefix == "" {
+		s = r
+	}
+	s.HandleFunc("/.well-known/openid-configuration", b.handleDiscovery).Methods(http.MethodGet)
+	s.HandleFunc("/keys", b.handleJWKS).Methods(http.MethodGet)
+	s.HandleFunc("/auth", b.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/token", b.handleToken).Methods(http.MethodPost)
+	s.HandleFunc("/userinfo", b.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/revoke", b.handleRevoke).Methods(http.MethodPost)
+	s.HandleFunc("/introspect", b.handleIntrospect).Methods(http.MethodPost)
+	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/callback/{connector}", b.handleCallback).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
+	b.accountRoutes(s)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b.errorPage(w, req, http.StatusNotFound, msgNotFound)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b.errorPage(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
+	})
+	return b.middleware(r)
+}
+
+// maxRequestBody caps every request body: OAuth requests are small.
+const maxRequestBody = 64 << 10
+
+func (b *Broker) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				b.log.Error("panic while serving", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				b.errorPage(w, r, http.StatusInternalServerError, msgInternal)
+			}
+		}()
+		if len(r.URL.RawQuery) > maxRequestBody {
+			b.errorPage(w, r, http.StatusRequestURITooLong, msgTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if r.Method == http.MethodPost {
+			if err := r.ParseForm(); err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					b.errorPage(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
+					return
+				}
+				// Leave non-form bodies (JSON APIs) to their handlers.
+				if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+					b.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
+					return
+				}
+			}
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (b *Broker) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (b *Broker) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := b.store.Ping(ctx); err != nil {
+		b.log.Warn("readiness check failed", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("store unreachable\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/qiaoidp/qiao/broker/seal"
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/qq"
+	"github.com/qiaoidp/qiao/connectors/wechat"
+	"github.com/qiaoidp/qiao/connectors/weibo"
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// ConnectorDeps is what connectors get from the broker's surroundings.
+type ConnectorDeps struct {
+	HTTP    *http.Client // nil: a client with the default transport
+	Metrics *Metrics
+	Cache   storage.Cache // shares the mini-program app token across replicas; nil: per process
+	Secret  []byte        // seals cached provider tokens
+	Logger  *slog.Logger
+}
+
+type connectorFactory func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error)
+
+// factories build each connector type; a new provider adds one line.
+var factories = map[string]connectorFactory{
+	config.TypeWeChat: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
+		return wechat.NewWeb(wechatConfig(c, deps), caller)
+	},
+	config.TypeWeChatMP: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
+		return wechat.NewMP(wechatConfig(c, deps), caller)
+	},
+	config.TypeWeChatMiniProgram: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
+		var cache wechat.TokenCache
+		if deps.Cache != nil {
+			s, err := seal.New(deps.Secret, "provider-token-cache")
+			if err != nil {
+				return nil, err
+			}
+			cache = &tokenCache{cache: deps.Cache, sealer: s}
+		}
+		return wechat.NewMiniProgram(wechatConfig(c, deps), caller, cache)
+	},
+	config.TypeQQ: func(c config.ConnectorConfig, caller *connectors.Caller, _ ConnectorDeps) (any, error) {
+		return qq.New(qq.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL, UnionID: c.UnionID}, caller)
+	},
+	config.TypeWeibo: func(c config.ConnectorConfig, caller *connectors.Caller, _ ConnectorDeps) (any, error) {
+		return weibo.New(weibo.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL}, caller)
+	},
+}
+
+func wechatConfig(c config.ConnectorConfig, deps ConnectorDeps) wechat.Config {
+	return wechat.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL, Scope: c.Scope, Logger: deps.Logger}
+}
+
+// OpenConnectors builds the configured connectors.
+func OpenConnectors(cfg *config.Config, deps ConnectorDeps) ([]Connector, error) {
+	if deps.HTTP == nil {
+		deps.HTTP = &http.Client{Timeout: connectors.Timeout}
+	}
+	if len(deps.Secret) == 0 {
+		deps.Secret = []byte(cfg.Secret)
+	}
+	var out []Connector
+	for _, k := range cfg.Connectors {
+		f, ok := factories[k.Type]
+		if !ok {
+			return nil, fmt.Errorf("connector %s: unknown type %q", k.ID, k.Type)
+		}
+		caller := &connectors.Caller{HTTP: deps.HTTP, ConnectorID: k.ID}
+		if deps.Metrics != nil {
+			caller.Observe = deps.Metrics.ObserveUpstream
+		}
+		impl, err := f(k.Config, caller, deps)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", k.ID, err)
+		}
+		out = append(out, Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: impl})
+	}
+	return out, nil
+}
+
+// tokenCache keeps provider app tokens in the shared store, sealed.
+type tokenCache struct {
+	cache  storage.Cache
+	sealer *seal.Sealer
+}
+
+func (t *tokenCache) GetToken(ctx context.Context, key string) (string, time.Time, error) {
+	v, exp, err := t.cache.GetCache(ctx, "provider-token:"+key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", time.Time{}, fmt.Errorf("%w", wechat.ErrCacheMiss)
+	} else if err != nil {
+		return "", time.Time{}, err
+	}
+	plain, err := t.sealer.Open(v, []byte(key))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("%w: unreadable entry", wechat.ErrCacheMiss)
+	}
+	return string(plain), exp, nil
+}
+
+func (t *tokenCache) PutToken(ctx context.Context, key, token string, expiresAt time.Time) error {
+	return t.cache.PutCache(ctx, "provider-token:"+key, t.sealer.Seal([]byte(token), []byte(key)), expiresAt)
+}

@@ -1,0 +1,115 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/ory/fosite"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// handleLogout is RP-initiated logout: it ends the browser session and,
+// for a known client with a registered post_logout_redirect_uri, returns
+// there at once with state.
+func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		b.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
+		return
+	}
+	hint := r.Form.Get("id_token_hint")
+	clientID := r.Form.Get("client_id")
+	redirect := r.Form.Get("post_logout_redirect_uri")
+	state := r.Form.Get("state")
+
+	var c *client
+	if hint != "" {
+		claims, err := b.keys.Verify(ctx, hint)
+		if err != nil || claims["iss"] != b.issuerString() {
+			b.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
+			return
+		}
+		auds := audiences(claims["aud"])
+		if clientID != "" && !contains(auds, clientID) {
+			b.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
+			return
+		}
+		if clientID == "" && len(auds) > 0 {
+			clientID = auds[0]
+		}
+	}
+	if clientID != "" {
+		var ok bool
+		if c, ok = b.clients.get(clientID); !ok {
+			b.errorPage(w, r, http.StatusBadRequest, msgUnknownClient)
+			return
+		}
+	}
+	var target *url.URL
+	if redirect != "" {
+		if c == nil {
+			b.errorPage(w, r, http.StatusBadRequest, msgLogoutNeedsClient)
+			return
+		}
+		u, err := fosite.MatchRedirectURIWithClientRedirectURIs(redirect, &fosite.DefaultClient{RedirectURIs: c.PostLogout})
+		if err != nil {
+			b.errorPage(w, r, http.StatusBadRequest, msgBadLogoutRedirect)
+			return
+		}
+		target = u
+	}
+
+	if sess, err := b.currentSession(r); err != nil {
+		b.log.Error("logout: loading session", "err", err)
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	} else if sess != nil {
+		if err := b.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			b.log.Error("logout: deleting session", "err", err)
+			b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+			return
+		}
+		b.audit(ctx, r, storage.AuditEvent{Action: "logout", UserID: sess.UserID, ConnectorID: sess.ConnectorID, ClientID: clientID, Result: "success"})
+	}
+	b.setCookie(w, sessionCookie, "", -1)
+
+	if target != nil {
+		q := target.Query()
+		if state != "" {
+			q.Set("state", state)
+		}
+		target.RawQuery = q.Encode()
+		http.Redirect(w, r, target.String(), http.StatusFound)
+		return
+	}
+	b.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut})
+}
+
+func audiences(v any) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		out := make([]string, 0, len(a))
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return a
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,164 @@
+package broker
+
+// msgID names a sentence the pages show; catalog has it in each language.
+type msgID string
+
+const (
+	msgErrorTitle        msgID = "error_title"
+	msgNotFound          msgID = "not_found"
+	msgMethodNotAllowed  msgID = "method_not_allowed"
+	msgInternal          msgID = "internal"
+	msgTooLarge          msgID = "too_large"
+	msgBadRequest        msgID = "bad_request"
+	msgBadAuthRequest    msgID = "bad_auth_request"
+	msgBadCSRF           msgID = "bad_csrf"
+	msgUnknownConnector  msgID = "unknown_connector"
+	msgUnavailable       msgID = "unavailable"
+	msgProviderConfig    msgID = "provider_config"
+	msgProviderFailed    msgID = "provider_failed"
+	msgBadState          msgID = "bad_state"
+	msgNoLoginCookie     msgID = "no_login_cookie"
+	msgLoginExpired      msgID = "login_expired"
+	msgBadIDTokenHint    msgID = "bad_id_token_hint"
+	msgUnknownClient     msgID = "unknown_client"
+	msgLogoutNeedsClient msgID = "logout_needs_client"
+	msgBadLogoutRedirect msgID = "bad_logout_redirect"
+	msgSignedOutTitle    msgID = "signed_out_title"
+	msgSignedOut         msgID = "signed_out"
+	msgChooseTitle       msgID = "choose_title"
+	msgChooseLead        msgID = "choose_lead"
+	msgNoConnectors      msgID = "no_connectors"
+	msgConsentTitle      msgID = "consent_title"
+	msgConsentLead       msgID = "consent_lead"
+	msgAllow             msgID = "allow"
+	msgDeny              msgID = "deny"
+	msgScopeOpenID       msgID = "scope_openid"
+	msgScopeProfile      msgID = "scope_profile"
+	msgScopePhone        msgID = "scope_phone"
+	msgScopeOffline      msgID = "scope_offline"
+	msgLanguage          msgID = "language"
+	msgContinueWith      msgID = "continue_with"
+	msgAccountTitle      msgID = "account_title"
+	msgAccountLead       msgID = "account_lead"
+	msgBound             msgID = "bound"
+	msgNotBound          msgID = "not_bound"
+	msgBind              msgID = "bind"
+	msgUnbind            msgID = "unbind"
+	msgBoundAt           msgID = "bound_at"
+	msgLastIdentity      msgID = "last_identity"
+	msgAlreadyBound      msgID = "already_bound"
+	msgBoundOK           msgID = "bound_ok"
+	msgUnboundOK         msgID = "unbound_ok"
+	msgUserID            msgID = "user_id"
+	msgSignOut           msgID = "sign_out"
+	msgSignInFirst       msgID = "sign_in_first"
+	msgReauth            msgID = "reauth"
+	msgMiniProgramOnly   msgID = "mini_program_only"
+)
+
+var catalog = map[string]map[msgID]string{
+	"en": {
+		msgErrorTitle:        "Something went wrong",
+		msgNotFound:          "This page does not exist.",
+		msgMethodNotAllowed:  "This address does not accept that kind of request.",
+		msgInternal:          "An unexpected error occurred. Please try again.",
+		msgTooLarge:          "The request is too large.",
+		msgBadRequest:        "The request could not be understood.",
+		msgBadAuthRequest:    "The application sent an invalid sign-in request. Please contact the application's developer.",
+		msgBadCSRF:           "This form has expired. Please go back and try again.",
+		msgUnknownConnector:  "This sign-in method does not exist.",
+		msgUnavailable:       "The service is temporarily unavailable. Please try again in a moment.",
+		msgProviderConfig:    "This sign-in method is not configured correctly. Please tell the administrator.",
+		msgProviderFailed:    "The sign-in at the provider did not succeed.",
+		msgBadState:          "This sign-in response is not valid for this browser. Please start the sign-in again.",
+		msgNoLoginCookie:     "Your browser did not keep the sign-in cookie. Please allow cookies and start the sign-in again in the same browser.",
+		msgLoginExpired:      "This sign-in has expired or was already completed. Please start again.",
+		msgBadIDTokenHint:    "The sign-out request carries an invalid ID token.",
+		msgUnknownClient:     "The application is unknown.",
+		msgLogoutNeedsClient: "A sign-out redirect needs id_token_hint or client_id.",
+		msgBadLogoutRedirect: "The sign-out redirect address is not registered for this application.",
+		msgSignedOutTitle:    "Signed out",
+		msgSignedOut:         "You have signed out. You can close this page.",
+		msgChooseTitle:       "Sign in",
+		msgChooseLead:        "Choose how to sign in to",
+		msgNoConnectors:      "No sign-in method is available for this application in this browser.",
+		msgConsentTitle:      "Allow access?",
+		msgConsentLead:       "wants to:",
+		msgAllow:             "Allow",
+		msgDeny:              "Deny",
+		msgScopeOpenID:       "Know who you are",
+		msgScopeProfile:      "See your nickname and avatar",
+		msgScopePhone:        "See your phone number",
+		msgScopeOffline:      "Stay signed in",
+		msgLanguage:          "中文",
+		msgContinueWith:      "Continue with",
+		msgAccountTitle:      "Your accounts",
+		msgAccountLead:       "Sign in with any of these accounts as the same person.",
+		msgBound:             "Bound",
+		msgNotBound:          "Not bound",
+		msgBind:              "Bind",
+		msgUnbind:            "Unbind",
+		msgBoundAt:           "Bound on",
+		msgLastIdentity:      "This is your only sign-in account, so it cannot be unbound. Bind another one first.",
+		msgAlreadyBound:      "That account already belongs to another user, so it was not bound. Nothing was changed.",
+		msgBoundOK:           "The account is bound.",
+		msgUnboundOK:         "The account is unbound.",
+		msgUserID:            "User ID",
+		msgSignOut:           "Sign out",
+		msgSignInFirst:       "Please sign in first.",
+		msgReauth:            "For your safety, please sign in again before unbinding an account.",
+		msgMiniProgramOnly:   "Bound from the mini-program",
+	},
+	"zh-CN": {
+		msgErrorTitle:        "出错了",
+		msgNotFound:          "页面不存在。",
+		msgMethodNotAllowed:  "此地址不接受这种请求。",
+		msgInternal:          "发生意外错误，请重试。",
+		msgTooLarge:          "请求过大。",
+		msgBadRequest:        "无法理解该请求。",
+		msgBadAuthRequest:    "应用发出的登录请求无效，请联系应用开发者。",
+		msgBadCSRF:           "表单已过期，请返回重试。",
+		msgUnknownConnector:  "该登录方式不存在。",
+		msgUnavailable:       "服务暂时不可用，请稍后再试。",
+		msgProviderConfig:    "该登录方式配置有误，请告知管理员。",
+		msgProviderFailed:    "在第三方平台登录未成功。",
+		msgBadState:          "此登录回调对当前浏览器无效，请重新登录。",
+		msgNoLoginCookie:     "浏览器没有保存登录所需的 Cookie。请允许 Cookie，并在同一浏览器中重新登录。",
+		msgLoginExpired:      "此次登录已过期或已完成，请重新开始。",
+		msgBadIDTokenHint:    "退出请求中的 ID Token 无效。",
+		msgUnknownClient:     "未知的应用。",
+		msgLogoutNeedsClient: "退出后跳转需要 id_token_hint 或 client_id。",
+		msgBadLogoutRedirect: "退出后跳转地址未在该应用中登记。",
+		msgSignedOutTitle:    "已退出",
+		msgSignedOut:         "您已退出登录，可以关闭此页面。",
+		msgChooseTitle:       "登录",
+		msgChooseLead:        "选择登录方式，登录",
+		msgNoConnectors:      "在此浏览器中，该应用没有可用的登录方式。",
+		msgConsentTitle:      "是否允许访问？",
+		msgConsentLead:       "请求以下权限：",
+		msgAllow:             "允许",
+		msgDeny:              "拒绝",
+		msgScopeOpenID:       "识别您的身份",
+		msgScopeProfile:      "获取您的昵称和头像",
+		msgScopePhone:        "获取您的手机号",
+		msgScopeOffline:      "保持登录",
+		msgLanguage:          "English",
+		msgContinueWith:      "使用",
+		msgAccountTitle:      "我的账号",
+		msgAccountLead:       "用以下任一账号登录，都是同一个您。",
+		msgBound:             "已绑定",
+		msgNotBound:          "未绑定",
+		msgBind:              "绑定",
+		msgUnbind:            "解除绑定",
+		msgBoundAt:           "绑定于",
+		msgLastIdentity:      "这是您唯一的登录账号，无法解除绑定。请先绑定其他账号。",
+		msgAlreadyBound:      "该账号已属于其他用户，未绑定，未做任何更改。",
+		msgBoundOK:           "账号已绑定。",
+		msgUnboundOK:         "账号已解除绑定。",
+		msgUserID:            "用户 ID",
+		msgSignOut:           "退出登录",
+		msgSignInFirst:       "请先登录。",
+		msgReauth:            "为了您的账号安全，解除绑定前请重新登录。",
+		msgMiniProgramOnly:   "通过小程序绑定",
+	},
+}

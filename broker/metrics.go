@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the broker's Prometheus series. Connectors report their
+// provider calls through ObserveUpstream (a connectors.Observer).
+type Metrics struct {
+	Registry       *prometheus.Registry
+	logins         *prometheus.CounterVec
+	tokens         *prometheus.CounterVec
+	upstream       *prometheus.CounterVec
+	upstreamTime   *prometheus.HistogramVec
+	httpErrors     *prometheus.CounterVec
+	bindOperations *prometheus.CounterVec
+}
+
+// NewMetrics registers the broker's series on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_logins_total", Help: "Upstream logins by connector and result.",
+		}, []string{"connector", "result"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_tokens_issued_total", Help: "Token responses issued, by grant type.",
+		}, []string{"grant_type"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_upstream_requests_total", Help: "Calls to the providers' APIs.",
+		}, []string{"connector", "endpoint", "result"}),
+		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "qiao_upstream_request_duration_seconds", Help: "Latency of calls to the providers' APIs.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"connector", "endpoint"}),
+		httpErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_errors_total", Help: "Error responses by endpoint and OAuth error code.",
+		}, []string{"endpoint", "error"}),
+		bindOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_account_operations_total", Help: "Bind and unbind operations by result.",
+		}, []string{"operation", "result"}),
+	}
+	m.Registry.MustRegister(m.logins, m.tokens, m.upstream, m.upstreamTime, m.httpErrors, m.bindOperations,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveUpstream records one provider call; it is a connectors.Observer.
+func (m *Metrics) ObserveUpstream(connectorID, endpoint, result string, d time.Duration) {
+	m.upstream.WithLabelValues(connectorID, endpoint, result).Inc()
+	m.upstreamTime.WithLabelValues(connectorID, endpoint).Observe(d.Seconds())
+}

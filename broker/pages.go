@@ -1,0 +1,197 @@
+package broker
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pages renders the HTML the broker shows people.
+type pages struct {
+	tmpl   map[string]*template.Template
+	static fs.FS
+}
+
+func newPages() (*pages, error) {
+	p := &pages{tmpl: map[string]*template.Template{}}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		base := path.Base(n)
+		if base == "layout.html" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(template.FuncMap{}).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", n, err)
+		}
+		p.tmpl[base] = t
+	}
+	if p.static, err = fs.Sub(staticFS, "static"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *pages) serveStatic(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["file"]
+	data, err := fs.ReadFile(p.static, name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	switch path.Ext(name) {
+	case ".css":
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	case ".svg":
+		w.Header().Set("Content-Type", "image/svg+xml")
+	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(data)
+}
+
+// pageData is what every template gets.
+type pageData struct {
+	Lang     string
+	T        map[msgID]string
+	Title    msgID
+	Message  msgID
+	Detail   string
+	Static   string // URL prefix of static files
+	LangURLs map[string]string
+
+	// chooser
+	Client   string
+	Choices  []choice
+	// consent
+	Scopes  []msgID
+	Hidden  map[string][]string
+	Action  string
+	CSRF    string
+	// account
+	Account *accountView
+}
+
+type choice struct {
+	ID, Type, Name, URL string
+}
+
+// render writes a page in the request's language.
+func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	t, ok := b.pages.tmpl[name]
+	if !ok {
+		http.Error(w, "missing page", http.StatusInternalServerError)
+		return
+	}
+	lang := pickLang(r)
+	d.Lang = lang
+	d.T = catalog[lang]
+	d.Static = b.prefix + "/static/"
+	d.LangURLs = map[string]string{}
+	for _, l := range []string{"zh-CN", "en"} {
+		u := *r.URL
+		q := u.Query()
+		q.Set("lang", l)
+		u.RawQuery = q.Encode()
+		d.LangURLs[l] = u.RequestURI()
+	}
+	if v := r.URL.Query().Get("lang"); v == "en" || v == "zh-CN" {
+		http.SetCookie(w, &http.Cookie{Name: "qiao_lang", Value: v, Path: b.prefix + "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode, Secure: b.secure})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: http: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if err := t.Execute(w, d); err != nil {
+		b.log.Error("rendering page", "page", name, "err", err)
+	}
+}
+
+// pickLang chooses zh-CN or en: an explicit ?lang=, then the cookie, then
+// Accept-Language; Chinese by default.
+func pickLang(r *http.Request) string {
+	if v := r.URL.Query().Get("lang"); v == "en" || v == "zh-CN" {
+		return v
+	}
+	if c, err := r.Cookie("qiao_lang"); err == nil && (c.Value == "en" || c.Value == "zh-CN") {
+		return c.Value
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+		switch {
+		case strings.HasPrefix(tag, "zh"):
+			return "zh-CN"
+		case strings.HasPrefix(tag, "en"):
+			return "en"
+		}
+	}
+	return "zh-CN"
+}
+
+func (b *Broker) errorPage(w http.ResponseWriter, r *http.Request, status int, msg msgID) {
+	b.errorPageText(w, r, status, msg, "")
+}
+
+func (b *Broker) errorPageText(w http.ResponseWriter, r *http.Request, status int, msg msgID, detail string) {
+	b.render(w, r, status, "message.html", pageData{Title: msgErrorTitle, Message: msg, Detail: detail})
+}
+
+func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector) {
+	d := pageData{Title: msgChooseTitle, Client: c.Name}
+	for _, k := range list {
+		q := url.Values{}
+		for key, v := range form {
+			q[key] = v
+		}
+		q.Set("connector_id", k.ID)
+		d.Choices = append(d.Choices, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/auth") + "?" + q.Encode()})
+	}
+	if len(d.Choices) == 0 {
+		d.Message = msgNoConnectors
+	}
+	b.render(w, r, http.StatusOK, "chooser.html", d)
+}
+
+func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) {
+	hidden := map[string][]string{}
+	for k, v := range ar.GetRequestForm() {
+		if k == "consent_action" || k == "consent_csrf" {
+			continue
+		}
+		hidden[k] = v
+	}
+	var scopes []msgID
+	for _, s := range ar.GetRequestedScopes() {
+		switch s {
+		case "openid":
+			scopes = append(scopes, msgScopeOpenID)
+		case "profile":
+			scopes = append(scopes, msgScopeProfile)
+		case "phone":
+			scopes = append(scopes, msgScopePhone)
+		case "offline_access":
+			scopes = append(scopes, msgScopeOffline)
+		}
+	}
+	b.render(w, r, http.StatusOK, "consent.html", pageData{
+		Title: msgConsentTitle, Client: c.Name, Scopes: scopes, Hidden: hidden,
+		Action: b.url("/auth"), CSRF: b.consentToken(s, c),
+	})
+}

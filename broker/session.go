@@ -1,0 +1,35 @@
+package broker
+
+import (
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Session is what fosite keeps with every code and token: the ID token
+// claims (subject, auth_time, idp, profile) and the expiry of each token.
+type Session struct {
+	openid.DefaultSession
+	// IDP is the connector of the login that created the grant; it stays
+	// with the grant across SSO and refreshes.
+	IDP string `json:"idp"`
+}
+
+func newSession() *Session {
+	return &Session{DefaultSession: openid.DefaultSession{
+		Claims:  &jwt.IDTokenClaims{Extra: map[string]interface{}{}},
+		Headers: &jwt.Headers{Extra: map[string]interface{}{}},
+	}}
+}
+
+// Clone implements fosite.Session: a deep copy.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	if d, ok := s.DefaultSession.Clone().(*openid.DefaultSession); ok && d != nil {
+		c.DefaultSession = *d
+	}
+	return &c
+}

@@ -1,0 +1,197 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+	fstorage "github.com/ory/fosite/storage"
+
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/storage"
+)
+
+const (
+	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeWeChatJSCode  = "urn:qiao:params:oauth:token-type:wechat-js-code"
+	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+	connectorTypeMiniProgr = "wechat_miniprogram"
+)
+
+// tokenExchangeHandler is the mini-program login (RFC 8693): a wx.login()
+// code, as subject_token, becomes the same tokens a web login gives.
+type tokenExchangeHandler struct {
+	b        *Broker
+	strategy *compose.CommonStrategy
+	ids      *openid.IDTokenHandleHelper
+}
+
+func (b *Broker) tokenExchangeFactory(strategy *compose.CommonStrategy) compose.Factory {
+	return func(fosite.Configurator, interface{}, interface{}) interface{} {
+		return &tokenExchangeHandler{b: b, strategy: strategy, ids: &openid.IDTokenHandleHelper{IDTokenStrategy: b.oidc}}
+	}
+}
+
+var _ fosite.TokenEndpointHandler = (*tokenExchangeHandler)(nil)
+
+func (h *tokenExchangeHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+func (h *tokenExchangeHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
+	return r.GetGrantTypes().ExactOne(grantTokenExchange)
+}
+
+// exchangeError maps a connector failure to the token endpoint's answer.
+func exchangeError(err error) error {
+	switch {
+	case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
+		return fosite.ErrInvalidGrant.WithHint("The code is invalid, expired or already used.").WithWrap(err)
+	case errors.Is(err, connectors.ErrUnavailable):
+		return fosite.ErrTemporarilyUnavailable.WithHint("WeChat is busy or unreachable. Please retry.").WithWrap(err)
+	}
+	return fosite.ErrServerError.WithHint("WeChat refused this application's configuration.").WithWrap(err)
+}
+
+func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	b := h.b
+	c, ok := r.GetClient().(*client)
+	if !ok || !c.GetGrantTypes().Has(grantTokenExchange) {
+		return fosite.ErrUnauthorizedClient.WithHint("The client may not use the token exchange grant.")
+	}
+	form := r.GetRequestForm()
+	if form.Get("subject_token_type") != tokenTypeWeChatJSCode {
+		return fosite.ErrInvalidRequest.WithHintf("Unsupported subject_token_type; use %s.", tokenTypeWeChatJSCode)
+	}
+	issuer := form.Get("subject_issuer")
+	conn, ok := b.connectors[issuer]
+	if !ok || conn.Type != connectorTypeMiniProgr || !c.allows(issuer) {
+		return fosite.ErrInvalidRequest.WithHint("The subject_issuer is not a mini-program connector this client may use.")
+	}
+	code := form.Get("subject_token")
+	if code == "" || len(code) > 512 {
+		return fosite.ErrInvalidRequest.WithHint("The subject_token (the wx.login code) is missing or malformed.")
+	}
+	exchanger, ok := conn.Impl.(CodeConnector)
+	if !ok {
+		return fosite.ErrInvalidRequest.WithHint("The subject_issuer cannot exchange codes.")
+	}
+	for _, s := range r.GetRequestedScopes() {
+		for _, ok := range scopesSupported {
+			if s == ok {
+				r.GrantScope(s)
+			}
+		}
+	}
+
+	ident, err := exchanger.ExchangeCode(ctx, code)
+	if err != nil {
+		b.loginFailed(ctx, conn, c.ID, err)
+		return exchangeError(err)
+	}
+	var phone string
+	if pc := form.Get("phone_code"); pc != "" && r.GetGrantedScopes().Has("phone") {
+		pcn, ok := conn.Impl.(PhoneConnector)
+		if !ok {
+			return fosite.ErrInvalidRequest.WithHint("This connector cannot fetch phone numbers.")
+		}
+		if phone, err = pcn.PhoneNumber(ctx, pc); err != nil {
+			b.loginFailed(ctx, conn, c.ID, err)
+			return exchangeError(err)
+		}
+	}
+	userID, err := b.resolveIdentity(ctx, conn, ident)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	now := b.now().UTC()
+	sess, err := b.newUserSession(ctx, userID, conn.ID, now, now, r.GetGrantedScopes())
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	if phone != "" {
+		sess.Claims.Extra["phone_number"] = phone
+		sess.Claims.Extra["phone_number_verified"] = true
+	}
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(b.cfg.Tokens.AccessTokenTTL).Round(time.Second))
+	if r.GetGrantedScopes().Has("offline_access") {
+		sess.SetExpiresAt(fosite.RefreshToken, now.Add(b.cfg.Tokens.RefreshTokenTTL).Round(time.Second))
+	}
+	r.SetSession(sess)
+	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
+	b.audit(ctx, nil, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: "success"})
+	return nil
+}
+
+func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) {
+	result := "error"
+	switch {
+	case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
+		result = "invalid_code"
+	case errors.Is(err, connectors.ErrUnavailable):
+		result = "unavailable"
+	}
+	attrs := []any{"connector", conn.ID, "type", conn.Type, "result", result, "err", err.Error()}
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) {
+		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
+	}
+	b.log.Warn("mini-program login failed", attrs...)
+	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
+	b.audit(ctx, nil, storage.AuditEvent{Action: "login", ConnectorID: conn.ID, ClientID: clientID, Result: result})
+}
+
+func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	b := h.b
+	access, accessSig, err := h.strategy.GenerateAccessToken(ctx, r)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	var refresh, refreshSig string
+	if r.GetGrantedScopes().Has("offline_access") {
+		if refresh, refreshSig, err = h.strategy.GenerateRefreshToken(ctx, r); err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+	}
+	ctx, _ = fstorage.MaybeBeginTx(ctx, b.fstore)
+	stored := r.Sanitize(nil)
+	if err := b.fstore.CreateAccessTokenSession(ctx, accessSig, stored); err != nil {
+		_ = b.fstore.Rollback(ctx)
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	if refreshSig != "" {
+		if err := b.fstore.CreateRefreshTokenSession(ctx, refreshSig, accessSig, stored); err != nil {
+			_ = b.fstore.Rollback(ctx)
+			return fosite.ErrServerError.WithWrap(err)
+		}
+	}
+	if err := b.fstore.Commit(ctx); err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	resp.SetAccessToken(access)
+	resp.SetTokenType("Bearer")
+	resp.SetExpiresIn(time.Until(r.GetSession().GetExpiresAt(fosite.AccessToken)).Round(time.Second))
+	resp.SetScopes(r.GetGrantedScopes())
+	resp.SetExtra("issued_token_type", tokenTypeAccessToken)
+	if refresh != "" {
+		resp.SetExtra("refresh_token", refresh)
+	}
+	if r.GetGrantedScopes().Has("openid") {
+		if sess, ok := r.GetSession().(*Session); ok {
+			sess.Claims.AccessTokenHash = h.ids.GetAccessTokenHash(ctx, r, resp)
+		}
+		if err := h.ids.IssueExplicitIDToken(ctx, b.cfg.Tokens.IDTokenTTL, r, resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// adminStore opens the configured store for an admin command.
+func adminStore(ctx context.Context, cfgPath string, stderr io.Writer) (storage.Storage, bool) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	s, _, err := openStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "qiao:", err)
+		return nil, false
+	}
+	return s, true
+}
+
+func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("users "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	after := fs.String("after", "", "list: start after this user id")
+	limit := fs.Int("limit", 50, "list: users per page")
+	// Accept flags before and after the positional arguments.
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "users %s: --config FILE is required\n", sub)
+		return 2
+	}
+	want := map[string]int{"list": 0, "show": 1, "unbind": 2, "delete": 1}
+	n, ok := want[sub]
+	if !ok {
+		fmt.Fprintf(stderr, "users: unknown subcommand %q\n\n%s", sub, usage)
+		return 2
+	}
+	if len(pos) != n {
+		fmt.Fprintf(stderr, "users %s: expected %d argument(s), got %d\n\n%s", sub, n, len(pos), usage)
+		return 2
+	}
+	store, ok := adminStore(ctx, *path, stderr)
+	if !ok {
+		return 1
+	}
+	defer store.Close()
+	var err error
+	switch sub {
+	case "list":
+		err = usersList(ctx, store, stdout, *after, *limit)
+	case "show":
+		err = usersShow(ctx, store, stdout, pos[0])
+	case "unbind":
+		err = store.UnbindIdentity(ctx, pos[0], pos[1])
+		adminAudit(ctx, store, "admin_unbind", pos[0], pos[1], err)
+		if err == nil {
+			fmt.Fprintf(stdout, "unbound %s from user %s\n", pos[1], pos[0])
+		}
+	case "delete":
+		err = store.DeleteUser(ctx, pos[0])
+		adminAudit(ctx, store, "admin_delete", pos[0], "", err)
+		if err == nil {
+			fmt.Fprintf(stdout, "deleted user %s and revoked their tokens and sessions\n", pos[0])
+		}
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, storage.ErrNotFound):
+		fmt.Fprintf(stderr, "users %s: not found\n", sub)
+	case errors.Is(err, storage.ErrLastIdentity):
+		fmt.Fprintf(stderr, "users %s: refused: that is the user's last identity (delete the user instead)\n", sub)
+	default:
+		fmt.Fprintf(stderr, "users %s: %v\n", sub, err)
+	}
+	return 1
+}
+
+func adminAudit(ctx context.Context, store storage.Storage, action, userID, connectorID string, err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+		if errors.Is(err, storage.ErrNotFound) {
+			result = "not_found"
+		} else if errors.Is(err, storage.ErrLastIdentity) {
+			result = "refused_last_identity"
+		}
+	}
+	_ = store.AppendAudit(ctx, storage.AuditEvent{Time: time.Now().UTC(), Action: action, UserID: userID, ConnectorID: connectorID, IP: "cli", Result: result})
+}
+
+func usersList(ctx context.Context, store storage.Storage, w io.Writer, after string, limit int) error {
+	if limit <= 0 || limit > 1000 {
+		return fmt.Errorf("--limit must be between 1 and 1000")
+	}
+	users, err := store.ListUsers(ctx, after, limit)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tIDENTITIES\tNAME")
+	for _, u := range users {
+		ids, err := store.ListIdentities(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		var conns []string
+		name := ""
+		for _, id := range ids {
+			conns = append(conns, id.ConnectorID)
+			if id.RealProfile && name == "" {
+				name = id.DisplayName
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.ID, u.CreatedAt.UTC().Format(time.RFC3339), joinNonEmpty(conns...), name)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(users) == limit {
+		fmt.Fprintf(w, "\nmore: qiao users list --after %s --limit %d\n", users[len(users)-1].ID, limit)
+	}
+	return nil
+}
+
+func usersShow(ctx context.Context, store storage.Storage, w io.Writer, id string) error {
+	u, err := store.GetUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	ids, err := store.ListIdentities(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "user     %s\ncreated  %s\n\nidentities:\n", u.ID, u.CreatedAt.UTC().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CONNECTOR\tTYPE\tSUBJECT\tNAME\tBOUND\tLAST USED")
+	for _, x := range ids {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", x.ConnectorID, x.ConnectorType, x.Subject, x.DisplayName,
+			x.BoundAt.UTC().Format(time.RFC3339), x.LastUsedAt.UTC().Format(time.RFC3339))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	events, err := store.ListAudit(ctx, storage.AuditFilter{UserID: id, Limit: 20})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nrecent activity:")
+	return writeAudit(w, events)
+}
+
+func writeAudit(w io.Writer, events []storage.AuditEvent) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tRESULT\tUSER\tCONNECTOR\tCLIENT\tIP\tDETAIL")
+	for _, e := range events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Action, e.Result,
+			dash(e.UserID), dash(e.ConnectorID), dash(e.ClientID), dash(e.IP), e.Detail)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	user := fs.String("user", "", "only this user's events")
+	since := fs.String("since", "", "events at or after this time (RFC 3339, or a duration like 24h meaning that long ago)")
+	until := fs.String("until", "", "events before this time (RFC 3339 or a duration ago)")
+	limit := fs.Int("limit", 100, "at most this many events, newest first")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "audit: --config FILE is required")
+		return 2
+	}
+	f := storage.AuditFilter{UserID: *user, Limit: *limit}
+	var err error
+	if f.Since, err = parseWhen(*since); err != nil {
+		fmt.Fprintln(stderr, "audit: --since:", err)
+		return 2
+	}
+	if f.Until, err = parseWhen(*until); err != nil {
+		fmt.Fprintln(stderr, "audit: --until:", err)
+		return 2
+	}
+	store, ok := adminStore(ctx, *path, stderr)
+	if !ok {
+		return 1
+	}
+	defer store.Close()
+	events, err := store.ListAudit(ctx, f)
+	if err != nil {
+		fmt.Fprintln(stderr, "audit:", err)
+		return 1
+	}
+	if err := writeAudit(stdout, events); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// parseWhen reads an RFC 3339 time or a duration meaning that long ago.
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
+}
