@@ -109,12 +109,12 @@ func (v *number) UnmarshalJSON(b []byte) error {
 	}
 	v.set = true
 	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &v.text); err != nil {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		if n, err := strconv.Atoi(strings.TrimSpace(v.text)); err == nil {
-			v.n = n
-		}
+		*v = numberFromString(s)
+		v.set = true
 		return nil
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
@@ -123,6 +123,15 @@ func (v *number) UnmarshalJSON(b []byte) error {
 	}
 	v.n, v.text = int(n), string(b)
 	return nil
+}
+
+// numberFromString reads a code QQ sent as text.
+func numberFromString(s string) number {
+	v := number{set: true, text: s}
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+		v.n = n
+	}
+	return v
 }
 
 // isError says whether an "error" or "ret" field reports a failure.
@@ -216,11 +225,7 @@ func parseTokenReply(body []byte) (tokenReply, error) {
 			return tokenReply{}, unparseable("a reply that is neither JSON nor form-encoded")
 		}
 		if form.Get("access_token") == "" && form.Has("code") {
-			var code number
-			if err := code.UnmarshalJSON(strconv.AppendQuote(nil, form.Get("code"))); err != nil {
-				return tokenReply{}, err
-			}
-			return tokenReply{}, providerError(code, form.Get("msg"))
+			return tokenReply{}, providerError(numberFromString(form.Get("code")), form.Get("msg"))
 		}
 		r.AccessToken, r.RefreshToken = form.Get("access_token"), form.Get("refresh_token")
 	}
