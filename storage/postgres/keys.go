@@ -19,7 +19,7 @@ const keyRotationLockKey int64 = 0x716b6579
 // ListSigningKeys returns every stored key, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	var keys []storage.SigningKey
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		rows, err := s.pool.Query(ctx, `SELECT id, algorithm, private_key, public_jwk, created_at,
 			retired_at, expires_at FROM signing_keys ORDER BY created_at DESC NULLS LAST, id DESC`)
 		if err != nil {

@@ -19,9 +19,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +49,9 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeAdminShutdown        = "57P01"
+	codeCrashShutdown        = "57P02"
+	codeCannotConnectNow     = "57P03"
 	codeNotFound             = "QN404" // raised by qiao_deactivate_token
 	codeConflict             = "QC409" // raised by qiao_deactivate_token
 )
@@ -146,18 +152,39 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCRe
 
 // ------------------------------------------------------------ plumbing
 
-// retry runs fn until it succeeds, fails for good, or maxAttempts ran
-// out. It retries serialization failures and deadlocks (the server rolled
-// the transaction back) and errors that happened before the request
-// reached the server, with a short jittered backoff.
+// retry runs a write until it succeeds, fails for good, or maxAttempts
+// ran out. It retries what certainly did not take effect: serialization
+// failures and deadlocks (the server rolled the transaction back), errors
+// before the request reached the server, and connections the server had
+// terminated (shutdown, crash recovery) before the request arrived.
 func (s *Store) retry(ctx context.Context, fn func() error) error {
+	return s.attempt(ctx, false, fn)
+}
+
+// read runs an idempotent read as retry does, and also retries when the
+// connection broke mid-request: running a read twice is harmless.
+func (s *Store) read(ctx context.Context, fn func() error) error {
+	return s.attempt(ctx, true, fn)
+}
+
+func (s *Store) attempt(ctx context.Context, idempotent bool, fn func() error) error {
 	var err error
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		err = fn()
-		if err == nil || attempt == maxAttempts || !retryable(err) {
+		if err == nil {
+			return nil
+		}
+		lost := connLost(err)
+		if lost {
+			// A server restart or failover breaks every pooled
+			// connection at once: drop the idle ones rather than find
+			// each broken one by failing a request on it.
+			s.pool.Reset()
+		}
+		if n == maxAttempts || !(retryable(err) || (idempotent && lost)) || ctx.Err() != nil {
 			return err
 		}
-		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff := time.Duration(n*n) * time.Millisecond
 		backoff += rand.N(backoff + time.Millisecond)
 		t := time.NewTimer(backoff)
 		select {
@@ -169,11 +196,32 @@ func (s *Store) retry(ctx context.Context, fn func() error) error {
 	}
 }
 
+// retryable reports whether err certainly left the database unchanged and
+// may go away on a second try.
 func retryable(err error) bool {
-	if code := sqlState(err); code == codeSerializationFailure || code == codeDeadlockDetected {
+	switch sqlState(err) {
+	case codeSerializationFailure, codeDeadlockDetected,
+		codeAdminShutdown, codeCrashShutdown, codeCannotConnectNow:
 		return true
 	}
 	return pgconn.SafeToRetry(err)
+}
+
+// connLost reports whether err means the connection is gone: the server
+// closed it, the network broke, or no connection could be made.
+func connLost(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // batch sends the batch that build returns as one implicit transaction

@@ -229,15 +229,47 @@ func TestStoreSurvivesServerRestart(t *testing.T) {
 	}
 
 	srv.Restart(t)
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping after restart: %v", err)
-	}
+	// The pool's connections all died with the server; the first calls
+	// must not fail on them.
 	got, err := s.GetUser(ctx, u.ID)
 	if err != nil || got.ID != u.ID {
 		t.Fatalf("GetUser after restart: %+v, %v", got, err)
 	}
 	if err := s.BindIdentity(ctx, storage.Identity{ConnectorID: "qq", Subject: "q1", UserID: u.ID}); err != nil {
 		t.Fatalf("BindIdentity after restart: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after restart: %v", err)
+	}
+}
+
+// TestFirstCallsAfterQuickRestartSucceed: connections that were busy a
+// moment before the server restarted (too recently used for the pool to
+// ping them) do not fail the first reads and writes after it.
+func TestFirstCallsAfterQuickRestartSucceed(t *testing.T) {
+	srv := pgtest.Start(t)
+	s := openDSN(t, srv.NewDatabase(t))
+	ctx := t.Context()
+	// Fill the pool with several open connections.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.CreateSession(ctx, storage.Session{ID: fmt.Sprintf("s%d", i), UserID: "u"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for round := range 2 {
+		srv.Restart(t)
+		if _, err := s.GetSession(ctx, "s0"); err != nil {
+			t.Fatalf("round %d: GetSession after restart: %v", round, err)
+		}
+		if err := s.CreateSession(ctx, storage.Session{ID: fmt.Sprintf("after%d", round), UserID: "u"}); err != nil {
+			t.Fatalf("round %d: CreateSession after restart: %v", round, err)
+		}
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 
 // CreateSession inserts the session; ErrAlreadyExists if its id is taken.
 func (s *Store) CreateSession(ctx context.Context, ss storage.Session) error {
+	if ss.ID == "" {
+		return errors.New("postgres: create session: empty id")
+	}
 	err := s.retry(ctx, func() error {
 		_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, connector_id, auth_time,
 			expires_at, data) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -33,7 +36,7 @@ func (s *Store) CreateSession(ctx context.Context, ss storage.Session) error {
 func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, error) {
 	var ss storage.Session
 	var auth, expires pgtype.Timestamptz
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		return s.pool.QueryRow(ctx, `SELECT id, user_id, connector_id, auth_time, expires_at, data
 			FROM sessions WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
 			id, time.Now().UTC()).Scan(&ss.ID, &ss.UserID, &ss.ConnectorID, &auth, &expires, &ss.Data)
@@ -84,6 +87,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // CreateLogin inserts the pending login; ErrAlreadyExists if its state is
 // taken.
 func (s *Store) CreateLogin(ctx context.Context, l storage.PendingLogin) error {
+	if l.State == "" {
+		return errors.New("postgres: create login: empty state")
+	}
 	err := s.retry(ctx, func() error {
 		_, err := s.pool.Exec(ctx, `INSERT INTO logins (state, connector_id, binding, data,
 			created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -156,7 +162,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		q += fmt.Sprintf(` LIMIT $%d`, len(args))
 	}
 	var es []storage.AuditEvent
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return err
@@ -181,6 +187,9 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 // AcquireLease takes the lease if it is free, expired, or already held by
 // holder, in one INSERT ... ON CONFLICT statement.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if name == "" || holder == "" {
+		return false, errors.New("postgres: acquire lease: empty name or holder")
+	}
 	if ttl <= 0 {
 		return false, fmt.Errorf("postgres: acquire lease: ttl must be positive, got %v", ttl)
 	}
@@ -235,7 +244,7 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, expiresA
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, time.Time, error) {
 	var v []byte
 	var exp pgtype.Timestamptz
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		return s.pool.QueryRow(ctx, `SELECT value, expires_at FROM cache
 			WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)`, key, time.Now().UTC()).Scan(&v, &exp)
 	})

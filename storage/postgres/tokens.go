@@ -89,7 +89,7 @@ func (s *Store) GetToken(ctx context.Context, kind storage.TokenKind, signature 
 	var r storage.TokenRecord
 	var created, expires pgtype.Timestamptz
 	var k string
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		return s.pool.QueryRow(ctx, `SELECT kind, signature, request_id, client_id, subject, active,
 			data, created_at, expires_at FROM tokens
 			WHERE kind = $1 AND signature = $2 AND (expires_at IS NULL OR expires_at > $3)`,

@@ -23,6 +23,13 @@ func identityArgs(id storage.Identity) []any {
 		id.DisplayName, id.Picture, id.RealProfile, blob(id.Secret), ts(id.BoundAt), ts(id.LastUsedAt)}
 }
 
+func checkIdentityKey(id storage.Identity) error {
+	if id.ConnectorID == "" || id.Subject == "" {
+		return errors.New("identity needs a connector id and a subject")
+	}
+	return nil
+}
+
 func scanIdentity(row pgx.Row) (storage.Identity, error) {
 	var id storage.Identity
 	var bound, used pgtype.Timestamptz
@@ -34,6 +41,12 @@ func scanIdentity(row pgx.Row) (storage.Identity, error) {
 
 // CreateUser inserts the user and its first identity in one transaction.
 func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Identity) error {
+	if u.ID == "" {
+		return errors.New("postgres: create user: empty user id")
+	}
+	if err := checkIdentityKey(first); err != nil {
+		return fmt.Errorf("postgres: create user: %w", err)
+	}
 	first.UserID = u.ID
 	err := s.batch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
@@ -51,7 +64,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, first storage.Id
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	var u storage.User
 	var created pgtype.Timestamptz
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		return s.pool.QueryRow(ctx, `SELECT id, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &created)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -70,7 +83,7 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 		return []storage.User{}, nil
 	}
 	var us []storage.User
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		rows, err := s.pool.Query(ctx,
 			`SELECT id, created_at FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
 		if err != nil {
@@ -114,7 +127,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // GetIdentity returns the identity (connectorID, subject).
 func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error) {
 	var id storage.Identity
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		var err error
 		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities
 			WHERE connector_id = $1 AND subject = $2`, connectorID, subject))
@@ -131,7 +144,7 @@ func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (s
 
 func (s *Store) listIdentities(ctx context.Context, where string, arg string) ([]storage.Identity, error) {
 	var ids []storage.Identity
-	err := s.retry(ctx, func() error {
+	err := s.read(ctx, func() error {
 		rows, err := s.pool.Query(ctx, `SELECT `+identityColumns+` FROM identities
 			WHERE `+where+` ORDER BY bound_at NULLS FIRST, seq`, arg)
 		if err != nil {
@@ -170,6 +183,9 @@ func (s *Store) FindIdentitiesByUnionID(ctx context.Context, unionID string) ([]
 // BindIdentity inserts the identity; the primary key makes concurrent
 // binds of one identity succeed once, the foreign key requires the user.
 func (s *Store) BindIdentity(ctx context.Context, id storage.Identity) error {
+	if err := checkIdentityKey(id); err != nil {
+		return fmt.Errorf("postgres: bind identity: %w", err)
+	}
 	err := s.retry(ctx, func() error {
 		_, err := s.pool.Exec(ctx, insertIdentity, identityArgs(id)...)
 		return err
