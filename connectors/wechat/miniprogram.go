@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,29 +154,23 @@ func (m *MiniProgram) PhoneNumber(ctx context.Context, phoneCode string) (string
 	return e164(string(p.PhoneInfo.CountryCode), p.PhoneInfo.PurePhoneNumber, p.PhoneInfo.PhoneNumber)
 }
 
-// e164 builds "+<country code><national number>".
+// e164 builds "+<country code><national number>" from phone_info:
+// purePhoneNumber lacks the country code; phoneNumber carries it for
+// numbers outside mainland China.
 func e164(cc, pure, full string) (string, error) {
-	if pure == "" {
-		// phoneNumber carries the country code for numbers outside China.
-		pure = full
-		if len(full) > len(cc) && full[:len(cc)] == cc && cc != "86" {
-			pure = full[len(cc):]
+	cc = strings.TrimPrefix(cc, "+")
+	national := pure
+	if national == "" {
+		national = strings.TrimPrefix(full, "+")
+		if cc != "86" {
+			national = strings.TrimPrefix(national, cc)
 		}
 	}
-	cc = trimPrefix(cc, "+")
-	pure = trimPrefix(pure, "+"+cc)
-	n := "+" + cc + pure
-	if !digits(cc) || !digits(pure) || len(n) < 8 || len(n) > 16 {
+	n := "+" + cc + national
+	if !digits(cc) || !digits(national) || len(n) < 8 || len(n) > 16 {
 		return "", fmt.Errorf("wechat %s: %w: the phone number is not understood", endpointPhoneNumber, connectors.ErrUnavailable)
 	}
 	return n, nil
-}
-
-func trimPrefix(s, p string) string {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
 }
 
 func digits(s string) bool {
