@@ -431,7 +431,11 @@ func samePublic(a, b crypto.PublicKey) bool {
 	return ok && eq.Equal(b)
 }
 
-// Run calls Refresh every interval until ctx is done, logging errors.
+// Run calls Refresh every interval until ctx is done, logging errors. A
+// replica keeps signing with the key it loaded last, so every should be
+// well under ClockSkew (a minute is a good value; 0 or less means one
+// minute): then a token it signs after another replica rotated still
+// expires before its key leaves the JWKS.
 func (m *Manager) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Minute
