@@ -469,7 +469,10 @@ func TestRotationKeepsRetiredKeyUntilTokensExpire(t *testing.T) {
 		t.Fatalf("after rotation: JWKS kids %v, want [%s %s]", got, second, first)
 	}
 	if _, err := m.Verify(ctx, oldToken); err != nil {
-		t.Fatalf("token of the retired key: %v", err)
+		t.Fatalf("Verify of a token of the retired key: %v", err)
+	}
+	if _, err := m.Signer().Decode(ctx, oldToken); err != nil {
+		t.Fatalf("Decode of a token of the retired key: %v", err)
 	}
 	stored, err := store.ListSigningKeys(ctx)
 	if err != nil {
@@ -492,7 +495,11 @@ func TestRotationKeepsRetiredKeyUntilTokensExpire(t *testing.T) {
 		t.Fatalf("at expiry, before refresh: JWKS kids %v", got)
 	}
 	if _, err := m.Verify(ctx, oldToken); !errors.Is(err, ErrInvalidToken) {
-		t.Fatalf("token of an expired key: err = %v", err)
+		t.Fatalf("Verify of a token of an expired key: err = %v", err)
+	}
+	var ve *jwt.ValidationError
+	if _, err := m.Signer().Decode(ctx, oldToken); !errors.As(err, &ve) || !ve.Has(jwt.ValidationErrorUnverifiable) {
+		t.Fatalf("Decode of a token of an expired key: err = %v", err)
 	}
 	fresh := newManager(t, store, Options{Algorithm: ES256, MaxTokenTTL: maxTTL, Now: clock.Now})
 	if got := kids(fresh.JWKS()); len(got) != 1 || got[0] != second {
