@@ -10,8 +10,8 @@
 // operations are sent as one pipelined batch, which PostgreSQL runs as one
 // implicit transaction: one round trip, all or nothing.
 //
-// Times are stored as timestamptz (microsecond precision) and returned in
-// UTC; the zero time is stored as NULL and, as an expiry, means "never
+// Times are stored as timestamptz, truncated to the millisecond like the
+// SQLite store does, and returned in UTC; the zero time is stored as NULL and, as an expiry, means "never
 // expires". A row whose expiry is at or before now counts as absent.
 package postgres
 
@@ -268,12 +268,14 @@ func mapErr(err error) error {
 	return err
 }
 
-// ts converts t to what a time column holds: NULL for the zero time.
+// ts converts t to what a time column holds: UTC to the millisecond, as
+// the SQLite store keeps it, so that both backends hand back the same
+// values; NULL for the zero time.
 func ts(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC()
+	return t.Truncate(time.Millisecond).UTC()
 }
 
 // fromTS converts a time column back, in UTC.

@@ -149,11 +149,11 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		q += fmt.Sprintf(` AND user_id = $%d`, len(args))
 	}
 	if !f.Since.IsZero() {
-		args = append(args, f.Since.UTC())
+		args = append(args, ts(f.Since))
 		q += fmt.Sprintf(` AND time >= $%d`, len(args))
 	}
 	if !f.Until.IsZero() {
-		args = append(args, f.Until.UTC())
+		args = append(args, ts(f.Until))
 		q += fmt.Sprintf(` AND time < $%d`, len(args))
 	}
 	q += ` ORDER BY time DESC NULLS LAST, id DESC`
@@ -199,7 +199,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		err := s.pool.QueryRow(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
 			WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= $4
-			RETURNING true`, name, holder, now.Add(ttl), now).Scan(&got)
+			RETURNING true`, name, holder, ts(now.Add(ttl)), now).Scan(&got)
 		if errors.Is(err, pgx.ErrNoRows) {
 			got = false
 			return nil
