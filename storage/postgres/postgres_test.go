@@ -404,3 +404,85 @@ func TestTimesComeBackUTCToTheMillisecond(t *testing.T) {
 		t.Fatalf("zero ExpiresAt came back as %v", got.ExpiresAt)
 	}
 }
+
+// TestReplicasRaceOnOneDatabase: two Stores on one database (two
+// replicas) racing for the same refresh token, pending login and lease
+// each get exactly one winner.
+func TestReplicasRaceOnOneDatabase(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	replicas := []*Store{openDSN(t, dsn), openDSN(t, dsn)}
+	ctx := t.Context()
+	const racers = 12
+
+	// race runs f(i) on replica i%2 for every racer and counts the
+	// successes; every failure must be want.
+	race := func(t *testing.T, want error, f func(s *Store, i int) error) int {
+		t.Helper()
+		errs := make([]error, racers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = f(replicas[i%2], i)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, want):
+				t.Errorf("racer %d: %v, want %v", i, err, want)
+			}
+		}
+		return wins
+	}
+
+	t.Run("RefreshRotation", func(t *testing.T) {
+		old := storage.TokenRecord{Kind: storage.KindRefreshToken, Signature: "old", RequestID: "req", Active: true}
+		if err := replicas[0].ApplyTokenOps(ctx, storage.TokenOp{Type: storage.OpCreate, Record: old}); err != nil {
+			t.Fatal(err)
+		}
+		wins := race(t, storage.ErrConflict, func(s *Store, i int) error {
+			return s.ApplyTokenOps(ctx,
+				storage.TokenOp{Type: storage.OpDeactivate, Kind: old.Kind, Signature: old.Signature},
+				storage.TokenOp{Type: storage.OpCreate, Record: storage.TokenRecord{
+					Kind: storage.KindRefreshToken, Signature: fmt.Sprintf("new-%d", i), RequestID: "req", Active: true}},
+			)
+		})
+		if wins != 1 {
+			t.Fatalf("%d rotations succeeded, want 1", wins)
+		}
+	})
+	t.Run("TakeLogin", func(t *testing.T) {
+		if err := replicas[1].CreateLogin(ctx, storage.PendingLogin{State: "st", ConnectorID: "qq",
+			ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		wins := race(t, storage.ErrNotFound, func(s *Store, _ int) error {
+			_, err := s.TakeLogin(ctx, "st")
+			return err
+		})
+		if wins != 1 {
+			t.Fatalf("%d takers got the login, want 1", wins)
+		}
+	})
+	t.Run("Lease", func(t *testing.T) {
+		errNotHeld := errors.New("lease held by another")
+		wins := race(t, errNotHeld, func(s *Store, i int) error {
+			ok, err := s.AcquireLease(ctx, "gc", fmt.Sprintf("holder-%d", i), time.Minute)
+			if err == nil && !ok {
+				err = errNotHeld
+			}
+			return err
+		})
+		if wins != 1 {
+			t.Fatalf("%d holders got the lease, want 1", wins)
+		}
+	})
+}
