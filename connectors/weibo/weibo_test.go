@@ -1,0 +1,392 @@
+package weibo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/connectors/weibo"
+)
+
+const (
+	appKey = "1352222456"
+	secret = "weibo-secret-0123456789abcdef"
+	state  = "abcdefghijklmnop1234"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// recorder sits between the connector and the simulator: it notes every
+// value that must never reach an error (codes, secrets, tokens, in query
+// strings, form bodies and token replies) and what the observer was told.
+type recorder struct {
+	next      http.RoundTripper
+	mu        sync.Mutex
+	sensitive []string
+	observed  []string // endpoint=result
+}
+
+var tokenPattern = regexp.MustCompile(`2\.00[0-9a-f]+`)
+
+func (r *recorder) note(values url.Values) {
+	for _, k := range []string{"code", "client_secret", "access_token"} {
+		if v := values.Get(k); v != "" {
+			r.sensitive = append(r.sensitive, v)
+		}
+	}
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.note(req.URL.Query())
+	if req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			r.note(form)
+		}
+	}
+	r.mu.Unlock()
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.sensitive = append(r.sensitive, tokenPattern.FindAllString(string(body), -1)...)
+	r.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observed = append(r.observed, endpoint+"="+result)
+}
+
+func (r *recorder) assertNoLeak(t *testing.T, err error) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range append([]string{secret}, r.sensitive...) {
+		if err != nil && strings.Contains(err.Error(), s) {
+			t.Errorf("error %q contains the secret value %q", err, s)
+		}
+	}
+}
+
+type env struct {
+	sim      *sandbox.Weibo
+	srv      *httptest.Server
+	clock    *clock
+	rec      *recorder
+	client   *http.Client
+	callback string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{clock: &clock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}, callback: "https://broker.example/callback/weibo"}
+	e.sim = sandbox.NewWeibo(sandbox.WeiboOptions{
+		Apps:  []sandbox.WeiboApp{{ClientID: appKey, Secret: secret, RedirectURI: e.callback}},
+		Clock: e.clock.Now,
+	})
+	e.srv = httptest.NewServer(e.sim)
+	t.Cleanup(e.srv.Close)
+	e.rec = &recorder{next: http.DefaultTransport}
+	e.client = &http.Client{Transport: e.rec}
+	return e
+}
+
+func (e *env) connector(t *testing.T, cfg weibo.Config) *weibo.Connector {
+	t.Helper()
+	if cfg.ClientID == "" {
+		cfg.ClientID = appKey
+	}
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = secret
+	}
+	cfg.AuthBaseURL, cfg.APIBaseURL = e.srv.URL, e.srv.URL
+	c, err := weibo.New(cfg, &connectors.Caller{HTTP: e.client, ConnectorID: "weibo", Observe: e.rec.observe})
+	if err != nil {
+		t.Fatalf("weibo.New: %v", err)
+	}
+	return c
+}
+
+func (e *env) request() connectors.LoginRequest {
+	return connectors.LoginRequest{State: state, CallbackURL: e.callback}
+}
+
+// browse plays the browser: login URL, picker, the link with attr, and
+// returns the callback's query.
+func (e *env) browse(t *testing.T, c *weibo.Connector, attr string) url.Values {
+	t.Helper()
+	loginURL, err := c.LoginURL(context.Background(), e.request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(loginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<a ` + regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no link %s on the authorize page:\n%s", attr, page)
+	}
+	resp, err = browser.Get(e.srv.URL + html.UnescapeString(string(m[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), e.callback+"?") {
+		t.Fatalf("status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if loc.Query().Get("state") != state {
+		t.Fatalf("callback without the state: %s", loc)
+	}
+	return loc.Query()
+}
+
+func person(t *testing.T, id string) sandbox.Person {
+	t.Helper()
+	for _, p := range sandbox.DefaultPersons() {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("no default person %s", id)
+	return sandbox.Person{}
+}
+
+func TestLoginURLUsesTheMobilePageOnPhones(t *testing.T) {
+	c, err := weibo.New(weibo.Config{ClientID: appKey, ClientSecret: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		mobile bool
+		prefix string
+	}{
+		{false, "https://api.weibo.com/oauth2/authorize?"},
+		{true, "https://open.weibo.cn/oauth2/authorize?"},
+	}
+	for _, tt := range tests {
+		req := connectors.LoginRequest{State: state, CallbackURL: "https://broker.example/callback/weibo", Mobile: tt.mobile}
+		raw, err := c.LoginURL(context.Background(), req)
+		if err != nil || !strings.HasPrefix(raw, tt.prefix) {
+			t.Fatalf("mobile=%v: %s, %v; want %s...", tt.mobile, raw, err, tt.prefix)
+		}
+		u, _ := url.Parse(raw)
+		q := u.Query()
+		if q.Get("client_id") != appKey || q.Get("redirect_uri") != req.CallbackURL || q.Get("state") != state ||
+			q.Get("response_type") != "code" || (q.Get("display") == "mobile") != tt.mobile {
+			t.Errorf("mobile=%v: login URL %s", tt.mobile, raw)
+		}
+	}
+
+	e := newEnv(t)
+	req := e.request()
+	req.Mobile = true
+	raw, err := e.connector(t, weibo.Config{}).LoginURL(context.Background(), req)
+	if err != nil || !strings.HasPrefix(raw, e.srv.URL+"/oauth2/authorize?") {
+		t.Fatalf("with auth_base_url set, the mobile page is on it too: %s, %v", raw, err)
+	}
+	resp, err := http.Get(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(page, []byte(`data-display="mobile"`)) {
+		t.Errorf("the simulator did not show the mobile page")
+	}
+}
+
+func TestLoginYieldsTheStringUIDAndProfile(t *testing.T) {
+	e := newEnv(t)
+	c := e.connector(t, weibo.Config{})
+	// bob's id is above 2^53: a float would corrupt it.
+	id, err := c.HandleCallback(context.Background(), e.request(), e.browse(t, c, `data-person="bob"`))
+	if err != nil {
+		t.Fatalf("HandleCallback: %v", err)
+	}
+	bob := person(t, "bob")
+	if id.Subject != e.sim.UID("bob") || id.Subject != "9007199254740993" || id.UnionID != "" ||
+		id.DisplayName != bob.Name || id.Picture != bob.Avatar || !id.RealProfile || id.Secret != nil {
+		t.Errorf("identity %+v, want uid %s, %s, %s", id, e.sim.UID("bob"), bob.Name, bob.Avatar)
+	}
+	want := "oauth2/access_token=ok oauth2/get_token_info=ok 2/users/show.json=ok"
+	if got := strings.Join(e.rec.observed, " "); got != want {
+		t.Errorf("observer saw %q, want %q", got, want)
+	}
+}
+
+func TestRefusalIsAccessDenied(t *testing.T) {
+	e := newEnv(t)
+	c := e.connector(t, weibo.Config{})
+	_, err := c.HandleCallback(context.Background(), e.request(), e.browse(t, c, "data-deny"))
+	var pe *connectors.ProviderError
+	if !errors.Is(err, connectors.ErrAccessDenied) || !errors.As(err, &pe) || pe.Code != 21330 {
+		t.Errorf("deny: %v, want ErrAccessDenied with code 21330", err)
+	}
+	_, err = c.HandleCallback(context.Background(), e.request(), url.Values{"state": {state}})
+	if !errors.Is(err, connectors.ErrAccessDenied) {
+		t.Errorf("callback with neither code nor error: %v, want ErrAccessDenied", err)
+	}
+	_, err = c.HandleCallback(context.Background(), e.request(), url.Values{"error": {"access_denied"}, "state": {state}})
+	if !errors.Is(err, connectors.ErrAccessDenied) {
+		t.Errorf("error=access_denied without error_code: %v, want ErrAccessDenied", err)
+	}
+}
+
+func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
+	type setupFunc func(t *testing.T, e *env, cfg *weibo.Config, req *connectors.LoginRequest, q url.Values)
+	raw := func(path string, status int, body string) setupFunc {
+		return func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.RawNext(path, 1, status, "text/plain;charset=UTF-8", body)
+		}
+	}
+	fail := func(path string, code int) setupFunc {
+		return func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.FailNext(path, 1, code)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup setupFunc
+		kind  error
+		code  int
+	}{
+		{"reused code", func(t *testing.T, e *env, cfg *weibo.Config, req *connectors.LoginRequest, q url.Values) {
+			if _, err := e.connector(t, *cfg).HandleCallback(context.Background(), *req, q); err != nil {
+				t.Fatalf("first use of the code: %v", err)
+			}
+		}, connectors.ErrInvalidCode, 21325},
+		{"expired code", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.clock.Advance(time.Hour)
+		}, connectors.ErrInvalidCode, 21325},
+		{"expired token", fail(sandbox.WeiboPathToken, 21327), connectors.ErrInvalidCode, 21327},
+		{"token refused at users/show", fail(sandbox.WeiboPathUsersShow, 21332), connectors.ErrInvalidCode, 21332},
+		{"bad secret", func(_ *testing.T, _ *env, cfg *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			cfg.ClientSecret = "wrong-secret"
+		}, connectors.ErrConfig, 21324},
+		{"callback differs from authorize", func(_ *testing.T, _ *env, _ *weibo.Config, req *connectors.LoginRequest, _ url.Values) {
+			req.CallbackURL += "/elsewhere"
+		}, connectors.ErrConfig, 21322},
+		{"IP rate limit", fail(sandbox.WeiboPathToken, 10022), connectors.ErrUnavailable, 10022},
+		{"user rate limit", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.RateLimitNext(sandbox.WeiboPathUsersShow, 1)
+		}, connectors.ErrUnavailable, 10023},
+		{"user rate limit for an API", fail(sandbox.WeiboPathTokenInfo, 10024), connectors.ErrUnavailable, 10024},
+		{"error_code as a string", raw(sandbox.WeiboPathToken, 400,
+			`{"error":"invalid_grant","error_code":"21325","request":"/oauth2/access_token"}`), connectors.ErrInvalidCode, 21325},
+		{"error in a 200", raw(sandbox.WeiboPathUsersShow, 200,
+			`{"error":"expired_token","error_code":21327,"request":"/2/users/show.json"}`), connectors.ErrInvalidCode, 21327},
+		{"error echoing the code and secret", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, q url.Values) {
+			e.sim.RawNext(sandbox.WeiboPathToken, 1, 400, "text/plain;charset=UTF-8",
+				`{"error":"invalid_grant","error_code":21325,"error_description":"invalid authorization code:`+q.Get("code")+` `+secret+`"}`)
+		}, connectors.ErrInvalidCode, 21325},
+		{"token of another app", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.RawNext(sandbox.WeiboPathTokenInfo, 1, 200, "text/plain;charset=UTF-8",
+				`{"uid":`+e.sim.UID("alice")+`,"appkey":999,"scope":null,"create_at":1,"expire_in":2}`)
+		}, connectors.ErrConfig, 0},
+		{"busy", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.BusyNext(sandbox.WeiboPathToken, 1)
+		}, connectors.ErrUnavailable, 0},
+		{"down", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.SetDown(true)
+		}, connectors.ErrUnavailable, 0},
+		{"slower than the timeout", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
+			e.sim.StallNext(sandbox.WeiboPathUsersShow, 1)
+			e.client.Timeout = 200 * time.Millisecond
+		}, connectors.ErrUnavailable, 0},
+		{"empty 200", raw(sandbox.WeiboPathToken, 200, ""), connectors.ErrUnavailable, 0},
+		{"HTML 200", raw(sandbox.WeiboPathUsersShow, 200, "<html><body>upgrading</body></html>"), connectors.ErrUnavailable, 0},
+		{"HTML 403", raw(sandbox.WeiboPathToken, 403, "<html>forbidden</html>"), connectors.ErrUnavailable, 0},
+		{"JSON array", raw(sandbox.WeiboPathTokenInfo, 200, "[]"), connectors.ErrUnavailable, 0},
+		{"token without uid", raw(sandbox.WeiboPathToken, 200, `{"access_token":"2.00abc","expires_in":1}`), connectors.ErrUnavailable, 0},
+		{"id as a float", raw(sandbox.WeiboPathUsersShow, 200, `{"id":9.007199254740992e15}`), connectors.ErrUnavailable, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := weibo.Config{}
+			q := e.browse(t, e.connector(t, cfg), `data-person="alice"`)
+			req := e.request()
+			tt.setup(t, e, &cfg, &req, q)
+			start := time.Now()
+			_, err := e.connector(t, cfg).HandleCallback(context.Background(), req, q)
+			if !errors.Is(err, tt.kind) {
+				t.Fatalf("err = %v, want %v", err, tt.kind)
+			}
+			var pe *connectors.ProviderError
+			if got := errors.As(err, &pe); got != (tt.code != 0) || (got && pe.Code != tt.code) {
+				t.Errorf("err = %#v, want provider code %d", err, tt.code)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("took %v", d)
+			}
+			e.rec.assertNoLeak(t, err)
+		})
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  weibo.Config
+	}{
+		{"no client_id", weibo.Config{ClientSecret: "s"}},
+		{"no secret", weibo.Config{ClientID: "1"}},
+		{"relative base URL", weibo.Config{ClientID: "1", ClientSecret: "s", APIBaseURL: "api.weibo.com"}},
+		{"mobile base URL not http", weibo.Config{ClientID: "1", ClientSecret: "s", MobileAuthBaseURL: "ftp://open.weibo.cn"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := weibo.New(tt.cfg, nil); !errors.Is(err, connectors.ErrConfig) {
+				t.Errorf("New: %v, want ErrConfig", err)
+			}
+		})
+	}
+}
