@@ -216,7 +216,7 @@ func startServer() (*Server, error) {
 			return nil, fmt.Errorf("running as root needs runuser: %w", err)
 		}
 	}
-	base, err := os.MkdirTemp("", "pgtest-")
+	base, err := os.MkdirTemp(tempRoot(runAs != ""), "pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +373,28 @@ func version(binDir string) int {
 		return -1
 	}
 	return n
+}
+
+// tempRoot is where clusters go: the usual temporary directory, unless
+// the cluster runs as another user who could not reach it, or it is so
+// deep that the socket path would pass the 107-byte limit; then /tmp.
+func tempRoot(otherUser bool) string {
+	dir := os.TempDir()
+	if len(dir) > 60 {
+		return "/tmp"
+	}
+	if otherUser {
+		for d := dir; ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil || fi.Mode().Perm()&0o001 == 0 {
+				return "/tmp"
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return dir
 }
 
 func freePort() (int, error) {

@@ -2,6 +2,8 @@ package pgtest
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,5 +126,23 @@ func TestMissingBinariesSkipLocallyAndFailInCI(t *testing.T) {
 			t.Errorf("CI=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
 				tc.ci, r.skipped, r.failed, tc.skipped, tc.failed)
 		}
+	}
+}
+
+func TestTempRootAvoidsDirsThePostgresUserCannotReach(t *testing.T) {
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", private)
+	if got := tempRoot(false); got != private {
+		t.Errorf("tempRoot(same user) = %q, want %q", got, private)
+	}
+	if got := tempRoot(true); got != "/tmp" {
+		t.Errorf("tempRoot(other user) = %q, want /tmp", got)
+	}
+	t.Setenv("TMPDIR", "/"+strings.Repeat("d", 80))
+	if got := tempRoot(false); got != "/tmp" {
+		t.Errorf("tempRoot(deep dir) = %q, want /tmp", got)
 	}
 }
