@@ -31,11 +31,6 @@ const (
 	weiboDefaultTokenTTL = 86400 * time.Second
 )
 
-// weiboFixedUIDs are the uids of the first persons: real-looking 10-digit
-// uids, and for the second person one above 2^53 (9007199254740993 =
-// 2^53+1), which a client that reads the numeric id as a float corrupts.
-var weiboFixedUIDs = [...]string{"1404376560", "9007199254740993", "2583117564"}
-
 // WeiboApp is an app registered at the simulated Weibo.
 type WeiboApp struct {
 	ClientID    string // the App Key, digits like "1352222456"
@@ -118,14 +113,17 @@ func NewWeibo(opts WeiboOptions) *Weibo {
 }
 
 // UID is the person's Weibo uid (the same in every app), or "" for an
-// unknown person.
+// unknown person. The first persons get real-looking 10-digit uids, and
+// the second one above 2^53 (9007199254740993 = 2^53+1), which a client
+// that reads the numeric id as a float corrupts.
 func (wb *Weibo) UID(personID string) string {
+	fixed := [...]string{"1404376560", "9007199254740993", "2583117564"}
 	for i, p := range wb.opts.Persons {
 		if p.ID != personID {
 			continue
 		}
-		if i < len(weiboFixedUIDs) {
-			return weiboFixedUIDs[i]
+		if i < len(fixed) {
+			return fixed[i]
 		}
 		sum := sha256.Sum256([]byte("weibo-uid\x00" + p.ID))
 		return strconv.FormatUint(1000000000+binary.BigEndian.Uint64(sum[:8])%8999999999, 10)
@@ -253,40 +251,56 @@ func weiboDrop(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusBadGateway)
 }
 
-// weiboErrors: the error string, default description and HTTP status of
-// each code the simulator sends (upstream-apis §7.2, §7.6).
-var weiboErrors = map[int]struct {
-	err    string
-	status int
-}{
-	10001: {"system error!", 400},
-	10002: {"service unavailable!", 503},
-	10006: {"source paramter(appkey) is missing", 400},
-	10008: {"param error, see doc for more info.", 400},
-	10009: {"too many pending tasks, system is busy!", 400},
-	10014: {"Insufficient app permissions!", 403},
-	10016: {"miss required parameter, see doc for more info.", 400},
-	10020: {"request api not found!", 404},
-	10021: {"HTTP METHOD is not suported for this request!", 405},
-	10022: {"IP requests out of rate limit!", 403},
-	10023: {"User requests out of rate limit!", 403},
-	10024: {"User requests for (%s) out of rate limit!", 403},
-	20003: {"User does not exists!", 400},
-	21322: {"redirect_uri_mismatch", 400},
-	21323: {"invalid_request", 400},
-	21324: {"invalid_client", 401},
-	21325: {"invalid_grant", 400},
-	21327: {"expired_token", 401},
-	21328: {"unsupported_grant_type", 400},
-	21329: {"unsupported_response_type", 400},
-	21330: {"access_denied", 403},
-	21331: {"temporarily_unavailable", 400},
-	21332: {"invalid_access_token", 401},
-}
-
+// weiboErrorInfo gives the error string and HTTP status Weibo sends
+// with a code (upstream-apis §7.2, §7.6).
 func weiboErrorInfo(code int) (string, int) {
-	if e, ok := weiboErrors[code]; ok {
-		return e.err, e.status
+	switch code {
+	case 10001:
+		return "system error!", 400
+	case 10002:
+		return "service unavailable!", 503
+	case 10006:
+		return "source paramter(appkey) is missing", 400
+	case 10008:
+		return "param error, see doc for more info.", 400
+	case 10009:
+		return "too many pending tasks, system is busy!", 400
+	case 10014:
+		return "Insufficient app permissions!", 403
+	case 10016:
+		return "miss required parameter, see doc for more info.", 400
+	case 10020:
+		return "request api not found!", 404
+	case 10021:
+		return "HTTP METHOD is not suported for this request!", 405
+	case 10022:
+		return "IP requests out of rate limit!", 403
+	case 10023:
+		return "User requests out of rate limit!", 403
+	case 10024:
+		return "User requests for (%s) out of rate limit!", 403
+	case 20003:
+		return "User does not exists!", 400
+	case 21322:
+		return "redirect_uri_mismatch", 400
+	case 21323:
+		return "invalid_request", 400
+	case 21324:
+		return "invalid_client", 401
+	case 21325:
+		return "invalid_grant", 400
+	case 21327:
+		return "expired_token", 401
+	case 21328:
+		return "unsupported_grant_type", 400
+	case 21329:
+		return "unsupported_response_type", 400
+	case 21330:
+		return "access_denied", 403
+	case 21331:
+		return "temporarily_unavailable", 400
+	case 21332:
+		return "invalid_access_token", 401
 	}
 	return "system error!", 400
 }
