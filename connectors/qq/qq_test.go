@@ -173,7 +173,11 @@ func (e *env) browse(t *testing.T, c *qq.Connector, person string) url.Values {
 	if m == nil {
 		t.Fatalf("no link for %s on the authorize page:\n%s", person, page)
 	}
-	resp, err = browser.Get(e.srv.URL + html.UnescapeString(string(m[1])))
+	link, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = browser.Get(link.String())
 	if err != nil {
 		t.Fatal(err)
 	}

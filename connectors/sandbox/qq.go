@@ -417,7 +417,8 @@ func (q *QQ) picker(w http.ResponseWriter, r *http.Request, app *QQApp) {
 			}
 		}
 		v.Set(param, value)
-		return QQPathAuthorize + "?" + v.Encode()
+		// Relative, so that the simulator also works mounted under a prefix.
+		return "authorize?" + v.Encode()
 	}
 	type entry struct{ ID, Name, Avatar, Href string }
 	var persons []entry

@@ -87,22 +87,31 @@ func qqAuthorizeQuery(clientID, redirectURI string) url.Values {
 	}
 }
 
-// qqPickLink returns the href of the picker link with the given attribute.
-func qqPickLink(t *testing.T, page, attr string) string {
+// qqPickLink returns the href of the picker link with the given
+// attribute, resolved against pageURL.
+func qqPickLink(t *testing.T, pageURL, page, attr string) string {
 	t.Helper()
 	m := regexp.MustCompile(`<a ` + regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("no link %s in page:\n%s", attr, page)
 	}
-	return html.UnescapeString(m[1])
+	base, err := url.Parse(pageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatalf("link %s: %v", attr, err)
+	}
+	return base.ResolveReference(ref).String()
 }
 
 // code runs the browser part for person and returns the code.
 func (e *qqTestEnv) code(t *testing.T, clientID, person string) string {
 	t.Helper()
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(clientID, qqTestRedirect))
-	link := qqPickLink(t, page, `data-person="`+person+`"`)
-	resp, err := e.client.Get(e.srv.URL + link)
+	link := qqPickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="`+person+`"`)
+	resp, err := e.client.Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,12 +167,12 @@ func TestQQAuthorizeShowsEveryPersonAndADenyLink(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	for _, p := range DefaultPersons() {
-		qqPickLink(t, page, `data-person="`+p.ID+`"`)
+		qqPickLink(t, "", page, `data-person="`+p.ID+`"`)
 		if !strings.Contains(page, p.Name) {
 			t.Errorf("page does not show %s's name %q", p.ID, p.Name)
 		}
 	}
-	qqPickLink(t, page, "data-deny")
+	qqPickLink(t, "", page, "data-deny")
 	if !strings.Contains(page, `data-display="pc"`) {
 		t.Errorf("page without display=mobile is not the PC page")
 	}
@@ -181,7 +190,7 @@ func TestQQPickedPersonRedirectsWithCodeAndStateKeepingTheQuery(t *testing.T) {
 	e := newQQTestEnv(t, QQOptions{})
 	redirect := qqTestRedirect + "/sub?keep=1"
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(qqTestApp, redirect))
-	resp, err := e.client.Get(e.srv.URL + qqPickLink(t, page, `data-person="bob"`))
+	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="bob"`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +241,7 @@ func TestQQAuthorizeRefusesWithAnErrorPageAndNoRedirect(t *testing.T) {
 func TestQQDenyClosesThePageAndSendsNothingBack(t *testing.T) {
 	e := newQQTestEnv(t, QQOptions{})
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(qqTestApp, qqTestRedirect))
-	resp, err := e.client.Get(e.srv.URL + qqPickLink(t, page, "data-deny"))
+	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+QQPathAuthorize, page, "data-deny"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +484,33 @@ func TestQQFaultsHitOnlyTheNextCalls(t *testing.T) {
 	var ne interface{ Timeout() bool }
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("stalled call: %v, want a client timeout", err)
+	}
+}
+
+func TestQQAndWeiboPickersWorkUnderAPathPrefix(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/qq/", http.StripPrefix("/qq", NewQQ(QQOptions{Apps: []QQApp{{ClientID: qqTestApp, Secret: qqTestSecret, RedirectURI: qqTestRedirect}}})))
+	mux.Handle("/weibo/", http.StripPrefix("/weibo", NewWeibo(WeiboOptions{Apps: []WeiboApp{{ClientID: weiboTestApp, Secret: weiboTestSecret, RedirectURI: weiboTestRedirect}}})))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct{ authorize, redirect string }{
+		{srv.URL + "/qq" + QQPathAuthorize + "?" + qqAuthorizeQuery(qqTestApp, qqTestRedirect).Encode(), qqTestRedirect},
+		{srv.URL + "/weibo" + WeiboPathAuthorize + "?" + weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect).Encode(), weiboTestRedirect},
+	} {
+		resp, err := client.Get(tc.authorize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp, err = client.Get(qqPickLink(t, tc.authorize, string(page), `data-person="alice"`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, tc.redirect+"?code=") {
+			t.Errorf("%s: status %d, Location %q", tc.authorize, resp.StatusCode, loc)
+		}
 	}
 }

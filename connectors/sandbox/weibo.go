@@ -439,7 +439,8 @@ func (wb *Weibo) authorize(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v.Set(param, value)
-		return WeiboPathAuthorize + "?" + v.Encode()
+		// Relative, so that the simulator also works mounted under a prefix.
+		return "authorize?" + v.Encode()
 	}
 	type entry struct{ ID, Name, Avatar, Href string }
 	var persons []entry

@@ -72,7 +72,7 @@ func weiboAuthorizeQuery(clientID, redirectURI string) url.Values {
 func (e *weiboTestEnv) callback(t *testing.T, q url.Values, attr string) url.Values {
 	t.Helper()
 	_, page := e.do(t, http.MethodGet, WeiboPathAuthorize, q)
-	resp, err := e.client.Get(e.srv.URL + qqPickLink(t, page, attr))
+	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+WeiboPathAuthorize, page, attr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,9 +136,9 @@ func TestWeiboAuthorizeShowsEveryPersonAndADenyLink(t *testing.T) {
 	e := newWeiboTestEnv(t)
 	_, page := e.do(t, http.MethodGet, WeiboPathAuthorize, weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect))
 	for _, p := range DefaultPersons() {
-		qqPickLink(t, page, `data-person="`+p.ID+`"`)
+		qqPickLink(t, "", page, `data-person="`+p.ID+`"`)
 	}
-	qqPickLink(t, page, "data-deny")
+	qqPickLink(t, "", page, "data-deny")
 	q := weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect)
 	q.Set("display", "mobile")
 	if _, page := e.do(t, http.MethodPost, WeiboPathAuthorize, q); !strings.Contains(page, `data-display="mobile"`) {
