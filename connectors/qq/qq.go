@@ -143,7 +143,8 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 
 // exchange redeems the code at /oauth2.0/token. fmt=json asks for JSON,
 // but the form-encoded and JSONP replies QQ has always sent are understood
-// too.
+// too. need_openid is not sent: its official wording is unconfirmed, and
+// /oauth2.0/me is called anyway (for the unionid and to check the app).
 func (c *Connector) exchange(ctx context.Context, code, redirectURI string, red redactor) (tokenReply, error) {
 	q := url.Values{
 		"grant_type":    {"authorization_code"},
