@@ -299,9 +299,11 @@ func TestPoolExhaustionQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	us, err := s.ListUsers(t.Context(), "", 100)
-	if err != nil || len(us) != callers {
-		t.Fatalf("ListUsers: %d users, %v; want %d", len(us), err, callers)
+	for _, limit := range []int{100, 0, -1} { // 0 or less: no limit
+		us, err := s.ListUsers(t.Context(), "", limit)
+		if err != nil || len(us) != callers {
+			t.Fatalf("ListUsers(limit %d): %d users, %v; want %d", limit, len(us), err, callers)
+		}
 	}
 }
 

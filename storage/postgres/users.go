@@ -77,15 +77,17 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	return u, nil
 }
 
-// ListUsers returns up to limit users with ID > after, ordered by ID.
+// ListUsers returns up to limit users with ID > after, ordered by ID; a
+// limit of 0 or less means no limit, as in the SQLite store.
 func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]storage.User, error) {
-	if limit <= 0 {
-		return []storage.User{}, nil
+	var lim any // NULL: LIMIT ALL
+	if limit > 0 {
+		lim = limit
 	}
 	var us []storage.User
 	err := s.read(ctx, func() error {
 		rows, err := s.pool.Query(ctx,
-			`SELECT id, created_at FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+			`SELECT id, created_at FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, lim)
 		if err != nil {
 			return err
 		}
