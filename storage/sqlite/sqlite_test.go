@@ -179,3 +179,16 @@ func TestClosedStoreReturnsErrors(t *testing.T) {
 		t.Errorf("GetToken on a closed store: %v, want a non-sentinel error", err)
 	}
 }
+
+func TestConformanceSinglePool(t *testing.T) {
+	// The alternative layout the benchmarks compare against must be
+	// correct too: one pool, IMMEDIATE transactions, SQLite's busy wait.
+	storagetest.RunTests(t, func(t *testing.T) storage.Storage {
+		s, err := open(t.Context(), filepath.Join(t.TempDir(), "qiao.db"), options{singlePool: true, readConns: 8})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -459,7 +459,7 @@ func testGC(t *testing.T, s storage.Storage) {
 	leaseEnd := time.Now().Add(time.Millisecond)
 
 	old := rotate(t, s, now().Add(-time.Hour), past) // retires the previous key, expired
-	rotate(t, s, now(), now().Add(time.Hour))         // retires old, still valid for an hour
+	rotate(t, s, now(), now().Add(time.Hour))        // retires old, still valid for an hour
 
 	for time.Now().Before(leaseEnd.Add(2 * time.Millisecond)) {
 		time.Sleep(time.Millisecond) // let the 1 ms lease lapse

@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -352,6 +354,30 @@ func testUnbindRace(t *testing.T, s storage.Storage) {
 		if len(ids) != 1 {
 			t.Fatalf("round %d: user has %d identities after racing unbinds, want 1", round, len(ids))
 		}
+	}
+
+	// Many identities unbound at once: all but one go.
+	u, first := createUser(t, s)
+	conns := []string{first.ConnectorID}
+	for i := 1; i < racers; i++ {
+		id := newIdentity(u.ID, fmt.Sprintf("conn-%d", i), now())
+		must(t, "BindIdentity", s.BindIdentity(ctx, id))
+		conns = append(conns, id.ConnectorID)
+	}
+	errs := race(racers, func(i int) error { return s.UnbindIdentity(ctx, u.ID, conns[i]) })
+	refused := 0
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, storage.ErrLastIdentity):
+			refused++
+		case err != nil:
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	ids, err := s.ListIdentities(ctx, u.ID)
+	must(t, "ListIdentities", err)
+	if refused != 1 || len(ids) != 1 {
+		t.Errorf("%d racing unbinds: %d refused and %d identities left, want 1 and 1", racers, refused, len(ids))
 	}
 }
 
