@@ -206,7 +206,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 // Run does the broker's background work until ctx ends: key rotation and,
 // on one replica at a time, garbage collection.
 func (b *Broker) Run(ctx context.Context) {
-	go b.keys.Run(ctx, time.Minute)
+	go b.keys.Run(ctx, keyRefreshInterval(b.cfg.Keys.RotateEvery))
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
@@ -217,6 +217,14 @@ func (b *Broker) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// keyRefreshInterval is how often a replica reloads the signing keys and
+// rotates when due: a minute, or a quarter of the rotation period when that
+// is shorter, so that a short rotate_every is honoured and every replica
+// soon publishes a key another replica rotated in.
+func keyRefreshInterval(rotateEvery time.Duration) time.Duration {
+	return min(time.Minute, max(rotateEvery/4, 100*time.Millisecond))
 }
 
 func (b *Broker) collectGarbage(ctx context.Context) {
