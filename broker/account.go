@@ -53,13 +53,13 @@ type identityView struct {
 
 // statusMessages are the outcomes the account page may be told to show.
 var statusMessages = map[string]msgID{
-	string(msgBoundOK): msgBoundOK, string(msgUnboundOK): msgUnboundOK,
+	msgBoundOK: msgBoundOK, msgUnboundOK: msgUnboundOK,
 }
 var errorMessages = map[string]msgID{
-	string(msgAlreadyBound): msgAlreadyBound, string(msgLastIdentity): msgLastIdentity,
-	string(msgReauth): msgReauth, string(msgUnavailable): msgUnavailable,
-	string(msgProviderFailed): msgProviderFailed, string(msgBadCSRF): msgBadCSRF,
-	string(msgSignInFirst): msgSignInFirst, string(msgUnknownConnector): msgUnknownConnector,
+	msgAlreadyBound: msgAlreadyBound, msgLastIdentity: msgLastIdentity,
+	msgReauth: msgReauth, msgUnavailable: msgUnavailable,
+	msgProviderFailed: msgProviderFailed, msgBadCSRF: msgBadCSRF,
+	msgSignInFirst: msgSignInFirst, msgUnknownConnector: msgUnknownConnector,
 }
 
 func (b *Broker) accountCSRF(s *browserSession) string {
@@ -158,7 +158,7 @@ func (b *Broker) accountSession(w http.ResponseWriter, r *http.Request) *browser
 		return nil
 	}
 	if sess == nil {
-		b.redirectAccount(w, r, "error", string(msgSignInFirst))
+		b.redirectAccount(w, r, "error", msgSignInFirst)
 		return nil
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(b.accountCSRF(sess))) {
@@ -175,7 +175,7 @@ func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, ok := b.connectors[r.PostForm.Get("connector_id")]
 	if _, web := conn.webOK(); !ok || !web {
-		b.redirectAccount(w, r, "error", string(msgUnknownConnector))
+		b.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	}
 	b.startUpstream(w, r, conn, pendingData{Purpose: "bind", UserID: sess.UserID, RequestedAt: b.now().UTC()})
@@ -188,7 +188,7 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.now().Sub(sess.AuthTime) > recentSignIn {
-		b.redirectAccount(w, r, "error", string(msgReauth))
+		b.redirectAccount(w, r, "error", msgReauth)
 		return
 	}
 	connectorID := r.PostForm.Get("connector_id")
@@ -196,14 +196,14 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 	b.recordUnbind(r, sess.UserID, connectorID, "", err)
 	switch {
 	case err == nil:
-		b.redirectAccount(w, r, "status", string(msgUnboundOK))
+		b.redirectAccount(w, r, "status", msgUnboundOK)
 	case errors.Is(err, storage.ErrLastIdentity):
-		b.redirectAccount(w, r, "error", string(msgLastIdentity))
+		b.redirectAccount(w, r, "error", msgLastIdentity)
 	case errors.Is(err, storage.ErrNotFound):
-		b.redirectAccount(w, r, "error", string(msgUnknownConnector))
+		b.redirectAccount(w, r, "error", msgUnknownConnector)
 	default:
 		b.log.Error("unbind failed", "err", err)
-		b.redirectAccount(w, r, "error", string(msgUnavailable))
+		b.redirectAccount(w, r, "error", msgUnavailable)
 	}
 }
 
@@ -277,18 +277,18 @@ func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connec
 		return
 	}
 	if sess == nil || sess.UserID != data.UserID {
-		b.redirectAccount(w, r, "error", string(msgSignInFirst))
+		b.redirectAccount(w, r, "error", msgSignInFirst)
 		return
 	}
 	_, outcome, err := b.bindIdentity(r, conn, ident, sess.UserID, "")
 	switch {
 	case err != nil:
 		b.log.Error("bind failed", "err", err)
-		b.redirectAccount(w, r, "error", string(msgUnavailable))
+		b.redirectAccount(w, r, "error", msgUnavailable)
 	case outcome == bindConflict:
-		b.redirectAccount(w, r, "error", string(msgAlreadyBound))
+		b.redirectAccount(w, r, "error", msgAlreadyBound)
 	default:
-		b.redirectAccount(w, r, "status", string(msgBoundOK))
+		b.redirectAccount(w, r, "status", msgBoundOK)
 	}
 }
 

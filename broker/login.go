@@ -336,6 +336,9 @@ func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTim
 	sess.Claims.AuthTime = authTime.UTC().Truncate(time.Second)
 	sess.Claims.RequestedAt = requestedAt.UTC().Truncate(time.Second)
 	sess.Claims.Extra["idp"] = idp
+	// fosite computes at_hash from this header's hash size, not from the
+	// signer: EdDSA needs SHA-512 (the hint never reaches the token).
+	sess.Headers.Add("alg", b.keys.HashAlgHint())
 	if scopes.Has("profile") {
 		p, err := b.profile(ctx, userID)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {

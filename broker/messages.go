@@ -1,7 +1,7 @@
 package broker
 
 // msgID names a sentence the pages show; catalog has it in each language.
-type msgID string
+type msgID = string
 
 const (
 	msgErrorTitle        msgID = "error_title"

@@ -1,0 +1,371 @@
+package broker_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+func TestLoginIssuesVerifiableTokens(t *testing.T) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			e := newEnv(t, envOptions{alg: alg})
+			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+			c := tk.claims
+			if c["iss"] != e.issuer || c["idp"] != "alpha" || c["name"] != "Nick alice" || c["picture"] != "https://img.example/alice.png" {
+				t.Fatalf("claims = %v", c)
+			}
+			for _, k := range []string{"sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"} {
+				if _, ok := c[k]; !ok {
+					t.Errorf("claim %s missing: %v", k, c)
+				}
+			}
+			if strings.HasPrefix(c["sub"].(string), "openid-") {
+				t.Errorf("sub %q is the provider's subject, not the broker's", c["sub"])
+			}
+			if tk.token.RefreshToken == "" {
+				t.Error("no refresh token despite offline_access")
+			}
+			ui, err := e.provider.UserInfo(t.Context(), oauth2.StaticTokenSource(tk.token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uc map[string]any
+			_ = ui.Claims(&uc)
+			if ui.Subject != c["sub"] || uc["name"] != "Nick alice" {
+				t.Errorf("userinfo = %v, want sub %v and name", uc, c["sub"])
+			}
+		})
+	}
+}
+
+func TestChooserListsClientConnectors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, tc := range []struct {
+		client, redirect string
+		want, not        []string
+	}{
+		{"web", "http://127.0.0.1:9/callback", []string{`data-connector-id="alpha"`, `data-connector-id="beta"`}, nil},
+		{"consent", "https://consent.example/cb", []string{`data-connector-id="alpha"`, `data-connector-id="beta"`}, nil},
+	} {
+		r := e.rp(tc.client, "x", tc.redirect)
+		resp := e.newBrowser().get(r.authURL().url)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: chooser status %d", tc.client, resp.StatusCode)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s: chooser lacks %s", tc.client, w)
+			}
+		}
+	}
+	// A client limited to one connector goes straight to it.
+	r := e.rp("onlybeta", "onlybeta-secret", "https://beta.example/cb")
+	q := r.authorize(e.newBrowser(), r.authURL())
+	if q.Get("code") == "" {
+		t.Fatalf("single-connector client: %v", q)
+	}
+	if e.fakes["beta"].calls.Load() != 1 || e.fakes["alpha"].calls.Load() != 0 {
+		t.Errorf("calls alpha=%d beta=%d", e.fakes["alpha"].calls.Load(), e.fakes["beta"].calls.Load())
+	}
+}
+
+func TestSSOSecondClientSkipsProvider(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	first := e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	calls := e.fakes["alpha"].calls.Load()
+	second := e.rp("second", "second-secret", "https://second.example/cb").login(br)
+	if e.fakes["alpha"].calls.Load() != calls {
+		t.Error("second client went to the provider again")
+	}
+	if first.idToken.Subject != second.idToken.Subject || second.claims["idp"] != "alpha" {
+		t.Errorf("sub %s vs %s, idp %v", first.idToken.Subject, second.claims["idp"], second.claims["idp"])
+	}
+	// prompt=login forces the provider again.
+	e.rp("second", "second-secret", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if e.fakes["alpha"].calls.Load() != calls+1 {
+		t.Error("prompt=login did not go to the provider")
+	}
+	// Another connector_id starts a fresh login with that provider, and idp follows it.
+	third := e.rp("second", "second-secret", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("connector_id", "beta"))
+	if e.fakes["beta"].calls.Load() != 1 || third.claims["idp"] != "beta" {
+		t.Errorf("connector switch: beta calls %d, idp %v", e.fakes["beta"].calls.Load(), third.claims["idp"])
+	}
+}
+
+func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
+	q := r.authorize(e.newBrowser(), a)
+	if q.Get("error") != "login_required" || q.Get("state") != a.state {
+		t.Fatalf("got %v", q)
+	}
+	// With a session, prompt=none succeeds silently.
+	br := e.newBrowser()
+	r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := r.login(br, oauth2.SetAuthURLParam("prompt", "none"))
+	if tk.claims["idp"] != "alpha" {
+		t.Errorf("claims %v", tk.claims)
+	}
+}
+
+func TestMaxAgeForcesFreshLogin(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	before := e.fakes["alpha"].calls.Load()
+	r.login(br, oauth2.SetAuthURLParam("max_age", "3600"))
+	if e.fakes["alpha"].calls.Load() != before {
+		t.Error("max_age=3600 re-authenticated a fresh session")
+	}
+	a := r.authURL(oauth2.SetAuthURLParam("max_age", "0"), oauth2.SetAuthURLParam("prompt", "none"))
+	// max_age=0 with a session from the same second may still be fresh;
+	// the contract we check is that it never errors with a server error.
+	q := r.authorize(br, a)
+	if q.Get("error") != "" && q.Get("error") != "login_required" {
+		t.Errorf("max_age=0: %v", q)
+	}
+}
+
+func TestRefreshRotatesAndReuseRevokesFamily(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	old := tk.token.RefreshToken
+	next, err := r.refresh(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.token.RefreshToken == "" || next.token.RefreshToken == old {
+		t.Fatal("refresh token was not rotated")
+	}
+	if next.idToken == nil || next.claims["idp"] != "alpha" || next.idToken.Subject != tk.idToken.Subject {
+		t.Fatalf("refresh id token claims %v", next.claims)
+	}
+	// The access token of the first grant no longer works after rotation.
+	if active := e.introspect(tk.token.AccessToken); active {
+		t.Error("old access token still active after rotation")
+	}
+	// Reusing the old refresh token fails and revokes the family.
+	if _, err := r.refresh(old); oauthErrorOf(err) != "invalid_grant" {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := r.refresh(next.token.RefreshToken); err == nil {
+		t.Fatal("the newest refresh token survived reuse of an old one")
+	}
+	if e.introspect(next.token.AccessToken) {
+		t.Error("access token survived reuse detection")
+	}
+}
+
+func TestRefreshNeedsOfflineAccess(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if tk.token.RefreshToken != "" {
+		t.Fatal("refresh token issued without offline_access")
+	}
+}
+
+func (e *env) introspect(token string) bool {
+	e.t.Helper()
+	resp, m := e.postForm("/introspect", url.Values{"token": {token}}, "web", "web-secret")
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("introspect status %d: %v", resp.StatusCode, m)
+	}
+	return m["active"] == true
+}
+
+func TestIntrospection(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	resp, m := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, "web", "web-secret")
+	if resp.StatusCode != 200 || m["active"] != true {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+	for _, k := range []string{"active", "sub", "client_id", "scope", "exp", "iat", "token_type"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("introspection lacks %s: %v", k, m)
+		}
+	}
+	if m["sub"] != tk.idToken.Subject || m["client_id"] != "web" {
+		t.Errorf("introspection = %v", m)
+	}
+	for _, tc := range []struct{ name, user, pass string }{
+		{"public client", "spa", ""},
+		{"wrong secret", "web", "nope"},
+		{"unknown client", "who", "x"},
+		{"no auth", "", ""},
+	} {
+		resp, _ := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, tc.user, tc.pass)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", tc.name, resp.StatusCode)
+		}
+	}
+	if e.introspect("garbage") {
+		t.Error("garbage token active")
+	}
+}
+
+func TestRevocation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	resp, _ := e.postForm("/revoke", url.Values{"token": {tk.token.RefreshToken}, "token_type_hint": {"refresh_token"}}, "web", "web-secret")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke status %d", resp.StatusCode)
+	}
+	if _, err := r.refresh(tk.token.RefreshToken); err == nil {
+		t.Fatal("revoked refresh token still works")
+	}
+	if e.introspect(tk.token.AccessToken) {
+		t.Error("access token of a revoked grant still active")
+	}
+}
+
+func TestAuthorizationCodeRedeemedOnce(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	q := r.authorize(e.newBrowser(), a)
+	code := q.Get("code")
+	const n = 12
+	var wg sync.WaitGroup
+	results := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.exchange(code, a.verifier)
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	ok := 0
+	for err := range results {
+		if err == nil {
+			ok++
+			continue
+		}
+		var re *oauth2.RetrieveError
+		if !asRetrieve(err, &re) || re.Response.StatusCode >= 500 {
+			t.Errorf("a losing redemption failed badly: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d redemptions succeeded, want exactly 1", ok)
+	}
+	// A later replay fails too.
+	if _, err := r.exchange(code, a.verifier); oauthErrorOf(err) != "invalid_grant" {
+		t.Fatalf("replay: %v", err)
+	}
+}
+
+func TestPKCERequiredForPublicClients(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("spa", "", "http://127.0.0.1:9/spa")
+	// Without a code challenge: an error redirect.
+	u := r.oauth.AuthCodeURL("state-1234567890", oauth2.SetAuthURLParam("connector_id", "alpha"))
+	resp := e.newBrowser().get(u)
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("error") == "" {
+		t.Fatalf("no PKCE: status %d, location %v", resp.StatusCode, loc)
+	}
+	// With PKCE the public client logs in; a wrong verifier is refused.
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	q := r.authorize(e.newBrowser(), a)
+	if _, err := r.exchange(q.Get("code"), "wrong-verifier-wrong-verifier-wrong-verifier-1"); oauthErrorOf(err) != "invalid_grant" {
+		t.Fatalf("wrong verifier: %v", err)
+	}
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if tk.idToken == nil {
+		t.Fatal("no id token for the public client")
+	}
+}
+
+func TestLoopbackRedirectPortMayDiffer(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:51234/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if tk.idToken == nil {
+		t.Fatal("loopback port variation refused")
+	}
+	// A different path is still refused, with a 400 page and no redirect.
+	bad := e.rp("web", "web-secret", "http://127.0.0.1:9/other")
+	resp := e.newBrowser().get(bad.authURL().url)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("mismatched redirect_uri: status %d", resp.StatusCode)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	q := url.Values{"id_token_hint": {tk.raw}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}, "state": {"bye-state"}}
+	resp := br.get(e.issuer + "/logout?" + q.Encode())
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || loc != "http://127.0.0.1:9/bye?state=bye-state" {
+		t.Fatalf("logout: %d %q", resp.StatusCode, loc)
+	}
+	// The session is gone: prompt=none now needs a login.
+	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
+	if got := r.authorize(br, a).Get("error"); got != "login_required" {
+		t.Fatalf("after logout prompt=none gave %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		q    url.Values
+	}{
+		{"unregistered redirect", url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://evil.example/"}}},
+		{"redirect without client", url.Values{"post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}},
+		{"forged hint", url.Values{"id_token_hint": {"eyJhbGciOiJub25lIn0.e30."}}},
+	} {
+		resp := br.get(e.issuer + "/logout?" + tc.q.Encode())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", tc.name, resp.StatusCode)
+		}
+	}
+	// With client_id alone and no session, the redirect still happens.
+	resp = e.newBrowser().get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("client_id logout: %d", resp.StatusCode)
+	}
+}
+
+func TestConsentForClientsThatRequireIt(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	r := e.rp("consent", "consent-secret", "https://consent.example/cb")
+	resp := br.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `data-consent="allow"`) {
+		t.Fatalf("expected a consent page, got %d", resp.StatusCode)
+	}
+	// prompt=none now answers consent_required.
+	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
+	if got := r.authorize(br, a).Get("error"); got != "consent_required" {
+		t.Fatalf("prompt=none before consent: %q", got)
+	}
+}
