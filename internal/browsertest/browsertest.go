@@ -1,0 +1,284 @@
+// Package browsertest runs headless Chromium for tests: one browser per
+// test, device emulation (phone, desktop, the WeChat browser) and
+// screenshots saved as test artifacts.
+//
+// A test gets a chromedp context with New and drives it with chromedp:
+//
+//	ctx := browsertest.New(t)
+//	err := chromedp.Do(ctx, browsertest.Emulate(browsertest.Phone, "en"), chromedp.Navigate(u))
+//
+// Every action on that context runs under the test's deadline (Timeout
+// by default). Without Chromium the test is skipped, or fails when the
+// environment variable CI is set.
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/device"
+)
+
+// Timeout is how long one test may drive its browser, unless WithTimeout
+// says otherwise.
+const Timeout = 20 * time.Second
+
+// startTimeout bounds the start of Chromium itself.
+const startTimeout = 30 * time.Second
+
+// ExecPath is where Debian's chromium package puts the browser.
+const ExecPath = "/usr/bin/chromium"
+
+// Devices the tests emulate. Phone and WeChat are 390×844 CSS pixels at 3×
+// with touch; Desktop is a 1280×800 window.
+var (
+	Phone = device.Info{
+		Name:      "phone",
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+		Width:     390, Height: 844, Scale: 3, Mobile: true, Touch: true,
+	}
+	// WeChat is the WeChat in-app browser on an iPhone: its User-Agent
+	// carries MicroMessenger.
+	WeChat = device.Info{
+		Name:      "wechat",
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2f) NetType/WIFI Language/zh_CN",
+		Width:     390, Height: 844, Scale: 3, Mobile: true, Touch: true,
+	}
+	Desktop = device.Info{
+		Name:      "desktop",
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+		Width:     1280, Height: 800, Scale: 1,
+	}
+)
+
+// Emulate makes the tab look like the device: viewport, scale, touch and
+// User-Agent. lang is the Accept-Language to send, such as "en" or
+// "zh-CN,zh;q=0.9"; "" keeps Chromium's own. The emulation lasts as long
+// as the tab.
+func Emulate(d device.Info, lang string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: d.UserAgent, AcceptLanguage: lang}); err != nil {
+			return fmt.Errorf("emulating %s: %w", d.Name, err)
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: d.Width, Height: d.Height, DeviceScaleFactor: d.Scale, Mobile: d.Mobile,
+			ScreenOrientation: &emulation.ScreenOrientation{Type: emulation.ScreenOrientationTypePortraitPrimary},
+		}); err != nil {
+			return fmt.Errorf("emulating %s: %w", d.Name, err)
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{Enabled: d.Touch}); err != nil {
+			return fmt.Errorf("emulating %s: %w", d.Name, err)
+		}
+		return nil
+	})
+}
+
+// Option changes how New starts the browser.
+type Option func(*options)
+
+type options struct {
+	timeout time.Duration
+}
+
+// WithTimeout sets the deadline of every action of the test, counted
+// from New; the default is Timeout.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// FindChromium returns the path of the Chromium binary: ExecPath, or
+// chromium (or chromium-browser) on PATH.
+func FindChromium() (string, error) {
+	if fi, err := os.Stat(ExecPath); err == nil && !fi.IsDir() {
+		return ExecPath, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("chromium not found at " + ExecPath + " or on PATH")
+}
+
+// requireChromium returns Chromium's path, or ends the test: a skip on a
+// developer's machine, a failure in CI.
+func requireChromium(t testing.TB) string {
+	t.Helper()
+	p, err := FindChromium()
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("browser tests need Chromium: %v; install it with `apt-get install -y chromium` (Debian/Ubuntu)", err)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// New starts a headless Chromium for the test and returns the context of
+// its first tab. Every chromedp action on the context (and on contexts
+// made from it) must finish before the test's deadline. The browser stops
+// when the test ends; if the test failed, a screenshot of the tab is saved
+// first.
+func New(t testing.TB, opts ...Option) context.Context {
+	t.Helper()
+	o := options{timeout: Timeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	execPath := requireChromium(t)
+	out := &syncBuffer{}
+	allocOpts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(execPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(out),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+
+	// The first Run starts the browser, which lives as long as that Run's
+	// context: it gets no deadline, so a timer bounds the start instead.
+	timer := time.AfterFunc(startTimeout, cancelTab)
+	err := chromedp.Do(tabCtx)
+	stopped := timer.Stop()
+	if err != nil {
+		cancelTab()
+		cancelAlloc()
+		if !stopped {
+			err = fmt.Errorf("no answer within %v: %w", startTimeout, err)
+		}
+		t.Fatalf("starting Chromium (%s): %v\n%s", execPath, err, out.String())
+	}
+
+	ctx, cancel := context.WithTimeout(tabCtx, o.timeout)
+	t.Cleanup(func() {
+		if t.Failed() {
+			// The test's deadline may be over: take the picture on
+			// the tab's own context, briefly.
+			sctx, scancel := context.WithTimeout(tabCtx, 5*time.Second)
+			if _, err := saveScreenshot(t, sctx, "failure"); err != nil {
+				t.Logf("screenshot of the failed test: %v", err)
+			}
+			scancel()
+		}
+		cancel()
+		cancelTab()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// NewProfile opens a tab in a fresh browser context of ctx's browser: its
+// own cookies and storage, as another person on another device would
+// have. It closes when the test ends.
+func NewProfile(t testing.TB, ctx context.Context) context.Context {
+	t.Helper()
+	pctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(pctx); err != nil {
+		t.Fatalf("opening a new browser context: %v", err)
+	}
+	return pctx
+}
+
+// ArtifactDir is where screenshots go: $QIAO_ARTIFACTS, or the artifacts
+// directory beside this package's tests (internal/uitest/artifacts).
+func ArtifactDir() string {
+	if d := os.Getenv("QIAO_ARTIFACTS"); d != "" {
+		return d
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "artifacts"
+	}
+	return filepath.Join(filepath.Dir(file), "..", "uitest", "artifacts")
+}
+
+// Screenshot saves a PNG of the whole page in ctx's tab as
+// ArtifactDir()/<test name>/<name>.png, logs the path and returns it.
+// A failure to take or save it fails the test.
+func Screenshot(t testing.TB, ctx context.Context, name string) string {
+	t.Helper()
+	p, err := saveScreenshot(t, ctx, name)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	return p
+}
+
+func saveScreenshot(t testing.TB, ctx context.Context, name string) (string, error) {
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return "", err
+	}
+	if len(png) < 8 || !bytes.Equal(png[:8], []byte("\x89PNG\r\n\x1a\n")) {
+		return "", errors.New("the browser did not answer with a PNG")
+	}
+	dir := filepath.Join(ArtifactDir(), safeName(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, safeName(name)+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		return "", err
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	t.Logf("screenshot: %s", p)
+	return p, nil
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// safeName turns a test or shot name into one path element.
+func safeName(s string) string {
+	s = unsafeChars.ReplaceAllString(s, "_")
+	if s == "" || s == "." || s == ".." {
+		return "_"
+	}
+	return s
+}
+
+// syncBuffer collects the browser's output for an error message.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 64<<10 {
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,149 @@
+package browsertest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/device"
+)
+
+// page serves a tiny page and records the headers of the requests for it.
+type page struct {
+	mu      sync.Mutex
+	headers []http.Header
+}
+
+func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	p.mu.Lock()
+	p.headers = append(p.headers, r.Header.Clone())
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(`<!DOCTYPE html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>t</title></head><body><h1>hello</h1></body></html>`))
+}
+
+func (p *page) last(t *testing.T) http.Header {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.headers) == 0 {
+		t.Fatal("the page was never requested")
+	}
+	return p.headers[len(p.headers)-1]
+}
+
+func TestEmulatedDevicesReachTheServerAndThePage(t *testing.T) {
+	pg := &page{}
+	srv := httptest.NewServer(pg)
+	defer srv.Close()
+	ctx := New(t)
+	for _, tc := range []struct {
+		dev       device.Info
+		lang      string
+		wantWidth int
+		wantUA    []string
+	}{
+		{Phone, "en", 390, []string{"iPhone", "Mobile"}},
+		{WeChat, "zh-CN,zh;q=0.9", 390, []string{"MicroMessenger", "Mobile"}},
+		{Desktop, "en-US,en", 1280, nil},
+	} {
+		t.Run(tc.dev.Name, func(t *testing.T) {
+			if err := chromedp.Do(ctx, Emulate(tc.dev, tc.lang), chromedp.Navigate(srv.URL+"/")); err != nil {
+				t.Fatal(err)
+			}
+			width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if width != tc.wantWidth {
+				t.Errorf("window.innerWidth = %d, want %d", width, tc.wantWidth)
+			}
+			h := pg.last(t)
+			if got := h.Get("User-Agent"); got != tc.dev.UserAgent {
+				t.Errorf("User-Agent = %q, want %q", got, tc.dev.UserAgent)
+			}
+			for _, w := range tc.wantUA {
+				if !strings.Contains(h.Get("User-Agent"), w) {
+					t.Errorf("User-Agent %q lacks %q", h.Get("User-Agent"), w)
+				}
+			}
+			if got := h.Get("Accept-Language"); !strings.HasPrefix(got, strings.SplitN(tc.lang, ",", 2)[0]) {
+				t.Errorf("Accept-Language = %q, want it to start with %q", got, tc.lang)
+			}
+		})
+	}
+}
+
+func TestScreenshotIsAPNGUnderTheArtifactDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("QIAO_ARTIFACTS", dir)
+	srv := httptest.NewServer(&page{})
+	defer srv.Close()
+	ctx := New(t)
+	if err := chromedp.Do(ctx, Emulate(Phone, ""), chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	p := Screenshot(t, ctx, "hello page/phone")
+	if want := filepath.Join(dir, safeName(t.Name()), "hello_page_phone.png"); p != want {
+		t.Errorf("path = %q, want %q", p, want)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "\x89PNG\r\n\x1a\n") {
+		t.Errorf("%s is not a PNG", p)
+	}
+}
+
+func TestProfilesHaveTheirOwnCookies(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "who", Value: "first", Path: "/"})
+		_, _ = w.Write([]byte("<p>set</p>"))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := New(t)
+	other := NewProfile(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/set")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(other, chromedp.Navigate(srv.URL+"/other")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := chromedp.Run(other, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != "who=first" || second != "" {
+		t.Errorf("cookies: first profile %q, second %q; want %q and none", first, second, "who=first")
+	}
+}
+
+func TestSafeNameIsOnePathElement(t *testing.T) {
+	for in, want := range map[string]string{
+		"TestA/sub case": "TestA_sub_case",
+		"..":             "_",
+		"":               "_",
+		"a.b-c_d":        "a.b-c_d",
+		"登录/phone":       "_phone",
+	} {
+		if got := safeName(in); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
