@@ -77,13 +77,13 @@ type pageData struct {
 	LangURLs map[string]string
 
 	// chooser
-	Client   string
-	Choices  []choice
+	Client  string
+	Choices []choice
 	// consent
-	Scopes  []msgID
-	Hidden  map[string][]string
-	Action  string
-	CSRF    string
+	Scopes []msgID
+	Hidden map[string][]string
+	Action string
+	CSRF   string
 	// account
 	Account *accountView
 }

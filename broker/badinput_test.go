@@ -1,0 +1,240 @@
+package broker_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/qiaoidp/qiao/connectors"
+)
+
+// TestBadInputNeverServerError sends malformed, oversized, forged and
+// replayed requests: each gets a clear 4xx, never a 5xx.
+func TestBadInputNeverServerError(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	long := strings.Repeat("a", 70<<10)
+	for _, tc := range []struct {
+		name, method, path, body, ctype string
+		want                            int
+	}{
+		{"unknown client", "GET", "/auth?client_id=nobody&response_type=code&redirect_uri=http://127.0.0.1:9/callback&scope=openid&state=abcdefghij", "", "", 400},
+		{"unregistered redirect", "GET", "/auth?client_id=web&response_type=code&redirect_uri=https://evil.example/&scope=openid&state=abcdefghij", "", "", 400},
+		{"no params", "GET", "/auth", "", "", 400},
+		{"oversized query", "GET", "/auth?x=" + long, "", "", 414},
+		{"oversized token body", "POST", "/token", "grant_type=authorization_code&code=" + long, "application/x-www-form-urlencoded", 413},
+		{"garbage token body", "POST", "/token", "%%%", "application/x-www-form-urlencoded", 400},
+		{"unknown grant", "POST", "/token", "grant_type=password&username=a&password=b&client_id=spa", "application/x-www-form-urlencoded", 400},
+		{"token without grant", "POST", "/token", "client_id=spa", "application/x-www-form-urlencoded", 400},
+		{"bad code", "POST", "/token", "grant_type=authorization_code&code=nope&client_id=spa&redirect_uri=http://127.0.0.1:9/spa&code_verifier=" + strings.Repeat("v", 50), "application/x-www-form-urlencoded", 400},
+		{"bad refresh", "POST", "/token", "grant_type=refresh_token&refresh_token=nope.nope&client_id=spa", "application/x-www-form-urlencoded", 400},
+		{"callback without state", "GET", "/callback/alpha?code=x", "", "", 400},
+		{"callback with short state", "GET", "/callback/alpha?code=x&state=abc", "", "", 400},
+		{"callback forged state", "GET", "/callback/alpha?code=x&state=" + strings.Repeat("Z", 32), "", "", 400},
+		{"callback unknown connector", "GET", "/callback/nope?code=x&state=" + strings.Repeat("Z", 32), "", "", 404},
+		{"unknown path", "GET", "/nope", "", "", 404},
+		{"userinfo without token", "GET", "/userinfo", "", "", 401},
+		{"userinfo bad token", "GET", "/userinfo?access_token=x", "", "", 401},
+		{"revoke garbage", "POST", "/revoke", "token=x", "application/x-www-form-urlencoded", 400},
+		{"account api without token", "GET", "/api/v1/me", "", "", 401},
+		{"bind api garbage", "POST", "/api/v1/me/identities", "{", "application/json", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(tc.method, e.issuer+tc.path, body)
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	if strings.Contains(e.logs.String(), "panic") {
+		t.Error("a panic was logged")
+	}
+	_ = r
+}
+
+func TestUnknownConnectorRedirectsInvalidRequest(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, tc := range []struct{ client, secret, redirect, connector string }{
+		{"web", "web-secret", "http://127.0.0.1:9/callback", "nope"},
+		{"onlybeta", "onlybeta-secret", "https://beta.example/cb", "alpha"}, // not allowed for the client
+	} {
+		r := e.rp(tc.client, tc.secret, tc.redirect)
+		a := r.authURL(oauth2.SetAuthURLParam("connector_id", tc.connector))
+		q := r.authorize(e.newBrowser(), a)
+		if q.Get("error") != "invalid_request" || q.Get("state") != a.state {
+			t.Errorf("%s/%s: %v", tc.client, tc.connector, q)
+		}
+	}
+}
+
+func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	br := e.newBrowser()
+	// Stop at the provider redirect to capture the callback URL.
+	br.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp := br.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	resp.Body.Close()
+	cb := resp.Header.Get("Location")
+	u, _ := url.Parse(cb)
+	state := u.Query().Get("state")
+	if len(state) < 16 || len(state) > 128 || strings.Trim(state, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		t.Fatalf("upstream state %q breaks WeChat's rule", state)
+	}
+	// A browser without the login cookie is refused.
+	other := e.newBrowser()
+	other.client.CheckRedirect = br.client.CheckRedirect
+	resp = other.get(cb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("browser without cookie: status %d", resp.StatusCode)
+	}
+	// A browser with a login cookie of its own is refused too, and that
+	// spends the state.
+	resp = other.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	resp.Body.Close()
+	resp = other.get(cb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("foreign browser: status %d", resp.StatusCode)
+	}
+	resp = br.get(cb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("replayed state: status %d", resp.StatusCode)
+	}
+	// A fresh login in the right browser works, once.
+	resp = br.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	resp.Body.Close()
+	cb = resp.Header.Get("Location")
+	resp = br.get(cb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+		t.Fatalf("good callback: status %d", resp.StatusCode)
+	}
+	resp = br.get(cb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("second use of a state: status %d", resp.StatusCode)
+	}
+}
+
+func TestProviderRefusalAndOutageBecomeOAuthErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	f := e.fakes["alpha"]
+	f.mu.Lock()
+	f.refuse = true
+	f.mu.Unlock()
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if q := r.authorize(e.newBrowser(), a); q.Get("error") != "access_denied" || q.Get("state") != a.state {
+		t.Fatalf("refusal: %v", q)
+	}
+	f.mu.Lock()
+	f.refuse = false
+	f.fail = unavailableErr{}
+	f.mu.Unlock()
+	a = r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if q := r.authorize(e.newBrowser(), a); q.Get("error") != "temporarily_unavailable" {
+		t.Fatalf("outage: %v", q)
+	}
+}
+
+func TestHealthReadyAndMetrics(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	root := strings.TrimSuffix(e.issuer, "/qiao")
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ok",
+		"/metrics": `qiao_logins_total{connector="alpha",result="success"} 1`,
+	} {
+		resp, err := http.Get(root + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d, missing %q", path, resp.StatusCode, want)
+		}
+		if path == "/metrics" && !strings.Contains(string(b), `qiao_tokens_issued_total{grant_type="authorization_code"} 1`) {
+			t.Errorf("metrics lack the token counter")
+		}
+	}
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	next, err := r.refresh(tk.token.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.refresh(tk.token.RefreshToken) // reuse: logged as refused
+	logs := e.logs.String()
+	for name, s := range map[string]string{
+		"access token": tk.token.AccessToken, "refresh token": tk.token.RefreshToken,
+		"new refresh": next.token.RefreshToken, "id token": tk.raw,
+		"client secret": "web-secret", "broker secret": testSecret,
+	} {
+		if strings.Contains(logs, s) {
+			t.Errorf("%s appears in the logs", name)
+		}
+	}
+}
+
+type unavailableErr struct{}
+
+func (unavailableErr) Error() string { return "provider down" }
+func (unavailableErr) Is(target error) bool {
+	return target == connectorsErrUnavailable
+}
+
+var connectorsErrUnavailable = connectors.ErrUnavailable
+
+func TestRestartKeepsUsersTokensAndKeys(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	kid := tk.idToken // verified with the JWKS before the restart
+	e.restart()
+	r = e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	// The old ID token still verifies against the JWKS after the restart.
+	if _, err := r.verifier.Verify(context.Background(), tk.raw); err != nil {
+		t.Fatalf("ID token from before the restart: %v", err)
+	}
+	if !e.introspect(tk.token.AccessToken) {
+		t.Fatal("access token lost in the restart")
+	}
+	next, err := r.refresh(tk.token.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh after restart: %v", err)
+	}
+	if next.idToken.Subject != kid.Subject {
+		t.Fatalf("sub changed across restart: %s vs %s", next.idToken.Subject, kid.Subject)
+	}
+	// The same person logging in again is the same user.
+	again := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if again.idToken.Subject != kid.Subject {
+		t.Fatal("user not found after restart")
+	}
+}
