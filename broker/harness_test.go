@@ -175,6 +175,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.fakes = map[string]*fakeWeb{}
 	var conns []broker.Connector
 	for _, k := range cfg.Connectors {
+		if hasConnector(o.extra, k.ID) {
+			continue
+		}
 		f := &fakeWeb{person: "alice"}
 		e.fakes[k.ID] = f
 		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: f})
@@ -219,7 +222,9 @@ func (e *env) restart() {
 	e.server.Close()
 	var conns []broker.Connector
 	for _, k := range e.cfg.Connectors {
-		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: e.fakes[k.ID]})
+		if f, ok := e.fakes[k.ID]; ok {
+			conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: f})
+		}
 	}
 	conns = append(conns, e.extra...)
 	var ln net.Listener
@@ -436,3 +441,12 @@ func pkceChallenge(v string) string {
 }
 
 func asRetrieve(err error, re **oauth2.RetrieveError) bool { return errors.As(err, re) }
+
+func hasConnector(list []broker.Connector, id string) bool {
+	for _, c := range list {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}

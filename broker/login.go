@@ -498,6 +498,10 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: "success"})
+	if data.Purpose == "account" {
+		b.redirectAccount(w, r, "", "")
+		return
+	}
 
 	ar, err := b.resumeAuthorize(r, data.AuthQuery)
 	if err != nil {
