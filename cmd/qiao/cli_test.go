@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/storage"
+	"github.com/qiaoidp/qiao/storage/sqlite"
+)
+
+const cliSecret = "cli-test-secret-0123456789abcdef-0123"
+
+func writeConfig(t *testing.T, listen string) (path, db string) {
+	t.Helper()
+	dir := t.TempDir()
+	db = filepath.Join(dir, "qiao.db")
+	path = filepath.Join(dir, "qiao.yaml")
+	y := fmt.Sprintf(`issuer: http://%s
+http: { listen: %q }
+storage: { type: sqlite, sqlite: { path: %q } }
+secret: %q
+log: { level: debug, format: json }
+connectors:
+  - { id: weibo, type: weibo, name: 微博, config: { client_id: "123", client_secret: wb-secret } }
+  - { id: mini, type: wechat_miniprogram, config: { client_id: wxmini, client_secret: mini-secret } }
+clients:
+  - { id: web, secret: web-secret, redirect_uris: ["http://127.0.0.1:9/cb"] }
+`, listen, listen, db, cliSecret)
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, db
+}
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "qiao ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t); code != 2 {
+		t.Fatal("no args should be a usage error")
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	path, _ := writeConfig(t, "127.0.0.1:5556")
+	if code, out, errOut := runCLI(t, "check-config", "--config", path); code != 0 || !strings.Contains(out, "callback/weibo") {
+		t.Fatalf("good config: %d\n%s\n%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("issuer: http://x\nsecret: short\nbogus: 1\nconnectors: []\nclients: []\n"), 0o600)
+	code, _, errOut := runCLI(t, "check-config", "--config", bad)
+	if code != 1 || !strings.Contains(errOut, bad+":3: bogus: ") || !strings.Contains(errOut, ": secret: ") {
+		t.Fatalf("bad config: %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "check-config", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || errOut == "" {
+		t.Fatalf("missing file: %d %q", code, errOut)
+	}
+}
+
+// seed creates users directly in the store, with tokens for the first.
+func seed(t *testing.T, db string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	for i, u := range []string{"u1", "u2", "u3"} {
+		if err := s.CreateUser(ctx, storage.User{ID: u, CreatedAt: now}, storage.Identity{
+			ConnectorID: "weibo", Subject: fmt.Sprint(1000 + i), ConnectorType: "weibo",
+			DisplayName: "Person " + u, RealProfile: true, BoundAt: now, LastUsedAt: now,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.BindIdentity(ctx, storage.Identity{ConnectorID: "mini", Subject: "o-mini", UserID: "u1", ConnectorType: "wechat_miniprogram", BoundAt: now, LastUsedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyTokenOps(ctx, storage.TokenOp{Type: storage.OpCreate, Record: storage.TokenRecord{
+		Kind: storage.KindRefreshToken, Signature: "sig-u1", RequestID: "req-u1", ClientID: "web", Subject: "u1",
+		Active: true, Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUsersCommands(t *testing.T) {
+	path, db := writeConfig(t, "127.0.0.1:5556")
+	seed(t, db)
+
+	code, out, errOut := runCLI(t, "users", "list", "--config", path, "--limit", "2")
+	if code != 0 || !strings.Contains(out, "u1") || !strings.Contains(out, "u2") || strings.Contains(out, "u3 ") || !strings.Contains(out, "--after u2") {
+		t.Fatalf("list page 1: %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "users", "list", "--after", "u2", "--config", path); code != 0 || !strings.Contains(out, "u3") || strings.Contains(out, "u1 ") {
+		t.Fatalf("list page 2: %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, "users", "show", "u1", "--config", path); code != 0 || !strings.Contains(out, "weibo") || !strings.Contains(out, "mini") {
+		t.Fatalf("show: %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "users", "show", "nobody", "--config", path); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("show missing: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "users", "unbind", "u2", "weibo", "--config", path); code != 1 || !strings.Contains(errOut, "last identity") {
+		t.Fatalf("unbind last: %d %s", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "users", "unbind", "u1", "mini", "--config", path); code != 0 || !strings.Contains(out, "unbound") {
+		t.Fatalf("unbind: %d %s", code, out)
+	}
+	if code, out, _ := runCLI(t, "users", "delete", "u1", "--config", path); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	// Deleting revoked the user's tokens.
+	s, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetToken(context.Background(), storage.KindRefreshToken, "sig-u1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("token of a deleted user: %v", err)
+	}
+	s.Close()
+	// Every admin action is in the audit log.
+	code, out, _ = runCLI(t, "audit", "--config", path, "--since", "1h")
+	for _, want := range []string{"admin_delete", "admin_unbind", "refused_last_identity"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("audit lacks %s:\n%s", want, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "audit", "--config", path, "--user", "u2"); code != 0 || strings.Contains(out, "admin_delete") || !strings.Contains(out, "admin_unbind") {
+		t.Errorf("audit --user u2:\n%s", out)
+	}
+	if code, _, _ := runCLI(t, "audit", "--config", path, "--since", "yesterday"); code != 2 {
+		t.Error("bad --since accepted")
+	}
+	if code, _, _ := runCLI(t, "users", "show", "--config", path); code != 2 {
+		t.Error("show without an id accepted")
+	}
+}
+
+func TestServeStartsAndDrains(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	path, _ := writeConfig(t, addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	ow, ew := &syncWriter{w: &out}, &syncWriter{w: &errOut}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", path}, ow, ew) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	ow.mu.Lock()
+	banner := out.String()
+	ow.mu.Unlock()
+	for _, want := range []string{"issuer:  http://" + addr, "listen:  " + addr, "store:   sqlite", "http://" + addr + "/callback/weibo"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("start-up banner lacks %q:\n%s", want, banner)
+		}
+	}
+	if strings.Contains(errOut.String(), "wb-secret") || strings.Contains(errOut.String(), cliSecret) {
+		t.Error("a secret reached the logs")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
