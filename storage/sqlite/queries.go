@@ -20,9 +20,9 @@ const (
 	qInsertIdentity = `INSERT INTO identities (` + identityCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetIdentity    = `SELECT ` + identityCols + ` FROM identities WHERE connector_id = ? AND subject = ?`
-	qListIdentities = `SELECT ` + identityCols + ` FROM identities WHERE user_id = ? ORDER BY bound_at, rowid`
+	qListIdentities = `SELECT ` + identityCols + ` FROM identities WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
 	qFindByUnionID  = `SELECT ` + identityCols + ` FROM identities
-		WHERE union_id = ? AND union_id <> '' ORDER BY bound_at, rowid`
+		WHERE union_id = ? AND union_id <> '' ORDER BY bound_at, connector_id, subject`
 	qUpdateIdentity = `UPDATE identities SET union_id = ?, display_name = ?, picture = ?,
 		real_profile = ?, secret = ?, last_used_at = ? WHERE connector_id = ? AND subject = ?`
 	qCountIdentities = `SELECT count(*), coalesce(sum(connector_id = ?), 0) FROM identities WHERE user_id = ?`
