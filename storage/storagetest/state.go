@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -274,11 +275,12 @@ func testAuditFilters(t *testing.T, s storage.Storage) {
 
 func testAuditTimeRange(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	// A window no other test writes into: a random minute in 1990-2009.
-	var b [2]byte
+	// A window no other test writes into: a random 10-second slot in
+	// 1990-2009.
+	var b [4]byte
 	rand.Read(b[:])
-	minute := time.Duration(int(b[0])<<8|int(b[1])) * time.Minute
-	base := time.Date(1990, 1, 1, 0, 0, 0, 0, cst).Add(minute * 160)
+	slot := binary.BigEndian.Uint32(b[:]) % (20 * 365 * 8640)
+	base := time.Date(1990, 1, 1, 0, 0, 0, 0, cst).Add(time.Duration(slot) * 10 * time.Second)
 	var want []string
 	for i := range 3 {
 		d := uniq("detail")

@@ -8,6 +8,29 @@
 // assume nothing else writes to that database while it runs (the signing
 // key tests read "the current key" and expect it to stay put).
 //
+// A backend's test uses it like this:
+//
+//	func TestConformance(t *testing.T) {
+//		storagetest.RunTests(t, func(t *testing.T) storage.Storage {
+//			s, err := mybackend.Open(t.Context(), dsnFor(t))
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+//	func TestReopen(t *testing.T) {
+//		storagetest.RunReopenTests(t, func(t *testing.T, name string) storage.Storage {
+//			s, err := mybackend.Open(t.Context(), dsnNamed(name))
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return s // the suite closes it
+//		})
+//	}
+//
 // Behaviour the suite pins beyond the comments in package storage:
 //   - every time comes back in UTC, equal to what was stored at least to
 //     the millisecond; a zero time comes back zero;
