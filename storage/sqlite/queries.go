@@ -87,22 +87,26 @@ const (
 )
 
 // writeQueries run on the writer, in or out of a transaction.
-var writeQueries = []string{
-	qInsertUser, qDeleteUser, qDeleteUserToks, qDeleteUserSess, qDeleteUserIDs,
-	qInsertIdentity, qUpdateIdentity, qCountIdentities, qUnbindIdentity,
-	qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
-	qCurrentKey, qRetireKey, qInsertKey,
-	qInsertSession, qUpdateSession, qDeleteSession,
-	qInsertLogin, qTakeLogin,
-	qInsertAudit,
-	qAcquireLease, qReleaseLease,
-	qPutCache,
-	qGCTokens, qGCSessions, qGCLogins, qGCKeys, qGCCache, qGCLeases,
+func writeQueries() []string {
+	return []string{
+		qInsertUser, qDeleteUser, qDeleteUserToks, qDeleteUserSess, qDeleteUserIDs,
+		qInsertIdentity, qUpdateIdentity, qCountIdentities, qUnbindIdentity,
+		qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
+		qCurrentKey, qRetireKey, qInsertKey,
+		qInsertSession, qUpdateSession, qDeleteSession,
+		qInsertLogin, qTakeLogin,
+		qInsertAudit,
+		qAcquireLease, qReleaseLease,
+		qPutCache,
+		qGCTokens, qGCSessions, qGCLogins, qGCKeys, qGCCache, qGCLeases,
+	}
 }
 
 // readQueries run on the readers.
-var readQueries = []string{
-	qPing,
-	qGetUser, qListUsers, qGetIdentity, qListIdentities, qFindByUnionID,
-	qGetToken, qListKeys, qGetSession, qGetCache,
+func readQueries() []string {
+	return []string{
+		qPing,
+		qGetUser, qListUsers, qGetIdentity, qListIdentities, qFindByUnionID,
+		qGetToken, qListKeys, qGetSession, qGetCache,
+	}
 }

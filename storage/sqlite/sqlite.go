@@ -115,11 +115,11 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		s.r.SetConnMaxIdleTime(0)
 	}
 
-	if s.ws, err = prepareAll(ctx, s.w, writeQueries); err != nil {
+	if s.ws, err = prepareAll(ctx, s.w, writeQueries()); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if s.rs, err = prepareAll(ctx, s.r, readQueries); err != nil {
+	if s.rs, err = prepareAll(ctx, s.r, readQueries()); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -280,7 +280,7 @@ func testAuditTimeRange(t *testing.T, s storage.Storage) {
 	var b [4]byte
 	rand.Read(b[:])
 	slot := binary.BigEndian.Uint32(b[:]) % (20 * 365 * 8640)
-	base := time.Date(1990, 1, 1, 0, 0, 0, 0, cst).Add(time.Duration(slot) * 10 * time.Second)
+	base := time.Date(1990, 1, 1, 0, 0, 0, 0, cst()).Add(time.Duration(slot) * 10 * time.Second)
 	var want []string
 	for i := range 3 {
 		d := uniq("detail")

@@ -102,10 +102,10 @@ func uniq(prefix string) string {
 
 // cst is a non-UTC zone: inputs use it so that the suite can see a
 // backend hand back UTC.
-var cst = time.FixedZone("CST", 8*3600)
+func cst() *time.Location { return time.FixedZone("CST", 8*3600) }
 
 // now returns the current time in a non-UTC zone with full precision.
-func now() time.Time { return time.Now().In(cst) }
+func now() time.Time { return time.Now().In(cst()) }
 
 // wantErr fails unless errors.Is(err, target).
 func wantErr(t *testing.T, what string, err, target error) {
