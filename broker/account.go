@@ -91,6 +91,12 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
 	v.CanUnbind = len(ids) > 1
+	if v.Error == msgReauth {
+		// Offer a fresh sign-in right here, with the user's own providers.
+		for _, k := range b.browserConnectors(r) {
+			v.SignIn = append(v.SignIn, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
+		}
+	}
 	bound := map[string]bool{}
 	for _, id := range ids {
 		bound[id.ConnectorID] = true

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -246,4 +247,52 @@ func between(s, a, b string) string {
 		return ""
 	}
 	return s[:j]
+}
+
+func TestUnbindNeedsRecentSignIn(t *testing.T) {
+	var mu sync.Mutex
+	offset := time.Duration(0)
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(offset)
+	}
+	e := newEnv(t, envOptions{now: now})
+	br := e.newBrowser()
+	get := func(u string) string {
+		resp := br.get(u)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	body := get(e.issuer + "/account/login?connector_id=alpha")
+	csrf := between(body, `name="csrf" value="`, `"`)
+	post := func(path string, form url.Values) string {
+		form.Set("csrf", csrf)
+		req, _ := http.NewRequest("POST", e.issuer+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := br.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if b := post("/account/bind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-identity="beta"`) {
+		t.Fatal("bind failed")
+	}
+	mu.Lock()
+	offset = 20 * time.Minute
+	mu.Unlock()
+	b := post("/account/unbind", url.Values{"connector_id": {"beta"}})
+	if !strings.Contains(b, `data-error="reauth"`) || !strings.Contains(b, `data-identity="beta"`) || !strings.Contains(b, `data-reauth`) {
+		t.Fatalf("stale sign-in unbound anyway:\n%s", b)
+	}
+	// Signing in again (same user) makes the unbind possible.
+	b = get(e.issuer + "/account/login?connector_id=alpha")
+	csrf = between(b, `name="csrf" value="`, `"`)
+	if b := post("/account/unbind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-status="unbound_ok"`) {
+		t.Fatalf("unbind after re-sign-in:\n%s", b)
+	}
 }

@@ -133,6 +133,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		c := &opts.Connectors[i]
 		b.connectors[c.ID] = c
 		b.order = append(b.order, c)
+		b.metrics.initConnector(c.ID)
 	}
 	secret := []byte(cfg.Secret)
 	if b.idSealer, err = seal.New(secret, "identity-secrets"); err != nil {

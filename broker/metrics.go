@@ -47,6 +47,17 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// initConnector makes a connector's series visible at zero before its
+// first login, so dashboards and alerts see them from the start.
+func (m *Metrics) initConnector(id string) {
+	for _, result := range []string{"success", "denied", "invalid_code", "unavailable", "error"} {
+		m.logins.WithLabelValues(id, result)
+	}
+	for _, gt := range []string{"authorization_code", "refresh_token", grantTokenExchange} {
+		m.tokens.WithLabelValues(gt)
+	}
+}
+
 // ObserveUpstream records one provider call; it is a connectors.Observer.
 func (m *Metrics) ObserveUpstream(connectorID, endpoint, result string, d time.Duration) {
 	m.upstream.WithLabelValues(connectorID, endpoint, result).Inc()
