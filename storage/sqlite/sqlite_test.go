@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/storagetest"
@@ -191,4 +194,105 @@ func TestConformanceSinglePool(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestTwoStoresOnOneFileSerializeWriters(t *testing.T) {
+	// Two stores on one file stand for two processes (the server and an
+	// admin command): their writers meet in SQLite's file locks, not in
+	// one pool. Transactions that read before they write (key rotation,
+	// unbind) need BEGIN IMMEDIATE here, or the loser of the lock fails
+	// with SQLITE_BUSY instead of waiting and seeing the winner's write.
+	path := filepath.Join(t.TempDir(), "qiao.db")
+	stores := []*Store{openTest(t, path), openTest(t, path)}
+	for _, s := range stores {
+		defer s.Close()
+	}
+	ctx := t.Context()
+	now := time.Now()
+	const racers = 16
+
+	tests := []struct {
+		name string
+		// setup prepares round r and returns racer i's operation.
+		setup   func(t *testing.T, r int) func(s *Store, i int) error
+		loserIs error
+	}{
+		{"RefreshRotation", func(t *testing.T, r int) func(*Store, int) error {
+			old := storage.TokenRecord{Kind: storage.KindRefreshToken, Signature: fmt.Sprintf("old-%d", r),
+				RequestID: "req", Active: true, ExpiresAt: now.Add(time.Hour)}
+			if err := stores[0].ApplyTokenOps(ctx, storage.TokenOp{Type: storage.OpCreate, Record: old}); err != nil {
+				t.Fatal(err)
+			}
+			return func(s *Store, i int) error {
+				next := storage.TokenRecord{Kind: storage.KindRefreshToken, Signature: fmt.Sprintf("new-%d-%d", r, i),
+					RequestID: "req", Active: true, ExpiresAt: now.Add(time.Hour)}
+				return s.ApplyTokenOps(ctx,
+					storage.TokenOp{Type: storage.OpDeactivate, Kind: old.Kind, Signature: old.Signature},
+					storage.TokenOp{Type: storage.OpCreate, Record: next})
+			}
+		}, storage.ErrConflict},
+		{"KeyRotation", func(t *testing.T, r int) func(*Store, int) error {
+			ks, err := stores[0].ListSigningKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := ""
+			if len(ks) > 0 {
+				prev = ks[0].ID
+			}
+			return func(s *Store, i int) error {
+				next := storage.SigningKey{ID: fmt.Sprintf("kid-%d-%d", r, i), Algorithm: "ES256", CreatedAt: now.Add(time.Duration(r) * time.Second)}
+				return s.RotateSigningKey(ctx, prev, next, now.Add(time.Hour))
+			}
+		}, storage.ErrConflict},
+		{"Unbind", func(t *testing.T, r int) func(*Store, int) error {
+			uid := fmt.Sprintf("user-%d", r)
+			first := storage.Identity{ConnectorID: "c0", Subject: uid, UserID: uid}
+			if err := stores[0].CreateUser(ctx, storage.User{ID: uid}, first); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < racers; i++ {
+				id := storage.Identity{ConnectorID: fmt.Sprintf("c%d", i), Subject: uid, UserID: uid}
+				if err := stores[0].BindIdentity(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return func(s *Store, i int) error {
+				return s.UnbindIdentity(ctx, uid, fmt.Sprintf("c%d", i))
+			}
+		}, storage.ErrLastIdentity},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 5 {
+				op := tc.setup(t, round)
+				errs := make([]error, racers)
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := range racers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						errs[i] = op(stores[i%2], i)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				lost := 0
+				for i, err := range errs {
+					switch {
+					case errors.Is(err, tc.loserIs):
+						lost++
+					case err != nil:
+						t.Errorf("round %d racer %d: %v", round, i, err)
+					}
+				}
+				// Rotations: one winner. Unbinds: one refused.
+				if tc.loserIs == storage.ErrLastIdentity && lost != 1 || tc.loserIs != storage.ErrLastIdentity && lost != racers-1 {
+					t.Fatalf("round %d: %d racers lost", round, lost)
+				}
+			}
+		})
+	}
 }
