@@ -84,7 +84,7 @@ func newBenchEnv(b *testing.B, alg string) *env {
 // broker's host and stops at any other (the relying party).
 func (e *env) benchBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil) // never fails without options
-	u, _ := url.Parse(e.issuer) // parsed by the broker's configuration already
+	u, _ := url.Parse(e.issuer)  // parsed by the broker's configuration already
 	host := u.Host
 	return &http.Client{
 		Jar: jar,
