@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -83,7 +84,12 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		b.writeTokenError(w, r, ar, err)
 		return
 	}
-	resp, err := b.provider.NewAccessResponse(ctx, ar)
+	// One store transaction for everything the response writes.
+	var resp fosite.AccessResponder
+	err = b.fstore.inTx(ctx, func(ctx context.Context) (err error) {
+		resp, err = b.provider.NewAccessResponse(ctx, ar)
+		return err
+	})
 	if err != nil {
 		b.writeTokenError(w, r, ar, err)
 		return

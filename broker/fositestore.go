@@ -35,7 +35,13 @@ type fositeStore struct {
 
 type txKey struct{}
 
-type txBuffer struct{ ops []storage.TokenOp }
+// txBuffer collects a transaction's writes. Transactions nest: the broker
+// opens one around a whole token or authorization response, and fosite's
+// handlers open their own inside it; only the outermost commit writes.
+type txBuffer struct {
+	ops   []storage.TokenOp
+	depth int
+}
 
 func (s *fositeStore) apply(ctx context.Context, ops ...storage.TokenOp) error {
 	if tx, ok := ctx.Value(txKey{}).(*txBuffer); ok {
@@ -47,14 +53,22 @@ func (s *fositeStore) apply(ctx context.Context, ops ...storage.TokenOp) error {
 
 // BeginTX implements fosite's storage.Transactional.
 func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if tx, ok := ctx.Value(txKey{}).(*txBuffer); ok {
+		tx.depth++
+		return ctx, nil
+	}
 	return context.WithValue(ctx, txKey{}, &txBuffer{}), nil
 }
 
-// Commit applies the buffered writes atomically.
+// Commit applies the buffered writes atomically (at the outermost level).
 func (s *fositeStore) Commit(ctx context.Context) error {
 	tx, ok := ctx.Value(txKey{}).(*txBuffer)
 	if !ok {
 		return errors.New("commit without a transaction")
+	}
+	if tx.depth > 0 {
+		tx.depth--
+		return nil
 	}
 	ops := tx.ops
 	tx.ops = nil
@@ -68,10 +82,30 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	return nil
 }
 
-// Rollback drops the buffered writes.
+// Rollback drops the buffered writes. An inner rollback leaves them to the
+// outer transaction, which sees the error and rolls back too.
 func (s *fositeStore) Rollback(ctx context.Context) error {
-	if tx, ok := ctx.Value(txKey{}).(*txBuffer); ok {
-		tx.ops = nil
+	tx, ok := ctx.Value(txKey{}).(*txBuffer)
+	if !ok {
+		return nil
+	}
+	if tx.depth > 0 {
+		tx.depth--
+		return nil
+	}
+	tx.ops = nil
+	return nil
+}
+
+// inTx runs fn inside one transaction and commits it if fn succeeds.
+func (s *fositeStore) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, _ = s.BeginTX(ctx)
+	if err := fn(ctx); err != nil {
+		_ = s.Rollback(ctx)
+		return err
+	}
+	if err := s.Commit(ctx); err != nil {
+		return fosite.ErrServerError.WithWrap(err)
 	}
 	return nil
 }

@@ -318,7 +318,12 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
-	resp, err := b.provider.NewAuthorizeResponse(ctx, ar, sess)
+	// The code, its PKCE challenge and its OIDC session in one write.
+	var resp fosite.AuthorizeResponder
+	err = b.fstore.inTx(ctx, func(ctx context.Context) (err error) {
+		resp, err = b.provider.NewAuthorizeResponse(ctx, ar, sess)
+		return err
+	})
 	if err != nil {
 		b.writeAuthorizeError(w, r, ar, err)
 		return
