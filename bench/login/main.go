@@ -1,0 +1,924 @@
+// Command login drives full OIDC logins through a real Qiao broker and
+// reports throughput, latency and the broker's CPU time per login.
+//
+// By default it builds cmd/qiao, writes a configuration with one Weibo
+// connector whose provider is a Weibo simulator (connectors/sandbox) run by
+// this command, starts `qiao serve` as a separate process on loopback and
+// measures that process's CPU from /proc/PID/stat. With -issuer it targets
+// a broker that is already running instead (configured with -client,
+// -secret, -connector, and a Weibo connector pointing at -weibo-listen),
+// and reads the broker's CPU from its /metrics.
+//
+//	go run ./bench/login -c 8 -n 2000
+//	go run ./bench/login -mode refresh -c 8 -n 4000
+//
+// A login is: GET /auth with connector_id, the redirect to the simulator's
+// picker page, the pick of a person, the redirect to the broker's callback
+// (where the broker makes three calls to the simulator: access_token,
+// get_token_info and users/show), the redirect with the code to the
+// relying party's loopback redirect URI (not followed), and POST /token
+// with the code, the PKCE verifier and the client secret. -mode refresh
+// times refresh-token rotations instead, one chain per worker.
+//
+// The run is bounded by -n and -timeout and talks to loopback only.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+)
+
+// The Weibo app the simulator knows and the broker is configured with.
+const (
+	weiboAppKey = "1352000099"
+	connectorID = "weibo"
+	clientID    = "bench"
+	redirectURI = "http://127.0.0.1:9/callback" // loopback, never contacted
+)
+
+type options struct {
+	concurrency int
+	count       int
+	warmup      int
+	mode        string
+	alg         string
+	persons     int
+	timeout     time.Duration
+	qiaoBin     string
+	keep        bool
+	logLevel    string
+
+	// An already running broker.
+	issuer      string
+	metricsURL  string
+	client      string
+	secret      string
+	connector   string
+	weiboListen string
+	weiboSecret string
+	weiboAppKey string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.concurrency, "c", 8, "concurrent logins")
+	flag.IntVar(&o.count, "n", 2000, "logins (or refreshes with -mode refresh) to time")
+	flag.IntVar(&o.warmup, "warmup", -1, "untimed logins first (-1: one per person, so that every user exists)")
+	flag.StringVar(&o.mode, "mode", "login", "login: full logins; refresh: refresh-token rotations")
+	flag.StringVar(&o.alg, "alg", "RS256", "signing algorithm of the started broker: RS256, ES256 or EdDSA")
+	flag.IntVar(&o.persons, "persons", 50, "distinct Weibo users the logins cycle through")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.StringVar(&o.qiaoBin, "qiao", "", "qiao binary to start (default: go build ./cmd/qiao into a temporary directory)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, broker log)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "log level of the started broker")
+	flag.StringVar(&o.issuer, "issuer", "", "issuer of a running broker to target instead of starting one")
+	flag.StringVar(&o.metricsURL, "metrics", "", "the running broker's /metrics URL (default: /metrics at the issuer's host)")
+	flag.StringVar(&o.client, "client", clientID, "client id (with -issuer)")
+	flag.StringVar(&o.secret, "secret", "", "client secret (with -issuer)")
+	flag.StringVar(&o.connector, "connector", connectorID, "Weibo connector id (with -issuer)")
+	flag.StringVar(&o.weiboListen, "weibo-listen", "127.0.0.1:0", "address of the Weibo simulator (with -issuer, the one the broker's connector points at)")
+	flag.StringVar(&o.weiboSecret, "weibo-secret", "", "App Secret the simulator expects (with -issuer; default: random)")
+	flag.StringVar(&o.weiboAppKey, "weibo-appkey", weiboAppKey, "App Key of the simulated Weibo app")
+	flag.Parse()
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "login:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "login:", err)
+		os.Exit(1)
+	}
+}
+
+func (o *options) check() error {
+	switch {
+	case o.concurrency < 1 || o.concurrency > 256:
+		return fmt.Errorf("-c %d: want 1 to 256", o.concurrency)
+	case o.count < 1 || o.count > 1_000_000:
+		return fmt.Errorf("-n %d: want 1 to 1000000", o.count)
+	case o.mode != "login" && o.mode != "refresh":
+		return fmt.Errorf("-mode %q: want login or refresh", o.mode)
+	case o.persons < 1 || o.persons > 10_000:
+		return fmt.Errorf("-persons %d: want 1 to 10000", o.persons)
+	case o.issuer != "" && o.secret == "":
+		return errors.New("-issuer needs -secret (the client's secret)")
+	case o.issuer != "" && o.weiboSecret == "":
+		return errors.New("-issuer needs -weibo-secret (the App Secret the broker's connector sends)")
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	}
+	if o.issuer != "" {
+		u, err := url.Parse(o.issuer)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("-issuer %q is not an absolute URL", o.issuer)
+		}
+		if !isLoopback(u.Hostname()) {
+			return fmt.Errorf("-issuer %q: only loopback brokers may be targeted", o.issuer)
+		}
+		o.issuer = strings.TrimSuffix(o.issuer, "/")
+	}
+	if host, _, err := net.SplitHostPort(o.weiboListen); err != nil || !isLoopback(host) {
+		return fmt.Errorf("-weibo-listen %q: want a loopback host:port", o.weiboListen)
+	}
+	if o.warmup < 0 {
+		o.warmup = o.persons
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	if o.weiboSecret == "" {
+		o.weiboSecret = randomToken(24)
+	}
+	sim, simURL, err := startWeibo(o)
+	if err != nil {
+		return err
+	}
+	defer sim.close()
+
+	var target *broker
+	if o.issuer == "" {
+		target, err = startBroker(ctx, o, simURL)
+		if err != nil {
+			return err
+		}
+		defer target.stop(out)
+		sim.setCallback(target.issuer + "/callback/" + connectorID)
+	} else {
+		metrics := o.metricsURL
+		if metrics == "" {
+			u, _ := url.Parse(o.issuer) // checked in check
+			metrics = u.Scheme + "://" + u.Host + "/metrics"
+		}
+		target = &broker{issuer: o.issuer, metrics: metrics, client: o.client, secret: o.secret, connector: o.connector}
+		sim.setCallback(o.issuer + "/callback/" + o.connector)
+	}
+	d := newDriver(target, o)
+
+	fmt.Fprintf(out, "machine: %d CPUs (%s), GOMAXPROCS %d, load average %s\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), loadAverage())
+	fmt.Fprintf(out, "broker: %s (%s, SQLite unless -issuer says otherwise), mode %s, c=%d, n=%d, warm-up %d\n", target.issuer, o.alg, o.mode, o.concurrency, o.count, o.warmup)
+
+	// Warm up: every person logs in once (their user is created), and the
+	// connections are open.
+	if res, err := d.runPhase(ctx, o.warmup, o.concurrency, d.login); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	} else if res.failed > 0 {
+		return fmt.Errorf("warm-up: %d of %d logins failed; first error: %v", res.failed, o.warmup, res.firstErr)
+	}
+	var op func(context.Context, *worker) error
+	switch o.mode {
+	case "login":
+		op = d.login
+	case "refresh":
+		op = d.refresh
+	}
+	before, err := target.sample(ctx)
+	if err != nil {
+		return err
+	}
+	simBefore := sim.counts()
+	selfBefore := selfCPU()
+	res, err := d.runPhase(ctx, o.count, o.concurrency, op)
+	if err != nil {
+		return err
+	}
+	selfUsed := selfCPU() - selfBefore
+	after, err := target.sample(ctx)
+	if err != nil {
+		return err
+	}
+	simAfter := sim.counts()
+	res.print(out, o.mode)
+	ok := float64(res.ok)
+	if ok > 0 {
+		cpu := after.cpu - before.cpu
+		fmt.Fprintf(out, "broker CPU: %.3f ms per %s (%.2f s over %d, from %s; 10 ms resolution)\n",
+			cpu.Seconds()*1000/ok, o.mode, cpu.Seconds(), res.ok, target.cpuSource())
+		if after.upstream >= 0 && before.upstream >= 0 {
+			fmt.Fprintf(out, "upstream calls: %.2f per %s (qiao_upstream_requests_total)\n", (after.upstream-before.upstream)/ok, o.mode)
+		}
+		fmt.Fprintf(out, "simulator: %.2f API calls and %.2f new broker connections per %s\n",
+			float64(simAfter.api-simBefore.api)/ok, float64(simAfter.conns-simBefore.conns)/ok, o.mode)
+		fmt.Fprintf(out, "load tool CPU (clients and simulator): %.3f ms per %s\n", selfUsed.Seconds()*1000/ok, o.mode)
+	}
+	if res.failed > 0 {
+		return fmt.Errorf("%d of %d %s operations failed; first error: %v", res.failed, res.ok+res.failed, o.mode, res.firstErr)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- simulator
+
+type weiboSim struct {
+	wb   *sandbox.Weibo
+	srv  *http.Server
+	app  *sandbox.WeiboApp
+	opts sandbox.WeiboOptions
+	// mu guards the handler swap when the callback URL is known.
+	mu    sync.RWMutex
+	h     http.Handler
+	api   atomic.Int64 // server-to-server calls (anything but the authorize page)
+	conns atomic.Int64 // connections accepted
+}
+
+type simCounts struct{ api, conns int64 }
+
+func (s *weiboSim) counts() simCounts { return simCounts{s.api.Load(), s.conns.Load()} }
+
+func startWeibo(o options) (*weiboSim, string, error) {
+	persons := make([]sandbox.Person, o.persons)
+	for i := range persons {
+		id := "p" + strconv.Itoa(i)
+		persons[i] = sandbox.Person{ID: id, Name: "Bench " + id, Avatar: "https://img.example/" + id + ".png"}
+	}
+	s := &weiboSim{opts: sandbox.WeiboOptions{Persons: persons}}
+	ln, err := net.Listen("tcp", o.weiboListen)
+	if err != nil {
+		return nil, "", fmt.Errorf("Weibo simulator: %w", err)
+	}
+	s.app = &sandbox.WeiboApp{ClientID: o.weiboAppKey, Secret: o.weiboSecret}
+	s.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != sandbox.WeiboPathAuthorize {
+				s.api.Add(1)
+			}
+			s.mu.RLock()
+			h := s.h
+			s.mu.RUnlock()
+			if h == nil {
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		},
+	}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, "http://" + ln.Addr().String(), nil
+}
+
+// setCallback registers the broker's callback URL with the simulated app.
+func (s *weiboSim) setCallback(callback string) {
+	app := *s.app
+	app.RedirectURI = callback
+	opts := s.opts
+	opts.Apps = []sandbox.WeiboApp{app}
+	s.mu.Lock()
+	s.wb = sandbox.NewWeibo(opts)
+	s.h = s.wb
+	s.mu.Unlock()
+}
+
+func (s *weiboSim) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// ------------------------------------------------------------------- broker
+
+// broker is the target: a started process (pid > 0) or a running one.
+type broker struct {
+	issuer    string
+	metrics   string
+	client    string
+	secret    string
+	connector string
+
+	pid  int
+	cmd  *exec.Cmd
+	dir  string
+	keep bool
+	done chan error
+}
+
+const brokerConfig = `issuer: @ISSUER@
+http: { listen: "@LISTEN@" }
+storage: { type: sqlite, sqlite: { path: "@DBPATH@" } }
+secret: "@SECRET@"
+keys: { algorithm: @ALG@ }
+log: { level: @LEVEL@, format: json }
+connectors:
+  - id: weibo
+    type: weibo
+    name: Weibo
+    config: { client_id: "@APPKEY@", client_secret: "@APPSECRET@", auth_base_url: "@SIMURL@", api_base_url: "@SIMURL@" }
+clients:
+  - id: @CLIENT@
+    secret: "@CLIENTSECRET@"
+    name: Bench
+    redirect_uris: ["@REDIRECT@"]
+`
+
+func startBroker(ctx context.Context, o options, simURL string) (*broker, error) {
+	dir, err := os.MkdirTemp("", "qiao-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &broker{dir: dir, keep: o.keep, client: clientID, secret: randomToken(24), connector: connectorID, done: make(chan error, 1)}
+	fail := func(err error) (*broker, error) {
+		b.cleanup()
+		return nil, err
+	}
+	bin := o.qiaoBin
+	if bin == "" {
+		bin = filepath.Join(dir, "qiao")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/qiaoidp/qiao/cmd/qiao")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fail(fmt.Errorf("building cmd/qiao (or pass -qiao): %w", err))
+		}
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return fail(err)
+	}
+	b.issuer = "http://" + addr
+	b.metrics = b.issuer + "/metrics"
+	cfg := strings.NewReplacer(
+		"@ISSUER@", b.issuer, "@LISTEN@", addr, "@DBPATH@", filepath.Join(dir, "qiao.db"),
+		"@CLIENTSECRET@", b.secret, "@SECRET@", randomToken(48), "@ALG@", o.alg, "@LEVEL@", o.logLevel,
+		"@APPKEY@", o.weiboAppKey, "@APPSECRET@", o.weiboSecret, "@SIMURL@", simURL,
+		"@CLIENT@", clientID, "@REDIRECT@", redirectURI,
+	).Replace(brokerConfig)
+	cfgPath := filepath.Join(dir, "qiao.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return fail(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "qiao.log"))
+	if err != nil {
+		return fail(err)
+	}
+	b.cmd = exec.Command(bin, "serve", "--config", cfgPath)
+	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
+	if err := b.cmd.Start(); err != nil {
+		logFile.Close()
+		return fail(fmt.Errorf("starting %s: %w", bin, err))
+	}
+	b.pid = b.cmd.Process.Pid
+	go func() {
+		b.done <- b.cmd.Wait()
+		logFile.Close()
+	}()
+	if err := b.waitReady(ctx, 30*time.Second); err != nil {
+		b.kill()
+		return fail(fmt.Errorf("%w (broker log: %s)", err, filepath.Join(dir, "qiao.log")))
+	}
+	return b, nil
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// waitReady polls /readyz until the broker answers 200.
+func (b *broker) waitReady(ctx context.Context, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.issuer+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-b.done:
+			return fmt.Errorf("the broker exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("the broker was not ready within %s", limit)
+		case <-tick.C:
+		}
+	}
+}
+
+// stop ends the started broker (SIGTERM, then SIGKILL after 10 s).
+func (b *broker) stop(out io.Writer) {
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		b.kill()
+	}
+	if b.keep {
+		fmt.Fprintf(out, "kept %s\n", b.dir)
+	}
+	b.cleanup()
+}
+
+func (b *broker) kill() {
+	_ = b.cmd.Process.Kill()
+	<-b.done
+}
+
+func (b *broker) cleanup() {
+	if !b.keep && b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
+}
+
+// sample is the broker's CPU time and upstream call count at one moment
+// (upstream -1: unknown).
+type sample struct {
+	cpu      time.Duration
+	upstream float64
+}
+
+func (b *broker) cpuSource() string {
+	if b.pid > 0 {
+		return fmt.Sprintf("/proc/%d/stat", b.pid)
+	}
+	return "process_cpu_seconds_total"
+}
+
+func (b *broker) sample(ctx context.Context) (sample, error) {
+	m, err := scrape(ctx, b.metrics)
+	if err != nil && b.pid == 0 {
+		return sample{}, fmt.Errorf("reading the broker's metrics: %w", err)
+	}
+	s := sample{upstream: -1}
+	if err == nil {
+		if v, ok := m["qiao_upstream_requests_total"]; ok {
+			s.upstream = v
+		}
+		s.cpu = time.Duration(m["process_cpu_seconds_total"] * float64(time.Second))
+	}
+	if b.pid > 0 {
+		// Read after the scrape, whose own cost stays outside the window
+		// for the "after" sample and inside it (once) for "before".
+		s.cpu, err = procCPU(b.pid)
+		if err != nil {
+			return sample{}, err
+		}
+	}
+	return s, nil
+}
+
+// scrape sums each metric's series in a Prometheus text exposition.
+func scrape(ctx context.Context, u string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
+	}
+	sums := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name = line[:i]
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		sums[name] += v
+	}
+	return sums, sc.Err()
+}
+
+// procCPU is the user and system CPU time of process pid, from
+// /proc/PID/stat (in USER_HZ ticks, 100 per second on Linux).
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; count fields after ")".
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime or stime", pid)
+	}
+	const userHZ = 100
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ------------------------------------------------------------------- driver
+
+type driver struct {
+	b         *broker
+	o         options
+	transport *http.Transport
+	next      atomic.Int64 // person counter
+}
+
+// worker is one concurrent user agent; its refresh chain, in refresh mode.
+type worker struct {
+	refresh string
+}
+
+func newDriver(b *broker, o options) *driver {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 4 * o.concurrency
+	tr.MaxIdleConnsPerHost = 2 * o.concurrency
+	return &driver{b: b, o: o, transport: tr}
+}
+
+type result struct {
+	ok, failed int
+	firstErr   error
+	latencies  []time.Duration
+	elapsed    time.Duration
+}
+
+// runPhase runs n operations on c workers and collects their latencies.
+func (d *driver) runPhase(ctx context.Context, n, c int, op func(context.Context, *worker) error) (*result, error) {
+	res := &result{}
+	if n == 0 {
+		return res, nil
+	}
+	var (
+		mu      sync.Mutex
+		left    atomic.Int64
+		wg      sync.WaitGroup
+		started = time.Now()
+	)
+	left.Store(int64(n))
+	for range c {
+		wg.Go(func() {
+			w := &worker{}
+			for left.Add(-1) >= 0 && ctx.Err() == nil {
+				t0 := time.Now()
+				err := op(ctx, w)
+				lat := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					res.failed++
+					if res.firstErr == nil {
+						res.firstErr = err
+					}
+				} else {
+					res.ok++
+					res.latencies = append(res.latencies, lat)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(started)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("stopped after %d of %d: %w", res.ok+res.failed, n, err)
+	}
+	return res, nil
+}
+
+func (r *result) print(out io.Writer, mode string) {
+	slices.Sort(r.latencies)
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(r.latencies))+0.5) - 1
+		i = max(0, min(i, len(r.latencies)-1))
+		return r.latencies[i]
+	}
+	ms := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()*1000, 'f', 2, 64) }
+	fmt.Fprintf(out, "%s: %d ok, %d errors in %.2f s: %.1f %ss/s\n", mode, r.ok, r.failed, r.elapsed.Seconds(), float64(r.ok)/r.elapsed.Seconds(), mode)
+	fmt.Fprintf(out, "latency ms: p50 %s  p90 %s  p99 %s  max %s\n", ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(pct(1)))
+}
+
+func (d *driver) httpClient() *http.Client {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	return &http.Client{
+		Transport:     d.transport,
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+var personLink = regexp.MustCompile(`data-person="([a-z0-9]+)" href="([^"]+)"`)
+
+// login runs one full login in a fresh browser and keeps the refresh
+// token in w.
+func (d *driver) login(ctx context.Context, w *worker) error {
+	browser := d.httpClient()
+	state, nonce, verifier := randomToken(16), randomToken(16), randomToken(64)
+	challenge := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {d.b.client},
+		"redirect_uri":          {redirectURI},
+		"scope":                 {"openid profile offline_access"},
+		"state":                 {state},
+		"nonce":                 {nonce},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
+		"code_challenge_method": {"S256"},
+		"connector_id":          {d.b.connector},
+	}
+	// 1. The authorization request: a redirect to the provider.
+	authURL, err := url.Parse(d.b.issuer + "/auth?" + q.Encode())
+	if err != nil {
+		return fmt.Errorf("authorize: %w", err)
+	}
+	pickerURL, err := d.redirect(ctx, browser, authURL, "authorize")
+	if err != nil {
+		return err
+	}
+	// 2. The provider's picker page; pick this login's person.
+	page, err := d.page(ctx, browser, pickerURL)
+	if err != nil {
+		return err
+	}
+	want := "p" + strconv.FormatInt(d.next.Add(1)%int64(d.o.persons), 10)
+	var pick string
+	for _, m := range personLink.FindAllStringSubmatch(page, -1) {
+		if len(m) == 3 && m[1] == want {
+			pick = m[2]
+		}
+	}
+	if pick == "" {
+		return fmt.Errorf("picker: no link for person %s", want)
+	}
+	pickURL, err := resolve(pickerURL, html.UnescapeString(pick))
+	if err != nil {
+		return err
+	}
+	// 3. The pick: a redirect to the broker's callback.
+	callback, err := d.redirect(ctx, browser, pickURL, "picker")
+	if err != nil {
+		return err
+	}
+	// 4. The callback: the broker calls the provider, then redirects to
+	// the client with the code.
+	back, err := d.redirect(ctx, browser, callback, "callback")
+	if err != nil {
+		return err
+	}
+	bq := back.Query()
+	if e := bq.Get("error"); e != "" {
+		return fmt.Errorf("callback: %s: %s", e, bq.Get("error_description"))
+	}
+	if back.Host != "127.0.0.1:9" || bq.Get("state") != state || bq.Get("code") == "" {
+		return fmt.Errorf("callback: redirected to %s://%s%s without the code and state", back.Scheme, back.Host, back.Path)
+	}
+	// 5. The token exchange.
+	tok, err := d.token(ctx, url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {bq.Get("code")},
+		"redirect_uri":  {redirectURI},
+		"code_verifier": {verifier},
+	})
+	if err != nil {
+		return err
+	}
+	if tok.nonce != nonce {
+		return errors.New("token: the ID token's nonce is not the request's")
+	}
+	w.refresh = tok.RefreshToken
+	return nil
+}
+
+// refresh rotates w's refresh token, logging in first if it has none.
+func (d *driver) refresh(ctx context.Context, w *worker) error {
+	if w.refresh == "" {
+		if err := d.login(ctx, w); err != nil {
+			return fmt.Errorf("login for a refresh token: %w", err)
+		}
+	}
+	tok, err := d.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w.refresh}})
+	if err != nil {
+		w.refresh = ""
+		return err
+	}
+	if tok.RefreshToken == "" || tok.RefreshToken == w.refresh {
+		return errors.New("refresh: the refresh token was not rotated")
+	}
+	w.refresh = tok.RefreshToken
+	return nil
+}
+
+// redirect GETs u and returns where its 302 or 303 points.
+func (d *driver) redirect(ctx context.Context, c *http.Client, u *url.URL, step string) (*url.URL, error) {
+	resp, err := d.get(ctx, c, u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("%s: HTTP %d, want a redirect: %.200s", step, resp.StatusCode, body)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	return loc, nil
+}
+
+func (d *driver) page(ctx context.Context, c *http.Client, u *url.URL) (string, error) {
+	resp, err := d.get(ctx, c, u)
+	if err != nil {
+		return "", fmt.Errorf("picker: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return "", fmt.Errorf("picker: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("picker: HTTP %d: %.200s", resp.StatusCode, body)
+	}
+	return string(body), nil
+}
+
+func (d *driver) get(ctx context.Context, c *http.Client, u *url.URL) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
+}
+
+type tokenReply struct {
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token"`
+	nonce        string
+}
+
+// token posts to the token endpoint with the client's secret (HTTP
+// Basic) and checks that an access token and an ID token came back. The
+// ID token's signature is not checked here: that is the client's CPU,
+// not the broker's.
+func (d *driver) token(ctx context.Context, form url.Values) (tokenReply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.b.issuer+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return tokenReply{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(d.b.client), url.QueryEscape(d.b.secret))
+	resp, err := (&http.Client{Transport: d.transport, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return tokenReply{}, fmt.Errorf("token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return tokenReply{}, fmt.Errorf("token: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(body, &e)
+		return tokenReply{}, fmt.Errorf("token: HTTP %d: %s: %s", resp.StatusCode, e.Error, e.Description)
+	}
+	var tok tokenReply
+	if err := json.Unmarshal(body, &tok); err != nil {
+		return tokenReply{}, fmt.Errorf("token: %w", err)
+	}
+	if tok.AccessToken == "" || tok.IDToken == "" {
+		return tokenReply{}, errors.New("token: no access token or no ID token")
+	}
+	parts := strings.Split(tok.IDToken, ".")
+	if len(parts) != 3 {
+		return tokenReply{}, errors.New("token: the ID token is not a JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return tokenReply{}, fmt.Errorf("token: ID token payload: %w", err)
+	}
+	var claims struct {
+		Nonce string `json:"nonce"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return tokenReply{}, fmt.Errorf("token: ID token payload: %w", err)
+	}
+	tok.nonce = claims.Nonce
+	return tok, nil
+}
+
+func resolve(base *url.URL, ref string) (*url.URL, error) {
+	r, err := url.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("picker link: %w", err)
+	}
+	return base.ResolveReference(r), nil
+}
+
+func randomToken(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(buf)[:n]
+}
+
+// ------------------------------------------------------------- machine
+
+func cpuModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
