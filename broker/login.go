@@ -573,7 +573,12 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: data.Purpose, UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
 	if data.Purpose == "bind" {
-		b.redirectAccount(w, r, "error", rfc.HintField)
+		// The account page shows only the messages it knows.
+		msg := msgProviderFailed
+		if result == "unavailable" {
+			msg = msgUnavailable
+		}
+		b.redirectAccount(w, r, "error", msg)
 		return
 	}
 	ar, perr := b.resumeAuthorize(r, data.AuthQuery)
