@@ -207,3 +207,19 @@ func screenshotsOfAccount(t *testing.T, e *env, tab context.Context) {
 	}
 	do(t, tab, "back to the desktop", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(e.issuer+"/account?lang=en"), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
 }
+
+func TestAccountBindRefusedAtTheProviderSaysSoAndChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := browsertest.New(t)
+	do(t, ctx, "emulating", browsertest.Emulate(browsertest.Desktop, "en"))
+	user := e.signIn(t, ctx, "qq", "alice")
+	click(t, ctx, `[data-bind="weibo"]`, `[data-deny]`)
+	click(t, ctx, `[data-deny]`, `[data-user-id]`)
+	st, er := outcome(t, ctx)
+	if st != "" || er == "" {
+		t.Errorf("after refusing the bind at Weibo: status %q, error %q; want an error message (the page is %s)", st, er, location(t, ctx))
+	}
+	if got := readAccount(t, ctx); got.userID != user || strings.Join(got.identities, ",") != "qq" {
+		t.Errorf("the refused bind changed the account: %+v", got)
+	}
+}
