@@ -116,11 +116,15 @@ func (b *Broker) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosi
 }
 
 // mapStorageError turns the loser of a race on a code or refresh token (a
-// compare-and-swap that failed) into invalid_grant rather than a 500, and a
+// compare-and-swap that failed, or a code found invalidated) into invalid_grant rather than a 500, and a
 // store outage into temporarily_unavailable.
 func mapStorageError(err error) error {
 	switch {
-	case errors.Is(err, storage.ErrConflict), errors.Is(err, fosite.ErrInactiveToken):
+	case errors.Is(err, storage.ErrConflict), errors.Is(err, fosite.ErrInactiveToken),
+		// fosite reads the code again when it populates the response; if
+		// a concurrent redemption invalidated it in between, it reports
+		// this as a server error.
+		errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
 		return fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was already used.").WithWrap(err)
 	case isUnavailable(err):
 		return fosite.ErrTemporarilyUnavailable.WithHint("The service is temporarily unavailable. Please retry.").WithWrap(err)
