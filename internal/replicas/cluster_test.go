@@ -135,7 +135,7 @@ func (b *balancer) servedBy(i int, path string) int {
 
 // cluster is n qiao processes behind a balancer, with a Weibo simulator.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	issuer   string
 	lb       *balancer
 	weibo    *sandbox.Weibo
