@@ -2,11 +2,453 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/exampleapp"
 )
 
+// The demo's preferred ports; a port that is taken falls back to a free one.
+const (
+	demoBrokerPort = 5556
+	demoAppPort    = 8080
+	demoWeChatPort = 5557
+	demoQQPort     = 5558
+	demoWeiboPort  = 5559
+)
+
+// The demo's apps at the simulated providers.
+const (
+	demoWeChatWebAppID  = "wxd3e0000000000001" // website app (QR-code login)
+	demoWeChatMPAppID   = "wxd3e0000000000002" // Official Account
+	demoWeChatMiniAppID = "wxd3e0000000000003" // mini-program
+	demoQQAppID         = "101000001"
+	demoWeiboAppKey     = "1352000001"
+	demoAppClientID     = "example-app"
+	demoMiniClientID    = "miniprogram"
+	demoMiniConnector   = "wechat_miniprogram"
+)
+
+// demoOptions is what `qiao demo` runs with.
+type demoOptions struct {
+	host    string
+	dataDir string // "": a temporary directory, removed on exit
+	// anyPort skips the preferred ports (tests, so as not to take a port
+	// someone is using by hand).
+	anyPort bool
+}
+
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "demo: being wired up")
-	return 1
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host := fs.String("listen", "127.0.0.1", "host (IP address or name) to listen on and to put in every URL")
+	data := fs.String("data", "", "directory for the SQLite store (default: a temporary directory removed on exit)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *host == "" || strings.ContainsAny(*host, "/:?#@ ") && net.ParseIP(*host) == nil {
+		fmt.Fprintf(stderr, "demo: --listen %q is not a host name or IP address\n", *host)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runDemo(ctx, demoOptions{host: *host, dataDir: *data}, stdout, stderr)
+}
+
+// demo is the running sandbox: three simulators, the broker and the
+// example app, each on its own server.
+type demo struct {
+	opts    demoOptions
+	log     *slog.Logger
+	dataDir string
+	tempDir bool
+
+	wechat *sandbox.WeChat
+	qq     *sandbox.QQ
+	weibo  *sandbox.Weibo
+	// the simulators' and the app's servers, and their base URLs
+	sims      []*http.Server
+	app       *http.Server
+	wechatURL string
+	qqURL     string
+	weiboURL  string
+	appURL    string
+	broker    *server
+	errc      chan error
+}
+
+func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	d := &demo{opts: opts, log: log, errc: make(chan error, 8)}
+	if err := d.start(ctx); err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		d.stop()
+		return 1
+	}
+	d.printURLs(stdout)
+	code := 0
+	select {
+	case <-ctx.Done():
+	case err := <-d.broker.errc:
+		log.Error("broker stopped", "err", err)
+		code = 1
+	case err := <-d.errc:
+		log.Error("demo server stopped", "err", err)
+		code = 1
+	}
+	log.Info("shutting down: draining in-flight requests")
+	if err := d.stop(); err != nil {
+		log.Error("shutdown", "err", err)
+		code = 1
+	}
+	log.Info("stopped")
+	return code
+}
+
+// start listens, builds everything and serves.
+func (d *demo) start(ctx context.Context) error {
+	if d.opts.dataDir == "" {
+		dir, err := os.MkdirTemp("", "qiao-demo-")
+		if err != nil {
+			return fmt.Errorf("creating a data directory: %w", err)
+		}
+		d.dataDir, d.tempDir = dir, true
+	} else {
+		if err := os.MkdirAll(d.opts.dataDir, 0o700); err != nil {
+			return fmt.Errorf("creating the data directory: %w", err)
+		}
+		d.dataDir = d.opts.dataDir
+	}
+
+	// The simulators and the app keep their listeners from the start; the
+	// broker's address must be known to register its callbacks at the
+	// simulators, and startBroker listens itself, so its port is probed.
+	wechatLn, err := d.listen(demoWeChatPort)
+	if err != nil {
+		return err
+	}
+	qqLn, err := d.listen(demoQQPort)
+	if err != nil {
+		wechatLn.Close()
+		return err
+	}
+	weiboLn, err := d.listen(demoWeiboPort)
+	if err != nil {
+		wechatLn.Close()
+		qqLn.Close()
+		return err
+	}
+	appLn, err := d.listen(demoAppPort)
+	if err != nil {
+		wechatLn.Close()
+		qqLn.Close()
+		weiboLn.Close()
+		return err
+	}
+	lns := []net.Listener{wechatLn, qqLn, weiboLn, appLn}
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	d.wechatURL = baseURL(wechatLn)
+	d.qqURL = baseURL(qqLn)
+	d.weiboURL = baseURL(weiboLn)
+	d.appURL = baseURL(appLn)
+
+	secrets := map[string]string{
+		"QIAO_SECRET":        randomHex(32),
+		"WECHAT_WEB_SECRET":  randomHex(16),
+		"WECHAT_MP_SECRET":   randomHex(16),
+		"WECHAT_MINI_SECRET": randomHex(16),
+		"QQ_SECRET":          randomHex(16),
+		"WEIBO_SECRET":       randomHex(16),
+		"EXAMPLE_APP_SECRET": randomHex(24),
+	}
+
+	// startBroker listens on the probed port; if someone takes it in the
+	// meantime, probe again.
+	var cfg *config.Config
+	for attempt := 0; ; attempt++ {
+		port := demoBrokerPort
+		if attempt > 0 || d.opts.anyPort {
+			port = 0
+		}
+		addr, err := d.probe(port)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		cfg, err = demoConfig(addr, d.appURL, d.wechatURL, d.qqURL, d.weiboURL, filepath.Join(d.dataDir, "qiao.db"), secrets)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if err := d.newSimulators(cfg, secrets); err != nil {
+			closeAll()
+			return err
+		}
+		d.broker, err = startBroker(ctx, cfg, d.log, nil)
+		if err == nil {
+			break
+		}
+		var opErr *net.OpError
+		if attempt >= 3 || !errors.As(err, &opErr) || opErr.Op != "listen" {
+			closeAll()
+			return fmt.Errorf("starting the broker: %w", err)
+		}
+	}
+
+	app, err := exampleapp.New(ctx, exampleapp.Config{
+		Issuer:       cfg.Issuer,
+		ClientID:     demoAppClientID,
+		ClientSecret: secrets["EXAMPLE_APP_SECRET"],
+		BaseURL:      d.appURL,
+		Connectors: []exampleapp.Connector{
+			{ID: "wechat", Name: "WeChat (QR code)"},
+			{ID: "wechat_mp", Name: "WeChat Official Account (in the WeChat browser)"},
+			{ID: "qq", Name: "QQ"},
+			{ID: "weibo", Name: "Weibo"},
+		},
+		Logger: d.log,
+	})
+	if err != nil {
+		closeAll()
+		return err
+	}
+	d.sims = []*http.Server{d.serve(wechatLn, d.wechat), d.serve(qqLn, d.qq), d.serve(weiboLn, d.weibo)}
+	d.app = d.serve(appLn, app)
+	return nil
+}
+
+// listen listens on the preferred port of the demo's host, or on a free
+// one if it is taken.
+func (d *demo) listen(port int) (net.Listener, error) {
+	if !d.opts.anyPort {
+		if ln, err := net.Listen("tcp", net.JoinHostPort(d.opts.host, strconv.Itoa(port))); err == nil {
+			return ln, nil
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(d.opts.host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", d.opts.host, err)
+	}
+	return ln, nil
+}
+
+// probe returns an address that was free a moment ago: port if it was, or
+// a port the system picked.
+func (d *demo) probe(port int) (string, error) {
+	ln, err := d.listen(port)
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+func baseURL(ln net.Listener) string {
+	return "http://" + ln.Addr().String()
+}
+
+// newSimulators builds the three providers with the demo's apps
+// registered at them: the broker's callbacks, and the same app ids and
+// secrets as the connectors.
+func (d *demo) newSimulators(cfg *config.Config, secrets map[string]string) error {
+	host := d.opts.host
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	wc, err := sandbox.NewWeChat(sandbox.WeChatOptions{
+		Apps: []sandbox.WeChatApp{
+			{AppID: demoWeChatWebAppID, Secret: secrets["WECHAT_WEB_SECRET"], Type: sandbox.WeChatWebsite, CallbackDomain: host},
+			{AppID: demoWeChatMPAppID, Secret: secrets["WECHAT_MP_SECRET"], Type: sandbox.WeChatMP, CallbackDomain: host},
+			{AppID: demoWeChatMiniAppID, Secret: secrets["WECHAT_MINI_SECRET"], Type: sandbox.WeChatMiniProgram},
+		},
+		Account: "qiao-demo",
+	})
+	if err != nil {
+		return fmt.Errorf("starting the WeChat simulator: %w", err)
+	}
+	d.wechat = wc
+	d.qq = sandbox.NewQQ(sandbox.QQOptions{Apps: []sandbox.QQApp{
+		{ClientID: demoQQAppID, Secret: secrets["QQ_SECRET"], RedirectURI: cfg.CallbackURL("qq"), UnionID: true},
+	}})
+	d.weibo = sandbox.NewWeibo(sandbox.WeiboOptions{Apps: []sandbox.WeiboApp{
+		{ClientID: demoWeiboAppKey, Secret: secrets["WEIBO_SECRET"], RedirectURI: cfg.CallbackURL("weibo")},
+	}})
+	return nil
+}
+
+// demoConfigYAML is the demo's configuration; the secrets come in as
+// variables, so that they appear in no text.
+const demoConfigYAML = `
+issuer: {{ISSUER}}
+http: { listen: "{{LISTEN}}" }
+storage: { type: sqlite, sqlite: { path: "{{DB}}" } }
+secret: "${QIAO_SECRET}"
+log: { level: info, format: text }
+linking: { wechat_unionid: true, qq_unionid: false }
+connectors:
+  - id: wechat
+    type: wechat
+    name: 微信
+    config: { client_id: ` + demoWeChatWebAppID + `, client_secret: "${WECHAT_WEB_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
+  - id: wechat_mp
+    type: wechat_mp
+    name: 微信公众号
+    config: { client_id: ` + demoWeChatMPAppID + `, client_secret: "${WECHAT_MP_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scope: snsapi_userinfo }
+  - id: ` + demoMiniConnector + `
+    type: wechat_miniprogram
+    name: 微信小程序
+    config: { client_id: ` + demoWeChatMiniAppID + `, client_secret: "${WECHAT_MINI_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
+  - id: qq
+    type: qq
+    name: QQ
+    config: { client_id: "` + demoQQAppID + `", client_secret: "${QQ_SECRET}", auth_base_url: "{{QQ}}", api_base_url: "{{QQ}}" }
+  - id: weibo
+    type: weibo
+    name: 微博
+    config: { client_id: "` + demoWeiboAppKey + `", client_secret: "${WEIBO_SECRET}", auth_base_url: "{{WEIBO}}", api_base_url: "{{WEIBO}}" }
+clients:
+  - id: ` + demoAppClientID + `
+    secret: "${EXAMPLE_APP_SECRET}"
+    name: Example App
+    redirect_uris: ["{{APP}}/callback"]
+    post_logout_redirect_uris: ["{{APP}}/"]
+    connectors: [wechat, wechat_mp, qq, weibo]
+  - id: ` + demoMiniClientID + `
+    name: Demo Mini-Program
+    # The configuration wants a redirect URI for every client; a
+    # mini-program uses only the token endpoint and never this one.
+    redirect_uris: ["{{APP}}/unused-by-the-mini-program"]
+    connectors: [` + demoMiniConnector + `]
+`
+
+// demoConfig is the broker's configuration for a broker at brokerAddr.
+func demoConfig(brokerAddr, appURL, wechatURL, qqURL, weiboURL, dbPath string, secrets map[string]string) (*config.Config, error) {
+	y := strings.NewReplacer(
+		"{{ISSUER}}", "http://"+brokerAddr,
+		"{{LISTEN}}", brokerAddr,
+		"{{DB}}", strings.ReplaceAll(dbPath, `"`, `\"`),
+		"{{WECHAT}}", wechatURL, "{{QQ}}", qqURL, "{{WEIBO}}", weiboURL,
+		"{{APP}}", appURL,
+	).Replace(demoConfigYAML)
+	cfg, err := config.Parse([]byte(y), "demo configuration", func(k string) (string, bool) {
+		v, ok := secrets[k]
+		return v, ok
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the demo configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// serve serves h on ln until stop.
+func (d *demo) serve(ln net.Listener, h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.errc <- fmt.Errorf("%s: %w", ln.Addr(), err)
+		}
+	}()
+	return srv
+}
+
+// stop shuts the app, the broker and the simulators down, in that order
+// so that in-flight logins can finish, and removes a temporary data
+// directory.
+func (d *demo) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	var errs []error
+	if d.app != nil {
+		errs = append(errs, d.app.Shutdown(ctx))
+	}
+	if d.broker != nil {
+		errs = append(errs, d.broker.shutdown())
+	}
+	for _, s := range d.sims {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	if d.tempDir {
+		errs = append(errs, os.RemoveAll(d.dataDir))
+	}
+	return errors.Join(errs...)
+}
+
+// printURLs tells the user what to open.
+func (d *demo) printURLs(w io.Writer) {
+	issuer := d.broker.cfg.Issuer
+	d.broker.printBanner(w)
+	fmt.Fprintf(w, "\nQiao sandbox demo: simulated WeChat, QQ and Weibo; nothing leaves this machine.\n\n")
+	fmt.Fprintf(w, "  example app:    %s/\n", d.appURL)
+	fmt.Fprintf(w, "  broker issuer:  %s\n", issuer)
+	fmt.Fprintf(w, "  discovery:      %s/.well-known/openid-configuration\n", issuer)
+	fmt.Fprintf(w, "  account page:   %s/account\n", issuer)
+	fmt.Fprintf(w, "  metrics:        %s/metrics\n", issuer)
+	fmt.Fprintf(w, "  WeChat sim:     %s   (website app %s, Official Account %s, mini-program %s)\n", d.wechatURL, demoWeChatWebAppID, demoWeChatMPAppID, demoWeChatMiniAppID)
+	fmt.Fprintf(w, "  QQ sim:         %s   (APP ID %s)\n", d.qqURL, demoQQAppID)
+	fmt.Fprintf(w, "  Weibo sim:      %s   (App Key %s)\n", d.weiboURL, demoWeiboAppKey)
+	var persons []string
+	for _, p := range sandbox.DefaultPersons() {
+		persons = append(persons, p.ID)
+	}
+	fmt.Fprintf(w, "  sandbox people: %s (pick one on each provider's page)\n", strings.Join(persons, ", "))
+	if d.tempDir {
+		fmt.Fprintf(w, "  data:           %s (removed on exit; keep it with --data DIR)\n", d.dataDir)
+	} else {
+		fmt.Fprintf(w, "  data:           %s\n", d.dataDir)
+	}
+	fmt.Fprintf(w, "\nMini-program login (wx.login, then the token exchange), from a shell:\n\n")
+	fmt.Fprint(w, demoCurl(d.wechatURL, issuer))
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
+}
+
+// demoCurl is the ready-to-run mini-program login: a code from the
+// simulated wx.login, then the token exchange at the broker.
+func demoCurl(wechatURL, issuer string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  CODE=$(curl -s -X POST '%s/sandbox/wx.login?appid=%s&person=alice' | sed -E 's/.*\"code\":\"([^\"]+)\".*/\\1/')\n", wechatURL, demoWeChatMiniAppID)
+	fmt.Fprintf(&b, "  curl -s -X POST '%s/token' \\\n", issuer)
+	fmt.Fprintf(&b, "    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n")
+	fmt.Fprintf(&b, "    -d subject_token=\"$CODE\" \\\n")
+	fmt.Fprintf(&b, "    -d subject_token_type=urn:qiao:params:oauth:token-type:wechat-js-code \\\n")
+	fmt.Fprintf(&b, "    -d subject_issuer=%s \\\n", demoMiniConnector)
+	fmt.Fprintf(&b, "    -d client_id=%s \\\n", demoMiniClientID)
+	fmt.Fprintf(&b, "    --data-urlencode 'scope=openid profile offline_access'\n")
+	return b.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	}
+	return hex.EncodeToString(b)
 }
