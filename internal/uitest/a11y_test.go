@@ -147,6 +147,7 @@ func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 					t.Errorf("%s: html lang = %q, want %q", name, got, lang)
 				}
 				checkPage(t, pg.tab, name)
+				browsertest.Screenshot(t, pg.tab, pg.name+"-"+dev.name+"-"+lang)
 			}
 		}
 	}

@@ -115,6 +115,7 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 	if msg := eval[string](t, alice, `document.querySelector('[data-error]').textContent`); !strings.Contains(msg, "another user") {
 		t.Errorf("the already_bound message is %q", msg)
 	}
+	browsertest.Screenshot(t, alice, "already-bound-desktop-en")
 	if after := readAccount(t, alice); !slices.Equal(after.identities, before.identities) || after.userID != user {
 		t.Errorf("the refused bind changed alice's account: %+v, was %+v", after, before)
 	}
