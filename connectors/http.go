@@ -45,13 +45,13 @@ func (c *Caller) Do(ctx context.Context, endpoint string, req *http.Request) (Re
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		c.report(endpoint, "unavailable", start)
-		return Reply{}, fmt.Errorf("%s: %w: %s", endpoint, ErrUnavailable, redact(err))
+		return Reply{}, fmt.Errorf("%s: %w: %s", endpoint, ErrUnavailable, urlFree(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		c.report(endpoint, "unavailable", start)
-		return Reply{}, fmt.Errorf("%s: %w: reading reply: %s", endpoint, ErrUnavailable, redact(err))
+		return Reply{}, fmt.Errorf("%s: %w: reading reply: %s", endpoint, ErrUnavailable, urlFree(err))
 	}
 	if resp.StatusCode >= 500 {
 		c.report(endpoint, "unavailable", start)
@@ -82,19 +82,56 @@ func (c *Caller) Report(endpoint, result string, d time.Duration) {
 	}
 }
 
+// Call makes one provider API call: it sends the request build makes,
+// hands the reply to parse and tells the Observer, exactly once, how the
+// call ended: "ok" when parse accepts the reply; "error" or
+// "unavailable" (ErrUnavailable) when parse returns a *ProviderError,
+// which comes back with Endpoint set and every secret redacted from its
+// Message; "unavailable" for any other failure. Other errors read
+// "{provider} {endpoint}: ..." and never carry the request URL.
+func (c *Caller) Call(ctx context.Context, provider, endpoint string, build func() (*http.Request, error), secrets []string, parse func(Reply) error) error {
+	req, err := build()
+	if err != nil {
+		return fmt.Errorf("%s %s: building request: %w", provider, endpoint, ErrConfig)
+	}
+	reply, err := c.Do(ctx, endpoint, req)
+	if err != nil {
+		return fmt.Errorf("%s %w", provider, err)
+	}
+	err = parse(reply)
+	var pe *ProviderError
+	switch {
+	case err == nil:
+		c.Report(endpoint, "ok", reply.Elapsed)
+		return nil
+	case errors.As(err, &pe):
+		pe.Endpoint = endpoint
+		pe.Message = Redact(pe.Message, secrets...)
+		result := "error"
+		if errors.Is(err, ErrUnavailable) {
+			result = "unavailable"
+		}
+		c.Report(endpoint, result, reply.Elapsed)
+		return pe
+	default:
+		c.Report(endpoint, "unavailable", reply.Elapsed)
+		return fmt.Errorf("%s %s: %w", provider, endpoint, err)
+	}
+}
+
 func (c *Caller) report(endpoint, result string, start time.Time) {
 	c.Report(endpoint, result, time.Since(start))
 }
 
-// redact turns an error into text without any URL (and so without any
+// urlFree turns an error into text without any URL (and so without any
 // secret or code in a query string).
-func redact(err error) string {
+func urlFree(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if errors.Is(ue.Err, context.DeadlineExceeded) || ue.Timeout() {
 			return ue.Op + ": timeout"
 		}
-		return ue.Op + ": " + redact(ue.Err)
+		return ue.Op + ": " + urlFree(ue.Err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"

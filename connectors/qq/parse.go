@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -73,27 +72,7 @@ func providerError(code number, description string) *connectors.ProviderError {
 			msg += ": " + e
 		}
 	}
-	return &connectors.ProviderError{Provider: "qq", Code: code.n, Message: limit(msg), Kind: kindOf(code.n)}
-}
-
-// limit keeps a provider message to one short printable line.
-func limit(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > 300 {
-		s = string(r[:300]) + "…"
-	}
-	return s
-}
-
-// unparseable is an answer the connector cannot understand: the provider
-// is treated as unavailable. The text never quotes the body.
-func unparseable(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{connectors.ErrUnavailable}, args...)...)
+	return &connectors.ProviderError{Provider: "qq", Code: code.n, Message: connectors.Truncate(msg), Kind: kindOf(code.n)}
 }
 
 // number is a JSON value QQ sends as a number or as a string of digits.
@@ -166,15 +145,15 @@ func jsonObject(b []byte) ([]byte, error) {
 		open := bytes.IndexByte(b, '(')
 		end := bytes.LastIndexByte(b, ')')
 		if open < 0 || end < open {
-			return nil, unparseable("a JSONP reply without its parentheses")
+			return nil, connectors.Unparseable("a JSONP reply without its parentheses")
 		}
 		if rest := bytes.TrimSpace(b[end+1:]); len(rest) > 1 || (len(rest) == 1 && rest[0] != ';') {
-			return nil, unparseable("text after the JSONP call")
+			return nil, connectors.Unparseable("text after the JSONP call")
 		}
 		b = bytes.TrimSpace(b[open+1 : end])
 	}
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
-		return nil, unparseable("a reply that is not a JSON object")
+		return nil, connectors.Unparseable("a reply that is not a JSON object")
 	}
 	inner := bytes.TrimRight(b[:len(b)-1], " \t\r\n")
 	if len(inner) > 1 && inner[len(inner)-1] == ',' {
@@ -189,7 +168,7 @@ func decodeObject(body []byte, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(obj, v); err != nil {
-		return unparseable("malformed JSON: %v", err)
+		return connectors.Unparseable("malformed JSON: %v", err)
 	}
 	return nil
 }
@@ -209,7 +188,7 @@ type tokenReply struct {
 func parseTokenReply(body []byte) (tokenReply, error) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 {
-		return tokenReply{}, unparseable("an empty reply")
+		return tokenReply{}, connectors.Unparseable("an empty reply")
 	}
 	var r tokenReply
 	if b[0] == '{' || bytes.HasPrefix(b, []byte("callback")) {
@@ -222,7 +201,7 @@ func parseTokenReply(body []byte) (tokenReply, error) {
 	} else {
 		form, err := url.ParseQuery(string(b))
 		if err != nil {
-			return tokenReply{}, unparseable("a reply that is neither JSON nor form-encoded")
+			return tokenReply{}, connectors.Unparseable("a reply that is neither JSON nor form-encoded")
 		}
 		if form.Get("access_token") == "" && form.Has("code") {
 			return tokenReply{}, providerError(numberFromString(form.Get("code")), form.Get("msg"))
@@ -230,7 +209,7 @@ func parseTokenReply(body []byte) (tokenReply, error) {
 		r.AccessToken, r.RefreshToken = form.Get("access_token"), form.Get("refresh_token")
 	}
 	if r.AccessToken == "" {
-		return tokenReply{}, unparseable("a token reply without access_token")
+		return tokenReply{}, connectors.Unparseable("a token reply without access_token")
 	}
 	return r, nil
 }
@@ -256,7 +235,7 @@ func parseMeReply(body []byte) (me meReply, err error) {
 		return me, providerError(r.Error, r.ErrorDescription)
 	}
 	if r.OpenID == "" {
-		return me, unparseable("an /oauth2.0/me reply without openid")
+		return me, connectors.Unparseable("an /oauth2.0/me reply without openid")
 	}
 	me.ClientID, me.OpenID, me.UnionID = string(r.ClientID), string(r.OpenID), string(r.UnionID)
 	return me, nil
@@ -279,7 +258,7 @@ func parseUserInfoReply(body []byte) (userInfoReply, error) {
 		return userInfoReply{}, err
 	}
 	if !r.Ret.set {
-		return userInfoReply{}, unparseable("a get_user_info reply without ret")
+		return userInfoReply{}, connectors.Unparseable("a get_user_info reply without ret")
 	}
 	if r.Ret.isError() {
 		return userInfoReply{}, providerError(r.Ret, r.Msg)

@@ -13,8 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/qiaoidp/qiao/connectors"
 )
@@ -60,27 +60,16 @@ func New(cfg Config, caller *connectors.Caller) (*Connector, error) {
 		return nil, fmt.Errorf("qq: client_secret is required: %w", connectors.ErrConfig)
 	}
 	var err error
-	if cfg.AuthBaseURL, err = baseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL); err != nil {
-		return nil, err
+	if cfg.AuthBaseURL, err = connectors.BaseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL); err != nil {
+		return nil, fmt.Errorf("qq: %w", err)
 	}
-	if cfg.APIBaseURL, err = baseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL); err != nil {
-		return nil, err
+	if cfg.APIBaseURL, err = connectors.BaseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL); err != nil {
+		return nil, fmt.Errorf("qq: %w", err)
 	}
 	if caller == nil {
 		caller = &connectors.Caller{ConnectorID: "qq"}
 	}
 	return &Connector{cfg: cfg, caller: caller}, nil
-}
-
-func baseURL(name, v, def string) (string, error) {
-	if v == "" {
-		return def, nil
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("qq: %s %q must be an absolute http(s) URL without query: %w", name, v, connectors.ErrConfig)
-	}
-	return strings.TrimRight(v, "/"), nil
 }
 
 // LoginURL returns the authorize URL the browser is sent to. On phones
@@ -117,7 +106,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 			Kind:    connectors.ErrAccessDenied,
 		}
 	}
-	red := redactor{c.cfg.ClientSecret, code}
+	red := []string{c.cfg.ClientSecret, code}
 
 	token, err := c.exchange(ctx, code, req.CallbackURL, red)
 	if err != nil {
@@ -145,7 +134,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 // but the form-encoded and JSONP replies QQ has always sent are understood
 // too. need_openid is not sent: its official wording is unconfirmed, and
 // /oauth2.0/me is called anyway (for the unionid and to check the app).
-func (c *Connector) exchange(ctx context.Context, code, redirectURI string, red redactor) (tokenReply, error) {
+func (c *Connector) exchange(ctx context.Context, code, redirectURI string, red []string) (tokenReply, error) {
 	q := url.Values{
 		"grant_type":    {"authorization_code"},
 		"client_id":     {c.cfg.ClientID},
@@ -165,7 +154,7 @@ func (c *Connector) exchange(ctx context.Context, code, redirectURI string, red 
 
 // me asks /oauth2.0/me whose token this is, with the unionid when
 // configured, and checks the token belongs to this app.
-func (c *Connector) me(ctx context.Context, accessToken string, red redactor) (meReply, error) {
+func (c *Connector) me(ctx context.Context, accessToken string, red []string) (meReply, error) {
 	q := url.Values{"access_token": {accessToken}, "fmt": {"json"}}
 	if c.cfg.UnionID {
 		q.Set("unionid", "1")
@@ -194,7 +183,7 @@ func (c *Connector) me(ctx context.Context, accessToken string, red redactor) (m
 
 // userInfo fetches the profile. A user who did not grant get_user_info
 // (100030) logs in without a profile.
-func (c *Connector) userInfo(ctx context.Context, accessToken, openID string, red redactor) (userInfoReply, error) {
+func (c *Connector) userInfo(ctx context.Context, accessToken, openID string, red []string) (userInfoReply, error) {
 	q := url.Values{
 		"access_token":       {accessToken},
 		"oauth_consumer_key": {c.cfg.ClientID},
@@ -213,48 +202,16 @@ func (c *Connector) userInfo(ctx context.Context, accessToken, openID string, re
 	return info, err
 }
 
-// call GETs one API path, hands the body to parse and reports the result
-// to the Caller's observer. Errors never carry the values in red.
-func (c *Connector) call(ctx context.Context, endpoint, path string, q url.Values, red redactor, parse func([]byte) error) error {
-	reply, err := c.caller.Get(ctx, endpoint, c.cfg.APIBaseURL, path, q)
-	if err != nil {
-		return fmt.Errorf("qq %w", err)
+// call GETs one API path and hands the body of an HTTP 200 to parse; the
+// Caller reports the result and keeps the values in red out of errors.
+func (c *Connector) call(ctx context.Context, endpoint, path string, q url.Values, red []string, parse func([]byte) error) error {
+	build := func() (*http.Request, error) {
+		return http.NewRequest(http.MethodGet, c.cfg.APIBaseURL+path+"?"+q.Encode(), nil)
 	}
-	if reply.Status != 200 {
-		err = fmt.Errorf("qq %s: %w: HTTP %d", endpoint, connectors.ErrUnavailable, reply.Status)
-	} else {
-		err = parse(reply.Body)
-	}
-	var pe *connectors.ProviderError
-	switch {
-	case err == nil:
-		c.caller.Report(endpoint, "ok", reply.Elapsed)
-		return nil
-	case errors.As(err, &pe):
-		pe.Endpoint = endpoint
-		pe.Message = red.clean(pe.Message)
-		result := "error"
-		if errors.Is(err, connectors.ErrUnavailable) {
-			result = "unavailable"
+	return c.caller.Call(ctx, "qq", endpoint, build, red, func(reply connectors.Reply) error {
+		if reply.Status != http.StatusOK {
+			return fmt.Errorf("qq %s: %w: HTTP %d", endpoint, connectors.ErrUnavailable, reply.Status)
 		}
-		c.caller.Report(endpoint, result, reply.Elapsed)
-		return pe
-	default:
-		c.caller.Report(endpoint, "unavailable", reply.Elapsed)
-		return fmt.Errorf("qq %s: %w", endpoint, err)
-	}
-}
-
-// redactor holds the secrets of one login: the app secret, the code and
-// the tokens. Provider messages pass through clean before they reach an
-// error, in case the provider echoes one of them.
-type redactor []string
-
-func (r redactor) clean(s string) string {
-	for _, v := range r {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
+		return parse(reply.Body)
+	})
 }

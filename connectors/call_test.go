@@ -1,0 +1,163 @@
+package connectors_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors"
+)
+
+// reports records what a Caller's Observer is told.
+type reports struct {
+	mu   sync.Mutex
+	seen []string // "connector endpoint result"
+}
+
+func (r *reports) observe(connectorID, endpoint, result string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, connectorID+" "+endpoint+" "+result)
+}
+
+func TestCallReportsEachCallOnceWithItsResult(t *testing.T) {
+	const secret, code = "app-secret-0123456789", "code-9876543210"
+	tests := []struct {
+		name   string
+		status int
+		parse  func(connectors.Reply) error
+		result string // what the Observer is told
+		kind   error  // what the error wraps; nil for success
+		want   string // what the error text holds
+	}{
+		{"parsed reply", 200, func(connectors.Reply) error { return nil }, "ok", nil, ""},
+		{"provider error", 200, func(connectors.Reply) error {
+			return &connectors.ProviderError{Provider: "p", Code: 7, Message: "bad code " + code + " for " + secret, Kind: connectors.ErrInvalidCode}
+		}, "error", connectors.ErrInvalidCode, "p token: error 7: bad code [redacted] for [redacted]"},
+		{"provider busy", 200, func(connectors.Reply) error {
+			return &connectors.ProviderError{Provider: "p", Code: -1, Message: "busy", Kind: connectors.ErrUnavailable}
+		}, "unavailable", connectors.ErrUnavailable, "p token: error -1: busy"},
+		{"unparseable reply", 200, func(connectors.Reply) error { return connectors.Unparseable("not JSON (%d bytes)", 3) },
+			"unavailable", connectors.ErrUnavailable, "p token: provider unavailable: not JSON (3 bytes)"},
+		{"server error", 502, func(connectors.Reply) error { t.Error("parse called for a 5xx"); return nil },
+			"unavailable", connectors.ErrUnavailable, "p token: provider unavailable: HTTP 502"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte("{}\n"))
+			}))
+			defer srv.Close()
+			obs := &reports{}
+			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe}
+			build := func() (*http.Request, error) {
+				return http.NewRequest(http.MethodGet, srv.URL+"/token?secret="+secret+"&code="+code, nil)
+			}
+			err := c.Call(context.Background(), "p", "token", build, []string{secret, code}, tt.parse)
+			if tt.kind == nil {
+				if err != nil {
+					t.Fatalf("Call: %v", err)
+				}
+			} else if !errors.Is(err, tt.kind) || err.Error() != tt.want {
+				t.Fatalf("Call: %v, want %q wrapping %v", err, tt.want, tt.kind)
+			}
+			if got := strings.Join(obs.seen, ","); got != "p1 token "+tt.result {
+				t.Errorf("observer told %q, want once %q", got, "p1 token "+tt.result)
+			}
+		})
+	}
+}
+
+func TestCallFailuresBeforeAReplyNeverShowTheURL(t *testing.T) {
+	const secret = "app-secret-0123456789"
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // nothing listens there any more
+	obs := &reports{}
+	c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe}
+	parse := func(connectors.Reply) error { t.Error("parse called without a reply"); return nil }
+
+	err := c.Call(context.Background(), "p", "token", func() (*http.Request, error) {
+		return http.NewRequest(http.MethodGet, srv.URL+"/token?secret="+secret, nil)
+	}, []string{secret}, parse)
+	if !errors.Is(err, connectors.ErrUnavailable) || !strings.HasPrefix(err.Error(), "p token: ") || strings.Contains(err.Error(), secret) {
+		t.Errorf("unreachable provider: %v, want ErrUnavailable without the URL", err)
+	}
+	if got := strings.Join(obs.seen, ","); got != "p1 token unavailable" {
+		t.Errorf("observer told %q for an unreachable provider", got)
+	}
+
+	obs.seen = nil
+	err = c.Call(context.Background(), "p", "token", func() (*http.Request, error) {
+		return http.NewRequest("bad method", "http://x/?secret="+secret, nil)
+	}, []string{secret}, parse)
+	if !errors.Is(err, connectors.ErrConfig) || err.Error() != "p token: building request: "+connectors.ErrConfig.Error() {
+		t.Errorf("unbuildable request: %v, want ErrConfig", err)
+	}
+	if len(obs.seen) != 0 {
+		t.Errorf("observer told %q of a call that was never sent", obs.seen)
+	}
+}
+
+func TestRedactRemovesEverySecretGiven(t *testing.T) {
+	tests := []struct {
+		name, in string
+		secrets  []string
+		want     string
+	}{
+		{"none", "invalid code abc", nil, "invalid code abc"},
+		{"each occurrence", "abc and abc", []string{"abc"}, "[redacted] and [redacted]"},
+		{"several", "code abc secret xyz", []string{"xyz", "abc"}, "code [redacted] secret [redacted]"},
+		{"empty secret ignored", "abc", []string{"", "abc"}, "[redacted]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := connectors.Redact(tt.in, tt.secrets...); got != tt.want {
+				t.Errorf("Redact(%q, %q) = %q, want %q", tt.in, tt.secrets, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTruncateKeepsOneShortPrintableLine(t *testing.T) {
+	if got := connectors.Truncate("line one\nline\ttwo\x7f"); got != "line one line two " {
+		t.Errorf("control characters: %q", got)
+	}
+	long := strings.Repeat("微", 301)
+	if got := connectors.Truncate(long); got != strings.Repeat("微", 300)+"…" {
+		t.Errorf("301 characters cut to %d runes", len([]rune(got)))
+	}
+	if got := connectors.Truncate(strings.Repeat("a", 300)); got != strings.Repeat("a", 300) {
+		t.Errorf("300 characters were cut")
+	}
+}
+
+func TestBaseURLAcceptsOnlyAbsoluteHTTPURLsWithoutQuery(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"", "https://default.example", true},
+		{"https://proxy.example/qq/", "https://proxy.example/qq", true},
+		{"http://127.0.0.1:9000", "http://127.0.0.1:9000", true},
+		{"graph.qq.com", "", false},
+		{"ftp://graph.qq.com", "", false},
+		{"https://graph.qq.com/?x=1", "", false},
+		{"https://graph.qq.com/#f", "", false},
+		{"https://", "", false},
+	}
+	for _, tt := range tests {
+		got, err := connectors.BaseURL("api_base_url", tt.in, "https://default.example")
+		if tt.ok && (err != nil || got != tt.want) {
+			t.Errorf("BaseURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+		if !tt.ok && (!errors.Is(err, connectors.ErrConfig) || !strings.HasPrefix(err.Error(), "api_base_url ")) {
+			t.Errorf("BaseURL(%q) = %q, %v; want an ErrConfig naming api_base_url", tt.in, got, err)
+		}
+	}
+}
