@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -63,26 +62,6 @@ func explain(code int) string {
 		return "Weibo's rate limit was hit; try again later"
 	}
 	return ""
-}
-
-// unparseable is an answer the connector cannot understand: the provider
-// is treated as unavailable. The text never quotes the body.
-func unparseable(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{connectors.ErrUnavailable}, args...)...)
-}
-
-// limit keeps a provider message to one short printable line.
-func limit(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > 300 {
-		s = string(r[:300]) + "…"
-	}
-	return s
 }
 
 // number is error_code: a JSON number in OAuth errors, a string in the
@@ -147,13 +126,13 @@ func (t *id) UnmarshalJSON(b []byte) error {
 func decodeObject(body []byte, v any) error {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 {
-		return unparseable("an empty reply")
+		return connectors.Unparseable("an empty reply")
 	}
 	if b[0] != '{' {
-		return unparseable("a reply that is not a JSON object")
+		return connectors.Unparseable("a reply that is not a JSON object")
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return unparseable("malformed JSON: %v", err)
+		return connectors.Unparseable("malformed JSON: %v", err)
 	}
 	return nil
 }
@@ -177,7 +156,7 @@ func (e errorReply) providerError() *connectors.ProviderError {
 	if x := explain(e.Code.n); x != "" {
 		msg += " (" + x + ")"
 	}
-	return &connectors.ProviderError{Provider: "weibo", Code: e.Code.n, Message: limit(msg), Kind: kindOf(e.Code.n, e.Error)}
+	return &connectors.ProviderError{Provider: "weibo", Code: e.Code.n, Message: connectors.Truncate(msg), Kind: kindOf(e.Code.n, e.Error)}
 }
 
 // hasErrorCode tells a 2xx reply that is an error in disguise.
@@ -193,7 +172,7 @@ func hasErrorCode(body []byte) bool {
 func parseErrorReply(status int, body []byte) error {
 	var e errorReply
 	if err := decodeObject(body, &e); err != nil || (!e.Code.set && e.Error == "") {
-		return unparseable("HTTP %d without a Weibo error body", status)
+		return connectors.Unparseable("HTTP %d without a Weibo error body", status)
 	}
 	return e.providerError()
 }
@@ -214,7 +193,7 @@ func parseTokenReply(body []byte) (tokenReply, error) {
 		return tokenReply{}, err
 	}
 	if w.AccessToken == "" || w.UID == "" {
-		return tokenReply{}, unparseable("a token reply without access_token or uid")
+		return tokenReply{}, connectors.Unparseable("a token reply without access_token or uid")
 	}
 	return tokenReply{AccessToken: w.AccessToken, UID: string(w.UID)}, nil
 }
@@ -231,7 +210,7 @@ func parseTokenInfoReply(body []byte) (tokenInfoReply, error) {
 		return tokenInfoReply{}, err
 	}
 	if r.UID == "" || r.AppKey == "" {
-		return tokenInfoReply{}, unparseable("a token info reply without uid or appkey")
+		return tokenInfoReply{}, connectors.Unparseable("a token info reply without uid or appkey")
 	}
 	return r, nil
 }
@@ -253,7 +232,7 @@ func parseUserReply(body []byte) (userReply, error) {
 		return userReply{}, err
 	}
 	if r.uid() == "" {
-		return userReply{}, unparseable("a profile without id")
+		return userReply{}, connectors.Unparseable("a profile without id")
 	}
 	return r, nil
 }

@@ -12,7 +12,6 @@ package weibo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -66,30 +65,19 @@ func New(cfg Config, caller *connectors.Caller) (*Connector, error) {
 		cfg.MobileAuthBaseURL = cfg.AuthBaseURL
 	}
 	var err error
-	if cfg.AuthBaseURL, err = baseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL); err != nil {
-		return nil, err
+	if cfg.AuthBaseURL, err = connectors.BaseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL); err != nil {
+		return nil, fmt.Errorf("weibo: %w", err)
 	}
-	if cfg.MobileAuthBaseURL, err = baseURL("mobile_auth_base_url", cfg.MobileAuthBaseURL, DefaultMobileAuthBaseURL); err != nil {
-		return nil, err
+	if cfg.MobileAuthBaseURL, err = connectors.BaseURL("mobile_auth_base_url", cfg.MobileAuthBaseURL, DefaultMobileAuthBaseURL); err != nil {
+		return nil, fmt.Errorf("weibo: %w", err)
 	}
-	if cfg.APIBaseURL, err = baseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL); err != nil {
-		return nil, err
+	if cfg.APIBaseURL, err = connectors.BaseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL); err != nil {
+		return nil, fmt.Errorf("weibo: %w", err)
 	}
 	if caller == nil {
 		caller = &connectors.Caller{ConnectorID: "weibo"}
 	}
 	return &Connector{cfg: cfg, caller: caller}, nil
-}
-
-func baseURL(name, v, def string) (string, error) {
-	if v == "" {
-		return def, nil
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("weibo: %s %q must be an absolute http(s) URL without query: %w", name, v, connectors.ErrConfig)
-	}
-	return strings.TrimRight(v, "/"), nil
 }
 
 // LoginURL returns the authorize URL the browser is sent to; phones get
@@ -137,7 +125,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 			Kind:    connectors.ErrAccessDenied,
 		}
 	}
-	red := redactor{c.cfg.ClientSecret, code}
+	red := []string{c.cfg.ClientSecret, code}
 
 	var tok tokenReply
 	err := c.call(ctx, endpointToken, c.post("/oauth2/access_token", url.Values{
@@ -204,58 +192,20 @@ func (c *Connector) get(path string, q url.Values) func() (*http.Request, error)
 	}
 }
 
-// call sends one request, sorts the reply into success (handed to parse)
-// or a Weibo error, and reports the result to the Caller's observer.
-// Errors never carry the values in red.
-func (c *Connector) call(ctx context.Context, endpoint string, build func() (*http.Request, error), red redactor, parse func([]byte) error) error {
-	req, err := build()
-	if err != nil {
-		return fmt.Errorf("weibo %s: building request: %w", endpoint, connectors.ErrConfig)
-	}
-	reply, err := c.caller.Do(ctx, endpoint, req)
-	if err != nil {
-		return fmt.Errorf("weibo %w", err)
-	}
-	switch {
-	case reply.Status >= 400:
-		err = parseErrorReply(reply.Status, reply.Body)
-	case reply.Status < 200 || reply.Status > 299:
-		err = unparseable("HTTP %d", reply.Status)
-	case hasErrorCode(reply.Body):
-		err = parseErrorReply(reply.Status, reply.Body)
-	default:
-		err = parse(reply.Body)
-	}
-	var pe *connectors.ProviderError
-	switch {
-	case err == nil:
-		c.caller.Report(endpoint, "ok", reply.Elapsed)
-		return nil
-	case errors.As(err, &pe):
-		pe.Endpoint = endpoint
-		pe.Message = red.clean(pe.Message)
-		result := "error"
-		if errors.Is(err, connectors.ErrUnavailable) {
-			result = "unavailable"
+// call sends one request and sorts the reply into success (handed to
+// parse) or a Weibo error; the Caller reports the result and keeps the
+// values in red out of errors.
+func (c *Connector) call(ctx context.Context, endpoint string, build func() (*http.Request, error), red []string, parse func([]byte) error) error {
+	return c.caller.Call(ctx, "weibo", endpoint, build, red, func(reply connectors.Reply) error {
+		switch {
+		case reply.Status >= 400:
+			return parseErrorReply(reply.Status, reply.Body)
+		case reply.Status < 200 || reply.Status > 299:
+			return connectors.Unparseable("HTTP %d", reply.Status)
+		case hasErrorCode(reply.Body):
+			return parseErrorReply(reply.Status, reply.Body)
+		default:
+			return parse(reply.Body)
 		}
-		c.caller.Report(endpoint, result, reply.Elapsed)
-		return pe
-	default:
-		c.caller.Report(endpoint, "unavailable", reply.Elapsed)
-		return fmt.Errorf("weibo %s: %w", endpoint, err)
-	}
-}
-
-// redactor holds the secrets of one login: the app secret, the code and
-// the token. Weibo echoes the code in its invalid_grant description, so
-// provider messages pass through clean before they reach an error.
-type redactor []string
-
-func (r redactor) clean(s string) string {
-	for _, v := range r {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
+	})
 }
