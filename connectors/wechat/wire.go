@@ -81,13 +81,13 @@ func newClient(cfg Config, caller *connectors.Caller, connectorID string) (*clie
 	if strings.TrimSpace(cfg.ClientSecret) == "" {
 		return nil, fmt.Errorf("wechat: client_secret (AppSecret) is required: %w", connectors.ErrConfig)
 	}
-	authURL, err := baseURL(cfg.AuthBaseURL, DefaultAuthBaseURL)
+	authURL, err := baseURL("auth_base_url", cfg.AuthBaseURL, DefaultAuthBaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("wechat: auth_base_url: %w", err)
+		return nil, err
 	}
-	apiURL, err := baseURL(cfg.APIBaseURL, DefaultAPIBaseURL)
+	apiURL, err := baseURL("api_base_url", cfg.APIBaseURL, DefaultAPIBaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("wechat: api_base_url: %w", err)
+		return nil, err
 	}
 	if caller == nil {
 		caller = &connectors.Caller{ConnectorID: connectorID}
@@ -99,15 +99,13 @@ func newClient(cfg Config, caller *connectors.Caller, connectorID string) (*clie
 	return &client{appID: cfg.ClientID, secret: cfg.ClientSecret, authURL: authURL, apiURL: apiURL, caller: caller, log: log}, nil
 }
 
-func baseURL(s, def string) (string, error) {
-	if s == "" {
-		return def, nil
+// baseURL is connectors.BaseURL in WeChat's words.
+func baseURL(name, s, def string) (string, error) {
+	u, err := connectors.BaseURL(name, s, def)
+	if err != nil {
+		return "", fmt.Errorf("wechat: %s: %q is not an http(s) base URL: %w", name, s, connectors.ErrConfig)
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q is not an http(s) base URL: %w", s, connectors.ErrConfig)
-	}
-	return strings.TrimRight(s, "/"), nil
+	return u, nil
 }
 
 // checked is a reply type that can say which required field it lacks.
@@ -146,16 +144,10 @@ func (c *client) postJSON(ctx context.Context, endpoint, path string, query url.
 // (codes, tokens) that must never appear in an error; the app secret is
 // always one of them.
 func (c *client) call(ctx context.Context, endpoint string, sensitive []string, build func() (*http.Request, error), out checked) error {
+	secrets := append([]string{c.secret}, sensitive...)
+	decodeInto := func(rep connectors.Reply) error { return decode(endpoint, rep, secrets, out) }
 	for attempt := 0; ; attempt++ {
-		req, err := build()
-		if err != nil {
-			return fmt.Errorf("wechat %s: building request: %w", endpoint, connectors.ErrConfig)
-		}
-		rep, err := c.caller.Do(ctx, endpoint, req)
-		if err != nil {
-			return fmt.Errorf("wechat %w", err)
-		}
-		err = c.decode(endpoint, rep, sensitive, out)
+		err := c.caller.Call(ctx, "wechat", endpoint, build, secrets, decodeInto)
 		var pe *connectors.ProviderError
 		if attempt == 0 && errors.As(err, &pe) && pe.Code == -1 {
 			t := time.NewTimer(retryDelay)
@@ -171,46 +163,36 @@ func (c *client) call(ctx context.Context, endpoint string, sensitive []string, 
 	}
 }
 
-// decode parses one reply and tells the Caller's observer how it ended.
-func (c *client) decode(endpoint string, rep connectors.Reply, sensitive []string, out checked) error {
-	fail := func(format string, args ...any) error {
-		c.caller.Report(endpoint, "unavailable", rep.Elapsed)
-		return fmt.Errorf("wechat %s: %w: %s", endpoint, connectors.ErrUnavailable, fmt.Sprintf(format, args...))
-	}
+// decode parses one reply into out: an errcode is a *ProviderError,
+// anything else that is not a complete reply makes WeChat unavailable.
+func decode(endpoint string, rep connectors.Reply, secrets []string, out checked) error {
 	body := bytes.TrimSpace(bytes.TrimPrefix(rep.Body, []byte("\xef\xbb\xbf")))
 	if len(body) == 0 {
-		return fail("empty reply (HTTP %d, Content-Type %q)", rep.Status, rep.ContentType)
+		return connectors.Unparseable("empty reply (HTTP %d, Content-Type %q)", rep.Status, rep.ContentType)
 	}
 	var env struct {
 		Errcode flexString `json:"errcode"`
 		Errmsg  string     `json:"errmsg"`
 	}
 	if body[0] != '{' || json.Unmarshal(body, &env) != nil {
-		return fail("reply is not a JSON object (HTTP %d, Content-Type %q, %d bytes)", rep.Status, rep.ContentType, len(body))
+		return connectors.Unparseable("reply is not a JSON object (HTTP %d, Content-Type %q, %d bytes)", rep.Status, rep.ContentType, len(body))
 	}
 	if env.Errcode != "" && env.Errcode != "0" {
 		code, err := strconv.Atoi(string(env.Errcode))
 		if err != nil {
-			return fail("errcode %q is not a number", scrub(string(env.Errcode), c.secret, sensitive))
+			return connectors.Unparseable("errcode %q is not a number", connectors.Redact(string(env.Errcode), secrets...))
 		}
-		kind := kindOf(endpoint, code)
-		result := "error"
-		if kind == connectors.ErrUnavailable {
-			result = "unavailable"
-		}
-		c.caller.Report(endpoint, result, rep.Elapsed)
-		return &connectors.ProviderError{Provider: "wechat", Endpoint: endpoint, Code: code, Message: scrub(env.Errmsg, c.secret, sensitive), Kind: kind}
+		return &connectors.ProviderError{Provider: "wechat", Code: code, Message: env.Errmsg, Kind: kindOf(endpoint, code)}
 	}
 	if rep.Status != http.StatusOK {
-		return fail("HTTP %d without an errcode", rep.Status)
+		return connectors.Unparseable("HTTP %d without an errcode", rep.Status)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fail("malformed reply: %s", scrub(err.Error(), c.secret, sensitive))
+		return connectors.Unparseable("malformed reply: %s", connectors.Redact(err.Error(), secrets...))
 	}
 	if m := out.missing(); m != "" {
-		return fail("reply has no %s", m)
+		return connectors.Unparseable("reply has no %s", m)
 	}
-	c.caller.Report(endpoint, "ok", rep.Elapsed)
 	return nil
 }
 
@@ -238,17 +220,6 @@ func kindOf(endpoint string, code int) error {
 		// this code does not know: try again later.
 		return connectors.ErrUnavailable
 	}
-}
-
-// scrub removes the secret and the sensitive values from text that goes
-// into an error.
-func scrub(s, secret string, sensitive []string) string {
-	for _, v := range append([]string{secret}, sensitive...) {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
 }
 
 // flexString decodes a JSON string, number or boolean as its text:
