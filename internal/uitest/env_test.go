@@ -328,7 +328,17 @@ func location(t *testing.T, ctx context.Context) string {
 }
 
 // click clicks the element and waits for the next page to show want.
+// The current page is marked first, so that an element of it that
+// matches want does not count.
 func click(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
-	do(t, ctx, "clicking "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(want)))
+	var next []string
+	for _, part := range strings.Split(want, ",") {
+		next = append(next, "html:not([data-uitest-old]) "+strings.TrimSpace(part))
+	}
+	do(t, ctx, "clicking "+sel,
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](`document.documentElement.setAttribute('data-uitest-old', '')`),
+		chromedp.Click(chromedp.CSS(sel)),
+		chromedp.WaitVisible(chromedp.CSS(strings.Join(next, ", "))))
 }
