@@ -76,6 +76,7 @@ type options struct {
 	qiaoBin     string
 	keep        bool
 	logLevel    string
+	perf        string
 
 	// An already running broker.
 	issuer      string
@@ -100,6 +101,7 @@ func main() {
 	flag.StringVar(&o.qiaoBin, "qiao", "", "qiao binary to start (default: go build ./cmd/qiao into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, broker log)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log level of the started broker")
+	flag.StringVar(&o.perf, "perf", "", "record the started broker with `perf record -g` into this file during the timed phase")
 	flag.StringVar(&o.issuer, "issuer", "", "issuer of a running broker to target instead of starting one")
 	flag.StringVar(&o.metricsURL, "metrics", "", "the running broker's /metrics URL (default: /metrics at the issuer's host)")
 	flag.StringVar(&o.client, "client", clientID, "client id (with -issuer)")
@@ -137,6 +139,8 @@ func (o *options) check() error {
 		return errors.New("-issuer needs -secret (the client's secret)")
 	case o.issuer != "" && o.weiboSecret == "":
 		return errors.New("-issuer needs -weibo-secret (the App Secret the broker's connector sends)")
+	case o.perf != "" && o.issuer != "":
+		return errors.New("-perf profiles the broker this command starts; it cannot be used with -issuer")
 	case o.timeout <= 0:
 		return errors.New("-timeout must be positive")
 	}
@@ -217,9 +221,20 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var rec *perfRecord
+	if o.perf != "" {
+		if rec, err = startPerf(o.perf, target.pid); err != nil {
+			return err
+		}
+	}
 	simBefore := sim.counts()
 	selfBefore := selfCPU()
 	res, err := d.runPhase(ctx, o.count, o.concurrency, op)
+	if rec != nil {
+		if perr := rec.stop(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -582,6 +597,36 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perfRecord is a running `perf record` of the broker.
+type perfRecord struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startPerf(file string, pid int) (*perfRecord, error) {
+	cmd := exec.Command("perf", "record", "-F", "999", "-g", "-o", file, "-p", strconv.Itoa(pid))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting perf: %w", err)
+	}
+	r := &perfRecord{cmd: cmd, done: make(chan error, 1)}
+	go func() { r.done <- cmd.Wait() }()
+	return r, nil
+}
+
+// stop ends the recording (perf writes its file on SIGINT).
+func (r *perfRecord) stop() error {
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-r.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+		return errors.New("perf did not stop within 30 s")
+	}
 }
 
 // ------------------------------------------------------------------- driver
