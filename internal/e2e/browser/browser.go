@@ -1,0 +1,221 @@
+// Package browser is the user agent of the end-to-end tests: an HTTP
+// client with its own cookies and User-Agent that follows redirects
+// through the broker and the provider simulators, picks a person on a
+// simulator's picker page (the `<a data-person="ID" href=...>` links), and
+// stops where the tests say (at the relying party).
+package browser
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+// maxPage caps what the browser reads of a page.
+const maxPage = 1 << 20
+
+// Browser is one user agent.
+type Browser struct {
+	Client *http.Client
+	// UserAgent is sent with every request ("" leaves Go's default).
+	UserAgent string
+}
+
+// New returns a browser with an empty cookie jar that follows redirects
+// until one leads to a URL for which stop returns true; that redirect is
+// returned as the response (its Location tells where it would go).
+func New(stop func(*url.URL) bool) *Browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		panic(err) // cookiejar.New never fails without options
+	}
+	b := &Browser{}
+	b.Client = &http.Client{
+		Jar:     jar,
+		Timeout: 30 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 20 {
+				return errors.New("stopped after 20 redirects")
+			}
+			if stop != nil && stop(req.URL) {
+				return http.ErrUseLastResponse
+			}
+			if b.UserAgent != "" {
+				req.Header.Set("User-Agent", b.UserAgent)
+			}
+			return nil
+		},
+	}
+	return b
+}
+
+// Page is a response read whole.
+type Page struct {
+	Status   int
+	URL      *url.URL // where the page came from (after redirects)
+	Location string   // the Location of a redirect the browser stopped at
+	Header   http.Header
+	Body     string
+}
+
+// Get loads u.
+func (b *Browser) Get(u string) (*Page, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b.Do(req)
+}
+
+// PostForm posts a form to u.
+func (b *Browser) PostForm(u string, form url.Values) (*Page, error) {
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.Do(req)
+}
+
+// Do sends req with the browser's User-Agent and reads the answer.
+func (b *Browser) Do(req *http.Request) (*Page, error) {
+	if b.UserAgent != "" {
+		req.Header.Set("User-Agent", b.UserAgent)
+	}
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPage))
+	if err != nil {
+		return nil, err
+	}
+	return &Page{
+		Status:   resp.StatusCode,
+		URL:      resp.Request.URL,
+		Location: resp.Header.Get("Location"),
+		Header:   resp.Header,
+		Body:     string(body),
+	}, nil
+}
+
+// RedirectQuery is the query of the redirect the browser stopped at.
+func (p *Page) RedirectQuery() (url.Values, error) {
+	if p.Status < 300 || p.Status > 399 || p.Location == "" {
+		return nil, fmt.Errorf("not a redirect: HTTP %d at %s; body: %.300s", p.Status, p.URL, p.Body)
+	}
+	u, err := url.Parse(p.Location)
+	if err != nil {
+		return nil, fmt.Errorf("redirect Location %q: %w", p.Location, err)
+	}
+	return u.Query(), nil
+}
+
+// Link is an <a> element of a page.
+type Link struct {
+	Attrs map[string]string
+	Href  string // resolved against the page's URL
+	Text  string
+}
+
+// Links returns the page's <a href> elements that have the attribute
+// attr (any value).
+func (p *Page) Links(attr string) ([]Link, error) {
+	doc, err := html.Parse(strings.NewReader(p.Body))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the page at %s: %w", p.URL, err)
+	}
+	var out []Link
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "a" {
+			attrs := map[string]string{}
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+			}
+			if _, ok := attrs[attr]; ok {
+				if href, ok := attrs["href"]; ok {
+					l := Link{Attrs: attrs, Href: href, Text: strings.TrimSpace(textOf(n))}
+					if ref, err := url.Parse(href); err == nil && p.URL != nil {
+						l.Href = p.URL.ResolveReference(ref).String()
+					}
+					out = append(out, l)
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return out, nil
+}
+
+func textOf(n *html.Node) string {
+	if n.Type == html.TextNode {
+		return n.Data
+	}
+	var b strings.Builder
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		b.WriteString(textOf(c))
+	}
+	return b.String()
+}
+
+// Link returns the link whose attr is value.
+func (p *Page) Link(attr, value string) (Link, error) {
+	links, err := p.Links(attr)
+	if err != nil {
+		return Link{}, err
+	}
+	var seen []string
+	for _, l := range links {
+		if l.Attrs[attr] == value {
+			return l, nil
+		}
+		seen = append(seen, l.Attrs[attr])
+	}
+	return Link{}, fmt.Errorf("no <a %s=%q> on the page at %s (HTTP %d; found %q); body: %.300s", attr, value, p.URL, p.Status, seen, p.Body)
+}
+
+// Pick chooses person on a simulator's picker page and follows the link.
+func (b *Browser) Pick(p *Page, person string) (*Page, error) {
+	l, err := p.Link("data-person", person)
+	if err != nil {
+		return nil, err
+	}
+	return b.Get(l.Href)
+}
+
+// Deny follows the picker page's refusal link (data-deny).
+func (b *Browser) Deny(p *Page) (*Page, error) {
+	links, err := p.Links("data-deny")
+	if err != nil {
+		return nil, err
+	}
+	if len(links) != 1 {
+		return nil, fmt.Errorf("%d data-deny links on the page at %s, want 1", len(links), p.URL)
+	}
+	return b.Get(links[0].Href)
+}
+
+// Login loads authURL, which must lead to a provider's picker page, picks
+// person there and returns where the browser stopped.
+func (b *Browser) Login(authURL, person string) (*Page, error) {
+	p, err := b.Get(authURL)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status != http.StatusOK {
+		return nil, fmt.Errorf("the authorization request ended with HTTP %d at %s (Location %q), not at a picker page; body: %.300s", p.Status, p.URL, p.Location, p.Body)
+	}
+	return b.Pick(p, person)
+}
