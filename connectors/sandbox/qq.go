@@ -57,14 +57,13 @@ type QQOptions struct {
 // and /me come as JSONP `callback( {...} );` unless fmt=json, openids are
 // per (app, person), and unionids go only to apps with the permission.
 type QQ struct {
-	opts QQOptions
+	apiFaults // FailNext, BusyNext, StallNext, RawNext, SetDown
+	opts      QQOptions
 
 	mu      sync.Mutex
 	codes   map[string]*qqCode
 	tokens  map[string]*qqGrant // access tokens
 	refresh map[string]*qqGrant // refresh tokens
-	faults  map[string][]*qqFault
-	down    bool
 }
 
 type qqCode struct {
@@ -81,17 +80,6 @@ type qqGrant struct {
 	expires time.Time
 }
 
-// qqFault is one injected misbehaviour of an endpoint, for its next n calls.
-type qqFault struct {
-	n           int
-	code        int    // a QQ error code in the endpoint's own shape
-	busy        bool   // HTTP 503 from the gateway
-	stall       bool   // no answer until the client gives up
-	status      int    // a raw answer: status, content type, body
-	contentType string // (raw)
-	body        string // (raw)
-}
-
 // NewQQ returns a QQ simulator for opts.Apps and the persons.
 func NewQQ(opts QQOptions) *QQ {
 	if opts.Persons == nil {
@@ -102,7 +90,6 @@ func NewQQ(opts QQOptions) *QQ {
 		codes:   map[string]*qqCode{},
 		tokens:  map[string]*qqGrant{},
 		refresh: map[string]*qqGrant{},
-		faults:  map[string][]*qqFault{},
 	}
 }
 
@@ -123,89 +110,19 @@ func qqHash(parts ...string) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:16]))
 }
 
-// FailNext makes the next n calls of path answer QQ error code, in the
-// endpoint's own shape (JSONP/JSON error, ret/msg, or the error page).
-func (q *QQ) FailNext(path string, n, code int) { q.inject(path, &qqFault{n: n, code: code}) }
-
-// BusyNext makes the next n calls of path answer HTTP 503 from the gateway.
-func (q *QQ) BusyNext(path string, n int) { q.inject(path, &qqFault{n: n, busy: true}) }
-
-// StallNext makes the next n calls of path hang until the client gives up.
-func (q *QQ) StallNext(path string, n int) { q.inject(path, &qqFault{n: n, stall: true}) }
-
-// RawNext makes the next n calls of path answer exactly this.
-func (q *QQ) RawNext(path string, n, status int, contentType, body string) {
-	q.inject(path, &qqFault{n: n, status: status, contentType: contentType, body: body})
-}
-
-// SetDown drops every connection without an answer while down is true.
-func (q *QQ) SetDown(down bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.down = down
-}
-
-func (q *QQ) inject(path string, f *qqFault) {
-	if f.n <= 0 {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.faults[path] = append(q.faults[path], f)
-}
-
-// fault takes one use of the first fault queued for path.
-func (q *QQ) fault(path string) (qqFault, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	queue := q.faults[path]
-	if len(queue) == 0 {
-		return qqFault{}, false
-	}
-	f := queue[0]
-	f.n--
-	if f.n == 0 {
-		q.faults[path] = queue[1:]
-	}
-	return *f, true
-}
-
-func (q *QQ) isDown() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.down
-}
-
 func (q *QQ) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if q.isDown() {
-		qqDrop(w)
+	if q.faults.isDown() {
+		if !hangUp(w) {
+			w.WriteHeader(http.StatusBadGateway)
+		}
 		return
 	}
 	if err := r.ParseForm(); err != nil {
 		q.apiError(w, r, 100029, "bad http request")
 		return
 	}
-	if f, ok := q.fault(r.URL.Path); ok {
-		switch {
-		case f.stall:
-			<-r.Context().Done()
-			return
-		case f.busy:
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("<html><body><h1>503 Service Unavailable</h1><hr>tws</body></html>\n"))
-			return
-		case f.status != 0:
-			w.Header().Set("Content-Type", f.contentType)
-			w.WriteHeader(f.status)
-			_, _ = w.Write([]byte(f.body))
-			return
-		}
-		if r.URL.Path == QQPathAuthorize {
-			q.errorPage(w, f.code, qqMessage(f.code))
-		} else {
-			q.apiError(w, r, f.code, qqMessage(f.code))
-		}
+	if f, ok := q.faults.next(r.URL.Path); ok {
+		f.serve(w, r, qqBusy, q.fail)
 		return
 	}
 	switch r.URL.Path {
@@ -222,15 +139,21 @@ func (q *QQ) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// qqDrop closes the connection without an answer, as a host that is down.
-func qqDrop(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
+// qqBusy is the gateway's answer when QQ is overloaded.
+func qqBusy(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte("<html><body><h1>503 Service Unavailable</h1><hr>tws</body></html>\n"))
+}
+
+// fail answers QQ error code: the error page on the authorize path, an
+// API error in the endpoint's shape elsewhere.
+func (q *QQ) fail(w http.ResponseWriter, r *http.Request, code int) {
+	if r.URL.Path == QQPathAuthorize {
+		q.errorPage(w, code, qqMessage(code))
+	} else {
+		q.apiError(w, r, code, qqMessage(code))
 	}
-	w.WriteHeader(http.StatusBadGateway)
 }
 
 // qqMessage is QQ's description of a code (public return codes, §6.6).

@@ -223,8 +223,9 @@ type WeChat struct {
 	lastPlain   map[string]string        // appid → newest cgi-bin/token
 	plainDaily  map[string]*wechatDaily
 	sessionKeys map[string]string // appid "\x00" person → session_key
-	faults      []*WeChatFault
 	calls       map[string]int
+
+	faults faults[WeChatFault]
 }
 
 // NewWeChat returns a simulator for the given apps.
@@ -316,18 +317,10 @@ func (w *WeChat) SetUnionID(appID string, on bool) error {
 }
 
 // InjectFault adds a fault; faults are tried in the order added.
-func (w *WeChat) InjectFault(f WeChatFault) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.faults = append(w.faults, &f)
-}
+func (w *WeChat) InjectFault(f WeChatFault) { w.faults.add(f.Path, f.Times, f) }
 
 // ClearFaults removes every fault.
-func (w *WeChat) ClearFaults() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.faults = nil
-}
+func (w *WeChat) ClearFaults() { w.faults.clear() }
 
 // Calls returns how many requests a path has received (faulted ones
 // included).
@@ -488,35 +481,15 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 // fault applies the first matching fault, if any.
 func (w *WeChat) fault(rw http.ResponseWriter, r *http.Request) bool {
-	w.mu.Lock()
-	var f WeChatFault
-	found := false
-	for i, cand := range w.faults {
-		if cand.Path != "" && cand.Path != r.URL.Path {
-			continue
-		}
-		f, found = *cand, true
-		if cand.Times > 0 {
-			cand.Times--
-			if cand.Times == 0 {
-				w.faults = append(w.faults[:i:i], w.faults[i+1:]...)
-			}
-		}
-		break
-	}
-	w.mu.Unlock()
+	f, found := w.faults.next(r.URL.Path)
 	if !found {
 		return false
 	}
 	switch {
 	case f.Down:
-		if hj, ok := rw.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return true
-			}
+		if !hangUp(rw) {
+			rw.WriteHeader(http.StatusServiceUnavailable)
 		}
-		rw.WriteHeader(http.StatusServiceUnavailable)
 	case f.Hang:
 		<-r.Context().Done()
 	case f.Empty:

@@ -56,13 +56,12 @@ type WeiboOptions struct {
 // JSON body, JSON is sent as text/plain;charset=UTF-8, uids are global
 // strings and the numeric id in profiles can exceed 2^53.
 type Weibo struct {
-	opts WeiboOptions
+	apiFaults // FailNext, BusyNext, StallNext, RawNext, SetDown
+	opts      WeiboOptions
 
 	mu     sync.Mutex
 	codes  map[string]*weiboCode
 	tokens map[string]*weiboGrant
-	faults map[string][]*weiboFault
-	down   bool
 }
 
 type weiboCode struct {
@@ -82,17 +81,6 @@ type weiboGrant struct {
 	expires time.Time
 }
 
-// weiboFault is one injected misbehaviour of an endpoint, for its next n calls.
-type weiboFault struct {
-	n           int
-	code        int    // a Weibo error in Weibo's shape
-	busy        bool   // HTTP 503
-	stall       bool   // no answer until the client gives up
-	status      int    // a raw answer: status, content type, body
-	contentType string // (raw)
-	body        string // (raw)
-}
-
 // NewWeibo returns a Weibo simulator for opts.Apps and the persons.
 func NewWeibo(opts WeiboOptions) *Weibo {
 	if opts.Persons == nil {
@@ -108,7 +96,6 @@ func NewWeibo(opts WeiboOptions) *Weibo {
 		opts:   opts,
 		codes:  map[string]*weiboCode{},
 		tokens: map[string]*weiboGrant{},
-		faults: map[string][]*weiboFault{},
 	}
 }
 
@@ -140,86 +127,25 @@ func (wb *Weibo) personByUID(uid string) (Person, bool) {
 	return Person{}, false
 }
 
-// FailNext makes the next n calls of path answer Weibo error code, with
-// the HTTP status Weibo uses for it (the error page on the authorize path).
-func (wb *Weibo) FailNext(path string, n, code int) { wb.inject(path, &weiboFault{n: n, code: code}) }
-
 // RateLimitNext makes the next n calls of path answer 403 with 10023
 // "User requests out of rate limit!".
 func (wb *Weibo) RateLimitNext(path string, n int) { wb.FailNext(path, n, 10023) }
 
-// BusyNext makes the next n calls of path answer HTTP 503.
-func (wb *Weibo) BusyNext(path string, n int) { wb.inject(path, &weiboFault{n: n, busy: true}) }
-
-// StallNext makes the next n calls of path hang until the client gives up.
-func (wb *Weibo) StallNext(path string, n int) { wb.inject(path, &weiboFault{n: n, stall: true}) }
-
-// RawNext makes the next n calls of path answer exactly this.
-func (wb *Weibo) RawNext(path string, n, status int, contentType, body string) {
-	wb.inject(path, &weiboFault{n: n, status: status, contentType: contentType, body: body})
-}
-
-// SetDown drops every connection without an answer while down is true.
-func (wb *Weibo) SetDown(down bool) {
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	wb.down = down
-}
-
-func (wb *Weibo) inject(path string, f *weiboFault) {
-	if f.n <= 0 {
-		return
-	}
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	wb.faults[path] = append(wb.faults[path], f)
-}
-
-func (wb *Weibo) fault(path string) (weiboFault, bool) {
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	queue := wb.faults[path]
-	if len(queue) == 0 {
-		return weiboFault{}, false
-	}
-	f := queue[0]
-	f.n--
-	if f.n == 0 {
-		wb.faults[path] = queue[1:]
-	}
-	return *f, true
-}
-
-func (wb *Weibo) isDown() bool {
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	return wb.down
-}
-
 func (wb *Weibo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if wb.isDown() {
-		weiboDrop(w)
+	if wb.faults.isDown() {
+		if !hangUp(w) {
+			w.WriteHeader(http.StatusBadGateway)
+		}
 		return
 	}
 	if err := r.ParseForm(); err != nil {
 		wb.apiError(w, r, 10008, "")
 		return
 	}
-	if f, ok := wb.fault(r.URL.Path); ok {
-		switch {
-		case f.stall:
-			<-r.Context().Done()
-		case f.busy:
+	if f, ok := wb.faults.next(r.URL.Path); ok {
+		f.serve(w, r, func(w http.ResponseWriter) {
 			weiboWrite(w, http.StatusServiceUnavailable, weiboErrorBody(r.URL.Path, 10002, ""))
-		case f.status != 0:
-			w.Header().Set("Content-Type", f.contentType)
-			w.WriteHeader(f.status)
-			_, _ = w.Write([]byte(f.body))
-		case r.URL.Path == WeiboPathAuthorize:
-			wb.errorPage(w, f.code)
-		default:
-			wb.apiError(w, r, f.code, "")
-		}
+		}, wb.fail)
 		return
 	}
 	switch r.URL.Path {
@@ -238,17 +164,6 @@ func (wb *Weibo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		wb.apiError(w, r, 10020, "")
 	}
-}
-
-// weiboDrop closes the connection without an answer, as a host that is down.
-func weiboDrop(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
-	}
-	w.WriteHeader(http.StatusBadGateway)
 }
 
 // weiboErrorInfo gives the error string and HTTP status Weibo sends
@@ -335,6 +250,16 @@ func weiboWrite(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Server", "weibo")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// fail answers Weibo error code: the error page on the authorize path,
+// the error JSON elsewhere.
+func (wb *Weibo) fail(w http.ResponseWriter, r *http.Request, code int) {
+	if r.URL.Path == WeiboPathAuthorize {
+		wb.errorPage(w, code)
+	} else {
+		wb.apiError(w, r, code, "")
+	}
 }
 
 func (wb *Weibo) apiError(w http.ResponseWriter, r *http.Request, code int, description string) {
