@@ -1,0 +1,182 @@
+package uitest
+
+import (
+	"bufio"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/qiaoidp/qiao/internal/browsertest"
+)
+
+// demo is a running `qiao demo`, built from this tree.
+type demo struct {
+	appURL, issuer string
+}
+
+// startDemo builds cmd/qiao and runs `qiao demo` until the test ends;
+// the end sends SIGINT and expects exit status 0.
+func startDemo(t *testing.T) demo {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the demo test builds cmd/qiao and needs the go command on PATH")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(t.TempDir(), "qiao")
+	start := time.Now()
+	build := exec.Command(goTool, "build", "-o", bin, "./cmd/qiao")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building cmd/qiao: %v\n%s", err, out)
+	}
+	t.Logf("built cmd/qiao in %v", time.Since(start).Round(time.Millisecond))
+
+	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1", "--data", t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("qiao demo after SIGINT: %v, want exit status 0\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("qiao demo did not stop within 30 s of SIGINT")
+		}
+	})
+
+	// The demo prints its URLs, then "Press Ctrl-C to stop."
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var d demo
+	var printed []string
+	deadline := time.After(60 * time.Second)
+	for d.appURL == "" || d.issuer == "" || !strings.Contains(strings.Join(printed, "\n"), "Ctrl-C") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("qiao demo ended its output early:\n%s\nstderr:\n%s", strings.Join(printed, "\n"), stderr.String())
+			}
+			printed = append(printed, l)
+			key, val, _ := strings.Cut(strings.TrimSpace(l), ":")
+			if f := strings.Fields(val); len(f) > 0 {
+				val = f[0]
+			}
+			switch key {
+			case "example app":
+				d.appURL = strings.TrimRight(val, "/")
+			case "broker issuer":
+				d.issuer = val
+			}
+		case err := <-exited:
+			t.Fatalf("qiao demo exited: %v\n%s\nstderr:\n%s", err, strings.Join(printed, "\n"), stderr.String())
+		case <-deadline:
+			t.Fatalf("qiao demo printed no URLs within 60 s:\n%s\nstderr:\n%s", strings.Join(printed, "\n"), stderr.String())
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	t.Logf("demo: app %s, issuer %s", d.appURL, d.issuer)
+	return d
+}
+
+// claim reads a claim from the example app's table.
+func claim(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	v := eval[string](t, ctx, `(() => { const c = document.querySelector('[data-claim="`+name+`"] td.v'); return c ? c.textContent.trim() : ''; })()`)
+	return strings.Trim(v, `"`)
+}
+
+func TestDemoClickThroughFromTheExampleApp(t *testing.T) {
+	d := startDemo(t)
+	ctx := browsertest.New(t, browsertest.WithTimeout(45*time.Second))
+	subs := map[string]string{} // idp → sub
+	for _, tc := range []struct {
+		name     string
+		dev      string
+		login    string // the example app's button: "" is the chooser
+		chooseAt string // the connector to pick in the chooser
+		person   string
+		wantIdP  string
+	}{
+		{"desktop, QQ from the broker's chooser", "desktop", "", "qq", "alice", "qq"},
+		{"desktop, WeChat QR code straight from the app", "desktop", "wechat", "", "alice", "wechat"},
+		{"WeChat browser, the Official Account from the chooser", "wechat", "", "wechat_mp", "alice", "wechat_mp"},
+		{"phone, Weibo from the chooser", "phone", "", "weibo", "bob", "weibo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := browsertest.NewProfile(t, ctx)
+			dev := map[string]chromedp.Action[chromedp.Void]{
+				"desktop": browsertest.Emulate(browsertest.Desktop, "en"),
+				"phone":   browsertest.Emulate(browsertest.Phone, "zh-CN"),
+				"wechat":  browsertest.Emulate(browsertest.WeChat, "zh-CN"),
+			}[tc.dev]
+			do(t, tab, "opening the example app", dev, chromedp.Navigate(d.appURL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-login=""]`)))
+			browsertest.Screenshot(t, tab, "app-signed-out")
+			if tc.chooseAt != "" {
+				click(t, tab, `[data-login=""]`, `[data-connector-id="`+tc.chooseAt+`"]`)
+				if at := location(t, tab); !strings.HasPrefix(at, d.issuer+"/auth?") {
+					t.Fatalf("the chooser is at %s, want the broker's %s/auth", at, d.issuer)
+				}
+				browsertest.Screenshot(t, tab, "chooser")
+				click(t, tab, `[data-connector-id="`+tc.chooseAt+`"]`, `[data-person="`+tc.person+`"]`)
+			} else {
+				click(t, tab, `[data-login="`+tc.login+`"]`, `[data-person="`+tc.person+`"]`)
+			}
+			browsertest.Screenshot(t, tab, "provider")
+			click(t, tab, `[data-person="`+tc.person+`"]`, `[data-claim="sub"]`)
+			browsertest.Screenshot(t, tab, "app-signed-in")
+			if at := location(t, tab); !strings.HasPrefix(at, d.appURL+"/") {
+				t.Errorf("after the login the browser is at %s, want the example app", at)
+			}
+			sub := claim(t, tab, "sub")
+			if sub == "" {
+				t.Error("the example app shows no sub")
+			}
+			subs[tc.wantIdP] = sub
+			if idp := claim(t, tab, "idp"); idp != tc.wantIdP {
+				t.Errorf("idp = %q, want %q", idp, tc.wantIdP)
+			}
+			if iss := claim(t, tab, "iss"); iss != d.issuer {
+				t.Errorf("iss = %q, want %q", iss, d.issuer)
+			}
+		})
+	}
+	// The demo links WeChat identities by unionid: alice's QR-code and
+	// Official Account logins are one user; her QQ login is another
+	// (nothing links QQ by default).
+	if subs["wechat"] == "" || subs["wechat"] != subs["wechat_mp"] {
+		t.Errorf("alice's WeChat logins: sub %q (QR code) and %q (Official Account), want one user", subs["wechat"], subs["wechat_mp"])
+	}
+	if subs["qq"] == "" || subs["qq"] == subs["wechat"] {
+		t.Errorf("alice's QQ login has sub %q, her WeChat login %q; want two users", subs["qq"], subs["wechat"])
+	}
+}
