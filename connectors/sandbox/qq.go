@@ -253,8 +253,7 @@ func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int, msg stri
 
 // errorPage is QQ's error page on the authorize path: no redirect.
 func (q *QQ) errorPage(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = qqPageTmpl.ExecuteTemplate(w, "error", map[string]any{"Code": code, "Message": msg})
+	writePage(w, http.StatusOK, qqPageTmpl, "error", map[string]any{"Code": code, "Message": msg})
 }
 
 var qqPageTmpl = template.Must(template.New("qq").Parse(`
@@ -279,12 +278,6 @@ var qqPageTmpl = template.Must(template.New("qq").Parse(`
 <html lang="zh-CN"><head><meta charset="utf-8"><title>QQ登录</title></head>
 <body data-provider="qq" data-cancelled><p>登录已取消，窗口已关闭。</p></body></html>
 {{end}}`))
-
-// The picker's links come back to the authorize path with one of these.
-const (
-	qqPersonParam = "sandbox_person"
-	qqDenyParam   = "sandbox_deny"
-)
 
 // authorize checks the request as QQ does and shows the person picker;
 // a picked person is redirected with a code, a cancel gets nothing back
@@ -314,12 +307,11 @@ func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
 		q.errorPage(w, 100029, "state is empty")
 		return
 	}
-	if f.Get(qqDenyParam) != "" {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = qqPageTmpl.ExecuteTemplate(w, "closed", nil)
+	if f.Get(denyParam) != "" {
+		writePage(w, http.StatusOK, qqPageTmpl, "closed", nil)
 		return
 	}
-	if id := f.Get(qqPersonParam); id != "" {
+	if id := f.Get(personParam); id != "" {
 		person, ok := findPerson(q.opts.Persons, id)
 		if !ok {
 			q.errorPage(w, 100029, "unknown sandbox person")
@@ -332,30 +324,14 @@ func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (q *QQ) picker(w http.ResponseWriter, r *http.Request, app *QQApp) {
-	link := func(param, value string) string {
-		v := url.Values{}
-		for k, vs := range r.Form {
-			if k != qqPersonParam && k != qqDenyParam {
-				v[k] = vs
-			}
-		}
-		v.Set(param, value)
-		// Relative, so that the simulator also works mounted under a prefix.
-		return "authorize?" + v.Encode()
-	}
-	type entry struct{ ID, Name, Avatar, Href string }
-	var persons []entry
-	for _, p := range q.opts.Persons {
-		persons = append(persons, entry{p.ID, p.Name, qqHTTP(p.Avatar), link(qqPersonParam, p.ID)})
-	}
+	persons, deny := pickerLinks(q.opts.Persons, qqHTTP, formLink(r.Form))
 	display := r.Form.Get("display")
 	if display == "" {
 		display = "pc"
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = qqPageTmpl.ExecuteTemplate(w, "picker", map[string]any{
+	writePage(w, http.StatusOK, qqPageTmpl, "picker", map[string]any{
 		"AppID": app.ClientID, "Display": display, "Mobile": display == "mobile",
-		"Persons": persons, "DenyHref": link(qqDenyParam, "1"),
+		"Persons": persons, "DenyHref": deny,
 	})
 }
 

@@ -226,7 +226,7 @@ func TestQQAuthorizeRefusesWithAnErrorPageAndNoRedirect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := qqAuthorizeQuery(qqTestApp, qqTestRedirect)
 			tt.edit(q)
-			q.Set(qqPersonParam, "alice")
+			q.Set(personParam, "alice")
 			resp, page := e.get(t, QQPathAuthorize, q)
 			if resp.StatusCode != 200 || resp.Header.Get("Location") != "" {
 				t.Fatalf("status %d, Location %q: want an error page", resp.StatusCode, resp.Header.Get("Location"))

@@ -1112,11 +1112,11 @@ func (w *WeChat) authorize(rw http.ResponseWriter, r *http.Request, mp bool) {
 		pageErr("10013", "state 参数错误")
 		return
 	}
-	if q.Get("sandbox_deny") != "" {
+	if q.Get(denyParam) != "" {
 		http.Redirect(rw, r, wechatRedirect(ru, url.Values{"state": {state}}), http.StatusFound)
 		return
 	}
-	if person := q.Get("sandbox_person"); person != "" {
+	if person := q.Get(personParam); person != "" {
 		if _, ok := findPerson(w.persons, person); !ok {
 			pageErr("person", "unknown sandbox person")
 			return
@@ -1182,30 +1182,27 @@ a.deny{display:block;margin-top:1em;color:#576b95}.error{color:#c00}</style></he
 <p><small>WeChat sandbox</small></p></main></body></html>
 `))
 
-type wechatPickerPerson struct {
-	ID, Name, Avatar string
-	Href             string
-}
-
 func (w *WeChat) picker(rw http.ResponseWriter, r *http.Request, mp bool) {
+	// Appended to the query as it came: the Official Account page checks
+	// the order of its parameters.
 	base := r.URL.Path + "?" + r.URL.RawQuery
+	persons, deny := pickerLinks(w.persons, nil, func(param, value string) string {
+		return base + "&" + param + "=" + url.QueryEscape(value)
+	})
 	data := struct {
 		Title, Hint, Error, Code, DenyHref string
-		Persons                            []wechatPickerPerson
+		Persons                            []pickerPerson
 	}{
 		Title:    "微信登录",
 		Hint:     "Sandbox: choose who scans the QR code.",
-		DenyHref: base + "&sandbox_deny=1",
+		DenyHref: deny,
+		Persons:  persons,
 	}
 	if mp {
 		data.Title = "微信网页授权"
 		data.Hint = "Sandbox: choose who is using WeChat."
 	}
-	for _, p := range w.persons {
-		data.Persons = append(data.Persons, wechatPickerPerson{ID: p.ID, Name: p.Name, Avatar: p.Avatar, Href: base + "&sandbox_person=" + url.QueryEscape(p.ID)})
-	}
-	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = wechatPageTmpl.Execute(rw, data)
+	writePage(rw, http.StatusOK, wechatPageTmpl, wechatPageTmpl.Name(), data)
 }
 
 // errorPage is what WeChat shows instead of redirecting: HTTP 200 and a
@@ -1215,6 +1212,5 @@ func (w *WeChat) errorPage(rw http.ResponseWriter, mp bool, code, msg string) {
 	if mp {
 		title = "Oops! Something went wrong:("
 	}
-	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = wechatPageTmpl.Execute(rw, struct{ Title, Error, Code string }{title, msg, code})
+	writePage(rw, http.StatusOK, wechatPageTmpl, wechatPageTmpl.Name(), struct{ Title, Error, Code string }{title, msg, code})
 }

@@ -295,17 +295,10 @@ var weiboPageTmpl = template.Must(template.New("weibo").Parse(`
 <p data-error-code="{{.Code}}">错误码：{{.Code}}</p><p>{{.Error}}</p></body></html>
 {{end}}`))
 
-const (
-	weiboPersonParam = "sandbox_person"
-	weiboDenyParam   = "sandbox_deny"
-)
-
 // errorPage is Weibo's own error page, for errors it cannot redirect.
 func (wb *Weibo) errorPage(w http.ResponseWriter, code int) {
 	msg, _ := weiboErrorInfo(code)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = weiboPageTmpl.ExecuteTemplate(w, "error", map[string]any{"Code": code, "Error": msg})
+	writePage(w, http.StatusBadRequest, weiboPageTmpl, "error", map[string]any{"Code": code, "Error": msg})
 }
 
 // authorize (GET or POST) checks the app and the redirect_uri, then shows
@@ -330,14 +323,14 @@ func (wb *Weibo) authorize(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if f.Get(weiboDenyParam) != "" {
+	if f.Get(denyParam) != "" {
 		wb.redirect(w, r, redirectURI, url.Values{
 			"error": {"access_denied"}, "error_code": {"21330"},
 			"error_description": {"user denied your request."},
 		})
 		return
 	}
-	if id := f.Get(weiboPersonParam); id != "" {
+	if id := f.Get(personParam); id != "" {
 		person, ok := findPerson(wb.opts.Persons, id)
 		if !ok {
 			wb.errorPage(w, 21323)
@@ -356,30 +349,14 @@ func (wb *Weibo) authorize(w http.ResponseWriter, r *http.Request) {
 		wb.redirect(w, r, redirectURI, url.Values{"code": {code}})
 		return
 	}
-	link := func(param, value string) string {
-		v := url.Values{}
-		for k, vs := range f {
-			if k != weiboPersonParam && k != weiboDenyParam {
-				v[k] = vs
-			}
-		}
-		v.Set(param, value)
-		// Relative, so that the simulator also works mounted under a prefix.
-		return "authorize?" + v.Encode()
-	}
-	type entry struct{ ID, Name, Avatar, Href string }
-	var persons []entry
-	for _, p := range wb.opts.Persons {
-		persons = append(persons, entry{p.ID, p.Name, p.Avatar, link(weiboPersonParam, p.ID)})
-	}
+	persons, deny := pickerLinks(wb.opts.Persons, nil, formLink(f))
 	display := f.Get("display")
 	if display == "" {
 		display = "default"
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = weiboPageTmpl.ExecuteTemplate(w, "picker", map[string]any{
+	writePage(w, http.StatusOK, weiboPageTmpl, "picker", map[string]any{
 		"AppKey": app.ClientID, "Display": display, "Mobile": display == "mobile",
-		"Persons": persons, "DenyHref": link(weiboDenyParam, "1"),
+		"Persons": persons, "DenyHref": deny,
 	})
 }
 

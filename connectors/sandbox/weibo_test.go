@@ -177,7 +177,7 @@ func TestWeiboAuthorizeShowsItsOwnErrorPageForUnknownAppOrRedirect(t *testing.T)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := weiboAuthorizeQuery(tt.clientID, tt.redirect)
-			q.Set(weiboPersonParam, "alice")
+			q.Set(personParam, "alice")
 			resp, page := e.do(t, http.MethodGet, WeiboPathAuthorize, q)
 			if resp.Header.Get("Location") != "" || !strings.Contains(page, `data-error-code="`+tt.code+`"`) {
 				t.Errorf("status %d, Location %q, page:\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
