@@ -361,7 +361,22 @@ func (r *rp) mustLogin(t *testing.T, br *browser.Browser, connectorID, person st
 // and returns the redirect's query (whose state it checks).
 func (r *rp) loginError(t *testing.T, br *browser.Browser, connectorID, person string) url.Values {
 	t.Helper()
+	return r.loginErrorAfter(t, br, connectorID, person, nil)
+}
+
+// loginErrorAfter is loginError that calls atCallback when the provider
+// sends the browser back to the broker's callback, so that it can break
+// the provider's server-to-server calls that follow.
+func (r *rp) loginErrorAfter(t *testing.T, br *browser.Browser, connectorID, person string, atCallback func()) url.Values {
+	t.Helper()
 	a := r.authRequest(connectorID)
+	if atCallback != nil {
+		br.OnRedirect = func(u *url.URL) {
+			if strings.HasPrefix(u.Path, "/callback/") {
+				atCallback()
+			}
+		}
+	}
 	p, err := br.Login(a.url, person)
 	if err != nil {
 		t.Fatalf("login: %v", err)

@@ -26,6 +26,8 @@ type Browser struct {
 	Client *http.Client
 	// UserAgent is sent with every request ("" leaves Go's default).
 	UserAgent string
+	// OnRedirect, if set, is called before each redirect is followed.
+	OnRedirect func(*url.URL)
 }
 
 // New returns a browser with an empty cookie jar that follows redirects
@@ -49,6 +51,9 @@ func New(stop func(*url.URL) bool) *Browser {
 			}
 			if b.UserAgent != "" {
 				req.Header.Set("User-Agent", b.UserAgent)
+			}
+			if b.OnRedirect != nil {
+				b.OnRedirect(req.URL)
 			}
 			return nil
 		},
