@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -219,15 +218,6 @@ func qqRedirectAllowed(registered, got string) bool {
 	return u.Path == reg.Path || u.Path == base || strings.HasPrefix(u.Path, base+"/")
 }
 
-// jsonBody encodes v as QQ does: no HTML escaping of & < >.
-func qqJSON(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // only maps and strings of our own
-	return bytes.TrimRight(b.Bytes(), "\n")
-}
-
 // writeObject writes a JSON object: JSONP `callback( {...} );` by
 // default, plain JSON with fmt=json. QQ sends text/html either way.
 func (q *QQ) writeObject(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -245,10 +235,10 @@ func (q *QQ) writeObject(w http.ResponseWriter, r *http.Request, body []byte) {
 func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	if r.URL.Path == QQPathUserInfo {
 		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write(qqJSON(map[string]any{"ret": code, "msg": msg}))
+		_, _ = w.Write(plainJSON(map[string]any{"ret": code, "msg": msg}))
 		return
 	}
-	q.writeObject(w, r, []byte(`{"error":`+strconv.Itoa(code)+`,"error_description":`+string(qqJSON(msg))+`}`))
+	q.writeObject(w, r, []byte(`{"error":`+strconv.Itoa(code)+`,"error_description":`+string(plainJSON(msg))+`}`))
 }
 
 // errorPage is QQ's error page on the authorize path: no redirect.
@@ -438,7 +428,7 @@ func (q *QQ) token(w http.ResponseWriter, r *http.Request) {
 			body["openid"] = openID
 		}
 		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write(qqJSON(body))
+		_, _ = w.Write(plainJSON(body))
 		return
 	}
 	// The historical form-encoded text, in QQ's field order.
@@ -475,7 +465,7 @@ func (q *QQ) me(w http.ResponseWriter, r *http.Request) {
 		q.apiError(w, r, code, qqMessage(code))
 		return
 	}
-	body := `{"client_id":` + string(qqJSON(g.app.ClientID)) + `,"openid":"` + q.OpenID(g.app.ClientID, g.person.ID) + `"`
+	body := `{"client_id":` + string(plainJSON(g.app.ClientID)) + `,"openid":"` + q.OpenID(g.app.ClientID, g.person.ID) + `"`
 	if r.Form.Get("unionid") == "1" {
 		if !g.app.UnionID {
 			q.apiError(w, r, 100048, qqMessage(100048))
@@ -535,7 +525,7 @@ func (q *QQ) userInfo(w http.ResponseWriter, r *http.Request) {
 		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
-		v := qqJSON(kv.v)
+		v := plainJSON(kv.v)
 		if strings.HasPrefix(kv.k, "figureurl") && !strings.HasPrefix(kv.k, "figureurl_qq") && kv.k != "figureurl_type" {
 			v = bytes.ReplaceAll(v, []byte("/"), []byte(`\/`))
 		}

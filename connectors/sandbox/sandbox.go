@@ -6,8 +6,10 @@
 package sandbox
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 )
 
@@ -56,4 +58,15 @@ func findPerson(persons []Person, id string) (Person, bool) {
 		}
 	}
 	return Person{}, false
+}
+
+// plainJSON encodes v as QQ and Weibo do: no HTML escaping of & < >, no
+// newline at the end. v is one of our own maps, strings or numbers, which
+// always encode.
+func plainJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimRight(b.Bytes(), "\n")
 }

@@ -232,16 +232,7 @@ func weiboErrorBody(path string, code int, description string) []byte {
 		}
 		body["error_description"] = description
 	}
-	return weiboJSON(body)
-}
-
-// weiboJSON encodes v as Weibo does: no HTML escaping.
-func weiboJSON(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // only maps, strings and numbers of our own
-	return bytes.TrimRight(b.Bytes(), "\n")
+	return plainJSON(body)
 }
 
 // weiboWrite sends JSON the way Weibo does: as text/plain.
@@ -462,7 +453,7 @@ func weiboNumber(s string) json.RawMessage {
 	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return json.RawMessage(s)
 	}
-	return weiboJSON(s)
+	return plainJSON(s)
 }
 
 // tokenInfo serves POST /oauth2/get_token_info: numbers, not strings,
@@ -482,7 +473,7 @@ func (wb *Weibo) tokenInfo(w http.ResponseWriter, r *http.Request) {
 	if g.scope != "" {
 		scope = g.scope
 	}
-	weiboWrite(w, http.StatusOK, weiboJSON(map[string]any{
+	weiboWrite(w, http.StatusOK, plainJSON(map[string]any{
 		"uid":       weiboNumber(wb.UID(g.person.ID)),
 		"appkey":    weiboNumber(g.app.ClientID),
 		"scope":     scope,
@@ -559,7 +550,7 @@ func (wb *Weibo) usersShow(w http.ResponseWriter, r *http.Request) {
 			b.WriteByte(',')
 		}
 		b.WriteString(`"` + kv.k + `":`)
-		b.Write(weiboJSON(kv.v))
+		b.Write(plainJSON(kv.v))
 	}
 	b.WriteByte('}')
 	weiboWrite(w, http.StatusOK, b.Bytes())
@@ -577,7 +568,7 @@ func (wb *Weibo) email(w http.ResponseWriter, r *http.Request) {
 	case !weiboHasScope(g.scope, "email"):
 		wb.apiError(w, r, 21330, "")
 	default:
-		weiboWrite(w, http.StatusOK, weiboJSON(map[string]string{"email": g.person.ID + "@sandbox.weibo.example"}))
+		weiboWrite(w, http.StatusOK, plainJSON(map[string]string{"email": g.person.ID + "@sandbox.weibo.example"}))
 	}
 }
 
