@@ -118,24 +118,6 @@ func (v number) isError() bool {
 	return v.set && (v.n != 0 || (v.text != "" && v.text != "0"))
 }
 
-// text is a JSON string that QQ might also send as a bare number
-// (client_id); the digits are kept exactly, never passed through a float.
-type text string
-
-func (t *text) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, (*string)(t))
-	}
-	if _, err := strconv.ParseUint(string(b), 10, 64); err != nil {
-		return errors.New("an id that is neither a string nor an integer")
-	}
-	*t = text(b)
-	return nil
-}
-
 // jsonObject returns the JSON object in b: b itself, or what a JSONP
 // wrapper `callback( {...} );` holds. A trailing comma before the closing
 // brace (QQ's own error sample has one) is dropped.
@@ -219,11 +201,11 @@ type meReply struct{ ClientID, OpenID, UnionID string }
 
 // meWire is what /oauth2.0/me answers.
 type meWire struct {
-	ClientID         text   `json:"client_id"`
-	OpenID           text   `json:"openid"`
-	UnionID          text   `json:"unionid"`
-	Error            number `json:"error"`
-	ErrorDescription string `json:"error_description"`
+	ClientID         connectors.ID `json:"client_id"` // QQ might send it as a bare number
+	OpenID           connectors.ID `json:"openid"`
+	UnionID          connectors.ID `json:"unionid"`
+	Error            number        `json:"error"`
+	ErrorDescription string        `json:"error_description"`
 }
 
 func parseMeReply(body []byte) (me meReply, err error) {

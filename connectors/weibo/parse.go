@@ -103,24 +103,6 @@ func (v *number) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// id is a Weibo uid or app key: a string, or an integer whose digits are
-// kept exactly (ids exceed 2^53, so they never pass through a float).
-type id string
-
-func (t *id) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, (*string)(t))
-	}
-	if _, err := strconv.ParseUint(string(b), 10, 64); err != nil {
-		return errors.New("an id that is neither a string nor an integer")
-	}
-	*t = id(b)
-	return nil
-}
-
 // decodeObject decodes a JSON object, whatever the Content-Type said
 // (Weibo sends JSON as text/plain).
 func decodeObject(body []byte, v any) error {
@@ -186,8 +168,8 @@ type tokenReply struct {
 
 func parseTokenReply(body []byte) (tokenReply, error) {
 	var w struct {
-		AccessToken string `json:"access_token"`
-		UID         id     `json:"uid"`
+		AccessToken string        `json:"access_token"`
+		UID         connectors.ID `json:"uid"`
 	}
 	if err := decodeObject(body, &w); err != nil {
 		return tokenReply{}, err
@@ -200,8 +182,8 @@ func parseTokenReply(body []byte) (tokenReply, error) {
 
 // tokenInfoReply is /oauth2/get_token_info: {"uid":..,"appkey":..,"scope":null,"create_at":..,"expire_in":..}.
 type tokenInfoReply struct {
-	UID    id `json:"uid"`
-	AppKey id `json:"appkey"`
+	UID    connectors.ID `json:"uid"`
+	AppKey connectors.ID `json:"appkey"`
 }
 
 func parseTokenInfoReply(body []byte) (tokenInfoReply, error) {
@@ -217,13 +199,13 @@ func parseTokenInfoReply(body []byte) (tokenInfoReply, error) {
 
 // userReply is the part of /2/users/show.json the broker uses.
 type userReply struct {
-	ID              id     `json:"id"`
-	IDStr           string `json:"idstr"`
-	ScreenName      string `json:"screen_name"`
-	Name            string `json:"name"`
-	AvatarHD        string `json:"avatar_hd"`
-	AvatarLarge     string `json:"avatar_large"`
-	ProfileImageURL string `json:"profile_image_url"`
+	ID              connectors.ID `json:"id"`
+	IDStr           string        `json:"idstr"`
+	ScreenName      string        `json:"screen_name"`
+	Name            string        `json:"name"`
+	AvatarHD        string        `json:"avatar_hd"`
+	AvatarLarge     string        `json:"avatar_large"`
+	ProfileImageURL string        `json:"profile_image_url"`
 }
 
 func parseUserReply(body []byte) (userReply, error) {
