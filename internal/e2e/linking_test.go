@@ -1,0 +1,55 @@
+package e2e_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestWeChatUnionIDLinksTheThreeWeChatLogins: the same person through the
+// website QR code, the Official Account and the mini-program is one user
+// with linking.wechat_unionid on, three users with it off, and an app not
+// bound to the Open Platform account (no unionid) stays apart.
+func TestWeChatUnionIDLinksTheThreeWeChatLogins(t *testing.T) {
+	tests := []struct {
+		name string
+		opts stackOptions
+		// which of web, mp and mini share the web login's sub
+		mpSame, miniSame bool
+	}{
+		{"linking on", stackOptions{linkWeChat: true}, true, true},
+		{"linking off", stackOptions{linkWeChat: false}, false, false},
+		{"Official Account without unionid", stackOptions{linkWeChat: true, mpNoUnionID: true}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStack(t, tt.opts)
+			r := s.rp()
+			web := r.mustLogin(t, s.newBrowser(""), "wechat", "alice").claims["sub"]
+			mp := r.mustLogin(t, s.newBrowser(weChatUA), "wechat_mp", "alice").claims["sub"]
+			status, m, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid profile"))
+			if status != http.StatusOK {
+				t.Fatalf("mini-program login: HTTP %d: %s", status, body)
+			}
+			miniClaims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+			mini := miniClaims["sub"]
+			if (mp == web) != tt.mpSame {
+				t.Errorf("Official Account sub %v, website sub %v: same = %v, want %v", mp, web, mp == web, tt.mpSame)
+			}
+			if (mini == web) != tt.miniSame {
+				t.Errorf("mini-program sub %v, website sub %v: same = %v, want %v", mini, web, mini == web, tt.miniSame)
+			}
+			if mini == mp && !(tt.mpSame && tt.miniSame) {
+				t.Errorf("mini-program and Official Account share sub %v", mini)
+			}
+			if tt.miniSame && miniClaims["name"] != person(t, "alice").Name {
+				// The linked user's profile comes from the web identity.
+				t.Errorf("mini-program login of the linked user: name %v, want alice's", miniClaims["name"])
+			}
+			// Another person never joins alice.
+			bob := r.mustLogin(t, s.newBrowser(""), "wechat", "bob").claims["sub"]
+			if bob == web || bob == mp || bob == mini {
+				t.Errorf("bob got one of alice's subs (%v)", bob)
+			}
+		})
+	}
+}

@@ -1,0 +1,210 @@
+package e2e_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+)
+
+// TestMiniProgramTokenExchangeGivesTheSameTokens: a wx.login code, POSTed
+// to the token endpoint, gives an access token, a verifiable ID token and
+// a refresh token that then works like any other.
+func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	status, m, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid profile offline_access"))
+	if status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", status, body)
+	}
+	for _, k := range []string{"access_token", "id_token", "refresh_token", "expires_in"} {
+		if m[k] == nil || m[k] == "" {
+			t.Errorf("no %s in %s", k, body)
+		}
+	}
+	if m["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" {
+		t.Errorf("issued_token_type = %v", m["issued_token_type"])
+	}
+	if m["token_type"] != "bearer" && m["token_type"] != "Bearer" {
+		t.Errorf("token_type = %v, want Bearer", m["token_type"])
+	}
+	if !sameScopes(m["scope"], "openid profile offline_access") {
+		t.Errorf("scope = %v, want openid profile offline_access", m["scope"])
+	}
+	claims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	sub, _ := claims["sub"].(string)
+	if sub == "" || sub == s.wechat.OpenID(wxMiniAppID, "alice") {
+		t.Errorf("sub = %q: want the broker's own id, not the openid", sub)
+	}
+	if claims["idp"] != "wechat_miniprogram" {
+		t.Errorf("idp = %v, want wechat_miniprogram", claims["idp"])
+	}
+	bodies := []string{body}
+
+	// The refresh token at the same endpoint.
+	status, rm, rbody := s.tokenCall(t, url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {m["refresh_token"].(string)},
+		"client_id":     {miniClient},
+	})
+	if status != http.StatusOK {
+		t.Fatalf("refresh: HTTP %d: %s", status, rbody)
+	}
+	bodies = append(bodies, rbody)
+	if rm["refresh_token"] == m["refresh_token"] || rm["refresh_token"] == nil {
+		t.Errorf("the refresh token was not rotated")
+	}
+	rclaims := s.verifyIDToken(t, rm["id_token"].(string), miniClient)
+	if rclaims["sub"] != sub || rclaims["idp"] != "wechat_miniprogram" {
+		t.Errorf("refreshed ID token: sub %v idp %v, want %s wechat_miniprogram", rclaims["sub"], rclaims["idp"], sub)
+	}
+	ui, uibody := s.userinfo(t, rm["access_token"].(string))
+	bodies = append(bodies, uibody)
+	if ui["sub"] != sub {
+		t.Errorf("userinfo sub = %v, want %s", ui["sub"], sub)
+	}
+
+	// The session_key never leaves the broker.
+	key := s.wechat.SessionKey(wxMiniAppID, "alice")
+	if key == "" {
+		t.Fatal("the simulator has no session_key for alice")
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, "session_key") || strings.Contains(b, key) {
+			t.Errorf("a response carries the session_key: %s", b)
+		}
+	}
+	if strings.Contains(s.logs.String(), key) {
+		t.Error("the session_key reached the broker log")
+	}
+
+	// Without offline_access, no refresh token.
+	_, m2, body2 := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid"))
+	if m2["refresh_token"] != nil {
+		t.Errorf("a refresh token without offline_access: %s", body2)
+	}
+}
+
+func sameScopes(v any, want string) bool {
+	got, _ := v.(string)
+	a, b := strings.Fields(got), strings.Fields(want)
+	if len(a) != len(b) {
+		return false
+	}
+	set := map[string]bool{}
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, x := range b {
+		if !set[x] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMiniProgramExchangeErrors: bad codes are invalid_grant, a busy or
+// unreachable WeChat is 503 temporarily_unavailable, a malformed request
+// invalid_request; never a 500.
+func TestMiniProgramExchangeErrors(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	const jscode = "/sns/jscode2session"
+	used := s.loginCode(t, "bob")
+	if status, _, body := s.tokenCall(t, exchangeForm(used, "openid")); status != http.StatusOK {
+		t.Fatalf("first use of the code: HTTP %d: %s", status, body)
+	}
+	tests := []struct {
+		name       string
+		form       func() url.Values
+		fault      *sandbox.WeChatFault
+		wantStatus int
+		wantError  string
+	}{
+		{"replayed code", func() url.Values { return exchangeForm(used, "openid") }, nil, 400, "invalid_grant"},
+		{"garbage code", func() url.Values { return exchangeForm("not-a-code-at-all", "openid") }, nil, 400, "invalid_grant"},
+		{"busy twice (-1)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: -1, Times: 2}, 503, "temporarily_unavailable"},
+		{"quota (45011)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 45011, Times: 1}, 503, "temporarily_unavailable"},
+		{"down", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Down: true}, 503, "temporarily_unavailable"},
+		{"HTML from a proxy", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, HTML: true, Times: 1}, 503, "temporarily_unavailable"},
+		{"blocked user (40226)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40226, Times: 1}, 400, "invalid_grant"},
+		// A refused AppSecret is the admin's to fix; the app is told to
+		// retry later, not handed a 500.
+		{"bad AppSecret (40125)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40125, Times: 1}, 503, "temporarily_unavailable"},
+		{"unsupported subject_token_type", func() url.Values {
+			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f.Set("subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
+			return f
+		}, nil, 400, "invalid_request"},
+		{"unknown subject_issuer", func() url.Values {
+			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f.Set("subject_issuer", "nosuch")
+			return f
+		}, nil, 400, "invalid_request"},
+		{"subject_issuer of a web connector", func() url.Values {
+			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f.Set("subject_issuer", "wechat")
+			return f
+		}, nil, 400, "invalid_request"},
+		{"no subject_token", func() url.Values {
+			f := exchangeForm("", "openid")
+			f.Del("subject_token")
+			return f
+		}, nil, 400, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(s.wechat.ClearFaults)
+			form := tt.form()
+			if tt.fault != nil {
+				s.wechat.InjectFault(*tt.fault)
+			}
+			status, m, body := s.tokenCall(t, form)
+			if status != tt.wantStatus || m["error"] != tt.wantError {
+				t.Fatalf("HTTP %d %v, want %d %s; body %s", status, m["error"], tt.wantStatus, tt.wantError, body)
+			}
+			if m["access_token"] != nil || m["id_token"] != nil {
+				t.Errorf("tokens with an error: %s", body)
+			}
+		})
+	}
+	// WeChat is back: the exchange works again.
+	if status, _, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid")); status != http.StatusOK {
+		t.Fatalf("after the faults: HTTP %d: %s", status, body)
+	}
+}
+
+// TestMiniProgramPhoneNumber: with phone_code and scope phone, the ID
+// token and userinfo carry the verified E.164 phone number.
+func TestMiniProgramPhoneNumber(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	phoneCode, err := s.wechat.PhoneCode(wxMiniAppID, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := exchangeForm(s.loginCode(t, "carol"), "openid phone")
+	form.Set("phone_code", phoneCode)
+	status, m, body := s.tokenCall(t, form)
+	if status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", status, body)
+	}
+	want := "+86" + s.wechat.PhoneNumber("carol")
+	claims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	if claims["phone_number"] != want || claims["phone_number_verified"] != true {
+		t.Errorf("ID token phone_number %v verified %v, want %s true", claims["phone_number"], claims["phone_number_verified"], want)
+	}
+	ui, _ := s.userinfo(t, m["access_token"].(string))
+	if ui["phone_number"] != want || ui["phone_number_verified"] != true {
+		t.Errorf("userinfo phone_number %v verified %v, want %s true", ui["phone_number"], ui["phone_number_verified"], want)
+	}
+
+	// Without the phone scope, the phone code is not used and no number is given.
+	phoneCode2, _ := s.wechat.PhoneCode(wxMiniAppID, "carol")
+	form = exchangeForm(s.loginCode(t, "carol"), "openid")
+	form.Set("phone_code", phoneCode2)
+	_, m, body = s.tokenCall(t, form)
+	claims = s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	if _, ok := claims["phone_number"]; ok {
+		t.Errorf("phone_number without scope phone: %s", body)
+	}
+}
