@@ -99,9 +99,15 @@ func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
-// FindChromium returns the path of the Chromium binary: ExecPath, or
-// chromium (or chromium-browser) on PATH.
+// FindChromium returns the path of the Chromium binary: $QIAO_CHROMIUM
+// if set, else ExecPath, or chromium (or chromium-browser) on PATH.
 func FindChromium() (string, error) {
+	if p := os.Getenv("QIAO_CHROMIUM"); p != "" {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("QIAO_CHROMIUM=%s is not a program", p)
+		}
+		return p, nil
+	}
 	if fi, err := os.Stat(ExecPath); err == nil && !fi.IsDir() {
 		return ExecPath, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -145,5 +146,34 @@ func TestSafeNameIsOnePathElement(t *testing.T) {
 		if got := safeName(in); got != want {
 			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestHelperNeedsABrowser runs only as the subprocess of
+// TestMissingChromiumSkipsOrFailsInCI.
+func TestHelperNeedsABrowser(t *testing.T) {
+	if os.Getenv("BROWSERTEST_HELPER") != "1" {
+		t.Skip("helper of TestMissingChromiumSkipsOrFailsInCI")
+	}
+	New(t)
+	t.Log("the browser started")
+}
+
+func TestMissingChromiumSkipsOrFailsInCI(t *testing.T) {
+	for _, tc := range []struct {
+		name, ci string
+		want     string
+	}{
+		{"a developer's machine skips", "", "--- SKIP: TestHelperNeedsABrowser"},
+		{"CI fails", "true", "--- FAIL: TestHelperNeedsABrowser"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNeedsABrowser$", "-test.v")
+			cmd.Env = append(os.Environ(), "BROWSERTEST_HELPER=1", "QIAO_CHROMIUM="+filepath.Join(t.TempDir(), "no-chromium"), "CI="+tc.ci)
+			out, _ := cmd.CombinedOutput()
+			if !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "apt-get install -y chromium") {
+				t.Errorf("without Chromium and CI=%q the test printed:\n%s\nwant %q and the install hint", tc.ci, out, tc.want)
+			}
+		})
 	}
 }

@@ -118,7 +118,7 @@ func checkPage(t *testing.T, ctx context.Context, page string) {
 
 func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 	e := newEnv(t)
-	ctx := browsertest.New(t, browsertest.WithTimeout(40*time.Second))
+	ctx := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
 	signedIn := browsertest.NewProfile(t, ctx)
 	do(t, signedIn, "emulating", browsertest.Emulate(browsertest.Desktop, "en"))
 	e.signIn(t, signedIn, "qq", "alice")

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
@@ -55,7 +56,7 @@ func TestChooserIsSkippedForAClientWithOneWebConnector(t *testing.T) {
 
 func TestChooserLoginReturnsACodeToTheClient(t *testing.T) {
 	e := newEnv(t)
-	ctx := browsertest.New(t)
+	ctx := browsertest.New(t, browsertest.WithTimeout(40*time.Second))
 	for _, tc := range []struct {
 		name        string
 		dev         device.Info
