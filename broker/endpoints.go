@@ -186,7 +186,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	tu, ar, err := b.provider.IntrospectToken(r.Context(), token, use, newSession())
 	if err != nil {
 		var rfc *fosite.RFC6749Error
-		if errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrServerError.ErrorField {
+		if errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrServerError.ErrorField || errors.Is(err, errStoreFailed) {
 			b.log.Error("introspection failure", "cause", errorCause(err))
 			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 			return
@@ -232,7 +232,7 @@ func (b *Broker) bearer(r *http.Request) (fosite.AccessRequester, error) {
 
 func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.ErrorField == fosite.ErrServerError.ErrorField {
+	if rfc.ErrorField == fosite.ErrServerError.ErrorField || errors.Is(err, errStoreFailed) {
 		b.log.Error("bearer token check failed", "cause", errorCause(err))
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return

@@ -181,12 +181,18 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 	}, nil
 }
 
+// errStoreFailed marks a read that failed in the store (not a missing
+// token). fosite reports any failed read during token introspection as an
+// invalid token; the bearer and introspection endpoints look for this to
+// answer 503 instead, so that an outage does not look like a revocation.
+var errStoreFailed = errors.New("store failure")
+
 func (s *fositeStore) load(ctx context.Context, kind storage.TokenKind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
 	rec, err := s.tokens.GetToken(ctx, kind, signature)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, fosite.ErrNotFound
 	} else if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%w: %w", errStoreFailed, err)
 	}
 	var sr storedRequest
 	if err := json.Unmarshal(rec.Data, &sr); err != nil {
