@@ -236,6 +236,13 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %.300s", e.step, e.status, e.body)
 }
 
+// authError is an error the client received at its redirect URI.
+type authError struct{ code, description string }
+
+func (e *authError) Error() string {
+	return fmt.Sprintf("authorization error %s: %s", e.code, e.description)
+}
+
 // get fetches u, sent to replica `on` when u is on the balancer.
 func (br *browser) get(ctx context.Context, u string, on int) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -332,7 +339,7 @@ func (br *browser) authorize(ctx context.Context, p pending, person string, auth
 	}
 	bq := back.Query()
 	if e := bq.Get("error"); e != "" {
-		return "", fmt.Errorf("authorization error %s: %s", e, bq.Get("error_description"))
+		return "", &authError{code: e, description: bq.Get("error_description")}
 	}
 	if bq.Get("state") != p.state {
 		return "", fmt.Errorf("state %q, want %q", bq.Get("state"), p.state)
