@@ -224,3 +224,44 @@ func (b *Browser) Login(authURL, person string) (*Page, error) {
 	}
 	return b.Pick(p, person)
 }
+
+// Element is an HTML element of a page: its attributes, its text, and the
+// text of each of its <td>/<th> cells (for table rows).
+type Element struct {
+	Attrs map[string]string
+	Text  string
+	Cells []string
+}
+
+// Elements returns the page's elements named tag that have the attribute
+// attr.
+func (p *Page) Elements(tag, attr string) ([]Element, error) {
+	doc, err := html.Parse(strings.NewReader(p.Body))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the page at %s: %w", p.URL, err)
+	}
+	var out []Element
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == tag {
+			attrs := map[string]string{}
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+			}
+			if _, ok := attrs[attr]; ok {
+				e := Element{Attrs: attrs, Text: strings.TrimSpace(textOf(n))}
+				for c := n.FirstChild; c != nil; c = c.NextSibling {
+					if c.Type == html.ElementNode && (c.Data == "td" || c.Data == "th") {
+						e.Cells = append(e.Cells, strings.TrimSpace(textOf(c)))
+					}
+				}
+				out = append(out, e)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return out, nil
+}

@@ -1,0 +1,149 @@
+package e2e_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/qiaoidp/qiao/internal/e2e/browser"
+	"github.com/qiaoidp/qiao/internal/exampleapp"
+)
+
+// TestExampleAppSignsInRefreshesAndSignsOut drives the demo's relying
+// party through the broker and a simulator: login with a connector_id,
+// the claims table, a refresh, the chooser, and RP-initiated logout.
+func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
+	appLn := listen(t)
+	appURL := "http://" + appLn.Addr().String()
+	s := newStack(t, stackOptions{extraClients: `
+  - id: example-app
+    secret: example-secret
+    redirect_uris: ["` + appURL + `/callback"]
+    post_logout_redirect_uris: ["` + appURL + `/"]
+    connectors: [wechat, wechat_mp, qq, weibo]
+`})
+	app, err := exampleapp.New(context.Background(), exampleapp.Config{
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}, {ID: "qq", Name: "QQ"}, {ID: "weibo", Name: "Weibo"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(app)
+	srv.Listener.Close()
+	srv.Listener = appLn
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	br := browser.New(nil) // follows everything: the app is a real server
+	home, err := br.Get(appURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"wechat", "qq", "weibo", ""} {
+		if _, err := home.Link("data-login", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Sign in with QQ: the app's page shows the verified claims.
+	l, _ := home.Link("data-login", "qq")
+	page, err := br.Login(l.Href, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.URL.String() != appURL+"/" || !strings.Contains(page.Body, "data-notice") {
+		t.Fatalf("after the login: HTTP %d at %s; body %.500s", page.Status, page.URL, page.Body)
+	}
+	claims := claimTable(t, page)
+	if claims["idp"] != "qq" || claims["name"] != person(t, "bob").Name || claims["iss"] != s.issuer || claims["sub"] == "" {
+		t.Fatalf("claims table %v, want idp qq, bob's name, iss %s and a sub", claims, s.issuer)
+	}
+	if !strings.Contains(page.Body, "data-raw-claims") || !strings.Contains(page.Body, `&#34;idp&#34;: &#34;qq&#34;`) {
+		t.Errorf("no raw JSON claims on the page")
+	}
+	if _, err := page.Link("data-action", "account"); err != nil {
+		t.Error(err)
+	}
+	sub := claims["sub"]
+
+	// Refresh: new tokens, the same user.
+	page, err = br.PostForm(appURL+"/refresh", url.Values{"csrf": {csrfOf(t, page)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.Body, "Refreshed") {
+		t.Fatalf("after refresh: %.500s", page.Body)
+	}
+	if c := claimTable(t, page); c["sub"] != sub || c["idp"] != "qq" {
+		t.Errorf("refreshed claims %v, want sub %s idp qq", c, sub)
+	}
+	// A POST without the CSRF token is refused.
+	if bad, err := br.PostForm(appURL+"/refresh", url.Values{"csrf": {"forged"}}); err != nil || bad.Status != 400 {
+		t.Errorf("refresh with a forged CSRF token: %v %v, want 400", bad, err)
+	}
+
+	// Logout: through the broker's end_session_endpoint and back.
+	page, err = br.PostForm(appURL+"/logout", url.Values{"csrf": {csrfOf(t, page)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.Body, "Signed out of the app and of the broker") {
+		t.Fatalf("after logout: HTTP %d at %s: %.500s", page.Status, page.URL, page.Body)
+	}
+	// The broker session is gone: the chooser shows again, rather than SSO.
+	l, _ = page.Link("data-login", "")
+	chooser, err := br.Get(l.Href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := chooser.Link("data-connector-id", "weibo")
+	if err != nil {
+		t.Fatalf("no chooser after logout: %v", err)
+	}
+	page, err = br.Login(c.Href, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claimTable(t, page); got["idp"] != "weibo" || got["name"] != person(t, "alice").Name {
+		t.Errorf("claims after choosing Weibo: %v", got)
+	}
+}
+
+// claimTable reads the app's claims table: <tr data-claim="NAME"> rows.
+func claimTable(t *testing.T, p *browser.Page) map[string]string {
+	t.Helper()
+	rows, err := p.Elements("tr", "data-claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		// The row's text is the name, the value and the meaning, in cells.
+		if len(r.Cells) < 2 {
+			t.Fatalf("claim row %v has %d cells", r.Attrs, len(r.Cells))
+		}
+		out[r.Attrs["data-claim"]] = r.Cells[1]
+	}
+	if len(out) == 0 {
+		t.Fatalf("no claims table on the page at %s: %.500s", p.URL, p.Body)
+	}
+	return out
+}
+
+func csrfOf(t *testing.T, p *browser.Page) string {
+	t.Helper()
+	inputs, err := p.Elements("input", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range inputs {
+		if in.Attrs["name"] == "csrf" && in.Attrs["value"] != "" {
+			return in.Attrs["value"]
+		}
+	}
+	t.Fatalf("no csrf input on the page")
+	return ""
+}
