@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/internal/e2e/browser"
+)
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// printedURL returns the URL printed after label ("  example app:    URL").
+func printedURL(out, label string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	return ""
+}
+
+// TestDemoRunsTheSandboxAndAnExampleAppLogin starts the demo in-process,
+// signs in through the example app with two providers, runs the printed
+// mini-program curl, and stops it with the context.
+func TestDemoRunsTheSandboxAndAnExampleAppLogin(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- runDemo(ctx, demoOptions{host: "127.0.0.1", anyPort: true}, stdout, stderr) }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "Press Ctrl-C to stop.") {
+		select {
+		case code := <-done:
+			t.Fatalf("the demo exited with %d; stderr:\n%s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo printed no URLs in 30 s; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+	}
+	out := stdout.String()
+	appURL := printedURL(out, "example app:")
+	issuer := printedURL(out, "broker issuer:")
+	dataDir := printedURL(out, "data:")
+	for label, v := range map[string]string{"example app": appURL, "issuer": issuer, "data": dataDir,
+		"account": printedURL(out, "account page:"), "wechat": printedURL(out, "WeChat sim:"),
+		"qq": printedURL(out, "QQ sim:"), "weibo": printedURL(out, "Weibo sim:")} {
+		if v == "" {
+			t.Fatalf("the demo printed no %s URL:\n%s", label, out)
+		}
+	}
+	if _, err := os.Stat(dataDir); err != nil {
+		t.Fatalf("data directory: %v", err)
+	}
+
+	for _, tt := range []struct{ connector, person, name string }{
+		{"wechat", "alice", "爱丽丝"},
+		{"weibo", "carol", "卡罗尔"},
+	} {
+		br := browser.New(nil)
+		home, err := br.Get(appURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := home.Link("data-login", tt.connector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := br.Login(l.Href, tt.person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := page.Elements("tr", "data-claim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := map[string]string{}
+		for _, r := range rows {
+			if len(r.Cells) >= 2 {
+				claims[r.Attrs["data-claim"]] = r.Cells[1]
+			}
+		}
+		if claims["idp"] != tt.connector || claims["name"] != tt.name || claims["iss"] != issuer {
+			t.Errorf("%s login through the example app: claims %v, want idp %s, name %s, iss %s; page %.400s", tt.connector, claims, tt.connector, tt.name, issuer, page.Body)
+		}
+	}
+
+	// The printed curl, as a user would paste it.
+	if _, err := exec.LookPath("curl"); err == nil {
+		start := strings.Index(out, "  CODE=$(curl")
+		end := strings.Index(out, "\nPress Ctrl-C")
+		if start < 0 || end < start {
+			t.Fatalf("no curl snippet in:\n%s", out)
+		}
+		script := out[start:end] + "\n"
+		cmd := exec.CommandContext(ctx, "sh", "-e", "-c", script)
+		res, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("the printed curl failed: %v\n%s", err, script)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(res, &m); err != nil {
+			t.Fatalf("the printed curl printed %q", res)
+		}
+		if m["id_token"] == nil || m["refresh_token"] == nil || m["issued_token_type"] == nil {
+			t.Errorf("the printed curl got %s", res)
+		}
+	} else {
+		t.Log("no curl on this machine: the printed command is not run")
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("the demo exited with %d on cancel; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not stop within 30 s of the cancel")
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("the temporary data directory is still there (%v)", err)
+	}
+	if strings.Contains(stderr.String(), "panic") {
+		t.Errorf("a panic in the log:\n%s", stderr.String())
+	}
+}
+
+// TestDemoFallsBackToAFreePort: a preferred port that is taken is
+// replaced by a free one; a free preferred port is used.
+func TestDemoFallsBackToAFreePort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	d := &demo{opts: demoOptions{host: "127.0.0.1"}}
+	ln, err := d.listen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	if got == port || got == 0 {
+		t.Fatalf("listen(%d) with the port taken gave port %d", port, got)
+	}
+
+	// got is free now: asking for it gets it.
+	ln, err = d.listen(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if p := ln.Addr().(*net.TCPAddr).Port; p != got {
+		t.Fatalf("listen(%d) with the port free gave %d", got, p)
+	}
+}
+
+// TestDemoKeepsADataDirectory: with --data, the store stays after exit.
+func TestDemoKeepsADataDirectory(t *testing.T) {
+	dir := t.TempDir() + "/kept"
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runDemo(ctx, demoOptions{host: "127.0.0.1", dataDir: dir, anyPort: true}, stdout, stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "Press Ctrl-C to stop.") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the demo did not start; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(dir + "/qiao.db"); err != nil {
+		t.Fatalf("the store in --data is gone: %v", err)
+	}
+}
+
+// TestDemoRefusesBadArguments: bad flags are exit 2 with a message.
+func TestDemoRefusesBadArguments(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, "bogus"},
+		{"extra argument", []string{"now"}, "unexpected argument"},
+		{"listen with a port", []string{"--listen", "127.0.0.1:80"}, "not a host"},
+		{"empty listen", []string{"--listen", ""}, "not a host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := cmdDemo(context.Background(), tt.args, &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q", stdout.String())
+			}
+		})
+	}
+}
