@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/qq"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 )
@@ -27,65 +27,39 @@ const (
 	state      = "abcdefghijklmnop1234"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // recorder sits between the connector and the simulator: it notes every
 // value that must never reach an error (codes, secrets, tokens), can make
 // QQ answer in its default shapes by dropping fmt=json, and notes what
 // the Caller's observer was told.
 type recorder struct {
-	next      http.RoundTripper
-	stripFmt  bool
-	mu        sync.Mutex
-	sensitive []string
-	observed  []string // endpoint=result
+	conntest.Recorder
+	stripFmt bool
+	mu       sync.Mutex
+	observed []string // endpoint=result
 }
 
 var hex32 = regexp.MustCompile(`[0-9A-F]{32}`)
 
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	q := req.URL.Query()
-	r.mu.Lock()
-	for _, k := range []string{"code", "client_secret", "access_token", "refresh_token"} {
-		if v := q.Get(k); v != "" {
-			r.sensitive = append(r.sensitive, v)
+func newRecorder() *recorder {
+	r := &recorder{}
+	r.Keys = []string{"code", "client_secret", "access_token", "refresh_token"}
+	r.Replies = func(path string, body []byte) []string {
+		if path != sandbox.QQPathToken {
+			return nil
 		}
+		return hex32.FindAllString(string(body), -1)
 	}
-	r.mu.Unlock()
-	if r.stripFmt {
+	r.Rewrite = func(req *http.Request) *http.Request {
+		if !r.stripFmt {
+			return req
+		}
+		q := req.URL.Query()
 		q.Del("fmt")
 		req = req.Clone(req.Context())
 		req.URL.RawQuery = q.Encode()
+		return req
 	}
-	resp, err := r.next.RoundTrip(req)
-	if err != nil || req.URL.Path != sandbox.QQPathToken {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.sensitive = append(r.sensitive, hex32.FindAllString(string(body), -1)...)
-	r.mu.Unlock()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
+	return r
 }
 
 func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
@@ -97,19 +71,13 @@ func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
 // assertNoLeak fails if err's text holds a code, secret or token.
 func (r *recorder) assertNoLeak(t *testing.T, err error) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range append([]string{secret}, r.sensitive...) {
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("error %q contains the secret value %q", err, s)
-		}
-	}
+	r.AssertNoLeak(t, err, secret)
 }
 
 type env struct {
 	sim      *sandbox.QQ
 	srv      *httptest.Server
-	clock    *clock
+	clock    *conntest.Clock
 	rec      *recorder
 	client   *http.Client // the connector's
 	callback string
@@ -117,7 +85,7 @@ type env struct {
 
 func newEnv(t *testing.T, opts sandbox.QQOptions) *env {
 	t.Helper()
-	e := &env{clock: &clock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}}
+	e := &env{clock: conntest.NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))}
 	e.callback = "https://broker.example/callback/qq"
 	if opts.Apps == nil {
 		opts.Apps = []sandbox.QQApp{
@@ -129,7 +97,7 @@ func newEnv(t *testing.T, opts sandbox.QQOptions) *env {
 	e.sim = sandbox.NewQQ(opts)
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
-	e.rec = &recorder{next: http.DefaultTransport}
+	e.rec = newRecorder()
 	e.client = &http.Client{Transport: e.rec}
 	return e
 }
@@ -162,31 +130,7 @@ func (e *env) browse(t *testing.T, c *qq.Connector, person string) url.Values {
 	if err != nil {
 		t.Fatalf("LoginURL: %v", err)
 	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(loginURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`<a data-person="` + person + `" href="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no link for %s on the authorize page:\n%s", person, page)
-	}
-	link, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err = browser.Get(link.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), e.callback+"?") {
-		t.Fatalf("picking %s: status %d, Location %q", person, resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
+	return conntest.Browse(t, loginURL, `data-person="`+person+`"`, e.callback)
 }
 
 func person(t *testing.T, id string) sandbox.Person {

@@ -2,18 +2,16 @@ package wechat_test
 
 import (
 	"errors"
-	"html"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/connectors/wechat"
 )
@@ -26,23 +24,6 @@ const (
 	callback = "https://rp.example/callback/wechat"
 	state    = "State0123456789abcdef"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // observed records what the Caller's Observer is told.
 type observed struct {
@@ -65,14 +46,14 @@ func (o *observed) list() []string {
 type env struct {
 	sim    *sandbox.WeChat
 	srv    *httptest.Server
-	clock  *clock
+	clock  *conntest.Clock
 	obs    *observed
 	caller *connectors.Caller
 }
 
 func newEnv(t *testing.T, mutate func(*sandbox.WeChatOptions)) *env {
 	t.Helper()
-	c := &clock{t: time.Now()}
+	c := conntest.NewClock(time.Now())
 	opts := sandbox.WeChatOptions{
 		Apps: []sandbox.WeChatApp{
 			{AppID: appWeb, Secret: secret, Type: sandbox.WeChatWebsite, CallbackDomain: "rp.example"},
@@ -130,8 +111,6 @@ func (e *env) mini(t *testing.T, cache wechat.TokenCache) *wechat.MiniProgram {
 	return m
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
 // browse opens loginURL like a browser, picks person on the picker page
 // ("" follows the deny link) and returns the callback's query.
 func (e *env) browse(t *testing.T, loginURL, person string) url.Values {
@@ -140,37 +119,15 @@ func (e *env) browse(t *testing.T, loginURL, person string) url.Values {
 	if !ok {
 		t.Fatalf("login URL %q lacks #wechat_redirect", loginURL)
 	}
-	resp, err := http.Get(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	re := regexp.MustCompile(`data-person="` + person + `" href="([^"]+)"`)
+	attr := `data-person="` + person + `"`
 	if person == "" {
-		re = regexp.MustCompile(`data-deny href="([^"]+)"`)
+		attr = "data-deny"
 	}
-	m := re.FindStringSubmatch(string(body))
-	if m == nil {
-		t.Fatalf("no link for %q on the page:\n%s", person, body)
+	q := conntest.Browse(t, page, attr, callback)
+	if q.Get("state") != state {
+		t.Fatalf("state %q came back, want %q", q.Get("state"), state)
 	}
-	resp, err = noRedirect.Get(e.srv.URL + html.UnescapeString(m[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, callback+"?") {
-		t.Fatalf("redirected to %q, want the callback", loc)
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Query().Get("state") != state {
-		t.Fatalf("state %q came back, want %q", u.Query().Get("state"), state)
-	}
-	return u.Query()
+	return q
 }
 
 var loginReq = connectors.LoginRequest{State: state, CallbackURL: callback}
@@ -197,14 +154,7 @@ func (e *env) mpLogin(t *testing.T, m *wechat.MP, person string) url.Values {
 // assertClean fails if err's text holds a secret.
 func assertClean(t *testing.T, err error, secrets ...string) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range append(secrets, secret) {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error %q contains a secret value", err)
-		}
-	}
+	conntest.AssertNoLeak(t, err, append(secrets, secret)...)
 }
 
 func providerCode(err error) int {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/connectors/weibo"
 )
@@ -26,72 +26,22 @@ const (
 	state  = "abcdefghijklmnop1234"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // recorder sits between the connector and the simulator: it notes every
 // value that must never reach an error (codes, secrets, tokens, in query
 // strings, form bodies and token replies) and what the observer was told.
 type recorder struct {
-	next      http.RoundTripper
-	mu        sync.Mutex
-	sensitive []string
-	observed  []string // endpoint=result
+	conntest.Recorder
+	mu       sync.Mutex
+	observed []string // endpoint=result
 }
 
 var tokenPattern = regexp.MustCompile(`2\.00[0-9a-f]+`)
 
-func (r *recorder) note(values url.Values) {
-	for _, k := range []string{"code", "client_secret", "access_token"} {
-		if v := values.Get(k); v != "" {
-			r.sensitive = append(r.sensitive, v)
-		}
-	}
-}
-
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.mu.Lock()
-	r.note(req.URL.Query())
-	if req.Body != nil {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			r.mu.Unlock()
-			return nil, err
-		}
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		if form, err := url.ParseQuery(string(body)); err == nil {
-			r.note(form)
-		}
-	}
-	r.mu.Unlock()
-	resp, err := r.next.RoundTrip(req)
-	if err != nil {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.sensitive = append(r.sensitive, tokenPattern.FindAllString(string(body), -1)...)
-	r.mu.Unlock()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
+func newRecorder() *recorder {
+	r := &recorder{}
+	r.Keys = []string{"code", "client_secret", "access_token"}
+	r.Replies = func(_ string, body []byte) []string { return tokenPattern.FindAllString(string(body), -1) }
+	return r
 }
 
 func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
@@ -102,19 +52,13 @@ func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
 
 func (r *recorder) assertNoLeak(t *testing.T, err error) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range append([]string{secret}, r.sensitive...) {
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("error %q contains the secret value %q", err, s)
-		}
-	}
+	r.AssertNoLeak(t, err, secret)
 }
 
 type env struct {
 	sim      *sandbox.Weibo
 	srv      *httptest.Server
-	clock    *clock
+	clock    *conntest.Clock
 	rec      *recorder
 	client   *http.Client
 	callback string
@@ -122,14 +66,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{clock: &clock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}, callback: "https://broker.example/callback/weibo"}
+	e := &env{clock: conntest.NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)), callback: "https://broker.example/callback/weibo"}
 	e.sim = sandbox.NewWeibo(sandbox.WeiboOptions{
 		Apps:  []sandbox.WeiboApp{{ClientID: appKey, Secret: secret, RedirectURI: e.callback}},
 		Clock: e.clock.Now,
 	})
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
-	e.rec = &recorder{next: http.DefaultTransport}
+	e.rec = newRecorder()
 	e.client = &http.Client{Transport: e.rec}
 	return e
 }
@@ -162,34 +106,11 @@ func (e *env) browse(t *testing.T, c *weibo.Connector, attr string) url.Values {
 	if err != nil {
 		t.Fatal(err)
 	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(loginURL)
-	if err != nil {
-		t.Fatal(err)
+	q := conntest.Browse(t, loginURL, attr, e.callback)
+	if q.Get("state") != state {
+		t.Fatalf("callback without the state: %s", q.Encode())
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`<a ` + regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no link %s on the authorize page:\n%s", attr, page)
-	}
-	link, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err = browser.Get(link.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), e.callback+"?") {
-		t.Fatalf("status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if loc.Query().Get("state") != state {
-		t.Fatalf("callback without the state: %s", loc)
-	}
-	return loc.Query()
+	return q
 }
 
 func person(t *testing.T, id string) sandbox.Person {

@@ -1,0 +1,187 @@
+// Package conntest holds the fixtures the connector and simulator tests
+// share: a hand-moved clock, a browser that walks a simulator's person
+// picker, and a transport that notes the secret values a login exchanges
+// so that a test can check no error carries one.
+package conntest
+
+import (
+	"bytes"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clock is a clock the test moves by hand.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock stopped at now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
+// Now tells the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// NoRedirect returns a browser that stops at redirects, so that a test
+// can read where it is sent.
+func NoRedirect() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// PickLink returns the href of the link on page that carries attr
+// (`data-person="alice"`, `data-deny`), resolved against pageURL.
+func PickLink(t testing.TB, pageURL, page, attr string) string {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no link %s in page:\n%s", attr, page)
+	}
+	base, err := url.Parse(pageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatalf("link %s: %v", attr, err)
+	}
+	return base.ResolveReference(ref).String()
+}
+
+// Follow opens link without following its redirect, which must be a 302
+// to callback, and returns the callback's query.
+func Follow(t testing.TB, link, callback string) url.Values {
+	t.Helper()
+	resp, err := NoRedirect().Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), callback+"?") {
+		t.Fatalf("following %s: status %d, Location %q, want a redirect to %s", link, resp.StatusCode, resp.Header.Get("Location"), callback)
+	}
+	return loc.Query()
+}
+
+// Browse plays the browser at a simulator: it opens loginURL, follows the
+// picker link that carries attr and returns the query the callback gets.
+func Browse(t testing.TB, loginURL, attr, callback string) url.Values {
+	t.Helper()
+	resp, err := NoRedirect().Get(loginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Follow(t, PickLink(t, resp.Request.URL.String(), string(page), attr), callback)
+}
+
+// Recorder sits between a connector and a simulator and notes every value
+// that must never reach an error: the secret parameters of requests (in
+// the query or a form body) and the secrets replies carry.
+type Recorder struct {
+	Next http.RoundTripper // nil: http.DefaultTransport
+	// Keys are the parameters whose values are secret (code,
+	// client_secret, access_token...).
+	Keys []string
+	// Replies returns the secret values in the body of a reply to path
+	// (tokens); nil: none.
+	Replies func(path string, body []byte) []string
+	// Rewrite changes a request before it is sent (its secrets are noted
+	// first); nil: none.
+	Rewrite func(*http.Request) *http.Request
+
+	mu        sync.Mutex
+	sensitive []string
+}
+
+// RoundTrip notes the request's secrets, sends it, and notes the reply's.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.note(req.URL.Query())
+	if req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			r.note(form)
+		}
+	}
+	if r.Rewrite != nil {
+		req = r.Rewrite(req)
+	}
+	next := r.Next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(req)
+	if err != nil || r.Replies == nil {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.sensitive = append(r.sensitive, r.Replies(req.URL.Path, body)...)
+	r.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+func (r *Recorder) note(values url.Values) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.Keys {
+		if v := values.Get(k); v != "" {
+			r.sensitive = append(r.sensitive, v)
+		}
+	}
+}
+
+// AssertNoLeak fails the test if err's text holds one of secrets or of
+// the values the Recorder noted.
+func (r *Recorder) AssertNoLeak(t testing.TB, err error, secrets ...string) {
+	t.Helper()
+	r.mu.Lock()
+	secrets = append(secrets, r.sensitive...)
+	r.mu.Unlock()
+	AssertNoLeak(t, err, secrets...)
+}
+
+// AssertNoLeak fails the test if err's text holds one of secrets.
+func AssertNoLeak(t testing.TB, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error %q contains the secret value %q", err, s)
+		}
+	}
+}
