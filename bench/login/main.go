@@ -205,7 +205,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 	// Warm up: every person logs in once (their user is created), and the
 	// connections are open.
-	if res, err := d.runPhase(ctx, o.warmup, o.concurrency, d.login); err != nil {
+	if res, err := d.runPhase(ctx, o.warmup, d.login); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	} else if res.failed > 0 {
 		return fmt.Errorf("warm-up: %d of %d logins failed; first error: %v", res.failed, o.warmup, res.firstErr)
@@ -216,6 +216,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		op = d.login
 	case "refresh":
 		op = d.refresh
+		// Every worker's chain starts with a login, outside the timing.
+		for _, w := range d.workers {
+			if w.refresh == "" {
+				if err := d.login(ctx, w); err != nil {
+					return fmt.Errorf("login for a refresh token: %w", err)
+				}
+			}
+		}
 	}
 	before, err := target.sample(ctx)
 	if err != nil {
@@ -229,7 +237,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	simBefore := sim.counts()
 	selfBefore := selfCPU()
-	res, err := d.runPhase(ctx, o.count, o.concurrency, op)
+	res, err := d.runPhase(ctx, o.count, op)
 	if rec != nil {
 		if perr := rec.stop(); perr != nil && err == nil {
 			err = perr
@@ -636,6 +644,7 @@ type driver struct {
 	o         options
 	transport *http.Transport
 	next      atomic.Int64 // person counter
+	workers   []*worker    // one per concurrent client, kept across phases
 }
 
 // worker is one concurrent user agent; its refresh chain, in refresh mode.
@@ -647,7 +656,11 @@ func newDriver(b *broker, o options) *driver {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 4 * o.concurrency
 	tr.MaxIdleConnsPerHost = 2 * o.concurrency
-	return &driver{b: b, o: o, transport: tr}
+	d := &driver{b: b, o: o, transport: tr}
+	for range o.concurrency {
+		d.workers = append(d.workers, &worker{})
+	}
+	return d
 }
 
 type result struct {
@@ -657,8 +670,8 @@ type result struct {
 	elapsed    time.Duration
 }
 
-// runPhase runs n operations on c workers and collects their latencies.
-func (d *driver) runPhase(ctx context.Context, n, c int, op func(context.Context, *worker) error) (*result, error) {
+// runPhase runs n operations on the workers and collects their latencies.
+func (d *driver) runPhase(ctx context.Context, n int, op func(context.Context, *worker) error) (*result, error) {
 	res := &result{}
 	if n == 0 {
 		return res, nil
@@ -670,9 +683,8 @@ func (d *driver) runPhase(ctx context.Context, n, c int, op func(context.Context
 		started = time.Now()
 	)
 	left.Store(int64(n))
-	for range c {
+	for _, w := range d.workers {
 		wg.Go(func() {
-			w := &worker{}
 			for left.Add(-1) >= 0 && ctx.Err() == nil {
 				t0 := time.Now()
 				err := op(ctx, w)
@@ -710,7 +722,7 @@ func (r *result) print(out io.Writer, mode string) {
 		return r.latencies[i]
 	}
 	ms := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()*1000, 'f', 2, 64) }
-	fmt.Fprintf(out, "%s: %d ok, %d errors in %.2f s: %.1f %ss/s\n", mode, r.ok, r.failed, r.elapsed.Seconds(), float64(r.ok)/r.elapsed.Seconds(), mode)
+	fmt.Fprintf(out, "%s: %d ok, %d errors in %.2f s: %.1f/s\n", mode, r.ok, r.failed, r.elapsed.Seconds(), float64(r.ok)/r.elapsed.Seconds())
 	fmt.Fprintf(out, "latency ms: p50 %s  p90 %s  p99 %s  max %s\n", ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(pct(1)))
 }
 
