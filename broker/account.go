@@ -48,7 +48,18 @@ type accountView struct {
 type identityView struct {
 	ConnectorID, Type, Provider, DisplayName, Picture string
 	BoundAt                                           time.Time
+	BoundLocal                                        string // BoundAt for the reader: Beijing time in Chinese, UTC in English
 	Web                                               bool
+}
+
+// beijing is China Standard Time (no daylight saving), without tzdata.
+var beijing = time.FixedZone("CST", 8*3600)
+
+func localTime(t time.Time, lang string) string {
+	if lang == "zh-CN" {
+		return t.In(beijing).Format("2006-01-02 15:04") + " " + catalog[lang][msgTimeZone]
+	}
+	return t.UTC().Format("2006-01-02 15:04") + " " + catalog["en"][msgTimeZone]
 }
 
 // statusMessages are the outcomes the account page may be told to show.
@@ -109,6 +120,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		v.Identities = append(v.Identities, identityView{
 			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name,
 			DisplayName: id.DisplayName, Picture: id.Picture, BoundAt: id.BoundAt, Web: web,
+			BoundLocal: localTime(id.BoundAt, pickLang(r)),
 		})
 	}
 	for _, k := range b.browserConnectors(r) {

@@ -54,6 +54,8 @@ const (
 	msgSignInFirst       msgID = "sign_in_first"
 	msgReauth            msgID = "reauth"
 	msgMiniProgramOnly   msgID = "mini_program_only"
+	msgTechnicalDetails  msgID = "technical_details"
+	msgTimeZone          msgID = "time_zone"
 )
 
 var catalog = map[string]map[msgID]string{
@@ -91,7 +93,7 @@ var catalog = map[string]map[msgID]string{
 		msgScopePhone:        "See your phone number",
 		msgScopeOffline:      "Stay signed in",
 		msgLanguage:          "中文",
-		msgContinueWith:      "Continue with",
+		msgContinueWith:      "Continue with %s",
 		msgAccountTitle:      "Your accounts",
 		msgAccountLead:       "Sign in with any of these accounts as the same person.",
 		msgBound:             "Bound",
@@ -108,6 +110,8 @@ var catalog = map[string]map[msgID]string{
 		msgSignInFirst:       "Please sign in first.",
 		msgReauth:            "For your safety, please sign in again before unbinding an account.",
 		msgMiniProgramOnly:   "Bound from the mini-program",
+		msgTechnicalDetails:  "Technical details",
+		msgTimeZone:          "UTC",
 	},
 	"zh-CN": {
 		msgErrorTitle:        "出错了",
@@ -143,7 +147,7 @@ var catalog = map[string]map[msgID]string{
 		msgScopePhone:        "获取您的手机号",
 		msgScopeOffline:      "保持登录",
 		msgLanguage:          "English",
-		msgContinueWith:      "使用",
+		msgContinueWith:      "使用%s登录",
 		msgAccountTitle:      "我的账号",
 		msgAccountLead:       "用以下任一账号登录，都是同一个您。",
 		msgBound:             "已绑定",
@@ -160,5 +164,7 @@ var catalog = map[string]map[msgID]string{
 		msgSignInFirst:       "请先登录。",
 		msgReauth:            "为了您的账号安全，解除绑定前请重新登录。",
 		msgMiniProgramOnly:   "通过小程序绑定",
+		msgTechnicalDetails:  "技术细节",
+		msgTimeZone:          "北京时间",
 	},
 }
