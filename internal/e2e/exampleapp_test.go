@@ -147,3 +147,53 @@ func csrfOf(t *testing.T, p *browser.Page) string {
 	t.Fatalf("no csrf input on the page")
 	return ""
 }
+
+// TestExampleAppShowsTheBrokersErrors: a refusal at the provider and a
+// forged callback end on the app's page with a clear error, not tokens.
+func TestExampleAppShowsTheBrokersErrors(t *testing.T) {
+	appLn := listen(t)
+	appURL := "http://" + appLn.Addr().String()
+	s := newStack(t, stackOptions{extraClients: `
+  - id: example-app
+    secret: example-secret
+    redirect_uris: ["` + appURL + `/callback"]
+    post_logout_redirect_uris: ["` + appURL + `/"]
+`})
+	app, err := exampleapp.New(context.Background(), exampleapp.Config{
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, appLn, app)
+
+	br := browser.New(nil)
+	picker, err := br.Get(appURL + "/login?connector=wechat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := br.Deny(picker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, _ := page.Elements("p", "data-error")
+	if len(errs) != 1 || !strings.Contains(errs[0].Text, "access_denied") {
+		t.Fatalf("after a refusal: errors %v on %s; body %.400s", errs, page.URL, page.Body)
+	}
+	if rows, _ := page.Elements("tr", "data-claim"); len(rows) != 0 {
+		t.Error("claims shown after a refusal")
+	}
+
+	page, err = br.Get(appURL + "/callback?code=stolen&state=forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, _ = page.Elements("p", "data-error")
+	if len(errs) != 1 || !strings.Contains(errs[0].Text, "state") {
+		t.Fatalf("after a forged callback: errors %v; body %.400s", errs, page.Body)
+	}
+	if app.RedirectURL() != appURL+"/callback" {
+		t.Errorf("RedirectURL = %q", app.RedirectURL())
+	}
+}
