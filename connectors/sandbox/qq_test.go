@@ -3,40 +3,22 @@ package sandbox
 import (
 	"encoding/json"
 	"errors"
-	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 )
-
-// qqTestClock is a clock the test moves by hand.
-type qqTestClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *qqTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *qqTestClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type qqTestEnv struct {
 	sim    *QQ
 	srv    *httptest.Server
-	clock  *qqTestClock
+	clock  *conntest.Clock
 	client *http.Client // does not follow redirects
 }
 
@@ -50,7 +32,7 @@ const (
 
 func newQQTestEnv(t *testing.T, opts QQOptions) *qqTestEnv {
 	t.Helper()
-	clock := &qqTestClock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := conntest.NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
 	if opts.Apps == nil {
 		opts.Apps = []QQApp{
 			{ClientID: qqTestApp, Secret: qqTestSecret, RedirectURI: qqTestRedirect},
@@ -62,7 +44,7 @@ func newQQTestEnv(t *testing.T, opts QQOptions) *qqTestEnv {
 	sim := NewQQ(opts)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := conntest.NoRedirect()
 	return &qqTestEnv{sim: sim, srv: srv, clock: clock, client: client}
 }
 
@@ -87,30 +69,11 @@ func qqAuthorizeQuery(clientID, redirectURI string) url.Values {
 	}
 }
 
-// qqPickLink returns the href of the picker link with the given
-// attribute, resolved against pageURL.
-func qqPickLink(t *testing.T, pageURL, page, attr string) string {
-	t.Helper()
-	m := regexp.MustCompile(`<a ` + regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no link %s in page:\n%s", attr, page)
-	}
-	base, err := url.Parse(pageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := url.Parse(html.UnescapeString(m[1]))
-	if err != nil {
-		t.Fatalf("link %s: %v", attr, err)
-	}
-	return base.ResolveReference(ref).String()
-}
-
 // code runs the browser part for person and returns the code.
 func (e *qqTestEnv) code(t *testing.T, clientID, person string) string {
 	t.Helper()
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(clientID, qqTestRedirect))
-	link := qqPickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="`+person+`"`)
+	link := conntest.PickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="`+person+`"`)
 	resp, err := e.client.Get(link)
 	if err != nil {
 		t.Fatal(err)
@@ -167,12 +130,12 @@ func TestQQAuthorizeShowsEveryPersonAndADenyLink(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	for _, p := range DefaultPersons() {
-		qqPickLink(t, "", page, `data-person="`+p.ID+`"`)
+		conntest.PickLink(t, "", page, `data-person="`+p.ID+`"`)
 		if !strings.Contains(page, p.Name) {
 			t.Errorf("page does not show %s's name %q", p.ID, p.Name)
 		}
 	}
-	qqPickLink(t, "", page, "data-deny")
+	conntest.PickLink(t, "", page, "data-deny")
 	if !strings.Contains(page, `data-display="pc"`) {
 		t.Errorf("page without display=mobile is not the PC page")
 	}
@@ -190,7 +153,7 @@ func TestQQPickedPersonRedirectsWithCodeAndStateKeepingTheQuery(t *testing.T) {
 	e := newQQTestEnv(t, QQOptions{})
 	redirect := qqTestRedirect + "/sub?keep=1"
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(qqTestApp, redirect))
-	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="bob"`))
+	resp, err := e.client.Get(conntest.PickLink(t, e.srv.URL+QQPathAuthorize, page, `data-person="bob"`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +204,7 @@ func TestQQAuthorizeRefusesWithAnErrorPageAndNoRedirect(t *testing.T) {
 func TestQQDenyClosesThePageAndSendsNothingBack(t *testing.T) {
 	e := newQQTestEnv(t, QQOptions{})
 	_, page := e.get(t, QQPathAuthorize, qqAuthorizeQuery(qqTestApp, qqTestRedirect))
-	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+QQPathAuthorize, page, "data-deny"))
+	resp, err := e.client.Get(conntest.PickLink(t, e.srv.URL+QQPathAuthorize, page, "data-deny"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +456,7 @@ func TestQQAndWeiboPickersWorkUnderAPathPrefix(t *testing.T) {
 	mux.Handle("/weibo/", http.StripPrefix("/weibo", NewWeibo(WeiboOptions{Apps: []WeiboApp{{ClientID: weiboTestApp, Secret: weiboTestSecret, RedirectURI: weiboTestRedirect}}})))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := conntest.NoRedirect()
 	for _, tc := range []struct{ authorize, redirect string }{
 		{srv.URL + "/qq" + QQPathAuthorize + "?" + qqAuthorizeQuery(qqTestApp, qqTestRedirect).Encode(), qqTestRedirect},
 		{srv.URL + "/weibo" + WeiboPathAuthorize + "?" + weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect).Encode(), weiboTestRedirect},
@@ -504,7 +467,7 @@ func TestQQAndWeiboPickersWorkUnderAPathPrefix(t *testing.T) {
 		}
 		page, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		resp, err = client.Get(qqPickLink(t, tc.authorize, string(page), `data-person="alice"`))
+		resp, err = client.Get(conntest.PickLink(t, tc.authorize, string(page), `data-person="alice"`))
 		if err != nil {
 			t.Fatal(err)
 		}

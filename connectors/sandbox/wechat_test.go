@@ -12,34 +12,17 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 )
-
-type wxClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *wxClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *wxClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type wxEnv struct {
 	sim   *sandbox.WeChat
 	srv   *httptest.Server
-	clock *wxClock
+	clock *conntest.Clock
 }
 
 const (
@@ -52,7 +35,7 @@ const (
 
 func newWXEnv(t *testing.T, mutate func(*sandbox.WeChatOptions)) *wxEnv {
 	t.Helper()
-	clock := &wxClock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
+	clock := conntest.NewClock(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 	opts := sandbox.WeChatOptions{
 		Apps: []sandbox.WeChatApp{
 			{AppID: wxWeb, Secret: wxSecret, Type: sandbox.WeChatWebsite, CallbackDomain: "rp.example"},
@@ -74,7 +57,7 @@ func newWXEnv(t *testing.T, mutate func(*sandbox.WeChatOptions)) *wxEnv {
 	return &wxEnv{sim: sim, srv: srv, clock: clock}
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var noRedirect = conntest.NoRedirect()
 
 // authorizeURL builds an authorize URL in WeChat's parameter order.
 func authorizeURL(base, path, appid, redirect, scope, state string) string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 )
 
 const (
@@ -24,13 +26,13 @@ const (
 type weiboTestEnv struct {
 	sim    *Weibo
 	srv    *httptest.Server
-	clock  *qqTestClock // the hand-moved clock of the QQ tests
+	clock  *conntest.Clock
 	client *http.Client // does not follow redirects
 }
 
 func newWeiboTestEnv(t *testing.T) *weiboTestEnv {
 	t.Helper()
-	clock := &qqTestClock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := conntest.NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
 	sim := NewWeibo(WeiboOptions{
 		Apps: []WeiboApp{
 			{ClientID: weiboTestApp, Secret: weiboTestSecret, RedirectURI: weiboTestRedirect},
@@ -40,7 +42,7 @@ func newWeiboTestEnv(t *testing.T) *weiboTestEnv {
 	})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := conntest.NoRedirect()
 	return &weiboTestEnv{sim: sim, srv: srv, clock: clock, client: client}
 }
 
@@ -72,16 +74,7 @@ func weiboAuthorizeQuery(clientID, redirectURI string) url.Values {
 func (e *weiboTestEnv) callback(t *testing.T, q url.Values, attr string) url.Values {
 	t.Helper()
 	_, page := e.do(t, http.MethodGet, WeiboPathAuthorize, q)
-	resp, err := e.client.Get(qqPickLink(t, e.srv.URL+WeiboPathAuthorize, page, attr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), weiboTestRedirect+"?") {
-		t.Fatalf("status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
+	return conntest.Follow(t, conntest.PickLink(t, e.srv.URL+WeiboPathAuthorize, page, attr), weiboTestRedirect)
 }
 
 func (e *weiboTestEnv) code(t *testing.T, clientID, person, scope string) string {
@@ -136,9 +129,9 @@ func TestWeiboAuthorizeShowsEveryPersonAndADenyLink(t *testing.T) {
 	e := newWeiboTestEnv(t)
 	_, page := e.do(t, http.MethodGet, WeiboPathAuthorize, weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect))
 	for _, p := range DefaultPersons() {
-		qqPickLink(t, "", page, `data-person="`+p.ID+`"`)
+		conntest.PickLink(t, "", page, `data-person="`+p.ID+`"`)
 	}
-	qqPickLink(t, "", page, "data-deny")
+	conntest.PickLink(t, "", page, "data-deny")
 	q := weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect)
 	q.Set("display", "mobile")
 	if _, page := e.do(t, http.MethodPost, WeiboPathAuthorize, q); !strings.Contains(page, `data-display="mobile"`) {

@@ -46,11 +46,12 @@ func NoRedirect() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// PickLink returns the href of the link on page that carries attr
-// (`data-person="alice"`, `data-deny`), resolved against pageURL.
+// PickLink returns the href of the link on page whose last attribute
+// before href is attr (`data-person="alice"`, `data-deny`), resolved
+// against pageURL.
 func PickLink(t testing.TB, pageURL, page, attr string) string {
 	t.Helper()
-	m := regexp.MustCompile(regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`<a (?:[^>]* )?` + regexp.QuoteMeta(attr) + ` href="([^"]+)"`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("no link %s in page:\n%s", attr, page)
 	}
