@@ -440,10 +440,12 @@ func (p *parser) baseURL(m *mapping, key string) string {
 func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	items, _ := p.list(root, "clients")
 	known := map[string]bool{}
+	typeOf := map[string]string{}
 	var all []string
 	for _, c := range connectors {
 		if c.ID != "" && !known[c.ID] {
 			known[c.ID] = true
+			typeOf[c.ID] = c.Type
 			all = append(all, c.ID)
 		}
 	}
@@ -468,10 +470,8 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 		c.Secret, _ = p.str(m, "secret")
 		c.Name = p.strDefault(m, "name", c.ID)
 
-		uris, from, present := p.strings(m, "redirect_uris")
-		if !present || m.emptyList("redirect_uris") {
-			p.errorf(m.lineOf("redirect_uris"), join(m.path, "redirect_uris"), "at least one redirect URI is required")
-		}
+		uris, from, redirectsPresent := p.strings(m, "redirect_uris")
+		redirectsMissing := !redirectsPresent || m.emptyList("redirect_uris")
 		c.RedirectURIs = p.uris(uris, from, true)
 		uris, from, _ = p.strings(m, "post_logout_redirect_uris")
 		c.PostLogoutRedirectURIs = p.uris(uris, from, false)
@@ -496,10 +496,24 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 				}
 			}
 		}
+		// A client that only uses mini-program connectors signs in at the
+		// token endpoint and never needs a redirect URI.
+		if redirectsMissing && !onlyMiniProgram(c.Connectors, typeOf) {
+			p.errorf(m.lineOf("redirect_uris"), join(m.path, "redirect_uris"), "at least one redirect URI is required")
+		}
 		c.RequireConsent = p.boolean(m, "require_consent", false)
 		out = append(out, c)
 	}
 	return out
+}
+
+func onlyMiniProgram(ids []string, typeOf map[string]string) bool {
+	for _, id := range ids {
+		if typeOf[id] != TypeWeChatMiniProgram {
+			return false
+		}
+	}
+	return len(ids) > 0
 }
 
 // uris validates redirect URIs: absolute, and for redirect (not logout)

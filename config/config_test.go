@@ -627,3 +627,22 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return path
 }
+
+func TestMiniProgramOnlyClientNeedsNoRedirectURI(t *testing.T) {
+	src := head + `  - id: mini
+    type: wechat_miniprogram
+    config: {client_id: wx2, client_secret: s2}
+clients:
+  - id: app
+    connectors: [mini]
+`
+	if lines := errorLines(t, src, envOf("QIAO_SECRET", testSecret)); lines != nil {
+		t.Fatalf("a mini-program-only client was refused: %v", lines)
+	}
+	// A client that may also use a web connector still needs one.
+	bad := strings.Replace(src, "connectors: [mini]", "connectors: [mini, wechat]", 1)
+	want := "t.yaml:11: clients[0].redirect_uris: at least one redirect URI is required"
+	if lines := errorLines(t, bad, envOf("QIAO_SECRET", testSecret)); len(lines) != 1 || lines[0] != want {
+		t.Fatalf("errors = %v, want %q", lines, want)
+	}
+}
