@@ -210,7 +210,7 @@ func (c *Connector) call(ctx context.Context, endpoint, path string, q url.Value
 	}
 	return c.caller.Call(ctx, "qq", endpoint, build, red, func(reply connectors.Reply) error {
 		if reply.Status != http.StatusOK {
-			return fmt.Errorf("qq %s: %w: HTTP %d", endpoint, connectors.ErrUnavailable, reply.Status)
+			return fmt.Errorf("%w: HTTP %d", connectors.ErrUnavailable, reply.Status)
 		}
 		return parse(reply.Body)
 	})
