@@ -62,7 +62,13 @@ func wechatConfig(c config.ConnectorConfig, deps ConnectorDeps) wechat.Config {
 // OpenConnectors builds the configured connectors.
 func OpenConnectors(cfg *config.Config, deps ConnectorDeps) ([]Connector, error) {
 	if deps.HTTP == nil {
-		deps.HTTP = &http.Client{Timeout: connectors.Timeout}
+		// Keep connections to the providers open between logins: the
+		// default of 2 idle connections per host means a new TLS handshake
+		// for most logins under load.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 256
+		t.MaxIdleConnsPerHost = 64
+		deps.HTTP = &http.Client{Timeout: connectors.Timeout, Transport: t}
 	}
 	if len(deps.Secret) == 0 {
 		deps.Secret = []byte(cfg.Secret)

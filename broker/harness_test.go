@@ -72,6 +72,12 @@ func (f *fakeWeb) HandleCallback(_ context.Context, _ connectors.LoginRequest, q
 	return connectors.Identity{Subject: "openid-" + code, DisplayName: "Nick " + code, Picture: "https://img.example/" + code + ".png", RealProfile: true}, nil
 }
 
+func (f *fakeWeb) setProfiles(p map[string]connectors.Identity) {
+	f.mu.Lock()
+	f.profiles = p
+	f.mu.Unlock()
+}
+
 func (f *fakeWeb) setPerson(p string) {
 	f.mu.Lock()
 	f.person = p

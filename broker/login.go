@@ -281,7 +281,7 @@ func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar
 			return
 		}
 	}
-	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.AuthTime, now)
+	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.AuthTime, now, nil)
 }
 
 func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
@@ -304,7 +304,10 @@ func (b *Broker) consentToken(s *browserSession, c *client) string {
 }
 
 // finishAuthorize issues the code for user and redirects to the client.
-func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp string, authTime, requestedAt time.Time) {
+//
+// known is the user's profile when the caller already has it (a login that
+// just used an identity with a real profile), saving a query.
+func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp string, authTime, requestedAt time.Time, known *profile) {
 	ctx := r.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		for _, ok := range scopesSupported {
@@ -313,7 +316,7 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 			}
 		}
 	}
-	sess, err := b.newUserSession(ctx, userID, idp, authTime, requestedAt, ar.GetGrantedScopes())
+	sess, err := b.newUserSession(ctx, userID, idp, authTime, requestedAt, ar.GetGrantedScopes(), known)
 	if err != nil {
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
@@ -332,7 +335,7 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 }
 
 // newUserSession builds the claims of a grant for user.
-func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTime, requestedAt time.Time, scopes fosite.Arguments) (*Session, error) {
+func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*Session, error) {
 	sess := newSession()
 	sess.Subject = userID
 	sess.IDP = idp
@@ -345,11 +348,14 @@ func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTim
 	// signer: EdDSA needs SHA-512 (the hint never reaches the token).
 	sess.Headers.Add("alg", b.keys.HashAlgHint())
 	if scopes.Has("profile") {
-		p, err := b.profile(ctx, userID)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, err
+		if known == nil {
+			p, err := b.profile(ctx, userID)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, err
+			}
+			known = &p
 		}
-		p.addTo(sess.Claims.Extra)
+		known.addTo(sess.Claims.Extra)
 	}
 	return sess, nil
 }
@@ -486,7 +492,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.finishBind(w, r, conn, data, ident)
 		return
 	}
-	userID, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, err := b.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		b.metrics.logins.WithLabelValues(conn.ID, "error").Inc()
 		b.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)
@@ -518,7 +524,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.renderConsent(w, r, ar, c, sess)
 		return
 	}
-	b.finishAuthorize(w, r, ar, userID, conn.ID, now, data.RequestedAt)
+	b.finishAuthorize(w, r, ar, userID, conn.ID, now, data.RequestedAt, known)
 }
 
 func clientOf(authQuery string) string {
@@ -636,9 +642,11 @@ func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID 
 
 // resolveIdentity returns the user of a provider identity, creating the
 // user (or joining the user of the same WeChat unionid) on first sight.
-func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (string, error) {
+// When the identity has a real profile it is now the user's most recently
+// used one, so that profile is the user's: it is returned to save a query.
+func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (string, *profile, error) {
 	if ident.Subject == "" {
-		return "", errors.New("the provider returned no subject")
+		return "", nil, errors.New("the provider returned no subject")
 	}
 	now := b.now().UTC()
 	for attempt := 0; attempt < 3; attempt++ {
@@ -654,40 +662,56 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 				row.Secret = existing.Secret
 			}
 			if err := b.store.UpdateIdentity(ctx, row); err != nil {
-				return "", err
+				return "", nil, err
 			}
-			return existing.UserID, nil
+			return existing.UserID, profileOfRow(row), nil
 		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", err
+			return "", nil, err
 		}
 		if union, link := b.unionKey(conn, ident); link {
 			others, err := b.store.FindIdentitiesByUnionID(ctx, union)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if len(others) > 0 {
-				err := b.store.BindIdentity(ctx, b.identityRow(conn, ident, others[0].UserID, now))
+				row := b.identityRow(conn, ident, others[0].UserID, now)
+				err := b.store.BindIdentity(ctx, row)
 				if errors.Is(err, storage.ErrAlreadyExists) {
 					continue // created by a concurrent login: read it again
 				}
 				if err != nil {
-					return "", err
+					return "", nil, err
 				}
 				b.audit(ctx, nil, storage.AuditEvent{Action: "link_unionid", UserID: others[0].UserID, ConnectorID: conn.ID, Result: "success"})
-				return others[0].UserID, nil
+				return others[0].UserID, profileOfRow(row), nil
 			}
 		}
 		userID := newUserID()
-		err = b.store.CreateUser(ctx, storage.User{ID: userID, CreatedAt: now}, b.identityRow(conn, ident, userID, now))
+		row := b.identityRow(conn, ident, userID, now)
+		err = b.store.CreateUser(ctx, storage.User{ID: userID, CreatedAt: now}, row)
 		if errors.Is(err, storage.ErrAlreadyExists) {
 			continue
 		}
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return userID, nil
+		// A new user's only identity is their whole profile, real or not.
+		if known := profileOfRow(row); known != nil {
+			return userID, known, nil
+		}
+		return userID, &profile{}, nil
 	}
-	return "", errors.New("identity kept changing under concurrent logins")
+	return "", nil, errors.New("identity kept changing under concurrent logins")
+}
+
+// profileOfRow is the profile an identity that was just used gives its
+// user, or nil when the user's profile must be looked up (a placeholder
+// profile leaves the user's earlier real one in force).
+func profileOfRow(row storage.Identity) *profile {
+	if !row.RealProfile {
+		return nil
+	}
+	return &profile{Name: row.DisplayName, Picture: row.Picture}
 }
 
 // profile is a user's display name and picture: those of the most recently

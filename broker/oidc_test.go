@@ -10,6 +10,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/qiaoidp/qiao/connectors"
 )
 
 func TestLoginIssuesVerifiableTokens(t *testing.T) {
@@ -367,5 +369,45 @@ func TestConsentForClientsThatRequireIt(t *testing.T) {
 	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
 	if got := r.authorize(br, a).Get("error"); got != "consent_required" {
 		t.Fatalf("prompt=none before consent: %q", got)
+	}
+}
+
+func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.fakes["beta"].setProfiles(map[string]connectors.Identity{
+		"alice":  {Subject: "beta-alice", DisplayName: "微信用户", RealProfile: false},
+		"newbie": {Subject: "beta-newbie", DisplayName: "微信用户", RealProfile: false},
+	})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	br := e.newBrowser()
+	first := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	// Bind beta (a placeholder profile) to the same user via the account page.
+	resp := br.get(e.issuer + "/account")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := between(string(body), `name="csrf" value="`, `"`)
+	req, _ := http.NewRequest("POST", e.issuer+"/account/bind", strings.NewReader(url.Values{"connector_id": {"beta"}, "csrf": {csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := br.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// Logging in with the placeholder identity keeps the real profile.
+	viaBeta := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
+	if viaBeta.idToken.Subject != first.idToken.Subject || viaBeta.claims["name"] != "Nick alice" {
+		t.Fatalf("beta login: sub %s (want %s), name %v", viaBeta.idToken.Subject, first.idToken.Subject, viaBeta.claims["name"])
+	}
+	// A new alpha nickname, used most recently, wins.
+	e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "openid-alice", DisplayName: "Alice 2", Picture: "https://img.example/a2.png", RealProfile: true}})
+	again := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if again.claims["name"] != "Alice 2" || again.claims["picture"] != "https://img.example/a2.png" {
+		t.Fatalf("claims after a new nickname: %v", again.claims)
+	}
+	// A user whose only identity is a placeholder has no name or picture.
+	e.fakes["beta"].setPerson("newbie")
+	nb := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
+	if _, ok := nb.claims["name"]; ok {
+		t.Fatalf("placeholder-only user has a name: %v", nb.claims)
 	}
 }

@@ -106,12 +106,12 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 			return exchangeError(err)
 		}
 	}
-	userID, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, err := b.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	now := b.now().UTC()
-	sess, err := b.newUserSession(ctx, userID, conn.ID, now, now, r.GetGrantedScopes())
+	sess, err := b.newUserSession(ctx, userID, conn.ID, now, now, r.GetGrantedScopes(), known)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
