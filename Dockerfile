@@ -18,18 +18,16 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/qiao ./cmd/qiao && \
-    go build -ldflags "-s -w" -o /out/qiao-healthcheck ./internal/replicas/healthcheck
+    go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/qiao ./cmd/qiao
 
 # ---- run: distroless static (CA certificates, tzdata, a nonroot user; no shell) ----
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/qiao /usr/local/bin/qiao
-COPY --from=build /out/qiao-healthcheck /usr/local/bin/qiao-healthcheck
 # uid 65532; an embedded SQLite store would go to /home/nonroot/data/qiao.db.
 USER nonroot:nonroot
 WORKDIR /home/nonroot
 EXPOSE 5556
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["/usr/local/bin/qiao-healthcheck", "http://127.0.0.1:5556/readyz"]
+    CMD ["/usr/local/bin/qiao", "healthcheck", "http://127.0.0.1:5556/readyz"]
 ENTRYPOINT ["/usr/local/bin/qiao"]
 CMD ["serve", "--config", "/etc/qiao/config.yaml"]

@@ -37,6 +37,7 @@ Usage:
   qiao users unbind ID CONNECTOR --config FILE
   qiao users delete ID --config FILE
   qiao audit [--user ID] [--since T] [--until T] [--limit N] --config FILE
+  qiao healthcheck [URL]            exit 0 if URL (default http://127.0.0.1:5556/readyz) answers 200
   qiao version
 `
 
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdUsers(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "qiao %s\n", version)
 		return 0

@@ -216,7 +216,7 @@ func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
 		t.Errorf("run stage %q, want distroless/static or scratch", froms[1])
 	}
 	all := strings.Join(instrs, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/qiao", "./internal/replicas/healthcheck"} {
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/qiao"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the Dockerfile does not mention %s", want)
 		}
@@ -226,7 +226,7 @@ func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
 		regexp.MustCompile(`(?m)^COPY --from=build /out/qiao /usr/local/bin/qiao$`),
 		regexp.MustCompile(`(?m)^USER (nonroot|65532)`),
 		regexp.MustCompile(`(?m)^EXPOSE 5556$`),
-		regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["/usr/local/bin/qiao-healthcheck"`),
+		regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["/usr/local/bin/qiao", "healthcheck"`),
 		regexp.MustCompile(`(?m)^ENTRYPOINT \["/usr/local/bin/qiao"\]$`),
 		regexp.MustCompile(`(?m)^CMD \["serve", "--config", "/etc/qiao/config.yaml"\]$`),
 	} {
@@ -253,24 +253,22 @@ func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
 	}
 }
 
-// TestStaticBinariesBuildWithoutCgo builds qiao and the health probe as
-// the Dockerfile does and checks that they are static and run.
+// TestStaticBinariesBuildWithoutCgo builds qiao as the Dockerfile does and
+// checks that it is static and runs, health probe included.
 func TestStaticBinariesBuildWithoutCgo(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds two binaries")
+		t.Skip("builds a binary")
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=static-test",
-		"-o", dir+string(filepath.Separator), "./cmd/qiao", "./internal/replicas/healthcheck")
+		"-o", dir+string(filepath.Separator), "./cmd/qiao")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
 	}
-	qiao, probe := filepath.Join(dir, "qiao"), filepath.Join(dir, "healthcheck")
-	for _, bin := range []string{qiao, probe} {
-		assertStatic(t, bin)
-	}
+	qiao := filepath.Join(dir, "qiao")
+	assertStatic(t, qiao)
 
 	out, err := exec.Command(qiao, "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "static-test") {
@@ -300,7 +298,7 @@ func TestStaticBinariesBuildWithoutCgo(t *testing.T) {
 		{"503", down.URL + "/readyz", 1},
 		{"nothing listening", gone.URL + "/readyz", 1},
 	} {
-		err := exec.Command(probe, c.url).Run()
+		err := exec.Command(qiao, "healthcheck", c.url).Run()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()

@@ -2,8 +2,7 @@
 // several `qiao serve` processes behind one load balancer on one shared
 // PostgreSQL database, under concurrency and database faults; the checks
 // of the Dockerfile and docker-compose.yml; and the token endpoint
-// benchmarks on PostgreSQL and SQLite. It has no code of its own besides
-// the container health probe in the healthcheck directory.
+// benchmarks on PostgreSQL and SQLite. It has no code of its own.
 //
 // Run it with `go test ./internal/replicas/`; the benchmarks with
 // `go test -run '^$' -bench . ./internal/replicas/`. PostgreSQL comes from
