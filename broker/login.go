@@ -363,7 +363,12 @@ func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTim
 func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == fosite.ErrServerError.ErrorField {
-		b.log.Error("authorization failure", "cause", errorCause(err), "debug", rfc.DebugField)
+		if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+			// The browser went away mid-request: nothing for the admin.
+			b.log.Info("authorization request abandoned by the client", "cause", errorCause(err))
+		} else {
+			b.log.Error("authorization failure", "cause", errorCause(err), "debug", rfc.DebugField)
+		}
 		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The service is temporarily unavailable. Please try again.")
 	}
 	b.metrics.httpErrors.WithLabelValues("authorize", rfc.ErrorField).Inc()

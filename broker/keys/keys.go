@@ -46,7 +46,13 @@ const (
 	// ClockSkew is added to MaxTokenTTL when a retired key's expiry is
 	// set, for verifiers whose clocks run behind.
 	ClockSkew = 5 * time.Minute
-	rsaBits   = 2048
+	// MaxPublishLead is how long before it starts signing a new key is
+	// published in the JWKS (less for short rotation periods: half of
+	// RotateEvery), so that every replica serves it, and every relying
+	// party that caches the JWKS for up to 5 minutes has it, before the
+	// first token it signs.
+	MaxPublishLead = 10 * time.Minute
+	rsaBits        = 2048
 )
 
 // Store is the part of storage.Keys the manager uses.
@@ -123,6 +129,11 @@ func (k *key) published(now time.Time) bool {
 	return k.expiresAt.IsZero() || now.Before(k.expiresAt)
 }
 
+// lead is how long before its activation the next key is published.
+func (m *Manager) lead() time.Duration {
+	return min(m.rotateEvery/2, MaxPublishLead)
+}
+
 // NewManager loads the keys from store, generates the first key if there
 // is none, and rotates at once if the current key is older than
 // RotateEvery or uses another algorithm than Options.Algorithm.
@@ -194,23 +205,38 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		return fmt.Errorf("keys: list signing keys: %w", err)
 	}
 	now := m.now()
-	cur := currentOf(stored, now)
-	prevID, reason := "", ""
+	cur, next := currentOf(stored, now), nextOf(stored, now)
+	// The store's compare-and-swap is on the newest unretired key: the
+	// published next key if there is one, else the current key.
+	prevID := ""
+	switch {
+	case next != nil:
+		prevID = next.ID
+	case cur != nil:
+		prevID = cur.ID
+	}
+	activate, reason := now, ""
 	switch {
 	case cur == nil:
 		reason = "no signing key"
-	case cur.Algorithm != m.alg:
-		prevID, reason = cur.ID, "algorithm changed"
-	case !now.Before(cur.CreatedAt.Add(m.rotateEvery)):
-		prevID, reason = cur.ID, "key due for rotation"
+	case cur.Algorithm != m.alg && (next == nil || next.Algorithm != m.alg):
+		reason = "algorithm changed"
+	case next == nil && !now.Before(cur.CreatedAt.Add(m.rotateEvery-m.lead())):
+		// Publish the next key now; it signs from when the current one
+		// is due (or at once, if that has passed).
+		reason = "key due for rotation"
+		if due := cur.CreatedAt.Add(m.rotateEvery); due.After(now) {
+			activate = due
+		}
 	}
 	if reason != "" {
-		rotated, err := m.rotate(ctx, prevID, now)
+		rotated, err := m.rotate(ctx, prevID, activate)
 		if err != nil {
 			return err
 		}
 		if rotated != "" {
-			m.log.InfoContext(ctx, "signing key rotated", "kid", rotated, "alg", m.alg, "previous_kid", prevID, "reason", reason)
+			m.log.InfoContext(ctx, "signing key rotated", "kid", rotated, "alg", m.alg, "previous_kid", prevID,
+				"reason", reason, "signs_from", activate.UTC().Format(time.RFC3339))
 		}
 		if stored, err = m.store.ListSigningKeys(ctx); err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
@@ -224,30 +250,49 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// currentOf returns the newest unretired, unexpired key, or nil.
+// currentOf returns the key that signs at now: the newest one already
+// active (created at or before now) and not yet retired or expired; nil if
+// none.
 func currentOf(stored []storage.SigningKey, now time.Time) *storage.SigningKey {
 	var cur *storage.SigningKey
 	for i := range stored {
 		k := &stored[i]
-		if !k.RetiredAt.IsZero() || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
+		if k.CreatedAt.After(now) || (!k.RetiredAt.IsZero() && !now.Before(k.RetiredAt)) ||
+			(!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
 			continue
 		}
 		if cur == nil || k.CreatedAt.After(cur.CreatedAt) {
 			cur = k
 		}
 	}
+	if cur == nil {
+		// Nothing active yet (a first key another replica created a moment
+		// "later" by our clock): the next key signs at once.
+		cur = nextOf(stored, now)
+	}
 	return cur
 }
 
-// rotate generates a key and makes it current if prevID is still the
-// current key's id. It returns the new kid, or "" if another rotation
-// won.
-func (m *Manager) rotate(ctx context.Context, prevID string, now time.Time) (string, error) {
-	next, err := generate(m.alg, m.sealer, now)
+// nextOf returns the published key that will sign from a later time, or
+// nil.
+func nextOf(stored []storage.SigningKey, now time.Time) *storage.SigningKey {
+	for i := range stored {
+		if k := &stored[i]; k.CreatedAt.After(now) && k.RetiredAt.IsZero() {
+			return k
+		}
+	}
+	return nil
+}
+
+// rotate generates a key that signs from activate, if prevID is still
+// the newest unretired key's id; the previous key retires at activate. It
+// returns the new kid, or "" if another rotation won.
+func (m *Manager) rotate(ctx context.Context, prevID string, activate time.Time) (string, error) {
+	next, err := generate(m.alg, m.sealer, activate)
 	if err != nil {
 		return "", err
 	}
-	err = m.store.RotateSigningKey(ctx, prevID, next, now.Add(m.maxTokenTTL+ClockSkew))
+	err = m.store.RotateSigningKey(ctx, prevID, next, activate.Add(m.maxTokenTTL+ClockSkew))
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		return "", nil

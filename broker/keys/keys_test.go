@@ -443,24 +443,41 @@ func TestRotationKeepsRetiredKeyUntilTokensExpire(t *testing.T) {
 	first := m.state.Load().current.id
 	oldToken := sign(t, m, idTokenClaims("user-1", clock.Now().Add(maxTTL)))
 
-	// Not yet due: nothing changes.
-	clock.Advance(720*time.Hour - time.Second)
+	// Not yet within the publishing lead: nothing changes.
+	clock.Advance(720*time.Hour - MaxPublishLead - time.Second)
 	if err := m.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := kids(m.JWKS()); len(got) != 1 || got[0] != first {
-		t.Fatalf("before due: JWKS kids %v", got)
+		t.Fatalf("before the lead: JWKS kids %v", got)
 	}
 
-	// Due: a new key signs, the old one is still published.
+	// Within the lead: the next key is published, the current one still signs.
 	clock.Advance(time.Second)
+	if err := m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	published := kids(m.JWKS())
+	if len(published) != 2 || published[1] != first {
+		t.Fatalf("within the lead: JWKS kids %v, want [next %s]", published, first)
+	}
+	second := published[0]
+	if h := header(t, sign(t, m, idTokenClaims("user-1", clock.Now().Add(maxTTL)))); h["kid"] != first {
+		t.Fatalf("before the rotation tokens are signed by %v, want %s", h["kid"], first)
+	}
+	// Another manager (a replica) sees the same published key.
+	if got := kids(newManager(t, store, Options{Algorithm: ES256, RotateEvery: 720 * time.Hour, MaxTokenTTL: maxTTL, Now: clock.Now}).JWKS()); len(got) != 2 || got[0] != second {
+		t.Fatalf("replica within the lead: JWKS kids %v", got)
+	}
+
+	// Due: the published key signs, the old one is still published.
+	clock.Advance(MaxPublishLead)
 	retiredAt := clock.Now()
 	if err := m.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	second := m.state.Load().current.id
-	if second == first {
-		t.Fatal("no rotation after RotateEvery")
+	if m.state.Load().current.id != second {
+		t.Fatalf("after RotateEvery the current key is %s, want the published %s", m.state.Load().current.id, second)
 	}
 	if h := header(t, sign(t, m, idTokenClaims("user-1", clock.Now().Add(maxTTL)))); h["kid"] != second {
 		t.Fatalf("new tokens signed by %v, want %s", h["kid"], second)
@@ -775,5 +792,27 @@ func TestRunRotatesWhenDue(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestFirstKeyFromAReplicaWhoseClockIsAhead: a replica whose clock is a
+// little behind the one that created the first key signs with that key
+// rather than failing with no active key or creating another one.
+func TestFirstKeyFromAReplicaWhoseClockIsAhead(t *testing.T) {
+	store := newStore(t)
+	ahead := newFakeClock()
+	behind := newFakeClock()
+	behind.Advance(-2 * time.Second)
+	a := newManager(t, store, Options{Algorithm: ES256, Now: ahead.Now})
+	b := newManager(t, store, Options{Algorithm: ES256, Now: behind.Now})
+	if a.state.Load().current.id != b.state.Load().current.id {
+		t.Fatalf("replicas sign with %s and %s", a.state.Load().current.id, b.state.Load().current.id)
+	}
+	stored, err := store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 1 {
+		t.Fatalf("%d keys stored, want 1", len(stored))
 	}
 }

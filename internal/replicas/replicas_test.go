@@ -167,34 +167,55 @@ func TestKeyRotationHappensOnceAcrossReplicas(t *testing.T) {
 		t.Fatal("replica A publishes no key")
 	}
 	// Wait for the first rotation to be seen by both: the same two keys,
-	// the new one first, and two rows in the table.
-	var kids []string
+	// the new one first (published before it signs), and two rows in the
+	// table.
 	waitFor(t, 15*time.Second, "both replicas to publish the rotated key", func() bool {
 		ka, errA := c.jwks(a)
 		kb, errB := c.jwks(b)
 		if errA != nil || errB != nil || len(ka) != 2 || !slices.Equal(ka, kb) || ka[1] != first[0] {
 			return false
 		}
-		kids = ka
 		return countRows(t, dsn, "SELECT count(*) FROM signing_keys") == 2
 	})
 	if n := countRows(t, dsn, "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL"); n != 1 {
 		t.Errorf("%d unretired signing keys, want 1", n)
 	}
 
-	// A token A signs with its current key verifies with B's JWKS once B
-	// publishes that key (B reloads the keys a few times per period).
-	_, tr := c.login(c.newBrowser(), "carol", replicaA, replicaA, replicaA)
-	kid := headerKid(t, tr.str("id_token"))
-	if kid == "" {
-		t.Fatal("ID token without a kid")
-	}
-	if kid != kids[0] && slices.Contains(kids, kid) {
-		t.Errorf("A signed with the retired key %s, want the current one %s", kid, kids[0])
-	}
-	waitFor(t, 5*time.Second, "B to publish "+kid, func() bool { return slices.Contains(must[[]string](t)(c.jwks(b)), kid) })
-	if _, err := c.verifyIDToken(ctx, b, tr.str("id_token")); err != nil {
-		t.Fatalf("ID token signed by A against B's JWKS: %v", err)
+	// A next key is published before it signs, so a token A signs
+	// verifies with B's JWKS at once, whichever key signed it (B reloads
+	// the keys a few times per lead).
+	// The next key is in the table before it signs, and both replicas
+	// publish it before then.
+	var nextKid string
+	var signsFrom time.Time
+	waitFor(t, 4*rotateEvery, "a published next key", func() bool {
+		nextKid, signsFrom = newestKey(t, dsn)
+		return signsFrom.After(time.Now())
+	})
+	waitFor(t, time.Until(signsFrom), "both replicas to publish "+nextKid+" before it signs", func() bool {
+		return slices.Contains(must[[]string](t)(c.jwks(a)), nextKid) && slices.Contains(must[[]string](t)(c.jwks(b)), nextKid)
+	})
+
+	// Log in on A until two different keys have signed (a rotation in
+	// between), checking every token against B's JWKS right away.
+	seen := map[string]bool{}
+	deadline := time.Now().Add(4 * rotateEvery)
+	for len(seen) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only keys %v signed in %s", seen, 4*rotateEvery)
+		}
+		_, tr := c.login(c.newBrowser(), "carol", replicaA, replicaA, replicaA)
+		kid := headerKid(t, tr.str("id_token"))
+		if kid == "" {
+			t.Fatal("ID token without a kid")
+		}
+		seen[kid] = true
+		if !slices.Contains(must[[]string](t)(c.jwks(b)), kid) {
+			t.Errorf("A signed with %s, which B does not publish yet", kid)
+		}
+		if _, err := c.verifyIDToken(ctx, b, tr.str("id_token")); err != nil {
+			t.Fatalf("ID token signed by A against B's JWKS: %v", err)
+		}
 	}
 
 	// However long it ran, no period saw two keys: consecutive keys are at
@@ -250,6 +271,24 @@ func countRows(t testing.TB, dsn, query string) int {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// newestKey returns the id and activation time of the newest signing key.
+func newestKey(t testing.TB, dsn string) (string, time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var id string
+	var created time.Time
+	if err := conn.QueryRow(ctx, "SELECT id, created_at FROM signing_keys ORDER BY created_at DESC LIMIT 1").Scan(&id, &created); err != nil {
+		t.Fatal(err)
+	}
+	return id, created
 }
 
 func keyTimes(t testing.TB, dsn string) []time.Time {
