@@ -320,6 +320,7 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		r = r.WithContext(context.WithValue(r.Context(), ipKey{}, clientIP(r, b.cfg.HTTP.TrustedProxies)))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -97,6 +98,10 @@ type HTTP struct {
 	Listen  string
 	TLSCert string
 	TLSKey  string
+	// TrustedProxies are the addresses (CIDRs) of reverse proxies whose
+	// X-Forwarded-For header is believed, for the client address in the
+	// audit log. Empty: the connecting address is the client's.
+	TrustedProxies []netip.Prefix
 }
 
 // Storage selects the store: Type is "sqlite" or "postgres".
@@ -252,7 +257,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		"session_ttl", "log", "linking", "connectors", "clients")
 	c := &Config{}
 	c.Issuer = p.issuer(m)
-	c.HTTP = p.http(p.sub(m, "http", "listen", "tls_cert", "tls_key"))
+	c.HTTP = p.http(p.sub(m, "http", "listen", "tls_cert", "tls_key", "trusted_proxies"))
 	c.Storage = p.storage(p.sub(m, "storage", "type", "sqlite", "postgres"))
 	if s, ok := p.required(m, "secret"); ok {
 		if len(s) < MinSecretLength {
@@ -317,6 +322,19 @@ func (p *parser) http(m *mapping) HTTP {
 		p.errorf(m.lineOf("tls_key"), join(m.path, "tls_key"), "required when tls_cert is set")
 	case h.TLSCert == "" && h.TLSKey != "":
 		p.errorf(m.lineOf("tls_cert"), join(m.path, "tls_cert"), "required when tls_key is set")
+	}
+	proxies, from, _ := p.strings(m, "trusted_proxies")
+	for i, v := range proxies {
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				p.errorf(from[i].line, from[i].path, "must be an IP address or a CIDR like 10.0.0.0/8")
+				continue
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		h.TrustedProxies = append(h.TrustedProxies, pfx.Masked())
 	}
 	return h
 }

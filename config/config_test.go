@@ -646,3 +646,23 @@ clients:
 		t.Fatalf("errors = %v, want %q", lines, want)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	src := strings.Replace(head, "secret: ${QIAO_SECRET}\n", "secret: ${QIAO_SECRET}\nhttp:\n  trusted_proxies: [10.0.0.0/8, 127.0.0.1, \"::1\"]\n", 1)
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range cfg.HTTP.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "127.0.0.1/32", "::1/128"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("trusted proxies %v, want %v", got, want)
+	}
+	bad := strings.Replace(src, "127.0.0.1, ", "proxy.example, ", 1)
+	want := "t.yaml:4: http.trusted_proxies[1]: must be an IP address or a CIDR like 10.0.0.0/8"
+	if lines := errorLines(t, bad, envOf("QIAO_SECRET", testSecret)); len(lines) != 1 || lines[0] != want {
+		t.Fatalf("errors %v, want %q", lines, want)
+	}
+}

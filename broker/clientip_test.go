@@ -1,0 +1,39 @@
+package broker
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIPBelievesOnlyTrustedProxies(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, tc := range []struct {
+		name, remote string
+		xff          []string
+		trusted      []netip.Prefix
+		want         string
+	}{
+		{"no proxies configured", "203.0.113.7:5000", []string{"198.51.100.1"}, nil, "203.0.113.7"},
+		{"untrusted peer's header ignored", "203.0.113.7:5000", []string{"198.51.100.1"}, trusted, "203.0.113.7"},
+		{"trusted proxy", "10.1.2.3:5000", []string{"198.51.100.1"}, trusted, "198.51.100.1"},
+		{"chain of trusted proxies", "10.1.2.3:5000", []string{"198.51.100.1, 10.9.9.9"}, trusted, "198.51.100.1"},
+		{"spoofed left part ignored", "10.1.2.3:5000", []string{"1.2.3.4, 198.51.100.1"}, trusted, "198.51.100.1"},
+		{"several headers", "10.1.2.3:5000", []string{"1.2.3.4", "198.51.100.1"}, trusted, "198.51.100.1"},
+		{"garbage stops the walk", "10.1.2.3:5000", []string{"198.51.100.1, nonsense"}, trusted, "10.1.2.3"},
+		{"no header", "10.1.2.3:5000", nil, trusted, "10.1.2.3"},
+		{"ipv6 proxy", "[::1]:5000", []string{"2001:db8::5"}, trusted, "2001:db8::5"},
+		{"only proxies", "10.1.2.3:5000", []string{"10.0.0.1"}, trusted, "10.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := clientIP(r, tc.trusted); got != tc.want {
+				t.Fatalf("clientIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
