@@ -133,8 +133,24 @@ func pickLang(r *http.Request) string {
 	if c, err := r.Cookie("qiao_lang"); err == nil && (c.Value == "en" || c.Value == "zh-CN") {
 		return c.Value
 	}
+	// The relying party's ui_locales (OIDC), then the browser's languages.
+	if l := matchLang(strings.Fields(r.FormValue("ui_locales"))); l != "" {
+		return l
+	}
+	var tags []string
 	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+		tags = append(tags, strings.SplitN(part, ";", 2)[0])
+	}
+	if l := matchLang(tags); l != "" {
+		return l
+	}
+	return "zh-CN"
+}
+
+// matchLang returns the first of tags that Qiao speaks, or "".
+func matchLang(tags []string) string {
+	for _, t := range tags {
+		tag := strings.ToLower(strings.TrimSpace(t))
 		switch {
 		case strings.HasPrefix(tag, "zh"):
 			return "zh-CN"
@@ -142,7 +158,7 @@ func pickLang(r *http.Request) string {
 			return "en"
 		}
 	}
-	return "zh-CN"
+	return ""
 }
 
 func (b *Broker) errorPage(w http.ResponseWriter, r *http.Request, status int, msg msgID) {

@@ -37,3 +37,29 @@ func TestClientIPBelievesOnlyTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+func TestPickLang(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, cookie, accept, want string
+	}{
+		{"default is Chinese", "/auth", "", "", "zh-CN"},
+		{"accept-language", "/auth", "", "fr-FR, en-US;q=0.8", "en"},
+		{"ui_locales beats the browser", "/auth?ui_locales=en-GB+zh", "", "zh-CN", "en"},
+		{"cookie beats ui_locales", "/auth?ui_locales=en", "zh-CN", "", "zh-CN"},
+		{"explicit switch beats all", "/auth?lang=en&ui_locales=zh", "zh-CN", "zh", "en"},
+		{"unknown ui_locales fall through", "/auth?ui_locales=fr", "", "en", "en"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tc.url, nil)
+			if tc.cookie != "" {
+				r.Header.Set("Cookie", "qiao_lang="+tc.cookie)
+			}
+			if tc.accept != "" {
+				r.Header.Set("Accept-Language", tc.accept)
+			}
+			if got := pickLang(r); got != tc.want {
+				t.Fatalf("pickLang = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
