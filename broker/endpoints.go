@@ -204,9 +204,11 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		"sub":        ar.GetSession().GetSubject(),
 		"iss":        b.issuerString(),
 		"token_type": "Bearer",
+		"token_use":  "access_token",
 	}
 	if tu == fosite.RefreshToken {
 		resp["token_type"] = "refresh_token"
+		resp["token_use"] = "refresh_token"
 	}
 	if sess != nil && sess.IDP != "" {
 		resp["idp"] = sess.IDP
