@@ -103,8 +103,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || latest != ms[len(ms)-1].version {
-		t.Fatalf("schema_migrations has %d rows up to %d, want %d up to %d", n, latest, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || latest != ms[len(ms)-1].Version {
+		t.Fatalf("schema_migrations has %d rows up to %d, want %d up to %d", n, latest, len(ms), ms[len(ms)-1].Version)
 	}
 	// Every replica works on the shared schema.
 	for i, s := range stores {
@@ -135,8 +135,8 @@ func TestLaterMigrationAppliesOnReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := append(ms, migration{version: ms[len(ms)-1].version + 1, name: "next.sql",
-		sql: `CREATE TABLE extra (x int); INSERT INTO extra VALUES (1);`})
+	extra := append(ms, migration{Version: ms[len(ms)-1].Version + 1, Name: "next.sql",
+		SQL: `CREATE TABLE extra (x int); INSERT INTO extra VALUES (1);`})
 	for range 2 { // the second run finds nothing to do
 		if err := s.applyMigrations(t.Context(), extra); err != nil {
 			t.Fatal(err)
@@ -154,8 +154,8 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := ms[len(ms)-1].version + 1
-	bad := append(ms, migration{version: v, name: "bad.sql", sql: `CREATE TABLE half (x int); SELECT nonsense FROM nowhere;`})
+	v := ms[len(ms)-1].Version + 1
+	bad := append(ms, migration{Version: v, Name: "bad.sql", SQL: `CREATE TABLE half (x int); SELECT nonsense FROM nowhere;`})
 	if err := s.applyMigrations(t.Context(), bad); err == nil {
 		t.Fatal("a failing migration reported success")
 	}
@@ -189,7 +189,7 @@ func TestLoadMigrationsOrdersAndRejectsBadNames(t *testing.T) {
 			}
 			var got []int
 			for _, m := range ms {
-				got = append(got, m.version)
+				got = append(got, m.Version)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Fatalf("versions %v, want %v", got, tc.want)
@@ -197,7 +197,7 @@ func TestLoadMigrationsOrdersAndRejectsBadNames(t *testing.T) {
 		})
 	}
 	ms, err := loadMigrations(migrationFS)
-	if err != nil || len(ms) == 0 || ms[0].version != 1 {
+	if err != nil || len(ms) == 0 || ms[0].Version != 1 {
 		t.Fatalf("embedded migrations: %v, %v", ms, err)
 	}
 }

@@ -6,49 +6,23 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/qiaoidp/qiao/storage"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
 // migration is one embedded schema step, named NNNN_description.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = storage.Migration
 
 // loadMigrations reads the embedded migrations in version order.
 func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+	ms, err := storage.LoadMigrations(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list migrations: %w", err)
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, n := range names {
-		base := path.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("sqlite: migration %q: name must start with a positive version and '_'", base)
-		}
-		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("sqlite: migrations %q and %q share version %d", prev, base, v)
-		}
-		seen[v] = base
-		b, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read migration %q: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
 }
 
@@ -83,22 +57,22 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration) error {
 	}
 	latest := 0
 	if len(ms) > 0 {
-		latest = ms[len(ms)-1].version
+		latest = ms[len(ms)-1].Version
 	}
 	if current > latest {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this program's %d", current, latest)
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if m.Version <= current {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlite: apply migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: apply migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("sqlite: record migration %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("sqlite: record migration %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -109,8 +109,8 @@ func TestMigrationsAreRecordedOnceAcrossReopens(t *testing.T) {
 	if err := s.r.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &max); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || max != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", n, max, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || max != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", n, max, len(ms), ms[len(ms)-1].Version)
 	}
 }
 
@@ -135,8 +135,8 @@ func TestFailedMigrationLeavesNothing(t *testing.T) {
 	}
 	defer db.Close()
 	bad := []migration{
-		{version: 1, name: "0001_ok.sql", sql: `CREATE TABLE a (x INTEGER)`},
-		{version: 2, name: "0002_bad.sql", sql: `CREATE TABLE b (x INTEGER); SELECT nonsense FROM nowhere`},
+		{Version: 1, Name: "0001_ok.sql", SQL: `CREATE TABLE a (x INTEGER)`},
+		{Version: 2, Name: "0002_bad.sql", SQL: `CREATE TABLE b (x INTEGER); SELECT nonsense FROM nowhere`},
 	}
 	if err := applyMigrations(t.Context(), db, bad); err == nil {
 		t.Fatal("a failing migration reported success")
