@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiaoidp/qiao/internal/syncbuf"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -99,22 +101,7 @@ type env struct {
 	provider *oidc.Provider
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 const testConfig = `
 issuer: ISSUER

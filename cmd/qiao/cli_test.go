@@ -10,9 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/internal/syncbuf"
 
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/sqlite"
@@ -168,8 +169,7 @@ func TestServeStartsAndDrains(t *testing.T) {
 	ln.Close()
 	path, _ := writeConfig(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut bytes.Buffer
-	ow, ew := &syncWriter{w: &out}, &syncWriter{w: &errOut}
+	ow, ew := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, ow, ew) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -195,26 +195,13 @@ func TestServeStartsAndDrains(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	ow.mu.Lock()
-	banner := out.String()
-	ow.mu.Unlock()
+	banner := ow.String()
 	for _, want := range []string{"issuer:  http://" + addr, "listen:  " + addr, "store:   sqlite", "http://" + addr + "/callback/weibo"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("start-up banner lacks %q:\n%s", want, banner)
 		}
 	}
-	if strings.Contains(errOut.String(), "wb-secret") || strings.Contains(errOut.String(), cliSecret) {
+	if strings.Contains(ew.String(), "wb-secret") || strings.Contains(ew.String(), cliSecret) {
 		t.Error("a secret reached the logs")
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

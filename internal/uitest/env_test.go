@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiaoidp/qiao/internal/syncbuf"
+
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -270,22 +272,7 @@ func randString() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // ------------------------------------------------------------ browser
 
