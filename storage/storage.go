@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -176,6 +177,27 @@ type TokenOp struct {
 	Signature string      // OpDeactivate, OpDelete
 	RequestID string      // OpRevokeRequest
 	Record    TokenRecord // OpCreate
+}
+
+// Validate rejects an op that cannot be applied as given.
+func (op TokenOp) Validate() error {
+	switch op.Type {
+	case OpCreate:
+		if op.Record.Kind == "" || op.Record.Signature == "" {
+			return errors.New("create needs a record with a kind and a signature")
+		}
+	case OpDeactivate, OpDelete:
+		if op.Kind == "" || op.Signature == "" {
+			return errors.New("op needs a kind and a signature")
+		}
+	case OpRevokeRequest:
+		if op.Kind == "" || op.RequestID == "" {
+			return errors.New("revoke needs a kind and a request id")
+		}
+	default:
+		return fmt.Errorf("unknown op type %d", op.Type)
+	}
+	return nil
 }
 
 // Tokens keeps token records.

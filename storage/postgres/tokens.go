@@ -23,7 +23,7 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 		return nil
 	}
 	for i, op := range ops {
-		if err := checkOp(op); err != nil {
+		if err := op.Validate(); err != nil {
 			return fmt.Errorf("postgres: token op %d: %w", i, err)
 		}
 	}
@@ -58,27 +58,6 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: token op %d: %w", done, mapErr(err))
-	}
-	return nil
-}
-
-// checkOp rejects an op that cannot be applied as given.
-func checkOp(op storage.TokenOp) error {
-	switch op.Type {
-	case storage.OpCreate:
-		if op.Record.Kind == "" || op.Record.Signature == "" {
-			return errors.New("create needs a record with a kind and a signature")
-		}
-	case storage.OpDeactivate, storage.OpDelete:
-		if op.Kind == "" || op.Signature == "" {
-			return errors.New("needs a kind and a signature")
-		}
-	case storage.OpRevokeRequest:
-		if op.Kind == "" || op.RequestID == "" {
-			return errors.New("revoke needs a kind and a request id")
-		}
-	default:
-		return fmt.Errorf("unknown op type %d", op.Type)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 		return nil
 	}
 	for i, op := range ops {
-		if err := checkOp(op); err != nil {
+		if err := op.Validate(); err != nil {
 			return fmt.Errorf("sqlite: token op %d: %w", i, err)
 		}
 	}
@@ -29,26 +29,6 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 		}
 		return nil
 	})
-}
-
-func checkOp(op storage.TokenOp) error {
-	switch op.Type {
-	case storage.OpCreate:
-		if op.Record.Kind == "" || op.Record.Signature == "" {
-			return errors.New("create needs a kind and a signature")
-		}
-	case storage.OpDeactivate, storage.OpDelete:
-		if op.Kind == "" || op.Signature == "" {
-			return errors.New("op needs a kind and a signature")
-		}
-	case storage.OpRevokeRequest:
-		if op.Kind == "" || op.RequestID == "" {
-			return errors.New("revoke needs a kind and a request id")
-		}
-	default:
-		return fmt.Errorf("unknown op type %d", op.Type)
-	}
-	return nil
 }
 
 func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op storage.TokenOp) error {
