@@ -77,16 +77,26 @@ func (b *Broker) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 // handleToken is the token endpoint: authorization code, refresh token and
 // the mini-program token exchange, all through fosite's handlers.
 func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	// The PKCE session that checking the request spends is deleted with
+	// the response's writes (or, if the request fails, on its own): one
+	// store transaction fewer per code redemption.
+	held := &heldOps{}
+	ctx := context.WithValue(r.Context(), heldKey{}, held)
 	sess := newSession()
 	ar, err := b.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), held.ops...); herr != nil {
+			b.log.Warn("deleting a spent PKCE session", "err", herr)
+		}
 		b.writeTokenError(w, r, ar, err)
 		return
 	}
 	// One store transaction for everything the response writes.
 	var resp fosite.AccessResponder
 	err = b.fstore.inTx(ctx, func(ctx context.Context) (err error) {
+		if err := b.fstore.apply(ctx, held.ops...); err != nil {
+			return err
+		}
 		resp, err = b.provider.NewAccessResponse(ctx, ar)
 		return err
 	})

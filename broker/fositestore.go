@@ -331,8 +331,21 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature strin
 	return r, nil
 }
 
+// heldOps collects writes that the token endpoint applies later, with the
+// response's transaction; heldKey puts it in the request's context.
+type heldOps struct{ ops []storage.TokenOp }
+
+type heldKey struct{}
+
 func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.delete(ctx, storage.KindPKCE, signature)
+	op := storage.TokenOp{Type: storage.OpDelete, Kind: storage.KindPKCE, Signature: signature}
+	if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
+		if _, inTx := ctx.Value(txKey{}).(*txBuffer); !inTx {
+			held.ops = append(held.ops, op)
+			return nil
+		}
+	}
+	return s.apply(ctx, op)
 }
 
 // ------------------------------------------------------------ OIDC

@@ -294,6 +294,10 @@ func TestPKCERequiredForPublicClients(t *testing.T) {
 	if _, err := r.exchange(q.Get("code"), "wrong-verifier-wrong-verifier-wrong-verifier-1"); oauthErrorOf(err) != "invalid_grant" {
 		t.Fatalf("wrong verifier: %v", err)
 	}
+	// The failed attempt spent the code's PKCE session: no second guess.
+	if _, err := r.exchange(q.Get("code"), a.verifier); err == nil {
+		t.Fatal("the right verifier worked after a wrong one: PKCE allows guessing")
+	}
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.idToken == nil {
 		t.Fatal("no id token for the public client")
