@@ -164,11 +164,10 @@ func (b *Broker) saveSession(ctx context.Context, s *browserSession) error {
 
 // pendingData is what a pending upstream login carries to the callback.
 type pendingData struct {
-	Purpose     string    `json:"purpose"`          // "login" or "bind"
-	AuthQuery   string    `json:"auth,omitempty"`   // the authorization request, for login
-	UserID      string    `json:"user,omitempty"`   // the user to bind to, for bind
-	RequestedAt time.Time `json:"requested_at"`     // when the request arrived
-	Return      string    `json:"return,omitempty"` // where to go after a bind
+	Purpose     string    `json:"purpose"`        // "login", "bind" or "account"
+	AuthQuery   string    `json:"auth,omitempty"` // the authorization request, for login
+	UserID      string    `json:"user,omitempty"` // the user to bind to, for bind
+	RequestedAt time.Time `json:"requested_at"`   // when the request arrived
 }
 
 func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
