@@ -174,9 +174,12 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		EnforcePKCEForPublicClients: true,
 		RefreshTokenScopes:          []string{"offline_access"},
 		AllowedPromptValues:         []string{"none", "login", "consent"},
-		MinParameterEntropy:         fosite.MinParameterEntropy,
-		GlobalSecret:                seal.Derive(secret, "token-hmac", 32),
-		ClientSecretsHasher:         b.clients.hasher,
+		// state is required but may be short (fosite's default minimum
+		// is 8 characters): like Dex and Keycloak, the broker echoes what
+		// the client sends; PKCE, not the state's length, protects the code.
+		MinParameterEntropy: 1,
+		GlobalSecret:        seal.Derive(secret, "token-hmac", 32),
+		ClientSecretsHasher: b.clients.hasher,
 		// Every redirect URI is registered by the admin and matched
 		// exactly, so plain http (an intranet app) is the admin's choice.
 		RedirectSecureChecker: func(context.Context, *url.URL) bool { return true },

@@ -415,3 +415,19 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 		t.Fatalf("placeholder-only user has a name: %v", nb.claims)
 	}
 }
+
+func TestShortStateIsEchoed(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	for _, state := range []string{"xyz", "1"} {
+		verifier := oauth2.GenerateVerifier()
+		u := r.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("connector_id", "alpha"), oidc.Nonce("n"))
+		q := r.authorize(e.newBrowser(), authRequest{url: u, state: state, verifier: verifier})
+		if q.Get("code") == "" || q.Get("state") != state {
+			t.Fatalf("state %q: got %v", state, q)
+		}
+		if _, err := r.exchange(q.Get("code"), verifier); err != nil {
+			t.Fatalf("state %q: exchange: %v", state, err)
+		}
+	}
+}
