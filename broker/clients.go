@@ -14,6 +14,11 @@ import (
 // scopesSupported are the scopes any client may be granted.
 var scopesSupported = []string{"openid", "profile", "offline_access", "phone"}
 
+// scopesAccepted may also be requested, and are never granted: many OIDC
+// libraries ask for "email" by default, and no provider gives a verified
+// e-mail, so refusing the whole request would help no one.
+var scopesAccepted = append([]string{"email"}, scopesSupported...)
+
 // client is a configured relying party.
 type client struct {
 	fosite.DefaultClient
@@ -54,7 +59,7 @@ func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry
 				RedirectURIs:  append([]string(nil), cc.RedirectURIs...),
 				GrantTypes:    []string{"authorization_code", "refresh_token", grantTokenExchange},
 				ResponseTypes: []string{"code"},
-				Scopes:        scopesSupported,
+				Scopes:        scopesAccepted,
 				Public:        cc.Secret == "",
 			},
 			Name:           cc.Name,

@@ -431,3 +431,21 @@ func TestShortStateIsEchoed(t *testing.T) {
 		}
 	}
 }
+
+func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile", "email")
+	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if _, ok := tk.claims["email"]; ok {
+		t.Fatalf("an email claim appeared: %v", tk.claims)
+	}
+	if scope, _ := tk.token.Extra("scope").(string); strings.Contains(scope, "email") || !strings.Contains(scope, "profile") {
+		t.Fatalf("granted scope %q", scope)
+	}
+	// An unknown scope is still refused.
+	bad := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "admin")
+	a := bad.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if q := bad.authorize(e.newBrowser(), a); q.Get("error") != "invalid_scope" {
+		t.Fatalf("unknown scope: %v", q)
+	}
+}
