@@ -187,7 +187,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now}
 	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(b.fconf),
+		CoreStrategy:               newTokenStrategy(b.fconf),
 		OpenIDConnectTokenStrategy: b.oidc,
 		Signer:                     b.keys.Signer(),
 	}

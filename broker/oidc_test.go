@@ -449,3 +449,27 @@ func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 		t.Fatalf("unknown scope: %v", q)
 	}
 }
+
+func TestTokensCarryQiaoPrefixes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	q := r.authorize(e.newBrowser(), a)
+	if !strings.HasPrefix(q.Get("code"), "qiao_ac_") {
+		t.Fatalf("code %q", q.Get("code"))
+	}
+	tk, err := r.exchange(q.Get("code"), a.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tk.token.AccessToken, "qiao_at_") || !strings.HasPrefix(tk.token.RefreshToken, "qiao_rt_") {
+		t.Fatalf("tokens %q %q", tk.token.AccessToken, tk.token.RefreshToken)
+	}
+	// A token relabelled with another kind's prefix is not accepted.
+	if _, err := r.refresh("qiao_at_" + strings.TrimPrefix(tk.token.RefreshToken, "qiao_rt_")); err == nil {
+		t.Fatal("a refresh token relabelled as an access token was accepted")
+	}
+	if !e.introspect(tk.token.AccessToken) {
+		t.Fatal("access token inactive")
+	}
+}
