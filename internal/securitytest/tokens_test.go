@@ -1,0 +1,199 @@
+package securitytest
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+func TestCodeAndRefreshTokenAreBoundToTheirClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+
+	t.Run("code of web redeemed by other fails and stays usable by web", func(t *testing.T) {
+		p := e.authParams("web", "https://app.example/cb")
+		code := br.code(p)
+		r := e.redeem(code, p, "other", otherSecret)
+		if r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
+			t.Fatalf("other redeemed web's code: %d %s", r.status, r.body)
+		}
+		// Redeeming with other's registered redirect URI does not help.
+		r = e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p.verifier}}, "other", otherSecret)
+		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
+			t.Fatalf("other redeemed web's code with its own redirect: %d %s", r.status, r.body)
+		}
+		if r := e.redeem(code, p, "web", webSecret); r.status != http.StatusOK {
+			t.Fatalf("web's own redemption after other's attempts: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("code redeemed with a wrong client secret fails", func(t *testing.T) {
+		p := e.authParams("web", "https://app.example/cb")
+		r := e.redeem(br.code(p), p, "web", webSecret+"x")
+		if r.status != http.StatusUnauthorized || str(r.json, "error") != "invalid_client" {
+			t.Fatalf("wrong secret: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("refresh token of web used by other fails and stays usable by web", func(t *testing.T) {
+		tok := e.loginTokens(br)
+		rt := str(tok, "refresh_token")
+		r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "other", otherSecret)
+		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
+			t.Fatalf("other refreshed web's token: %d %s", r.status, r.body)
+		}
+		r = e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
+		if r.status != http.StatusOK {
+			t.Fatalf("web's own refresh after other's attempt: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("refresh token of a confidential client used by a public client fails", func(t *testing.T) {
+		tok := e.loginTokens(br)
+		r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {str(tok, "refresh_token")}, "client_id": {"spa"}}, "", "")
+		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
+			t.Fatalf("spa refreshed web's token: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("other cannot revoke web's tokens", func(t *testing.T) {
+		tok := e.loginTokens(br)
+		at, rt := str(tok, "access_token"), str(tok, "refresh_token")
+		for _, token := range []string{at, rt} {
+			r := e.post("/revoke", url.Values{"token": {token}}, "other", otherSecret)
+			if r.status >= 500 {
+				t.Fatalf("revoke by other: %d %s", r.status, r.body)
+			}
+		}
+		if !e.active(at, "") || !e.active(rt, "refresh_token") {
+			t.Fatal("a token of web was revoked by client other")
+		}
+	})
+}
+
+func TestRefreshReuseRevokesTheWholeFamily(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	tok := e.loginTokens(br)
+	rt1, at1 := str(tok, "refresh_token"), str(tok, "access_token")
+	refresh := func(rt string) response {
+		return e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
+	}
+	r := refresh(rt1)
+	if r.status != http.StatusOK {
+		t.Fatalf("first refresh: %d %s", r.status, r.body)
+	}
+	rt2, at2 := str(r.json, "refresh_token"), str(r.json, "access_token")
+	if rt2 == "" || rt2 == rt1 {
+		t.Fatal("refresh token was not rotated")
+	}
+	if e.active(at1, "") {
+		t.Error("the access token of the rotated refresh token is still active")
+	}
+	if r := refresh(rt1); r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
+		t.Fatalf("reuse of a rotated refresh token: %d %s", r.status, r.body)
+	}
+	if e.active(at2, "") {
+		t.Error("after reuse, the family's newest access token is still active")
+	}
+	if e.active(rt2, "refresh_token") {
+		t.Error("after reuse, the family's newest refresh token is still active")
+	}
+	if r := refresh(rt2); r.status == http.StatusOK {
+		t.Fatal("after reuse, the family's newest refresh token still refreshes")
+	}
+}
+
+func TestPKCE(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+
+	t.Run("plain method is refused", func(t *testing.T) {
+		for _, client := range []struct{ id, redirect string }{{"spa", "https://spa.example/cb"}, {"web", "https://app.example/cb"}} {
+			p := e.authParams(client.id, client.redirect, "code_challenge_method", "plain")
+			p.Set("code_challenge", p.verifier)
+			u := br.authorize(p)
+			if u.Query().Get("code") != "" || u.Query().Get("error") != "invalid_request" {
+				t.Fatalf("%s with plain PKCE: %s", client.id, u)
+			}
+		}
+	})
+	t.Run("public client without a challenge is refused", func(t *testing.T) {
+		p := e.authParams("spa", "https://spa.example/cb", "code_challenge", "", "code_challenge_method", "")
+		u := br.authorize(p)
+		if u.Query().Get("code") != "" || u.Query().Get("error") == "" {
+			t.Fatalf("spa without PKCE: %s", u)
+		}
+	})
+	tests := []struct {
+		name     string
+		verifier func(p authParams) string
+	}{
+		{"missing verifier when a challenge was sent", func(authParams) string { return "" }},
+		{"wrong verifier", func(authParams) string { return randomToken() + randomToken() }},
+		{"the challenge itself as verifier", func(p authParams) string { return p.Get("code_challenge") }},
+	}
+	for _, tc := range tests {
+		for _, client := range []struct{ id, redirect, secret string }{{"spa", "https://spa.example/cb", ""}, {"web", "https://app.example/cb", webSecret}} {
+			t.Run(tc.name+" ("+client.id+")", func(t *testing.T) {
+				p := e.authParams(client.id, client.redirect)
+				code := br.code(p)
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {client.redirect}}
+				if v := tc.verifier(p); v != "" {
+					form.Set("code_verifier", v)
+				}
+				user := client.id
+				if client.secret == "" {
+					form.Set("client_id", client.id)
+					user = ""
+				}
+				r := e.token(form, user, client.secret)
+				if r.status != http.StatusBadRequest || r.json["access_token"] != nil {
+					t.Fatalf("status %d %s, want 400 and no token", r.status, r.body)
+				}
+				// The right verifier does not revive the code afterwards
+				// either way: it must simply not have leaked a token.
+			})
+		}
+	}
+}
+
+func TestMiniProgramExchangeRefusesDisallowedClients(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name, client, user, pass, issuer string
+	}{
+		{"client whose connectors exclude mini", "webonly", "webonly", webOnlySecret, "mini"},
+		{"web connector as subject_issuer", "miniapp", "", "", "alpha"},
+		{"unknown subject_issuer", "miniapp", "", "", "nope"},
+		{"confidential client without its secret", "webonly", "", "", "mini"},
+		{"unknown client", "ghost", "", "", "mini"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.mini.calls.Load()
+			form := url.Values{
+				"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+				"subject_token":      {"alice:" + randomToken()},
+				"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
+				"subject_issuer":     {tc.issuer},
+				"scope":              {"openid"},
+			}
+			if tc.user == "" {
+				form.Set("client_id", tc.client)
+			}
+			r := e.token(form, tc.user, tc.pass)
+			if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
+				t.Fatalf("status %d %s, want a 4xx without tokens", r.status, r.body)
+			}
+			if n := e.mini.calls.Load() - before; n != 0 {
+				t.Fatalf("the code was sent to WeChat %d times for a refused request (it is burnt)", n)
+			}
+		})
+	}
+	t.Run("allowed client succeeds and the code works once", func(t *testing.T) {
+		code := "alice:" + randomToken()
+		if r := e.miniTokens("miniapp", code); r.status != http.StatusOK {
+			t.Fatalf("allowed: %d %s", r.status, r.body)
+		}
+		if r := e.miniTokens("miniapp", code); r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
+			t.Fatalf("replayed code: %d %s", r.status, r.body)
+		}
+	})
+}
