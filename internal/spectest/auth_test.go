@@ -1,0 +1,359 @@
+package spectest
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+)
+
+// SPEC: "Authorization-endpoint errors redirect to a valid, registered
+// redirect URI with `error` and `state`: an unknown or disallowed
+// `connector_id` → `invalid_request`; the user refused at the provider, or
+// a snapshot user → `access_denied`; the provider busy, unreachable or
+// slower than 5 s → `temporarily_unavailable`."
+func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
+	s := shared
+	tests := []struct {
+		name, client, redirect, connector, person, ua, want string
+		setup                                               func(t *testing.T)
+	}{
+		{name: "unknown connector_id is invalid_request", client: webClient, redirect: rpRedirect, connector: "nosuch", want: "invalid_request"},
+		{name: "connector_id the client may not use is invalid_request", client: weiboClient, redirect: "https://weibo-only.example.com/cb", connector: "qq", want: "invalid_request"},
+		{name: "mini-program connector_id on the browser flow is invalid_request", client: webClient, redirect: rpRedirect, connector: "mini", want: "invalid_request"},
+		{name: "user refused at WeChat is access_denied", client: webClient, redirect: rpRedirect, connector: "wechat", person: "deny", want: "access_denied"},
+		{name: "user refused at Weibo is access_denied", client: webClient, redirect: rpRedirect, connector: "weibo", person: "deny", want: "access_denied"},
+		{name: "WeChat snapshot user is access_denied", client: webClient, redirect: rpRedirect, connector: "wechat_mp", person: "p31", ua: weChatUA, want: "access_denied",
+			setup: func(t *testing.T) {
+				s.wechat.SetSnapshotUser("p31", true)
+				t.Cleanup(func() { s.wechat.SetSnapshotUser("p31", false) })
+			}},
+		{name: "Weibo busy is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "weibo", person: "p01", want: "temporarily_unavailable",
+			setup: func(t *testing.T) { s.weibo.BusyNext(sandbox.WeiboPathToken, 1) }},
+		{name: "WeChat busy (errcode -1) is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "wechat", person: "p01", want: "temporarily_unavailable",
+			setup: func(t *testing.T) {
+				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Errcode: -1})
+				t.Cleanup(s.wechat.ClearFaults)
+			}},
+		{name: "QQ unreachable is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "qq", person: "p01", want: "temporarily_unavailable",
+			setup: func(t *testing.T) {
+				s.qq.StallNext(sandbox.QQPathToken, 1)
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup(t)
+			}
+			ua := tc.ua
+			if ua == "" {
+				ua = desktopUA
+			}
+			b := newBrowser(t, ua)
+			a := newAuthReq(tc.client, tc.redirect, tc.connector)
+			p := s.follow(b, a.url(s.issuer), tc.person)
+			if !isRedirect(p.status) {
+				t.Fatalf("status %d, want a redirect to %s; body: %.300s", p.status, tc.redirect, p.body)
+			}
+			if !strings.HasPrefix(p.location, tc.redirect+"?") {
+				t.Fatalf("redirected to %s, want %s", p.location, tc.redirect)
+			}
+			u, _ := url.Parse(p.location)
+			q := u.Query()
+			if q.Get("error") != tc.want || q.Get("state") != a.state {
+				t.Errorf("error=%q state=%q, want error=%q state=%q (%s)", q.Get("error"), q.Get("state"), tc.want, a.state, p.location)
+			}
+			if q.Get("code") != "" {
+				t.Errorf("an error redirect carries a code: %s", p.location)
+			}
+		})
+	}
+}
+
+// SPEC: "Without a valid client and redirect URI: a 400 page." and
+// "`redirect_uri` ... match exactly; only for a registered loopback URI
+// (`http://127.0.0.1/…`, `http://[::1]/…`) may the port differ (RFC 8252)."
+func TestWithoutValidClientAndRedirectURIA400Page(t *testing.T) {
+	s := shared
+	tests := []struct{ name, client, redirect string }{
+		{"unknown client", "nosuch", rpRedirect},
+		{"missing client_id", "", rpRedirect},
+		{"unregistered redirect_uri", webClient, "https://evil.example.com/cb"},
+		{"loopback redirect_uri with another path", webClient, "http://127.0.0.1:9/other"},
+		{"loopback redirect_uri with a longer path", webClient, "http://127.0.0.1:9/cb/x"},
+		{"loopback redirect_uri with a query added", webClient, "http://127.0.0.1:9/cb?x=1"},
+		{"localhost is not the registered 127.0.0.1", webClient, "http://localhost:9/cb"},
+		{"https instead of the registered http loopback", webClient, "https://127.0.0.1:9/cb"},
+		{"non-loopback redirect_uri with another port", web2Client, "https://rp2.example.com:8443/cb"},
+		{"non-loopback redirect_uri with a trailing slash", web2Client, rp2Redirect + "/"},
+		{"redirect_uri of another client", webClient, rp2Redirect},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t, desktopUA)
+			a := newAuthReq(tc.client, tc.redirect, "weibo")
+			p := b.get(a.url(s.issuer))
+			if p.status != http.StatusBadRequest {
+				t.Fatalf("status %d (Location %q), want 400", p.status, p.location)
+			}
+			if !strings.Contains(p.header.Get("Content-Type"), "text/html") {
+				t.Errorf("Content-Type %q, want an HTML page", p.header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+// SPEC: "only for a registered loopback URI ... may the port differ (RFC 8252)."
+func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
+	s := shared
+	for _, port := range []string{"", ":1", ":54321"} {
+		redirect := "http://127.0.0.1" + port + "/cb"
+		t.Run(redirect, func(t *testing.T) {
+			b := newBrowser(t, desktopUA)
+			a := newAuthReq(webClient, redirect, "weibo")
+			p := s.follow(b, a.url(s.issuer), "p07")
+			if !isRedirect(p.status) || !strings.HasPrefix(p.location, redirect+"?") {
+				t.Fatalf("status %d Location %q, want a redirect to %s", p.status, p.location, redirect)
+			}
+			tk := s.redeem(t, a, p.location, webSecret)
+			if tk.IDToken == "" {
+				t.Fatal("no id_token")
+			}
+		})
+	}
+}
+
+var upstreamStateRE = regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`)
+
+// SPEC: "Upstream `state` values are 16–128 characters of `[A-Za-z0-9]`
+// (WeChat's rule)." and "`connector_id=ID` on the authorization request
+// skips the chooser and goes straight to that provider."
+func TestConnectorIDGoesStraightToProviderWithWeChatStyleState(t *testing.T) {
+	s := shared
+	tests := []struct{ connector, ua, base, path string }{
+		{"wechat", desktopUA, s.wxURL, "/connect/qrconnect"},
+		{"wechat_mp", weChatUA, s.wxURL, "/connect/oauth2/authorize"},
+		{"qq", desktopUA, s.qqURL, sandbox.QQPathAuthorize},
+		{"weibo", desktopUA, s.weiboURL, sandbox.WeiboPathAuthorize},
+	}
+	for _, tc := range tests {
+		t.Run(tc.connector, func(t *testing.T) {
+			states := map[string]bool{}
+			for i := 0; i < 3; i++ {
+				b := newBrowser(t, tc.ua)
+				p := b.get(newAuthReq(webClient, rpRedirect, tc.connector).url(s.issuer))
+				if !isRedirect(p.status) || !strings.HasPrefix(p.location, tc.base+tc.path+"?") {
+					t.Fatalf("status %d Location %q, want a redirect to %s%s", p.status, p.location, tc.base, tc.path)
+				}
+				u, _ := url.Parse(p.location)
+				st := u.Query().Get("state")
+				if !upstreamStateRE.MatchString(st) {
+					t.Errorf("upstream state %q is not 16-128 characters of [A-Za-z0-9]", st)
+				}
+				if states[st] {
+					t.Errorf("upstream state %q repeated", st)
+				}
+				states[st] = true
+			}
+		})
+	}
+}
+
+var connectorIDRE = regexp.MustCompile(`data-connector-id="([^"]+)"`)
+
+func chooserIDs(body string) []string {
+	var ids []string
+	for _, m := range connectorIDRE.FindAllStringSubmatch(body, -1) {
+		ids = append(ids, m[1])
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// SPEC: "Without it the chooser page lists the client's connectors, each as
+// a link or button with the attribute `data-connector-id="ID"`." and "The
+// chooser shows `wechat_mp` only inside the WeChat browser and the QR-code
+// `wechat` only outside it."
+func TestChooserListsTheClientsConnectorsWithDataConnectorID(t *testing.T) {
+	s := shared
+	tests := []struct {
+		name, client, redirect, ua string
+		want                       []string
+	}{
+		{"desktop browser: QR-code wechat, no wechat_mp, no mini-program", webClient, rpRedirect, desktopUA, []string{"qq", "wechat", "weibo"}},
+		{"phone browser outside WeChat: QR-code wechat", webClient, rpRedirect, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36", []string{"qq", "wechat", "weibo"}},
+		{"WeChat browser: wechat_mp instead of wechat", webClient, rpRedirect, weChatUA, []string{"qq", "wechat_mp", "weibo"}},
+		{"client without a connectors list: every web connector", web2Client, rp2Redirect, desktopUA, []string{"qq", "wechat", "weibo"}},
+		{"client without a connectors list in WeChat", web2Client, rp2Redirect, weChatUA, []string{"qq", "wechat_mp", "weibo"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t, tc.ua)
+			p := b.get(newAuthReq(tc.client, tc.redirect, "").url(s.issuer))
+			if p.status != http.StatusOK {
+				t.Fatalf("status %d Location %q, want the chooser page", p.status, p.location)
+			}
+			if got := chooserIDs(p.body); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("chooser offers %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// SPEC: "Inside the WeChat browser ... on phones QQ gets `display=mobile`."
+// and "A phone is a User-Agent with `Mobile`, `Android` or `iPhone`."
+func TestQQGetsDisplayMobileOnPhones(t *testing.T) {
+	s := shared
+	tests := []struct {
+		ua     string
+		mobile bool
+	}{
+		{desktopUA, false},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Safari/604.1", true},
+		{"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Safari/537.36", true},
+		{"Mozilla/5.0 (X11; Linux x86_64) Mobile Safari", true},
+		{weChatUA, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ua, func(t *testing.T) {
+			b := newBrowser(t, tc.ua)
+			p := b.get(newAuthReq(webClient, rpRedirect, "qq").url(s.issuer))
+			if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.qqURL) {
+				t.Fatalf("status %d Location %q, want a redirect to QQ", p.status, p.location)
+			}
+			u, _ := url.Parse(p.location)
+			if got := u.Query().Get("display") == "mobile"; got != tc.mobile {
+				t.Errorf("display=%q, want mobile: %v", u.Query().Get("display"), tc.mobile)
+			}
+		})
+	}
+}
+
+// SPEC: "SSO: a second client's authorization request within the session
+// skips the provider." and "`idp` stays the connector of the original login
+// (also for SSO logins and after refresh). A `connector_id` other than the
+// session's connector starts a fresh login with that provider."
+func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
+	s := shared
+	first, b := s.webLogin(t, "weibo", "p06")
+	firstClaims := claims(t, first.IDToken)
+
+	t.Run("second client without connector_id signs in without the provider", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "")
+		p := b.get(a.url(s.issuer))
+		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		}
+		tk := s.redeem(t, a, p.location, web2Secret)
+		c := claims(t, tk.IDToken)
+		if c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
+			t.Errorf("SSO login sub=%v idp=%v, want sub=%v idp=weibo", c["sub"], c["idp"], firstClaims["sub"])
+		}
+		if c["aud"] != web2Client && !containsAny(c["aud"], web2Client) {
+			t.Errorf("aud %v, want %s", c["aud"], web2Client)
+		}
+	})
+	t.Run("the session's connector as connector_id signs in without the provider", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "weibo")
+		p := b.get(a.url(s.issuer))
+		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		}
+	})
+	t.Run("another connector_id starts a fresh login with that provider", func(t *testing.T) {
+		p := b.get(newAuthReq(web2Client, rp2Redirect, "qq").url(s.issuer))
+		if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.qqURL+sandbox.QQPathAuthorize) {
+			t.Fatalf("status %d Location %q, want a redirect to QQ", p.status, p.location)
+		}
+	})
+	t.Run("prompt=login starts a fresh login with the provider", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "")
+		a.extra = url.Values{"prompt": {"login"}}
+		p := b.get(a.url(s.issuer))
+		if isRedirect(p.status) && strings.HasPrefix(p.location, rp2Redirect) {
+			t.Fatalf("prompt=login reused the session: %s", p.location)
+		}
+	})
+	t.Run("prompt=none with a session returns a code", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "")
+		a.extra = url.Values{"prompt": {"none"}}
+		p := b.get(a.url(s.issuer))
+		u, _ := url.Parse(p.location)
+		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") || u.Query().Get("code") == "" {
+			t.Fatalf("status %d Location %q, want a code at %s", p.status, p.location, rp2Redirect)
+		}
+	})
+	t.Run("max_age not yet passed reuses the session", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "")
+		a.extra = url.Values{"max_age": {"3600"}}
+		p := b.get(a.url(s.issuer))
+		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		}
+		c := claims(t, s.redeem(t, a, p.location, web2Secret).IDToken)
+		if c["auth_time"] == nil {
+			t.Error("no auth_time with max_age")
+		}
+	})
+}
+
+func containsAny(v any, want string) bool {
+	l, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, x := range l {
+		if x == want {
+			return true
+		}
+	}
+	return false
+}
+
+// SPEC: "prompt=none|login" and "max_age": prompt=none without a session
+// answers login_required at the redirect URI; a passed max_age asks the
+// provider again.
+func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
+	s := shared
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq(webClient, rpRedirect, "")
+	a.extra = url.Values{"prompt": {"none"}}
+	p := b.get(a.url(s.issuer))
+	u, _ := url.Parse(p.location)
+	if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpRedirect+"?") ||
+		u.Query().Get("error") != "login_required" || u.Query().Get("state") != a.state {
+		t.Fatalf("status %d Location %q, want error=login_required&state=%s", p.status, p.location, a.state)
+	}
+}
+
+func TestMaxAgePassedAsksTheProviderAgain(t *testing.T) {
+	s := shared
+	tk, b := s.webLogin(t, "weibo", "p25")
+	authTime := int64(claims(t, tk.IDToken)["auth_time"].(float64))
+	// max_age counts whole seconds: wait until two have passed.
+	for time.Now().Unix() < authTime+2 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	a := newAuthReq(webClient, rpRedirect, "")
+	a.extra = url.Values{"max_age": {"1"}}
+	p := b.get(a.url(s.issuer))
+	if isRedirect(p.status) && strings.HasPrefix(p.location, rpRedirect) {
+		t.Fatalf("max_age=1 after 2 s reused the session: %s", p.location)
+	}
+	// Signing in again gives a fresh auth_time.
+	a = newAuthReq(webClient, rpRedirect, "weibo")
+	a.extra = url.Values{"max_age": {"1"}}
+	p = s.follow(b, a.url(s.issuer), "p25")
+	if !strings.HasPrefix(p.location, rpRedirect+"?") {
+		t.Fatalf("status %d Location %q after the provider", p.status, p.location)
+	}
+	c := claims(t, s.redeem(t, a, p.location, webSecret).IDToken)
+	if at := int64(c["auth_time"].(float64)); at < authTime+2 {
+		t.Errorf("auth_time %d after a fresh login, want >= %d", at, authTime+2)
+	}
+}
