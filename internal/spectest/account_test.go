@@ -130,7 +130,9 @@ func TestAccountAPIBindAndUnbind(t *testing.T) {
 		{name: "unbinding a connector that is not bound is 404 not_found", method: http.MethodDelete, path: "/api/v1/me/identities/qq", status: 404, err: "not_found"},
 		{name: "unbinding the last identity is 409 last_identity", method: http.MethodDelete, path: "/api/v1/me/identities/weibo", status: 409, err: "last_identity"},
 		{name: "a bad code is 400 invalid_grant", method: http.MethodPost, path: "/api/v1/me/identities",
-			body: func() any { return map[string]string{"connector_id": "mini", "code": "0123456789abcdef0123456789abcdef"} }, status: 400, err: "invalid_grant"},
+			body: func() any {
+				return map[string]string{"connector_id": "mini", "code": "0123456789abcdef0123456789abcdef"}
+			}, status: 400, err: "invalid_grant"},
 		{name: "a web connector is 400 invalid_request", method: http.MethodPost, path: "/api/v1/me/identities",
 			body: func() any { return map[string]string{"connector_id": "qq", "code": code(wxMiniAppID, "p18")} }, status: 400, err: "invalid_request"},
 		{name: "a mini-program connector the client may not use is 400 invalid_request", method: http.MethodPost, path: "/api/v1/me/identities",
