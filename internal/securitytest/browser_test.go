@@ -1,0 +1,243 @@
+package securitytest
+
+import (
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// walk follows redirects within the broker one at a time, with the
+// browser's cookies, and returns every response on the way.
+func (br *browser) walk(u string) []response {
+	br.e.t.Helper()
+	c := br.e.noFollow(br.client.Jar)
+	var out []response
+	for i := 0; i < 10; i++ {
+		r := do(br.e.t, c, mustGet(br.e.t, u))
+		out = append(out, r)
+		loc := r.location()
+		if loc == "" {
+			return out
+		}
+		next, err := url.Parse(u)
+		if err != nil {
+			br.e.t.Fatal(err)
+		}
+		if next, err = next.Parse(loc); err != nil || next.Host != br.e.host {
+			return out
+		}
+		u = next.String()
+	}
+	br.e.t.Fatalf("too many redirects from %s", u)
+	return nil
+}
+
+func setCookies(rs []response) map[string]*http.Cookie {
+	out := map[string]*http.Cookie{}
+	for _, r := range rs {
+		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+			out[c.Name] = c
+		}
+	}
+	return out
+}
+
+func TestCookieFlags(t *testing.T) {
+	for _, issuer := range []string{"", "https://sso.example.test/qiao"} {
+		name := "http issuer"
+		if issuer != "" {
+			name = "https issuer"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, envOptions{issuer: issuer})
+			secure := strings.HasPrefix(e.issuer, "https://")
+			br := e.newBrowser()
+			p := e.authParams("web", "https://app.example/cb")
+			rs := br.walk(e.issuer + "/auth?" + p.Encode() + "&lang=en")
+			if last := rs[len(rs)-1]; !strings.HasPrefix(last.location(), "https://app.example/cb?code=") {
+				t.Fatalf("login ended at %d %q", last.status, last.location())
+			}
+			cookies := setCookies(rs)
+			for _, n := range []string{"qiao_login", "qiao_session"} {
+				c := cookies[n]
+				if c == nil {
+					t.Fatalf("no %s cookie set; got %v", n, cookies)
+				}
+				if !c.HttpOnly {
+					t.Errorf("%s is not HttpOnly", n)
+				}
+				if c.SameSite != http.SameSiteLaxMode && c.SameSite != http.SameSiteStrictMode {
+					t.Errorf("%s SameSite = %v", n, c.SameSite)
+				}
+				if c.Secure != secure {
+					t.Errorf("%s Secure = %v under %s", n, c.Secure, e.issuer)
+				}
+				if c.Path != "/qiao/" {
+					t.Errorf("%s Path = %q, want /qiao/", n, c.Path)
+				}
+				if c.Domain != "" {
+					t.Errorf("%s Domain = %q, want host-only", n, c.Domain)
+				}
+				if len(c.Value) < 32 {
+					t.Errorf("%s value has %d characters", n, len(c.Value))
+				}
+			}
+			lang := setCookies([]response{br.walk(e.issuer + "/account?lang=en")[0]})["qiao_lang"]
+			if lang == nil || lang.Secure != secure || lang.Path != "/qiao/" {
+				t.Errorf("qiao_lang cookie %+v", lang)
+			}
+			// Logout clears the session cookie with the same attributes.
+			out := setCookies(br.walk(e.issuer + "/logout"))["qiao_session"]
+			if out == nil || out.MaxAge >= 0 || out.Path != "/qiao/" || out.Secure != secure {
+				t.Errorf("logout cookie %+v", out)
+			}
+		})
+	}
+}
+
+func TestSessionFixation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	u, _ := url.Parse(e.issuer + "/")
+	planted := strings.Repeat("A", 43)
+	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: planted, Path: "/qiao/"}})
+	e.accountLogin(br, "alpha", "alice", nil)
+	got := br.cookie("qiao_session")
+	if got == "" || got == planted {
+		t.Fatalf("session cookie after login = %q (planted %q)", got, planted)
+	}
+
+	t.Run("a new login replaces the session id and kills the old one", func(t *testing.T) {
+		old := got
+		e.accountLogin(br, "beta", "alice", nil)
+		if now := br.cookie("qiao_session"); now == old {
+			t.Fatal("the session id did not change on a new login")
+		}
+		jar, _ := cookiejar.New(nil)
+		other := &browser{e: e, client: e.noFollow(jar)}
+		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: old, Path: "/qiao/"}})
+		if signedIn(t, e, other) {
+			t.Fatal("the old session id still signs in")
+		}
+	})
+	t.Run("a logged-out session id is dead", func(t *testing.T) {
+		id := br.cookie("qiao_session")
+		br.get(e.issuer + "/logout")
+		jar, _ := cookiejar.New(nil)
+		other := &browser{e: e, client: e.noFollow(jar)}
+		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: id, Path: "/qiao/"}})
+		if signedIn(t, e, other) {
+			t.Fatal("the session id survived logout")
+		}
+	})
+}
+
+func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	victim := e.newBrowser()
+	e.accountLogin(victim, "alpha", "alice", nil)
+	attacker := e.newBrowser()
+	e.accountLogin(attacker, "alpha", "mallory", nil)
+	csrfOf := func(br *browser) string {
+		r := br.get(e.issuer + "/account?lang=en")
+		return parsePage(t, r.body).hiddenInputs().Get("csrf")
+	}
+	victimCSRF, attackerCSRF := csrfOf(victim), csrfOf(attacker)
+	if victimCSRF == "" || attackerCSRF == "" || victimCSRF == attackerCSRF {
+		t.Fatalf("csrf tokens %q %q", victimCSRF, attackerCSRF)
+	}
+	// Bind beta first so that an unbind has something to remove.
+	if r := victim.postForm(e.issuer+"/account/bind", url.Values{"csrf": {victimCSRF}, "connector_id": {"beta"}}); !strings.Contains(r.body, `data-identity="beta"`) {
+		t.Fatalf("bind with the right token failed: %d", r.status)
+	}
+	victimNoFollow := e.noFollow(victim.client.Jar)
+	tests := []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"bind without token", "/account/bind", url.Values{"connector_id": {"beta"}}},
+		{"bind with another session's token", "/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {attackerCSRF}}},
+		{"bind with an empty token", "/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {""}}},
+		{"unbind without token", "/account/unbind", url.Values{"connector_id": {"beta"}}},
+		{"unbind with another session's token", "/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {attackerCSRF}}},
+		{"unbind with a truncated token", "/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {victimCSRF[:len(victimCSRF)-1]}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+tc.path, strings.NewReader(tc.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", "https://evil.example")
+			r := do(t, victimNoFollow, req)
+			if r.status != http.StatusForbidden || r.location() != "" {
+				t.Fatalf("status %d location %q, want 403", r.status, r.location())
+			}
+			if !strings.Contains(victim.get(e.issuer+"/account?lang=en").body, `data-identity="beta"`) {
+				t.Fatal("beta was unbound")
+			}
+		})
+	}
+	t.Run("bind and unbind refuse GET", func(t *testing.T) {
+		for _, path := range []string{"/account/bind", "/account/unbind"} {
+			r := do(t, victimNoFollow, mustGet(t, e.issuer+path+"?csrf="+victimCSRF+"&connector_id=beta"))
+			if r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
+				t.Fatalf("GET %s: %d", path, r.status)
+			}
+		}
+	})
+	t.Run("the account API ignores the session cookie", func(t *testing.T) {
+		for _, m := range []struct{ method, path string }{{"GET", "/api/v1/me"}, {"DELETE", "/api/v1/me/identities/beta"}, {"POST", "/api/v1/me/identities"}} {
+			req, _ := http.NewRequest(m.method, e.issuer+m.path, strings.NewReader(`{"connector_id":"mini","code":"alice:1"}`))
+			req.Header.Set("Content-Type", "application/json")
+			r := do(t, victimNoFollow, req)
+			if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("%s %s with only a cookie: %d", m.method, m.path, r.status)
+			}
+		}
+	})
+
+	t.Run("consent", func(t *testing.T) {
+		p := e.authParams("consent", "https://consent.example/cb")
+		r := victim.get(e.issuer + "/auth?" + p.Encode())
+		form := parsePage(t, r.body).hiddenInputs()
+		if form.Get("consent_csrf") == "" {
+			t.Fatalf("no consent form: %.300s", r.body)
+		}
+		ap := e.authParams("consent", "https://consent.example/cb")
+		attackerForm := parsePage(t, attacker.get(e.issuer+"/auth?"+ap.Encode()).body).hiddenInputs()
+		cases := []struct {
+			name  string
+			token string
+		}{
+			{"allow without token", ""},
+			{"allow with another session's token", attackerForm.Get("consent_csrf")},
+			{"allow with the account page token", victimCSRF},
+		}
+		for _, c := range cases {
+			f := url.Values{}
+			for k, v := range form {
+				f[k] = v
+			}
+			f.Set("consent_action", "allow")
+			if c.token == "" {
+				f.Del("consent_csrf")
+			} else {
+				f.Set("consent_csrf", c.token)
+			}
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(f.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r := do(t, victimNoFollow, req)
+			if strings.Contains(r.location(), "code=") || r.status < 400 {
+				t.Errorf("%s: status %d location %q", c.name, r.status, r.location())
+			}
+		}
+		// The real token works, so the refusals above were the token's.
+		form.Set("consent_action", "allow")
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if r := do(t, victimNoFollow, req); !strings.Contains(r.location(), "code=") {
+			t.Fatalf("consent with the right token: %d %q", r.status, r.location())
+		}
+	})
+}
