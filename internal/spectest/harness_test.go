@@ -68,6 +68,7 @@ var env = map[string]string{
 	"WECHAT_MINI2_SECRET": "specmini2secret000000000000000004",
 	"QQ_SECRET":           "specqqsecret000000000000000000005",
 	"WEIBO_SECRET":        "specweibosecret00000000000000006",
+	"EXTRA_SECRET":        "spec-extra-client-secret-000000000000007",
 }
 
 const stackYAML = `
