@@ -152,7 +152,7 @@ func (f *fakeMini) ExchangeCode(_ context.Context, code string) (connectors.Iden
 // transport that rewrites the issuer's host, so that cookies behave as
 // they would in a browser talking to https.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	issuer  string
 	host    string // the issuer's host
 	broker  *broker.Broker
@@ -169,7 +169,7 @@ type envOptions struct {
 	issuer string // "" : http://127.0.0.1:PORT/qiao
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncbuf.Buffer{}, dbPath: filepath.Join(t.TempDir(), "qiao.db"), mini: &fakeMini{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -284,7 +284,7 @@ type response struct {
 
 func (r response) location() string { return r.header.Get("Location") }
 
-func do(t *testing.T, c *http.Client, req *http.Request) response {
+func do(t testing.TB, c *http.Client, req *http.Request) response {
 	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {

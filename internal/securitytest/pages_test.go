@@ -17,7 +17,7 @@ type page struct {
 	raw  string
 }
 
-func parsePage(t *testing.T, body string) page {
+func parsePage(t testing.TB, body string) page {
 	t.Helper()
 	n, err := html.Parse(strings.NewReader(body))
 	if err != nil {

@@ -124,7 +124,7 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 	})
 }
 
-func mustGet(t *testing.T, u string) *http.Request {
+func mustGet(t testing.TB, u string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
