@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,6 +236,7 @@ type stack struct {
 	root, issuer               string // root: http://listen; issuer: root + prefix
 	dir, cfgPath, dbPath, yaml string
 	proc                       *process
+	weiboCalls                 atomic.Int64 // requests the Weibo simulator got
 }
 
 // process is one running qiao command.
@@ -318,7 +320,10 @@ func newStack(t testing.TB, prefix string) *stack {
 	}})
 	s.wxURL = serveHandler(t, s.wechat)
 	s.qqURL = serveHandler(t, s.qq)
-	s.weiboURL = serveHandler(t, s.weibo)
+	s.weiboURL = serveHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.weiboCalls.Add(1)
+		s.weibo.ServeHTTP(w, r)
+	}))
 	s.dbPath = filepath.Join(s.dir, "qiao.db")
 	s.yaml = strings.NewReplacer(
 		"ISSUER", s.issuer, "LISTEN", listen, "DBPATH", s.dbPath,

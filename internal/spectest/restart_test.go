@@ -1,0 +1,137 @@
+package spectest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/qiaoidp/qiao/connectors/sandbox"
+)
+
+func jwksKids(t *testing.T, s *stack) map[string]bool {
+	t.Helper()
+	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.issuer+"/keys"))
+	if status != 200 {
+		t.Fatalf("jwks: %d", status)
+	}
+	kids := map[string]bool{}
+	keys, _ := jsonMap(t, body)["keys"].([]any)
+	for _, k := range keys {
+		kid, _ := k.(map[string]any)["kid"].(string)
+		kids[kid] = true
+	}
+	return kids
+}
+
+// SPEC: "SIGTERM/SIGINT drain in-flight requests and exit 0." and "Across a
+// restart: users, identities, signing keys (still in the JWKS), unexpired
+// access tokens and refresh tokens all survive."
+func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
+	s := newStack(t, "") // an issuer without a path prefix
+	web, _ := s.webLogin(t, "weibo", "p01")
+	mini := s.miniLogin(t, "p02", "openid offline_access")
+	kid, _ := headerOf(t, web.IDToken)["kid"].(string)
+	if !jwksKids(t, s)[kid] {
+		t.Fatalf("kid %q not in the JWKS", kid)
+	}
+
+	// An in-flight login: the broker is waiting for Weibo's token endpoint
+	// (which never answers) when SIGTERM arrives.
+	s.weibo.StallNext(sandbox.WeiboPathToken, 1)
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq(webClient, rpRedirect, "weibo")
+	p := b.get(a.url(s.issuer))
+	callback := b.get(p.location + "&sandbox_person=p03").location
+	if !strings.HasPrefix(callback, s.issuer+"/callback/weibo") {
+		t.Fatalf("Weibo sent the browser to %q", callback)
+	}
+	before := s.weiboCalls.Load()
+	inflight := make(chan page, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, callback, nil)
+		resp, err := b.c.Do(req)
+		if err != nil {
+			inflight <- page{status: -1, body: err.Error()}
+			return
+		}
+		resp.Body.Close()
+		inflight <- page{status: resp.StatusCode, location: resp.Header.Get("Location")}
+	}()
+	waitFor(t, func() bool { return s.weiboCalls.Load() > before }, "the broker to call Weibo")
+
+	if err := s.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.proc.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit 30 s after SIGTERM")
+	}
+	if code := s.proc.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, s.proc.out.String())
+	}
+	got := <-inflight
+	if got.status == -1 {
+		t.Errorf("the in-flight request was cut off by SIGTERM: %s", got.body)
+	} else if u, _ := url.Parse(got.location); !isRedirect(got.status) || u.Query().Get("error") != "temporarily_unavailable" {
+		t.Errorf("the in-flight request got %d %q, want its temporarily_unavailable redirect", got.status, got.location)
+	}
+
+	s.start()
+	t.Run("signing keys are still in the JWKS and verify old ID tokens", func(t *testing.T) {
+		if !jwksKids(t, s)[kid] {
+			t.Fatalf("kid %q gone from the JWKS after a restart", kid)
+		}
+		ctx := context.Background()
+		provider, err := oidc.NewProvider(ctx, s.issuer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := provider.Verifier(&oidc.Config{ClientID: webClient})
+		if _, err := v.Verify(ctx, web.IDToken); err != nil {
+			t.Errorf("an ID token from before the restart: %v", err)
+		}
+	})
+	t.Run("access tokens survive", func(t *testing.T) {
+		for name, tk := range map[string]string{"web": web.AccessToken, "mini-program": mini.AccessToken} {
+			if st, body, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", tk, nil); st != 200 {
+				t.Errorf("%s access token after a restart: %d %s", name, st, body)
+			}
+		}
+	})
+	t.Run("users and identities survive", func(t *testing.T) {
+		me := s.api(t, http.MethodGet, "/api/v1/me", web.AccessToken, nil)
+		if me.status != 200 || me.body["sub"] != claims(t, web.IDToken)["sub"] {
+			t.Fatalf("me after a restart: %d %v", me.status, me.body)
+		}
+		again, _ := s.webLogin(t, "weibo", "p01")
+		if claims(t, again.IDToken)["sub"] != claims(t, web.IDToken)["sub"] {
+			t.Errorf("a new login after a restart got another sub")
+		}
+	})
+	t.Run("refresh tokens survive", func(t *testing.T) {
+		if st, r := refresh(t, s, web.RefreshToken, webClient, webSecret); st != 200 || r.IDToken == "" {
+			t.Errorf("web refresh after a restart: %d %+v", st, r)
+		}
+		if st, r := refresh(t, s, mini.RefreshToken, miniClient, ""); st != 200 {
+			t.Errorf("mini-program refresh after a restart: %d %+v", st, r)
+		}
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
