@@ -58,9 +58,9 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	}
 	got := metricLabels(p.body)
 	want := map[string]string{
-		"qiao_logins_total":                            "connector,result",
-		"qiao_tokens_issued_total":                     "grant_type",
-		"qiao_upstream_requests_total":                 "connector,endpoint,result",
+		"qiao_logins_total":                             "connector,result",
+		"qiao_tokens_issued_total":                      "grant_type",
+		"qiao_upstream_requests_total":                  "connector,endpoint,result",
 		"qiao_upstream_request_duration_seconds_bucket": "connector,endpoint,le",
 	}
 	for name, labels := range want {
