@@ -188,8 +188,8 @@ func TestChooserListsTheClientsConnectorsWithDataConnectorID(t *testing.T) {
 		{"desktop browser: QR-code wechat, no wechat_mp, no mini-program", webClient, rpRedirect, desktopUA, []string{"qq", "wechat", "weibo"}},
 		{"phone browser outside WeChat: QR-code wechat", webClient, rpRedirect, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36", []string{"qq", "wechat", "weibo"}},
 		{"WeChat browser: wechat_mp instead of wechat", webClient, rpRedirect, weChatUA, []string{"qq", "wechat_mp", "weibo"}},
-		{"client without a connectors list: every web connector", web2Client, rp2Redirect, desktopUA, []string{"qq", "wechat", "weibo"}},
-		{"client without a connectors list in WeChat", web2Client, rp2Redirect, weChatUA, []string{"qq", "wechat_mp", "weibo"}},
+		{"client without a connectors list: every web connector", web2Client, rp2Redirect, desktopUA, []string{"qq", "qqu", "wechat", "weibo"}},
+		{"client without a connectors list in WeChat", web2Client, rp2Redirect, weChatUA, []string{"qq", "qqu", "wechat_mp", "weibo"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

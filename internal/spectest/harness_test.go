@@ -39,6 +39,7 @@ const (
 	wxMiniAppID = "wx5bec00000000003c"
 	wxMini2ID   = "wx5bec00000000004d"
 	qqAppID     = "101555001"
+	qqNoPermID  = "101555002"
 	weiboAppKey = "1352555001"
 
 	webClient    = "web"
@@ -103,6 +104,10 @@ connectors:
     type: weibo
     name: Weibo
     config: { client_id: "` + weiboAppKey + `", client_secret: "${WEIBO_SECRET}", auth_base_url: "WEIBOURL", api_base_url: "WEIBOURL" }
+  - id: qqu
+    type: qq
+    name: QQ unionid without permission
+    config: { client_id: "` + qqNoPermID + `", client_secret: "${QQ_SECRET}", auth_base_url: "QQURL", api_base_url: "QQURL", unionid: true }
 clients:
   - id: ` + webClient + `
     secret: "` + webSecret + `"
@@ -118,6 +123,13 @@ clients:
     connectors: [wechat, qq, weibo]
   - id: ` + miniClient + `
     connectors: [mini]
+  - id: native
+    redirect_uris: ["http://127.0.0.1/native", "http://[::1]/cb"]
+    connectors: [weibo, qq]
+  - id: qqclient
+    secret: "` + webSecret + `"
+    redirect_uris: ["` + rpRedirect + `"]
+    connectors: [qqu]
   - id: ` + weiboClient + `
     secret: "` + weiboSecret2 + `"
     redirect_uris: ["https://weibo-only.example.com/cb"]
@@ -314,6 +326,7 @@ func newStack(t testing.TB, prefix string) *stack {
 	}
 	s.qq = sandbox.NewQQ(sandbox.QQOptions{Persons: persons(), Apps: []sandbox.QQApp{
 		{ClientID: qqAppID, Secret: env["QQ_SECRET"], RedirectURI: s.issuer + "/callback/qq"},
+		{ClientID: qqNoPermID, Secret: env["QQ_SECRET"], RedirectURI: s.issuer + "/callback/qqu"},
 	}})
 	s.weibo = sandbox.NewWeibo(sandbox.WeiboOptions{Persons: persons(), Apps: []sandbox.WeiboApp{
 		{ClientID: weiboAppKey, Secret: env["WEIBO_SECRET"], RedirectURI: s.issuer + "/callback/weibo"},

@@ -1,0 +1,220 @@
+package spectest
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// SPEC: "only for a registered loopback URI (`http://127.0.0.1/…`,
+// `http://[::1]/…`) may the port differ (RFC 8252)" — registered without a
+// port, used with one.
+func TestRegisteredLoopbackURIWithoutPortMatchesAnyPort(t *testing.T) {
+	s := shared
+	tests := []struct {
+		redirect string
+		ok       bool
+	}{
+		{"http://127.0.0.1/native", true},
+		{"http://127.0.0.1:43210/native", true},
+		{"http://[::1]/cb", true},
+		{"http://[::1]:43210/cb", true},
+		{"http://[::1]:43210/other", false},
+		{"http://127.0.0.1:43210/cb", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.redirect, func(t *testing.T) {
+			b := newBrowser(t, desktopUA)
+			p := b.get(newAuthReq("native", tc.redirect, "weibo").url(s.issuer))
+			if tc.ok && (!isRedirect(p.status) || !strings.HasPrefix(p.location, s.weiboURL)) {
+				t.Errorf("%d %q, want a redirect to Weibo", p.status, p.location)
+			}
+			if !tc.ok && p.status != http.StatusBadRequest {
+				t.Errorf("%d %q, want 400", p.status, p.location)
+			}
+		})
+	}
+}
+
+// README: "With exactly one usable connector the chooser is skipped."
+func TestChooserSkippedWithOneUsableConnector(t *testing.T) {
+	s := shared
+	p := newBrowser(t, desktopUA).get(newAuthReq(weiboClient, "https://weibo-only.example.com/cb", "").url(s.issuer))
+	if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.weiboURL) {
+		t.Errorf("%d %q, want a redirect to Weibo", p.status, p.location)
+	}
+}
+
+// SPEC: "QQ `unionid: true` asks `/oauth2.0/me` for the unionid ...; if QQ
+// refuses (100048, no permission) the login fails with a message that
+// tells the admin why."
+func TestQQUnionIDWithoutPermissionFailsWithAMessageForTheAdmin(t *testing.T) {
+	s := shared
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq("qqclient", rpRedirect, "qqu")
+	p := s.follow(b, a.url(s.issuer), "p32")
+	u, _ := url.Parse(p.location)
+	if !isRedirect(p.status) || u == nil || u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != a.state {
+		t.Fatalf("%d %q, want an error redirect with state", p.status, p.location)
+	}
+	if !strings.Contains(s.proc.out.String(), "100048") {
+		t.Errorf("no log line names QQ's 100048")
+	}
+}
+
+// SPEC: "`&client_id=<client id>` (public client; or HTTP Basic for a
+// confidential one)" at the token exchange.
+func TestTokenExchangeByAConfidentialClientWithHTTPBasic(t *testing.T) {
+	s := shared
+	code, _ := s.wechat.LoginCode(wxMiniAppID, "p33")
+	form := exchangeForm(code, "mini", "openid")
+	form.Del("client_id")
+	status, body, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
+	got := jsonMap(t, body)
+	if status != 200 || got["id_token"] == nil {
+		t.Fatalf("%d %v", status, got)
+	}
+	if c := claims(t, got["id_token"].(string)); c["aud"] != webClient && !containsAny(c["aud"], webClient) {
+		t.Errorf("aud %v, want %s", c["aud"], webClient)
+	}
+}
+
+// SPEC: "OAuth errors are RFC 6749 JSON at the token endpoint" and the
+// code flow with PKCE and exact redirect_uri matching.
+func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
+	s := shared
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq(webClient, rpRedirect, "weibo")
+	p := s.follow(b, a.url(s.issuer), "p34")
+	cb, _ := url.Parse(p.location)
+	code := cb.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %d %q", p.status, p.location)
+	}
+	tests := []struct {
+		name       string
+		form       url.Values
+		user, pass string
+		status     int
+		err        string
+	}{
+		{"wrong PKCE verifier", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {randString(50)}}, webClient, webSecret, 400, "invalid_grant"},
+		{"another redirect_uri", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://127.0.0.1:9/other"}, "code_verifier": {a.verifier}}, webClient, webSecret, 400, "invalid_grant"},
+		{"wrong client secret", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}, webClient, "wrong-wrong-wrong-wrong-wrong-wrong", 401, "invalid_client"},
+		{"another client's code", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}, web2Client, web2Secret, 400, "invalid_grant"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, hdr := post(t, s.issuer+"/token", tc.form, tc.user, tc.pass)
+			if status != tc.status || jsonMap(t, body)["error"] != tc.err || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+				t.Errorf("%d %s (%s), want %d %s JSON", status, body, hdr.Get("Content-Type"), tc.status, tc.err)
+			}
+		})
+	}
+	t.Run("the code still works once, then never again", func(t *testing.T) {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}
+		st1, body1, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
+		st2, body2, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
+		if st2 != 400 || jsonMap(t, body2)["error"] != "invalid_grant" {
+			t.Errorf("second redemption: %d %s, want 400 invalid_grant (first: %d %s)", st2, body2, st1, body1)
+		}
+	})
+}
+
+// README: "Clients without `secret` are public and must use PKCE S256."
+// A public client's request without S256 never yields a code.
+func TestPublicClientsMustUsePKCES256(t *testing.T) {
+	s := shared
+	for name, params := range map[string]url.Values{
+		"no code_challenge":    {"code_challenge": nil, "code_challenge_method": nil},
+		"plain code_challenge": {"code_challenge": {randString(50)}, "code_challenge_method": {"plain"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newAuthReq(spaClient, spaRedirect, "weibo")
+			u, _ := url.Parse(a.url(s.issuer))
+			q := u.Query()
+			for k, v := range params {
+				if v == nil {
+					q.Del(k)
+				} else {
+					q[k] = v
+				}
+			}
+			u.RawQuery = q.Encode()
+			p := s.follow(newBrowser(t, desktopUA), u.String(), "p39")
+			lu, _ := url.Parse(p.location)
+			if !isRedirect(p.status) || !strings.HasPrefix(p.location, spaRedirect) || lu.Query().Get("error") != "invalid_request" ||
+				lu.Query().Get("code") != "" || lu.Query().Get("state") != a.state {
+				t.Errorf("%d %q, want an invalid_request redirect to %s with state and no code", p.status, p.location, spaRedirect)
+			}
+		})
+	}
+}
+
+// SPEC: "An unknown connector, a forged or replayed `state`, an expired
+// login, an oversized or malformed request: a clear error, 4xx, never a 500".
+func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
+	s := shared
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq(webClient, rpRedirect, "weibo")
+	p := b.get(a.url(s.issuer))
+	cb := b.get(p.location + "&sandbox_person=p35").location
+	if !strings.HasPrefix(cb, s.issuer+"/callback/weibo?") {
+		t.Fatalf("Weibo sent the browser to %q", cb)
+	}
+	t.Run("a callback in another browser", func(t *testing.T) {
+		if got := newBrowser(t, desktopUA).get(cb); got.status != 400 {
+			t.Errorf("%d %q, want 400", got.status, got.location)
+		}
+	})
+	first := b.get(cb)
+	if !isRedirect(first.status) || !strings.HasPrefix(first.location, rpRedirect) {
+		t.Fatalf("the real callback: %d %q", first.status, first.location)
+	}
+	bad := map[string]string{
+		"a replayed state":   cb,
+		"a forged state":     s.issuer + "/callback/weibo?code=abc&state=" + randString(32),
+		"no state":           s.issuer + "/callback/weibo?code=abc",
+		"unknown connector":  s.issuer + "/callback/nosuch?code=abc&state=" + randString(32),
+		"an oversized query": s.issuer + "/auth?client_id=web&x=" + strings.Repeat("a", 70<<10),
+	}
+	for name, u := range bad {
+		t.Run(name, func(t *testing.T) {
+			got := b.get(u)
+			if got.status < 400 || got.status >= 500 {
+				t.Errorf("%d %q, want 4xx", got.status, got.location)
+			}
+		})
+	}
+	t.Run("an oversized token request", func(t *testing.T) {
+		status, _, _ := post(t, s.issuer+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}, webClient, webSecret)
+		if status != http.StatusRequestEntityTooLarge {
+			t.Errorf("%d, want 413", status)
+		}
+	})
+	t.Run("malformed JSON at the account API", func(t *testing.T) {
+		tk, _ := s.webLogin(t, "weibo", "p35")
+		req, _ := http.NewRequest(http.MethodPost, s.issuer+"/api/v1/me/identities", strings.NewReader("{not json"))
+		req.Header.Set("Authorization", "Bearer "+tk.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		status, body, _ := doReq(t, req)
+		if status != 400 || jsonMap(t, body)["error"] != "invalid_request" {
+			t.Errorf("%d %s, want 400 invalid_request", status, body)
+		}
+	})
+}
+
+// README: "/logout: RP-initiated logout: `id_token_hint` (expired hints
+// accepted) or `client_id`": without either, an unverifiable
+// post_logout_redirect_uri is not followed.
+func TestLogoutWithoutHintOrClientDoesNotRedirect(t *testing.T) {
+	s := shared
+	p := newBrowser(t, desktopUA).get(s.issuer + "/logout?" + url.Values{"post_logout_redirect_uri": {rpLogout}, "state": {"x"}}.Encode())
+	if isRedirect(p.status) && strings.HasPrefix(p.location, rpLogout) {
+		t.Errorf("redirected to %s without id_token_hint or client_id", p.location)
+	}
+	if p.status >= 500 {
+		t.Errorf("status %d", p.status)
+	}
+}
