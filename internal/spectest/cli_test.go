@@ -1,11 +1,13 @@
 package spectest
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -181,6 +183,8 @@ func TestCheckConfigExitCodes(t *testing.T) {
 // enabled connectors and each connector's callback URL".
 func TestStartupPrintsIssuerListenStoreConnectorsAndCallbackURLs(t *testing.T) {
 	s := shared
+	// The output reaches us through a pipe: wait for the last connector.
+	waitFor(t, func() bool { return strings.Contains(s.proc.out.String(), s.issuer+"/callback/qqu") }, "the start-up banner")
 	out := s.proc.out.String()
 	want := []string{s.issuer, strings.TrimPrefix(s.root, "http://"), s.dbPath}
 	for _, c := range []string{"wechat", "wechat_mp", "qq", "weibo"} {
@@ -208,5 +212,45 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := runCLI(t, "version")
 	if code != 0 || !strings.Contains(stdout, "qiao") || strings.TrimSpace(stdout) == "qiao" {
 		t.Errorf("exit %d %q", code, stdout)
+	}
+}
+
+// SPEC: "`${VAR}` and `${VAR:-default}` are expanded from the environment."
+func TestConfigExpandsVariablesWithDefaults(t *testing.T) {
+	yaml := strings.Replace(validYAML, `"${QIAO_SECRET}"`, `"${SPECTEST_EMPTY:-0123456789abcdef0123456789abcdef}"`, 1)
+	yaml = strings.Replace(yaml, "http://127.0.0.1:5556/sso", "${SPECTEST_ISSUER:-http://127.0.0.1:5556/sso}", 1)
+	path := writeFile(t, "vars.yaml", yaml)
+	code, stdout, stderr := runCLIEnv(t, map[string]string{"SPECTEST_EMPTY": "", "SPECTEST_ISSUER": "https://sso.example.com/prefix"}, "check-config", "--config", path)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "https://sso.example.com/prefix/callback/weibo") {
+		t.Errorf("the summary does not use the expanded issuer:\n%s", stdout)
+	}
+}
+
+// SPEC: "SIGTERM/SIGINT drain in-flight requests and exit 0."
+func TestSIGINTExitsZero(t *testing.T) {
+	listen := freeAddr(t)
+	yaml := strings.NewReplacer("http://127.0.0.1:5556/sso", "http://"+listen, "clients:", "http: { listen: \""+listen+"\" }\nstorage: { type: sqlite, sqlite: { path: \""+filepath.Join(t.TempDir(), "q.db")+"\" } }\nclients:").Replace(validYAML)
+	p := startProcess(t, "serve", "--config", writeFile(t, "sigint.yaml", yaml))
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + listen + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, "qiao serve")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15 s after SIGINT")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d after SIGINT, want 0\n%s", code, p.out.String())
 	}
 }

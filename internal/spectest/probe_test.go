@@ -58,9 +58,8 @@ func TestQQUnionIDWithoutPermissionFailsWithAMessageForTheAdmin(t *testing.T) {
 	if !isRedirect(p.status) || u == nil || u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != a.state {
 		t.Fatalf("%d %q, want an error redirect with state", p.status, p.location)
 	}
-	if !strings.Contains(s.proc.out.String(), "100048") {
-		t.Errorf("no log line names QQ's 100048")
-	}
+	// The log reaches us through a pipe: poll for it.
+	waitFor(t, func() bool { return strings.Contains(s.proc.out.String(), "100048") }, "a log line naming QQ's 100048")
 }
 
 // SPEC: "`&client_id=<client id>` (public client; or HTTP Basic for a
