@@ -60,12 +60,15 @@ var registeredURIs = []string{
 }
 
 func (fe *fuzzEnv) allowedRedirect(loc string) bool {
-	if strings.HasPrefix(loc, fe.issuer+"/") || (strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, "/\\")) {
-		return true
+	if strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, "/\\") {
+		return true // same origin
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
 		return false
+	}
+	if iss, _ := url.Parse(fe.issuer); u.Scheme == iss.Scheme && u.Host == iss.Host && u.User == nil {
+		return true
 	}
 	bare := u.Scheme + "://" + u.Host + u.Path
 	for _, r := range registeredURIs {
