@@ -45,7 +45,7 @@ func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"scopes_supported":                              scopesSupported,
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
 			"idp", "name", "picture", "phone_number", "phone_number_verified"},
@@ -80,6 +80,11 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The PKCE session that checking the request spends is deleted with
 	// the response's writes (or, if the request fails, on its own): one
 	// store transaction fewer per code redemption.
+	if gt := r.PostForm.Get("grant_type"); gt != "" && !grantTypes[gt] {
+		b.metrics.httpErrors.WithLabelValues("token", "unsupported_grant_type").Inc()
+		writeJSON(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: "The grant type " + gt + " is not supported."})
+		return
+	}
 	held := &heldOps{}
 	ctx := context.WithValue(r.Context(), heldKey{}, held)
 	sess := newSession()

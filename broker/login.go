@@ -181,14 +181,35 @@ func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
 
 func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Request objects are not supported (OIDC Core 6): take them out so that
+	// fosite validates the redirect URI, then refuse with a redirect.
+	var unsupported *fosite.RFC6749Error
+	if err := r.ParseForm(); err == nil {
+		switch {
+		case r.Form.Has("request"):
+			unsupported = fosite.ErrRequestNotSupported
+		case r.Form.Has("request_uri"):
+			unsupported = fosite.ErrRequestURINotSupported
+		}
+		r.Form.Del("request")
+		r.Form.Del("request_uri")
+	}
 	ar, err := b.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		b.writeAuthorizeError(w, r, ar, err)
 		return
 	}
+	if unsupported != nil {
+		b.writeAuthorizeError(w, r, ar, unsupported)
+		return
+	}
 	c, _ := ar.GetClient().(*client)
 	if c == nil {
 		b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidClient)
+		return
+	}
+	if err := checkAuthorizeRequest(ar); err != nil {
+		b.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	form := ar.GetRequestForm()

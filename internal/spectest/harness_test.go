@@ -231,7 +231,7 @@ func freeAddr(t testing.TB) string {
 // tests sharing a stack do not see each other's users.
 func persons() []sandbox.Person {
 	var l []sandbox.Person
-	for i := 1; i <= 40; i++ {
+	for i := 1; i <= 45; i++ {
 		id := fmt.Sprintf("p%02d", i)
 		l = append(l, sandbox.Person{ID: id, Name: "Person " + id, Avatar: "https://avatars.example/" + id + ".png"})
 	}
