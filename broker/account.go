@@ -42,6 +42,7 @@ type accountView struct {
 	BindURL    string
 	UnbindURL  string
 	LogoutURL  string
+	LogoutCSRF string
 	CanUnbind  bool
 }
 
@@ -101,6 +102,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
+	v.LogoutCSRF = b.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1
 	if v.Error == msgReauth {
 		// Offer a fresh sign-in right here, with the user's own providers.

@@ -279,6 +279,9 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/callback/{connector}", b.handleCallback).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
 	b.accountRoutes(s)
+	s.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b.errorPage(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
+	})
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b.errorPage(w, req, http.StatusNotFound, msgNotFound)
 	})
@@ -302,6 +305,8 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 				b.errorPage(w, r, http.StatusInternalServerError, msgInternal)
 			}
 		}()
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		if len(r.URL.RawQuery) > maxRequestBody {
 			b.errorPage(w, r, http.StatusRequestURITooLong, msgTooLarge)
 			return
@@ -321,8 +326,6 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
 		r = r.WithContext(context.WithValue(r.Context(), ipKey{}, clientIP(r, b.cfg.HTTP.TrustedProxies)))
 		next.ServeHTTP(w, r)
 	})

@@ -77,11 +77,30 @@ func (b *Broker) mac(label, v string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// cookieName is the name a cookie has on the wire. Under https the
+// session and login cookies carry the __Host- prefix: the browser then
+// accepts them only from this host, over https, for the whole host, so a
+// sibling subdomain or a network attacker cannot plant them (login CSRF).
+func (b *Broker) cookieName(name string) string {
+	if b.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func (b *Broker) cookie(r *http.Request, name string) (*http.Cookie, error) {
+	return r.Cookie(b.cookieName(name))
+}
+
 func (b *Broker) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	path := b.prefix + "/"
+	if b.secure {
+		path = "/" // required by the __Host- prefix
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     name,
+		Name:     b.cookieName(name),
 		Value:    value,
-		Path:     b.prefix + "/",
+		Path:     path,
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   b.secure,
@@ -112,7 +131,7 @@ type browserSession struct {
 
 // currentSession returns the browser's live session, or nil.
 func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := b.cookie(r, sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}
@@ -429,7 +448,7 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		return
 	}
 	binding := ""
-	if c, err := r.Cookie(loginCookie); err == nil && len(c.Value) >= 32 {
+	if c, err := b.cookie(r, loginCookie); err == nil && len(c.Value) >= 32 {
 		binding = c.Value
 	} else {
 		binding = randomString(32)
@@ -486,7 +505,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
-	cookie, err := r.Cookie(loginCookie)
+	cookie, err := b.cookie(r, loginCookie)
 	if err != nil || cookie.Value == "" {
 		b.errorPage(w, r, http.StatusBadRequest, msgNoLoginCookie)
 		return
@@ -502,6 +521,11 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if pl.ConnectorID != id || !hmac.Equal([]byte(pl.Binding), []byte(b.mac("login", cookie.Value))) {
 		b.log.Warn("callback refused: state issued for another browser or connector", "connector", id)
+		// Put it back: someone who learnt the state cannot spend the
+		// rightful browser's login.
+		if err := b.store.CreateLogin(ctx, pl); err != nil {
+			b.log.Warn("restoring a pending login", "err", err)
+		}
 		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
@@ -656,7 +680,7 @@ func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID 
 		ConnectorType: conn.Type,
 		UnionID:       union,
 		DisplayName:   ident.DisplayName,
-		Picture:       ident.Picture,
+		Picture:       safePicture(ident.Picture),
 		RealProfile:   ident.RealProfile,
 		BoundAt:       now,
 		LastUsedAt:    now,
@@ -665,6 +689,17 @@ func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID 
 		row.Secret = b.idSealer.Seal(ident.Secret, []byte(conn.ID+"\x00"+ident.Subject))
 	}
 	return row
+}
+
+// safePicture keeps an avatar URL only if it is an absolute http(s) URL
+// with a host and no userinfo: apps put it in <img src> (or worse, href),
+// so a javascript: or data: value from a provider must not reach them.
+func safePicture(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	return s
 }
 
 // resolveIdentity returns the user of a provider identity, creating the

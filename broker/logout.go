@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/hmac"
 	"errors"
 	"net/http"
 	"net/url"
@@ -61,11 +62,23 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		target = u
 	}
 
-	if sess, err := b.currentSession(r); err != nil {
+	sess, err := b.currentSession(r)
+	if err != nil {
 		b.log.Error("logout: loading session", "err", err)
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
-	} else if sess != nil {
+	}
+	// A bare logout (no hint, no client) could come from any page that
+	// links here: it asks first, and only a POST with the page's token
+	// ends the session.
+	if sess != nil && hint == "" && clientID == "" {
+		token := b.logoutToken(sess)
+		if r.Method != http.MethodPost || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(token)) {
+			b.render(w, r, http.StatusOK, "logout.html", pageData{Title: msgSignOut, Message: msgSignOutConfirm, Action: b.url("/logout"), CSRF: token})
+			return
+		}
+	}
+	if sess != nil {
 		if err := b.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			b.log.Error("logout: deleting session", "err", err)
 			b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
@@ -85,6 +98,10 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut})
+}
+
+func (b *Broker) logoutToken(s *browserSession) string {
+	return b.mac("logout", s.ID)
 }
 
 func audiences(v any) []string {

@@ -55,6 +55,7 @@ const (
 	msgReauth            msgID = "reauth"
 	msgMiniProgramOnly   msgID = "mini_program_only"
 	msgTechnicalDetails  msgID = "technical_details"
+	msgSignOutConfirm    msgID = "sign_out_confirm"
 	msgTimeZone          msgID = "time_zone"
 )
 
@@ -111,6 +112,7 @@ var catalog = map[string]map[msgID]string{
 		msgReauth:            "For your safety, please sign in again before unbinding an account.",
 		msgMiniProgramOnly:   "Bound from the mini-program",
 		msgTechnicalDetails:  "Technical details",
+		msgSignOutConfirm:    "Sign out of Qiao in this browser? Apps you signed in to may ask you to sign in again.",
 		msgTimeZone:          "UTC",
 	},
 	"zh-CN": {
@@ -165,6 +167,7 @@ var catalog = map[string]map[msgID]string{
 		msgReauth:            "为了您的账号安全，解除绑定前请重新登录。",
 		msgMiniProgramOnly:   "通过小程序绑定",
 		msgTechnicalDetails:  "技术细节",
+		msgSignOutConfirm:    "要在此浏览器中退出 Qiao 吗？已登录的应用可能会要求您重新登录。",
 		msgTimeZone:          "北京时间",
 	},
 }

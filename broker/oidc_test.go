@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -471,5 +472,24 @@ func TestTokensCarryQiaoPrefixes(t *testing.T) {
 	}
 	if !e.introspect(tk.token.AccessToken) {
 		t.Fatal("access token inactive")
+	}
+}
+
+func TestNonHTTPPicturesAreDropped(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	for i, pic := range []string{"javascript:alert(1)", "data:image/png;base64,AAAA", "//evil.example/a.png", "https://user:pw@img.example/a.png", "ftp://img.example/a.png"} {
+		person := fmt.Sprintf("p%d", i)
+		e.fakes["alpha"].setProfiles(map[string]connectors.Identity{person: {Subject: "s-" + person, DisplayName: "N", Picture: pic, RealProfile: true}})
+		e.fakes["alpha"].setPerson(person)
+		tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+		if got, ok := tk.claims["picture"]; ok {
+			t.Errorf("picture %q reached the ID token as %v", pic, got)
+		}
+	}
+	e.fakes["alpha"].setProfiles(nil)
+	e.fakes["alpha"].setPerson("good")
+	if tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha")); tk.claims["picture"] != "https://img.example/good.png" {
+		t.Fatalf("a good picture was dropped: %v", tk.claims["picture"])
 	}
 }

@@ -60,7 +60,13 @@ func TestCookieFlags(t *testing.T) {
 				t.Fatalf("login ended at %d %q", last.status, last.location())
 			}
 			cookies := setCookies(rs)
-			for _, n := range []string{"qiao_login", "qiao_session"} {
+			// Under https the cookies carry the __Host- prefix (no planting
+			// from sibling subdomains), which requires Path=/.
+			prefix, path := "", "/qiao/"
+			if secure {
+				prefix, path = "__Host-", "/"
+			}
+			for _, n := range []string{prefix + "qiao_login", prefix + "qiao_session"} {
 				c := cookies[n]
 				if c == nil {
 					t.Fatalf("no %s cookie set; got %v", n, cookies)
@@ -74,8 +80,8 @@ func TestCookieFlags(t *testing.T) {
 				if c.Secure != secure {
 					t.Errorf("%s Secure = %v under %s", n, c.Secure, e.issuer)
 				}
-				if c.Path != "/qiao/" {
-					t.Errorf("%s Path = %q, want /qiao/", n, c.Path)
+				if c.Path != path {
+					t.Errorf("%s Path = %q, want %s", n, c.Path, path)
 				}
 				if c.Domain != "" {
 					t.Errorf("%s Domain = %q, want host-only", n, c.Domain)
@@ -89,8 +95,8 @@ func TestCookieFlags(t *testing.T) {
 				t.Errorf("qiao_lang cookie %+v", lang)
 			}
 			// Logout clears the session cookie with the same attributes.
-			out := setCookies(br.walk(e.issuer + "/logout"))["qiao_session"]
-			if out == nil || out.MaxAge >= 0 || out.Path != "/qiao/" || out.Secure != secure {
+			out := setCookies(br.walk(e.issuer + "/logout?client_id=web"))[prefix+"qiao_session"]
+			if out == nil || out.MaxAge >= 0 || out.Path != path || out.Secure != secure {
 				t.Errorf("logout cookie %+v", out)
 			}
 		})
@@ -124,7 +130,7 @@ func TestSessionFixation(t *testing.T) {
 	})
 	t.Run("a logged-out session id is dead", func(t *testing.T) {
 		id := br.cookie("qiao_session")
-		br.get(e.issuer + "/logout")
+		br.get(e.issuer + "/logout?client_id=web")
 		jar, _ := cookiejar.New(nil)
 		other := &browser{e: e, client: e.noFollow(jar)}
 		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: id, Path: "/qiao/"}})
@@ -240,4 +246,43 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 			t.Fatalf("consent with the right token: %d %q", r.status, r.location())
 		}
 	})
+}
+
+// TestBareLogoutAsksFirst: a logout with neither id_token_hint nor
+// client_id (a link any page could carry) shows a confirmation; only its
+// POST with the page's token ends the session.
+func TestBareLogoutAsksFirst(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	br := e.newBrowser()
+	e.accountLogin(br, "alpha", "alice", nil)
+	page := br.get(e.issuer + "/logout")
+	if page.status != http.StatusOK || !strings.Contains(page.body, "data-confirm-logout") {
+		t.Fatalf("bare logout: %d, no confirmation form", page.status)
+	}
+	if !signedIn(t, e, br) {
+		t.Fatal("a bare GET /logout ended the session")
+	}
+	for _, token := range []string{"", "forged"} {
+		br.postForm(e.issuer+"/logout", url.Values{"csrf": {token}})
+		if !signedIn(t, e, br) {
+			t.Fatalf("POST /logout with token %q ended the session", token)
+		}
+	}
+	token := between(page.body, `name="csrf" value="`, `"`)
+	br.postForm(e.issuer+"/logout", url.Values{"csrf": {token}})
+	if signedIn(t, e, br) {
+		t.Fatal("the confirmed logout kept the session")
+	}
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	if j := strings.Index(s, b); j >= 0 {
+		return s[:j]
+	}
+	return ""
 }

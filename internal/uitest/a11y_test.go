@@ -267,7 +267,7 @@ func TestKeyboardReachesEveryProviderWithAVisibleFocus(t *testing.T) {
 			t.Errorf("%s has the keyboard focus but no visible outline", f.ID)
 		}
 	}
-	if want := "lang-switch,unbind:qq,unbind:weibo,bind:wechat,a"; strings.Join(ids, ",") != want {
+	if want := "lang-switch,unbind:qq,unbind:weibo,bind:wechat,button"; strings.Join(ids, ",") != want {
 		t.Errorf("Tab order on the account page = %s, want %s", strings.Join(ids, ","), want)
 	}
 }
