@@ -212,6 +212,12 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Form.Del("request")
 		r.Form.Del("request_uri")
+		// fosite's RFC 8252 loopback matching ignores a userinfo part
+		// (http://user@127.0.0.1/cb); no registered URI has one.
+		if u, err := url.Parse(r.Form.Get("redirect_uri")); err == nil && u.User != nil {
+			b.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, "The redirect_uri must not carry a user name or password.")
+			return
+		}
 	}
 	ar, err := b.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {

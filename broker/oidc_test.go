@@ -312,9 +312,16 @@ func TestLoopbackRedirectPortMayDiffer(t *testing.T) {
 	if tk.idToken == nil {
 		t.Fatal("loopback port variation refused")
 	}
+	// A userinfo part is refused, even on a loopback URI.
+	sneaky := e.rp("web", "web-secret", "http://user@127.0.0.1:51234/callback")
+	resp := e.newBrowser().get(sneaky.authURL().url)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("redirect_uri with userinfo: status %d", resp.StatusCode)
+	}
 	// A different path is still refused, with a 400 page and no redirect.
 	bad := e.rp("web", "web-secret", "http://127.0.0.1:9/other")
-	resp := e.newBrowser().get(bad.authURL().url)
+	resp = e.newBrowser().get(bad.authURL().url)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("mismatched redirect_uri: status %d", resp.StatusCode)
