@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// audit records an event; failures are logged, never fatal.
+func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	if e.Time.IsZero() {
+		e.Time = b.now().UTC()
+	}
+	if e.IP == "" {
+		if r != nil {
+			ctx = r.Context()
+		}
+		e.IP, _ = ctx.Value(ipKey{}).(string)
+	}
+	if err := b.store.AppendAudit(ctx, e); err != nil {
+		b.log.Warn("audit log write failed", "action", e.Action, "err", err)
+	}
+}
+
+// ipKey is the context key of the client's address, set by the middleware.
+type ipKey struct{}
+
+// clientIP is the address of the client: the connecting address, or, when
+// that is a trusted reverse proxy, the nearest address in X-Forwarded-For
+// that is not one.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !isTrusted(addr, trusted) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed entry: trust nothing beyond it
+		}
+		addr = hop.Unmap()
+		if !isTrusted(addr, trusted) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

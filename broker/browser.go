@@ -1,0 +1,172 @@
+package broker
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/qiaoidp/qiao/storage"
+)
+
+const (
+	sessionCookie = "qiao_session"
+	loginCookie   = "qiao_login"
+	// loginTTL is how long an upstream login may take.
+	loginTTL = 10 * time.Minute
+)
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomString returns n random characters of [A-Za-z0-9] (WeChat's rule
+// for state values).
+func randomString(n int) string {
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	}
+	for i, c := range buf {
+		buf[i] = alnum[int(c)%len(alnum)]
+	}
+	return string(buf)
+}
+
+func newUserID() string {
+	buf := make([]byte, 15)
+	if _, err := rand.Read(buf); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return strings.ToLower(base32.StdEncoding.EncodeToString(buf))
+}
+
+// validState reports whether s looks like a state we issued.
+func validState(s string) bool {
+	if len(s) < 16 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(alnum, rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// mac keys a cookie value so the store never holds what the browser holds.
+func (b *Broker) mac(label, v string) string {
+	m := hmac.New(sha256.New, b.cookieKey)
+	m.Write([]byte(label))
+	m.Write([]byte{0})
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// cookieName is the name a cookie has on the wire. Under https the
+// session and login cookies carry the __Host- prefix: the browser then
+// accepts them only from this host, over https, for the whole host, so a
+// sibling subdomain or a network attacker cannot plant them (login CSRF).
+func (b *Broker) cookieName(name string) string {
+	if b.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func (b *Broker) cookie(r *http.Request, name string) (*http.Cookie, error) {
+	return r.Cookie(b.cookieName(name))
+}
+
+func (b *Broker) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	path := b.prefix + "/"
+	if b.secure {
+		path = "/" // required by the __Host- prefix
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     b.cookieName(name),
+		Value:    value,
+		Path:     path,
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   b.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func isWeChatBrowser(r *http.Request) bool {
+	return strings.Contains(r.UserAgent(), "MicroMessenger")
+}
+
+func isMobile(r *http.Request) bool {
+	ua := r.UserAgent()
+	return strings.Contains(ua, "Mobile") || strings.Contains(ua, "Android") || strings.Contains(ua, "iPhone")
+}
+
+// ------------------------------------------------------ browser session
+
+// sessionData is what a browser session remembers besides the user.
+type sessionData struct {
+	Consents []string `json:"consents,omitempty"` // clients the user approved
+}
+
+type browserSession struct {
+	storage.Session
+	data sessionData
+}
+
+// currentSession returns the browser's live session, or nil.
+func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
+	c, err := b.cookie(r, sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	s, err := b.store.GetSession(r.Context(), b.mac("session", c.Value))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	bs := &browserSession{Session: s}
+	if len(s.Data) > 0 {
+		_ = json.Unmarshal(s.Data, &bs.data)
+	}
+	return bs, nil
+}
+
+// startSession creates a fresh session for user (a new id on every login,
+// so a fixed cookie cannot be planted) and sets its cookie.
+func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *browserSession, userID, connectorID string, authTime time.Time) (*browserSession, error) {
+	value := randomString(43)
+	s := storage.Session{
+		ID:          b.mac("session", value),
+		UserID:      userID,
+		ConnectorID: connectorID,
+		AuthTime:    authTime,
+		ExpiresAt:   authTime.Add(b.cfg.SessionTTL),
+	}
+	bs := &browserSession{Session: s}
+	if old != nil && old.UserID == userID {
+		bs.data = old.data
+	}
+	bs.Data, _ = json.Marshal(bs.data)
+	if err := b.store.CreateSession(ctx, bs.Session); err != nil {
+		return nil, err
+	}
+	if old != nil {
+		_ = b.store.DeleteSession(ctx, old.ID)
+	}
+	b.setCookie(w, sessionCookie, value, int(b.cfg.SessionTTL/time.Second))
+	return bs, nil
+}
+
+func (b *Broker) saveSession(ctx context.Context, s *browserSession) error {
+	s.Data, _ = json.Marshal(s.data)
+	return b.store.UpdateSession(ctx, s.Session)
+}

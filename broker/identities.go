@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+
+	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/storage"
+)
+
+// unionKey is the namespaced union id of an identity, and whether the
+// configuration links identities by it.
+func (b *Broker) unionKey(conn *Connector, ident connectors.Identity) (string, bool) {
+	if ident.UnionID == "" {
+		return "", false
+	}
+	switch conn.Type {
+	case "wechat", "wechat_mp", "wechat_miniprogram":
+		return "wechat:" + ident.UnionID, b.cfg.Linking.WeChatUnionID
+	case "qq":
+		return "qq:" + ident.UnionID, b.cfg.Linking.QQUnionID
+	}
+	return conn.Type + ":" + ident.UnionID, false
+}
+
+func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID string, now time.Time) storage.Identity {
+	union, _ := b.unionKey(conn, ident)
+	row := storage.Identity{
+		ConnectorID:   conn.ID,
+		Subject:       ident.Subject,
+		UserID:        userID,
+		ConnectorType: conn.Type,
+		UnionID:       union,
+		DisplayName:   ident.DisplayName,
+		Picture:       safePicture(ident.Picture),
+		RealProfile:   ident.RealProfile,
+		BoundAt:       now,
+		LastUsedAt:    now,
+	}
+	if len(ident.Secret) > 0 {
+		row.Secret = b.idSealer.Seal(ident.Secret, []byte(conn.ID+"\x00"+ident.Subject))
+	}
+	return row
+}
+
+// safePicture keeps an avatar URL only if it is an absolute http(s) URL
+// with a host and no userinfo: apps put it in <img src> (or worse, href),
+// so a javascript: or data: value from a provider must not reach them.
+func safePicture(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	return s
+}
+
+// resolveIdentity returns the user of a provider identity, creating the
+// user (or joining the user of the same WeChat unionid) on first sight.
+// When the identity has a real profile it is now the user's most recently
+// used one, so that profile is the user's: it is returned to save a query.
+func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (string, *profile, error) {
+	if ident.Subject == "" {
+		return "", nil, errors.New("the provider returned no subject")
+	}
+	now := b.now().UTC()
+	for attempt := 0; attempt < 3; attempt++ {
+		existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
+		if err == nil {
+			row := b.identityRow(conn, ident, existing.UserID, now)
+			row.BoundAt = existing.BoundAt
+			if !ident.RealProfile && existing.RealProfile {
+				// Keep the real profile we had over a placeholder.
+				row.DisplayName, row.Picture, row.RealProfile = existing.DisplayName, existing.Picture, true
+			}
+			if row.Secret == nil {
+				row.Secret = existing.Secret
+			}
+			if err := b.store.UpdateIdentity(ctx, row); err != nil {
+				return "", nil, err
+			}
+			return existing.UserID, profileOfRow(row), nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", nil, err
+		}
+		if union, link := b.unionKey(conn, ident); link {
+			others, err := b.store.FindIdentitiesByUnionID(ctx, union)
+			if err != nil {
+				return "", nil, err
+			}
+			if len(others) > 0 {
+				row := b.identityRow(conn, ident, others[0].UserID, now)
+				err := b.store.BindIdentity(ctx, row)
+				if errors.Is(err, storage.ErrAlreadyExists) {
+					continue // created by a concurrent login: read it again
+				}
+				if err != nil {
+					return "", nil, err
+				}
+				b.audit(ctx, nil, storage.AuditEvent{Action: "link_unionid", UserID: others[0].UserID, ConnectorID: conn.ID, Result: "success"})
+				return others[0].UserID, profileOfRow(row), nil
+			}
+		}
+		userID := newUserID()
+		row := b.identityRow(conn, ident, userID, now)
+		err = b.store.CreateUser(ctx, storage.User{ID: userID, CreatedAt: now}, row)
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		// A new user's only identity is their whole profile, real or not.
+		if known := profileOfRow(row); known != nil {
+			return userID, known, nil
+		}
+		return userID, &profile{}, nil
+	}
+	return "", nil, errors.New("identity kept changing under concurrent logins")
+}
+
+// profileOfRow is the profile an identity that was just used gives its
+// user, or nil when the user's profile must be looked up (a placeholder
+// profile leaves the user's earlier real one in force).
+func profileOfRow(row storage.Identity) *profile {
+	if !row.RealProfile {
+		return nil
+	}
+	return &profile{Name: row.DisplayName, Picture: row.Picture}
+}
+
+// profile is a user's display name and picture: those of the most recently
+// used identity with a real profile.
+type profile struct {
+	Name, Picture string
+}
+
+func (p profile) addTo(claims map[string]any) {
+	if p.Name != "" {
+		claims["name"] = p.Name
+	}
+	if p.Picture != "" {
+		claims["picture"] = p.Picture
+	}
+}
+
+func (b *Broker) profile(ctx context.Context, userID string) (profile, error) {
+	ids, err := b.store.ListIdentities(ctx, userID)
+	if err != nil {
+		return profile{}, err
+	}
+	return profileOf(ids), nil
+}
+
+func profileOf(ids []storage.Identity) profile {
+	var best *storage.Identity
+	for i := range ids {
+		id := &ids[i]
+		if !id.RealProfile {
+			continue
+		}
+		if best == nil || id.LastUsedAt.After(best.LastUsedAt) {
+			best = id
+		}
+	}
+	if best == nil {
+		return profile{}
+	}
+	return profile{Name: best.DisplayName, Picture: best.Picture}
+}
