@@ -118,8 +118,8 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 func (b *Broker) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	err = mapStorageError(err)
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.CodeField >= 500 && rfc.ErrorField != fosite.ErrTemporarilyUnavailable.ErrorField {
-		b.log.Error("token endpoint failure", "err", rfc.WithExposeDebug(true).GetDescription(), "cause", errorCause(err))
+	if rfc.CodeField >= 500 {
+		b.log.Warn("token endpoint unavailable", "error", rfc.ErrorField, "cause", errorCause(err), "debug", rfc.DebugField)
 	} else {
 		b.log.Info("token request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
 	}

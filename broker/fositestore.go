@@ -73,8 +73,10 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	ops := tx.ops
 	tx.ops = nil
 	if err := s.tokens.ApplyTokenOps(ctx, ops...); err != nil {
-		if errors.Is(err, storage.ErrConflict) {
-			// Another request used the same code or refresh token first.
+		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+			// Another request used the same code or refresh token first
+			// (ErrConflict), or revoked its whole family on detecting a
+			// reuse (ErrNotFound): this request lost the race.
 			return fmt.Errorf("%w: %w", fosite.ErrInactiveToken, err)
 		}
 		return err

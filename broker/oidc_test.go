@@ -500,3 +500,40 @@ func TestNonHTTPPicturesAreDropped(t *testing.T) {
 		t.Fatalf("a good picture was dropped: %v", tk.claims["picture"])
 	}
 }
+
+// TestConcurrentRefreshesOfOneTokenNeverFailWith5xx: several requests
+// refresh the same token at once (a client retrying, or a thief racing
+// it). Exactly one wins; the others are invalid_grant — also those whose
+// rotation found the family already revoked by another loser's reuse
+// detection — and none is a 5xx.
+func TestConcurrentRefreshesOfOneTokenNeverFailWith5xx(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	for round := 0; round < 8; round++ {
+		tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+		const n = 4
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := r.refresh(tk.token.RefreshToken)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		wins := 0
+		for err := range errs {
+			if err == nil {
+				wins++
+			} else if code := oauthErrorOf(err); code != "invalid_grant" {
+				t.Fatalf("round %d: a losing refresh got %q (%v)", round, code, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d refreshes won, want 1", round, wins)
+		}
+	}
+}
