@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -97,7 +96,6 @@ type env struct {
 	fakes    map[string]*fakeWeb
 	extra    []broker.Connector
 	logs     *syncBuffer
-	rpURL    string // the relying party's redirect URI base
 	provider *oidc.Provider
 }
 
@@ -426,11 +424,6 @@ func oauthErrorOf(err error) string {
 		return re.ErrorCode
 	}
 	return ""
-}
-
-func pkceChallenge(v string) string {
-	s := sha256.Sum256([]byte(v))
-	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
 func asRetrieve(err error, re **oauth2.RetrieveError) bool { return errors.As(err, re) }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the broker's Prometheus series. Connectors report their
@@ -43,7 +44,7 @@ func NewMetrics() *Metrics {
 		}, []string{"operation", "result"}),
 	}
 	m.Registry.MustRegister(m.logins, m.tokens, m.upstream, m.upstreamTime, m.httpErrors, m.bindOperations,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -298,7 +298,7 @@ func startWeibo(o options) (*weiboSim, string, error) {
 	s := &weiboSim{opts: sandbox.WeiboOptions{Persons: persons}}
 	ln, err := net.Listen("tcp", o.weiboListen)
 	if err != nil {
-		return nil, "", fmt.Errorf("Weibo simulator: %w", err)
+		return nil, "", fmt.Errorf("listening for the Weibo simulator: %w", err)
 	}
 	s.app = &sandbox.WeiboApp{ClientID: o.weiboAppKey, Secret: o.weiboSecret}
 	s.srv = &http.Server{

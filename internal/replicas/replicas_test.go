@@ -250,7 +250,7 @@ func must[T any](t testing.TB) func(T, error) T {
 
 func headerKid(t *testing.T, raw string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatalf("parse ID token: %v", err)
 	}
