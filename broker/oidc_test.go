@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -535,5 +536,46 @@ func TestConcurrentRefreshesOfOneTokenNeverFailWith5xx(t *testing.T) {
 		if wins != 1 {
 			t.Fatalf("round %d: %d refreshes won, want 1", round, wins)
 		}
+	}
+}
+
+func TestQQUnionIDLinksOnlyWhenEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		linking string
+		same    bool
+	}{{"true", true}, {"false", false}} {
+		t.Run("qq_unionid "+tc.linking, func(t *testing.T) {
+			y := strings.NewReplacer(
+				"{ id: alpha, type: weibo,", "{ id: alpha, type: qq,",
+				"{ id: beta, type: weibo,", "{ id: beta, type: qq,",
+				"keys: { algorithm: ALG }", "keys: { algorithm: ALG }\nlinking: { qq_unionid: "+tc.linking+" }",
+			).Replace(testConfig)
+			e := newEnv(t, envOptions{yaml: y})
+			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "qq-app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
+			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "qq-app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
+			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			one := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+			two := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
+			if same := one.idToken.Subject == two.idToken.Subject; same != tc.same {
+				t.Fatalf("same user = %v, want %v", same, tc.same)
+			}
+		})
+	}
+}
+
+func TestLogoutAcceptsAnExpiredIDTokenHint(t *testing.T) {
+	y := strings.Replace(testConfig, "keys: { algorithm: ALG }", "keys: { algorithm: ALG }\ntokens: { id_token_ttl: 1s }", 1)
+	e := newEnv(t, envOptions{yaml: y})
+	br := e.newBrowser()
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	for time.Now().Before(tk.idToken.Expiry.Add(time.Second)) {
+		time.Sleep(50 * time.Millisecond) // wait for the hint to expire
+	}
+	q := url.Values{"id_token_hint": {tk.raw}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}, "state": {"s1"}}
+	resp := br.get(e.issuer + "/logout?" + q.Encode())
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:9/bye?state=s1" {
+		t.Fatalf("logout with an expired hint: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
