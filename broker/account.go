@@ -87,9 +87,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
 	if sess == nil {
-		for _, k := range b.browserConnectors(r) {
-			v.SignIn = append(v.SignIn, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
-		}
+		v.SignIn = b.signInChoices(r)
 		b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 		return
 	}
@@ -106,9 +104,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.CanUnbind = len(ids) > 1
 	if v.Error == msgReauth {
 		// Offer a fresh sign-in right here, with the user's own providers.
-		for _, k := range b.browserConnectors(r) {
-			v.SignIn = append(v.SignIn, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
-		}
+		v.SignIn = b.signInChoices(r)
 	}
 	bound := map[string]bool{}
 	for _, id := range ids {
@@ -133,18 +129,12 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 }
 
-// browserConnectors are the web connectors usable in this browser.
-func (b *Broker) browserConnectors(r *http.Request) []*Connector {
-	inWeChat := isWeChatBrowser(r)
-	var out []*Connector
-	for _, k := range b.order {
-		if _, ok := k.web(); !ok {
-			continue
-		}
-		if (k.Type == "wechat" && inWeChat) || (k.Type == "wechat_mp" && !inWeChat) {
-			continue
-		}
-		out = append(out, k)
+// signInChoices are the account page's sign-in links, one per web
+// connector usable in this browser.
+func (b *Broker) signInChoices(r *http.Request) []choice {
+	var out []choice
+	for _, k := range b.browserConnectors(r) {
+		out = append(out, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
 	}
 	return out
 }
@@ -164,7 +154,7 @@ func (b *Broker) redirectAccount(w http.ResponseWriter, r *http.Request, key str
 // handleAccountLogin signs the person in to the account page itself.
 func (b *Broker) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
 	conn, ok := b.connectors[r.URL.Query().Get("connector_id")]
-	if _, web := conn.webOK(); !ok || !web {
+	if _, web := conn.web(); !ok || !web {
 		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
 	}
@@ -194,7 +184,7 @@ func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn, ok := b.connectors[r.PostForm.Get("connector_id")]
-	if _, web := conn.webOK(); !ok || !web {
+	if _, web := conn.web(); !ok || !web {
 		b.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	}
@@ -386,7 +376,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn, found := b.connectors[req.ConnectorID]
-	exchanger, isCode := conn.codeOK()
+	exchanger, isCode := conn.code()
 	if !found || !isCode || conn.Type != connectorTypeMiniProgr || (c != nil && !c.allows(conn.ID)) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
 		return
@@ -418,14 +408,6 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusCreated, toIdentityJSON(row))
 	}
-}
-
-func (c *Connector) codeOK() (CodeConnector, bool) {
-	if c == nil {
-		return nil, false
-	}
-	x, ok := c.Impl.(CodeConnector)
-	return x, ok
 }
 
 func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {

@@ -52,9 +52,24 @@ type Connector struct {
 	Impl any
 }
 
+// web returns the connector as a WebConnector; false for nil or a
+// connector without a browser flow.
 func (c *Connector) web() (WebConnector, bool) {
+	if c == nil {
+		return nil, false
+	}
 	w, ok := c.Impl.(WebConnector)
 	return w, ok
+}
+
+// code returns the connector as a CodeConnector; false for nil or a
+// connector that exchanges no codes.
+func (c *Connector) code() (CodeConnector, bool) {
+	if c == nil {
+		return nil, false
+	}
+	x, ok := c.Impl.(CodeConnector)
+	return x, ok
 }
 
 // Options is what New needs.

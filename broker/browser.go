@@ -26,17 +26,23 @@ const (
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// randomString returns n random characters of [A-Za-z0-9] (WeChat's rule
-// for state values).
+// randomString returns n uniformly random characters of [A-Za-z0-9]
+// (WeChat's rule for state values). Bytes of 248 and above are dropped, so
+// that every character is equally likely.
 func randomString(n int) string {
-	buf := make([]byte, n)
-	if _, err := rand.Read(buf); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/4+1)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+		}
+		for _, c := range buf {
+			if c < 248 && len(out) < n { // 248 = 4 × 62
+				out = append(out, alnum[c%62])
+			}
+		}
 	}
-	for i, c := range buf {
-		buf[i] = alnum[int(c)%len(alnum)]
-	}
-	return string(buf)
+	return string(out)
 }
 
 func newUserID() string {

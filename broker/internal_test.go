@@ -3,6 +3,7 @@ package broker
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -61,5 +62,28 @@ func TestPickLang(t *testing.T) {
 				t.Fatalf("pickLang = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRandomStringIsUniformOverItsAlphabet(t *testing.T) {
+	for _, n := range []int{1, 16, 32, 43, 128} {
+		if s := randomString(n); len(s) != n || !validState(strings.Repeat(s, 16/n+1)) {
+			t.Fatalf("randomString(%d) = %q", n, s)
+		}
+	}
+	counts := map[rune]int{}
+	for i := 0; i < 2000; i++ {
+		for _, c := range randomString(100) {
+			counts[c]++
+		}
+	}
+	lo, hi := 1<<30, 0
+	for _, c := range alnum {
+		lo, hi = min(lo, counts[c]), max(hi, counts[c])
+	}
+	// 200 000 characters, ~3 226 each: a modulo bias would give the first
+	// eight characters 25 % more than the others.
+	if len(counts) != 62 || float64(hi)/float64(lo) > 1.12 {
+		t.Fatalf("characters seen %d, counts from %d to %d", len(counts), lo, hi)
 	}
 }

@@ -80,7 +80,7 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	connectorID := form.Get("connector_id")
 	if connectorID != "" {
 		conn, ok := b.connectors[connectorID]
-		if _, web := conn.webOK(); !ok || !web || !c.allows(connectorID) {
+		if _, web := conn.web(); !ok || !web || !c.allows(connectorID) {
 			b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The connector_id %q is unknown or not allowed for this client.", connectorID))
 			return
 		}
@@ -113,13 +113,6 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		AuthQuery:   form.Encode(),
 		RequestedAt: now,
 	})
-}
-
-func (c *Connector) webOK() (WebConnector, bool) {
-	if c == nil {
-		return nil, false
-	}
-	return c.web()
 }
 
 // sessionUsable reports whether the SSO session may answer this request
@@ -265,14 +258,25 @@ func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 	b.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, rfc.GetDescription())
 }
 
-// chooserConnectors lists the web connectors this client may use that make
-// sense in this browser: inside WeChat the Official Account login, outside
-// it the QR code.
+// chooserConnectors lists the connectors the chooser offers this client
+// in this browser.
 func (b *Broker) chooserConnectors(r *http.Request, c *client) []*Connector {
+	var out []*Connector
+	for _, k := range b.browserConnectors(r) {
+		if c.allows(k.ID) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// browserConnectors lists the web connectors that make sense in this
+// browser: inside WeChat the Official Account login, outside it the QR code.
+func (b *Broker) browserConnectors(r *http.Request) []*Connector {
 	inWeChat := isWeChatBrowser(r)
 	var out []*Connector
 	for _, k := range b.order {
-		if _, ok := k.web(); !ok || !c.allows(k.ID) {
+		if _, ok := k.web(); !ok {
 			continue
 		}
 		if (k.Type == "wechat" && inWeChat) || (k.Type == "wechat_mp" && !inWeChat) {
@@ -287,7 +291,7 @@ func (b *Broker) chooserConnectors(r *http.Request, c *client) []*Connector {
 // provider.
 func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
 	ctx := r.Context()
-	web, ok := conn.webOK()
+	web, ok := conn.web()
 	if !ok {
 		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
@@ -336,7 +340,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["connector"]
 	conn, ok := b.connectors[id]
-	web, isWeb := conn.webOK()
+	web, isWeb := conn.web()
 	if !ok || !isWeb {
 		b.errorPage(w, r, http.StatusNotFound, msgUnknownConnector)
 		return

@@ -78,7 +78,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	if code == "" || len(code) > 512 {
 		return fosite.ErrInvalidRequest.WithHint("The subject_token (the wx.login code) is missing or malformed.")
 	}
-	exchanger, ok := conn.Impl.(CodeConnector)
+	exchanger, ok := conn.code()
 	if !ok {
 		return fosite.ErrInvalidRequest.WithHint("The subject_issuer cannot exchange codes.")
 	}
