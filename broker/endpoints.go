@@ -130,12 +130,14 @@ func (b *Broker) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosi
 	b.provider.WriteAccessError(r.Context(), w, ar, rfc)
 }
 
-// mapStorageError turns the loser of a race on a code or refresh token (a
-// compare-and-swap that failed, or a code found invalidated) into invalid_grant rather than a 500, and a
-// store outage into temporarily_unavailable.
+// mapStorageError turns the loser of a race on a code or refresh token
+// (fositeStore.Commit reports a failed compare-and-swap as
+// ErrInactiveToken, or fosite finds the code invalidated) into
+// invalid_grant rather than a 500, and a store outage into
+// temporarily_unavailable.
 func mapStorageError(err error) error {
 	switch {
-	case errors.Is(err, storage.ErrConflict), errors.Is(err, fosite.ErrInactiveToken),
+	case errors.Is(err, fosite.ErrInactiveToken),
 		// fosite reads the code again when it populates the response; if
 		// a concurrent redemption invalidated it in between, it reports
 		// this as a server error.
