@@ -119,10 +119,21 @@ type Users interface {
 	// Picture, RealProfile, Secret, LastUsedAt) of an existing identity.
 	// ErrNotFound if it does not exist.
 	UpdateIdentity(ctx context.Context, id Identity) error
-	// UnbindIdentity removes the user's identity of that connector.
-	// ErrNotFound if the user has none; ErrLastIdentity if it is the
-	// user's only identity (nothing changes). Atomic.
+	// UnbindIdentity removes the user's identity of that connector and,
+	// in the same transaction, every browser session and token record
+	// that came through it: sessions of the user with that ConnectorID
+	// and the identity's subject (or no recorded subject), and token
+	// records of the user whose IdentityConnector and IdentitySubject
+	// are the identity's (or whose IdentityConnector is empty: issued
+	// before identities were recorded). ErrNotFound if the user has
+	// none; ErrLastIdentity if it is the user's only identity (nothing
+	// changes). Atomic.
 	UnbindIdentity(ctx context.Context, userID, connectorID string) error
+	// RevokeUserGrants removes every browser session of the user and
+	// every token record whose Subject is the user id, in one
+	// transaction ("sign out everywhere"); the user and its identities
+	// stay. No user, or nothing to remove, is not an error.
+	RevokeUserGrants(ctx context.Context, userID string) error
 }
 
 // --------------------------------------------------------------- tokens
@@ -152,6 +163,12 @@ type TokenRecord struct {
 	Data      []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
+
+	// IdentityConnector and IdentitySubject are the identity (connector
+	// id, provider subject) whose sign-in started the grant; empty when
+	// unknown.
+	IdentityConnector string
+	IdentitySubject   string
 }
 
 // TokenOpType is what one TokenOp does.
@@ -252,6 +269,10 @@ type Session struct {
 	AuthTime    time.Time
 	ExpiresAt   time.Time
 	Data        []byte // opaque to the store
+
+	// IdentitySubject is the provider subject of the identity that
+	// signed in (with ConnectorID); empty when unknown.
+	IdentitySubject string
 }
 
 // Sessions keeps browser sessions.
@@ -259,8 +280,8 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession: ErrNotFound if absent or expired.
 	GetSession(ctx context.Context, id string) (Session, error)
-	// UpdateSession rewrites UserID, ConnectorID, AuthTime, ExpiresAt and
-	// Data. ErrNotFound if absent.
+	// UpdateSession rewrites UserID, ConnectorID, IdentitySubject,
+	// AuthTime, ExpiresAt and Data. ErrNotFound if absent.
 	UpdateSession(ctx context.Context, s Session) error
 	DeleteSession(ctx context.Context, id string) error
 }

@@ -22,8 +22,8 @@ func (s *Store) CreateSession(ctx context.Context, ss storage.Session) error {
 	}
 	err := s.retry(ctx, func() error {
 		_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, connector_id, auth_time,
-			expires_at, data) VALUES ($1, $2, $3, $4, $5, $6)`,
-			ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data))
+			expires_at, data, identity_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject)
 		return err
 	})
 	if err != nil {
@@ -37,9 +37,9 @@ func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, err
 	var ss storage.Session
 	var auth, expires pgtype.Timestamptz
 	err := s.read(ctx, func() error {
-		return s.pool.QueryRow(ctx, `SELECT id, user_id, connector_id, auth_time, expires_at, data
-			FROM sessions WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
-			id, time.Now().UTC()).Scan(&ss.ID, &ss.UserID, &ss.ConnectorID, &auth, &expires, &ss.Data)
+		return s.pool.QueryRow(ctx, `SELECT id, user_id, connector_id, auth_time, expires_at, data,
+			identity_subject FROM sessions WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
+			id, time.Now().UTC()).Scan(&ss.ID, &ss.UserID, &ss.ConnectorID, &auth, &expires, &ss.Data, &ss.IdentitySubject)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storage.Session{}, storage.ErrNotFound
@@ -57,8 +57,8 @@ func (s *Store) UpdateSession(ctx context.Context, ss storage.Session) error {
 	err := s.retry(ctx, func() error {
 		var err error
 		ct, err = s.pool.Exec(ctx, `UPDATE sessions SET user_id = $2, connector_id = $3,
-			auth_time = $4, expires_at = $5, data = $6 WHERE id = $1`,
-			ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data))
+			auth_time = $4, expires_at = $5, data = $6, identity_subject = $7 WHERE id = $1`,
+			ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject)
 		return err
 	})
 	if err != nil {

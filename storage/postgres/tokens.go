@@ -39,9 +39,10 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 			case storage.OpCreate:
 				r := op.Record
 				q = b.Queue(`INSERT INTO tokens (kind, signature, request_id, client_id, subject,
-					active, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+					active, data, created_at, expires_at, identity_connector, identity_subject)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 					string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, r.Active,
-					blob(r.Data), ts(r.CreatedAt), ts(r.ExpiresAt))
+					blob(r.Data), ts(r.CreatedAt), ts(r.ExpiresAt), r.IdentityConnector, r.IdentitySubject)
 			case storage.OpDeactivate:
 				q = b.Queue(`SELECT qiao_deactivate_token($1, $2)`, string(op.Kind), op.Signature)
 			case storage.OpDelete:
@@ -70,10 +71,11 @@ func (s *Store) GetToken(ctx context.Context, kind storage.TokenKind, signature 
 	var k string
 	err := s.read(ctx, func() error {
 		return s.pool.QueryRow(ctx, `SELECT kind, signature, request_id, client_id, subject, active,
-			data, created_at, expires_at FROM tokens
+			data, created_at, expires_at, identity_connector, identity_subject FROM tokens
 			WHERE kind = $1 AND signature = $2 AND (expires_at IS NULL OR expires_at > $3)`,
 			string(kind), signature, time.Now().UTC()).
-			Scan(&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &r.Active, &r.Data, &created, &expires)
+			Scan(&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &r.Active, &r.Data, &created, &expires,
+				&r.IdentityConnector, &r.IdentitySubject)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storage.TokenRecord{}, storage.ErrNotFound

@@ -126,6 +126,21 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return nil
 }
 
+// RevokeUserGrants removes the user's sessions and tokens in one
+// statement, so one transaction.
+func (s *Store) RevokeUserGrants(ctx context.Context, userID string) error {
+	err := s.retry(ctx, func() error {
+		_, err := s.pool.Exec(ctx, `WITH
+			s AS (DELETE FROM sessions WHERE user_id = $1)
+			DELETE FROM tokens WHERE subject = $1`, userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: revoke user grants: %w", err)
+	}
+	return nil
+}
+
 // GetIdentity returns the identity (connectorID, subject).
 func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error) {
 	var id storage.Identity
@@ -233,11 +248,21 @@ func (s *Store) UnbindIdentity(ctx context.Context, userID, connectorID string) 
 	err := s.batch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID)
+		// The sessions and tokens that came through the removed
+		// identities (or whose identity is unknown) go with them. Every
+		// part of a WITH sees the same snapshot, so gone.subject lists
+		// the identities being removed.
 		b.Queue(`WITH
 			c AS (SELECT count(*) FILTER (WHERE connector_id = $2) AS mine, count(*) AS total
 				FROM identities WHERE user_id = $1),
-			d AS (DELETE FROM identities WHERE user_id = $1 AND connector_id = $2
-				AND (SELECT total > mine FROM c))
+			gone AS (DELETE FROM identities WHERE user_id = $1 AND connector_id = $2
+				AND (SELECT total > mine FROM c) RETURNING subject),
+			s AS (DELETE FROM sessions WHERE user_id = $1 AND connector_id = $2
+				AND EXISTS (SELECT 1 FROM gone)
+				AND (identity_subject = '' OR identity_subject IN (SELECT subject FROM gone))),
+			t AS (DELETE FROM tokens WHERE subject = $1 AND EXISTS (SELECT 1 FROM gone)
+				AND (identity_connector = ''
+					OR (identity_connector = $2 AND identity_subject IN (SELECT subject FROM gone))))
 			SELECT mine, total FROM c`, userID, connectorID).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&mine, &total)
 		})

@@ -27,12 +27,22 @@ const (
 		real_profile = ?, secret = ?, last_used_at = ? WHERE connector_id = ? AND subject = ?`
 	qCountIdentities = `SELECT count(*), coalesce(sum(connector_id = ?), 0) FROM identities WHERE user_id = ?`
 	qUnbindIdentity  = `DELETE FROM identities WHERE user_id = ? AND connector_id = ?`
+	// Before the identities go: what came through them (or whose
+	// identity is unknown) goes with them.
+	qUnbindSessions = `DELETE FROM sessions WHERE user_id = ?1 AND connector_id = ?2
+		AND (identity_subject = '' OR identity_subject IN
+			(SELECT subject FROM identities WHERE user_id = ?1 AND connector_id = ?2))`
+	qUnbindTokens = `DELETE FROM tokens WHERE subject = ?1 AND (identity_connector = ''
+		OR (identity_connector = ?2 AND identity_subject IN
+			(SELECT subject FROM identities WHERE user_id = ?1 AND connector_id = ?2)))`
 
 	// tokens
 	qInsertToken = `INSERT INTO tokens (kind, signature, request_id, client_id, subject, active,
-		data, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		data, created_at, expires_at, identity_connector, identity_subject)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetToken = `SELECT kind, signature, request_id, client_id, subject, active, data,
-		created_at, expires_at FROM tokens WHERE kind = ? AND signature = ?`
+		created_at, expires_at, identity_connector, identity_subject
+		FROM tokens WHERE kind = ? AND signature = ?`
 	qDeactivateToken = `UPDATE tokens SET active = 0 WHERE kind = ? AND signature = ? AND active = 1`
 	qTokenExists     = `SELECT 1 FROM tokens WHERE kind = ? AND signature = ?`
 	qDeleteToken     = `DELETE FROM tokens WHERE kind = ? AND signature = ?`
@@ -48,12 +58,12 @@ const (
 		retired_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, NULL)`
 
 	// sessions
-	qInsertSession = `INSERT INTO sessions (id, user_id, connector_id, auth_time, expires_at, data)
-		VALUES (?, ?, ?, ?, ?, ?)`
-	qGetSession = `SELECT id, user_id, connector_id, auth_time, expires_at, data
+	qInsertSession = `INSERT INTO sessions (id, user_id, connector_id, auth_time, expires_at, data,
+		identity_subject) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qGetSession = `SELECT id, user_id, connector_id, auth_time, expires_at, data, identity_subject
 		FROM sessions WHERE id = ?`
 	qUpdateSession = `UPDATE sessions SET user_id = ?, connector_id = ?, auth_time = ?,
-		expires_at = ?, data = ? WHERE id = ?`
+		expires_at = ?, data = ?, identity_subject = ? WHERE id = ?`
 	qDeleteSession = `DELETE FROM sessions WHERE id = ?`
 
 	// logins
@@ -91,6 +101,7 @@ func writeQueries() []string {
 	return []string{
 		qInsertUser, qDeleteUser, qDeleteUserToks, qDeleteUserSess, qDeleteUserIDs,
 		qInsertIdentity, qUpdateIdentity, qCountIdentities, qUnbindIdentity,
+		qUnbindSessions, qUnbindTokens,
 		qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
 		qCurrentKey, qRetireKey, qInsertKey,
 		qInsertSession, qUpdateSession, qDeleteSession,

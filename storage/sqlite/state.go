@@ -19,7 +19,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 		return errors.New("sqlite: create session: empty id")
 	}
 	_, err := s.ws[qInsertSession].ExecContext(ctx, sess.ID, sess.UserID, sess.ConnectorID,
-		ms(sess.AuthTime), ms(sess.ExpiresAt), blob(sess.Data))
+		ms(sess.AuthTime), ms(sess.ExpiresAt), blob(sess.Data), sess.IdentitySubject)
 	if err != nil {
 		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
 	}
@@ -33,7 +33,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, err
 		authTime, expires sql.NullInt64
 	)
 	err := s.rs[qGetSession].QueryRowContext(ctx, id).Scan(
-		&sess.ID, &sess.UserID, &sess.ConnectorID, &authTime, &expires, &sess.Data)
+		&sess.ID, &sess.UserID, &sess.ConnectorID, &authTime, &expires, &sess.Data, &sess.IdentitySubject)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && expired(expires, time.Now())) {
 		return storage.Session{}, fmt.Errorf("sqlite: session: %w", storage.ErrNotFound)
 	}
@@ -47,7 +47,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, err
 // UpdateSession rewrites everything but the id.
 func (s *Store) UpdateSession(ctx context.Context, sess storage.Session) error {
 	r, err := s.ws[qUpdateSession].ExecContext(ctx, sess.UserID, sess.ConnectorID,
-		ms(sess.AuthTime), ms(sess.ExpiresAt), blob(sess.Data), sess.ID)
+		ms(sess.AuthTime), ms(sess.ExpiresAt), blob(sess.Data), sess.IdentitySubject, sess.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update session: %w", err)
 	}

@@ -37,7 +37,7 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op storage.TokenOp) err
 		r := op.Record
 		_, err := s.wstmt(ctx, tx, qInsertToken).ExecContext(ctx,
 			string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, boolInt(r.Active),
-			blob(r.Data), ms(r.CreatedAt), ms(r.ExpiresAt))
+			blob(r.Data), ms(r.CreatedAt), ms(r.ExpiresAt), r.IdentityConnector, r.IdentitySubject)
 		return err
 	case storage.OpDeactivate:
 		res, err := s.wstmt(ctx, tx, qDeactivateToken).ExecContext(ctx, string(op.Kind), op.Signature)
@@ -100,7 +100,8 @@ func (s *Store) GetToken(ctx context.Context, kind storage.TokenKind, signature 
 		created, expires sql.NullInt64
 	)
 	err := s.rs[qGetToken].QueryRowContext(ctx, string(kind), signature).Scan(
-		&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &active, &r.Data, &created, &expires)
+		&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &active, &r.Data, &created, &expires,
+		&r.IdentityConnector, &r.IdentitySubject)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && expired(expires, time.Now())) {
 		return storage.TokenRecord{}, fmt.Errorf("sqlite: %s: %w", kind, storage.ErrNotFound)
 	}

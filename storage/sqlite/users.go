@@ -104,6 +104,23 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return nil
 }
 
+// RevokeUserGrants removes the user's sessions and tokens in one
+// transaction.
+func (s *Store) RevokeUserGrants(ctx context.Context, userID string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{qDeleteUserSess, qDeleteUserToks} {
+			if _, err := s.wstmt(ctx, tx, q).ExecContext(ctx, userID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke the grants of user %q: %w", userID, err)
+	}
+	return nil
+}
+
 // GetIdentity returns the identity (connectorID, subject).
 func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error) {
 	id, err := scanIdentity(s.rs[qGetIdentity].QueryRowContext(ctx, connectorID, subject))
@@ -182,8 +199,12 @@ func (s *Store) UnbindIdentity(ctx context.Context, userID, connectorID string) 
 		case matching == total:
 			return storage.ErrLastIdentity
 		}
-		_, err := s.wstmt(ctx, tx, qUnbindIdentity).ExecContext(ctx, userID, connectorID)
-		return err
+		for _, q := range []string{qUnbindSessions, qUnbindTokens, qUnbindIdentity} {
+			if _, err := s.wstmt(ctx, tx, q).ExecContext(ctx, userID, connectorID); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: unbind connector %q from user %q: %w", connectorID, userID, err)

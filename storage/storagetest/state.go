@@ -33,6 +33,8 @@ func newSession() storage.Session {
 		AuthTime:    n,
 		ExpiresAt:   n.Add(24 * time.Hour),
 		Data:        []byte{'{', 0, 0xff, '}'},
+
+		IdentitySubject: uniq("o6_subject"),
 	}
 }
 
@@ -87,6 +89,8 @@ func testSessionUpdate(t *testing.T, s storage.Storage) {
 		AuthTime:    now().Add(time.Minute),
 		ExpiresAt:   now().Add(48 * time.Hour),
 		Data:        []byte("updated"),
+
+		IdentitySubject: uniq("qq-openid"),
 	}
 	must(t, "UpdateSession", s.UpdateSession(ctx, upd))
 	got, err := s.GetSession(ctx, sess.ID)

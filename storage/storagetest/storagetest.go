@@ -283,6 +283,9 @@ func newToken(kind storage.TokenKind, requestID, subject string) storage.TokenRe
 		Data:      []byte(`{"requested_scope":["openid"],"session":{"subject":"u"}}` + "\x00\xff"),
 		CreatedAt: n,
 		ExpiresAt: n.Add(time.Hour),
+
+		IdentityConnector: "wechat",
+		IdentitySubject:   uniq("o6_subject"),
 	}
 }
 

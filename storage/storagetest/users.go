@@ -30,6 +30,9 @@ func userTests() []suiteTest {
 		{"UnbindLastIdentityIsRefused", testUnbindLast},
 		{"UnbindUnboundConnectorIsNotFound", testUnbindMissing},
 		{"ConcurrentUnbindsLeaveOneIdentity", testUnbindRace},
+		{"UnbindIdentityRevokesSessionsAndTokensThatCameThroughIt", testUnbindRevokes},
+		{"RefusedUnbindRevokesNothing", testUnbindRefusedRevokesNothing},
+		{"RevokeUserGrantsEndsEverySessionAndTokenOfTheUserOnly", testRevokeUserGrants},
 		{"FindIdentitiesByUnionIDOrderedByBoundAt", testFindByUnionID},
 		{"ListIdentitiesOfUnknownUserIsEmpty", testListIdentitiesUnknown},
 		{"IdentitySecretBytesRoundTrip", testIdentitySecretBytes},
@@ -436,4 +439,116 @@ func testIdentitySecretBytes(t *testing.T, s storage.Storage) {
 			t.Errorf("secret %d: got %x, want %x", i, got.Secret, secret)
 		}
 	}
+}
+
+// grantsOf makes a browser session and a token family (code, access and
+// refresh token) of user u that came through identity id.
+func grantsOf(t *testing.T, s storage.Storage, u storage.User, id storage.Identity) (storage.Session, []storage.TokenRecord) {
+	t.Helper()
+	sess := storage.Session{ID: uniq("sess"), UserID: u.ID, ConnectorID: id.ConnectorID, IdentitySubject: id.Subject,
+		AuthTime: now(), ExpiresAt: now().Add(time.Hour)}
+	must(t, "CreateSession", s.CreateSession(t.Context(), sess))
+	req := uniq("req")
+	var toks []storage.TokenRecord
+	for _, k := range []storage.TokenKind{storage.KindAuthorizeCode, storage.KindAccessToken, storage.KindRefreshToken} {
+		tok := newToken(k, req, u.ID)
+		tok.IdentityConnector, tok.IdentitySubject = id.ConnectorID, id.Subject
+		toks = append(toks, tok)
+	}
+	createTokens(t, s, toks...)
+	return sess, toks
+}
+
+func sessionKept(t *testing.T, s storage.Storage, what string, sess storage.Session) {
+	t.Helper()
+	if _, err := s.GetSession(t.Context(), sess.ID); err != nil {
+		t.Errorf("%s: session gone: %v", what, err)
+	}
+}
+
+func sessionGone(t *testing.T, s storage.Storage, what string, sess storage.Session) {
+	t.Helper()
+	_, err := s.GetSession(t.Context(), sess.ID)
+	wantErr(t, what+": GetSession", err, storage.ErrNotFound)
+}
+
+func tokensKept(t *testing.T, s storage.Storage, what string, toks []storage.TokenRecord) {
+	t.Helper()
+	for _, tok := range toks {
+		if _, err := s.GetToken(t.Context(), tok.Kind, tok.Signature); err != nil {
+			t.Errorf("%s: %s gone: %v", what, tok.Kind, err)
+		}
+	}
+}
+
+func testUnbindRevokes(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, wechat := createUser(t, s)
+	qq := newIdentity(u.ID, "qq", now())
+	must(t, "BindIdentity", s.BindIdentity(ctx, qq))
+	qqSess, qqToks := grantsOf(t, s, u, qq)
+	wechatSess, wechatToks := grantsOf(t, s, u, wechat)
+	// A session and a token from before identities were recorded: their
+	// origin is unknown, so they go with the unbind too.
+	legacySess := storage.Session{ID: uniq("sess"), UserID: u.ID, ConnectorID: "qq", AuthTime: now(), ExpiresAt: now().Add(time.Hour)}
+	must(t, "CreateSession", s.CreateSession(ctx, legacySess))
+	legacyTok := newToken(storage.KindRefreshToken, uniq("req"), u.ID)
+	legacyTok.IdentityConnector, legacyTok.IdentitySubject = "", ""
+	createTokens(t, s, legacyTok)
+	// Another user's grants through an identity of the same connector stay.
+	other, _ := createUser(t, s)
+	otherQQ := newIdentity(other.ID, "qq", now())
+	must(t, "BindIdentity", s.BindIdentity(ctx, otherQQ))
+	otherSess, otherToks := grantsOf(t, s, other, otherQQ)
+
+	must(t, "UnbindIdentity", s.UnbindIdentity(ctx, u.ID, "qq"))
+
+	sessionGone(t, s, "session of the unbound identity", qqSess)
+	for _, tok := range qqToks {
+		tokenGone(t, s, tok)
+	}
+	sessionGone(t, s, "session of unknown identity of the unbound connector", legacySess)
+	tokenGone(t, s, legacyTok)
+	sessionKept(t, s, "session of the identity that stays", wechatSess)
+	tokensKept(t, s, "tokens of the identity that stays", wechatToks)
+	sessionKept(t, s, "another user's session", otherSess)
+	tokensKept(t, s, "another user's tokens", otherToks)
+}
+
+func testUnbindRefusedRevokesNothing(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, wechat := createUser(t, s)
+	sess, toks := grantsOf(t, s, u, wechat)
+	wantErr(t, "UnbindIdentity of the last identity", s.UnbindIdentity(ctx, u.ID, "wechat"), storage.ErrLastIdentity)
+	wantErr(t, "UnbindIdentity of an unbound connector", s.UnbindIdentity(ctx, u.ID, "qq"), storage.ErrNotFound)
+	sessionKept(t, s, "after a refused unbind", sess)
+	tokensKept(t, s, "after a refused unbind", toks)
+}
+
+func testRevokeUserGrants(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, wechat := createUser(t, s)
+	qq := newIdentity(u.ID, "qq", now())
+	must(t, "BindIdentity", s.BindIdentity(ctx, qq))
+	s1, t1 := grantsOf(t, s, u, wechat)
+	s2, t2 := grantsOf(t, s, u, qq)
+	other, otherID := createUser(t, s)
+	otherSess, otherToks := grantsOf(t, s, other, otherID)
+
+	must(t, "RevokeUserGrants", s.RevokeUserGrants(ctx, u.ID))
+	for _, sess := range []storage.Session{s1, s2} {
+		sessionGone(t, s, "after RevokeUserGrants", sess)
+	}
+	for _, tok := range append(t1, t2...) {
+		tokenGone(t, s, tok)
+	}
+	ids, err := s.ListIdentities(ctx, u.ID)
+	must(t, "ListIdentities", err)
+	if len(ids) != 2 {
+		t.Errorf("RevokeUserGrants left %d identities, want 2", len(ids))
+	}
+	sessionKept(t, s, "another user's session", otherSess)
+	tokensKept(t, s, "another user's tokens", otherToks)
+	must(t, "RevokeUserGrants of a user with nothing left", s.RevokeUserGrants(ctx, u.ID))
+	must(t, "RevokeUserGrants of an unknown user", s.RevokeUserGrants(ctx, uniq("nobody")))
 }
