@@ -4,28 +4,45 @@ import (
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
 
+	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
 
-// recentSignIn is how fresh a sign-in must be to unbind an identity.
-const recentSignIn = 15 * time.Minute
+// reauthWithin is how recent a sign-in must be to bind or unbind an
+// identity, on the page and through the API.
+func (b *Broker) reauthWithin() time.Duration {
+	if d := b.cfg.Account.ReauthWithin; d > 0 {
+		return d
+	}
+	return config.DefaultReauthWithin
+}
+
+// recentSignIn reports whether authTime is recent enough to bind or unbind.
+func (b *Broker) recentSignIn(authTime time.Time) bool {
+	return !authTime.IsZero() && b.now().Sub(authTime) <= b.reauthWithin()
+}
 
 func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account", b.handleAccount).Methods(http.MethodGet)
 	s.HandleFunc("/account/login", b.handleAccountLogin).Methods(http.MethodGet)
 	s.HandleFunc("/account/bind", b.handleAccountBind).Methods(http.MethodPost)
 	s.HandleFunc("/account/unbind", b.handleAccountUnbind).Methods(http.MethodPost)
+	s.HandleFunc("/account/reauth", b.handleAccountReauth).Methods(http.MethodPost)
+	s.HandleFunc("/account/signout-everywhere", b.handleAccountSignOutEverywhere).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", b.handleMe).Methods(http.MethodGet)
 	s.HandleFunc("/api/v1/me/identities", b.handleBindAPI).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me/identities/{connector}", b.handleUnbindAPI).Methods(http.MethodDelete)
+	s.HandleFunc("/api/v1/me/sessions", b.handleSignOutEverywhereAPI).Methods(http.MethodDelete)
 }
 
 // accountView is what the account page shows.
@@ -44,6 +61,19 @@ type accountView struct {
 	LogoutURL  string
 	LogoutCSRF string
 	CanUnbind  bool
+
+	// A fresh sign-in is needed before Action (bind or unbind) of Target:
+	// Reauth lists the user's own connectors to sign in with again.
+	Reauth    []choice
+	ReauthURL string
+	// Confirm asks again for Action of Target after a re-authentication.
+	Confirm       bool
+	ConfirmURL    string
+	Action        string
+	Target        string
+	TargetName    string
+	EverywhereURL string
+	AccountURL    string
 }
 
 type identityView struct {
@@ -65,13 +95,41 @@ func localTime(t time.Time, lang string) string {
 
 // statusMessages are the outcomes the account page may be told to show.
 var statusMessages = map[string]msgID{
-	msgBoundOK: msgBoundOK, msgUnboundOK: msgUnboundOK,
+	msgBoundOK: msgBoundOK, msgUnboundOK: msgUnboundOK, msgSignedOutEverywhere: msgSignedOutEverywhere,
 }
 var errorMessages = map[string]msgID{
 	msgAlreadyBound: msgAlreadyBound, msgLastIdentity: msgLastIdentity,
 	msgReauth: msgReauth, msgUnavailable: msgUnavailable,
 	msgProviderFailed: msgProviderFailed, msgBadCSRF: msgBadCSRF,
 	msgSignInFirst: msgSignInFirst, msgUnknownConnector: msgUnknownConnector,
+	msgReauthOtherPerson: msgReauthOtherPerson,
+}
+
+// pendingAction is a bind or unbind the person asked for (with a POST and
+// its CSRF token) and that waits for a fresh sign-in.
+type pendingAction struct {
+	Action string // "bind" or "unbind"
+	Target string // the connector id to bind or unbind
+}
+
+// pendingFrom reads a pending action from form or query values; ok is
+// false unless it names a known connector.
+func (b *Broker) pendingFrom(v url.Values) (pendingAction, bool) {
+	p := pendingAction{Action: v.Get("action"), Target: v.Get("target")}
+	if p.Action != "bind" && p.Action != "unbind" {
+		return pendingAction{}, false
+	}
+	if _, ok := b.connectors[p.Target]; !ok {
+		return pendingAction{}, false
+	}
+	return p, true
+}
+
+// askReauth sends the person back to the account page, which asks for a
+// fresh sign-in before the pending action.
+func (b *Broker) askReauth(w http.ResponseWriter, r *http.Request, p pendingAction) {
+	q := url.Values{"error": {msgReauth}, "action": {p.Action}, "target": {p.Target}}
+	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 func (b *Broker) accountCSRF(s *browserSession) string {
@@ -100,11 +158,24 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
+	v.ReauthURL, v.EverywhereURL, v.AccountURL = b.url("/account/reauth"), b.url("/account/signout-everywhere"), b.url("/account")
 	v.LogoutCSRF = b.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1
-	if v.Error == msgReauth {
-		// Offer a fresh sign-in right here, with the user's own providers.
-		v.SignIn = b.signInChoices(r)
+	q := r.URL.Query()
+	if p, ok := b.pendingFrom(q); ok {
+		v.Action, v.Target, v.TargetName = p.Action, p.Target, b.connectors[p.Target].Name
+		switch {
+		case v.Error == msgReauth:
+			// A fresh sign-in, only with the user's own identities (and
+			// not the one about to be unbound).
+			v.Reauth = b.reauthChoices(r, ids, p)
+		case q.Get("confirm") != "":
+			v.Confirm = true
+			v.ConfirmURL = v.BindURL
+			if p.Action == "unbind" {
+				v.ConfirmURL = v.UnbindURL
+			}
+		}
 	}
 	bound := map[string]bool{}
 	for _, id := range ids {
@@ -127,6 +198,23 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
+}
+
+// reauthChoices are the connectors a person may sign in with again before
+// p: those of their own identities that work in this browser, except the
+// one p unbinds.
+func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendingAction) []choice {
+	mine := map[string]bool{}
+	for _, id := range ids {
+		mine[id.ConnectorID] = true
+	}
+	var out []choice
+	for _, k := range b.browserConnectors(r) {
+		if mine[k.ID] && !(p.Action == "unbind" && k.ID == p.Target) {
+			out = append(out, choice{ID: k.ID, Type: k.Type, Name: k.Name})
+		}
+	}
+	return out
 }
 
 // signInChoices are the account page's sign-in links, one per web
@@ -188,6 +276,10 @@ func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
 		b.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	}
+	if !b.recentSignIn(sess.AuthTime) {
+		b.askReauth(w, r, pendingAction{Action: "bind", Target: conn.ID})
+		return
+	}
 	b.startUpstream(w, r, conn, pendingData{Purpose: "bind", UserID: sess.UserID, RequestedAt: b.now().UTC()})
 }
 
@@ -197,15 +289,21 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if b.now().Sub(sess.AuthTime) > recentSignIn {
-		b.redirectAccount(w, r, "error", msgReauth)
+	connectorID := r.PostForm.Get("connector_id")
+	if !b.recentSignIn(sess.AuthTime) {
+		if _, known := b.connectors[connectorID]; !known {
+			b.redirectAccount(w, r, "error", msgUnknownConnector)
+			return
+		}
+		b.askReauth(w, r, pendingAction{Action: "unbind", Target: connectorID})
 		return
 	}
-	connectorID := r.PostForm.Get("connector_id")
 	err := b.store.UnbindIdentity(ctx, sess.UserID, connectorID)
 	b.recordUnbind(r, sess.UserID, connectorID, "", err)
 	switch {
 	case err == nil:
+		// The store ended the sessions that came through the identity,
+		// this one too if it did: then the page shows the signed-out view.
 		b.redirectAccount(w, r, "status", msgUnboundOK)
 	case errors.Is(err, storage.ErrLastIdentity):
 		b.redirectAccount(w, r, "error", msgLastIdentity)
@@ -215,6 +313,103 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 		b.log.Error("unbind failed", "err", err)
 		b.redirectAccount(w, r, "error", msgUnavailable)
 	}
+}
+
+// handleAccountReauth starts a fresh sign-in, with one of the user's own
+// identities, for a bind or unbind the person asked for.
+func (b *Broker) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
+	sess := b.accountSession(w, r)
+	if sess == nil {
+		return
+	}
+	p, ok := b.pendingFrom(r.PostForm)
+	if !ok {
+		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		return
+	}
+	ids, err := b.store.ListIdentities(r.Context(), sess.UserID)
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	connectorID := r.PostForm.Get("connector_id")
+	for _, c := range b.reauthChoices(r, ids, p) {
+		if c.ID == connectorID {
+			b.startUpstream(w, r, b.connectors[c.ID], pendingData{
+				Purpose: "reauth", UserID: sess.UserID, Action: p.Action, Target: p.Target,
+				RequestedAt: b.now().UTC(),
+			})
+			return
+		}
+	}
+	b.redirectAccount(w, r, "error", msgUnknownConnector)
+}
+
+// finishReauth completes a fresh sign-in asked for by the account page.
+// Only an identity of the same user counts: anyone else's (or a new one)
+// is refused, the session stays as it was, no user is created and the
+// pending action is not performed. On success the person gets a new
+// session and is asked once more to confirm the pending action.
+func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
+	ctx := r.Context()
+	sess, err := b.currentSession(r)
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	if sess == nil || sess.UserID != data.UserID {
+		b.redirectAccount(w, r, "error", msgSignInFirst)
+		return
+	}
+	existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		b.log.Error("re-authentication: loading identity", "err", err)
+		b.redirectAccount(w, r, "error", msgUnavailable)
+		return
+	}
+	if err != nil || existing.UserID != data.UserID {
+		b.metrics.logins.WithLabelValues(conn.ID, "reauth_other_person").Inc()
+		b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "refused",
+			Detail: "signed in as another person"})
+		b.redirectAccount(w, r, "error", msgReauthOtherPerson)
+		return
+	}
+	now := b.now().UTC()
+	if _, err := b.startSession(ctx, w, sess, data.UserID, conn.ID, ident.Subject, now); err != nil {
+		b.log.Error("re-authentication: creating browser session", "err", err)
+		b.redirectAccount(w, r, "error", msgUnavailable)
+		return
+	}
+	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
+	b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "success"})
+	q := url.Values{"confirm": {"1"}, "action": {data.Action}, "target": {data.Target}}
+	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// handleAccountSignOutEverywhere ends every browser session and revokes
+// every token of the user.
+func (b *Broker) handleAccountSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
+	sess := b.accountSession(w, r)
+	if sess == nil {
+		return
+	}
+	if err := b.signOutEverywhere(r, sess.UserID, ""); err != nil {
+		b.redirectAccount(w, r, "error", msgUnavailable)
+		return
+	}
+	b.setCookie(w, sessionCookie, "", -1)
+	b.redirectAccount(w, r, "status", msgSignedOutEverywhere)
+}
+
+func (b *Broker) signOutEverywhere(r *http.Request, userID, clientID string) error {
+	err := b.store.RevokeUserGrants(r.Context(), userID)
+	result := "success"
+	if err != nil {
+		result = "error"
+		b.log.Error("sign out everywhere failed", "err", err)
+	}
+	b.audit(r.Context(), r, storage.AuditEvent{Action: "sign_out_everywhere", UserID: userID, ClientID: clientID, Result: result})
+	return err
 }
 
 func (b *Broker) recordUnbind(r *http.Request, userID, connectorID, clientID string, err error) {
@@ -319,50 +514,106 @@ func toIdentityJSON(id storage.Identity) identityJSON {
 	}
 }
 
-// apiUser authenticates the bearer token and returns its user and client.
-func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (userID string, c *client, ok bool) {
-	ar, err := b.bearer(r)
+// apiGrant is an account API request's authenticated grant.
+type apiGrant struct {
+	userID   string
+	client   *client
+	clientID string
+	scopes   fosite.Arguments
+	authTime time.Time
+}
+
+// apiUser authenticates the bearer token, from the Authorization header
+// only, and requires the account scope (RFC 6750 §3.1).
+func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool) {
+	ar, err := b.bearer(r, false)
 	if err != nil {
 		b.writeBearerError(w, err)
-		return "", nil, false
+		return apiGrant{}, false
 	}
-	userID = ar.GetSession().GetSubject()
-	if _, err := b.store.GetUser(r.Context(), userID); errors.Is(err, storage.ErrNotFound) {
+	g := apiGrant{userID: ar.GetSession().GetSubject(), scopes: ar.GetGrantedScopes()}
+	g.client, _ = ar.GetClient().(*client)
+	if g.client != nil {
+		g.clientID = g.client.ID
+	}
+	if sess, ok := ar.GetSession().(*Session); ok && sess.Claims != nil {
+		g.authTime = sess.Claims.AuthTime
+	}
+	if !g.scopes.Has(scopeAccount) || g.client == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="qiao", error="insufficient_scope", scope="`+scopeAccount+`"`)
+		writeJSON(w, http.StatusForbidden, oauthError{Error: "insufficient_scope",
+			Description: "The account API needs a token with the account scope, which only clients with account_api may request."})
+		return apiGrant{}, false
+	}
+	if _, err := b.store.GetUser(r.Context(), g.userID); errors.Is(err, storage.ErrNotFound) {
 		b.writeBearerError(w, err)
-		return "", nil, false
+		return apiGrant{}, false
 	} else if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
-		return "", nil, false
+		return apiGrant{}, false
 	}
-	c, _ = ar.GetClient().(*client)
-	return userID, c, true
+	return g, true
+}
+
+// freshSignIn answers as RFC 9470 (OAuth 2.0 Step Up Authentication
+// Challenge) does when the token's sign-in is older than reauthWithin:
+// 401 with error="insufficient_user_authentication" and max_age, so that
+// the app signs the person in again (max_age or prompt=login at /auth,
+// or a new wx.login code for a mini-program) and retries.
+func (b *Broker) freshSignIn(w http.ResponseWriter, g apiGrant) bool {
+	if b.recentSignIn(g.authTime) {
+		return true
+	}
+	maxAge := int64(b.reauthWithin() / time.Second)
+	const desc = "A more recent sign-in is required to change the accounts bound to this user."
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="qiao", error="insufficient_user_authentication", error_description="%s", max_age=%d`, desc, maxAge))
+	writeJSON(w, http.StatusUnauthorized, struct {
+		oauthError
+		MaxAge int64 `json:"max_age"`
+	}{oauthError{Error: "insufficient_user_authentication", Description: desc}, maxAge})
+	return false
+}
+
+// connectorDenied answers 403 when the client may not use the connector.
+func connectorDenied(w http.ResponseWriter, connectorID string) {
+	writeJSON(w, http.StatusForbidden, oauthError{Error: "access_denied",
+		Description: "This application may not use the connector " + connectorID + "."})
 }
 
 func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
-	userID, _, ok := b.apiUser(w, r)
+	g, ok := b.apiUser(w, r)
 	if !ok {
 		return
 	}
-	ids, err := b.store.ListIdentities(r.Context(), userID)
+	ids, err := b.store.ListIdentities(r.Context(), g.userID)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	p := profileOf(ids)
+	profiles := g.scopes.Has("profile")
 	out := struct {
 		Sub        string         `json:"sub"`
 		Name       string         `json:"name,omitempty"`
 		Picture    string         `json:"picture,omitempty"`
 		Identities []identityJSON `json:"identities"`
-	}{Sub: userID, Name: p.Name, Picture: p.Picture, Identities: []identityJSON{}}
+	}{Sub: g.userID, Identities: []identityJSON{}}
+	if profiles {
+		p := profileOf(ids)
+		out.Name, out.Picture = p.Name, p.Picture
+	}
 	for _, id := range ids {
-		out.Identities = append(out.Identities, toIdentityJSON(id))
+		j := toIdentityJSON(id)
+		if !profiles {
+			// Names and avatars are profile data, as at userinfo.
+			j.DisplayName, j.Picture = "", ""
+		}
+		out.Identities = append(out.Identities, j)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
-	userID, c, ok := b.apiUser(w, r)
+	g, ok := b.apiUser(w, r)
 	if !ok {
 		return
 	}
@@ -377,17 +628,20 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, found := b.connectors[req.ConnectorID]
 	exchanger, isCode := conn.code()
-	if !found || !isCode || conn.Type != connectorTypeMiniProgr || (c != nil && !c.allows(conn.ID)) {
+	if !found || !isCode || conn.Type != connectorTypeMiniProgr {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
 		return
 	}
-	clientID := ""
-	if c != nil {
-		clientID = c.ID
+	if !g.client.allows(conn.ID) {
+		connectorDenied(w, conn.ID)
+		return
+	}
+	if !b.freshSignIn(w, g) {
+		return
 	}
 	ident, err := exchanger.ExchangeCode(r.Context(), req.Code)
 	if err != nil {
-		b.loginFailed(r.Context(), conn, clientID, err)
+		b.loginFailed(r.Context(), conn, g.clientID, err)
 		switch {
 		case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
 			writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Description: "The code is invalid, expired or already used."})
@@ -396,7 +650,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	row, outcome, err := b.bindIdentity(r, conn, ident, userID, clientID)
+	row, outcome, err := b.bindIdentity(r, conn, ident, g.userID, g.clientID)
 	switch {
 	case err != nil:
 		b.log.Error("bind failed", "err", err)
@@ -411,17 +665,20 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
-	userID, c, ok := b.apiUser(w, r)
+	g, ok := b.apiUser(w, r)
 	if !ok {
 		return
 	}
 	connectorID := mux.Vars(r)["connector"]
-	clientID := ""
-	if c != nil {
-		clientID = c.ID
+	if !g.client.allows(connectorID) {
+		connectorDenied(w, connectorID)
+		return
 	}
-	err := b.store.UnbindIdentity(r.Context(), userID, connectorID)
-	b.recordUnbind(r, userID, connectorID, clientID, err)
+	if !b.freshSignIn(w, g) {
+		return
+	}
+	err := b.store.UnbindIdentity(r.Context(), g.userID, connectorID)
+	b.recordUnbind(r, g.userID, connectorID, g.clientID, err)
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
@@ -433,4 +690,18 @@ func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
 		b.log.Error("unbind failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 	}
+}
+
+// handleSignOutEverywhereAPI ends every browser session and revokes every
+// token of the user, the calling one included.
+func (b *Broker) handleSignOutEverywhereAPI(w http.ResponseWriter, r *http.Request) {
+	g, ok := b.apiUser(w, r)
+	if !ok {
+		return
+	}
+	if err := b.signOutEverywhere(r, g.userID, g.clientID); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

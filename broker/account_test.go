@@ -71,10 +71,32 @@ func (a apiClient) do(method, path, body string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// accountScopes are what a first-party app asks for to use the account API.
+var accountScopes = []string{"openid", "profile", "offline_access", "account"}
+
+// miniToken signs in through the mini-program token exchange and returns
+// the access token.
+func (e *env) miniToken(clientID, secret, code, scope string) string {
+	e.t.Helper()
+	resp, m := e.postForm("/token", url.Values{
+		"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {code},
+		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"}, "subject_issuer": {"mini"},
+		"scope": {scope},
+	}, clientID, secret)
+	tok, _ := m["access_token"].(string)
+	if resp.StatusCode != 200 || tok == "" {
+		e.t.Fatalf("token exchange: %d %v", resp.StatusCode, m)
+	}
+	return tok
+}
+
+// TestAccountAPI is the account API's whole contract for a first-party
+// app (changed: its token now asks for the account scope, and unbinding
+// the identity the token came through revokes that token).
 func TestAccountAPI(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
 	alice := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	api := apiClient{e: e, token: alice.token.AccessToken}
 
@@ -123,10 +145,16 @@ func TestAccountAPI(t *testing.T) {
 			t.Errorf("%s: %d %v", tc.name, st, m)
 		}
 	}
-	// Alice unbinds alpha (she has mini too now); then mini is the last.
+	// Alice unbinds alpha (she has mini too now). Her token came through
+	// alpha, so it is revoked with it.
 	if st, _ := api.do("DELETE", "/api/v1/me/identities/alpha", ""); st != 204 {
 		t.Fatalf("unbind: %d", st)
 	}
+	if st, _ := api.do("GET", "/api/v1/me", ""); st != 401 {
+		t.Fatalf("the token that came through the unbound identity still works: %d", st)
+	}
+	// Signed in again through the mini-program: alpha is gone, mini is the last.
+	api = apiClient{e: e, token: e.miniToken("web", "web-secret", "alice:4", "openid account")}
 	if st, m := api.do("DELETE", "/api/v1/me/identities/alpha", ""); st != 404 || m["error"] != "not_found" {
 		t.Fatalf("unbind again: %d %v", st, m)
 	}
@@ -147,7 +175,7 @@ var miniConfig = strings.Replace(testConfig, "connectors:\n",
 func TestConcurrentBindsOneWins(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
 	const n = 8
 	var tokens []string
 	for i := 0; i < n; i++ {
@@ -175,64 +203,96 @@ func TestConcurrentBindsOneWins(t *testing.T) {
 	}
 }
 
+// accountBrowser drives the account page with plain HTTP; csrf is the
+// form token of the last page that showed one.
+type accountBrowser struct {
+	t    *testing.T
+	e    *env
+	br   *browser
+	csrf string
+}
+
+func (e *env) accountBrowser() *accountBrowser {
+	return &accountBrowser{t: e.t, e: e, br: e.newBrowser()}
+}
+
+func (a *accountBrowser) read(resp *http.Response) string {
+	a.t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if c := between(string(b), `name="csrf" value="`, `"`); c != "" {
+		a.csrf = c
+	}
+	return string(b)
+}
+
+func (a *accountBrowser) get(path string) string {
+	a.t.Helper()
+	return a.read(a.br.get(a.e.issuer + path))
+}
+
+// post sends form with the current CSRF token unless form has one.
+func (a *accountBrowser) post(path string, form url.Values) string {
+	a.t.Helper()
+	if !form.Has("csrf") {
+		form.Set("csrf", a.csrf)
+	}
+	req, _ := http.NewRequest("POST", a.e.issuer+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := a.br.client.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return a.read(resp)
+}
+
 // TestAccountPageBindAndUnbind drives the self-service page with plain
-// HTTP: sign in with alpha, bind beta, see both, unbind alpha.
+// HTTP: sign in with alpha, bind beta, see both, unbind alpha (changed:
+// that ends the session, which came through alpha).
 func TestAccountPageBindAndUnbind(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	br := e.newBrowser()
-	page := func(u string) string {
-		resp := br.get(u)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", u, resp.StatusCode)
-		}
-		return string(b)
-	}
-	body := page(e.issuer + "/account")
+	a := e.accountBrowser()
+	body := a.get("/account")
 	if !strings.Contains(body, `data-connector-id="alpha"`) {
 		t.Fatal("signed-out account page offers no sign-in")
 	}
-	body = page(e.issuer + "/account/login?connector_id=alpha")
+	body = a.get("/account/login?connector_id=alpha")
 	if !strings.Contains(body, `data-identity="alpha"`) || !strings.Contains(body, `data-bind="beta"`) || strings.Contains(body, `data-unbind=`) {
 		t.Fatalf("account page after sign-in is wrong:\n%s", body)
 	}
-	csrf := between(body, `name="csrf" value="`, `"`)
-	post := func(path string, form url.Values) string {
-		req, _ := http.NewRequest("POST", e.issuer+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := br.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	userID := between(body, `data-user-id>`, `<`)
 	// A bind without the CSRF token is refused.
-	if b := post("/account/bind", url.Values{"connector_id": {"beta"}}); strings.Contains(b, `data-identity="beta"`) {
+	if b := a.post("/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {""}}); strings.Contains(b, `data-identity="beta"`) {
 		t.Fatal("bind without CSRF token went through")
 	}
-	body = post("/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {csrf}})
+	body = a.post("/account/bind", url.Values{"connector_id": {"beta"}})
 	if !strings.Contains(body, `data-identity="beta"`) || !strings.Contains(body, `data-status="bound_ok"`) {
 		t.Fatalf("after bind:\n%s", body)
 	}
-	body = post("/account/unbind", url.Values{"connector_id": {"alpha"}, "csrf": {csrf}})
+	body = a.post("/account/unbind", url.Values{"connector_id": {"alpha"}})
 	if strings.Contains(body, `data-identity="alpha"`) || !strings.Contains(body, `data-status="unbound_ok"`) {
 		t.Fatalf("after unbind:\n%s", body)
+	}
+	if strings.Contains(body, `data-user-id`) {
+		t.Fatalf("the session that came through the unbound alpha is still signed in:\n%s", body)
+	}
+	// Signed in again with beta: the same user.
+	body = a.get("/account/login?connector_id=beta")
+	if got := between(body, `data-user-id>`, `<`); got != userID {
+		t.Fatalf("beta sign-in is user %q, want %q", got, userID)
 	}
 	// Binding an identity that belongs to someone else is refused.
 	e.fakes["alpha"].setPerson("bob")
 	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	body = post("/account/bind", url.Values{"connector_id": {"alpha"}, "csrf": {csrf}})
+	body = a.post("/account/bind", url.Values{"connector_id": {"alpha"}})
 	if !strings.Contains(body, `data-error="already_bound"`) || strings.Contains(body, `data-identity="alpha"`) {
 		t.Fatalf("conflicting bind:\n%s", body)
 	}
-	// Sign in later with beta: the same user.
+	// Sign in later with beta through an app: the same user.
 	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
-	if !strings.Contains(body, tk.idToken.Subject) {
-		t.Fatalf("beta login gave sub %s, not the account's user", tk.idToken.Subject)
+	if tk.idToken.Subject != userID {
+		t.Fatalf("beta login gave sub %s, not the account's user %s", tk.idToken.Subject, userID)
 	}
 }
 
@@ -249,50 +309,51 @@ func between(s, a, b string) string {
 	return s[:j]
 }
 
+// clock is a test clock that can jump ahead.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// TestUnbindNeedsRecentSignIn: with an old sign-in the page asks for a
+// fresh one, and then asks once more to confirm the unbind it remembered
+// (changed: the fresh sign-in is a POST with the pending action, offering
+// only the user's own other identities, instead of a plain sign-in link).
 func TestUnbindNeedsRecentSignIn(t *testing.T) {
-	var mu sync.Mutex
-	offset := time.Duration(0)
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return time.Now().Add(offset)
-	}
-	e := newEnv(t, envOptions{now: now})
-	br := e.newBrowser()
-	get := func(u string) string {
-		resp := br.get(u)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	body := get(e.issuer + "/account/login?connector_id=alpha")
-	csrf := between(body, `name="csrf" value="`, `"`)
-	post := func(path string, form url.Values) string {
-		form.Set("csrf", csrf)
-		req, _ := http.NewRequest("POST", e.issuer+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := br.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	if b := post("/account/bind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-identity="beta"`) {
+	clk := &clock{}
+	e := newEnv(t, envOptions{now: clk.now})
+	a := e.accountBrowser()
+	a.get("/account/login?connector_id=alpha")
+	if b := a.post("/account/bind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-identity="beta"`) {
 		t.Fatal("bind failed")
 	}
-	mu.Lock()
-	offset = 20 * time.Minute
-	mu.Unlock()
-	b := post("/account/unbind", url.Values{"connector_id": {"beta"}})
+	clk.advance(20 * time.Minute)
+	b := a.post("/account/unbind", url.Values{"connector_id": {"beta"}})
 	if !strings.Contains(b, `data-error="reauth"`) || !strings.Contains(b, `data-identity="beta"`) || !strings.Contains(b, `data-reauth`) {
 		t.Fatalf("stale sign-in unbound anyway:\n%s", b)
 	}
-	// Signing in again (same user) makes the unbind possible.
-	b = get(e.issuer + "/account/login?connector_id=alpha")
-	csrf = between(b, `name="csrf" value="`, `"`)
-	if b := post("/account/unbind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-status="unbound_ok"`) {
+	// Only alpha is offered: beta is the one being unbound.
+	if !strings.Contains(b, `data-reauth-with="alpha"`) || strings.Contains(b, `data-reauth-with="beta"`) {
+		t.Fatalf("re-authentication offers the wrong connectors:\n%s", b)
+	}
+	// Signing in again (same user) resumes the unbind at a confirm step.
+	b = a.post("/account/reauth", url.Values{"connector_id": {"alpha"}, "action": {"unbind"}, "target": {"beta"}})
+	if !strings.Contains(b, `data-confirm="unbind:beta"`) || !strings.Contains(b, `data-identity="beta"`) {
+		t.Fatalf("after re-authentication the unbind is not offered again:\n%s", b)
+	}
+	if b := a.post("/account/unbind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-status="unbound_ok"`) || strings.Contains(b, `data-identity="beta"`) {
 		t.Fatalf("unbind after re-sign-in:\n%s", b)
 	}
 }

@@ -148,7 +148,10 @@ func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
 
 // startSession creates a fresh session for user (a new id on every login,
 // so a fixed cookie cannot be planted) and sets its cookie.
-func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *browserSession, userID, connectorID string, authTime time.Time) (*browserSession, error) {
+//
+// connectorID and subject name the identity that signed in: unbinding it
+// ends the session.
+func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *browserSession, userID, connectorID, subject string, authTime time.Time) (*browserSession, error) {
 	value := randomString(43)
 	s := storage.Session{
 		ID:          b.mac("session", value),
@@ -156,6 +159,8 @@ func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *b
 		ConnectorID: connectorID,
 		AuthTime:    authTime,
 		ExpiresAt:   authTime.Add(b.cfg.SessionTTL),
+
+		IdentitySubject: subject,
 	}
 	bs := &browserSession{Session: s}
 	if old != nil && old.UserID == userID {

@@ -11,13 +11,18 @@ import (
 	"github.com/qiaoidp/qiao/config"
 )
 
-// scopesSupported are the scopes any client may be granted.
-var scopesSupported = []string{"openid", "profile", "offline_access", "phone"}
+// scopeAccount gives a token the account API (/api/v1/me): only a client
+// whose configuration says account_api: true may request it.
+const scopeAccount = "account"
 
-// scopesAccepted may also be requested, and are never granted: many OIDC
-// libraries ask for "email" by default, and no provider gives a verified
-// e-mail, so refusing the whole request would help no one.
-var scopesAccepted = append([]string{"email"}, scopesSupported...)
+// scopesSupported are the scopes that may be granted: every one to any
+// client, except scopeAccount.
+var scopesSupported = []string{"openid", "profile", "offline_access", "phone", scopeAccount}
+
+// scopesAccepted are what any client may request. "email" is never
+// granted: many OIDC libraries ask for it by default, and no provider
+// gives a verified e-mail, so refusing the whole request would help no one.
+var scopesAccepted = []string{"email", "openid", "profile", "offline_access", "phone"}
 
 // client is a configured relying party.
 type client struct {
@@ -26,6 +31,7 @@ type client struct {
 	PostLogout     []string
 	Connectors     []string // allowed connector ids
 	RequireConsent bool
+	AccountAPI     bool // may request scopeAccount
 }
 
 func (c *client) allows(connectorID string) bool {
@@ -53,19 +59,24 @@ func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry
 				allowed = append(allowed, k.ID)
 			}
 		}
+		scopes := scopesAccepted
+		if cc.AccountAPI {
+			scopes = append(append([]string(nil), scopesAccepted...), scopeAccount)
+		}
 		c := &client{
 			DefaultClient: fosite.DefaultClient{
 				ID:            cc.ID,
 				RedirectURIs:  append([]string(nil), cc.RedirectURIs...),
 				GrantTypes:    []string{"authorization_code", "refresh_token", grantTokenExchange},
 				ResponseTypes: []string{"code"},
-				Scopes:        scopesAccepted,
+				Scopes:        scopes,
 				Public:        cc.Secret == "",
 			},
 			Name:           cc.Name,
 			PostLogout:     append([]string(nil), cc.PostLogoutRedirectURIs...),
 			Connectors:     allowed,
 			RequireConsent: cc.RequireConsent,
+			AccountAPI:     cc.AccountAPI,
 		}
 		if c.Name == "" {
 			c.Name = cc.ID

@@ -236,9 +236,34 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// bearer validates the request's bearer access token and returns its grant.
-func (b *Broker) bearer(r *http.Request) (fosite.AccessRequester, error) {
-	token := fosite.AccessTokenFromRequest(r)
+// errTokenInQuery refuses an access token in the URL (RFC 6750 §2.3): it
+// ends up in logs, browser history and Referer headers.
+var errTokenInQuery = errors.New("access token in the URL query")
+
+// bearerToken is the request's access token: from the Authorization
+// header, or, when form is true, from an application/x-www-form-urlencoded
+// POST body (RFC 6750 §2.2). A token in the query is refused.
+func bearerToken(r *http.Request, form bool) (string, error) {
+	if r.URL.Query().Has("access_token") {
+		return "", errTokenInQuery
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if ok && strings.EqualFold(scheme, "bearer") {
+		return strings.TrimSpace(token), nil
+	}
+	if form && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return r.PostForm.Get("access_token"), nil
+	}
+	return "", nil
+}
+
+// bearer validates the request's bearer access token (see bearerToken)
+// and returns its grant.
+func (b *Broker) bearer(r *http.Request, form bool) (fosite.AccessRequester, error) {
+	token, err := bearerToken(r, form)
+	if err != nil {
+		return nil, err
+	}
 	if token == "" {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("A bearer access token is required.")
 	}
@@ -250,6 +275,12 @@ func (b *Broker) bearer(r *http.Request) (fosite.AccessRequester, error) {
 }
 
 func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errTokenInQuery) {
+		const desc = "Send the access token in the Authorization header, not in the URL."
+		w.Header().Set("WWW-Authenticate", `Bearer realm="qiao", error="invalid_request", error_description="`+desc+`"`)
+		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: desc})
+		return
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == fosite.ErrServerError.ErrorField || errors.Is(err, errStoreFailed) {
 		b.log.Error("bearer token check failed", "cause", errorCause(err))
@@ -262,7 +293,7 @@ func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
 
 // handleUserinfo returns the profile claims the token's scopes allow.
 func (b *Broker) handleUserinfo(w http.ResponseWriter, r *http.Request) {
-	ar, err := b.bearer(r)
+	ar, err := b.bearer(r, true)
 	if err != nil {
 		b.writeBearerError(w, err)
 		return

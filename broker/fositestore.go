@@ -170,7 +170,7 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 		// such records for a long but finite time so GC can remove them.
 		exp = now.Add(10 * 365 * 24 * time.Hour)
 	}
-	return storage.TokenRecord{
+	rec := storage.TokenRecord{
 		Kind:      kind,
 		Signature: signature,
 		RequestID: r.GetID(),
@@ -180,7 +180,13 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 		Data:      data,
 		CreatedAt: now,
 		ExpiresAt: exp,
-	}, nil
+	}
+	// The identity that signed in, when it is known (both parts, or
+	// neither: an unknown identity is revoked with any unbind).
+	if s, ok := r.GetSession().(*Session); ok && s.IDP != "" && s.IdentitySubject != "" {
+		rec.IdentityConnector, rec.IdentitySubject = s.IDP, s.IdentitySubject
+	}
+	return rec, nil
 }
 
 // errStoreFailed marks a read that failed in the store (not a missing

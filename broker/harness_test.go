@@ -115,6 +115,7 @@ clients:
     name: Web App
     redirect_uris: [http://127.0.0.1:9/callback]
     post_logout_redirect_uris: [http://127.0.0.1:9/bye]
+    account_api: true
   - id: spa
     name: SPA
     redirect_uris: [http://127.0.0.1:9/spa]
@@ -129,6 +130,11 @@ clients:
     secret: consent-secret
     redirect_uris: [https://consent.example/cb]
     require_consent: true
+  - id: onlyalpha
+    secret: onlyalpha-secret
+    redirect_uris: [https://alpha.example/cb]
+    connectors: [alpha]
+    account_api: true
 `
 
 type envOptions struct {

@@ -22,10 +22,14 @@ import (
 
 // pendingData is what a pending upstream login carries to the callback.
 type pendingData struct {
-	Purpose     string    `json:"purpose"`        // "login", "bind" or "account"
+	Purpose     string    `json:"purpose"`        // "login", "bind", "account" or "reauth"
 	AuthQuery   string    `json:"auth,omitempty"` // the authorization request, for login
-	UserID      string    `json:"user,omitempty"` // the user to bind to, for bind
+	UserID      string    `json:"user,omitempty"` // the user to bind to (bind), or who must sign in again (reauth)
 	RequestedAt time.Time `json:"requested_at"`   // when the request arrived
+	// Action ("bind" or "unbind") of the connector Target waits for a
+	// re-authentication (reauth).
+	Action string `json:"action,omitempty"`
+	Target string `json:"target,omitempty"`
 }
 
 func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
@@ -160,7 +164,7 @@ func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar
 			return
 		}
 	}
-	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.AuthTime, now, nil)
+	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, now, nil)
 }
 
 func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
@@ -184,9 +188,10 @@ func (b *Broker) consentToken(s *browserSession, c *client) string {
 
 // finishAuthorize issues the code for user and redirects to the client.
 //
-// known is the user's profile when the caller already has it (a login that
-// just used an identity with a real profile), saving a query.
-func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp string, authTime, requestedAt time.Time, known *profile) {
+// idp and subject are the identity that signed in. known is the user's
+// profile when the caller already has it (a login that just used an
+// identity with a real profile), saving a query.
+func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp, subject string, authTime, requestedAt time.Time, known *profile) {
 	ctx := r.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		for _, ok := range scopesSupported {
@@ -195,7 +200,7 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 			}
 		}
 	}
-	sess, err := b.newUserSession(ctx, userID, idp, authTime, requestedAt, ar.GetGrantedScopes(), known)
+	sess, err := b.newUserSession(ctx, userID, idp, subject, authTime, requestedAt, ar.GetGrantedScopes(), known)
 	if err != nil {
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
@@ -214,10 +219,11 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 }
 
 // newUserSession builds the claims of a grant for user.
-func (b *Broker) newUserSession(ctx context.Context, userID, idp string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*Session, error) {
+func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*Session, error) {
 	sess := newSession()
 	sess.Subject = userID
 	sess.IDP = idp
+	sess.IdentitySubject = idpSubject
 	sess.Claims.Subject = userID
 	sess.Claims.Issuer = b.issuerString()
 	sess.Claims.AuthTime = authTime.UTC().Truncate(time.Second)
@@ -388,8 +394,12 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.upstreamFailed(w, r, conn, data, err)
 		return
 	}
-	if data.Purpose == "bind" {
+	switch data.Purpose {
+	case "bind":
 		b.finishBind(w, r, conn, data, ident)
+		return
+	case "reauth":
+		b.finishReauth(w, r, conn, data, ident)
 		return
 	}
 	userID, known, err := b.resolveIdentity(ctx, conn, ident)
@@ -401,7 +411,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	now := b.now().UTC()
 	old, _ := b.currentSession(r)
-	sess, err := b.startSession(ctx, w, old, userID, conn.ID, now)
+	sess, err := b.startSession(ctx, w, old, userID, conn.ID, ident.Subject, now)
 	if err != nil {
 		b.log.Error("creating browser session", "err", err)
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
@@ -424,7 +434,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.renderConsent(w, r, ar, c, sess)
 		return
 	}
-	b.finishAuthorize(w, r, ar, userID, conn.ID, now, data.RequestedAt, known)
+	b.finishAuthorize(w, r, ar, userID, conn.ID, ident.Subject, now, data.RequestedAt, known)
 }
 
 func clientOf(authQuery string) string {
@@ -478,7 +488,7 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	}
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: data.Purpose, UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
-	if data.Purpose == "bind" {
+	if data.Purpose == "bind" || data.Purpose == "reauth" {
 		// The account page shows only the messages it knows.
 		msg := msgProviderFailed
 		if result == "unavailable" {

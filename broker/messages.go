@@ -57,6 +57,15 @@ const (
 	msgTechnicalDetails  msgID = "technical_details"
 	msgSignOutConfirm    msgID = "sign_out_confirm"
 	msgTimeZone          msgID = "time_zone"
+
+	msgScopeAccount        msgID = "scope_account"
+	msgReauthOtherPerson   msgID = "reauth_other_person"
+	msgReauthWith          msgID = "reauth_with"
+	msgConfirmBind         msgID = "confirm_bind"
+	msgConfirmUnbind       msgID = "confirm_unbind"
+	msgCancel              msgID = "cancel"
+	msgSignOutEverywhere   msgID = "sign_out_everywhere"
+	msgSignedOutEverywhere msgID = "signed_out_everywhere"
 )
 
 var catalog = map[string]map[msgID]string{
@@ -109,11 +118,20 @@ var catalog = map[string]map[msgID]string{
 		msgUserID:            "User ID",
 		msgSignOut:           "Sign out",
 		msgSignInFirst:       "Please sign in first.",
-		msgReauth:            "For your safety, please sign in again before unbinding an account.",
+		msgReauth:            "For your safety, please sign in again before binding or unbinding an account.",
 		msgMiniProgramOnly:   "Bound from the mini-program",
 		msgTechnicalDetails:  "Technical details",
 		msgSignOutConfirm:    "Sign out of Qiao in this browser? Apps you signed in to may ask you to sign in again.",
 		msgTimeZone:          "UTC",
+
+		msgScopeAccount:        "Manage the accounts you sign in with (bind, unbind, sign out everywhere)",
+		msgReauthOtherPerson:   "You signed in as a different person, so nothing was changed and you are still signed in as before. To continue, sign in again with one of your own accounts listed below.",
+		msgReauthWith:          "Sign in again with %s",
+		msgConfirmBind:         "You have signed in again. Bind %s now?",
+		msgConfirmUnbind:       "You have signed in again. Unbind %s now?",
+		msgCancel:              "Cancel",
+		msgSignOutEverywhere:   "Sign out everywhere",
+		msgSignedOutEverywhere: "You are signed out on every device and app.",
 	},
 	"zh-CN": {
 		msgErrorTitle:        "出错了",
@@ -164,10 +182,19 @@ var catalog = map[string]map[msgID]string{
 		msgUserID:            "用户 ID",
 		msgSignOut:           "退出登录",
 		msgSignInFirst:       "请先登录。",
-		msgReauth:            "为了您的账号安全，解除绑定前请重新登录。",
+		msgReauth:            "为了您的账号安全，绑定或解除绑定前请重新登录。",
 		msgMiniProgramOnly:   "通过小程序绑定",
 		msgTechnicalDetails:  "技术细节",
 		msgSignOutConfirm:    "要在此浏览器中退出 Qiao 吗？已登录的应用可能会要求您重新登录。",
 		msgTimeZone:          "北京时间",
+
+		msgScopeAccount:        "管理您的登录账号（绑定、解除绑定、在所有设备上退出）",
+		msgReauthOtherPerson:   "您登录的是另一个人的账号，因此未做任何更改，您仍以原来的身份登录。如需继续，请用下面列出的您自己的账号重新登录。",
+		msgReauthWith:          "使用%s重新登录",
+		msgConfirmBind:         "您已重新登录。现在绑定%s吗？",
+		msgConfirmUnbind:       "您已重新登录。现在解除绑定%s吗？",
+		msgCancel:              "取消",
+		msgSignOutEverywhere:   "在所有设备上退出",
+		msgSignedOutEverywhere: "您已在所有设备和应用上退出登录。",
 	},
 }

@@ -204,6 +204,8 @@ func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite
 			scopes = append(scopes, msgScopePhone)
 		case "offline_access":
 			scopes = append(scopes, msgScopeOffline)
+		case scopeAccount:
+			scopes = append(scopes, msgScopeAccount)
 		}
 	}
 	b.render(w, r, http.StatusOK, "consent.html", pageData{

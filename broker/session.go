@@ -13,6 +13,10 @@ type Session struct {
 	// IDP is the connector of the login that created the grant; it stays
 	// with the grant across SSO and refreshes.
 	IDP string `json:"idp"`
+	// IdentitySubject is the provider subject of the identity (of
+	// connector IDP) that signed in: unbinding that identity revokes the
+	// grant. Empty for grants from before it was recorded.
+	IdentitySubject string `json:"idp_subject,omitempty"`
 }
 
 func newSession() *Session {

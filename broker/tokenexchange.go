@@ -82,6 +82,13 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	if !ok {
 		return fosite.ErrInvalidRequest.WithHint("The subject_issuer cannot exchange codes.")
 	}
+	// As /auth does (fosite checks it there): a scope the client may not
+	// request, such as "account" without account_api, is refused.
+	for _, s := range r.GetRequestedScopes() {
+		if !b.fconf.GetScopeStrategy(ctx)(c.GetScopes(), s) {
+			return fosite.ErrInvalidScope.WithHintf("The client is not allowed to request scope '%s'.", s)
+		}
+	}
 	for _, s := range r.GetRequestedScopes() {
 		for _, ok := range scopesSupported {
 			if s == ok {
@@ -111,7 +118,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	now := b.now().UTC()
-	sess, err := b.newUserSession(ctx, userID, conn.ID, now, now, r.GetGrantedScopes(), known)
+	sess, err := b.newUserSession(ctx, userID, conn.ID, ident.Subject, now, now, r.GetGrantedScopes(), known)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}

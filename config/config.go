@@ -74,6 +74,7 @@ const (
 	DefaultAccessTokenTTL  = time.Hour
 	DefaultRefreshTokenTTL = 720 * time.Hour
 	DefaultSessionTTL      = 24 * time.Hour
+	DefaultReauthWithin    = 15 * time.Minute
 	MinSecretLength        = 32
 )
 
@@ -90,6 +91,13 @@ type Config struct {
 	Linking    Linking
 	Connectors []Connector
 	Clients    []Client
+	Account    Account
+}
+
+// Account is the self-service account page and API. ReauthWithin is how
+// recent a sign-in must be to bind or unbind an identity.
+type Account struct {
+	ReauthWithin time.Duration
 }
 
 // HTTP is where the broker listens. TLSCert and TLSKey are both set or
@@ -174,6 +182,9 @@ type Client struct {
 	PostLogoutRedirectURIs []string
 	Connectors             []string
 	RequireConsent         bool
+	// AccountAPI lets the client request the "account" scope, which the
+	// account API (/api/v1/me) requires: first-party apps only.
+	AccountAPI bool
 }
 
 // Public reports whether the client has no secret.
@@ -254,7 +265,7 @@ func (p *parser) syntaxError(err error) {
 
 func (p *parser) config(root *yaml.Node) *Config {
 	m := p.mapping(root, "", 1, "issuer", "http", "storage", "secret", "keys", "tokens",
-		"session_ttl", "log", "linking", "connectors", "clients")
+		"session_ttl", "log", "linking", "connectors", "clients", "account")
 	c := &Config{}
 	c.Issuer = p.issuer(m)
 	c.HTTP = p.http(p.sub(m, "http", "listen", "tls_cert", "tls_key", "trusted_proxies"))
@@ -286,6 +297,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 
 	c.Connectors = p.connectors(m)
 	c.Clients = p.clients(m, c.Connectors)
+
+	account := p.sub(m, "account", "reauth_within")
+	c.Account.ReauthWithin = p.duration(account, "reauth_within", DefaultReauthWithin)
 	return c
 }
 
@@ -471,7 +485,7 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	seen := map[string]int{}
 	for _, it := range items {
 		m := p.mapping(it.n, it.path, it.line, "id", "secret", "name", "redirect_uris",
-			"post_logout_redirect_uris", "connectors", "require_consent")
+			"post_logout_redirect_uris", "connectors", "require_consent", "account_api")
 		if m.bad {
 			continue
 		}
@@ -520,6 +534,7 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 			p.errorf(m.lineOf("redirect_uris"), join(m.path, "redirect_uris"), "at least one redirect URI is required")
 		}
 		c.RequireConsent = p.boolean(m, "require_consent", false)
+		c.AccountAPI = p.boolean(m, "account_api", false)
 		out = append(out, c)
 	}
 	return out

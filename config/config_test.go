@@ -72,6 +72,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 		Linking:    Linking{WeChatUnionID: true, QQUnionID: false},
 		Connectors: []Connector{{ID: "wechat", Type: "wechat", Name: "wechat",
 			Config: ConnectorConfig{ClientID: "wx1", ClientSecret: "s1"}}},
+		Account: Account{ReauthWithin: 15 * time.Minute},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Parse(minimal) =\n%+v\nwant\n%+v", cfg, want)
@@ -94,6 +95,7 @@ tokens: {id_token_ttl: 5m, access_token_ttl: 10m, refresh_token_ttl: 48h}
 session_ttl: 12h
 log: {level: debug, format: text}
 linking: {wechat_unionid: false, qq_unionid: true}
+account: {reauth_within: 5m}
 connectors:
   - id: mp
     type: wechat_mp
@@ -117,6 +119,7 @@ clients:
     post_logout_redirect_uris: [https://app.example.com/]
     connectors: [qq, mp]
     require_consent: true
+    account_api: true
   - id: spa
     redirect_uris: [http://127.0.0.1/cb]
 `
@@ -144,9 +147,10 @@ clients:
 			{ID: "web", Secret: "websecret", Name: "Web",
 				RedirectURIs:           []string{"https://app.example.com/cb", "com.example.app:/oauth"},
 				PostLogoutRedirectURIs: []string{"https://app.example.com/"},
-				Connectors:             []string{"qq", "mp"}, RequireConsent: true},
+				Connectors:             []string{"qq", "mp"}, RequireConsent: true, AccountAPI: true},
 			{ID: "spa", Name: "spa", RedirectURIs: []string{"http://127.0.0.1/cb"}, Connectors: []string{"mp", "mini", "qq"}},
 		},
+		Account: Account{ReauthWithin: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", cfg, want)

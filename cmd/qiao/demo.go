@@ -338,12 +338,14 @@ clients:
     redirect_uris: ["{{APP}}/callback"]
     post_logout_redirect_uris: ["{{APP}}/"]
     connectors: [wechat, wechat_mp, qq, weibo]
+    account_api: true
   - id: ` + demoMiniClientID + `
     name: Demo Mini-Program
     # The configuration wants a redirect URI for every client; a
     # mini-program uses only the token endpoint and never this one.
     redirect_uris: ["{{APP}}/unused-by-the-mini-program"]
     connectors: [` + demoMiniConnector + `]
+    account_api: true
 `
 
 // demoConfig is the broker's configuration for a broker at brokerAddr.
@@ -441,7 +443,7 @@ func demoCurl(wechatURL, issuer string) string {
 	fmt.Fprintf(&b, "    -d subject_token_type=urn:qiao:params:oauth:token-type:wechat-js-code \\\n")
 	fmt.Fprintf(&b, "    -d subject_issuer=%s \\\n", demoMiniConnector)
 	fmt.Fprintf(&b, "    -d client_id=%s \\\n", demoMiniClientID)
-	fmt.Fprintf(&b, "    --data-urlencode 'scope=openid profile offline_access'\n")
+	fmt.Fprintf(&b, "    --data-urlencode 'scope=openid profile offline_access account'\n")
 	return b.String()
 }
 
