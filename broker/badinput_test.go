@@ -39,7 +39,7 @@ func TestBadInputNeverServerError(t *testing.T) {
 		{"callback unknown connector", "GET", "/callback/nope?code=x&state=" + strings.Repeat("Z", 32), "", "", 404},
 		{"unknown path", "GET", "/nope", "", "", 404},
 		{"userinfo without token", "GET", "/userinfo", "", "", 401},
-		{"userinfo bad token", "GET", "/userinfo?access_token=x", "", "", 401},
+		{"userinfo token in the query", "GET", "/userinfo?access_token=x", "", "", 400},
 		{"revoke garbage", "POST", "/revoke", "token=x", "application/x-www-form-urlencoded", 400},
 		{"account api without token", "GET", "/api/v1/me", "", "", 401},
 		{"bind api garbage", "POST", "/api/v1/me/identities", "{", "application/json", 401},
