@@ -574,10 +574,11 @@ func (b *Broker) freshSignIn(w http.ResponseWriter, g apiGrant) bool {
 	return false
 }
 
-// connectorDenied answers 403 when the client may not use the connector.
-func connectorDenied(w http.ResponseWriter, connectorID string) {
+// connectorDenied answers 403 when the client may not unbind the
+// connector because it may not use it.
+func connectorDenied(w http.ResponseWriter) {
 	writeJSON(w, http.StatusForbidden, oauthError{Error: "access_denied",
-		Description: "This application may not use the connector " + connectorID + "."})
+		Description: "This application may only unbind connectors it may use."})
 }
 
 func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
@@ -628,12 +629,8 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, found := b.connectors[req.ConnectorID]
 	exchanger, isCode := conn.code()
-	if !found || !isCode || conn.Type != connectorTypeMiniProgr {
+	if !found || !isCode || conn.Type != connectorTypeMiniProgr || !g.client.allows(conn.ID) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
-		return
-	}
-	if !g.client.allows(conn.ID) {
-		connectorDenied(w, conn.ID)
 		return
 	}
 	if !b.freshSignIn(w, g) {
@@ -671,7 +668,7 @@ func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	connectorID := mux.Vars(r)["connector"]
 	if !g.client.allows(connectorID) {
-		connectorDenied(w, connectorID)
+		connectorDenied(w)
 		return
 	}
 	if !b.freshSignIn(w, g) {

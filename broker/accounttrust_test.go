@@ -112,7 +112,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	onlyAlpha := e.rp("onlyalpha", "onlyalpha-secret", "https://alpha.example/cb", accountScopes...).
 		login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	oa := apiClient{e: e, token: onlyAlpha.token.AccessToken}
-	if st, m := oa.do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"mallory:3"}`); st != 403 || m["error"] != "access_denied" {
+	if st, m := oa.do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"mallory:3"}`); st != 400 || m["error"] != "invalid_request" {
 		t.Errorf("bind of a connector the client may not use: %d %v", st, m)
 	}
 	if st, m := oa.do("DELETE", "/api/v1/me/identities/beta", ""); st != 403 || m["error"] != "access_denied" {

@@ -169,6 +169,10 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 		{"unbind without token", "/account/unbind", url.Values{"connector_id": {"beta"}}},
 		{"unbind with another session's token", "/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {attackerCSRF}}},
 		{"unbind with a truncated token", "/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {victimCSRF[:len(victimCSRF)-1]}}},
+		{"re-authentication without token", "/account/reauth", url.Values{"connector_id": {"alpha"}, "action": {"unbind"}, "target": {"beta"}}},
+		{"re-authentication with another session's token", "/account/reauth", url.Values{"connector_id": {"alpha"}, "action": {"unbind"}, "target": {"beta"}, "csrf": {attackerCSRF}}},
+		{"sign out everywhere without token", "/account/signout-everywhere", url.Values{}},
+		{"sign out everywhere with another session's token", "/account/signout-everywhere", url.Values{"csrf": {attackerCSRF}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

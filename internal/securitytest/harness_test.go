@@ -55,6 +55,7 @@ clients:
     name: Web App
     redirect_uris: [https://app.example/cb, http://127.0.0.1:9/loop]
     post_logout_redirect_uris: [https://app.example/bye]
+    account_api: true
   - id: other
     secret: "` + otherSecret + `"
     redirect_uris: [https://other.example/cb]
@@ -329,6 +330,10 @@ func (br *browser) cookie(name string) string {
 	return ""
 }
 
+// accountScope is what the first-party web client asks for to use the
+// account API.
+const accountScope = "openid profile offline_access account"
+
 // authParams is an authorization request with PKCE S256.
 type authParams struct {
 	url.Values
@@ -418,7 +423,7 @@ func (e *env) redeem(code string, p authParams, user, pass string) response {
 // response (access_token, refresh_token, id_token).
 func (e *env) loginTokens(br *browser) map[string]any {
 	e.t.Helper()
-	p := e.authParams("web", "https://app.example/cb")
+	p := e.authParams("web", "https://app.example/cb", "scope", accountScope)
 	r := e.redeem(br.code(p), p, "web", webSecret)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("redeem: %d %s", r.status, r.body)

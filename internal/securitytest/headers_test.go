@@ -53,7 +53,7 @@ func TestHTMLPagesForbidFramingAndSniffing(t *testing.T) {
 func TestTokenBearingResponsesAreNotStored(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	p := e.authParams("web", "https://app.example/cb")
+	p := e.authParams("web", "https://app.example/cb", "scope", accountScope)
 	rs := br.walk(e.issuer + "/auth?" + p.Encode())
 	redirect := rs[len(rs)-1]
 	code, _ := url.Parse(redirect.location())

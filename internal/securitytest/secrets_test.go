@@ -58,7 +58,7 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 
 	br := e.newBrowser()
 	// A web login, its tokens, a refresh, the refused replays.
-	p := e.authParams("web", "https://app.example/cb")
+	p := e.authParams("web", "https://app.example/cb", "scope", accountScope)
 	rs := br.walk(e.issuer + "/auth?" + p.Encode())
 	for _, r := range rs[:len(rs)-1] {
 		keep(r)

@@ -47,7 +47,7 @@ func checkIdentity(t *testing.T, id map[string]any, connector, typ string) {
 // "`bound_at` is RFC 3339."
 func TestAccountAPIMeShape(t *testing.T) {
 	s := shared
-	tk, _ := s.webLogin(t, "weibo", "p17")
+	tk := s.accountLogin(t, "weibo", "p17")
 	me := s.api(t, http.MethodGet, "/api/v1/me", tk.AccessToken, nil)
 	if me.status != 200 {
 		t.Fatalf("GET /api/v1/me: %d %v", me.status, me.body)
@@ -70,7 +70,7 @@ func TestAccountAPIMeShape(t *testing.T) {
 // Bearer`" (README) for the account API.
 func TestAccountAPIRefusesMissingBadOrRevokedTokens(t *testing.T) {
 	s := shared
-	tk, _ := s.webLogin(t, "weibo", "p22")
+	tk := s.accountLogin(t, "weibo", "p22")
 	if st, _, _ := post(t, s.issuer+"/revoke", map[string][]string{"token": {tk.AccessToken}}, webClient, webSecret); st != 200 {
 		t.Fatalf("revoke: %d", st)
 	}
@@ -105,7 +105,7 @@ func TestAccountAPIRefusesMissingBadOrRevokedTokens(t *testing.T) {
 // `temporarily_unavailable`."
 func TestAccountAPIBindAndUnbind(t *testing.T) {
 	s := shared
-	tk, _ := s.webLogin(t, "weibo", "p18")
+	tk := s.accountLogin(t, "weibo", "p18")
 	other := s.miniLogin(t, "p19", "openid")
 	if claims(t, other.IDToken)["sub"] == claims(t, tk.IDToken)["sub"] {
 		t.Fatal("two persons share a sub")

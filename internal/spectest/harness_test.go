@@ -114,6 +114,7 @@ clients:
     redirect_uris: ["` + rpRedirect + `"]
     post_logout_redirect_uris: ["` + rpLogout + `"]
     connectors: [wechat, wechat_mp, qq, weibo, mini]
+    account_api: true
   - id: ` + web2Client + `
     secret: "` + web2Secret + `"
     redirect_uris: ["` + rp2Redirect + `"]
@@ -614,6 +615,20 @@ func (s *stack) webLogin(t testing.TB, connector, person string) (tokens, *brows
 		t.Fatalf("login at %s as %s: %d %s %s", connector, person, p.status, p.location, p.body)
 	}
 	return s.redeem(t, a, p.location, webSecret), b
+}
+
+// accountLogin is webLogin with the account scope, which the account API
+// needs (the web client has account_api).
+func (s *stack) accountLogin(t testing.TB, connector, person string) tokens {
+	t.Helper()
+	b := newBrowser(t, desktopUA)
+	a := newAuthReq(webClient, rpRedirect, connector)
+	a.scope += " account"
+	p := s.follow(b, a.url(s.issuer), person)
+	if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpRedirect) {
+		t.Fatalf("login at %s as %s: %d %s %s", connector, person, p.status, p.location, p.body)
+	}
+	return s.redeem(t, a, p.location, webSecret)
 }
 
 // miniLogin trades a wx.login code of person at the mini app for tokens.

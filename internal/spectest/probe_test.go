@@ -193,7 +193,7 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 		}
 	})
 	t.Run("malformed JSON at the account API", func(t *testing.T) {
-		tk, _ := s.webLogin(t, "weibo", "p35")
+		tk := s.accountLogin(t, "weibo", "p35")
 		req, _ := http.NewRequest(http.MethodPost, s.issuer+"/api/v1/me/identities", strings.NewReader("{not json"))
 		req.Header.Set("Authorization", "Bearer "+tk.AccessToken)
 		req.Header.Set("Content-Type", "application/json")

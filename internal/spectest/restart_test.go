@@ -34,7 +34,7 @@ func jwksKids(t *testing.T, s *stack) map[string]bool {
 // access tokens and refresh tokens all survive."
 func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	s := newStack(t, "") // an issuer without a path prefix
-	web, _ := s.webLogin(t, "weibo", "p01")
+	web := s.accountLogin(t, "weibo", "p01")
 	mini := s.miniLogin(t, "p02", "openid offline_access")
 	kid, _ := headerOf(t, web.IDToken)["kid"].(string)
 	if !jwksKids(t, s)[kid] {
