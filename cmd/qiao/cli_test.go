@@ -99,11 +99,19 @@ func seed(t *testing.T, db string) {
 	if err := s.BindIdentity(ctx, storage.Identity{ConnectorID: "mini", Subject: "o-mini", UserID: "u1", ConnectorType: "wechat_miniprogram", BoundAt: now, LastUsedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ApplyTokenOps(ctx, storage.TokenOp{Type: storage.OpCreate, Record: storage.TokenRecord{
-		Kind: storage.KindRefreshToken, Signature: "sig-u1", RequestID: "req-u1", ClientID: "web", Subject: "u1",
-		Active: true, Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Hour),
-	}}); err != nil {
-		t.Fatal(err)
+	// u1's grants: one through weibo, one through the mini-program.
+	for _, g := range []struct{ sig, connector, subject string }{{"sig-u1", "weibo", "1000"}, {"sig-u1-mini", "mini", "o-mini"}} {
+		if err := s.ApplyTokenOps(ctx, storage.TokenOp{Type: storage.OpCreate, Record: storage.TokenRecord{
+			Kind: storage.KindRefreshToken, Signature: g.sig, RequestID: "req-" + g.sig, ClientID: "web", Subject: "u1",
+			Active: true, Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			IdentityConnector: g.connector, IdentitySubject: g.subject,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSession(ctx, storage.Session{ID: "sess-" + g.sig, UserID: "u1", ConnectorID: g.connector,
+			IdentitySubject: g.subject, AuthTime: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -130,11 +138,30 @@ func TestUsersCommands(t *testing.T) {
 	if code, out, _ := runCLI(t, "users", "unbind", "u1", "mini", "--config", path); code != 0 || !strings.Contains(out, "unbound") {
 		t.Fatalf("unbind: %d %s", code, out)
 	}
+	// Unbinding revoked what came through the mini-program, and only that.
+	s, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.GetToken(ctx, storage.KindRefreshToken, "sig-u1-mini"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("token through the unbound identity: %v", err)
+	}
+	if _, err := s.GetSession(ctx, "sess-sig-u1-mini"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("session through the unbound identity: %v", err)
+	}
+	if _, err := s.GetToken(ctx, storage.KindRefreshToken, "sig-u1"); err != nil {
+		t.Errorf("token through weibo after unbinding mini: %v", err)
+	}
+	if _, err := s.GetSession(ctx, "sess-sig-u1"); err != nil {
+		t.Errorf("session through weibo after unbinding mini: %v", err)
+	}
+	s.Close()
 	if code, out, _ := runCLI(t, "users", "delete", "u1", "--config", path); code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("delete: %d %s", code, out)
 	}
 	// Deleting revoked the user's tokens.
-	s, err := sqlite.Open(context.Background(), db)
+	s, err = sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = store.UnbindIdentity(ctx, pos[0], pos[1])
 		adminAudit(ctx, store, "admin_unbind", pos[0], pos[1], err)
 		if err == nil {
-			fmt.Fprintf(stdout, "unbound %s from user %s\n", pos[1], pos[0])
+			fmt.Fprintf(stdout, "unbound %s from user %s and ended the sessions and tokens that came through it\n", pos[1], pos[0])
 		}
 	case "delete":
 		err = store.DeleteUser(ctx, pos[0])
