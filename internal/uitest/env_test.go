@@ -103,7 +103,8 @@ type env struct {
 	logs                       *syncBuffer
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the env; now, if given, is the broker's clock.
+func newEnv(t *testing.T, now ...func() time.Time) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -155,7 +156,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(ctx, broker.Options{Config: e.cfg, Store: store, Connectors: conns, Logger: log})
+	opts := broker.Options{Config: e.cfg, Store: store, Connectors: conns, Logger: log}
+	if len(now) > 0 {
+		opts.Now = now[0]
+	}
+	b, err := broker.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
