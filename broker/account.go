@@ -202,17 +202,27 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 
 // reauthChoices are the connectors a person may sign in with again before
 // p: those of their own identities that work in this browser, except the
-// one p unbinds.
+// one p unbinds, unless it is the only one.
 func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendingAction) []choice {
 	mine := map[string]bool{}
 	for _, id := range ids {
 		mine[id.ConnectorID] = true
 	}
 	var out []choice
+	var target *choice
 	for _, k := range b.browserConnectors(r) {
-		if mine[k.ID] && !(p.Action == "unbind" && k.ID == p.Target) {
-			out = append(out, choice{ID: k.ID, Type: k.Type, Name: k.Name})
+		if !mine[k.ID] {
+			continue
 		}
+		c := choice{ID: k.ID, Type: k.Type, Name: k.Name}
+		if p.Action == "unbind" && k.ID == p.Target {
+			target = &c
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 && target != nil {
+		out = append(out, *target)
 	}
 	return out
 }
@@ -368,7 +378,7 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		return
 	}
 	if err != nil || existing.UserID != data.UserID {
-		b.metrics.logins.WithLabelValues(conn.ID, "reauth_other_person").Inc()
+		b.metrics.bindOperations.WithLabelValues("reauth", "refused_other_person").Inc()
 		b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "refused",
 			Detail: "signed in as another person"})
 		b.redirectAccount(w, r, "error", msgReauthOtherPerson)
@@ -381,6 +391,7 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		return
 	}
 	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
+	b.metrics.bindOperations.WithLabelValues("reauth", "success").Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "success"})
 	q := url.Values{"confirm": {"1"}, "action": {data.Action}, "target": {data.Target}}
 	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)

@@ -399,3 +399,22 @@ func countUsers(t *testing.T, e *env) int {
 	}
 	return len(users)
 }
+
+// TestReauthOffersTheIdentityBeingUnboundWhenNoOtherCanSignIn: a person
+// whose only other identity is a mini-program one can still re-authenticate
+// (with the identity being unbound) rather than be stuck.
+func TestReauthOffersTheIdentityBeingUnboundWhenNoOtherCanSignIn(t *testing.T) {
+	clk := &clock{}
+	e := miniEnv(t, clk.now)
+	a := e.accountBrowser()
+	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	if st, m := (apiClient{e: e, token: tk.token.AccessToken}).do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"alice:1"}`); st != 201 {
+		t.Fatalf("bind mini: %d %v", st, m)
+	}
+	a.get("/account")
+	clk.advance(20 * time.Minute)
+	b := a.post("/account/unbind", url.Values{"connector_id": {"alpha"}})
+	if !strings.Contains(b, `data-reauth-with="alpha"`) || strings.Contains(b, `data-reauth-with="beta"`) {
+		t.Fatalf("re-authentication before unbinding alpha (the only web identity):\n%s", b)
+	}
+}
