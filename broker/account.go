@@ -125,10 +125,10 @@ func (b *Broker) pendingFrom(v url.Values) (pendingAction, bool) {
 	return p, true
 }
 
-// askReauth sends the person back to the account page, which asks for a
-// fresh sign-in before the pending action.
-func (b *Broker) askReauth(w http.ResponseWriter, r *http.Request, p pendingAction) {
-	q := url.Values{"error": {msgReauth}, "action": {p.Action}, "target": {p.Target}}
+// askReauth sends the person back to the account page, which shows why
+// (msg) and asks for a fresh sign-in before the pending action.
+func (b *Broker) askReauth(w http.ResponseWriter, r *http.Request, msg msgID, p pendingAction) {
+	q := url.Values{"error": {msg}, "action": {p.Action}, "target": {p.Target}}
 	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
 
@@ -162,17 +162,16 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.LogoutCSRF = b.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1
 	q := r.URL.Query()
-	if p, ok := b.pendingFrom(q); ok {
-		v.Action, v.Target, v.TargetName = p.Action, p.Target, b.connectors[p.Target].Name
+	if pa, ok := b.pendingFrom(q); ok {
+		v.Action, v.Target, v.TargetName = pa.Action, pa.Target, b.connectors[pa.Target].Name
 		switch {
-		case v.Error == msgReauth:
-			// A fresh sign-in, only with the user's own identities (and
-			// not the one about to be unbound).
-			v.Reauth = b.reauthChoices(r, ids, p)
+		case v.Error == msgReauth || v.Error == msgReauthOtherPerson:
+			// A fresh sign-in, only with the user's own identities.
+			v.Reauth = b.reauthChoices(r, ids, pa)
 		case q.Get("confirm") != "":
 			v.Confirm = true
 			v.ConfirmURL = v.BindURL
-			if p.Action == "unbind" {
+			if pa.Action == "unbind" {
 				v.ConfirmURL = v.UnbindURL
 			}
 		}
@@ -287,7 +286,7 @@ func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !b.recentSignIn(sess.AuthTime) {
-		b.askReauth(w, r, pendingAction{Action: "bind", Target: conn.ID})
+		b.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: conn.ID})
 		return
 	}
 	b.startUpstream(w, r, conn, pendingData{Purpose: "bind", UserID: sess.UserID, RequestedAt: b.now().UTC()})
@@ -305,7 +304,7 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 			b.redirectAccount(w, r, "error", msgUnknownConnector)
 			return
 		}
-		b.askReauth(w, r, pendingAction{Action: "unbind", Target: connectorID})
+		b.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
 		return
 	}
 	err := b.store.UnbindIdentity(ctx, sess.UserID, connectorID)
@@ -381,7 +380,7 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		b.metrics.bindOperations.WithLabelValues("reauth", "refused_other_person").Inc()
 		b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "refused",
 			Detail: "signed in as another person"})
-		b.redirectAccount(w, r, "error", msgReauthOtherPerson)
+		b.askReauth(w, r, msgReauthOtherPerson, pendingAction{Action: data.Action, Target: data.Target})
 		return
 	}
 	now := b.now().UTC()

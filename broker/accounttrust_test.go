@@ -336,7 +336,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 		}
 		e.fakes["alpha"].setPerson(person)
 		b = a.post("/account/reauth", url.Values{"connector_id": {"alpha"}, "action": {"unbind"}, "target": {"beta"}})
-		if !strings.Contains(b, `data-error="reauth_other_person"`) || strings.Contains(b, `data-confirm=`) {
+		if !strings.Contains(b, `data-error="reauth_other_person"`) || strings.Contains(b, `data-confirm=`) || !strings.Contains(b, `data-reauth-with="alpha"`) {
 			t.Fatalf("re-authentication as %s was not refused:\n%s", person, b)
 		}
 		if got := between(b, `data-user-id>`, `<`); got != aliceID {
