@@ -58,6 +58,8 @@ func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 	if resp.StatusCode != 400 || m["error"] != "invalid_scope" {
 		t.Fatalf("token exchange with scope account for a client without account_api: %d %v", resp.StatusCode, m)
 	}
+	// The refused exchange did not spend the code at WeChat.
+	e.miniToken("web", "web-secret", "alice:1", "openid account")
 	// A client with account_api gets it, and discovery lists it.
 	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if sc, _ := tk.token.Extra("scope").(string); !strings.Contains(sc, "account") {
