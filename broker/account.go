@@ -36,6 +36,7 @@ type accountView struct {
 	Identities []identityView
 	Unbound    []choice
 	SignIn     []choice
+	Note       msgID // a hint beside the choices (open this page in WeChat)
 	Status     msgID
 	Error      msgID
 	CSRF       string
@@ -48,6 +49,7 @@ type accountView struct {
 
 type identityView struct {
 	ConnectorID, Type, Provider, DisplayName, Picture string
+	Icon                                              string // URL of the connector's icon
 	BoundAt                                           time.Time
 	BoundLocal                                        string // BoundAt for the reader: Beijing time in Chinese, UTC in English
 	Web                                               bool
@@ -87,7 +89,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
 	if sess == nil {
-		v.SignIn = b.signInChoices(r)
+		v.SignIn, v.Note = b.signInChoices(r)
 		b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 		return
 	}
@@ -104,7 +106,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.CanUnbind = len(ids) > 1
 	if v.Error == msgReauth {
 		// Offer a fresh sign-in right here, with the user's own providers.
-		v.SignIn = b.signInChoices(r)
+		v.SignIn, _ = b.signInChoices(r)
 	}
 	bound := map[string]bool{}
 	for _, id := range ids {
@@ -112,31 +114,34 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		name := id.ConnectorID
 		web := false
 		if k, ok := b.connectors[id.ConnectorID]; ok {
-			name = k.Name
+			name = connectorName(k, pickLang(r))
 			_, web = k.web()
 		}
 		v.Identities = append(v.Identities, identityView{
-			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name,
+			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name, Icon: b.iconURL(id.ConnectorID),
 			DisplayName: id.DisplayName, Picture: id.Picture, BoundAt: id.BoundAt, Web: web,
 			BoundLocal: localTime(id.BoundAt, pickLang(r)),
 		})
 	}
-	for _, k := range b.browserConnectors(r) {
+	offered, note := b.browserConnectors(r, nil)
+	for _, k := range offered {
 		if !bound[k.ID] {
-			v.Unbound = append(v.Unbound, choice{ID: k.ID, Type: k.Type, Name: k.Name})
+			v.Unbound = append(v.Unbound, b.newChoice(r, k, ""))
 		}
 	}
+	v.Note = note
 	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 }
 
 // signInChoices are the account page's sign-in links, one per web
-// connector usable in this browser.
-func (b *Broker) signInChoices(r *http.Request) []choice {
+// connector usable in this browser, and the note about the others.
+func (b *Broker) signInChoices(r *http.Request) ([]choice, msgID) {
 	var out []choice
-	for _, k := range b.browserConnectors(r) {
-		out = append(out, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
+	offered, note := b.browserConnectors(r, nil)
+	for _, k := range offered {
+		out = append(out, b.newChoice(r, k, b.url("/account/login")+"?connector_id="+url.QueryEscape(k.ID)))
 	}
-	return out
+	return out, note
 }
 
 func (b *Broker) redirectAccount(w http.ResponseWriter, r *http.Request, key string, msg string) {
@@ -377,7 +382,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, found := b.connectors[req.ConnectorID]
 	exchanger, isCode := conn.code()
-	if !found || !isCode || conn.Type != connectorTypeMiniProgr || (c != nil && !c.allows(conn.ID)) {
+	if !found || !isCode || (c != nil && !c.allows(conn.ID)) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,6 +27,9 @@ type pendingData struct {
 	AuthQuery   string    `json:"auth,omitempty"` // the authorization request, for login
 	UserID      string    `json:"user,omitempty"` // the user to bind to, for bind
 	RequestedAt time.Time `json:"requested_at"`   // when the request arrived
+	// ConnData is the connector's per-login data (a nonce, a PKCE
+	// verifier) from its LoginURL, handed back to its HandleCallback.
+	ConnData []byte `json:"conn,omitempty"`
 }
 
 func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
@@ -100,11 +104,11 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if connectorID == "" {
-		choices := b.chooserConnectors(r, c)
-		if len(choices) == 1 {
+		choices, note := b.chooserConnectors(r, c)
+		if len(choices) == 1 && note == "" {
 			connectorID = choices[0].ID
 		} else {
-			b.renderChooser(w, r, c, form, choices)
+			b.renderChooser(w, r, c, form, choices, note)
 			return
 		}
 	}
@@ -259,32 +263,68 @@ func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 }
 
 // chooserConnectors lists the connectors the chooser offers this client
-// in this browser.
-func (b *Broker) chooserConnectors(r *http.Request, c *client) []*Connector {
-	var out []*Connector
-	for _, k := range b.browserConnectors(r) {
-		if c.allows(k.ID) {
-			out = append(out, k)
-		}
-	}
-	return out
+// in this browser, and a note about the ones it cannot offer here.
+func (b *Broker) chooserConnectors(r *http.Request, c *client) ([]*Connector, msgID) {
+	return b.browserConnectors(r, c.allows)
 }
 
-// browserConnectors lists the web connectors that make sense in this
-// browser: inside WeChat the Official Account login, outside it the QR code.
-func (b *Broker) browserConnectors(r *http.Request) []*Connector {
-	inWeChat := isWeChatBrowser(r)
-	var out []*Connector
-	for _, k := range b.order {
-		if _, ok := k.web(); !ok {
-			continue
-		}
-		if (k.Type == "wechat" && inWeChat) || (k.Type == "wechat_mp" && !inWeChat) {
-			continue
-		}
-		out = append(out, k)
+// browserOffer is a web connector offered in some browsers only (WeChat's
+// QR code outside WeChat on a computer, the Official Account inside
+// WeChat). A connector without it is offered everywhere.
+type browserOffer interface {
+	OfferedIn(connectors.Browser) bool
+}
+
+func offeredIn(k *Connector, br connectors.Browser) bool {
+	o, ok := k.Impl.(browserOffer)
+	return !ok || o.OfferedIn(br)
+}
+
+func browserOf(r *http.Request) connectors.Browser {
+	return connectors.Browser{WeChat: isWeChatBrowser(r), Mobile: isMobile(r)}
+}
+
+// family groups connectors of one provider account (the union
+// namespace, "wechat" for the three WeChat connectors), for the note.
+func family(k *Connector) string {
+	if u, ok := k.Impl.(unionLinker); ok {
+		ns, _ := u.UnionNamespace()
+		return ns
 	}
-	return out
+	return "connector:" + k.ID
+}
+
+// browserConnectors lists the web connectors (that allowed accepts; nil:
+// all) offered in this browser. When one that is not offered here has no
+// sibling of its family offered instead, the note says where it works: in
+// WeChat (msgOpenInWeChat: a phone outside WeChat, where the QR code
+// cannot be scanned) or on a computer (msgOpenOnComputer).
+func (b *Broker) browserConnectors(r *http.Request, allowed func(string) bool) ([]*Connector, msgID) {
+	br := browserOf(r)
+	var offered, hidden []*Connector
+	covered := map[string]bool{}
+	for _, k := range b.order {
+		if _, ok := k.web(); !ok || (allowed != nil && !allowed(k.ID)) {
+			continue
+		}
+		if offeredIn(k, br) {
+			offered = append(offered, k)
+			covered[family(k)] = true
+		} else {
+			hidden = append(hidden, k)
+		}
+	}
+	var note msgID
+	for _, k := range hidden {
+		switch {
+		case covered[family(k)]:
+		case !br.WeChat && offeredIn(k, connectors.Browser{WeChat: true, Mobile: br.Mobile}):
+			note = msgOpenInWeChat
+		case br.Mobile && note == "" && offeredIn(k, connectors.Browser{}):
+			note = msgOpenOnComputer
+		}
+	}
+	return offered, note
 }
 
 // startUpstream records a pending login and sends the browser to the
@@ -304,6 +344,20 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		b.setCookie(w, loginCookie, binding, 0)
 	}
 	state := randomString(32)
+	u, connData, err := web.LoginURL(ctx, connectors.LoginRequest{
+		State:       state,
+		CallbackURL: b.callbackURL(conn.ID),
+		Mobile:      isMobile(r),
+	})
+	if err == nil && len(connData) > connectors.MaxLoginData {
+		err = fmt.Errorf("%d bytes of per-login data, more than %d", len(connData), connectors.MaxLoginData)
+	}
+	if err != nil {
+		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
+		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
+		return
+	}
+	data.ConnData = connData
 	raw, _ := json.Marshal(data)
 	now := b.now().UTC()
 	if err := b.store.CreateLogin(ctx, storage.PendingLogin{
@@ -316,16 +370,6 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 	}); err != nil {
 		b.log.Error("storing pending login", "err", err)
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	u, err := web.LoginURL(ctx, connectors.LoginRequest{
-		State:       state,
-		CallbackURL: b.callbackURL(conn.ID),
-		Mobile:      isMobile(r),
-	})
-	if err != nil {
-		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
-		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
 		return
 	}
 	http.Redirect(w, r, u, http.StatusFound)
@@ -383,7 +427,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
 		return
 	}
-	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r)}, r.Form)
+	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r), Data: data.ConnData}, r.Form)
 	if err != nil {
 		b.upstreamFailed(w, r, conn, data, err)
 		return

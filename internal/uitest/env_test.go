@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/storage/sqlite"
@@ -135,7 +136,7 @@ func newEnv(t *testing.T) *env {
 	dbPath := filepath.Join(t.TempDir(), "qiao.db")
 	y := strings.NewReplacer("{{ISSUER}}", e.issuer, "{{DB}}", dbPath,
 		"{{WECHAT}}", e.wechatURL, "{{QQ}}", e.qqURL, "{{WEIBO}}", e.weiboURL, "{{RP}}", e.rp.url).Replace(configYAML)
-	e.cfg, err = config.Parse([]byte(y), "uitest.yaml", nil)
+	e.cfg, err = config.Parse([]byte(y), "uitest.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
