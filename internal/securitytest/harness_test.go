@@ -134,7 +134,9 @@ type fakeMini struct {
 }
 
 // SubjectTokenType: the token exchange takes wx.login codes for it.
-func (f *fakeMini) SubjectTokenType() string { return "urn:qiao:params:oauth:token-type:wechat-js-code" }
+func (f *fakeMini) SubjectTokenType() string {
+	return "urn:qiao:params:oauth:token-type:wechat-js-code"
+}
 
 func (f *fakeMini) ExchangeCode(_ context.Context, code string) (connectors.Identity, error) {
 	f.calls.Add(1)
