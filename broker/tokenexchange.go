@@ -31,9 +31,12 @@ type subjectTokenTyper interface {
 // tokenType: a code connector whose SubjectTokenType is tokenType.
 func (b *Broker) exchangeConnector(issuer, tokenType string) (*Connector, CodeConnector, bool) {
 	conn, ok := b.connectors[issuer]
+	if !ok {
+		return nil, nil, false
+	}
 	x, isCode := conn.code()
 	t, typed := conn.Impl.(subjectTokenTyper)
-	if !ok || !isCode || !typed || t.SubjectTokenType() != tokenType {
+	if !isCode || !typed || t.SubjectTokenType() != tokenType {
 		return nil, nil, false
 	}
 	return conn, x, true
