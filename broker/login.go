@@ -352,7 +352,12 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 	if err == nil && len(connData) > connectors.MaxLoginData {
 		err = fmt.Errorf("%d bytes of per-login data, more than %d", len(connData), connectors.MaxLoginData)
 	}
-	if err != nil {
+	if errors.Is(err, connectors.ErrUnavailable) {
+		// A provider that must be asked first (discovery) is down.
+		b.log.Warn("upstream provider unavailable", "connector", conn.ID, "err", err)
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	} else if err != nil {
 		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
 		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
 		return

@@ -22,6 +22,9 @@ type dataFake struct {
 }
 
 func (d dataFake) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, []byte, error) {
+	if d.size < 0 {
+		return "", nil, fmt.Errorf("discovery: %w", connectors.ErrUnavailable)
+	}
 	u, _, err := d.fakeWeb.LoginURL(ctx, req)
 	data := []byte(strings.Repeat("n", d.size-len(req.State)) + req.State)
 	return u, data, err
@@ -65,5 +68,19 @@ func TestWebLoginKeepsTheConnectorsPerLoginData(t *testing.T) {
 	case <-seen:
 		t.Fatal("the oversized login reached the callback")
 	default:
+	}
+}
+
+// TestUnreachableProviderBeforeTheLoginIsUnavailable: a connector that
+// must ask its provider before it can build the login URL (OpenID Connect
+// discovery) and cannot reach it gives a 503 "try again" page, not the
+// page for a misconfiguration.
+func TestUnreachableProviderBeforeTheLoginIsUnavailable(t *testing.T) {
+	e := newEnv(t, envOptions{wrap: func(id string, f *fakeWeb) any { return dataFake{fakeWeb: f, size: -1} }})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	resp := e.newBrowser().get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
 	}
 }
