@@ -212,12 +212,19 @@ func leaves(err error) []error {
 }
 
 // fieldLine is the line of the value at the dotted key path under the
-// mapping n, and whether it is there with a non-null value; for an
-// absent key, the line of the deepest mapping on the way.
+// mapping n ("claims.name", "scopes[1]"), and whether it is there with a
+// non-null value; for an absent key, the line of the deepest mapping on
+// the way.
 func fieldLine(n *yaml.Node, field string) (int, bool) {
 	n = resolve(n)
 	line := n.Line
-	for _, key := range strings.Split(field, ".") {
+	for _, part := range strings.Split(field, ".") {
+		key, idx := part, -1
+		if open := strings.IndexByte(part, '['); open > 0 && strings.HasSuffix(part, "]") {
+			if i, err := strconv.Atoi(part[open+1 : len(part)-1]); err == nil {
+				key, idx = part[:open], i
+			}
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			return line, false
 		}
@@ -233,6 +240,13 @@ func fieldLine(n *yaml.Node, field string) (int, bool) {
 			return n.Line, false
 		}
 		n = resolve(next)
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line, false
+			}
+			line = n.Content[idx].Line
+			n = resolve(n.Content[idx])
+		}
 	}
 	return line, !isNull(n)
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -114,6 +115,35 @@ func TestConnectorBlockErrorsNameTheirLine(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// listChecker reports a problem with one element of a list.
+type listChecker struct {
+	Scopes []string `yaml:"scopes"`
+}
+
+func (l *listChecker) Validate() error {
+	for i, s := range l.Scopes {
+		if strings.Contains(s, " ") {
+			return testFieldError{fmt.Sprintf("scopes[%d]", i), "must be one scope"}
+		}
+	}
+	return nil
+}
+
+func TestConnectorBlockErrorInAListNamesTheElementsLine(t *testing.T) {
+	src := head + `  - id: list
+    type: list
+    config:
+      scopes:
+        - openid
+        - two words
+`
+	types := append(testTypes(), ConnectorType{Name: "list", New: func() ConnectorConfig { return new(listChecker) }})
+	_, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), types)
+	if want := "t.yaml:12: connectors[1].config.scopes[1]: must be one scope"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
 
