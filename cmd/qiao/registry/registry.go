@@ -12,6 +12,7 @@ package registry
 
 import (
 	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors/oidc"
 	"github.com/qiaoidp/qiao/connectors/qq"
 	"github.com/qiaoidp/qiao/connectors/wechat"
 	"github.com/qiaoidp/qiao/connectors/weibo"
@@ -25,5 +26,6 @@ func Types() config.ConnectorTypes {
 		{Name: wechat.TypeMiniProgram, New: func() config.ConnectorConfig { return wechat.NewConfig(wechat.TypeMiniProgram) }},
 		{Name: qq.Type, New: func() config.ConnectorConfig { return new(qq.Config) }},
 		{Name: weibo.Type, New: func() config.ConnectorConfig { return new(weibo.Config) }},
+		{Name: oidc.Type, New: func() config.ConnectorConfig { return new(oidc.Config) }},
 	}
 }
