@@ -109,11 +109,13 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		v.SignIn, _ = b.signInChoices(r)
 	}
 	bound := map[string]bool{}
+	families := map[string]bool{} // of the bound connectors, for the note
 	for _, id := range ids {
 		bound[id.ConnectorID] = true
 		name := id.ConnectorID
 		web := false
 		if k, ok := b.connectors[id.ConnectorID]; ok {
+			families[family(k)] = true
 			name = connectorName(k, pickLang(r))
 			_, web = k.web()
 		}
@@ -123,13 +125,11 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 			BoundLocal: localTime(id.BoundAt, pickLang(r)),
 		})
 	}
-	offered, note := b.browserConnectors(r, nil)
+	offered, hidden := b.offers(r, func(id string) bool { return !bound[id] })
 	for _, k := range offered {
-		if !bound[k.ID] {
-			v.Unbound = append(v.Unbound, b.newChoice(r, k, ""))
-		}
+		v.Unbound = append(v.Unbound, b.newChoice(r, k, ""))
 	}
-	v.Note = note
+	v.Note = offerNote(browserOf(r), offered, hidden, families)
 	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
+
 	"github.com/qiaoidp/qiao/connectors"
 )
 
@@ -209,5 +211,34 @@ func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "<svg") || string(body) == string(icon) {
 		t.Errorf("icon of an unknown connector: %d %q, want the generic SVG", resp.StatusCode, body)
+	}
+}
+
+// TestAccountPageNoteOnlyForWhatThePersonLacks: signed in with the QR-code
+// WeChat login, a person on a phone is not told to open the page in
+// WeChat: they have WeChat already.
+func TestAccountPageNoteOnlyForWhatThePersonLacks(t *testing.T) {
+	e := newBrowserEnv(t)
+	br := e.newBrowser()
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r.login(br, oauth2.SetAuthURLParam("connector_id", "qr"))
+	get := func(ua string) (ids []string, note string) {
+		br.ua = ua
+		resp := br.get(e.issuer + "/account")
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, m := range regexp.MustCompile(`data-bind="([^"]+)"`).FindAllStringSubmatch(string(body), -1) {
+			ids = append(ids, m[1])
+		}
+		if m := regexp.MustCompile(`data-note="([^"]+)"`).FindStringSubmatch(string(body)); m != nil {
+			note = m[1]
+		}
+		return ids, note
+	}
+	if ids, note := get(phoneUA); strings.Join(ids, ",") != "other" || note != "" {
+		t.Errorf("phone, WeChat bound: bind offers %v with note %q, want [other] and no note", ids, note)
+	}
+	if ids, note := get(weChatUA); strings.Join(ids, ",") != "mp,other" || note != "" {
+		t.Errorf("in WeChat: bind offers %v with note %q, want [mp other] and no note", ids, note)
 	}
 }

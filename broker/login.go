@@ -295,36 +295,53 @@ func family(k *Connector) string {
 }
 
 // browserConnectors lists the web connectors (that allowed accepts; nil:
-// all) offered in this browser. When one that is not offered here has no
-// sibling of its family offered instead, the note says where it works: in
-// WeChat (msgOpenInWeChat: a phone outside WeChat, where the QR code
-// cannot be scanned) or on a computer (msgOpenOnComputer).
+// all) offered in this browser, and the note about the others (see
+// offerNote).
 func (b *Broker) browserConnectors(r *http.Request, allowed func(string) bool) ([]*Connector, msgID) {
+	offered, hidden := b.offers(r, allowed)
+	return offered, offerNote(browserOf(r), offered, hidden, nil)
+}
+
+// offers splits the web connectors that allowed accepts (nil: all) into
+// those offered in this browser and those hidden here.
+func (b *Broker) offers(r *http.Request, allowed func(string) bool) (offered, hidden []*Connector) {
 	br := browserOf(r)
-	var offered, hidden []*Connector
-	covered := map[string]bool{}
 	for _, k := range b.order {
 		if _, ok := k.web(); !ok || (allowed != nil && !allowed(k.ID)) {
 			continue
 		}
 		if offeredIn(k, br) {
 			offered = append(offered, k)
-			covered[family(k)] = true
 		} else {
 			hidden = append(hidden, k)
 		}
 	}
+	return offered, hidden
+}
+
+// offerNote says where a hidden connector works when no connector of its
+// family is offered (or in covered, a family the person already has): in
+// WeChat (msgOpenInWeChat: a phone outside WeChat, where the QR code
+// cannot be scanned) or on a computer (msgOpenOnComputer); "" otherwise.
+func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[string]bool) msgID {
+	has := map[string]bool{}
+	for f := range covered {
+		has[f] = true
+	}
+	for _, k := range offered {
+		has[family(k)] = true
+	}
 	var note msgID
 	for _, k := range hidden {
 		switch {
-		case covered[family(k)]:
+		case has[family(k)]:
 		case !br.WeChat && offeredIn(k, connectors.Browser{WeChat: true, Mobile: br.Mobile}):
 			note = msgOpenInWeChat
 		case br.Mobile && note == "" && offeredIn(k, connectors.Browser{}):
 			note = msgOpenOnComputer
 		}
 	}
-	return offered, note
+	return note
 }
 
 // startUpstream records a pending login and sends the browser to the
