@@ -53,6 +53,7 @@ type accountView struct {
 	Identities []identityView
 	Unbound    []choice
 	SignIn     []choice
+	Note       msgID // a hint beside the choices (open this page in WeChat)
 	Status     msgID
 	Error      msgID
 	CSRF       string
@@ -78,6 +79,7 @@ type accountView struct {
 
 type identityView struct {
 	ConnectorID, Type, Provider, DisplayName, Picture string
+	Icon                                              string // URL of the connector's icon
 	BoundAt                                           time.Time
 	BoundLocal                                        string // BoundAt for the reader: Beijing time in Chinese, UTC in English
 	Web                                               bool
@@ -145,7 +147,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
 	if sess == nil {
-		v.SignIn = b.signInChoices(r)
+		v.SignIn, v.Note = b.signInChoices(r)
 		b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 		return
 	}
@@ -163,7 +165,10 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.CanUnbind = len(ids) > 1
 	q := r.URL.Query()
 	if pa, ok := b.pendingFrom(q); ok {
-		v.Action, v.Target, v.TargetName = pa.Action, pa.Target, b.connectors[pa.Target].Name
+		v.Action, v.Target = pa.Action, pa.Target
+		if k, ok := b.connectors[pa.Target]; ok {
+			v.TargetName = connectorName(k, pickLang(r))
+		}
 		switch {
 		case v.Error == msgReauth || v.Error == msgReauthOtherPerson:
 			// A fresh sign-in, only with the user's own identities.
@@ -177,25 +182,27 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	bound := map[string]bool{}
+	families := map[string]bool{} // of the bound connectors, for the note
 	for _, id := range ids {
 		bound[id.ConnectorID] = true
 		name := id.ConnectorID
 		web := false
 		if k, ok := b.connectors[id.ConnectorID]; ok {
-			name = k.Name
+			families[family(k)] = true
+			name = connectorName(k, pickLang(r))
 			_, web = k.web()
 		}
 		v.Identities = append(v.Identities, identityView{
-			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name,
+			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name, Icon: b.iconURL(id.ConnectorID),
 			DisplayName: id.DisplayName, Picture: id.Picture, BoundAt: id.BoundAt, Web: web,
 			BoundLocal: localTime(id.BoundAt, pickLang(r)),
 		})
 	}
-	for _, k := range b.browserConnectors(r) {
-		if !bound[k.ID] {
-			v.Unbound = append(v.Unbound, choice{ID: k.ID, Type: k.Type, Name: k.Name})
-		}
+	offered, hidden := b.offers(r, func(id string) bool { return !bound[id] })
+	for _, k := range offered {
+		v.Unbound = append(v.Unbound, b.newChoice(r, k, ""))
 	}
+	v.Note = offerNote(browserOf(r), offered, hidden, families)
 	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 }
 
@@ -209,11 +216,12 @@ func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendin
 	}
 	var out []choice
 	var target *choice
-	for _, k := range b.browserConnectors(r) {
+	offered, _ := b.browserConnectors(r, nil)
+	for _, k := range offered {
 		if !mine[k.ID] {
 			continue
 		}
-		c := choice{ID: k.ID, Type: k.Type, Name: k.Name}
+		c := b.newChoice(r, k, "")
 		if p.Action == "unbind" && k.ID == p.Target {
 			target = &c
 			continue
@@ -227,13 +235,14 @@ func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendin
 }
 
 // signInChoices are the account page's sign-in links, one per web
-// connector usable in this browser.
-func (b *Broker) signInChoices(r *http.Request) []choice {
+// connector usable in this browser, and the note about the others.
+func (b *Broker) signInChoices(r *http.Request) ([]choice, msgID) {
 	var out []choice
-	for _, k := range b.browserConnectors(r) {
-		out = append(out, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(k.ID)})
+	offered, note := b.browserConnectors(r, nil)
+	for _, k := range offered {
+		out = append(out, b.newChoice(r, k, b.url("/account/login")+"?connector_id="+url.QueryEscape(k.ID)))
 	}
-	return out
+	return out, note
 }
 
 func (b *Broker) redirectAccount(w http.ResponseWriter, r *http.Request, key string, msg string) {
@@ -639,7 +648,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, found := b.connectors[req.ConnectorID]
 	exchanger, isCode := conn.code()
-	if !found || !isCode || conn.Type != connectorTypeMiniProgr || !g.client.allows(conn.ID) {
+	if !found || !isCode || !g.client.allows(conn.ID) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
 		return
 	}

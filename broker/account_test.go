@@ -25,6 +25,11 @@ type fakeCode struct {
 	used map[string]bool
 }
 
+// SubjectTokenType: the token exchange takes wx.login codes for it.
+func (f *fakeCode) SubjectTokenType() string {
+	return "urn:qiao:params:oauth:token-type:wechat-js-code"
+}
+
 func (f *fakeCode) ExchangeCode(_ context.Context, code string) (connectors.Identity, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

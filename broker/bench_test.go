@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -44,7 +45,7 @@ func newBenchEnv(b *testing.B, alg string) *env {
 	e := &env{issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}}
 	e.dbPath = filepath.Join(b.TempDir(), "qiao.db")
 	y := strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath, "ALG", alg).Replace(testConfig)
-	cfg, err := config.Parse([]byte(y), "bench.yaml", nil)
+	cfg, err := config.Parse([]byte(y), "bench.yaml", nil, registry.Types())
 	if err != nil {
 		b.Fatalf("config: %v", err)
 	}

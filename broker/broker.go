@@ -27,8 +27,11 @@ import (
 )
 
 // WebConnector is a connector that logs a browser in at its provider.
+// LoginURL may return per-login data (at most connectors.MaxLoginData
+// bytes: a nonce, a PKCE verifier) that the broker keeps with the pending
+// login and hands back to HandleCallback in req.Data.
 type WebConnector interface {
-	LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error)
+	LoginURL(ctx context.Context, req connectors.LoginRequest) (url string, data []byte, err error)
 	HandleCallback(ctx context.Context, req connectors.LoginRequest, query url.Values) (connectors.Identity, error)
 }
 
@@ -44,12 +47,23 @@ type PhoneConnector interface {
 }
 
 // Connector is one configured upstream connector. Impl implements
-// WebConnector or CodeConnector (and optionally PhoneConnector).
+// WebConnector or CodeConnector (and optionally PhoneConnector); the
+// broker asks it the rest with small interfaces where it needs to know:
+// where it is offered (OfferedIn), how it is called (DisplayName, Icon),
+// which union ids link its identities (UnionNamespace), which token type
+// the token exchange takes (SubjectTokenType).
 type Connector struct {
 	ID   string
 	Type string
-	Name string
-	Impl any
+	// Name overrides the connector's display names in every language,
+	// Names in one ("en", "zh-CN"); both may be empty.
+	Name  string
+	Names map[string]string
+	// LinkByUnionID overrides whether identities sharing a union id join
+	// one user; nil: the deprecated linking keys, then the connector's
+	// default.
+	LinkByUnionID *bool
+	Impl          any
 }
 
 // web returns the connector as a WebConnector; false for nil or a
@@ -293,6 +307,7 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/callback/{connector}", b.handleCallback).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
+	s.HandleFunc("/icons/{connector}.svg", b.serveIcon).Methods(http.MethodGet)
 	b.accountRoutes(s)
 	s.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b.errorPage(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)

@@ -11,9 +11,6 @@ import (
 	"github.com/qiaoidp/qiao/broker/seal"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
-	"github.com/qiaoidp/qiao/connectors/qq"
-	"github.com/qiaoidp/qiao/connectors/wechat"
-	"github.com/qiaoidp/qiao/connectors/weibo"
 	"github.com/qiaoidp/qiao/storage"
 )
 
@@ -26,37 +23,11 @@ type ConnectorDeps struct {
 	Logger  *slog.Logger
 }
 
-type connectorFactory func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error)
-
-// factories build each connector type; a new provider adds one line.
-var factories = map[string]connectorFactory{
-	config.TypeWeChat: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
-		return wechat.NewWeb(wechatConfig(c, deps), caller)
-	},
-	config.TypeWeChatMP: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
-		return wechat.NewMP(wechatConfig(c, deps), caller)
-	},
-	config.TypeWeChatMiniProgram: func(c config.ConnectorConfig, caller *connectors.Caller, deps ConnectorDeps) (any, error) {
-		var cache wechat.TokenCache
-		if deps.Cache != nil {
-			s, err := seal.New(deps.Secret, "provider-token-cache")
-			if err != nil {
-				return nil, err
-			}
-			cache = &tokenCache{cache: deps.Cache, sealer: s}
-		}
-		return wechat.NewMiniProgram(wechatConfig(c, deps), caller, cache)
-	},
-	config.TypeQQ: func(c config.ConnectorConfig, caller *connectors.Caller, _ ConnectorDeps) (any, error) {
-		return qq.New(qq.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL, UnionID: c.UnionID}, caller)
-	},
-	config.TypeWeibo: func(c config.ConnectorConfig, caller *connectors.Caller, _ ConnectorDeps) (any, error) {
-		return weibo.New(weibo.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL}, caller)
-	},
-}
-
-func wechatConfig(c config.ConnectorConfig, deps ConnectorDeps) wechat.Config {
-	return wechat.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, AuthBaseURL: c.AuthBaseURL, APIBaseURL: c.APIBaseURL, Scope: c.Scope, Logger: deps.Logger}
+// opener is a connector type's decoded config: it builds the connector.
+// Each provider package's Config implements it; the registry of types
+// lives in cmd/qiao, so the broker names no provider.
+type opener interface {
+	Open(id string, deps connectors.Deps) (any, error)
 }
 
 // OpenConnectors builds the configured connectors.
@@ -73,21 +44,29 @@ func OpenConnectors(cfg *config.Config, deps ConnectorDeps) ([]Connector, error)
 	if len(deps.Secret) == 0 {
 		deps.Secret = []byte(cfg.Secret)
 	}
+	var tokens connectors.TokenCache
+	if deps.Cache != nil {
+		s, err := seal.New(deps.Secret, "provider-token-cache")
+		if err != nil {
+			return nil, err
+		}
+		tokens = &tokenCache{cache: deps.Cache, sealer: s}
+	}
 	var out []Connector
 	for _, k := range cfg.Connectors {
-		f, ok := factories[k.Type]
+		op, ok := k.Config.(opener)
 		if !ok {
-			return nil, fmt.Errorf("connector %s: unknown type %q", k.ID, k.Type)
+			return nil, fmt.Errorf("connector %s: type %q cannot be opened", k.ID, k.Type)
 		}
 		caller := &connectors.Caller{HTTP: deps.HTTP, ConnectorID: k.ID}
 		if deps.Metrics != nil {
 			caller.Observe = deps.Metrics.ObserveUpstream
 		}
-		impl, err := f(k.Config, caller, deps)
+		impl, err := op.Open(k.ID, connectors.Deps{Caller: caller, Tokens: tokens, Logger: deps.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", k.ID, err)
 		}
-		out = append(out, Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: impl})
+		out = append(out, Connector{ID: k.ID, Type: k.Type, Name: k.Name, Names: k.Names, LinkByUnionID: k.LinkByUnionID, Impl: impl})
 	}
 	return out, nil
 }
@@ -101,13 +80,13 @@ type tokenCache struct {
 func (t *tokenCache) GetToken(ctx context.Context, key string) (string, time.Time, error) {
 	v, exp, err := t.cache.GetCache(ctx, "provider-token:"+key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", time.Time{}, fmt.Errorf("%w", wechat.ErrCacheMiss)
+		return "", time.Time{}, fmt.Errorf("%w", connectors.ErrCacheMiss)
 	} else if err != nil {
 		return "", time.Time{}, err
 	}
 	plain, err := t.sealer.Open(v, []byte(key))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%w: unreadable entry", wechat.ErrCacheMiss)
+		return "", time.Time{}, fmt.Errorf("%w: unreadable entry", connectors.ErrCacheMiss)
 	}
 	return string(plain), exp, nil
 }

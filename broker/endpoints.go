@@ -56,7 +56,7 @@ func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"backchannel_logout_supported":            false,
 		"ui_locales_supported":                    []string{"zh-CN", "en"},
 		"qiao_connectors":                         b.connectorIDs(),
-		"qiao_token_exchange_subject_token_types": []string{tokenTypeWeChatJSCode},
+		"qiao_token_exchange_subject_token_types": b.subjectTokenTypes(),
 	})
 }
 

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage/sqlite"
@@ -46,14 +47,14 @@ type fakeWeb struct {
 	profiles map[string]connectors.Identity
 }
 
-func (f *fakeWeb) LoginURL(_ context.Context, req connectors.LoginRequest) (string, error) {
+func (f *fakeWeb) LoginURL(_ context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := url.Values{"state": {req.State}}
 	if !f.refuse {
 		q.Set("code", f.person)
 	}
-	return req.CallbackURL + "?" + q.Encode(), nil
+	return req.CallbackURL + "?" + q.Encode(), nil, nil
 }
 
 func (f *fakeWeb) HandleCallback(_ context.Context, _ connectors.LoginRequest, q url.Values) (connectors.Identity, error) {
@@ -95,6 +96,7 @@ type env struct {
 	dbPath   string
 	fakes    map[string]*fakeWeb
 	extra    []broker.Connector
+	wrap     func(id string, f *fakeWeb) any
 	logs     *syncBuffer
 	provider *oidc.Provider
 }
@@ -143,6 +145,8 @@ type envOptions struct {
 	yaml   string // replaces testConfig
 	extra  []broker.Connector
 	now    func() time.Time
+	// wrap gives the fake of connector id more capabilities; nil: none.
+	wrap func(id string, f *fakeWeb) any
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -151,7 +155,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}, extra: o.extra}
+	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}, extra: o.extra, wrap: o.wrap}
 	e.dbPath = o.dbPath
 	if e.dbPath == "" {
 		e.dbPath = filepath.Join(t.TempDir(), "qiao.db")
@@ -164,7 +168,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		y = testConfig
 	}
 	y = strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath, "ALG", o.alg).Replace(y)
-	cfg, err := config.Parse([]byte(y), "test.yaml", nil)
+	cfg, err := config.Parse([]byte(y), "test.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -177,7 +181,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		f := &fakeWeb{person: "alice"}
 		e.fakes[k.ID] = f
-		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: f})
+		conns = append(conns, e.fakeConnector(k, f))
 	}
 	conns = append(conns, o.extra...)
 	e.start(ln, conns, o.now)
@@ -212,6 +216,15 @@ func (e *env) start(ln net.Listener, conns []broker.Connector, now func() time.T
 	}
 }
 
+// fakeConnector is the configured connector k played by f.
+func (e *env) fakeConnector(k config.Connector, f *fakeWeb) broker.Connector {
+	var impl any = f
+	if e.wrap != nil {
+		impl = e.wrap(k.ID, f)
+	}
+	return broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Names: k.Names, LinkByUnionID: k.LinkByUnionID, Impl: impl}
+}
+
 // restart stops the server and store and starts a new broker on the same
 // SQLite file and address.
 func (e *env) restart() {
@@ -220,7 +233,7 @@ func (e *env) restart() {
 	var conns []broker.Connector
 	for _, k := range e.cfg.Connectors {
 		if f, ok := e.fakes[k.ID]; ok {
-			conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: f})
+			conns = append(conns, e.fakeConnector(k, f))
 		}
 	}
 	conns = append(conns, e.extra...)

@@ -10,19 +10,33 @@ import (
 	"github.com/qiaoidp/qiao/storage"
 )
 
+// unionLinker is a connector whose identities carry a union id shared by
+// several apps of one provider account (WeChat's and QQ's unionid):
+// namespace names that id space, link says whether identities sharing one
+// join a user unless the configuration says otherwise.
+type unionLinker interface {
+	UnionNamespace() (namespace string, link bool)
+}
+
 // unionKey is the namespaced union id of an identity, and whether the
-// configuration links identities by it.
+// configuration links identities by it: the connector's link_by_unionid,
+// else the deprecated linking key of its namespace, else its default.
 func (b *Broker) unionKey(conn *Connector, ident connectors.Identity) (string, bool) {
 	if ident.UnionID == "" {
 		return "", false
 	}
-	switch conn.Type {
-	case "wechat", "wechat_mp", "wechat_miniprogram":
-		return "wechat:" + ident.UnionID, b.cfg.Linking.WeChatUnionID
-	case "qq":
-		return "qq:" + ident.UnionID, b.cfg.Linking.QQUnionID
+	u, ok := conn.Impl.(unionLinker)
+	if !ok {
+		return conn.Type + ":" + ident.UnionID, false
 	}
-	return conn.Type + ":" + ident.UnionID, false
+	ns, link := u.UnionNamespace()
+	if legacy, set := b.cfg.Linking[ns]; set {
+		link = legacy
+	}
+	if conn.LinkByUnionID != nil {
+		link = *conn.LinkByUnionID
+	}
+	return ns + ":" + ident.UnionID, link
 }
 
 func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID string, now time.Time) storage.Identity {

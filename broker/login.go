@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,6 +31,9 @@ type pendingData struct {
 	// re-authentication (reauth).
 	Action string `json:"action,omitempty"`
 	Target string `json:"target,omitempty"`
+	// ConnData is the connector's per-login data (a nonce, a PKCE
+	// verifier) from its LoginURL, handed back to its HandleCallback.
+	ConnData []byte `json:"conn,omitempty"`
 }
 
 func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
@@ -104,11 +108,11 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if connectorID == "" {
-		choices := b.chooserConnectors(r, c)
-		if len(choices) == 1 {
+		choices, note := b.chooserConnectors(r, c)
+		if len(choices) == 1 && note == "" {
 			connectorID = choices[0].ID
 		} else {
-			b.renderChooser(w, r, c, form, choices)
+			b.renderChooser(w, r, c, form, choices, note)
 			return
 		}
 	}
@@ -265,32 +269,85 @@ func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 }
 
 // chooserConnectors lists the connectors the chooser offers this client
-// in this browser.
-func (b *Broker) chooserConnectors(r *http.Request, c *client) []*Connector {
-	var out []*Connector
-	for _, k := range b.browserConnectors(r) {
-		if c.allows(k.ID) {
-			out = append(out, k)
-		}
-	}
-	return out
+// in this browser, and a note about the ones it cannot offer here.
+func (b *Broker) chooserConnectors(r *http.Request, c *client) ([]*Connector, msgID) {
+	return b.browserConnectors(r, c.allows)
 }
 
-// browserConnectors lists the web connectors that make sense in this
-// browser: inside WeChat the Official Account login, outside it the QR code.
-func (b *Broker) browserConnectors(r *http.Request) []*Connector {
-	inWeChat := isWeChatBrowser(r)
-	var out []*Connector
-	for _, k := range b.order {
-		if _, ok := k.web(); !ok {
-			continue
-		}
-		if (k.Type == "wechat" && inWeChat) || (k.Type == "wechat_mp" && !inWeChat) {
-			continue
-		}
-		out = append(out, k)
+// browserOffer is a web connector offered in some browsers only (WeChat's
+// QR code outside WeChat on a computer, the Official Account inside
+// WeChat). A connector without it is offered everywhere.
+type browserOffer interface {
+	OfferedIn(connectors.Browser) bool
+}
+
+func offeredIn(k *Connector, br connectors.Browser) bool {
+	o, ok := k.Impl.(browserOffer)
+	return !ok || o.OfferedIn(br)
+}
+
+func browserOf(r *http.Request) connectors.Browser {
+	return connectors.Browser{WeChat: isWeChatBrowser(r), Mobile: isMobile(r)}
+}
+
+// family groups connectors of one provider account (the union
+// namespace, "wechat" for the three WeChat connectors), for the note.
+func family(k *Connector) string {
+	if u, ok := k.Impl.(unionLinker); ok {
+		ns, _ := u.UnionNamespace()
+		return ns
 	}
-	return out
+	return "connector:" + k.ID
+}
+
+// browserConnectors lists the web connectors (that allowed accepts; nil:
+// all) offered in this browser, and the note about the others (see
+// offerNote).
+func (b *Broker) browserConnectors(r *http.Request, allowed func(string) bool) ([]*Connector, msgID) {
+	offered, hidden := b.offers(r, allowed)
+	return offered, offerNote(browserOf(r), offered, hidden, nil)
+}
+
+// offers splits the web connectors that allowed accepts (nil: all) into
+// those offered in this browser and those hidden here.
+func (b *Broker) offers(r *http.Request, allowed func(string) bool) (offered, hidden []*Connector) {
+	br := browserOf(r)
+	for _, k := range b.order {
+		if _, ok := k.web(); !ok || (allowed != nil && !allowed(k.ID)) {
+			continue
+		}
+		if offeredIn(k, br) {
+			offered = append(offered, k)
+		} else {
+			hidden = append(hidden, k)
+		}
+	}
+	return offered, hidden
+}
+
+// offerNote says where a hidden connector works when no connector of its
+// family is offered (or in covered, a family the person already has): in
+// WeChat (msgOpenInWeChat: a phone outside WeChat, where the QR code
+// cannot be scanned) or on a computer (msgOpenOnComputer); "" otherwise.
+func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[string]bool) msgID {
+	has := map[string]bool{}
+	for f := range covered {
+		has[f] = true
+	}
+	for _, k := range offered {
+		has[family(k)] = true
+	}
+	var note msgID
+	for _, k := range hidden {
+		switch {
+		case has[family(k)]:
+		case !br.WeChat && offeredIn(k, connectors.Browser{WeChat: true, Mobile: br.Mobile}):
+			note = msgOpenInWeChat
+		case br.Mobile && note == "" && offeredIn(k, connectors.Browser{}):
+			note = msgOpenOnComputer
+		}
+	}
+	return note
 }
 
 // startUpstream records a pending login and sends the browser to the
@@ -310,6 +367,25 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		b.setCookie(w, loginCookie, binding, 0)
 	}
 	state := randomString(32)
+	u, connData, err := web.LoginURL(ctx, connectors.LoginRequest{
+		State:       state,
+		CallbackURL: b.callbackURL(conn.ID),
+		Mobile:      isMobile(r),
+	})
+	if err == nil && len(connData) > connectors.MaxLoginData {
+		err = fmt.Errorf("%d bytes of per-login data, more than %d", len(connData), connectors.MaxLoginData)
+	}
+	if errors.Is(err, connectors.ErrUnavailable) {
+		// A provider that must be asked first (discovery) is down.
+		b.log.Warn("upstream provider unavailable", "connector", conn.ID, "err", err)
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	} else if err != nil {
+		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
+		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
+		return
+	}
+	data.ConnData = connData
 	raw, _ := json.Marshal(data)
 	now := b.now().UTC()
 	if err := b.store.CreateLogin(ctx, storage.PendingLogin{
@@ -322,16 +398,6 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 	}); err != nil {
 		b.log.Error("storing pending login", "err", err)
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	u, err := web.LoginURL(ctx, connectors.LoginRequest{
-		State:       state,
-		CallbackURL: b.callbackURL(conn.ID),
-		Mobile:      isMobile(r),
-	})
-	if err != nil {
-		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
-		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
 		return
 	}
 	http.Redirect(w, r, u, http.StatusFound)
@@ -389,7 +455,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
 		return
 	}
-	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r)}, r.Form)
+	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r), Data: data.ConnData}, r.Form)
 	if err != nil {
 		b.upstreamFailed(w, r, conn, data, err)
 		return

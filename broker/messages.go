@@ -28,6 +28,8 @@ const (
 	msgChooseTitle       msgID = "choose_title"
 	msgChooseLead        msgID = "choose_lead"
 	msgNoConnectors      msgID = "no_connectors"
+	msgOpenInWeChat      msgID = "open_in_wechat"
+	msgOpenOnComputer    msgID = "open_on_computer"
 	msgConsentTitle      msgID = "consent_title"
 	msgConsentLead       msgID = "consent_lead"
 	msgAllow             msgID = "allow"
@@ -94,6 +96,8 @@ var catalog = map[string]map[msgID]string{
 		msgChooseTitle:       "Sign in",
 		msgChooseLead:        "Choose how to sign in to",
 		msgNoConnectors:      "No sign-in method is available for this application in this browser.",
+		msgOpenInWeChat:      "To sign in with WeChat, open this page in WeChat.",
+		msgOpenOnComputer:    "Some sign-in methods (such as scanning a QR code) work only on a computer: open this page on a computer to use them.",
 		msgConsentTitle:      "Allow access?",
 		msgConsentLead:       "wants to:",
 		msgAllow:             "Allow",
@@ -158,6 +162,8 @@ var catalog = map[string]map[msgID]string{
 		msgChooseTitle:       "登录",
 		msgChooseLead:        "选择登录方式，登录",
 		msgNoConnectors:      "在此浏览器中，该应用没有可用的登录方式。",
+		msgOpenInWeChat:      "如需使用微信登录，请在微信中打开此页面。",
+		msgOpenOnComputer:    "部分登录方式（如扫码登录）只能在电脑上使用：请在电脑上打开此页面。",
 		msgConsentTitle:      "是否允许访问？",
 		msgConsentLead:       "请求以下权限：",
 		msgAllow:             "允许",

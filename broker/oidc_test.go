@@ -539,20 +539,46 @@ func TestConcurrentRefreshesOfOneTokenNeverFailWith5xx(t *testing.T) {
 	}
 }
 
-func TestQQUnionIDLinksOnlyWhenEnabled(t *testing.T) {
+// unionFake is a web connector whose identities carry union ids of a
+// namespace, linked by default or not (as WeChat's and QQ's).
+type unionFake struct {
+	*fakeWeb
+	ns   string
+	link bool
+}
+
+func (u unionFake) UnionNamespace() (string, bool) { return u.ns, u.link }
+
+// TestUnionIDLinksPerConnectorConfiguration: the connector's default, the
+// deprecated linking key of its namespace and the connector's own
+// link_by_unionid, in that order of strength, decide whether two logins
+// with one union id are one user.
+func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 	for _, tc := range []struct {
-		linking string
-		same    bool
-	}{{"true", true}, {"false", false}} {
-		t.Run("qq_unionid "+tc.linking, func(t *testing.T) {
+		name, linking, connKey string
+		byDefault, same        bool
+	}{
+		{"qq default: not linked", "", "", false, false},
+		{"wechat default: linked", "", "", true, true},
+		{"deprecated qq_unionid true", "linking: { qq_unionid: true }", "", false, true},
+		{"deprecated qq_unionid false", "linking: { qq_unionid: false }", "", false, false},
+		{"deprecated wechat_unionid false", "linking: { wechat_unionid: false }", "", true, false},
+		{"link_by_unionid true", "", "link_by_unionid: true, ", false, true},
+		{"link_by_unionid false beats the deprecated key", "linking: { qq_unionid: true }", "link_by_unionid: false, ", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := "qq"
+			if tc.byDefault {
+				ns = "wechat"
+			}
 			y := strings.NewReplacer(
-				"{ id: alpha, type: weibo,", "{ id: alpha, type: qq,",
-				"{ id: beta, type: weibo,", "{ id: beta, type: qq,",
-				"keys: { algorithm: ALG }", "keys: { algorithm: ALG }\nlinking: { qq_unionid: "+tc.linking+" }",
+				"{ id: alpha, type: weibo,", "{ id: alpha, type: weibo, "+tc.connKey,
+				"{ id: beta, type: weibo,", "{ id: beta, type: weibo, "+tc.connKey,
+				"keys: { algorithm: ALG }", "keys: { algorithm: ALG }\n"+tc.linking,
 			).Replace(testConfig)
-			e := newEnv(t, envOptions{yaml: y})
-			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "qq-app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
-			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "qq-app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
+			e := newEnv(t, envOptions{yaml: y, wrap: func(_ string, f *fakeWeb) any { return unionFake{f, ns, tc.byDefault} }})
+			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
+			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
 			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
 			one := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			two := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))

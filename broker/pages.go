@@ -73,6 +73,7 @@ type pageData struct {
 	Title    msgID
 	Message  msgID
 	Detail   string
+	Note     msgID  // a hint beside the choices (open this page in WeChat)
 	Static   string // URL prefix of static files
 	LangURLs map[string]string
 
@@ -90,6 +91,62 @@ type pageData struct {
 
 type choice struct {
 	ID, Type, Name, URL string
+	Icon                string // URL of the connector's icon
+}
+
+// displayNamer is a connector with names of its own ("WeChat", "微信").
+type displayNamer interface {
+	DisplayName(lang string) string
+}
+
+// iconer is a connector with an icon of its own (SVG).
+type iconer interface {
+	Icon() []byte
+}
+
+// connectorName is what the pages call a connector in lang: its
+// configured names, else its own, else its id.
+func connectorName(k *Connector, lang string) string {
+	if n := k.Names[lang]; n != "" {
+		return n
+	}
+	if k.Name != "" {
+		return k.Name
+	}
+	if d, ok := k.Impl.(displayNamer); ok {
+		if n := d.DisplayName(lang); n != "" {
+			return n
+		}
+	}
+	return k.ID
+}
+
+// iconURL is where the pages load the icon of the connector id.
+func (b *Broker) iconURL(connectorID string) string {
+	return b.prefix + "/icons/" + url.PathEscape(connectorID) + ".svg"
+}
+
+// newChoice is a connector as the pages list it.
+func (b *Broker) newChoice(r *http.Request, k *Connector, target string) choice {
+	return choice{ID: k.ID, Type: k.Type, Name: connectorName(k, pickLang(r)), URL: target, Icon: b.iconURL(k.ID)}
+}
+
+// serveIcon serves a connector's own icon, or the generic one (also for a
+// connector that is no longer configured).
+func (b *Broker) serveIcon(w http.ResponseWriter, r *http.Request) {
+	var data []byte
+	if k, ok := b.connectors[mux.Vars(r)["connector"]]; ok {
+		if i, ok := k.Impl.(iconer); ok {
+			data = i.Icon()
+		}
+	}
+	if len(data) == 0 {
+		data, _ = fs.ReadFile(b.pages.static, "connector.svg")
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(data)
 }
 
 // render writes a page in the request's language.
@@ -169,17 +226,17 @@ func (b *Broker) errorPageText(w http.ResponseWriter, r *http.Request, status in
 	b.render(w, r, status, "message.html", pageData{Title: msgErrorTitle, Message: msg, Detail: detail})
 }
 
-func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector) {
-	d := pageData{Title: msgChooseTitle, Client: c.Name}
+func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector, note msgID) {
+	d := pageData{Title: msgChooseTitle, Client: c.Name, Note: note}
 	for _, k := range list {
 		q := url.Values{}
 		for key, v := range form {
 			q[key] = v
 		}
 		q.Set("connector_id", k.ID)
-		d.Choices = append(d.Choices, choice{ID: k.ID, Type: k.Type, Name: k.Name, URL: b.url("/auth") + "?" + q.Encode()})
+		d.Choices = append(d.Choices, b.newChoice(r, k, b.url("/auth")+"?"+q.Encode()))
 	}
-	if len(d.Choices) == 0 {
+	if len(d.Choices) == 0 && note == "" {
 		d.Message = msgNoConnectors
 	}
 	b.render(w, r, http.StatusOK, "chooser.html", d)

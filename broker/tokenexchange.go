@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -15,11 +16,31 @@ import (
 )
 
 const (
-	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
-	tokenTypeWeChatJSCode  = "urn:qiao:params:oauth:token-type:wechat-js-code"
-	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
-	connectorTypeMiniProgr = "wechat_miniprogram"
+	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 )
+
+// subjectTokenTyper is a code connector that says which RFC 8693
+// subject_token_type its codes come as (the mini-program's
+// urn:qiao:params:oauth:token-type:wechat-js-code).
+type subjectTokenTyper interface {
+	SubjectTokenType() string
+}
+
+// exchangeConnector is the connector issuer names when it takes codes of
+// tokenType: a code connector whose SubjectTokenType is tokenType.
+func (b *Broker) exchangeConnector(issuer, tokenType string) (*Connector, CodeConnector, bool) {
+	conn, ok := b.connectors[issuer]
+	if !ok {
+		return nil, nil, false
+	}
+	x, isCode := conn.code()
+	t, typed := conn.Impl.(subjectTokenTyper)
+	if !isCode || !typed || t.SubjectTokenType() != tokenType {
+		return nil, nil, false
+	}
+	return conn, x, true
+}
 
 // tokenExchangeHandler is the mini-program login (RFC 8693): a wx.login()
 // code, as subject_token, becomes the same tokens a web login gives.
@@ -66,21 +87,19 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		return fosite.ErrUnauthorizedClient.WithHint("The client may not use the token exchange grant.")
 	}
 	form := r.GetRequestForm()
-	if form.Get("subject_token_type") != tokenTypeWeChatJSCode {
-		return fosite.ErrInvalidRequest.WithHintf("Unsupported subject_token_type; use %s.", tokenTypeWeChatJSCode)
+	tokenTypes := b.subjectTokenTypes()
+	tokenType := form.Get("subject_token_type")
+	if !contains(tokenTypes, tokenType) {
+		return fosite.ErrInvalidRequest.WithHintf("Unsupported subject_token_type; use %s.", strings.Join(tokenTypes, " or "))
 	}
 	issuer := form.Get("subject_issuer")
-	conn, ok := b.connectors[issuer]
-	if !ok || conn.Type != connectorTypeMiniProgr || !c.allows(issuer) {
+	conn, exchanger, ok := b.exchangeConnector(issuer, tokenType)
+	if !ok || !c.allows(issuer) {
 		return fosite.ErrInvalidRequest.WithHint("The subject_issuer is not a mini-program connector this client may use.")
 	}
 	code := form.Get("subject_token")
 	if code == "" || len(code) > 512 {
 		return fosite.ErrInvalidRequest.WithHint("The subject_token (the wx.login code) is missing or malformed.")
-	}
-	exchanger, ok := conn.code()
-	if !ok {
-		return fosite.ErrInvalidRequest.WithHint("The subject_issuer cannot exchange codes.")
 	}
 	// As /auth does (fosite checks it there): a scope the client may not
 	// request, such as "account" without account_api, is refused.
@@ -134,6 +153,18 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
 	b.audit(ctx, nil, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: "success"})
 	return nil
+}
+
+// subjectTokenTypes are the subject_token_types of the configured code
+// connectors, each once, in configuration order.
+func (b *Broker) subjectTokenTypes() []string {
+	out := []string{}
+	for _, k := range b.order {
+		if t, ok := k.Impl.(subjectTokenTyper); ok && !contains(out, t.SubjectTokenType()) {
+			out = append(out, t.SubjectTokenType())
+		}
+	}
+	return out
 }
 
 func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) {

@@ -12,12 +12,13 @@ import (
 )
 
 // Check implements `qiao check-config --config FILE`. A valid file prints
-// a summary to out and returns 0. Otherwise every problem is printed to
+// a summary to out and returns 0 (deprecated keys are printed to errOut
+// as "FILE:LINE: PATH: message (warning)"). Otherwise every problem is printed to
 // errOut, one per line as "FILE:LINE: PATH: message", and Check returns
 // 1; a missing or unreadable file is one line saying so. Secrets are
 // never printed.
-func Check(out, errOut io.Writer, path string) int {
-	cfg, err := Load(path)
+func Check(out, errOut io.Writer, path string, types ConnectorTypes) int {
+	cfg, err := Load(path, types)
 	if err != nil {
 		var errs Errors
 		if errors.As(err, &errs) {
@@ -30,6 +31,9 @@ func Check(out, errOut io.Writer, path string) int {
 			fmt.Fprintf(errOut, "%s: %s\n", path, err)
 		}
 		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(errOut, "%s (warning)\n", w.Error())
 	}
 	cfg.WriteSummary(out, path)
 	return 0
@@ -55,7 +59,7 @@ func (c *Config) WriteSummary(w io.Writer, path string) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, conn := range c.Connectors {
 		callback := c.CallbackURL(conn.ID)
-		if conn.Type == TypeWeChatMiniProgram {
+		if conn.TokenEndpointOnly() {
 			callback = "(token endpoint only, no callback)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", conn.ID, conn.Type, callback)

@@ -33,7 +33,7 @@ clients:
     redirect_uris: [https://a.example/spa]
 `)
 	var out, errOut bytes.Buffer
-	if code := Check(&out, &errOut, path); code != 0 {
+	if code := Check(&out, &errOut, path, testTypes()); code != 0 {
 		t.Fatalf("Check = %d, want 0; stderr:\n%s", code, errOut.String())
 	}
 	if errOut.Len() != 0 {
@@ -80,7 +80,7 @@ clients:
     connectors: [weibo]
 `)
 	var out, errOut bytes.Buffer
-	if code := Check(&out, &errOut, path); code != 1 {
+	if code := Check(&out, &errOut, path, testTypes()); code != 1 {
 		t.Fatalf("Check = %d, want 1", code)
 	}
 	if out.Len() != 0 {
@@ -114,7 +114,7 @@ func TestCheckUnreadableFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			if code := Check(&out, &errOut, tt.path); code != 1 {
+			if code := Check(&out, &errOut, tt.path, testTypes()); code != 1 {
 				t.Errorf("Check = %d, want 1", code)
 			}
 			if got := errOut.String(); got != tt.want {
@@ -130,7 +130,7 @@ func TestCheckUnreadableFile(t *testing.T) {
 func TestLoadUsesProcessEnvironment(t *testing.T) {
 	t.Setenv("QIAO_SECRET", testSecret)
 	t.Setenv("QIAO_TEST_TTL", "90m")
-	cfg, err := Load(writeFile(t, "qiao.yaml", head+"session_ttl: ${QIAO_TEST_TTL}\n"))
+	cfg, err := Load(writeFile(t, "qiao.yaml", head+"session_ttl: ${QIAO_TEST_TTL}\n"), testTypes())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -46,24 +46,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Connector types.
-const (
-	TypeWeChat            = "wechat"             // Open Platform website app, QR-code login
-	TypeWeChatMP          = "wechat_mp"          // Official Account login in the WeChat browser
-	TypeWeChatMiniProgram = "wechat_miniprogram" // mini-program wx.login code, token endpoint only
-	TypeQQ                = "qq"                 // QQ Connect
-	TypeWeibo             = "weibo"              // Sina Weibo
-)
-
-// connectorTypes lists the connector types, in the order of the spec.
-var connectorTypes = []string{TypeWeChat, TypeWeChatMP, TypeWeChatMiniProgram, TypeQQ, TypeWeibo}
-
-// WeChat Official Account scopes (connector type wechat_mp).
-const (
-	ScopeUserInfo = "snsapi_userinfo"
-	ScopeBase     = "snsapi_base"
-)
-
 // Defaults applied when a key is absent.
 const (
 	DefaultListen          = "127.0.0.1:5556"
@@ -88,10 +70,16 @@ type Config struct {
 	Tokens     Tokens
 	SessionTTL time.Duration
 	Log        Log
-	Linking    Linking
+	// Linking holds the deprecated linking.wechat_unionid and
+	// linking.qq_unionid keys, by union namespace ("wechat", "qq"); nil
+	// when absent. A connector's own link_by_unionid wins over them.
+	Linking    map[string]bool
 	Connectors []Connector
 	Clients    []Client
 	Account    Account
+	// Warnings are problems that do not stop Qiao (deprecated keys), in
+	// the same form as errors. check-config prints them; serve logs them.
+	Warnings []Error
 }
 
 // Account is the self-service account page and API. ReauthWithin is how
@@ -144,31 +132,32 @@ type Log struct {
 	Format string
 }
 
-// Linking says which provider unionids join identities into one user.
-type Linking struct {
-	WeChatUnionID bool
-	QQUnionID     bool
-}
-
-// Connector is one upstream provider. Name defaults to ID.
+// Connector is one upstream provider.
 type Connector struct {
-	ID     string
-	Type   string // one of the Type* constants
-	Name   string
+	ID   string
+	Type string // a name in the ConnectorTypes given to Parse
+	// Name is the display name in every language; "" leaves it to Names
+	// and then to the connector's own names ("WeChat", "微信").
+	Name string
+	// Names are display names per language ("en", "zh-CN"); nil when absent.
+	Names map[string]string
+	// LinkByUnionID says whether identities with the same union id (the
+	// connector's namespace: WeChat's or QQ's unionid) join one user;
+	// nil leaves it to the deprecated linking keys and then to the
+	// connector type's default.
+	LinkByUnionID *bool
+	// Config is the connector's config: block, decoded by its type and
+	// validated; nil when the type is unknown.
 	Config ConnectorConfig
+	// Raw is the config: block as written (before ${VAR} expansion).
+	Raw *yaml.Node
 }
 
-// ConnectorConfig is a connector's provider settings. AuthBaseURL and
-// APIBaseURL are empty (use the real hosts) or absolute http(s) URLs
-// without a trailing slash. Scope is set only for wechat_mp (default
-// snsapi_userinfo); UnionID only for qq.
-type ConnectorConfig struct {
-	ClientID     string
-	ClientSecret string
-	AuthBaseURL  string
-	APIBaseURL   string
-	Scope        string
-	UnionID      bool
+// TokenEndpointOnly reports whether the connector signs in at the token
+// endpoint only (a mini-program), so that it has no callback URL.
+func (c Connector) TokenEndpointOnly() bool {
+	t, ok := c.Config.(tokenEndpointOnly)
+	return ok && t.TokenEndpointOnly()
 }
 
 // Client is a relying party. A client without Secret is public (PKCE
@@ -197,24 +186,26 @@ func (c *Config) CallbackURL(connectorID string) string {
 }
 
 // Load reads and parses the file at path, expanding variables from the
-// process environment.
-func Load(path string) (*Config, error) {
+// process environment; types are the connector types it may name.
+func Load(path string, types ConnectorTypes) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	return Parse(data, path, os.LookupEnv)
+	return Parse(data, path, os.LookupEnv, types)
 }
 
 // Parse parses and validates a configuration. filename is used in error
 // messages; env looks up variables for ${VAR} and ${VAR:-default} (nil:
 // no variable is set). An invalid configuration returns Errors holding
-// every problem, sorted by line.
-func Parse(data []byte, filename string, env func(string) (string, bool)) (*Config, error) {
+// every problem, sorted by line. types are the connector types the file
+// may name; each connector's config: block is decoded and validated by
+// its type.
+func Parse(data []byte, filename string, env func(string) (string, bool), types ConnectorTypes) (*Config, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
-	p := &parser{file: filename, env: env}
+	p := &parser{file: filename, env: env, types: types}
 	root := p.document(data)
 	var cfg *Config
 	if len(p.errs) == 0 {
@@ -224,6 +215,8 @@ func Parse(data []byte, filename string, env func(string) (string, bool)) (*Conf
 		p.errs.sort()
 		return nil, p.errs
 	}
+	p.warnings.sort()
+	cfg.Warnings = p.warnings
 	return cfg, nil
 }
 
@@ -291,9 +284,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	c.Log.Level = p.oneOf(log, "level", "info", "debug", "info", "warn", "error")
 	c.Log.Format = p.oneOf(log, "format", "json", "json", "text")
 
-	linking := p.sub(m, "linking", "wechat_unionid", "qq_unionid")
-	c.Linking.WeChatUnionID = p.boolean(linking, "wechat_unionid", true)
-	c.Linking.QQUnionID = p.boolean(linking, "qq_unionid", false)
+	c.Linking = p.legacyLinking(p.sub(m, "linking", "wechat_unionid", "qq_unionid"))
 
 	c.Connectors = p.connectors(m)
 	c.Clients = p.clients(m, c.Connectors)
@@ -301,6 +292,24 @@ func (p *parser) config(root *yaml.Node) *Config {
 	account := p.sub(m, "account", "reauth_within")
 	c.Account.ReauthWithin = p.duration(account, "reauth_within", DefaultReauthWithin)
 	return c
+}
+
+// legacyLinking reads the deprecated linking keys, which name the union
+// namespaces of the WeChat and QQ connectors; each one present is a
+// warning.
+func (p *parser) legacyLinking(m *mapping) map[string]bool {
+	var out map[string]bool
+	for _, key := range []string{"wechat_unionid", "qq_unionid"} {
+		if !m.has(key) {
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[strings.TrimSuffix(key, "_unionid")] = p.boolean(m, key, false)
+		p.warnf(m.lines[key], join(m.path, key), "deprecated: set link_by_unionid on each connector instead")
+	}
+	return out
 }
 
 func (p *parser) issuer(m *mapping) string {
@@ -398,7 +407,7 @@ func (p *parser) connectors(root *mapping) []Connector {
 	var out []Connector
 	seen := map[string]int{} // id -> line of its first occurrence
 	for _, it := range items {
-		m := p.mapping(it.n, it.path, it.line, "id", "type", "name", "config")
+		m := p.mapping(it.n, it.path, it.line, "id", "type", "name", "names", "link_by_unionid", "config")
 		if m.bad {
 			continue
 		}
@@ -415,44 +424,43 @@ func (p *parser) connectors(root *mapping) []Connector {
 				seen[id] = line
 			}
 		}
-		if typ, ok := p.required(m, "type"); ok {
-			if contains(connectorTypes, typ) {
-				c.Type = typ
+		var typ ConnectorType
+		known := false
+		if name, ok := p.required(m, "type"); ok {
+			if typ, known = p.types.lookup(name); known {
+				c.Type = name
 			} else {
-				p.errorf(m.lines["type"], join(m.path, "type"), "%q is not one of %s", typ, strings.Join(connectorTypes, ", "))
+				p.errorf(m.lines["type"], join(m.path, "type"), "%q is not one of %s", name, strings.Join(p.types.names(), ", "))
 			}
 		}
-		c.Name = p.strDefault(m, "name", c.ID)
+		c.Name, _ = p.str(m, "name")
+		names := p.sub(m, "names", "en", "zh-CN")
+		for _, lang := range []string{"en", "zh-CN"} {
+			if !names.has(lang) {
+				continue
+			}
+			if s, ok := p.required(names, lang); ok {
+				if c.Names == nil {
+					c.Names = map[string]string{}
+				}
+				c.Names[lang] = s
+			}
+		}
+		if m.has("link_by_unionid") {
+			link := p.boolean(m, "link_by_unionid", false)
+			c.LinkByUnionID = &link
+		}
 		if !m.has("config") {
 			p.errorf(m.line, join(m.path, "config"), "required field is missing")
 		} else {
-			c.Config = p.connectorConfig(p.sub(m, "config", "client_id", "client_secret",
-				"auth_base_url", "api_base_url", "scope", "unionid"), c.Type)
+			c.Raw = m.value["config"]
+			if known {
+				c.Config = p.connectorBlock(m, typ)
+			}
 		}
 		out = append(out, c)
 	}
 	return out
-}
-
-// connectorConfig reads a connector's config; typ is "" when the type is
-// missing or unknown (then type-specific keys are not judged).
-func (p *parser) connectorConfig(m *mapping, typ string) ConnectorConfig {
-	var cc ConnectorConfig
-	cc.ClientID, _ = p.required(m, "client_id")
-	cc.ClientSecret, _ = p.required(m, "client_secret")
-	cc.AuthBaseURL = p.baseURL(m, "auth_base_url")
-	cc.APIBaseURL = p.baseURL(m, "api_base_url")
-	if m.has("scope") && typ != "" && typ != TypeWeChatMP {
-		p.errorf(m.lines["scope"], join(m.path, "scope"), "only allowed for type %s", TypeWeChatMP)
-	} else if typ == TypeWeChatMP {
-		cc.Scope = p.oneOf(m, "scope", ScopeUserInfo, ScopeUserInfo, ScopeBase)
-	}
-	if m.has("unionid") && typ != "" && typ != TypeQQ {
-		p.errorf(m.lines["unionid"], join(m.path, "unionid"), "only allowed for type %s", TypeQQ)
-	} else if typ == TypeQQ {
-		cc.UnionID = p.boolean(m, "unionid", false)
-	}
-	return cc
 }
 
 // baseURL is an optional absolute http(s) URL, trailing slash trimmed.
@@ -472,12 +480,12 @@ func (p *parser) baseURL(m *mapping, key string) string {
 func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	items, _ := p.list(root, "clients")
 	known := map[string]bool{}
-	typeOf := map[string]string{}
+	tokenOnly := map[string]bool{}
 	var all []string
 	for _, c := range connectors {
 		if c.ID != "" && !known[c.ID] {
 			known[c.ID] = true
-			typeOf[c.ID] = c.Type
+			tokenOnly[c.ID] = c.TokenEndpointOnly()
 			all = append(all, c.ID)
 		}
 	}
@@ -530,7 +538,7 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 		}
 		// A client that only uses mini-program connectors signs in at the
 		// token endpoint and never needs a redirect URI.
-		if redirectsMissing && !onlyMiniProgram(c.Connectors, typeOf) {
+		if redirectsMissing && !onlyTokenEndpoint(c.Connectors, tokenOnly) {
 			p.errorf(m.lineOf("redirect_uris"), join(m.path, "redirect_uris"), "at least one redirect URI is required")
 		}
 		c.RequireConsent = p.boolean(m, "require_consent", false)
@@ -540,9 +548,9 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	return out
 }
 
-func onlyMiniProgram(ids []string, typeOf map[string]string) bool {
+func onlyTokenEndpoint(ids []string, tokenOnly map[string]bool) bool {
 	for _, id := range ids {
-		if typeOf[id] != TypeWeChatMiniProgram {
+		if !tokenOnly[id] {
 			return false
 		}
 	}

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/connectors/qq"
+	"github.com/qiaoidp/qiao/connectors/wechat"
+	"github.com/qiaoidp/qiao/connectors/weibo"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef" // 32 bytes
@@ -38,7 +42,7 @@ connectors:
 // errorLines parses src and returns its error lines (nil when valid).
 func errorLines(t *testing.T, src string, env func(string) (string, bool)) []string {
 	t.Helper()
-	cfg, err := Parse([]byte(src), "t.yaml", env)
+	cfg, err := Parse([]byte(src), "t.yaml", env, testTypes())
 	if err == nil {
 		if cfg == nil {
 			t.Fatal("Parse returned neither a config nor an error")
@@ -56,7 +60,7 @@ func errorLines(t *testing.T, src string, env func(string) (string, bool)) []str
 }
 
 func TestParseMinimalAppliesDefaults(t *testing.T) {
-	cfg, err := Parse([]byte(head), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	cfg, err := Parse([]byte(head), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -69,11 +73,12 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 		Tokens:     Tokens{IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
 		SessionTTL: 24 * time.Hour,
 		Log:        Log{Level: "info", Format: "json"},
-		Linking:    Linking{WeChatUnionID: true, QQUnionID: false},
-		Connectors: []Connector{{ID: "wechat", Type: "wechat", Name: "wechat",
-			Config: ConnectorConfig{ClientID: "wx1", ClientSecret: "s1"}}},
+		Connectors: []Connector{{ID: "wechat", Type: "wechat",
+			Config: &wechat.Config{ClientID: "wx1", ClientSecret: "s1"}}},
 		Account: Account{ReauthWithin: 15 * time.Minute},
 	}
+	want.Connectors[0].Config = wechatConfig(wechat.TypeWeb, wechat.Config{ClientID: "wx1", ClientSecret: "s1"})
+	dropRaw(t, cfg)
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Parse(minimal) =\n%+v\nwant\n%+v", cfg, want)
 	}
@@ -123,7 +128,7 @@ clients:
   - id: spa
     redirect_uris: [http://127.0.0.1/cb]
 `
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "DB", "postgres://u:p@db/qiao"))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "DB", "postgres://u:p@db/qiao"), testTypes())
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -136,12 +141,12 @@ clients:
 		Tokens:     Tokens{IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: 48 * time.Hour},
 		SessionTTL: 12 * time.Hour,
 		Log:        Log{Level: "debug", Format: "text"},
-		Linking:    Linking{WeChatUnionID: false, QQUnionID: true},
+		Linking:    map[string]bool{"wechat": false, "qq": true},
 		Connectors: []Connector{
-			{ID: "mp", Type: TypeWeChatMP, Name: "公众号", Config: ConnectorConfig{ClientID: "wxmp", ClientSecret: "mpsecret",
-				AuthBaseURL: "http://127.0.0.1:9000", APIBaseURL: "https://proxy.example.com/wechat", Scope: ScopeUserInfo}},
-			{ID: "mini", Type: TypeWeChatMiniProgram, Name: "mini", Config: ConnectorConfig{ClientID: "wxmini", ClientSecret: "minisecret"}},
-			{ID: "qq", Type: TypeQQ, Name: "qq", Config: ConnectorConfig{ClientID: "101", ClientSecret: "qqsecret", UnionID: true}},
+			{ID: "mp", Type: wechat.TypeMP, Name: "公众号", Config: wechatConfig(wechat.TypeMP, wechat.Config{ClientID: "wxmp", ClientSecret: "mpsecret",
+				AuthBaseURL: "http://127.0.0.1:9000/", APIBaseURL: "https://proxy.example.com/wechat"})},
+			{ID: "mini", Type: wechat.TypeMiniProgram, Config: wechatConfig(wechat.TypeMiniProgram, wechat.Config{ClientID: "wxmini", ClientSecret: "minisecret"})},
+			{ID: "qq", Type: qq.Type, Config: &qq.Config{ClientID: "101", ClientSecret: "qqsecret", UnionID: true}},
 		},
 		Clients: []Client{
 			{ID: "web", Secret: "websecret", Name: "Web",
@@ -151,7 +156,12 @@ clients:
 			{ID: "spa", Name: "spa", RedirectURIs: []string{"http://127.0.0.1/cb"}, Connectors: []string{"mp", "mini", "qq"}},
 		},
 		Account: Account{ReauthWithin: 5 * time.Minute},
+		Warnings: []Error{
+			{File: "t.yaml", Line: 15, Path: "linking.wechat_unionid", Msg: "deprecated: set link_by_unionid on each connector instead"},
+			{File: "t.yaml", Line: 15, Path: "linking.qq_unionid", Msg: "deprecated: set link_by_unionid on each connector instead"},
+		},
 	}
+	dropRaw(t, cfg)
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", cfg, want)
 	}
@@ -167,7 +177,7 @@ func TestParseExampleFileIsValid(t *testing.T) {
 	}
 	env := envOf("QIAO_SECRET", testSecret, "WECHAT_SECRET", "a", "WECHAT_MP_SECRET", "b",
 		"WECHAT_MINIPROGRAM_SECRET", "c", "QQ_APPKEY", "d", "WEIBO_APPSECRET", "e", "EXAMPLE_APP_SECRET", "f")
-	cfg, err := Parse(data, "config.example.yaml", env)
+	cfg, err := Parse(data, "config.example.yaml", env, testTypes())
 	if err != nil {
 		t.Fatalf("example does not parse:\n%v", err)
 	}
@@ -175,14 +185,14 @@ func TestParseExampleFileIsValid(t *testing.T) {
 	for _, c := range cfg.Connectors {
 		types[c.ID] = c.Type
 	}
-	wantTypes := map[string]string{"wechat": TypeWeChat, "wechat-mp": TypeWeChatMP, "miniprogram": TypeWeChatMiniProgram, "qq": TypeQQ, "weibo": TypeWeibo}
+	wantTypes := map[string]string{"wechat": wechat.TypeWeb, "wechat-mp": wechat.TypeMP, "miniprogram": wechat.TypeMiniProgram, "qq": qq.Type, "weibo": weibo.Type}
 	if !reflect.DeepEqual(types, wantTypes) {
 		t.Errorf("connector types = %v, want %v", types, wantTypes)
 	}
-	if got := cfg.Connectors[1].Config.Scope; got != ScopeUserInfo {
-		t.Errorf("wechat_mp scope = %q, want %q", got, ScopeUserInfo)
+	if got := cfg.Connectors[1].Config.(*wechat.Config).Scope; got != wechat.ScopeUserInfo {
+		t.Errorf("wechat_mp scope = %q, want %q", got, wechat.ScopeUserInfo)
 	}
-	if !cfg.Connectors[3].Config.UnionID {
+	if !cfg.Connectors[3].Config.(*qq.Config).UnionID {
 		t.Errorf("qq unionid = false, want true")
 	}
 	if len(cfg.Clients) != 2 || cfg.Clients[0].Public() || !cfg.Clients[1].Public() {
@@ -193,7 +203,7 @@ func TestParseExampleFileIsValid(t *testing.T) {
 	}
 
 	// Every secret in the example comes from the environment.
-	_, err = Parse(data, "config.example.yaml", envOf())
+	_, err = Parse(data, "config.example.yaml", envOf(), testTypes())
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 7 {
 		t.Errorf("example without environment: got %v, want 7 unset-variable errors", err)
@@ -335,7 +345,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown mp scope", head + "  - id: mp\n    type: wechat_mp\n    config: {client_id: a, client_secret: b, scope: snsapi_login}\n",
 			[]string{`t.yaml:9: connectors[1].config.scope: "snsapi_login" is not one of snsapi_userinfo, snsapi_base`}},
 		{"unionid on a non-qq connector", head + "  - id: wb\n    type: weibo\n    config:\n      client_id: a\n      client_secret: b\n      unionid: true\n",
-			[]string{"t.yaml:12: connectors[1].config.unionid: only allowed for type qq"}},
+			[]string{"t.yaml:12: connectors[1].config.unionid: unknown key"}},
 		{"unionid not a boolean", head + "  - id: qq\n    type: qq\n    config: {client_id: a, client_secret: b, unionid: 'yes please'}\n",
 			[]string{"t.yaml:9: connectors[1].config.unionid: must be true or false"}},
 		{"base URLs not absolute http", head + "  - id: wb\n    type: weibo\n    config:\n      client_id: a\n      client_secret: b\n      auth_base_url: api.weibo.com\n      api_base_url: ftp://api.weibo.com\n",
@@ -456,11 +466,11 @@ func TestParseExpandsAfterYAMLParsing(t *testing.T) {
       unionid: ${QQ_UNIONID:-true}
 session_ttl: ${SESSION_TTL:-2h}
 `
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "QQ_SECRET", special))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "QQ_SECRET", special), testTypes())
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	qq := cfg.Connectors[1].Config
+	qq := cfg.Connectors[1].Config.(*qq.Config)
 	if qq.ClientSecret != special || qq.ClientID != "101" || !qq.UnionID {
 		t.Errorf("qq config = %+v, want secret %q, client id 101, unionid true", qq, special)
 	}
@@ -491,7 +501,7 @@ func TestParseSecretLengthCountsExpandedBytes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := strings.Replace(head, "${QIAO_SECRET}", tt.value, 1)
-			_, err := Parse([]byte(src), "t.yaml", tt.env)
+			_, err := Parse([]byte(src), "t.yaml", tt.env, testTypes())
 			if (err == nil) != tt.valid {
 				t.Errorf("valid = %v (err %v), want %v", err == nil, err, tt.valid)
 			}
@@ -512,11 +522,11 @@ clients:
   - id: b
     redirect_uris: *uris
 `
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if got := cfg.Connectors[2].Config; got.ClientID != "1" || got.ClientSecret != "shared" {
+	if got := cfg.Connectors[2].Config.(*weibo.Config); got.ClientID != "1" || got.ClientSecret != "shared" {
 		t.Errorf("weibo config through alias = %+v", got)
 	}
 	if got := cfg.Clients[1].RedirectURIs; !reflect.DeepEqual(got, []string{"https://a.example/cb"}) {
@@ -526,7 +536,7 @@ clients:
 
 func TestParseWithoutEnvironment(t *testing.T) {
 	src := strings.Replace(head, "${QIAO_SECRET}", "${QIAO_SECRET:-"+testSecret+"}", 1)
-	cfg, err := Parse([]byte(src), "t.yaml", nil)
+	cfg, err := Parse([]byte(src), "t.yaml", nil, testTypes())
 	if err != nil {
 		t.Fatalf("Parse with nil env: %v", err)
 	}
@@ -541,7 +551,7 @@ func TestParseWithoutEnvironment(t *testing.T) {
 
 func TestParseUnusedStoreIsNotExpanded(t *testing.T) {
 	src := head + "storage:\n  type: sqlite\n  postgres: {dsn: \"${QIAO_DATABASE_URL}\"}\n"
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -569,7 +579,7 @@ clients:
     secret: "hunter2 ${hunter2:-${x}}"
     redirect_uris: [https://a.example/cb]
 `
-	_, err := Parse([]byte(src), "t.yaml", envOf("hunter2", "hunter2"))
+	_, err := Parse([]byte(src), "t.yaml", envOf("hunter2", "hunter2"), testTypes())
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 6 {
 		t.Fatalf("got %v, want 6 errors", err)
@@ -593,7 +603,7 @@ func TestCallbackURL(t *testing.T) {
 	}
 	// Parsing trims the issuer, so the path prefix is kept once.
 	src := strings.Replace(head, "https://id.example.com", "https://example.com/sso/", 1)
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,6 +630,25 @@ func TestErrorFormat(t *testing.T) {
 	var e Error
 	if err := error(Errors{tests[0].err}); !errors.As(err, &e) || e.Line != 3 {
 		t.Errorf("errors.As(Errors, *Error) did not find the element")
+	}
+}
+
+// wechatConfig is c as NewConfig(typ) would hold it after decoding.
+func wechatConfig(typ string, c wechat.Config) *wechat.Config {
+	w := wechat.NewConfig(typ)
+	w.ClientID, w.ClientSecret, w.AuthBaseURL, w.APIBaseURL, w.Scope = c.ClientID, c.ClientSecret, c.AuthBaseURL, c.APIBaseURL, c.Scope
+	return w
+}
+
+// dropRaw checks that every connector kept its config: block and removes
+// it, so that configurations compare by value.
+func dropRaw(t *testing.T, cfg *Config) {
+	t.Helper()
+	for i := range cfg.Connectors {
+		if cfg.Connectors[i].Raw == nil {
+			t.Errorf("connector %s: the raw config: block was not kept", cfg.Connectors[i].ID)
+		}
+		cfg.Connectors[i].Raw = nil
 	}
 }
 
@@ -653,7 +682,7 @@ clients:
 
 func TestTrustedProxies(t *testing.T) {
 	src := strings.Replace(head, "secret: ${QIAO_SECRET}\n", "secret: ${QIAO_SECRET}\nhttp:\n  trusted_proxies: [10.0.0.0/8, 127.0.0.1, \"::1\"]\n", 1)
-	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret))
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}

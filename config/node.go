@@ -10,13 +10,19 @@ import (
 
 // parser walks the YAML node tree and collects every problem it finds.
 type parser struct {
-	file string
-	env  func(string) (string, bool)
-	errs Errors
+	file     string
+	env      func(string) (string, bool)
+	types    ConnectorTypes
+	errs     Errors
+	warnings Errors
 }
 
 func (p *parser) errorf(line int, path, format string, args ...any) {
 	p.errs = append(p.errs, Error{File: p.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(line int, path, format string, args ...any) {
+	p.warnings = append(p.warnings, Error{File: p.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // mapping is a YAML mapping whose keys have been checked against the keys

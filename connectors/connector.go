@@ -35,7 +35,16 @@ type LoginRequest struct {
 	CallbackURL string
 	// Mobile is true when the browser is a phone (QQ: display=mobile).
 	Mobile bool
+	// Data is the per-login data the connector's LoginURL returned for
+	// this login (a nonce, a PKCE verifier), handed back to
+	// HandleCallback; nil in LoginURL and for connectors that keep none.
+	// The broker keeps it with the pending login, so it must stay small
+	// (at most MaxLoginData bytes).
+	Data []byte
 }
+
+// MaxLoginData is the most per-login data a web connector may keep.
+const MaxLoginData = 512
 
 // Errors a connector returns, wrapped in a *ProviderError where the
 // provider said something. The broker maps them: ErrAccessDenied to

@@ -195,6 +195,13 @@ func TestServeStartsAndDrains(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	path, _ := writeConfig(t, addr)
+	// A deprecated key still works and is logged at start.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("linking: { qq_unionid: true }\n")
+	f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	ow, ew := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	done := make(chan int, 1)
@@ -223,10 +230,13 @@ func TestServeStartsAndDrains(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 	banner := ow.String()
-	for _, want := range []string{"issuer:  http://" + addr, "listen:  " + addr, "store:   sqlite", "http://" + addr + "/callback/weibo"} {
+	for _, want := range []string{"issuer:  http://" + addr, "listen:  " + addr, "store:   sqlite", "http://" + addr + "/callback/weibo", "(none: token endpoint only)"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("start-up banner lacks %q:\n%s", want, banner)
 		}
+	}
+	if !strings.Contains(ew.String(), "linking.qq_unionid: deprecated: set link_by_unionid on each connector instead") {
+		t.Errorf("the log does not warn of the deprecated linking key:\n%s", ew.String())
 	}
 	if strings.Contains(ew.String(), "wb-secret") || strings.Contains(ew.String(), cliSecret) {
 		t.Error("a secret reached the logs")

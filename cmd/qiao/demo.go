@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/exampleapp"
@@ -309,27 +310,21 @@ http: { listen: "{{LISTEN}}" }
 storage: { type: sqlite, sqlite: { path: "{{DB}}" } }
 secret: "${QIAO_SECRET}"
 log: { level: info, format: text }
-linking: { wechat_unionid: true, qq_unionid: false }
 connectors:
   - id: wechat
     type: wechat
-    name: 微信
     config: { client_id: ` + demoWeChatWebAppID + `, client_secret: "${WECHAT_WEB_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
   - id: wechat_mp
     type: wechat_mp
-    name: 微信公众号
     config: { client_id: ` + demoWeChatMPAppID + `, client_secret: "${WECHAT_MP_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scope: snsapi_userinfo }
   - id: ` + demoMiniConnector + `
     type: wechat_miniprogram
-    name: 微信小程序
     config: { client_id: ` + demoWeChatMiniAppID + `, client_secret: "${WECHAT_MINI_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
   - id: qq
     type: qq
-    name: QQ
     config: { client_id: "` + demoQQAppID + `", client_secret: "${QQ_SECRET}", auth_base_url: "{{QQ}}", api_base_url: "{{QQ}}" }
   - id: weibo
     type: weibo
-    name: 微博
     config: { client_id: "` + demoWeiboAppKey + `", client_secret: "${WEIBO_SECRET}", auth_base_url: "{{WEIBO}}", api_base_url: "{{WEIBO}}" }
 clients:
   - id: ` + demoAppClientID + `
@@ -360,7 +355,7 @@ func demoConfig(brokerAddr, appURL, wechatURL, qqURL, weiboURL, dbPath string, s
 	cfg, err := config.Parse([]byte(y), "demo configuration", func(k string) (string, bool) {
 		v, ok := secrets[k]
 		return v, ok
-	})
+	}, registry.Types())
 	if err != nil {
 		return nil, fmt.Errorf("the demo configuration: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/postgres"
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "check-config: --config FILE is required")
 			return 1
 		}
-		return config.Check(stdout, stderr, *path)
+		return config.Check(stdout, stderr, *path, registry.Types())
 	case "users":
 		return cmdUsers(ctx, args[1:], stdout, stderr)
 	case "audit":
@@ -132,7 +133,7 @@ func loadConfig(args []string, name string, stderr io.Writer) (*config.Config, [
 		fmt.Fprintf(stderr, "%s: --config FILE is required\n", name)
 		return nil, nil, false
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, registry.Types())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, nil, false
@@ -146,6 +147,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: "+w.Msg, "at", w.Error())
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := startBroker(ctx, cfg, log, nil)
@@ -227,7 +231,7 @@ func (s *server) printBanner(w io.Writer) {
 	fmt.Fprintf(w, "  connectors (register each callback URL at its provider):\n")
 	for _, k := range s.cfg.Connectors {
 		cb := s.cfg.CallbackURL(k.ID)
-		if k.Type == config.TypeWeChatMiniProgram {
+		if k.TokenEndpointOnly() {
 			cb = "(none: token endpoint only)"
 		}
 		fmt.Fprintf(w, "    %-20s %-20s %s\n", k.ID, k.Type, cb)

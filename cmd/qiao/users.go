@@ -9,13 +9,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage"
 )
 
 // adminStore opens the configured store for an admin command.
 func adminStore(ctx context.Context, cfgPath string, stderr io.Writer) (storage.Storage, bool) {
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(cfgPath, registry.Types())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false

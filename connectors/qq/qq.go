@@ -34,14 +34,14 @@ const (
 
 // Config is a QQ Connect app.
 type Config struct {
-	ClientID     string // the app's APP ID
-	ClientSecret string // the app's APP Key
-	AuthBaseURL  string // browser-facing host; "" means DefaultAuthBaseURL
-	APIBaseURL   string // server-to-server host; "" means DefaultAPIBaseURL
+	ClientID     string `yaml:"client_id"`     // the app's APP ID
+	ClientSecret string `yaml:"client_secret"` // the app's APP Key
+	AuthBaseURL  string `yaml:"auth_base_url"` // browser-facing host; "" means DefaultAuthBaseURL
+	APIBaseURL   string `yaml:"api_base_url"`  // server-to-server host; "" means DefaultAPIBaseURL
 	// UnionID asks /oauth2.0/me for the unionid (unionid=1). QQ grants
 	// this per developer account on request; without the permission
 	// every login fails with an ErrConfig that says so.
-	UnionID bool
+	UnionID bool `yaml:"unionid"`
 }
 
 // Connector logs users in with QQ Connect. It is safe for concurrent use.
@@ -74,12 +74,12 @@ func New(cfg Config, caller *connectors.Caller) (*Connector, error) {
 
 // LoginURL returns the authorize URL the browser is sent to. On phones
 // (req.Mobile) QQ is asked for its mobile page with display=mobile.
-func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error) {
+func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	if req.State == "" {
-		return "", fmt.Errorf("qq: login request without state: %w", connectors.ErrConfig)
+		return "", nil, fmt.Errorf("qq: login request without state: %w", connectors.ErrConfig)
 	}
 	if u, err := url.Parse(req.CallbackURL); err != nil || !u.IsAbs() || u.Host == "" {
-		return "", fmt.Errorf("qq: callback URL %q is not absolute: %w", req.CallbackURL, connectors.ErrConfig)
+		return "", nil, fmt.Errorf("qq: callback URL %q is not absolute: %w", req.CallbackURL, connectors.ErrConfig)
 	}
 	q := url.Values{
 		"response_type": {"code"},
@@ -91,7 +91,7 @@ func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 	if req.Mobile {
 		q.Set("display", "mobile")
 	}
-	return c.cfg.AuthBaseURL + "/oauth2.0/authorize?" + q.Encode(), nil
+	return c.cfg.AuthBaseURL + "/oauth2.0/authorize?" + q.Encode(), nil, nil
 }
 
 // HandleCallback turns the callback's code into an Identity. A callback

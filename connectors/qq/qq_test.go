@@ -126,7 +126,7 @@ func (e *env) request(mobile bool) connectors.LoginRequest {
 // link, and returns the callback's query.
 func (e *env) browse(t *testing.T, c *qq.Connector, person string) url.Values {
 	t.Helper()
-	loginURL, err := c.LoginURL(context.Background(), e.request(false))
+	loginURL, _, err := c.LoginURL(context.Background(), e.request(false))
 	if err != nil {
 		t.Fatalf("LoginURL: %v", err)
 	}
@@ -148,7 +148,7 @@ func TestLoginURLCarriesTheAppCallbackStateAndMobileDisplay(t *testing.T) {
 	e := newEnv(t, sandbox.QQOptions{})
 	c := e.connector(t, qq.Config{})
 	for _, mobile := range []bool{false, true} {
-		raw, err := c.LoginURL(context.Background(), e.request(mobile))
+		raw, _, err := c.LoginURL(context.Background(), e.request(mobile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestLoginURLCarriesTheAppCallbackStateAndMobileDisplay(t *testing.T) {
 			t.Errorf("mobile=%v: the simulator did not show the %s page", mobile, want)
 		}
 	}
-	if _, err := c.LoginURL(context.Background(), connectors.LoginRequest{CallbackURL: e.callback}); !errors.Is(err, connectors.ErrConfig) {
+	if _, _, err := c.LoginURL(context.Background(), connectors.LoginRequest{CallbackURL: e.callback}); !errors.Is(err, connectors.ErrConfig) {
 		t.Errorf("LoginURL without state: %v", err)
 	}
 }

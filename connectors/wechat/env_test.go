@@ -135,7 +135,7 @@ var loginReq = connectors.LoginRequest{State: state, CallbackURL: callback}
 // webLogin runs the website flow for person up to the callback query.
 func (e *env) webLogin(t *testing.T, w *wechat.Web, person string) url.Values {
 	t.Helper()
-	u, err := w.LoginURL(t.Context(), loginReq)
+	u, _, err := w.LoginURL(t.Context(), loginReq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func (e *env) webLogin(t *testing.T, w *wechat.Web, person string) url.Values {
 
 func (e *env) mpLogin(t *testing.T, m *wechat.MP, person string) url.Values {
 	t.Helper()
-	u, err := m.LoginURL(t.Context(), loginReq)
+	u, _, err := m.LoginURL(t.Context(), loginReq)
 	if err != nil {
 		t.Fatal(err)
 	}

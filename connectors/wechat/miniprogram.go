@@ -14,18 +14,12 @@ import (
 )
 
 // ErrCacheMiss is what a TokenCache wraps when it holds no token for a key.
-var ErrCacheMiss = errors.New("wechat: token not in cache")
+var ErrCacheMiss = connectors.ErrCacheMiss
 
 // TokenCache shares the app access token between replicas. The broker
 // implements it on its store; nil means the token lives in this process
 // only.
-type TokenCache interface {
-	// GetToken returns the token under key and the time it stops being
-	// usable, or an error wrapping ErrCacheMiss.
-	GetToken(ctx context.Context, key string) (token string, expiresAt time.Time, err error)
-	// PutToken stores the token under key until expiresAt.
-	PutToken(ctx context.Context, key, token string, expiresAt time.Time) error
-}
+type TokenCache = connectors.TokenCache
 
 // tokenMargin is how long before WeChat's expiry a cached access token is
 // replaced.

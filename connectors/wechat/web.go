@@ -39,7 +39,7 @@ func NewWeb(cfg Config, caller *connectors.Caller) (*Web, error) {
 }
 
 // LoginURL returns the QR-code page URL the browser is sent to.
-func (w *Web) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error) {
+func (w *Web) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	return w.oauth.loginURL(req)
 }
 
@@ -76,7 +76,7 @@ func NewMP(cfg Config, caller *connectors.Caller) (*MP, error) {
 
 // LoginURL returns the authorize URL, its parameters in the order WeChat
 // insists on, with the #wechat_redirect fragment.
-func (m *MP) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error) {
+func (m *MP) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	return m.oauth.loginURL(req)
 }
 
@@ -93,13 +93,13 @@ type oauthFlow struct {
 	scope string
 }
 
-func (f *oauthFlow) loginURL(req connectors.LoginRequest) (string, error) {
+func (f *oauthFlow) loginURL(req connectors.LoginRequest) (string, []byte, error) {
 	if !stateRE.MatchString(req.State) {
-		return "", fmt.Errorf("wechat: state must be 16-128 characters of [A-Za-z0-9]")
+		return "", nil, fmt.Errorf("wechat: state must be 16-128 characters of [A-Za-z0-9]")
 	}
 	cb, err := url.Parse(req.CallbackURL)
 	if err != nil || (cb.Scheme != "http" && cb.Scheme != "https") || cb.Host == "" {
-		return "", fmt.Errorf("wechat: callback URL %q is not an absolute http(s) URL", req.CallbackURL)
+		return "", nil, fmt.Errorf("wechat: callback URL %q is not an absolute http(s) URL", req.CallbackURL)
 	}
 	// Built by hand: url.Values.Encode sorts the keys, and the Official
 	// Account page refuses any order but this one.
@@ -111,7 +111,7 @@ func (f *oauthFlow) loginURL(req connectors.LoginRequest) (string, error) {
 	b.WriteString("&scope=" + f.scope)
 	b.WriteString("&state=" + req.State)
 	b.WriteString("#wechat_redirect")
-	return b.String(), nil
+	return b.String(), nil, nil
 }
 
 // oauthToken is the /sns/oauth2/access_token reply.

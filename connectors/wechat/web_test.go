@@ -17,7 +17,7 @@ import (
 
 func TestLoginURLsFollowWeChatsFormat(t *testing.T) {
 	e := newEnv(t, nil)
-	web, err := e.web(t).LoginURL(t.Context(), loginReq)
+	web, _, err := e.web(t).LoginURL(t.Context(), loginReq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestLoginURLsFollowWeChatsFormat(t *testing.T) {
 		t.Errorf("website URL\n got %s\nwant %s", web, wantWeb)
 	}
 	for _, scope := range []string{"", wechat.ScopeUserInfo, wechat.ScopeBase} {
-		got, err := e.mp(t, scope).LoginURL(t.Context(), loginReq)
+		got, _, err := e.mp(t, scope).LoginURL(t.Context(), loginReq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestLoginURLsFollowWeChatsFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := defaults.LoginURL(t.Context(), loginReq); !strings.HasPrefix(u, "https://open.weixin.qq.com/connect/qrconnect?appid=") {
+	if u, _, _ := defaults.LoginURL(t.Context(), loginReq); !strings.HasPrefix(u, "https://open.weixin.qq.com/connect/qrconnect?appid=") {
 		t.Errorf("default host: %s", u)
 	}
 }
@@ -59,7 +59,7 @@ func TestLoginURLRefusesBadInput(t *testing.T) {
 		"relative callback": {State: state, CallbackURL: "/callback/wechat"},
 		"no callback":       {State: state},
 	} {
-		if _, err := w.LoginURL(t.Context(), req); err == nil {
+		if _, _, err := w.LoginURL(t.Context(), req); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

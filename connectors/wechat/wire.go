@@ -52,16 +52,18 @@ const maxCodeLen = 512
 
 // Config is what every WeChat connector needs.
 type Config struct {
-	ClientID     string // the AppID
-	ClientSecret string // the AppSecret
-	AuthBaseURL  string // browser-facing host; "" = DefaultAuthBaseURL
-	APIBaseURL   string // server-to-server host; "" = DefaultAPIBaseURL
+	ClientID     string `yaml:"client_id"`     // the AppID
+	ClientSecret string `yaml:"client_secret"` // the AppSecret
+	AuthBaseURL  string `yaml:"auth_base_url"` // browser-facing host; "" = DefaultAuthBaseURL
+	APIBaseURL   string `yaml:"api_base_url"`  // server-to-server host; "" = DefaultAPIBaseURL
 	// Scope is for the Official Account only: ScopeUserInfo (the default)
 	// or ScopeBase. The other connectors ignore it.
-	Scope string
+	Scope string `yaml:"scope"`
 	// Logger receives warnings that do not fail a login (a token cache
 	// that cannot be reached). nil: slog.Default().
 	Logger *slog.Logger
+
+	typ string // the connector type read from a configuration file (see NewConfig)
 }
 
 // client makes the api.weixin.qq.com calls of one app.

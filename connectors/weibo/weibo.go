@@ -36,14 +36,14 @@ const (
 
 // Config is a Weibo app.
 type Config struct {
-	ClientID     string // the App Key
-	ClientSecret string // the App Secret
-	AuthBaseURL  string // browser-facing host; "" means DefaultAuthBaseURL
+	ClientID     string `yaml:"client_id"`     // the App Key
+	ClientSecret string `yaml:"client_secret"` // the App Secret
+	AuthBaseURL  string `yaml:"auth_base_url"` // browser-facing host; "" means DefaultAuthBaseURL
 	// MobileAuthBaseURL is the host of the mobile authorize page. ""
 	// means DefaultMobileAuthBaseURL when AuthBaseURL is the default, and
 	// AuthBaseURL otherwise (a simulator or proxy serves both).
 	MobileAuthBaseURL string
-	APIBaseURL        string // server-to-server host; "" means DefaultAPIBaseURL
+	APIBaseURL        string `yaml:"api_base_url"` // server-to-server host; "" means DefaultAPIBaseURL
 }
 
 // Connector logs users in with Weibo. It is safe for concurrent use.
@@ -82,12 +82,12 @@ func New(cfg Config, caller *connectors.Caller) (*Connector, error) {
 
 // LoginURL returns the authorize URL the browser is sent to; phones get
 // Weibo's mobile page (display=mobile on the mobile host).
-func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, error) {
+func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	if req.State == "" {
-		return "", fmt.Errorf("weibo: login request without state: %w", connectors.ErrConfig)
+		return "", nil, fmt.Errorf("weibo: login request without state: %w", connectors.ErrConfig)
 	}
 	if u, err := url.Parse(req.CallbackURL); err != nil || !u.IsAbs() || u.Host == "" {
-		return "", fmt.Errorf("weibo: callback URL %q is not absolute: %w", req.CallbackURL, connectors.ErrConfig)
+		return "", nil, fmt.Errorf("weibo: callback URL %q is not absolute: %w", req.CallbackURL, connectors.ErrConfig)
 	}
 	q := url.Values{
 		"client_id":     {c.cfg.ClientID},
@@ -100,7 +100,7 @@ func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 		base = c.cfg.MobileAuthBaseURL
 		q.Set("display", "mobile")
 	}
-	return base + "/oauth2/authorize?" + q.Encode(), nil
+	return base + "/oauth2/authorize?" + q.Encode(), nil, nil
 }
 
 // HandleCallback turns the callback into an Identity. Weibo reports a

@@ -102,7 +102,7 @@ func (e *env) request() connectors.LoginRequest {
 // returns the callback's query.
 func (e *env) browse(t *testing.T, c *weibo.Connector, attr string) url.Values {
 	t.Helper()
-	loginURL, err := c.LoginURL(context.Background(), e.request())
+	loginURL, _, err := c.LoginURL(context.Background(), e.request())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestLoginURLUsesTheMobilePageOnPhones(t *testing.T) {
 	}
 	for _, tt := range tests {
 		req := connectors.LoginRequest{State: state, CallbackURL: "https://broker.example/callback/weibo", Mobile: tt.mobile}
-		raw, err := c.LoginURL(context.Background(), req)
+		raw, _, err := c.LoginURL(context.Background(), req)
 		if err != nil || !strings.HasPrefix(raw, tt.prefix) {
 			t.Fatalf("mobile=%v: %s, %v; want %s...", tt.mobile, raw, err, tt.prefix)
 		}
@@ -153,7 +153,7 @@ func TestLoginURLUsesTheMobilePageOnPhones(t *testing.T) {
 	e := newEnv(t)
 	req := e.request()
 	req.Mobile = true
-	raw, err := e.connector(t, weibo.Config{}).LoginURL(context.Background(), req)
+	raw, _, err := e.connector(t, weibo.Config{}).LoginURL(context.Background(), req)
 	if err != nil || !strings.HasPrefix(raw, e.srv.URL+"/oauth2/authorize?") {
 		t.Fatalf("with auth_base_url set, the mobile page is on it too: %s, %v", raw, err)
 	}

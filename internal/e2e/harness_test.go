@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/e2e/browser"
@@ -165,7 +166,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	cfg, err := config.Parse([]byte(y), "e2e.yaml", func(k string) (string, bool) {
 		v, ok := appSecrets[k]
 		return v, ok
-	})
+	}, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

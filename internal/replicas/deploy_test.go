@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -161,7 +162,7 @@ func TestComposeFileDescribesQiaoOnPostgres(t *testing.T) {
 	cfg, err := config.Parse([]byte(yamlText), "docker-compose.yml#qiao_config", func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
-	})
+	}, registry.Types())
 	if err != nil {
 		t.Fatalf("qiao rejects the compose configuration: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/storage"
@@ -79,7 +80,7 @@ func newInProcess(tb testing.TB, store storage.Storage, log io.Writer) *inProces
 	tb.Cleanup(wxSrv.Close)
 
 	y := strings.NewReplacer("@ISSUER@", c.issuer, "@WEIBO@", c.weiboURL, "@WECHAT@", wxSrv.URL).Replace(inProcessConfig)
-	cfg, err := config.Parse([]byte(y), "inprocess.yaml", func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(y), "inprocess.yaml", func(string) (string, bool) { return "", false }, registry.Types())
 	if err != nil {
 		tb.Fatalf("config: %v", err)
 	}

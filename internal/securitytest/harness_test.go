@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/internal/syncbuf"
@@ -85,11 +86,11 @@ type fakeWeb struct {
 	calls    atomic.Int64
 }
 
-func (f *fakeWeb) LoginURL(_ context.Context, req connectors.LoginRequest) (string, error) {
+func (f *fakeWeb) LoginURL(_ context.Context, req connectors.LoginRequest) (string, []byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := url.Values{"state": {req.State}, "code": {f.person}}
-	return req.CallbackURL + "?" + q.Encode(), nil
+	return req.CallbackURL + "?" + q.Encode(), nil, nil
 }
 
 func (f *fakeWeb) HandleCallback(_ context.Context, _ connectors.LoginRequest, q url.Values) (connectors.Identity, error) {
@@ -131,6 +132,11 @@ type fakeMini struct {
 	mu    sync.Mutex
 	used  map[string]bool
 	calls atomic.Int64
+}
+
+// SubjectTokenType: the token exchange takes wx.login codes for it.
+func (f *fakeMini) SubjectTokenType() string {
+	return "urn:qiao:params:oauth:token-type:wechat-js-code"
 }
 
 func (f *fakeMini) ExchangeCode(_ context.Context, code string) (connectors.Identity, error) {
@@ -187,7 +193,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.host = iu.Host
 	y := strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath).Replace(yamlConfig)
-	cfg, err := config.Parse([]byte(y), "security.yaml", nil)
+	cfg, err := config.Parse([]byte(y), "security.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -195,7 +201,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	var conns []broker.Connector
 	for _, k := range cfg.Connectors {
 		var impl any
-		if k.Type == config.TypeWeChatMiniProgram {
+		if k.TokenEndpointOnly() {
 			impl = e.mini
 		} else {
 			f := &fakeWeb{person: "alice"}

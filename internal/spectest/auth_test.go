@@ -186,7 +186,9 @@ func TestChooserListsTheClientsConnectorsWithDataConnectorID(t *testing.T) {
 		want                       []string
 	}{
 		{"desktop browser: QR-code wechat, no wechat_mp, no mini-program", webClient, rpRedirect, desktopUA, []string{"qq", "wechat", "weibo"}},
-		{"phone browser outside WeChat: QR-code wechat", webClient, rpRedirect, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36", []string{"qq", "wechat", "weibo"}},
+		// Issue 11: a phone cannot scan its own screen, so the QR code is
+		// not offered there (the page says to open it in WeChat instead).
+		{"phone browser outside WeChat: no QR-code wechat", webClient, rpRedirect, "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36", []string{"qq", "weibo"}},
 		{"WeChat browser: wechat_mp instead of wechat", webClient, rpRedirect, weChatUA, []string{"qq", "wechat_mp", "weibo"}},
 		{"client without a connectors list: every web connector", web2Client, rp2Redirect, desktopUA, []string{"qq", "qqu", "wechat", "weibo"}},
 		{"client without a connectors list in WeChat", web2Client, rp2Redirect, weChatUA, []string{"qq", "qqu", "wechat_mp", "weibo"}},

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/storage/sqlite"
@@ -50,19 +51,15 @@ issuer: {{ISSUER}}
 storage: { type: sqlite, sqlite: { path: "{{DB}}" } }
 secret: "0123456789abcdef0123456789abcdef-ui-tests"
 keys: { algorithm: ES256 }
-linking: { wechat_unionid: true }
 connectors:
   - id: wechat
     type: wechat
-    name: 微信
     config: { client_id: ` + wechatWebAppID + `, client_secret: wechat-web-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
   - id: wechat_mp
     type: wechat_mp
-    name: 微信公众号
     config: { client_id: ` + wechatMPAppID + `, client_secret: wechat-mp-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scope: snsapi_userinfo }
   - id: wechat_mini
     type: wechat_miniprogram
-    name: 微信小程序
     config: { client_id: ` + wechatMiniAppID + `, client_secret: wechat-mini-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
   - id: qq
     type: qq
@@ -70,7 +67,6 @@ connectors:
     config: { client_id: "` + qqAppID + `", client_secret: qq-secret, auth_base_url: "{{QQ}}", api_base_url: "{{QQ}}" }
   - id: weibo
     type: weibo
-    name: 微博
     config: { client_id: "` + weiboAppKey + `", client_secret: weibo-secret, auth_base_url: "{{WEIBO}}", api_base_url: "{{WEIBO}}" }
 clients:
   - id: ` + webClientID + `
@@ -136,7 +132,7 @@ func newEnv(t *testing.T, now ...func() time.Time) *env {
 	dbPath := filepath.Join(t.TempDir(), "qiao.db")
 	y := strings.NewReplacer("{{ISSUER}}", e.issuer, "{{DB}}", dbPath,
 		"{{WECHAT}}", e.wechatURL, "{{QQ}}", e.qqURL, "{{WEIBO}}", e.weiboURL, "{{RP}}", e.rp.url).Replace(configYAML)
-	e.cfg, err = config.Parse([]byte(y), "uitest.yaml", nil)
+	e.cfg, err = config.Parse([]byte(y), "uitest.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
