@@ -205,7 +205,7 @@ func TestAccountAPIBindAndUnbind(t *testing.T) {
 func TestNameAndPictureComeFromARealProfile(t *testing.T) {
 	s := shared
 	t.Run("a mini-program-only user has no name or picture", func(t *testing.T) {
-		tk := s.miniLogin(t, "p20", "openid profile")
+		tk := s.miniLogin(t, "p20", "openid profile account")
 		c := claims(t, tk.IDToken)
 		if _, ok := c["name"]; ok {
 			t.Errorf("name %v", c["name"])

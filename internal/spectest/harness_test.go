@@ -124,6 +124,7 @@ clients:
     connectors: [wechat, qq, weibo]
   - id: ` + miniClient + `
     connectors: [mini]
+    account_api: true
   - id: native
     redirect_uris: ["http://127.0.0.1/native", "http://[::1]/cb"]
     connectors: [weibo, qq]
