@@ -242,3 +242,23 @@ func TestServeStartsAndDrains(t *testing.T) {
 		t.Error("a secret reached the logs")
 	}
 }
+
+// TestServeChecksItsListenAddressBeforeCreatingAStore: an address that is
+// taken fails the start with the address in the message, and leaves no
+// database (and so no keys) behind.
+func TestServeChecksItsListenAddressBeforeCreatingAStore(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	path, db := writeConfig(t, addr)
+	code, _, errOut := runCLI(t, "serve", "--config", path)
+	if code != 1 || !strings.Contains(errOut, "listening on "+addr) {
+		t.Fatalf("serve on a taken address: exit %d, stderr %q; want 1 and %q", code, errOut, "listening on "+addr)
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("serve created %s before finding its address taken (stat: %v)", db, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,6 +97,8 @@ type demo struct {
 	appURL    string
 	broker    *server
 	errc      chan error
+	// notes say which preferred ports were taken and what was used.
+	notes []string
 }
 
 func runDemo(ctx context.Context, opts demoOptions, stdout, stderr io.Writer) int {
@@ -141,83 +144,60 @@ func (d *demo) start(ctx context.Context) error {
 		d.dataDir = d.opts.dataDir
 	}
 
-	// The simulators and the app keep their listeners from the start; the
-	// broker's address must be known to register its callbacks at the
-	// simulators, and startBroker listens itself, so its port is probed.
-	wechatLn, err := d.listen(demoWeChatPort)
-	if err != nil {
-		return err
-	}
-	qqLn, err := d.listen(demoQQPort)
-	if err != nil {
-		wechatLn.Close()
-		return err
-	}
-	weiboLn, err := d.listen(demoWeiboPort)
-	if err != nil {
-		wechatLn.Close()
-		qqLn.Close()
-		return err
-	}
-	appLn, err := d.listen(demoAppPort)
-	if err != nil {
-		wechatLn.Close()
-		qqLn.Close()
-		weiboLn.Close()
-		return err
-	}
-	lns := []net.Listener{wechatLn, qqLn, weiboLn, appLn}
+	// Every server keeps its listener from the start: the broker's
+	// address goes into the configuration and the simulators' callbacks,
+	// and nobody can take a port between the choice and the serving.
+	var brokerLn, appLn, wechatLn, qqLn, weiboLn net.Listener
+	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
 			ln.Close()
 		}
+	}
+	for _, p := range []struct {
+		port int
+		name string
+		ln   *net.Listener
+	}{
+		{demoBrokerPort, "broker", &brokerLn},
+		{demoAppPort, "example app", &appLn},
+		{demoWeChatPort, "WeChat simulator", &wechatLn},
+		{demoQQPort, "QQ simulator", &qqLn},
+		{demoWeiboPort, "Weibo simulator", &weiboLn},
+	} {
+		ln, err := d.listen(p.port, p.name)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		*p.ln = ln
+		lns = append(lns, ln)
 	}
 	d.wechatURL = baseURL(wechatLn)
 	d.qqURL = baseURL(qqLn)
 	d.weiboURL = baseURL(weiboLn)
 	d.appURL = baseURL(appLn)
 
-	secrets := map[string]string{
-		"QIAO_SECRET":        randomHex(32),
-		"WECHAT_WEB_SECRET":  randomHex(16),
-		"WECHAT_MP_SECRET":   randomHex(16),
-		"WECHAT_MINI_SECRET": randomHex(16),
-		"QQ_SECRET":          randomHex(16),
-		"WEIBO_SECRET":       randomHex(16),
-		"EXAMPLE_APP_SECRET": randomHex(24),
+	secrets, err := d.secrets()
+	if err != nil {
+		closeAll()
+		return err
 	}
-
-	// startBroker listens on the probed port; if someone takes it in the
-	// meantime, probe again.
-	var cfg *config.Config
-	for attempt := 0; ; attempt++ {
-		port := demoBrokerPort
-		if attempt > 0 || d.opts.anyPort {
-			port = 0
-		}
-		addr, err := d.probe(port)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		cfg, err = demoConfig(addr, d.appURL, d.wechatURL, d.qqURL, d.weiboURL, filepath.Join(d.dataDir, "qiao.db"), secrets)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		if err := d.newSimulators(cfg, secrets); err != nil {
-			closeAll()
-			return err
-		}
-		d.broker, err = startBroker(ctx, cfg, d.log, nil)
-		if err == nil {
-			break
-		}
-		var opErr *net.OpError
-		if attempt >= 3 || !errors.As(err, &opErr) || opErr.Op != "listen" {
-			closeAll()
-			return fmt.Errorf("starting the broker: %w", err)
-		}
+	cfg, err := demoConfig(brokerLn.Addr().String(), d.appURL, d.wechatURL, d.qqURL, d.weiboURL, filepath.Join(d.dataDir, "qiao.db"), secrets)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	if err := d.newSimulators(cfg, secrets); err != nil {
+		closeAll()
+		return err
+	}
+	// startBroker owns the broker's listener from here on, failed or not.
+	lns = lns[1:]
+	d.broker, err = startBroker(ctx, cfg, d.log, nil, brokerLn)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("starting the broker: %w", err)
 	}
 
 	app, err := exampleapp.New(ctx, exampleapp.Config{
@@ -242,31 +222,111 @@ func (d *demo) start(ctx context.Context) error {
 	return nil
 }
 
-// listen listens on the preferred port of the demo's host, or on a free
-// one if it is taken.
-func (d *demo) listen(port int) (net.Listener, error) {
+// demoSecretsFile holds the demo's generated secrets in a kept data
+// directory, so that its store (whose keys the broker secret seals)
+// opens again on the next run.
+const demoSecretsFile = "demo-secrets.json"
+
+// demoSecretNames are the secrets the demo configuration uses, with
+// their sizes in random bytes.
+var demoSecretNames = []struct {
+	name  string
+	bytes int
+}{
+	{"QIAO_SECRET", 32},
+	{"WECHAT_WEB_SECRET", 16},
+	{"WECHAT_MP_SECRET", 16},
+	{"WECHAT_MINI_SECRET", 16},
+	{"QQ_SECRET", 16},
+	{"WEIBO_SECRET", 16},
+	{"EXAMPLE_APP_SECRET", 24},
+}
+
+// secrets returns the demo's secrets: new ones for a temporary
+// directory; for a kept one (--data) those an earlier run stored there,
+// generating and storing (mode 0600) any that are missing.
+func (d *demo) secrets() (map[string]string, error) {
+	secrets := map[string]string{}
+	path := filepath.Join(d.dataDir, demoSecretsFile)
+	if !d.tempDir {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(data, &secrets); err != nil {
+				return nil, fmt.Errorf("reading %s: %w (remove the data directory to start afresh)", path, err)
+			}
+			// A copy loosened by hand is tightened: it opens the keys.
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, fmt.Errorf("protecting the demo's secrets: %w", err)
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("reading the demo's secrets: %w", err)
+		default:
+			if _, err := os.Stat(filepath.Join(d.dataDir, "qiao.db")); err == nil {
+				return nil, fmt.Errorf("%s holds a store without the secrets that open it (%s is missing): remove the directory or use another", d.dataDir, demoSecretsFile)
+			}
+		}
+	}
+	missing := false
+	for _, s := range demoSecretNames {
+		if secrets[s.name] == "" {
+			secrets[s.name] = randomHex(s.bytes)
+			missing = true
+		}
+	}
+	if d.tempDir || !missing {
+		return secrets, nil
+	}
+	if err := writeSecretFile(path, secrets); err != nil {
+		return nil, fmt.Errorf("storing the demo's secrets: %w", err)
+	}
+	return secrets, nil
+}
+
+// writeSecretFile writes v as JSON to path, mode 0600, all or nothing.
+func writeSecretFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".demo-secrets-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(append(data, '\n'))
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// listen listens on the preferred port of the demo's host or, when it is
+// taken, on a free one, and notes the change for the banner.
+func (d *demo) listen(port int, name string) (net.Listener, error) {
 	if !d.opts.anyPort {
-		if ln, err := net.Listen("tcp", net.JoinHostPort(d.opts.host, strconv.Itoa(port))); err == nil {
+		ln, err := net.Listen("tcp", net.JoinHostPort(d.opts.host, strconv.Itoa(port)))
+		if err == nil {
 			return ln, nil
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(d.opts.host, "0"))
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", d.opts.host, err)
+		return nil, fmt.Errorf("listening on %s for the %s: %w", d.opts.host, name, err)
+	}
+	if !d.opts.anyPort {
+		d.notes = append(d.notes, fmt.Sprintf("port %d (%s) was taken; using %d", port, name, ln.Addr().(*net.TCPAddr).Port))
 	}
 	return ln, nil
-}
-
-// probe returns an address that was free a moment ago: port if it was, or
-// a port the system picked.
-func (d *demo) probe(port int) (string, error) {
-	ln, err := d.listen(port)
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
 }
 
 func baseURL(ln net.Listener) string {
@@ -404,6 +464,12 @@ func (d *demo) printURLs(w io.Writer) {
 	issuer := d.broker.cfg.Issuer
 	d.broker.printBanner(w)
 	fmt.Fprintf(w, "\nQiao sandbox demo: simulated WeChat, QQ and Weibo; nothing leaves this machine.\n\n")
+	for _, n := range d.notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	if len(d.notes) > 0 {
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "  example app:    %s/\n", d.appURL)
 	fmt.Fprintf(w, "  broker issuer:  %s\n", issuer)
 	fmt.Fprintf(w, "  discovery:      %s/.well-known/openid-configuration\n", issuer)
@@ -420,7 +486,7 @@ func (d *demo) printURLs(w io.Writer) {
 	if d.tempDir {
 		fmt.Fprintf(w, "  data:           %s (removed on exit; keep it with --data DIR)\n", d.dataDir)
 	} else {
-		fmt.Fprintf(w, "  data:           %s\n", d.dataDir)
+		fmt.Fprintf(w, "  data:           %s (kept, with the secrets that open it)\n", d.dataDir)
 	}
 	fmt.Fprintf(w, "\nMini-program login (wx.login, then the token exchange), from a shell:\n\n")
 	fmt.Fprint(w, demoCurl(d.wechatURL, issuer))

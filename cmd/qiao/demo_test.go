@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -150,7 +154,7 @@ func TestDemoFallsBackToAFreePort(t *testing.T) {
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
 	d := &demo{opts: demoOptions{host: "127.0.0.1"}}
-	ln, err := d.listen(port)
+	ln, err := d.listen(port, "example app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,9 +163,14 @@ func TestDemoFallsBackToAFreePort(t *testing.T) {
 	if got == port || got == 0 {
 		t.Fatalf("listen(%d) with the port taken gave port %d", port, got)
 	}
+	// The banner says so.
+	want := fmt.Sprintf("port %d (example app) was taken; using %d", port, got)
+	if len(d.notes) != 1 || d.notes[0] != want {
+		t.Fatalf("notes %q, want [%q]", d.notes, want)
+	}
 
-	// got is free now: asking for it gets it.
-	ln, err = d.listen(got)
+	// got is free now: asking for it gets it, and there is nothing to say.
+	ln, err = d.listen(got, "broker")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,31 +178,128 @@ func TestDemoFallsBackToAFreePort(t *testing.T) {
 	if p := ln.Addr().(*net.TCPAddr).Port; p != got {
 		t.Fatalf("listen(%d) with the port free gave %d", got, p)
 	}
+	if len(d.notes) != 1 {
+		t.Errorf("a free preferred port added a note: %q", d.notes)
+	}
 }
 
-// TestDemoKeepsADataDirectory: with --data, the store stays after exit.
-func TestDemoKeepsADataDirectory(t *testing.T) {
-	dir := t.TempDir() + "/kept"
+// startTestDemo runs the demo on free ports until the test ends and
+// returns what it printed.
+func startTestDemo(t *testing.T, opts demoOptions) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() {
-		done <- runDemo(ctx, demoOptions{host: "127.0.0.1", dataDir: dir, anyPort: true}, stdout, stderr)
-	}()
+	go func() { done <- runDemo(ctx, opts, stdout, stderr) }()
+	stopped := false
+	t.Cleanup(func() {
+		cancel()
+		if !stopped {
+			<-done
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(stdout.String(), "Press Ctrl-C to stop.") {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("the demo did not start; stderr:\n%s", stderr.String())
+		select {
+		case code := <-done:
+			stopped = true
+			t.Fatalf("the demo exited with %d; stderr:\n%s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not start in 30 s; stderr:\n%s", stderr.String())
+		}
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	return stdout.String()
+}
+
+// demoMiniLogin signs person in as the demo's mini-program and returns
+// the ID token's sub.
+func demoMiniLogin(t *testing.T, out, person string) string {
+	t.Helper()
+	wechatURL, issuer := printedURL(out, "WeChat sim:"), printedURL(out, "broker issuer:")
+	resp, err := http.PostForm(wechatURL+"/sandbox/wx.login", url.Values{"appid": {demoWeChatMiniAppID}, "person": {person}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	var code struct{ Code string }
+	err = json.NewDecoder(resp.Body).Decode(&code)
+	resp.Body.Close()
+	if err != nil || code.Code == "" {
+		t.Fatalf("wx.login: %v %+v", err, code)
+	}
+	resp, err = http.PostForm(issuer+"/token", url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {code.Code},
+		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
+		"subject_issuer":     {demoMiniConnector},
+		"client_id":          {demoMiniClientID},
+		"scope":              {"openid"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token exchange: HTTP %d, %v", resp.StatusCode, err)
+	}
+	parts := strings.Split(tok.IDToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("id_token %q", tok.IDToken)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct{ Sub string }
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Sub == "" {
+		t.Fatalf("id_token claims %s: %v", payload, err)
+	}
+	return claims.Sub
+}
+
+// TestDemoKeepsADataDirectory: with --data, the store and the secrets
+// that open it (mode 0600) stay after exit; a second run starts on them
+// and finds the first run's user.
+func TestDemoKeepsADataDirectory(t *testing.T) {
+	dir := t.TempDir() + "/kept"
+	var first string
+	t.Run("first run", func(t *testing.T) {
+		out := startTestDemo(t, demoOptions{host: "127.0.0.1", dataDir: dir, anyPort: true})
+		first = demoMiniLogin(t, out, "alice")
+	})
 	if _, err := os.Stat(dir + "/qiao.db"); err != nil {
 		t.Fatalf("the store in --data is gone: %v", err)
+	}
+	fi, err := os.Stat(dir + "/" + demoSecretsFile)
+	if err != nil {
+		t.Fatalf("no secrets kept in --data: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", demoSecretsFile, fi.Mode().Perm())
+	}
+	t.Run("second run", func(t *testing.T) {
+		out := startTestDemo(t, demoOptions{host: "127.0.0.1", dataDir: dir, anyPort: true})
+		if again := demoMiniLogin(t, out, "alice"); again != first {
+			t.Errorf("alice is %q on the second run, %q on the first", again, first)
+		}
+	})
+}
+
+// TestDemoRefusesAStoreWithoutItsSecrets: a data directory whose store
+// lost its secrets file says what to do rather than failing on the keys.
+func TestDemoRefusesAStoreWithoutItsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/qiao.db", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := runDemo(context.Background(), demoOptions{host: "127.0.0.1", dataDir: dir, anyPort: true}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "without the secrets that open it") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
 

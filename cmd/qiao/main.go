@@ -152,7 +152,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := startBroker(ctx, cfg, log, nil)
+	srv, err := startBroker(ctx, cfg, log, nil, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "qiao:", err)
 		return 1
@@ -173,27 +173,34 @@ type server struct {
 	cancel   context.CancelFunc
 }
 
-// startBroker opens the store, builds the broker and starts serving.
-func startBroker(ctx context.Context, cfg *config.Config, log *slog.Logger, client *http.Client) (*server, error) {
+// startBroker listens, opens the store, builds the broker and starts
+// serving. It listens first (on ln, or on cfg.HTTP.Listen when ln is
+// nil), so that an address that is taken or not allowed fails before a
+// database or keys are created. The server owns ln from here on.
+func startBroker(ctx context.Context, cfg *config.Config, log *slog.Logger, client *http.Client, ln net.Listener) (*server, error) {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", cfg.HTTP.Listen, err)
+		}
+	}
 	store, storeMsg, err := openStore(ctx, cfg)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	metrics := broker.NewMetrics()
 	conns, err := broker.OpenConnectors(cfg, broker.ConnectorDeps{HTTP: client, Metrics: metrics, Cache: store, Logger: log})
 	if err != nil {
+		ln.Close()
 		store.Close()
 		return nil, err
 	}
 	b, err := broker.New(ctx, broker.Options{Config: cfg, Store: store, Connectors: conns, Metrics: metrics, Logger: log})
 	if err != nil {
+		ln.Close()
 		store.Close()
 		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTP.Listen, err)
 	}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &server{
