@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -455,6 +456,9 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	case "/sandbox/getPhoneNumber":
 		w.sandboxCode(rw, r, w.PhoneCode)
+		return
+	case "/sandbox/fault":
+		w.sandboxFault(rw, r)
 		return
 	}
 	api := map[string]func(http.ResponseWriter, *http.Request){
@@ -1022,6 +1026,44 @@ func (w *WeChat) sandboxCode(rw http.ResponseWriter, r *http.Request, issue func
 		return
 	}
 	_ = json.NewEncoder(rw).Encode(map[string]string{"code": code})
+}
+
+// sandboxFault serves POST /sandbox/fault, InjectFault over HTTP for
+// tests in other processes (the mini-program SDK's) and for people
+// rehearsing WeChat's bad days in the demo: path=/sns/jscode2session
+// &errcode=-1&times=2 makes the next two calls of that path answer
+// errcode -1 (busy); clear=1 removes every fault.
+func (w *WeChat) sandboxFault(rw http.ResponseWriter, r *http.Request) {
+	rw.Header().Set("Content-Type", "application/json")
+	bad := func(msg string) {
+		rw.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(rw).Encode(map[string]string{"error": msg})
+	}
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		rw.WriteHeader(http.StatusMethodNotAllowed)
+		_ = json.NewEncoder(rw).Encode(map[string]string{"error": "use POST"})
+		return
+	}
+	if r.FormValue("clear") != "" {
+		w.ClearFaults()
+		_ = json.NewEncoder(rw).Encode(map[string]string{"faults": "cleared"})
+		return
+	}
+	path := r.FormValue("path")
+	errcode, err1 := strconv.Atoi(r.FormValue("errcode"))
+	times, err2 := strconv.Atoi(r.FormValue("times"))
+	switch {
+	case path == "" || !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/sandbox/") || strings.HasPrefix(path, "/connect/"):
+		bad("path must be an API path such as /sns/jscode2session")
+	case err1 != nil || errcode == 0:
+		bad("errcode must be a non-zero WeChat errcode such as -1")
+	case err2 != nil || times < 1 || times > 1000:
+		bad("times must be a number of calls from 1 to 1000")
+	default:
+		w.InjectFault(WeChatFault{Path: path, Errcode: errcode, Times: times})
+		_ = json.NewEncoder(rw).Encode(map[string]any{"path": path, "errcode": errcode, "times": times})
+	}
 }
 
 // wechatOAStateRE is the Official Account's rule for state.

@@ -594,3 +594,51 @@ func TestNewWeChatRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestWeChatSandboxFaultRoute: POST /sandbox/fault injects a WeChat
+// errcode for the next calls of a path over HTTP, refuses what it cannot
+// do, and clear=1 ends every fault.
+func TestWeChatSandboxFaultRoute(t *testing.T) {
+	e := newWXEnv(t, nil)
+	post := func(form url.Values) int {
+		t.Helper()
+		resp, err := http.PostForm(e.srv.URL+"/sandbox/fault", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, form := range map[string]url.Values{
+		"no path":        {"errcode": {"-1"}, "times": {"1"}},
+		"a sandbox path": {"path": {"/sandbox/wx.login"}, "errcode": {"-1"}, "times": {"1"}},
+		"no errcode":     {"path": {"/sns/jscode2session"}, "times": {"1"}},
+		"zero times":     {"path": {"/sns/jscode2session"}, "errcode": {"-1"}, "times": {"0"}},
+	} {
+		if st := post(form); st != http.StatusBadRequest {
+			t.Errorf("%s: HTTP %d, want 400", name, st)
+		}
+	}
+	if resp, err := http.Get(e.srv.URL + "/sandbox/fault"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /sandbox/fault: %v %v", resp, err)
+	}
+	session := url.Values{"appid": {wxMini}, "secret": {wxSecret}, "js_code": {"nope"}, "grant_type": {"authorization_code"}}
+	if st := post(url.Values{"path": {"/sns/jscode2session"}, "errcode": {"-1"}, "times": {"2"}}); st != 200 {
+		t.Fatalf("inject: HTTP %d", st)
+	}
+	for i := 0; i < 2; i++ {
+		if got := e.get(t, "/sns/jscode2session", session).errcode(); got != -1 {
+			t.Errorf("call %d after the fault: errcode %d, want -1", i+1, got)
+		}
+	}
+	if got := e.get(t, "/sns/jscode2session", session).errcode(); got == -1 {
+		t.Error("the fault outlived its two calls")
+	}
+	post(url.Values{"path": {"/sns/jscode2session"}, "errcode": {"45011"}, "times": {"5"}})
+	if st := post(url.Values{"clear": {"1"}}); st != 200 {
+		t.Fatalf("clear: HTTP %d", st)
+	}
+	if got := e.get(t, "/sns/jscode2session", session).errcode(); got == 45011 {
+		t.Error("clear=1 left the fault in place")
+	}
+}
