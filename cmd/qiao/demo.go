@@ -60,7 +60,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	host := fs.String("listen", "127.0.0.1", "host (IP address or name) to listen on and to put in every URL")
-	data := fs.String("data", "", "directory for the SQLite store (default: a temporary directory removed on exit)")
+	data := fs.String("data", "", "directory for the SQLite store and the secrets that open it (default: a temporary directory removed on exit)")
+	anyPort := fs.Bool("any-port", false, "take free ports rather than the preferred ones (for tests and scripts that read the printed URLs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,7 +75,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runDemo(ctx, demoOptions{host: *host, dataDir: *data}, stdout, stderr)
+	return runDemo(ctx, demoOptions{host: *host, dataDir: *data, anyPort: *anyPort}, stdout, stderr)
 }
 
 // demo is the running sandbox: three simulators, the broker and the

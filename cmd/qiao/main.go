@@ -31,7 +31,8 @@ const usage = `Qiao (桥): an OpenID Connect broker for WeChat, QQ and Weibo.
 
 Usage:
   qiao serve --config FILE          run the broker
-  qiao demo [--listen HOST]         zero-config sandbox (simulated providers, embedded store, example app)
+  qiao demo [--listen HOST] [--data DIR] [--any-port]
+                                    zero-config sandbox (simulated providers, embedded store, example app)
   qiao check-config --config FILE   validate a configuration file
   qiao users list [--after ID] [--limit N] --config FILE
   qiao users show ID --config FILE
