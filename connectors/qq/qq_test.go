@@ -194,7 +194,7 @@ func TestLoginYieldsOpenIDAndProfileWhateverShapeQQAnswersIn(t *testing.T) {
 			want := connectors.Identity{
 				Subject:     e.sim.OpenID(appID, "alice"),
 				DisplayName: alice.Name,
-				Picture:     strings.Replace(alice.Avatar, "https://", "http://", 1) + "?s=100",
+				Picture:     sandbox.AvatarURL(e.srv.URL, "alice") + "?s=100", // the simulator's own, QQ's size parameter
 				RealProfile: true,
 			}
 			if id.Subject != want.Subject || id.UnionID != "" || id.DisplayName != want.DisplayName ||
@@ -216,7 +216,7 @@ func TestPictureFallsBackWhenFigureurlQQ2IsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.Replace(person(t, "bob").Avatar, "https://", "http://", 1) + "?s=40"; id.Picture != want {
+	if want := sandbox.AvatarURL(e.srv.URL, "bob") + "?s=40"; id.Picture != want {
 		t.Errorf("picture %q, want the 40 px %q", id.Picture, want)
 	}
 }

@@ -18,23 +18,18 @@ type pickerPerson struct{ ID, Name, Avatar, Href string }
 
 // pickerLinks lists the persons of a picker page, each with its link, and
 // returns the deny link too. link(param, value) is the URL back to the
-// authorize page with param=value; avatar (nil: none) rewrites an avatar
-// URL the way the provider serves it.
-func pickerLinks(persons []Person, avatar func(string) string, link func(param, value string) string) ([]pickerPerson, string) {
+// authorize page with param=value; avatar gives a person's avatar URL.
+func pickerLinks(persons []Person, avatar func(Person) string, link func(param, value string) string) ([]pickerPerson, string) {
 	var list []pickerPerson
 	for _, p := range persons {
-		a := p.Avatar
-		if avatar != nil {
-			a = avatar(a)
-		}
-		list = append(list, pickerPerson{ID: p.ID, Name: p.Name, Avatar: a, Href: link(personParam, p.ID)})
+		list = append(list, pickerPerson{ID: p.ID, Name: p.Name, Avatar: avatar(p), Href: link(personParam, p.ID)})
 	}
 	return list, link(denyParam, "1")
 }
 
 // formLink makes the picker links of an authorize page that reads its
 // parameters from form: the form without the picker's own parameters,
-// and param=value. The links are relative, so that the simulator also
+// and param=value (nothing for param ""). The links are relative, so that the simulator also
 // works mounted under a prefix.
 func formLink(form url.Values) func(param, value string) string {
 	return func(param, value string) string {
@@ -44,7 +39,9 @@ func formLink(form url.Values) func(param, value string) string {
 				v[k] = vs
 			}
 		}
-		v.Set(param, value)
+		if param != "" {
+			v.Set(param, value)
+		}
 		return "authorize?" + v.Encode()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -114,6 +113,9 @@ func (q *QQ) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !hangUp(w) {
 			w.WriteHeader(http.StatusBadGateway)
 		}
+		return
+	}
+	if serveAvatar(w, r, q.opts.Persons) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -243,31 +245,8 @@ func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int, msg stri
 
 // errorPage is QQ's error page on the authorize path: no redirect.
 func (q *QQ) errorPage(w http.ResponseWriter, code int, msg string) {
-	writePage(w, http.StatusOK, qqPageTmpl, "error", map[string]any{"Code": code, "Message": msg})
+	writePage(w, http.StatusOK, pageTmpl, "qq-error", map[string]any{"Code": code, "Message": msg})
 }
-
-var qqPageTmpl = template.Must(template.New("qq").Parse(`
-{{define "picker"}}<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ登录</title>
-{{if .Mobile}}<meta name="viewport" content="width=device-width, initial-scale=1">{{end}}</head>
-<body data-provider="qq" data-display="{{.Display}}">
-<h1>QQ帐号登录 · {{.AppID}}</h1>
-<p>选择要登录的QQ帐号 (sandbox):</p>
-<ul>
-{{range .Persons}}<li><a data-person="{{.ID}}" href="{{.Href}}"><img src="{{.Avatar}}" alt="" width="40" height="40"> {{.Name}}</a></li>
-{{end}}</ul>
-<p><a data-deny href="{{.DenyHref}}">取消</a></p>
-</body></html>
-{{end}}
-{{define "error"}}<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ互联</title></head>
-<body data-provider="qq"><h1>很抱歉，出错了</h1>
-<p data-error-code="{{.Code}}">错误码：{{.Code}}</p><p>描述：{{.Message}}</p></body></html>
-{{end}}
-{{define "closed"}}<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>QQ登录</title></head>
-<body data-provider="qq" data-cancelled><p>登录已取消，窗口已关闭。</p></body></html>
-{{end}}`))
 
 // authorize checks the request as QQ does and shows the person picker;
 // a picked person is redirected with a code, a cancel gets nothing back
@@ -298,7 +277,7 @@ func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Get(denyParam) != "" {
-		writePage(w, http.StatusOK, qqPageTmpl, "closed", nil)
+		q.closed(w, r, redirectURI)
 		return
 	}
 	if id := f.Get(personParam); id != "" {
@@ -313,13 +292,25 @@ func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
 	q.picker(w, r, app)
 }
 
+// closed is what stays of QQ's window after a cancel on a computer: the
+// real QQ closes it and tells the app nothing. The sandbox's page says
+// so, and offers the picker again and the way back to the site.
+func (q *QQ) closed(w http.ResponseWriter, r *http.Request, redirectURI string) {
+	data := map[string]any{"RetryHref": formLink(r.Form)("", "")}
+	if u, err := url.Parse(redirectURI); err == nil && u.Host != "" {
+		data["BackHref"] = u.Scheme + "://" + u.Host + "/"
+		data["BackHost"] = u.Host
+	}
+	writePage(w, http.StatusOK, pageTmpl, "qq-closed", data)
+}
+
 func (q *QQ) picker(w http.ResponseWriter, r *http.Request, app *QQApp) {
-	persons, deny := pickerLinks(q.opts.Persons, qqHTTP, formLink(r.Form))
+	persons, deny := pickerLinks(q.opts.Persons, func(p Person) string { return qqHTTP(avatarURL(r, p)) }, formLink(r.Form))
 	display := r.Form.Get("display")
 	if display == "" {
 		display = "pc"
 	}
-	writePage(w, http.StatusOK, qqPageTmpl, "picker", map[string]any{
+	writePage(w, http.StatusOK, pageTmpl, "qq-picker", map[string]any{
 		"AppID": app.ClientID, "Display": display, "Mobile": display == "mobile",
 		"Persons": persons, "DenyHref": deny,
 	})
@@ -500,7 +491,7 @@ func (q *QQ) userInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	openID := q.OpenID(g.app.ClientID, g.person.ID)
 	qzone := "http://qzapp.qlogo.cn/qzapp/" + g.app.ClientID + "/" + openID + "/"
-	avatar := qqHTTP(g.person.Avatar)
+	avatar := qqHTTP(avatarURL(r, g.person))
 	sep := "?"
 	if strings.Contains(avatar, "?") {
 		sep = "&"

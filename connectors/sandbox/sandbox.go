@@ -18,16 +18,20 @@ import (
 type Person struct {
 	ID     string // stable, [a-z0-9]+, used in data-person attributes
 	Name   string // nickname as the provider shows it
-	Avatar string // avatar URL
+	// Avatar is the avatar URL the provider hands out; "": the
+	// simulator's own generated picture (/sandbox/avatar/ID.svg on the
+	// host the request came to), so that nothing is loaded from
+	// elsewhere.
+	Avatar string
 }
 
 // DefaultPersons returns the three test persons every simulator knows
-// by default: alice, bob and carol.
+// by default: alice, bob and carol, with the simulator's own avatars.
 func DefaultPersons() []Person {
 	return []Person{
-		{ID: "alice", Name: "爱丽丝", Avatar: "https://sandbox.example/avatars/alice.png"},
-		{ID: "bob", Name: "小波", Avatar: "https://sandbox.example/avatars/bob.png"},
-		{ID: "carol", Name: "卡罗尔", Avatar: "https://sandbox.example/avatars/carol.png"},
+		{ID: "alice", Name: "爱丽丝"},
+		{ID: "bob", Name: "小波"},
+		{ID: "carol", Name: "卡罗尔"},
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"net/url"
@@ -444,6 +443,9 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.mu.Lock()
 	w.calls[r.URL.Path]++
 	w.mu.Unlock()
+	if serveAvatar(rw, r, w.persons) {
+		return
+	}
 	switch r.URL.Path {
 	case "/connect/qrconnect":
 		w.authorize(rw, r, false)
@@ -746,7 +748,7 @@ func (w *WeChat) userInfo(rw http.ResponseWriter, r *http.Request) {
 	rep := wechatUserInfoReply{
 		OpenID:     w.openID(tok.appID, tok.person, false),
 		Nickname:   p.Name,
-		HeadImgURL: p.Avatar,
+		HeadImgURL: avatarURL(r, p),
 		Privilege:  []string{},
 		UnionID:    w.unionID(tok.appID, tok.person, "snsapi_userinfo", false),
 	}
@@ -1208,43 +1210,23 @@ func wechatRedirect(u *url.URL, params url.Values) string {
 	return v.String()
 }
 
-var wechatPageTmpl = template.Must(template.New("wechat").Parse(`<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>body{font-family:sans-serif;background:#ededed;margin:0;padding:2em;text-align:center}
-main{background:#fff;max-width:22em;margin:auto;padding:1.5em;border-radius:8px}
-a.person{display:flex;align-items:center;gap:.8em;padding:.6em;margin:.4em 0;border:1px solid #ddd;border-radius:6px;color:#111;text-decoration:none}
-a.person:hover{background:#f3fff3}img{width:40px;height:40px;border-radius:4px;background:#ccc}
-a.deny{display:block;margin-top:1em;color:#576b95}.error{color:#c00}</style></head>
-<body><main>
-{{if .Error}}<h1 class="error" data-wechat-error="{{.Code}}">{{.Title}}</h1><p>{{.Error}}</p>{{if .Code}}<p>错误码 {{.Code}}</p>{{end}}
-{{else}}<h1>{{.Title}}</h1><p>{{.Hint}}</p>
-{{range .Persons}}<a class="person" data-person="{{.ID}}" href="{{.Href}}"><img src="{{.Avatar}}" alt=""><span>{{.Name}}</span></a>
-{{end}}<a class="deny" data-deny href="{{.DenyHref}}">拒绝 (deny)</a>{{end}}
-<p><small>WeChat sandbox</small></p></main></body></html>
-`))
-
 func (w *WeChat) picker(rw http.ResponseWriter, r *http.Request, mp bool) {
 	// Appended to the query as it came: the Official Account page checks
 	// the order of its parameters.
 	base := r.URL.Path + "?" + r.URL.RawQuery
-	persons, deny := pickerLinks(w.persons, nil, func(param, value string) string {
+	persons, deny := pickerLinks(w.persons, func(p Person) string { return avatarURL(r, p) }, func(param, value string) string {
 		return base + "&" + param + "=" + url.QueryEscape(value)
 	})
+	q := r.URL.Query()
 	data := struct {
-		Title, Hint, Error, Code, DenyHref string
-		Persons                            []pickerPerson
-	}{
-		Title:    "微信登录",
-		Hint:     "Sandbox: choose who scans the QR code.",
-		DenyHref: deny,
-		Persons:  persons,
-	}
+		AppID, Scope, DenyHref string
+		Persons                []pickerPerson
+	}{AppID: q.Get("appid"), Scope: q.Get("scope"), DenyHref: deny, Persons: persons}
+	name := "wechat-qr"
 	if mp {
-		data.Title = "微信网页授权"
-		data.Hint = "Sandbox: choose who is using WeChat."
+		name = "wechat-oauth"
 	}
-	writePage(rw, http.StatusOK, wechatPageTmpl, wechatPageTmpl.Name(), data)
+	writePage(rw, http.StatusOK, pageTmpl, name, data)
 }
 
 // errorPage is what WeChat shows instead of redirecting: HTTP 200 and a
@@ -1254,5 +1236,5 @@ func (w *WeChat) errorPage(rw http.ResponseWriter, mp bool, code, msg string) {
 	if mp {
 		title = "Oops! Something went wrong:("
 	}
-	writePage(rw, http.StatusOK, wechatPageTmpl, wechatPageTmpl.Name(), struct{ Title, Error, Code string }{title, msg, code})
+	writePage(rw, http.StatusOK, pageTmpl, "wechat-error", struct{ Title, Error, Code string }{title, msg, code})
 }

@@ -321,8 +321,9 @@ func TestWeChatTokenAndProfileWireShape(t *testing.T) {
 		t.Errorf("token ids %s", tok.raw)
 	}
 	info := e.get(t, "/sns/userinfo", url.Values{"access_token": {tok.str("access_token")}, "openid": {tok.str("openid")}})
-	if !strings.Contains(info.raw, `"headimgurl":"https:\/\/sandbox.example\/avatars\/alice.png"`) {
-		t.Errorf("slashes not escaped: %s", info.raw)
+	// The simulator's own avatar, on its own host; slashes escaped as WeChat does.
+	if want := strings.ReplaceAll(sandbox.AvatarURL(e.srv.URL, "alice"), "/", `\/`); !strings.Contains(info.raw, `"headimgurl":"`+want+`"`) {
+		t.Errorf("headimgurl is not the simulator's avatar %s with slashes escaped: %s", want, info.raw)
 	}
 	if !strings.Contains(info.raw, `"sex":0`) || !strings.Contains(info.raw, `"province":""`) || !strings.Contains(info.raw, `"country":""`) {
 		t.Errorf("sex/region not blanked: %s", info.raw)

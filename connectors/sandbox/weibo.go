@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -138,6 +137,9 @@ func (wb *Weibo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if serveAvatar(w, r, wb.opts.Persons) {
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		wb.apiError(w, r, 10008, "")
 		return
@@ -267,29 +269,10 @@ func (wb *Weibo) app(clientID string) (*WeiboApp, bool) {
 	return nil, false
 }
 
-var weiboPageTmpl = template.Must(template.New("weibo").Parse(`
-{{define "picker"}}<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>微博-应用授权</title>
-{{if .Mobile}}<meta name="viewport" content="width=device-width, initial-scale=1">{{end}}</head>
-<body data-provider="weibo" data-display="{{.Display}}">
-<h1>授权 {{.AppKey}} 访问你的微博帐号</h1>
-<p>选择要登录的微博帐号 (sandbox):</p>
-<ul>
-{{range .Persons}}<li><a data-person="{{.ID}}" href="{{.Href}}"><img src="{{.Avatar}}" alt="" width="50" height="50"> {{.Name}}</a></li>
-{{end}}</ul>
-<p><a data-deny href="{{.DenyHref}}">取消</a></p>
-</body></html>
-{{end}}
-{{define "error"}}<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>微博-出错了</title></head>
-<body data-provider="weibo"><h1>出错了</h1>
-<p data-error-code="{{.Code}}">错误码：{{.Code}}</p><p>{{.Error}}</p></body></html>
-{{end}}`))
-
 // errorPage is Weibo's own error page, for errors it cannot redirect.
 func (wb *Weibo) errorPage(w http.ResponseWriter, code int) {
 	msg, _ := weiboErrorInfo(code)
-	writePage(w, http.StatusBadRequest, weiboPageTmpl, "error", map[string]any{"Code": code, "Error": msg})
+	writePage(w, http.StatusBadRequest, pageTmpl, "weibo-error", map[string]any{"Code": code, "Error": msg})
 }
 
 // authorize (GET or POST) checks the app and the redirect_uri, then shows
@@ -340,12 +323,12 @@ func (wb *Weibo) authorize(w http.ResponseWriter, r *http.Request) {
 		wb.redirect(w, r, redirectURI, url.Values{"code": {code}})
 		return
 	}
-	persons, deny := pickerLinks(wb.opts.Persons, nil, formLink(f))
+	persons, deny := pickerLinks(wb.opts.Persons, func(p Person) string { return avatarURL(r, p) }, formLink(f))
 	display := f.Get("display")
 	if display == "" {
 		display = "default"
 	}
-	writePage(w, http.StatusOK, weiboPageTmpl, "picker", map[string]any{
+	writePage(w, http.StatusOK, pageTmpl, "weibo-picker", map[string]any{
 		"AppKey": app.ClientID, "Display": display, "Mobile": display == "mobile",
 		"Persons": persons, "DenyHref": deny,
 	})
@@ -526,6 +509,7 @@ func (wb *Weibo) usersShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uid := wb.UID(person.ID)
+	avatar := avatarURL(r, person)
 	fields := []struct {
 		k string
 		v any
@@ -533,12 +517,12 @@ func (wb *Weibo) usersShow(w http.ResponseWriter, r *http.Request) {
 		{"id", json.RawMessage(uid)}, {"idstr", uid}, {"class", 1},
 		{"screen_name", person.Name}, {"name", person.Name}, {"province", "11"}, {"city", "5"},
 		{"location", "北京 朝阳区"}, {"description", ""}, {"url", ""},
-		{"profile_image_url", person.Avatar}, {"profile_url", "u/" + uid}, {"domain", ""}, {"weihao", ""},
+		{"profile_image_url", avatar}, {"profile_url", "u/" + uid}, {"domain", ""}, {"weihao", ""},
 		{"gender", "n"}, {"followers_count", 0}, {"friends_count", 0}, {"statuses_count", 0},
 		{"favourites_count", 0}, {"created_at", "Wed Jan 04 18:36:27 +0800 2012"}, {"following", false},
 		{"allow_all_act_msg", false}, {"geo_enabled", true}, {"verified", false}, {"verified_type", -1},
 		{"remark", ""}, {"ptype", 0}, {"allow_all_comment", true},
-		{"avatar_large", person.Avatar}, {"avatar_hd", person.Avatar},
+		{"avatar_large", avatar}, {"avatar_hd", avatar},
 		{"verified_reason", ""}, {"follow_me", false}, {"online_status", 0}, {"bi_followers_count", 0},
 		{"lang", "zh-cn"}, {"star", 0}, {"mbtype", 0}, {"mbrank", 0}, {"block_word", 0}, {"block_app", 0},
 		{"credit_score", 80},

@@ -274,7 +274,7 @@ func TestWeiboUIDsAreStringsAndIDsDefeatFloatParsing(t *testing.T) {
 			t.Errorf("profile of %s does not have id %s as a number and idstr as a string: %s", p.ID, uid, body)
 		}
 		m := qqDecode(t, body)
-		if m["screen_name"] != p.Name || m["gender"] != "n" || m["avatar_hd"] != p.Avatar {
+		if m["screen_name"] != p.Name || m["gender"] != "n" || m["avatar_hd"] != AvatarURL(e.srv.URL, p.ID) {
 			t.Errorf("profile of %s: %v", p.ID, m)
 		}
 		var asFloat struct{ ID float64 }

@@ -94,7 +94,7 @@ func TestWebLoginYieldsProfileAndUnionID(t *testing.T) {
 	}
 	want := connectors.Identity{
 		Subject: e.sim.OpenID(appWeb, "alice"), UnionID: e.sim.UnionID("alice"),
-		DisplayName: "爱丽丝", Picture: "https://sandbox.example/avatars/alice.png", RealProfile: true,
+		DisplayName: "爱丽丝", Picture: sandbox.AvatarURL(e.srv.URL, "alice"), RealProfile: true,
 	}
 	if id.Subject != want.Subject || id.UnionID != want.UnionID || id.DisplayName != want.DisplayName ||
 		id.Picture != want.Picture || !id.RealProfile || id.Secret != nil {

@@ -178,8 +178,8 @@ func TestLoginYieldsTheStringUIDAndProfile(t *testing.T) {
 	}
 	bob := person(t, "bob")
 	if id.Subject != e.sim.UID("bob") || id.Subject != "9007199254740993" || id.UnionID != "" ||
-		id.DisplayName != bob.Name || id.Picture != bob.Avatar || !id.RealProfile || id.Secret != nil {
-		t.Errorf("identity %+v, want uid %s, %s, %s", id, e.sim.UID("bob"), bob.Name, bob.Avatar)
+		id.DisplayName != bob.Name || id.Picture != sandbox.AvatarURL(e.srv.URL, "bob") || !id.RealProfile || id.Secret != nil {
+		t.Errorf("identity %+v, want uid %s, %s, %s", id, e.sim.UID("bob"), bob.Name, sandbox.AvatarURL(e.srv.URL, "bob"))
 	}
 	want := "oauth2/access_token=ok oauth2/get_token_info=ok 2/users/show.json=ok"
 	if got := strings.Join(e.rec.observed, " "); got != want {
