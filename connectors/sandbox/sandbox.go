@@ -16,8 +16,8 @@ import (
 // Person is a simulated end user, shared by every simulator: the same
 // person can log in at WeChat, QQ and Weibo.
 type Person struct {
-	ID     string // stable, [a-z0-9]+, used in data-person attributes
-	Name   string // nickname as the provider shows it
+	ID   string // stable, [a-z0-9]+, used in data-person attributes
+	Name string // nickname as the provider shows it
 	// Avatar is the avatar URL the provider hands out; "": the
 	// simulator's own generated picture (/sandbox/avatar/ID.svg on the
 	// host the request came to), so that nothing is loaded from
