@@ -9,6 +9,7 @@ import (
 
 	"github.com/qiaoidp/qiao/internal/e2e/browser"
 	"github.com/qiaoidp/qiao/internal/exampleapp"
+	"github.com/qiaoidp/qiao/internal/pagecheck"
 )
 
 // TestExampleAppSignsInRefreshesAndSignsOut drives the demo's relying
@@ -195,5 +196,67 @@ func TestExampleAppShowsTheBrokersErrors(t *testing.T) {
 	}
 	if app.RedirectURL() != appURL+"/callback" {
 		t.Errorf("RedirectURL = %q", app.RedirectURL())
+	}
+}
+
+// TestExampleAppErrorsArePagesWithAWayBack: every error of the app itself
+// is a styled HTML page with the status, what went wrong and a link back
+// to the home page, and references no host off the machine.
+func TestExampleAppErrorsArePagesWithAWayBack(t *testing.T) {
+	appLn := listen(t)
+	appURL := "http://" + appLn.Addr().String()
+	s := newStack(t, stackOptions{extraClients: `
+  - id: example-app
+    secret: example-secret
+    redirect_uris: ["` + appURL + `/callback"]
+`})
+	app, err := exampleapp.New(context.Background(), exampleapp.Config{
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Connectors: []exampleapp.Connector{{ID: "qq", Name: "QQ"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, appLn, app)
+
+	for _, tc := range []struct {
+		name, method, path string
+		status             int
+		want               string
+	}{
+		{"an unknown connector", "GET", "/login?connector=nope", 400, `connector "nope"`},
+		{"a page that does not exist", "GET", "/nowhere", 404, "no page at /nowhere"},
+		{"a callback without a session", "GET", "/callback?code=x&state=y", 400, "no session at the app"},
+		{"a form without a session", "POST", "/refresh", 400, "no session at the app"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := browser.New(nil) // a fresh browser: no cookies
+			var page *browser.Page
+			var err error
+			if tc.method == "POST" {
+				page, err = br.PostForm(appURL+tc.path, url.Values{"csrf": {"x"}})
+			} else {
+				page, err = br.Get(appURL + tc.path)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Status != tc.status || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("HTTP %d, %q; want %d and an HTML page", page.Status, page.Header.Get("Content-Type"), tc.status)
+			}
+			errs, _ := page.Elements("p", "data-error")
+			if len(errs) != 1 || !strings.Contains(errs[0].Text, tc.want) {
+				t.Errorf("error text %v, want %q; body %.400s", errs, tc.want, page.Body)
+			}
+			if home, err := page.Link("data-action", "home"); err != nil || home.Href != appURL+"/" {
+				t.Errorf("no way back home: %v %v", home, err)
+			}
+			if !strings.Contains(page.Body, "<style>") || !strings.Contains(page.Body, `data-app-error="`) {
+				t.Errorf("not the app's styled error page: %.300s", page.Body)
+			}
+			if ext := pagecheck.ExternalURLs(page.Body); len(ext) > 0 {
+				t.Errorf("the error page references hosts off the machine: %q", ext)
+			}
+		})
 	}
 }

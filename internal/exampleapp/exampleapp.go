@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.mux.HandleFunc("GET /callback", a.callback)
 	a.mux.HandleFunc("POST /refresh", a.refresh)
 	a.mux.HandleFunc("POST /logout", a.logout)
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		errorPage(w, http.StatusNotFound, "There is no page at "+r.URL.Path+" in this app.")
+	})
 	return a, nil
 }
 
@@ -236,6 +240,9 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 	}
 	if t := s.tokens; t != nil {
 		data.SignedIn = true
+		data.Name, _ = t.claims["name"].(string)
+		data.Picture, _ = t.claims["picture"].(string)
+		data.IdP, _ = t.claims["idp"].(string)
 		data.Claims = claimRows(t.claims)
 		data.RawClaims = prettyJSON(t.claims)
 		data.Refreshed = t.refreshed
@@ -252,7 +259,7 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	connector := r.URL.Query().Get("connector")
 	if connector != "" && !a.knows(connector) {
-		http.Error(w, "unknown connector", http.StatusBadRequest)
+		errorPage(w, http.StatusBadRequest, "This app has no sign-in button for connector "+strconv.Quote(connector)+".")
 		return
 	}
 	s := a.sessionOf(w, r, true)
@@ -265,7 +272,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(s.pending) >= 20 {
 		a.mu.Unlock()
-		http.Error(w, "too many sign-ins in progress; please finish one or wait", http.StatusTooManyRequests)
+		errorPage(w, http.StatusTooManyRequests, "Too many sign-ins are in progress in this browser: finish one, or wait ten minutes.")
 		return
 	}
 	s.pending[state] = p
@@ -292,7 +299,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s := a.sessionOf(w, r, false)
 	if s == nil {
-		http.Error(w, "no session at the app: start the sign-in again from the home page", http.StatusBadRequest)
+		errorPage(w, http.StatusBadRequest, "This browser has no session at the app (were cookies cleared, or the app restarted?): start the sign-in again from the home page.")
 		return
 	}
 	state := q.Get("state")
@@ -430,11 +437,11 @@ func (a *App) postSession(w http.ResponseWriter, r *http.Request) *session {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	s := a.sessionOf(w, r, false)
 	if s == nil {
-		http.Error(w, "no session at the app", http.StatusBadRequest)
+		errorPage(w, http.StatusBadRequest, "This browser has no session at the app (were cookies cleared, or the app restarted?).")
 		return nil
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.csrf)) != 1 {
-		http.Error(w, "this form has expired: reload the page", http.StatusBadRequest)
+		errorPage(w, http.StatusBadRequest, "This form has expired: go back to the home page and try again.")
 		return nil
 	}
 	return s
@@ -525,6 +532,9 @@ type pageData struct {
 	Notice       string
 	Error        string
 	SignedIn     bool
+	Name         string // the name claim, if any
+	Picture      string // the picture claim, if any
+	IdP          string // the connector of the sign-in
 	Claims       []claimRow
 	RawClaims    string
 	Refreshed    int
@@ -536,50 +546,112 @@ type pageData struct {
 func render(w http.ResponseWriter, status int, data pageData) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The app's pages load nothing from anywhere: inline style only,
+	// images (avatars) from wherever the provider serves them.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' http: https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
-	_ = pageTmpl.Execute(w, data)
+	_ = pageTmpl.ExecuteTemplate(w, "home", data)
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Example App · Qiao demo</title>
+// errorPage is the app's own error page: what went wrong and the way
+// back to the home page, never a bare line of text.
+func errorPage(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	_ = pageTmpl.ExecuteTemplate(w, "error", struct {
+		Status  int
+		Title   string
+		Message string
+	}{status, http.StatusText(status), msg})
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`
+{{define "head"}}<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{font-family:system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;color:#222}
-.buttons a,.buttons button{display:inline-block;margin:.3em .4em .3em 0;padding:.6em 1em;border:1px solid #999;border-radius:6px;background:#f7f7f7;color:#111;text-decoration:none;font-size:1em;cursor:pointer}
-.buttons a:hover,.buttons button:hover{background:#eef}
-.notice{background:#eaffea;border:1px solid #9c9;padding:.6em;border-radius:6px}
-.error{background:#ffecec;border:1px solid #d99;padding:.6em;border-radius:6px}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
-td.v{font-family:monospace;word-break:break-all}small{color:#666}
-pre{background:#f4f4f4;padding:1em;overflow:auto}form{display:inline}
-</style></head>
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI","PingFang SC","Noto Sans CJK SC",sans-serif;color:#1f2328;background:#f6f7f9}
+.top{background:#1f2a44;color:#fff}
+.top div{max-width:60em;margin:0 auto;padding:.7em 1em;display:flex;align-items:center;gap:.8em;flex-wrap:wrap}
+.logo{width:30px;height:30px;border-radius:8px;background:#f0b429;color:#1f2a44;font-weight:800;display:grid;place-items:center}
+.top strong{font-size:17px}.top small{color:#c9d1e3}
+main{max-width:60em;margin:0 auto;padding:1em}
+.card{background:#fff;border:1px solid #dfe3ea;border-radius:10px;padding:1em 1.2em;margin:0 0 1em}
+h1{font-size:22px;margin:.1em 0 .4em}h2{font-size:17px;margin:.2em 0 .6em}
+.buttons{display:flex;flex-wrap:wrap;gap:.5em;margin:.4em 0}
+.buttons a,.buttons button{display:inline-flex;align-items:center;gap:.4em;padding:.55em 1em;border:1px solid #b7c0cf;border-radius:8px;background:#fff;color:#1f2328;text-decoration:none;font:inherit;cursor:pointer}
+.buttons a:hover,.buttons button:hover{background:#eef2ff;border-color:#5b6fd6}
+.buttons .primary{background:#2f45b5;border-color:#2f45b5;color:#fff}.buttons .primary:hover{background:#24379a}
+a:focus-visible,button:focus-visible{outline:3px solid #f0b429;outline-offset:2px}
+.notice{background:#e8f7ee;border:1px solid #8fd0a8;padding:.6em .8em;border-radius:8px;margin:0 0 1em}
+.error{background:#fdecec;border:1px solid #e6a3a3;padding:.6em .8em;border-radius:8px;margin:0 0 1em}
+.who{display:flex;align-items:center;gap:.8em}.who img{width:48px;height:48px;border-radius:8px;background:#dfe3ea}
+.who .name{font-size:18px;font-weight:600}.muted{color:#57606a;font-size:13px}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e5e8ee;padding:.35em .5em;text-align:left;vertical-align:top}
+td.v{font-family:ui-monospace,monospace;word-break:break-all}
+pre{background:#f3f4f6;padding:1em;overflow:auto;border-radius:8px}form{display:inline}
+details summary{cursor:pointer;color:#2f45b5}
+code{font-family:ui-monospace,monospace;font-size:.92em}
+</style>{{end}}
+
+{{define "bar"}}<header class="top"><div><span class="logo" aria-hidden="true">E</span><strong>Example App</strong><small>a relying party of the Qiao demo</small></div></header>{{end}}
+
+{{define "home"}}<!DOCTYPE html>
+<html lang="en"><head>{{template "head"}}<title>Example App · Qiao demo</title></head>
 <body>
-<h1>Example App</h1>
-<p><small>A relying party of the Qiao broker at <code>{{.Issuer}}</code>, using go-oidc and x/oauth2 (authorization code + PKCE).</small></p>
+{{template "bar"}}
+<main>
 {{if .Notice}}<p class="notice" role="status" data-notice>{{.Notice}}</p>{{end}}
 {{if .Error}}<p class="error" role="alert" data-error>{{.Error}}</p>{{end}}
 {{if .SignedIn}}
-<h2>Signed in</h2>
-<p>Signed in or refreshed at {{.When}}; the access token expires at {{.AccessExpiry}}.{{if .Refreshed}} Refreshed {{.Refreshed}} time(s).{{end}}</p>
-<table data-claims>
-<tr><th>Claim</th><th>Value</th><th>Meaning</th></tr>
-{{range .Claims}}<tr data-claim="{{.Name}}"><td><code>{{.Name}}</code></td><td class="v">{{.Value}}</td><td><small>{{.Meaning}}</small></td></tr>
-{{end}}</table>
-<h3>The verified ID token's claims, as JSON</h3>
-<pre data-raw-claims>{{.RawClaims}}</pre>
+<section class="card" aria-labelledby="signed-in">
+<div class="who">{{if .Picture}}<img src="{{.Picture}}" alt="">{{end}}<div><h1 id="signed-in" class="name">{{if .Name}}{{.Name}}{{else}}Signed in{{end}}</h1>
+<p class="muted">through <code>{{.IdP}}</code> · signed in or refreshed at {{.When}}; the access token expires at {{.AccessExpiry}}.{{if .Refreshed}} Refreshed {{.Refreshed}} time(s).{{end}}</p></div></div>
 <div class="buttons">
 {{if .HasRefresh}}<form method="post" action="/refresh"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" data-action="refresh">Refresh tokens</button></form>{{end}}
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" data-action="logout">Log out</button></form>
 <a href="{{.Account}}" data-action="account">Manage bound accounts</a>
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" class="primary" data-action="logout">Log out</button></form>
 </div>
+</section>
+<section class="card" aria-labelledby="claims">
+<h2 id="claims">The verified ID token's claims</h2>
+<table data-claims>
+<tr><th>Claim</th><th>Value</th><th>Meaning</th></tr>
+{{range .Claims}}<tr data-claim="{{.Name}}"><td><code>{{.Name}}</code></td><td class="v">{{.Value}}</td><td class="muted">{{.Meaning}}</td></tr>
+{{end}}</table>
+<details><summary>The same claims as JSON</summary>
+<pre data-raw-claims>{{.RawClaims}}</pre></details>
+</section>
 {{else}}
-<h2>Sign in</h2>
+<section class="card" aria-labelledby="sign-in">
+<h1 id="sign-in">Sign in</h1>
 <div class="buttons">
 {{range .Connectors}}<a href="/login?connector={{.ID}}" data-login="{{.ID}}">Sign in with {{.Name}}</a>
-{{end}}<a href="/login" data-login="">Choose at the broker…</a>
+{{end}}<a class="primary" href="/login" data-login="">Choose at the broker…</a>
 </div>
-<p><small>Each button is an authorization request with <code>connector_id</code>; the last one has none, so the broker shows its chooser.
-The broker's account page: <a href="{{.Account}}">{{.Account}}</a>.</small></p>
+<p class="muted">Each button is an authorization request with <code>connector_id</code>; the last one has none, so the broker shows its chooser.</p>
+</section>
+<section class="card">
+<p class="muted">This app uses go-oidc and x/oauth2 (authorization code + PKCE) against the Qiao broker at <code>{{.Issuer}}</code>.
+The broker's account page: <a href="{{.Account}}">{{.Account}}</a>.</p>
+</section>
 {{end}}
+</main>
 </body></html>
+{{end}}
+
+{{define "error"}}<!DOCTYPE html>
+<html lang="en"><head>{{template "head"}}<title>{{.Title}} · Example App</title></head>
+<body data-app-error="{{.Status}}">
+{{template "bar"}}
+<main>
+<section class="card">
+<h1>{{.Title}}</h1>
+<p class="error" role="alert" data-error>{{.Message}}</p>
+<div class="buttons"><a class="primary" href="/" data-action="home">Back to the Example App</a></div>
+</section>
+</main>
+</body></html>
+{{end}}
 `))
