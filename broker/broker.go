@@ -296,7 +296,11 @@ func (b *Broker) Handler() http.Handler {
 	s := r.PathPrefix(b.prefix + "/").Subrouter()
 	if b.prefix == "" {
 		s = r
+	} else {
+		// The issuer as written, without the slash: its home page.
+		r.Handle(b.prefix, http.RedirectHandler(b.prefix+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	}
+	s.HandleFunc("/", b.handleHome).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/.well-known/openid-configuration", b.handleDiscovery).Methods(http.MethodGet)
 	s.HandleFunc("/keys", b.handleJWKS).Methods(http.MethodGet)
 	s.HandleFunc("/auth", b.handleAuthorize).Methods(http.MethodGet, http.MethodPost)

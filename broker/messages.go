@@ -25,6 +25,7 @@ const (
 	msgBadLogoutRedirect msgID = "bad_logout_redirect"
 	msgSignedOutTitle    msgID = "signed_out_title"
 	msgSignedOut         msgID = "signed_out"
+	msgHomeTitle         msgID = "home_title"
 	msgChooseTitle       msgID = "choose_title"
 	msgChooseLead        msgID = "choose_lead"
 	msgNoConnectors      msgID = "no_connectors"
@@ -93,6 +94,12 @@ var catalog = map[string]map[msgID]string{
 		msgBadLogoutRedirect: "The sign-out redirect address is not registered for this application.",
 		msgSignedOutTitle:    "Signed out",
 		msgSignedOut:         "You have signed out. You can close this page.",
+		msgHomeTitle:         "Qiao sign-in service",
+		"home_lead":          "Apps send you here to sign in with WeChat, QQ or Weibo: this service checks who you are with the provider and tells the app, which never sees your password. There is nothing to do here unless an app sent you.",
+		"home_issuer":        "OpenID Connect issuer",
+		"home_account":       "Your account: bound WeChat, QQ and Weibo",
+		"home_discovery":     "Discovery document (for developers)",
+		"home_developers":    "Developers: point any OpenID Connect client library at the issuer above; the discovery document lists the endpoints, scopes and keys.",
 		msgChooseTitle:       "Sign in",
 		msgChooseLead:        "Choose how to sign in to",
 		msgNoConnectors:      "No sign-in method is available for this application in this browser.",
@@ -159,6 +166,12 @@ var catalog = map[string]map[msgID]string{
 		msgBadLogoutRedirect: "退出后跳转地址未在该应用中登记。",
 		msgSignedOutTitle:    "已退出",
 		msgSignedOut:         "您已退出登录，可以关闭此页面。",
+		msgHomeTitle:         "Qiao 登录服务",
+		"home_lead":          "应用会把您带到这里，用微信、QQ 或微博登录：本服务向登录平台确认您的身份后告知应用，应用看不到您的密码。如果不是应用把您带来的，这里无需操作。",
+		"home_issuer":        "OpenID Connect 签发者",
+		"home_account":       "我的帐号：已绑定的微信、QQ 和微博",
+		"home_discovery":     "发现文档（供开发者）",
+		"home_developers":    "开发者：把任何 OpenID Connect 客户端库指向上面的签发者地址即可；发现文档列出了各端点、scope 和密钥。",
 		msgChooseTitle:       "登录",
 		msgChooseLead:        "选择登录方式，登录",
 		msgNoConnectors:      "在此浏览器中，该应用没有可用的登录方式。",

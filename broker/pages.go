@@ -87,6 +87,8 @@ type pageData struct {
 	CSRF   string
 	// account
 	Account *accountView
+	// home
+	Issuer, AccountURL, DiscoveryURL string
 }
 
 type choice struct {
@@ -268,5 +270,17 @@ func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite
 	b.render(w, r, http.StatusOK, "consent.html", pageData{
 		Title: msgConsentTitle, Client: c.Name, Scopes: scopes, Hidden: hidden,
 		Action: b.url("/auth"), CSRF: b.consentToken(s, c),
+	})
+}
+
+// handleHome serves GET {issuer}/: what this service is, the way to the
+// account page, and the discovery document, rather than a 404 at the
+// address the banner and the apps name.
+func (b *Broker) handleHome(w http.ResponseWriter, r *http.Request) {
+	b.render(w, r, http.StatusOK, "home.html", pageData{
+		Title:        msgHomeTitle,
+		Issuer:       b.issuerString(),
+		AccountURL:   b.url("/account"),
+		DiscoveryURL: b.url("/.well-known/openid-configuration"),
 	})
 }
