@@ -5,6 +5,7 @@
 package pagecheck
 
 import (
+	"html"
 	"net"
 	"net/url"
 	"regexp"
@@ -18,6 +19,8 @@ var urlRE = regexp.MustCompile(`(?i)(?:https?:)?//[^\s"'<>()\\,;]+`)
 // ExternalURLs returns the URLs in page that name a host other than
 // 127.0.0.0/8, ::1 or localhost, in order, each once.
 func ExternalURLs(page string) []string {
+	// Entities first: "&#34;http://x&#34;" is the text "http://x".
+	page = html.UnescapeString(page)
 	var out []string
 	seen := map[string]bool{}
 	for _, loc := range urlRE.FindAllStringIndex(page, -1) {
@@ -44,7 +47,7 @@ func Loopback(raw string) bool {
 	if strings.HasPrefix(raw, "//") {
 		raw = "http:" + raw
 	}
-	u, err := url.Parse(strings.ReplaceAll(raw, "&amp;", "&"))
+	u, err := url.Parse(raw)
 	if err != nil {
 		return false
 	}

@@ -17,6 +17,7 @@ func TestExternalURLsFindsEveryOutsideReferenceAndOnlyThose(t *testing.T) {
 		{"css url and import", `<style>@import "https://fonts.example/f.css";b{background:url(http://img.example/b.png)}</style>`, []string{"https://fonts.example/f.css", "http://img.example/b.png"}},
 		{"an svg namespace", `<svg xmlns="http://www.w3.org/2000/svg"></svg>`, []string{"http://www.w3.org/2000/svg"}},
 		{"in text, once", `see https://qq.example/ and https://qq.example/`, []string{"https://qq.example/"}},
+		{"entity-escaped text", `<pre>&#34;iss&#34;: &#34;http://127.0.0.1:5556&#34;, &#34;pic&#34;: &#34;https://img.example/a&#34;</pre>`, []string{"https://img.example/a"}},
 		{"upper case scheme", `<a href="HTTP://Example.COM/">x</a>`, []string{"HTTP://Example.COM/"}},
 	}
 	for _, tt := range tests {
