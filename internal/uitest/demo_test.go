@@ -141,6 +141,7 @@ func TestDemoClickThroughFromTheExampleApp(t *testing.T) {
 			}[tc.dev]
 			do(t, tab, "opening the example app", dev, chromedp.Navigate(d.appURL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-login=""]`)))
 			browsertest.Screenshot(t, tab, "app-signed-out")
+			aboveTheFold(t, tab, "the example app signed out ("+tc.dev+")", `[data-login=""]`)
 			if tc.chooseAt != "" {
 				click(t, tab, `[data-login=""]`, `[data-connector-id="`+tc.chooseAt+`"]`)
 				if at := location(t, tab); !strings.HasPrefix(at, d.issuer+"/auth?") {
@@ -154,6 +155,7 @@ func TestDemoClickThroughFromTheExampleApp(t *testing.T) {
 			browsertest.Screenshot(t, tab, "provider")
 			click(t, tab, `[data-person="`+tc.person+`"]`, `[data-claim="sub"]`)
 			browsertest.Screenshot(t, tab, "app-signed-in")
+			aboveTheFold(t, tab, "the example app signed in ("+tc.dev+")", `[data-action="refresh"]`, `[data-action="account"]`, `[data-action="logout"]`)
 			if at := location(t, tab); !strings.HasPrefix(at, d.appURL+"/") {
 				t.Errorf("after the login the browser is at %s, want the example app", at)
 			}
