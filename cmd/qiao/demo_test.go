@@ -328,3 +328,22 @@ func TestDemoRefusesBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoSaysWhichPreferredPortWasTaken: with its preferred Weibo port
+// held by someone else, the demo starts on another and the banner says
+// which port was taken and which one it used.
+func TestDemoSaysWhichPreferredPortWasTaken(t *testing.T) {
+	// Hold the port, unless someone already does: taken either way.
+	if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", demoWeiboPort)); err == nil {
+		defer ln.Close()
+	}
+	out := startTestDemo(t, demoOptions{host: "127.0.0.1"})
+	weibo, err := url.Parse(printedURL(out, "Weibo sim:"))
+	if err != nil || weibo.Port() == "" || weibo.Port() == fmt.Sprint(demoWeiboPort) {
+		t.Fatalf("Weibo simulator at %q with its preferred port taken:\n%s", printedURL(out, "Weibo sim:"), out)
+	}
+	want := fmt.Sprintf("note: port %d (Weibo simulator) was taken; using %s", demoWeiboPort, weibo.Port())
+	if !strings.Contains(out, want) {
+		t.Errorf("the banner does not say %q:\n%s", want, out)
+	}
+}
