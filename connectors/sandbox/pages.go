@@ -185,7 +185,7 @@ h1{font-size:17px;font-weight:500;margin:0 0 .2em}h2{font-size:15px;font-weight:
 <main>
 <section>
 <h1>快捷登录</h1>
-<p class="hint">Sandbox: these QQ accounts are “signed in on this computer”; pick one to log in as them.</p>
+<p class="hint">Sandbox: these QQ accounts are “signed in on this {{if .Mobile}}phone{{else}}computer{{end}}”; pick one to log in as them.</p>
 <div class="tiles">
 {{range .Persons}}<a class="person" data-person="{{.ID}}" href="{{.Href}}"><img class="avatar" src="{{.Avatar}}" alt=""><span>{{.Name}}</span><span class="login">授权并登录</span></a>
 {{end}}</div>
