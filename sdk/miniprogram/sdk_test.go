@@ -111,7 +111,8 @@ func TestMiniProgramSDK(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", filepath.Join("test", "sdk.test.js"))
+	// TAP, whatever the Node version's default reporter, for the summary below.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", filepath.Join("test", "sdk.test.js"))
 	cmd.Env = append(os.Environ(), "QIAO_ISSUER="+issuer, "QIAO_WECHAT_URL="+wechat)
 	res, err := cmd.CombinedOutput()
 	if err != nil {
