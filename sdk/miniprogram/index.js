@@ -19,7 +19,9 @@ const EXPIRY_MARGIN_MS = 30 * 1000
 // QiaoError is every failure the SDK reports. kind says what to do:
 //   'busy'           WeChat or the broker is busy: retry later
 //                    (retryAfter: seconds, when the server said)
-//   'login_required' no tokens, or they no longer work: call login() again
+//   'login_required' no tokens, or they no longer work, or (error
+//                    'insufficient_user_authentication') the sign-in is too
+//                    old for the call: call login() again
 //   'network'        no answer (offline, timeout, domain not allowed)
 //   'config'         the broker refused the client's setup (client id,
 //                    connector, scope, request domain): fix the code
@@ -271,6 +273,13 @@ function createClient (options) {
     let token = await accessToken()
     let res = await send(token)
     if (res.statusCode === 401) {
+      const err = errorFromResponse(res, what, true)
+      // A sign-in too old for this call: a refresh keeps its time, only
+      // a new sign-in helps.
+      if (err.error === 'insufficient_user_authentication' || /insufficient_user_authentication/.test(headerValue(res.header, 'WWW-Authenticate'))) {
+        err.error = 'insufficient_user_authentication'
+        throw err
+      }
       token = (await refresh()).access_token
       res = await send(token)
       if (res.statusCode === 401) throw errorFromResponse(res, what, true)
