@@ -214,3 +214,25 @@ test('a client the broker does not know is a config error; no answer is a networ
   const viaEndpoint = createClient({ tokenEndpoint: env.issuer + '/token', clientId: 'x', wx: fakeWx(env, 'alice') })
   assert.equal(viaEndpoint.issuer, env.issuer)
 })
+
+test('a 401 insufficient_user_authentication asks for a new sign-in at once, without a refresh', async () => {
+  // The demo cannot age a sign-in by 15 minutes: this one answer is canned.
+  const a = client('alice')
+  await a.c.login()
+  const realRequest = a.wx.request
+  a.wx.request = opts => {
+    if (!opts.url.endsWith('/aged')) return realRequest(opts)
+    a.wx.requests.push({ url: opts.url, method: opts.method || 'GET', header: opts.header })
+    setImmediate(() => opts.success({
+      statusCode: 401,
+      data: { error: 'insufficient_user_authentication', max_age: 900 },
+      header: { 'WWW-Authenticate': 'Bearer realm="qiao", error="insufficient_user_authentication", max_age=900' }
+    }))
+  }
+  const before = a.wx.requests.length
+  await rejectsWith(a.c.request({ url: env.issuer + '/aged' }), 'login_required', err => {
+    assert.equal(err.error, 'insufficient_user_authentication')
+    assert.equal(err.status, 401)
+  })
+  assert.deepEqual(a.wx.requests.slice(before).map(r => r.url.replace(env.issuer, '')), ['/aged'])
+})
