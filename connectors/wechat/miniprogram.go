@@ -72,7 +72,7 @@ func (s *session) missing() string {
 // (the mini-program gives no trustworthy one) and its Secret is the
 // session_key as WeChat gave it (base64 text).
 func (m *MiniProgram) ExchangeCode(ctx context.Context, code string) (connectors.Identity, error) {
-	if !validCode(code) {
+	if !validAppCode(code) {
 		return connectors.Identity{}, fmt.Errorf("wechat: the wx.login code is empty or malformed: %w", connectors.ErrInvalidCode)
 	}
 	var s session
@@ -115,7 +115,7 @@ func (p *phoneReply) missing() string {
 // PhoneNumber turns the code of the getPhoneNumber button into the
 // WeChat-checked phone number, in E.164 form ("+8613800138000").
 func (m *MiniProgram) PhoneNumber(ctx context.Context, phoneCode string) (string, error) {
-	if !validCode(phoneCode) {
+	if !validAppCode(phoneCode) {
 		return "", fmt.Errorf("wechat: the phone code is empty or malformed: %w", connectors.ErrInvalidCode)
 	}
 	token, err := m.tokens.get(ctx, "")
@@ -305,4 +305,29 @@ func (s *tokenSource) load(ctx context.Context, stale string) (string, time.Time
 		cancel()
 	}
 	return token, until, nil
+}
+
+// maxAppCodeLen bounds a wx.login or phone code: they are 32 and 64
+// characters today; 128 leaves room for a longer format.
+const maxAppCodeLen = 128
+
+// validAppCode reports whether a code that a mini-program sent (wx.login
+// or getPhoneNumber) could be one WeChat issued, so that junk never costs
+// a call with the AppSecret against the app's quota. Today's codes are
+// hexadecimal or [A-Za-z0-9]; to stay open to a future format only what
+// clearly cannot be a code is refused: empty, over maxAppCodeLen bytes, or
+// a character outside the URL-safe set [A-Za-z0-9._~-] (RFC 3986
+// "unreserved"; WeChat carries codes in URLs).
+func validAppCode(code string) bool {
+	if code == "" || len(code) > maxAppCodeLen {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		switch c := code[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -47,7 +47,8 @@ func TestExchangeCodeYieldsOpenIDUnionIDAndSessionKey(t *testing.T) {
 func TestExchangeCodeRefusesMalformedCodesLocally(t *testing.T) {
 	e := newEnv(t, nil)
 	m := e.mini(t, nil)
-	for _, code := range []string{"", "a b", "code\n", strings.Repeat("x", 600), "码"} {
+	for _, code := range []string{"", "a b", "code\n", strings.Repeat("x", 600), "码",
+		strings.Repeat("x", 129), "a/b", "a+b=", "%41", "a&js_code=b", "a#b", "a\x00b"} {
 		if _, err := m.ExchangeCode(t.Context(), code); !errors.Is(err, connectors.ErrInvalidCode) {
 			t.Errorf("code %.10q: %v, want ErrInvalidCode", code, err)
 		}
@@ -57,6 +58,56 @@ func TestExchangeCodeRefusesMalformedCodesLocally(t *testing.T) {
 	}
 	if n := e.sim.Calls("/sns/jscode2session") + e.sim.Calls("/cgi-bin/stable_token"); n != 0 {
 		t.Errorf("WeChat called %d times for malformed codes", n)
+	}
+}
+
+// TestExchangeCodeSendsPlausibleFutureCodes: the local check refuses
+// only what cannot be a code; a longer code in the URL-safe alphabet
+// still goes to WeChat, which decides.
+func TestExchangeCodeSendsPlausibleFutureCodes(t *testing.T) {
+	e := newEnv(t, nil)
+	m := e.mini(t, nil)
+	for i, code := range []string{strings.Repeat("Ab9", 41) + "-._~Z", "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P"} {
+		_, err := m.ExchangeCode(t.Context(), code)
+		if !errors.Is(err, connectors.ErrInvalidCode) || providerCode(err) != 40029 {
+			t.Errorf("code %.10q: %v, want WeChat's 40029", code, err)
+		}
+		if n := e.sim.Calls("/sns/jscode2session"); n != i+1 {
+			t.Errorf("after code %d WeChat saw %d calls, want %d", i, n, i+1)
+		}
+	}
+}
+
+// TestQuotaErrorIsLoggedForTheAdmin: WeChat's quota errors (45011 a
+// minute, 45009 a day) make the connector unavailable and leave an
+// error line for the admin that names the app, without secret or code.
+func TestQuotaErrorIsLoggedForTheAdmin(t *testing.T) {
+	for _, errcode := range []int{45011, 45009} {
+		t.Run(fmt.Sprint(errcode), func(t *testing.T) {
+			e := newEnv(t, nil)
+			var logs bytes.Buffer
+			cfg := e.cfg(appMini)
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			m, err := wechat.NewMiniProgram(cfg, e.caller, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _ := e.sim.LoginCode(appMini, "bob")
+			e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: errcode, Times: 1})
+			_, err = m.ExchangeCode(t.Context(), code)
+			if !errors.Is(err, connectors.ErrUnavailable) || providerCode(err) != errcode {
+				t.Fatalf("got %v, want ErrUnavailable %d", err, errcode)
+			}
+			line := logs.String()
+			for _, want := range []string{"level=ERROR", "quota reached", "appid=" + appMini, fmt.Sprintf("errcode=%d", errcode)} {
+				if !strings.Contains(line, want) {
+					t.Errorf("log %q lacks %q", line, want)
+				}
+			}
+			if strings.Contains(line, secret) || strings.Contains(line, code) {
+				t.Errorf("log leaks the secret or the code: %q", line)
+			}
+		})
 	}
 }
 

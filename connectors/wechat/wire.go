@@ -151,6 +151,12 @@ func (c *client) call(ctx context.Context, endpoint string, sensitive []string, 
 	for attempt := 0; ; attempt++ {
 		err := c.caller.Call(ctx, "wechat", endpoint, build, secrets, decodeInto)
 		var pe *connectors.ProviderError
+		if errors.As(err, &pe) && (pe.Code == 45011 || pe.Code == 45009) {
+			// The app's quota is everyone's: the admin must hear of it.
+			c.log.Error("wechat: API quota reached; logins through this app fail until it resets",
+				"appid", c.appID, "endpoint", endpoint, "errcode", pe.Code, "errmsg", pe.Message,
+				"resets", map[int]string{45011: "next minute", 45009: "next day"}[pe.Code])
+		}
 		if attempt == 0 && errors.As(err, &pe) && pe.Code == -1 {
 			t := time.NewTimer(retryDelay)
 			select {

@@ -208,3 +208,19 @@ func TestMiniProgramPhoneNumber(t *testing.T) {
 		t.Errorf("phone_number without scope phone: %s", body)
 	}
 }
+
+// TestMalformedJSCodeNeverReachesWeChat: a wx.login code that cannot be
+// one (too long, or characters no code has) is invalid_grant at once,
+// without a jscode2session call spending the app's quota.
+func TestMalformedJSCodeNeverReachesWeChat(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	for _, code := range []string{strings.Repeat("a", 129), "a b", "a/b", "码", "x%00y", strings.Repeat("0", 300)} {
+		status, m, body := s.tokenCall(t, exchangeForm(code, "openid"))
+		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("code %.12q: HTTP %d %v, want 400 invalid_grant; body %s", code, status, m["error"], body)
+		}
+	}
+	if n := s.wechat.Calls("/sns/jscode2session"); n != 0 {
+		t.Fatalf("WeChat saw %d jscode2session calls for malformed codes, want 0", n)
+	}
+}
