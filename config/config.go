@@ -58,6 +58,7 @@ const (
 	DefaultSessionTTL      = 24 * time.Hour
 	DefaultReauthWithin    = 15 * time.Minute
 	MinSecretLength        = 32
+	DefaultAuditRetain     = 90 * 24 * time.Hour
 )
 
 // Config is a parsed and validated configuration, defaults applied.
@@ -74,6 +75,8 @@ type Config struct {
 	// linking.qq_unionid keys, by union namespace ("wechat", "qq"); nil
 	// when absent. A connector's own link_by_unionid wins over them.
 	Linking    map[string]bool
+	Limits     Limits
+	Audit      Audit
 	Connectors []Connector
 	Clients    []Client
 	Account    Account
@@ -130,6 +133,59 @@ type Tokens struct {
 type Log struct {
 	Level  string
 	Format string
+}
+
+// Limits are the abuse limits (docs/security.md, "Rate limits and
+// abuse"). A rate of 0 switches that limit off.
+type Limits struct {
+	// Exempt addresses (CIDRs) are never rate-limited; by default the
+	// loopback addresses, so that a reverse proxy on the same host that is
+	// not listed in http.trusted_proxies does not make every person one
+	// client.
+	Exempt     []netip.Prefix
+	Auth       Rate
+	Token      Rate
+	Callback   Rate
+	Account    Rate
+	ClientAuth ClientAuth
+}
+
+// Rate is a token bucket per client address and per client id:
+// PerIP and PerClient are requests per second, sustained; the bursts are
+// how many may come at once. 0 switches that bucket off.
+type Rate struct {
+	PerIP          float64
+	PerIPBurst     int
+	PerClient      float64
+	PerClientBurst int
+}
+
+// ClientAuth is the backoff after failed client authentications: after
+// Failures failures in a row for one client id, further attempts wait
+// 1s, doubling up to MaxBackoff. Failures 0 switches it off.
+type ClientAuth struct {
+	Failures   int
+	MaxBackoff time.Duration
+}
+
+// DefaultLimits are the limits when the file says nothing: generous
+// enough that an office or campus behind one NAT address (dozens of
+// logins a second in a burst) passes untouched.
+func DefaultLimits() Limits {
+	return Limits{
+		Exempt:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Auth:       Rate{PerIP: 50, PerIPBurst: 200, PerClient: 500, PerClientBurst: 2000},
+		Token:      Rate{PerIP: 200, PerIPBurst: 1000, PerClient: 500, PerClientBurst: 2000},
+		Callback:   Rate{PerIP: 50, PerIPBurst: 200},
+		Account:    Rate{PerIP: 20, PerIPBurst: 100, PerClient: 100, PerClientBurst: 500},
+		ClientAuth: ClientAuth{Failures: 5, MaxBackoff: 5 * time.Second},
+	}
+}
+
+// Audit is the audit log's retention: rows older than Retain are removed
+// by the garbage collection; 0 keeps them forever.
+type Audit struct {
+	Retain time.Duration
 }
 
 // Connector is one upstream provider.
@@ -258,7 +314,7 @@ func (p *parser) syntaxError(err error) {
 
 func (p *parser) config(root *yaml.Node) *Config {
 	m := p.mapping(root, "", 1, "issuer", "http", "storage", "secret", "keys", "tokens",
-		"session_ttl", "log", "linking", "connectors", "clients", "account")
+		"session_ttl", "log", "linking", "limits", "audit", "connectors", "clients", "account")
 	c := &Config{}
 	c.Issuer = p.issuer(m)
 	c.HTTP = p.http(p.sub(m, "http", "listen", "tls_cert", "tls_key", "trusted_proxies"))
@@ -286,6 +342,10 @@ func (p *parser) config(root *yaml.Node) *Config {
 
 	c.Linking = p.legacyLinking(p.sub(m, "linking", "wechat_unionid", "qq_unionid"))
 
+	c.Limits = p.limits(p.sub(m, "limits", "exempt", "auth", "token", "callback", "account", "client_auth"))
+	audit := p.sub(m, "audit", "retain")
+	c.Audit.Retain = p.durationOrZero(audit, "retain", DefaultAuditRetain)
+
 	c.Connectors = p.connectors(m)
 	c.Clients = p.clients(m, c.Connectors)
 
@@ -308,6 +368,125 @@ func (p *parser) legacyLinking(m *mapping) map[string]bool {
 		}
 		out[strings.TrimSuffix(key, "_unionid")] = p.boolean(m, key, false)
 		p.warnf(m.lines[key], join(m.path, key), "deprecated: set link_by_unionid on each connector instead")
+	}
+	return out
+}
+
+func (p *parser) limits(m *mapping) Limits {
+	d := DefaultLimits()
+	l := Limits{Exempt: d.Exempt}
+	if m.has("exempt") {
+		l.Exempt = p.prefixes(m, "exempt")
+	}
+	rate := func(key string, def Rate, perClient bool) Rate {
+		known := []string{"per_ip", "per_ip_burst"}
+		if perClient {
+			known = append(known, "per_client", "per_client_burst")
+		}
+		r := p.sub(m, key, known...)
+		out := Rate{
+			PerIP:     p.number(r, "per_ip", def.PerIP),
+			PerClient: def.PerClient,
+		}
+		out.PerIPBurst = p.burst(r, "per_ip_burst", out.PerIP, def.PerIP, def.PerIPBurst)
+		if perClient {
+			out.PerClient = p.number(r, "per_client", def.PerClient)
+			out.PerClientBurst = p.burst(r, "per_client_burst", out.PerClient, def.PerClient, def.PerClientBurst)
+		}
+		return out
+	}
+	l.Auth = rate("auth", d.Auth, true)
+	l.Token = rate("token", d.Token, true)
+	l.Callback = rate("callback", d.Callback, false)
+	l.Account = rate("account", d.Account, true)
+	ca := p.sub(m, "client_auth", "failures", "max_backoff")
+	l.ClientAuth.Failures = p.whole(ca, "failures", d.ClientAuth.Failures)
+	l.ClientAuth.MaxBackoff = p.duration(ca, "max_backoff", d.ClientAuth.MaxBackoff)
+	return l
+}
+
+// burst is the bucket size under key: by default the default's, or four
+// seconds' worth when the rate was changed; it must hold at least one
+// request when the rate is on.
+func (p *parser) burst(m *mapping, key string, rate, defRate float64, defBurst int) int {
+	def := defBurst
+	if rate != defRate {
+		def = int(max(1, rate*4))
+	}
+	if !m.has(key) {
+		return def
+	}
+	n := p.whole(m, key, def)
+	if rate > 0 && n < 1 {
+		p.errorf(m.lines[key], join(m.path, key), "must be at least 1 while the rate is on")
+	}
+	return n
+}
+
+// whole is the value of key as a whole number, 0 or more; def when absent.
+func (p *parser) whole(m *mapping, key string, def int) int {
+	if !m.has(key) {
+		return def
+	}
+	s, ok := p.str(m, key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 1e9 {
+		p.errorf(m.lines[key], join(m.path, key), "must be a whole number, 0 or more, got %q", s)
+		return def
+	}
+	return n
+}
+
+// number is the value of key as a non-negative number; def when absent.
+func (p *parser) number(m *mapping, key string, def float64) float64 {
+	if !m.has(key) {
+		return def
+	}
+	s, ok := p.str(m, key)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f != f || f > 1e9 {
+		p.errorf(m.lines[key], join(m.path, key), "must be a number, 0 or more, got %q", s)
+		return def
+	}
+	return f
+}
+
+// durationOrZero is duration that also accepts 0 (for "never").
+func (p *parser) durationOrZero(m *mapping, key string, def time.Duration) time.Duration {
+	if !m.has(key) {
+		return def
+	}
+	s, ok := p.str(m, key)
+	switch {
+	case !ok:
+		return def
+	case s == "0" || s == "0s":
+		return 0
+	}
+	return p.duration(m, key, def)
+}
+
+// prefixes is the list under key of IP addresses or CIDRs.
+func (p *parser) prefixes(m *mapping, key string) []netip.Prefix {
+	values, from, _ := p.strings(m, key)
+	out := []netip.Prefix{}
+	for i, v := range values {
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				p.errorf(from[i].line, from[i].path, "must be an IP address or a CIDR like 10.0.0.0/8")
+				continue
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, pfx.Masked())
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -73,6 +74,8 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 		Tokens:     Tokens{IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour},
 		SessionTTL: 24 * time.Hour,
 		Log:        Log{Level: "info", Format: "json"},
+		Limits:     DefaultLimits(),
+		Audit:      Audit{Retain: 90 * 24 * time.Hour},
 		Connectors: []Connector{{ID: "wechat", Type: "wechat",
 			Config: &wechat.Config{ClientID: "wx1", ClientSecret: "s1"}}},
 		Account: Account{ReauthWithin: 15 * time.Minute},
@@ -101,6 +104,14 @@ session_ttl: 12h
 log: {level: debug, format: text}
 linking: {wechat_unionid: false, qq_unionid: true}
 account: {reauth_within: 5m}
+limits:
+  exempt: [10.1.2.3, "fd00::/8"]
+  auth: {per_ip: 5, per_ip_burst: 6, per_client: 7, per_client_burst: 8}
+  token: {per_ip: 9, per_ip_burst: 10, per_client: 11, per_client_burst: 12}
+  callback: {per_ip: 13, per_ip_burst: 14}
+  account: {per_ip: 15, per_ip_burst: 16, per_client: 17, per_client_burst: 18}
+  client_auth: {failures: 3, max_backoff: 3s}
+audit: {retain: 720h}
 connectors:
   - id: mp
     type: wechat_mp
@@ -142,6 +153,15 @@ clients:
 		SessionTTL: 12 * time.Hour,
 		Log:        Log{Level: "debug", Format: "text"},
 		Linking:    map[string]bool{"wechat": false, "qq": true},
+		Limits: Limits{
+			Exempt:     []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("fd00::/8")},
+			Auth:       Rate{PerIP: 5, PerIPBurst: 6, PerClient: 7, PerClientBurst: 8},
+			Token:      Rate{PerIP: 9, PerIPBurst: 10, PerClient: 11, PerClientBurst: 12},
+			Callback:   Rate{PerIP: 13, PerIPBurst: 14},
+			Account:    Rate{PerIP: 15, PerIPBurst: 16, PerClient: 17, PerClientBurst: 18},
+			ClientAuth: ClientAuth{Failures: 3, MaxBackoff: 3 * time.Second},
+		},
+		Audit: Audit{Retain: 720 * time.Hour},
 		Connectors: []Connector{
 			{ID: "mp", Type: wechat.TypeMP, Name: "公众号", Config: wechatConfig(wechat.TypeMP, wechat.Config{ClientID: "wxmp", ClientSecret: "mpsecret",
 				AuthBaseURL: "http://127.0.0.1:9000/", APIBaseURL: "https://proxy.example.com/wechat"})},
@@ -697,5 +717,73 @@ func TestTrustedProxies(t *testing.T) {
 	want := "t.yaml:4: http.trusted_proxies[1]: must be an IP address or a CIDR like 10.0.0.0/8"
 	if lines := errorLines(t, bad, envOf("QIAO_SECRET", testSecret)); len(lines) != 1 || lines[0] != want {
 		t.Fatalf("errors %v, want %q", lines, want)
+	}
+}
+
+func TestLimitsAreTunableAndZeroSwitchesOne(t *testing.T) {
+	src := head + `limits:
+  exempt: []
+  auth: {per_ip: 10, per_client: 0}
+  token: {per_ip: 0.5, per_ip_burst: 3}
+  callback: {per_ip: 0}
+  client_auth: {failures: 0, max_backoff: 2s}
+audit:
+  retain: "0"
+`
+	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{
+		Exempt:     []netip.Prefix{},
+		Auth:       Rate{PerIP: 10, PerIPBurst: 40, PerClient: 0, PerClientBurst: 1},
+		Token:      Rate{PerIP: 0.5, PerIPBurst: 3, PerClient: 500, PerClientBurst: 2000},
+		Callback:   Rate{PerIP: 0, PerIPBurst: 1},
+		Account:    DefaultLimits().Account,
+		ClientAuth: ClientAuth{Failures: 0, MaxBackoff: 2 * time.Second},
+	}
+	if !reflect.DeepEqual(cfg.Limits, want) {
+		t.Errorf("limits =\n%+v\nwant\n%+v", cfg.Limits, want)
+	}
+	if cfg.Audit.Retain != 0 {
+		t.Errorf("audit.retain \"0\" = %v, want 0 (keep forever)", cfg.Audit.Retain)
+	}
+}
+
+func TestLimitsErrors(t *testing.T) {
+	env := envOf("QIAO_SECRET", testSecret)
+	tests := []struct{ name, src, want string }{
+		{"negative rate", "limits:\n  auth: {per_ip: -1}\n", `t.yaml:8: limits.auth.per_ip: must be a number, 0 or more, got "-1"`},
+		{"rate not a number", "limits:\n  token: {per_client: lots}\n", `t.yaml:8: limits.token.per_client: must be a number, 0 or more, got "lots"`},
+		{"fractional burst", "limits:\n  auth: {per_ip_burst: 2.5}\n", `t.yaml:8: limits.auth.per_ip_burst: must be a whole number, 0 or more, got "2.5"`},
+		{"empty bucket", "limits:\n  auth: {per_ip_burst: 0}\n", `t.yaml:8: limits.auth.per_ip_burst: must be at least 1 while the rate is on`},
+		{"callbacks have no client", "limits:\n  callback: {per_client: 5}\n", `t.yaml:8: limits.callback.per_client: unknown key`},
+		{"bad exempt address", "limits:\n  exempt: [localhost]\n", `t.yaml:8: limits.exempt[0]: must be an IP address or a CIDR like 10.0.0.0/8`},
+		{"bad backoff", "limits:\n  client_auth: {max_backoff: 5}\n", `t.yaml:8: limits.client_auth.max_backoff: invalid duration "5": use Go syntax like 720h or 1h30m`},
+		{"bad retention", "audit:\n  retain: 90d\n", `t.yaml:8: audit.retain: invalid duration "90d": use Go syntax like 720h or 1h30m`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lines := errorLines(t, head+tc.src, env)
+			if len(lines) != 1 || lines[0] != tc.want {
+				t.Fatalf("errors = %q, want %q", lines, tc.want)
+			}
+		})
+	}
+}
+
+// TestDefaultLimitsAreTheDocumented: the defaults docs/configuration.md
+// and docs/security.md promise (a NAT burst of logins passes them).
+func TestDefaultLimitsAreTheDocumented(t *testing.T) {
+	want := Limits{
+		Exempt:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Auth:       Rate{PerIP: 50, PerIPBurst: 200, PerClient: 500, PerClientBurst: 2000},
+		Token:      Rate{PerIP: 200, PerIPBurst: 1000, PerClient: 500, PerClientBurst: 2000},
+		Callback:   Rate{PerIP: 50, PerIPBurst: 200},
+		Account:    Rate{PerIP: 20, PerIPBurst: 100, PerClient: 100, PerClientBurst: 500},
+		ClientAuth: ClientAuth{Failures: 5, MaxBackoff: 5 * time.Second},
+	}
+	if got := DefaultLimits(); !reflect.DeepEqual(got, want) {
+		t.Errorf("DefaultLimits() =\n%+v\nwant\n%+v", got, want)
 	}
 }
