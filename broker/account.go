@@ -33,16 +33,18 @@ func (b *Broker) recentSignIn(authTime time.Time) bool {
 }
 
 func (b *Broker) accountRoutes(s *mux.Router) {
-	s.HandleFunc("/account", b.handleAccount).Methods(http.MethodGet)
-	s.HandleFunc("/account/login", b.handleAccountLogin).Methods(http.MethodGet)
-	s.HandleFunc("/account/bind", b.handleAccountBind).Methods(http.MethodPost)
-	s.HandleFunc("/account/unbind", b.handleAccountUnbind).Methods(http.MethodPost)
-	s.HandleFunc("/account/reauth", b.handleAccountReauth).Methods(http.MethodPost)
-	s.HandleFunc("/account/signout-everywhere", b.handleAccountSignOutEverywhere).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/me", b.handleMe).Methods(http.MethodGet)
-	s.HandleFunc("/api/v1/me/identities", b.handleBindAPI).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/me/identities/{connector}", b.handleUnbindAPI).Methods(http.MethodDelete)
-	s.HandleFunc("/api/v1/me/sessions", b.handleSignOutEverywhereAPI).Methods(http.MethodDelete)
+	page := func(h http.HandlerFunc) http.HandlerFunc { return b.limited(limitAccount, false, nil, h) }
+	api := func(h http.HandlerFunc) http.HandlerFunc { return b.limited(limitAccount, true, nil, h) }
+	s.HandleFunc("/account", page(b.handleAccount)).Methods(http.MethodGet)
+	s.HandleFunc("/account/login", page(b.handleAccountLogin)).Methods(http.MethodGet)
+	s.HandleFunc("/account/bind", page(b.handleAccountBind)).Methods(http.MethodPost)
+	s.HandleFunc("/account/unbind", page(b.handleAccountUnbind)).Methods(http.MethodPost)
+	s.HandleFunc("/account/reauth", page(b.handleAccountReauth)).Methods(http.MethodPost)
+	s.HandleFunc("/account/signout-everywhere", page(b.handleAccountSignOutEverywhere)).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
+	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/me/identities/{connector}", api(b.handleUnbindAPI)).Methods(http.MethodDelete)
+	s.HandleFunc("/api/v1/me/sessions", api(b.handleSignOutEverywhereAPI)).Methods(http.MethodDelete)
 }
 
 // accountView is what the account page shows.
@@ -569,6 +571,10 @@ func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool
 		return apiGrant{}, false
 	} else if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
+		return apiGrant{}, false
+	}
+	if ok, wait := b.limits.allowClient(limitAccount, g.clientID, requestIP(r), b.now()); !ok {
+		b.rateLimited(w, r, limitAccount, limitByClient, wait, true)
 		return apiGrant{}, false
 	}
 	return g, true

@@ -121,6 +121,7 @@ type Broker struct {
 	cookieKey  []byte
 	secure     bool
 	pages      *pages
+	limits     *limits
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -177,6 +178,8 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	b.cookieKey = seal.Derive(secret, "cookies", 32)
 	b.clients = newClientRegistry(cfg, &secretHasher{key: seal.Derive(secret, "client-secrets", 32)})
+	b.limits = newLimits(cfg.Limits, func(id string) bool { _, ok := b.clients.get(id); return ok })
+	b.metrics.initRateLimited(cfg.Limits)
 
 	maxTTL := max(cfg.Tokens.IDTokenTTL, cfg.Tokens.AccessTokenTTL)
 	b.keys, err = keys.NewManager(ctx, opts.Store, keySealer, keys.Options{
@@ -303,13 +306,13 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/", b.handleHome).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/.well-known/openid-configuration", b.handleDiscovery).Methods(http.MethodGet)
 	s.HandleFunc("/keys", b.handleJWKS).Methods(http.MethodGet)
-	s.HandleFunc("/auth", b.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/token", b.handleToken).Methods(http.MethodPost)
+	s.HandleFunc("/auth", b.limited(limitAuth, false, requestClientID, b.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/token", b.limited(limitToken, true, requestClientID, b.handleToken)).Methods(http.MethodPost)
 	s.HandleFunc("/userinfo", b.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/revoke", b.handleRevoke).Methods(http.MethodPost)
 	s.HandleFunc("/introspect", b.handleIntrospect).Methods(http.MethodPost)
 	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/callback/{connector}", b.handleCallback).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/callback/{connector}", b.limited(limitCallback, false, nil, b.handleCallback)).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
 	s.HandleFunc("/icons/{connector}.svg", b.serveIcon).Methods(http.MethodGet)
 	b.accountRoutes(s)

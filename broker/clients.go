@@ -113,9 +113,23 @@ func (h *secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
 
 var errSecretMismatch = errors.New("client secret does not match")
 
-func (h *secretHasher) Compare(_ context.Context, hash, data []byte) error {
-	if len(hash) == 0 || !hmac.Equal(hash, h.sum(data)) {
+// Compare checks a client secret and, when the context carries a
+// secretCheck, records the outcome there: fosite authenticates the
+// client inside its request parsing, and the broker's backoff needs to
+// know whether a secret was checked and matched.
+func (h *secretHasher) Compare(ctx context.Context, hash, data []byte) error {
+	ok := len(hash) > 0 && hmac.Equal(hash, h.sum(data))
+	if c, _ := ctx.Value(secretCheckKey{}).(*secretCheck); c != nil {
+		c.done, c.ok = true, ok
+	}
+	if !ok {
 		return errSecretMismatch
 	}
 	return nil
 }
+
+// secretCheckKey is the context key of a *secretCheck.
+type secretCheckKey struct{}
+
+// secretCheck is the outcome of the client secret check of one request.
+type secretCheck struct{ done, ok bool }

@@ -85,10 +85,18 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: "The grant type " + gt + " is not supported."})
 		return
 	}
+	clientID := requestClientID(r)
+	if !b.checkClientAuth(w, r, limitToken, clientID) {
+		return
+	}
 	held := &heldOps{}
-	ctx := context.WithValue(r.Context(), heldKey{}, held)
+	check := &secretCheck{}
+	ctx := context.WithValue(context.WithValue(r.Context(), heldKey{}, held), secretCheckKey{}, check)
 	sess := newSession()
 	ar, err := b.provider.NewAccessRequest(ctx, r, sess)
+	if check.done {
+		b.clientAuthResult(clientID, check.ok)
+	}
 	if err != nil {
 		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), held.ops...); herr != nil {
 			b.log.Warn("deleting a spent PKCE session", "err", herr)
@@ -168,7 +176,15 @@ func errorCause(err error) string {
 }
 
 func (b *Broker) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	err := b.provider.NewRevocationRequest(r.Context(), r)
+	clientID := requestClientID(r)
+	if !b.checkClientAuth(w, r, "revoke", clientID) {
+		return
+	}
+	check := &secretCheck{}
+	err := b.provider.NewRevocationRequest(context.WithValue(r.Context(), secretCheckKey{}, check), r)
+	if check.done {
+		b.clientAuthResult(clientID, check.ok)
+	}
 	if err != nil {
 		b.metrics.httpErrors.WithLabelValues("revoke", fosite.ErrorToRFC6749Error(err).ErrorField).Inc()
 	}
@@ -185,8 +201,13 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
+	if !b.checkClientAuth(w, r, "introspect", id) {
+		return
+	}
 	c, found := b.clients.get(id)
-	if !found || c.Public || secret == "" || b.clients.hasher.Compare(r.Context(), c.Secret, []byte(secret)) != nil {
+	authenticated := found && !c.Public && secret != "" && b.clients.hasher.Compare(r.Context(), c.Secret, []byte(secret)) == nil
+	b.clientAuthResult(id, authenticated)
+	if !authenticated {
 		w.Header().Set("WWW-Authenticate", `Basic realm="qiao"`)
 		writeJSON(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "Introspection requires an authenticated confidential client."})
 		return

@@ -69,6 +69,7 @@ const (
 	msgCancel              msgID = "cancel"
 	msgSignOutEverywhere   msgID = "sign_out_everywhere"
 	msgSignedOutEverywhere msgID = "signed_out_everywhere"
+	msgTooManyRequests     msgID = "too_many_requests"
 )
 
 var catalog = map[string]map[msgID]string{
@@ -143,6 +144,7 @@ var catalog = map[string]map[msgID]string{
 		msgCancel:              "Cancel",
 		msgSignOutEverywhere:   "Sign out everywhere",
 		msgSignedOutEverywhere: "You are signed out on every device and app.",
+		msgTooManyRequests:     "Too many requests from your network. Please wait a few seconds and try again.",
 	},
 	"zh-CN": {
 		msgErrorTitle:        "出错了",
@@ -215,5 +217,6 @@ var catalog = map[string]map[msgID]string{
 		msgCancel:              "取消",
 		msgSignOutEverywhere:   "在所有设备上退出",
 		msgSignedOutEverywhere: "您已在所有设备和应用上退出登录。",
+		msgTooManyRequests:     "来自您网络的请求过多，请稍等几秒后重试。",
 	},
 }

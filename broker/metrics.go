@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/qiaoidp/qiao/config"
 )
 
 // Metrics are the broker's Prometheus series. Connectors report their
@@ -17,6 +19,7 @@ type Metrics struct {
 	upstreamTime   *prometheus.HistogramVec
 	httpErrors     *prometheus.CounterVec
 	bindOperations *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
 }
 
 // NewMetrics registers the broker's series on a new registry.
@@ -42,8 +45,11 @@ func NewMetrics() *Metrics {
 		bindOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qiao_account_operations_total", Help: "Bind and unbind operations by result.",
 		}, []string{"operation", "result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qiao_rate_limited_total", Help: "Requests refused with 429 by an abuse limit, by endpoint and limit (ip, client, client_auth).",
+		}, []string{"endpoint", "limit"}),
 	}
-	m.Registry.MustRegister(m.logins, m.tokens, m.upstream, m.upstreamTime, m.httpErrors, m.bindOperations,
+	m.Registry.MustRegister(m.logins, m.tokens, m.upstream, m.upstreamTime, m.httpErrors, m.bindOperations, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,4 +69,22 @@ func (m *Metrics) initConnector(id string) {
 func (m *Metrics) ObserveUpstream(connectorID, endpoint, result string, d time.Duration) {
 	m.upstream.WithLabelValues(connectorID, endpoint, result).Inc()
 	m.upstreamTime.WithLabelValues(connectorID, endpoint).Observe(d.Seconds())
+}
+
+// initRateLimited makes the series of every limit that is on visible at
+// zero.
+func (m *Metrics) initRateLimited(l config.Limits) {
+	for endpoint, r := range map[string]config.Rate{limitAuth: l.Auth, limitToken: l.Token, limitCallback: l.Callback, limitAccount: l.Account} {
+		if r.PerIP > 0 {
+			m.rateLimited.WithLabelValues(endpoint, limitByIP)
+		}
+		if r.PerClient > 0 && endpoint != limitCallback {
+			m.rateLimited.WithLabelValues(endpoint, limitByClient)
+		}
+	}
+	if l.ClientAuth.Failures > 0 {
+		for _, endpoint := range []string{limitToken, "introspect", "revoke"} {
+			m.rateLimited.WithLabelValues(endpoint, limitByClientAuth)
+		}
+	}
 }
