@@ -271,12 +271,17 @@ func (b *Broker) collectGarbage(ctx context.Context) {
 		}
 		return
 	}
-	res, err := b.store.GarbageCollect(ctx, b.now())
+	now := b.now()
+	var auditBefore time.Time // zero: keep the audit log forever
+	if b.cfg.Audit.Retain > 0 {
+		auditBefore = now.Add(-b.cfg.Audit.Retain)
+	}
+	res, err := b.store.GarbageCollect(ctx, now, auditBefore)
 	if err != nil {
 		b.log.Warn("garbage collection failed", "err", err)
 		return
 	}
-	b.log.Debug("garbage collected", "tokens", res.Tokens, "sessions", res.Sessions, "logins", res.Logins, "keys", res.Keys)
+	b.log.Debug("garbage collected", "tokens", res.Tokens, "sessions", res.Sessions, "logins", res.Logins, "keys", res.Keys, "audit", res.Audit)
 }
 
 func (b *Broker) issuerString() string {

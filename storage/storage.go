@@ -43,9 +43,10 @@ type Storage interface {
 
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
-	// GarbageCollect deletes every row whose expiry is before now and
+	// GarbageCollect deletes every row whose expiry is before now, and
+	// the audit events older than auditBefore (zero: keep them all), and
 	// reports how many of each kind went.
-	GarbageCollect(ctx context.Context, now time.Time) (GCResult, error)
+	GarbageCollect(ctx context.Context, now, auditBefore time.Time) (GCResult, error)
 	// Close releases the store's resources.
 	Close() error
 }
@@ -58,6 +59,7 @@ type GCResult struct {
 	Keys     int64
 	Cache    int64
 	Leases   int64
+	Audit    int64
 }
 
 // ---------------------------------------------------------------- users

@@ -522,7 +522,7 @@ func TestRotationKeepsRetiredKeyUntilTokensExpire(t *testing.T) {
 	if got := kids(fresh.JWKS()); len(got) != 1 || got[0] != second {
 		t.Fatalf("new manager after expiry: JWKS kids %v", got)
 	}
-	gc, err := store.GarbageCollect(ctx, clock.Now())
+	gc, err := store.GarbageCollect(ctx, clock.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,26 +118,34 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// GarbageCollect deletes every row that expired at or before now, in one
-// transaction.
-func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCResult, error) {
+// GarbageCollect deletes every row that expired at or before now, and the
+// audit events older than auditBefore (zero: none), in one transaction.
+func (s *Store) GarbageCollect(ctx context.Context, now, auditBefore time.Time) (storage.GCResult, error) {
 	var res storage.GCResult
 	now = now.UTC()
 	targets := []struct {
-		q string
-		n *int64
+		q   string
+		n   *int64
+		arg time.Time
 	}{
-		{`DELETE FROM tokens WHERE expires_at <= $1`, &res.Tokens},
-		{`DELETE FROM sessions WHERE expires_at <= $1`, &res.Sessions},
-		{`DELETE FROM logins WHERE expires_at <= $1`, &res.Logins},
-		{`DELETE FROM signing_keys WHERE expires_at <= $1`, &res.Keys},
-		{`DELETE FROM cache WHERE expires_at <= $1`, &res.Cache},
-		{`DELETE FROM leases WHERE expires_at <= $1`, &res.Leases},
+		{`DELETE FROM tokens WHERE expires_at <= $1`, &res.Tokens, now},
+		{`DELETE FROM sessions WHERE expires_at <= $1`, &res.Sessions, now},
+		{`DELETE FROM logins WHERE expires_at <= $1`, &res.Logins, now},
+		{`DELETE FROM signing_keys WHERE expires_at <= $1`, &res.Keys, now},
+		{`DELETE FROM cache WHERE expires_at <= $1`, &res.Cache, now},
+		{`DELETE FROM leases WHERE expires_at <= $1`, &res.Leases, now},
+	}
+	if !auditBefore.IsZero() {
+		targets = append(targets, struct {
+			q   string
+			n   *int64
+			arg time.Time
+		}{`DELETE FROM audit WHERE time < $1`, &res.Audit, auditBefore.UTC()})
 	}
 	err := s.batch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		for _, t := range targets {
-			b.Queue(t.q, now).Exec(func(ct pgconn.CommandTag) error {
+			b.Queue(t.q, t.arg).Exec(func(ct pgconn.CommandTag) error {
 				*t.n = ct.RowsAffected()
 				return nil
 			})

@@ -94,6 +94,10 @@ const (
 	qGCKeys     = `DELETE FROM signing_keys WHERE expires_at <= ?`
 	qGCCache    = `DELETE FROM cache WHERE expires_at <= ?`
 	qGCLeases   = `DELETE FROM leases WHERE expires_at <= ?`
+	// Old audit rows go in slices of auditGCBatch, each its own short
+	// write transaction, so that a first collection of a large log does
+	// not hold the one writer for long.
+	qGCAudit = `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ?)`
 )
 
 // writeQueries run on the writer, in or out of a transaction.
@@ -109,7 +113,7 @@ func writeQueries() []string {
 		qInsertAudit,
 		qAcquireLease, qReleaseLease,
 		qPutCache,
-		qGCTokens, qGCSessions, qGCLogins, qGCKeys, qGCCache, qGCLeases,
+		qGCTokens, qGCSessions, qGCLogins, qGCKeys, qGCCache, qGCLeases, qGCAudit,
 	}
 }
 

@@ -193,8 +193,12 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// GarbageCollect deletes every row that expired at or before now.
-func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCResult, error) {
+// auditGCBatch is how many audit rows one write transaction removes.
+const auditGCBatch = 5000
+
+// GarbageCollect deletes every row that expired at or before now, and the
+// audit events older than auditBefore (zero: none).
+func (s *Store) GarbageCollect(ctx context.Context, now, auditBefore time.Time) (storage.GCResult, error) {
 	var res storage.GCResult
 	ms := now.UnixMilli()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -222,7 +226,23 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCRe
 	if err != nil {
 		return storage.GCResult{}, fmt.Errorf("sqlite: garbage collect: %w", err)
 	}
-	return res, nil
+	if auditBefore.IsZero() {
+		return res, nil
+	}
+	for {
+		r, err := s.ws[qGCAudit].ExecContext(ctx, auditBefore.UnixMilli(), auditGCBatch)
+		if err != nil {
+			return res, fmt.Errorf("sqlite: garbage collect: audit: %w", mapErr(err))
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return res, fmt.Errorf("sqlite: garbage collect: audit: %w", err)
+		}
+		res.Audit += n
+		if n < auditGCBatch {
+			return res, nil
+		}
+	}
 }
 
 // tx runs fn in one write transaction, committing if fn returns nil.

@@ -296,3 +296,31 @@ func TestTwoStoresOnOneFileSerializeWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRetentionDeletesInSlices: a large backlog of old audit rows
+// goes in several short write transactions, and all of it goes.
+func TestAuditRetentionDeletesInSlices(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "qiao.db"))
+	defer s.Close()
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	const n = 2*auditGCBatch + 17
+	if _, err := s.w.Exec(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?)
+		INSERT INTO audit (time, action, user_id, connector_id, client_id, ip, result, detail)
+		SELECT ? + x, 'login', 'u', '', '', '', 'success', '' FROM c`, n, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(t.Context(), storage.AuditEvent{Time: time.Now(), Action: "login", UserID: "u", Result: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.GarbageCollect(t.Context(), time.Now(), time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Audit != n {
+		t.Errorf("removed %d audit rows, want %d", res.Audit, n)
+	}
+	evs, err := s.ListAudit(t.Context(), storage.AuditFilter{UserID: "u"})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("left %d events (%v), want the recent one", len(evs), err)
+	}
+}

@@ -148,7 +148,7 @@ func testKeyGC(t *testing.T, s storage.Storage) {
 	cur := rotate(t, s, now(), now().Add(time.Hour))
 
 	gcAt := time.Now()
-	res, err := s.GarbageCollect(ctx, gcAt)
+	res, err := s.GarbageCollect(ctx, gcAt, time.Time{})
 	must(t, "GarbageCollect", err)
 	if res.Keys < 1 {
 		t.Errorf("GarbageCollect removed %d keys, want at least 1", res.Keys)

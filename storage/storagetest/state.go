@@ -205,6 +205,46 @@ func auditTests() []suiteTest {
 	return []suiteTest{
 		{"ListAuditFiltersNewestFirst", testAuditFilters},
 		{"ListAuditByTimeRangeAlone", testAuditTimeRange},
+		{"GarbageCollectRemovesAuditOlderThanTheCutoff", testAuditRetention},
+	}
+}
+
+// testAuditRetention: GarbageCollect removes the audit events strictly
+// older than auditBefore, keeps the rest, and keeps everything when
+// auditBefore is zero. The old events lie in 2001, where no other test
+// writes, so a shared database does not disturb the counts.
+func testAuditRetention(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	user := uniq("user")
+	cutoff := time.Date(2001, 6, 1, 0, 0, 0, 0, time.UTC)
+	times := []time.Time{cutoff.Add(-90 * 24 * time.Hour), cutoff.Add(-time.Millisecond), cutoff, cutoff.Add(time.Hour), now()}
+	for _, at := range times {
+		must(t, "AppendAudit", s.AppendAudit(ctx, storage.AuditEvent{Time: at, Action: "login", UserID: user, Result: "success"}))
+	}
+	count := func() int {
+		evs, err := s.ListAudit(ctx, storage.AuditFilter{UserID: user})
+		must(t, "ListAudit", err)
+		return len(evs)
+	}
+	res, err := s.GarbageCollect(ctx, time.Now(), time.Time{})
+	must(t, "GarbageCollect keeping the audit log", err)
+	if res.Audit != 0 || count() != len(times) {
+		t.Fatalf("a zero cutoff removed audit events: result %d, %d of %d left", res.Audit, count(), len(times))
+	}
+	res, err = s.GarbageCollect(ctx, time.Now(), cutoff)
+	must(t, "GarbageCollect", err)
+	if res.Audit < 2 {
+		t.Errorf("GarbageCollect reports %d audit events removed, want at least 2", res.Audit)
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{UserID: user})
+	must(t, "ListAudit", err)
+	if len(evs) != 3 {
+		t.Fatalf("%d events left, want the 3 at or after the cutoff", len(evs))
+	}
+	for _, e := range evs {
+		if e.Time.Before(cutoff) {
+			t.Errorf("event of %v survived the cutoff %v", e.Time, cutoff)
+		}
 	}
 }
 
@@ -470,7 +510,7 @@ func testGC(t *testing.T, s storage.Storage) {
 	for time.Now().Before(leaseEnd.Add(2 * time.Millisecond)) {
 		time.Sleep(time.Millisecond) // let the 1 ms lease lapse
 	}
-	res, err := s.GarbageCollect(ctx, time.Now())
+	res, err := s.GarbageCollect(ctx, time.Now(), time.Time{})
 	must(t, "GarbageCollect", err)
 	for _, c := range []struct {
 		kind string

@@ -95,7 +95,7 @@ func testTokenZeroExpiry(t *testing.T, s storage.Storage) {
 	r := newToken(storage.KindPKCE, uniq("req"), "u")
 	r.ExpiresAt = time.Time{}
 	createTokens(t, s, r)
-	_, err := s.GarbageCollect(ctx, time.Now())
+	_, err := s.GarbageCollect(ctx, time.Now(), time.Time{})
 	must(t, "GarbageCollect", err)
 	got, err := s.GetToken(ctx, r.Kind, r.Signature)
 	must(t, "GetToken of a token without expiry", err)
