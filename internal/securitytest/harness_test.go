@@ -174,6 +174,7 @@ type env struct {
 
 type envOptions struct {
 	issuer string // "" : http://127.0.0.1:PORT/qiao
+	extra  string // top-level YAML appended to the configuration
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -192,7 +193,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.host = iu.Host
-	y := strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath).Replace(yamlConfig)
+	y := strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath).Replace(yamlConfig) + o.extra
 	cfg, err := config.Parse([]byte(y), "security.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatalf("config: %v", err)
