@@ -95,7 +95,7 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := newSession()
 	ar, err := b.provider.NewAccessRequest(ctx, r, sess)
 	if check.done {
-		b.clientAuthResult(clientID, check.ok)
+		b.clientAuthResult(r, clientID, check.ok)
 	}
 	if err != nil {
 		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), held.ops...); herr != nil {
@@ -183,7 +183,7 @@ func (b *Broker) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	check := &secretCheck{}
 	err := b.provider.NewRevocationRequest(context.WithValue(r.Context(), secretCheckKey{}, check), r)
 	if check.done {
-		b.clientAuthResult(clientID, check.ok)
+		b.clientAuthResult(r, clientID, check.ok)
 	}
 	if err != nil {
 		b.metrics.httpErrors.WithLabelValues("revoke", fosite.ErrorToRFC6749Error(err).ErrorField).Inc()
@@ -206,7 +206,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	c, found := b.clients.get(id)
 	authenticated := found && !c.Public && secret != "" && b.clients.hasher.Compare(r.Context(), c.Secret, []byte(secret)) == nil
-	b.clientAuthResult(id, authenticated)
+	b.clientAuthResult(r, id, authenticated)
 	if !authenticated {
 		w.Header().Set("WWW-Authenticate", `Basic realm="qiao"`)
 		writeJSON(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "Introspection requires an authenticated confidential client."})

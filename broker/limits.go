@@ -152,7 +152,7 @@ func newLimits(cfg config.Limits, knownClient func(string) bool) *limits {
 	return l
 }
 
-// ipKey is the bucket key of a client address: the address, or for IPv6
+// ipBucketKey is the bucket key of a client address: the address, or for IPv6
 // its /64, since one subscriber commonly holds a whole /64.
 func ipBucketKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
@@ -222,7 +222,9 @@ func requestClientID(r *http.Request) string {
 // elsewhere.
 func (b *Broker) rateLimited(w http.ResponseWriter, r *http.Request, endpoint, by string, wait time.Duration, asJSON bool) {
 	b.metrics.rateLimited.WithLabelValues(endpoint, by).Inc()
-	b.log.Info("rate limited", "endpoint", endpoint, "limit", by, "ip", requestIP(r), "retry_after", retryAfter(wait))
+	// Debug: under a flood an info line per refusal would flood the log;
+	// the metric is the signal.
+	b.log.Debug("rate limited", "endpoint", endpoint, "limit", by, "ip", requestIP(r), "retry_after", retryAfter(wait))
 	w.Header().Set("Retry-After", retryAfter(wait))
 	if asJSON {
 		writeJSON(w, http.StatusTooManyRequests, oauthError{Error: "temporarily_unavailable",
@@ -296,16 +298,17 @@ func (a *authBackoff) allow(id string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// result records the outcome of an authentication of id.
-func (a *authBackoff) result(id string, ok bool, now time.Time) {
+// result records the outcome of an authentication of id and returns
+// the backoff window it opened (0: none).
+func (a *authBackoff) result(id string, ok bool, now time.Time) (failed int, wait time.Duration) {
 	if a == nil {
-		return
+		return 0, 0
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ok {
 		delete(a.state, id)
-		return
+		return 0, 0
 	}
 	s := a.state[id]
 	if s == nil || now.Sub(s.last) > backoffForget {
@@ -315,12 +318,13 @@ func (a *authBackoff) result(id string, ok bool, now time.Time) {
 	s.failed++
 	s.last = now
 	if over := s.failed - a.failures; over >= 0 {
-		wait := a.maxWait
+		wait = a.maxWait
 		if over < 16 {
 			wait = min(a.maxWait, time.Second<<over)
 		}
 		s.until = now.Add(wait)
 	}
+	return s.failed, wait
 }
 
 // checkClientAuth is the backoff check of a request that authenticates a
@@ -337,10 +341,15 @@ func (b *Broker) checkClientAuth(w http.ResponseWriter, r *http.Request, endpoin
 }
 
 // clientAuthResult records whether a confidential client's authentication
-// succeeded.
-func (b *Broker) clientAuthResult(id string, ok bool) {
-	if b.confidential(id) {
-		b.limits.clientAuth.result(id, ok, b.now())
+// succeeded; a failure that opens a backoff window is logged for the
+// admin (at most one line per window and client).
+func (b *Broker) clientAuthResult(r *http.Request, id string, ok bool) {
+	if !b.confidential(id) {
+		return
+	}
+	if failed, wait := b.limits.clientAuth.result(id, ok, b.now()); wait > 0 {
+		b.log.Warn("client authentication keeps failing; backing off", "client_id", id,
+			"failures", failed, "wait", wait.String(), "ip", requestIP(r))
 	}
 }
 

@@ -302,6 +302,9 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	if got := e.metricValue(rateLimitedSeries("token", "client_auth")); got != float64(refused) || refused == 0 {
 		t.Errorf("qiao_rate_limited_total{endpoint=token,limit=client_auth} = %v, want %d", got, refused)
 	}
+	if !strings.Contains(e.logs.String(), `"msg":"client authentication keeps failing; backing off","client_id":"web"`) {
+		t.Error("no warning for the admin about the failing client authentications")
+	}
 	// Another client is not affected.
 	if resp, _ := e.send(http.MethodPost, "/token", "192.0.2.1", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}},
 		http.Header{"Authorization": {"Basic " + basic("second", "wrong")}}); resp.StatusCode != http.StatusUnauthorized {
