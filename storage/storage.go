@@ -27,6 +27,9 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 	// ErrLastIdentity: unbinding would leave the user with no identity.
 	ErrLastIdentity = errors.New("storage: last identity")
+	// ErrStateUsed: CompleteLogin found its upstream state already spent
+	// (a replayed callback). It is also an ErrAlreadyExists.
+	ErrStateUsed = fmt.Errorf("%w: upstream state already used", ErrAlreadyExists)
 )
 
 // Storage is everything a backend provides. The broker's components each
@@ -40,6 +43,7 @@ type Storage interface {
 	Audit
 	Leases
 	Cache
+	Completions
 
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
@@ -309,6 +313,54 @@ type Logins interface {
 	// TakeLogin returns and deletes the login atomically: of concurrent
 	// takers exactly one gets it. ErrNotFound if absent, taken or expired.
 	TakeLogin(ctx context.Context, state string) (PendingLogin, error)
+}
+
+// ---------------------------------------------------------- completions
+
+// LoginCompletion is everything a finished sign-in writes, applied by
+// CompleteLogin in one transaction (one round trip on PostgreSQL): all
+// or nothing. Every part is optional.
+type LoginCompletion struct {
+	// State is the upstream state value the sign-in spends. The store
+	// keeps it (a row in the logins table with empty data) until
+	// StateExpiresAt; a second completion with the same state fails with
+	// ErrStateUsed and writes nothing. StateConnector is recorded with it.
+	State          string
+	StateConnector string
+	StateExpiresAt time.Time
+	// UpdateIdentity rewrites an existing identity as UpdateIdentity
+	// does: ErrNotFound (nothing written) if it is gone.
+	UpdateIdentity *Identity
+	// Session is created (ErrAlreadyExists if its id is taken);
+	// DeleteSession, if not empty, is the id of a session removed.
+	Session       *Session
+	DeleteSession string
+	// Audit events are appended.
+	Audit []AuditEvent
+	// TokenOps are applied as ApplyTokenOps applies them.
+	TokenOps []TokenOp
+}
+
+// Completions finishes sign-ins.
+type Completions interface {
+	// CompleteLogin applies c in one transaction, in the order State,
+	// UpdateIdentity, DeleteSession, Session, Audit, TokenOps; the first
+	// failure is returned (wrapped) and nothing is written.
+	CompleteLogin(ctx context.Context, c LoginCompletion) error
+}
+
+// Counts is how much work a store has sent to its database since it was
+// opened: round trips (on SQLite: statements, since there is no network)
+// and durable commits (write transactions, explicit or implicit). Tests
+// and benchmarks read it to hold the login path to its budget.
+type Counts struct {
+	RoundTrips int64
+	Commits    int64
+}
+
+// Sub returns c - o.
+func (c Counts) Sub(o Counts) Counts {
+	return Counts{RoundTrips: c.RoundTrips - o.RoundTrips, Commits: c.Commits - o.Commits}
 }
 
 // ---------------------------------------------------------------- audit

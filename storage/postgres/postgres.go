@@ -60,6 +60,7 @@ const (
 // concurrent use by many goroutines and many processes.
 type Store struct {
 	pool *pgxpool.Pool
+	n    *counter
 
 	closeOnce sync.Once
 }
@@ -87,11 +88,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	n := &counter{}
+	cfg.ConnConfig.Tracer = n
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, n: n}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -34,23 +34,7 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 		done = 0
 		b := &pgx.Batch{}
 		for i, op := range ops {
-			var q *pgx.QueuedQuery
-			switch op.Type {
-			case storage.OpCreate:
-				r := op.Record
-				q = b.Queue(`INSERT INTO tokens (kind, signature, request_id, client_id, subject,
-					active, data, created_at, expires_at, identity_connector, identity_subject)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-					string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, r.Active,
-					blob(r.Data), ts(r.CreatedAt), ts(r.ExpiresAt), r.IdentityConnector, r.IdentitySubject)
-			case storage.OpDeactivate:
-				q = b.Queue(`SELECT qiao_deactivate_token($1, $2)`, string(op.Kind), op.Signature)
-			case storage.OpDelete:
-				q = b.Queue(`DELETE FROM tokens WHERE kind = $1 AND signature = $2`, string(op.Kind), op.Signature)
-			case storage.OpRevokeRequest:
-				q = b.Queue(`DELETE FROM tokens WHERE request_id = $1 AND kind = $2`, op.RequestID, string(op.Kind))
-			}
-			q.Exec(func(pgconn.CommandTag) error {
+			queueTokenOp(b, op).Exec(func(pgconn.CommandTag) error {
 				done = i + 1
 				return nil
 			})
@@ -61,6 +45,25 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 		return fmt.Errorf("postgres: token op %d: %w", done, mapErr(err))
 	}
 	return nil
+}
+
+// queueTokenOp queues the statement that applies op.
+func queueTokenOp(b *pgx.Batch, op storage.TokenOp) *pgx.QueuedQuery {
+	switch op.Type {
+	case storage.OpCreate:
+		r := op.Record
+		return b.Queue(`INSERT INTO tokens (kind, signature, request_id, client_id, subject,
+			active, data, created_at, expires_at, identity_connector, identity_subject)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, r.Active,
+			blob(r.Data), ts(r.CreatedAt), ts(r.ExpiresAt), r.IdentityConnector, r.IdentitySubject)
+	case storage.OpDeactivate:
+		return b.Queue(`SELECT qiao_deactivate_token($1, $2)`, string(op.Kind), op.Signature)
+	case storage.OpDelete:
+		return b.Queue(`DELETE FROM tokens WHERE kind = $1 AND signature = $2`, string(op.Kind), op.Signature)
+	default: // storage.OpRevokeRequest; ops are validated before
+		return b.Queue(`DELETE FROM tokens WHERE request_id = $1 AND kind = $2`, op.RequestID, string(op.Kind))
+	}
 }
 
 // GetToken returns the record, active or not, unless it is absent or

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -38,8 +39,10 @@ type Store struct {
 	w *sql.DB // the writer: one connection, BEGIN IMMEDIATE
 	r *sql.DB // the readers
 
-	ws map[string]*sql.Stmt // prepared on w
-	rs map[string]*sql.Stmt // prepared on r
+	ws map[string]*stmt // prepared on w
+	rs map[string]*stmt // prepared on r
+
+	n counters
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,11 +118,11 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		s.r.SetConnMaxIdleTime(0)
 	}
 
-	if s.ws, err = prepareAll(ctx, s.w, writeQueries()); err != nil {
+	if s.ws, err = prepareAll(ctx, s.w, writeQueries(), &s.n, true); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if s.rs, err = prepareAll(ctx, s.r, readQueries()); err != nil {
+	if s.rs, err = prepareAll(ctx, s.r, readQueries(), &s.n, false); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -143,8 +146,8 @@ func dsn(abs string, writer bool) string {
 	return u.String() + "?" + q.Encode()
 }
 
-func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
-	m := make(map[string]*sql.Stmt, len(queries))
+func prepareAll(ctx context.Context, db *sql.DB, queries []string, n *counters, write bool) (map[string]*stmt, error) {
+	m := make(map[string]*stmt, len(queries))
 	for _, q := range queries {
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
@@ -153,9 +156,53 @@ func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*
 			}
 			return nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
-		m[q] = st
+		m[q] = &stmt{Stmt: st, n: n, commits: write}
 	}
 	return m, nil
+}
+
+// counters count what the store sends to SQLite (see storage.Counts):
+// statements, BEGIN and COMMIT included, and committed writes.
+type counters struct {
+	statements atomic.Int64
+	commits    atomic.Int64
+}
+
+// Counts reports the statements run and the write transactions
+// committed since the store was opened (storage.Counts; SQLite has no
+// round trips, so RoundTrips counts statements).
+func (s *Store) Counts() storage.Counts {
+	return storage.Counts{RoundTrips: s.n.statements.Load(), Commits: s.n.commits.Load()}
+}
+
+// stmt is a prepared statement that counts its executions. commits is
+// set for a write statement run outside a transaction (its own commit).
+type stmt struct {
+	*sql.Stmt
+	n       *counters
+	commits bool
+}
+
+func (st *stmt) count() {
+	st.n.statements.Add(1)
+	if st.commits {
+		st.n.commits.Add(1)
+	}
+}
+
+func (st *stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	st.count()
+	return st.Stmt.ExecContext(ctx, args...)
+}
+
+func (st *stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	st.count()
+	return st.Stmt.QueryContext(ctx, args...)
+}
+
+func (st *stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	st.count()
+	return st.Stmt.QueryRowContext(ctx, args...)
 }
 
 // Ping reports whether the database answers on both pools.
@@ -247,6 +294,7 @@ func (s *Store) GarbageCollect(ctx context.Context, now, auditBefore time.Time) 
 
 // tx runs fn in one write transaction, committing if fn returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.n.statements.Add(2) // BEGIN IMMEDIATE and COMMIT (or ROLLBACK)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
@@ -255,12 +303,16 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return mapErr(err)
 	}
-	return mapErr(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return mapErr(err)
+	}
+	s.n.commits.Add(1)
+	return nil
 }
 
 // wstmt returns the prepared write statement q bound to tx.
-func (s *Store) wstmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
-	return tx.StmtContext(ctx, s.ws[q])
+func (s *Store) wstmt(ctx context.Context, tx *sql.Tx, q string) *stmt {
+	return &stmt{Stmt: tx.StmtContext(ctx, s.ws[q].Stmt), n: &s.n}
 }
 
 // mapErr turns SQLite constraint violations into the storage errors.

@@ -139,6 +139,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		q.WriteString(` LIMIT ?`)
 		args = append(args, f.Limit)
 	}
+	s.n.statements.Add(1)
 	rows, err := s.r.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)

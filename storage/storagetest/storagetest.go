@@ -78,6 +78,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Storage) {
 		{"Audit", auditTests()},
 		{"Leases", leaseTests()},
 		{"Cache", cacheTests()},
+		{"Completions", completionTests()},
 		{"Store", storeTests()},
 	}
 	for _, g := range groups {
