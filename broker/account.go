@@ -394,15 +394,21 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		b.askReauth(w, r, msgReauthOtherPerson, pendingAction{Action: data.Action, Target: data.Target})
 		return
 	}
+	// The fresh session, the spent state and the audit event in one write.
 	now := b.now().UTC()
-	if _, err := b.startSession(ctx, w, sess, data.UserID, conn.ID, ident.Subject, now); err != nil {
-		b.log.Error("re-authentication: creating browser session", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+	fresh, cookie := b.newBrowserSession(sess, data.UserID, conn.ID, ident.Subject, now)
+	done := &signIn{b: b, sess: fresh, cookie: cookie, conn: conn.ID, c: storage.LoginCompletion{
+		State:          data.State,
+		StateConnector: conn.ID,
+		StateExpiresAt: data.ExpiresAt,
+		Session:        &fresh.Session,
+		DeleteSession:  sess.ID,
+		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "success"})},
+	}}
+	if !done.write(w, r) {
 		return
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
 	b.metrics.bindOperations.WithLabelValues("reauth", "success").Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "success"})
 	q := url.Values{"confirm": {"1"}, "action": {data.Action}, "target": {data.Target}}
 	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }

@@ -12,18 +12,25 @@ import (
 
 // audit records an event; failures are logged, never fatal.
 func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	if r != nil {
+		ctx = r.Context()
+	}
+	e = b.auditEvent(ctx, e)
+	if err := b.store.AppendAudit(ctx, e); err != nil {
+		b.log.Warn("audit log write failed", "action", e.Action, "err", err)
+	}
+}
+
+// auditEvent fills in e's time and client address, for an event written
+// with other changes (storage.LoginCompletion).
+func (b *Broker) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
 	if e.Time.IsZero() {
 		e.Time = b.now().UTC()
 	}
 	if e.IP == "" {
-		if r != nil {
-			ctx = r.Context()
-		}
 		e.IP, _ = ctx.Value(ipKey{}).(string)
 	}
-	if err := b.store.AppendAudit(ctx, e); err != nil {
-		b.log.Warn("audit log write failed", "action", e.Action, "err", err)
-	}
+	return e
 }
 
 // ipKey is the context key of the client's address, set by the middleware.

@@ -118,10 +118,12 @@ type Broker struct {
 	fstore     *fositeStore
 	idSealer   *seal.Sealer
 	cacheSeal  *seal.Sealer
-	cookieKey  []byte
-	secure     bool
-	pages      *pages
-	limits     *limits
+	// loginSealer seals pending upstream logins into the login cookie.
+	loginSealer *seal.Sealer
+	cookieKey   []byte
+	secure      bool
+	pages       *pages
+	limits      *limits
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -172,6 +174,9 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if b.cacheSeal, err = seal.New(secret, "cache"); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if b.loginSealer, err = seal.New(secret, "login-cookie"); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	keySealer, err := seal.New(secret, "signing-keys")
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -216,10 +221,11 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		// exactly, so plain http (an intranet app) is the admin's choice.
 		RedirectSecureChecker: func(context.Context, *url.URL) bool { return true },
 	}
-	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now}
+	core := newTokenStrategy(b.fconf)
+	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
 	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               newTokenStrategy(b.fconf),
+		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: b.oidc,
 		Signer:                     b.keys.Signer(),
 	}

@@ -146,12 +146,14 @@ func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
 	return bs, nil
 }
 
-// startSession creates a fresh session for user (a new id on every login,
-// so a fixed cookie cannot be planted) and sets its cookie.
+// newBrowserSession builds a fresh session for user (a new id on every
+// login, so a fixed cookie cannot be planted), keeping the consents of
+// the browser's old session of the same user, and returns it with its
+// cookie value. The caller stores it (storage.LoginCompletion).
 //
 // connectorID and subject name the identity that signed in: unbinding it
 // ends the session.
-func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *browserSession, userID, connectorID, subject string, authTime time.Time) (*browserSession, error) {
+func (b *Broker) newBrowserSession(old *browserSession, userID, connectorID, subject string, authTime time.Time) (*browserSession, string) {
 	value := randomString(43)
 	s := storage.Session{
 		ID:          b.mac("session", value),
@@ -167,14 +169,7 @@ func (b *Broker) startSession(ctx context.Context, w http.ResponseWriter, old *b
 		bs.data = old.data
 	}
 	bs.Data, _ = json.Marshal(bs.data)
-	if err := b.store.CreateSession(ctx, bs.Session); err != nil {
-		return nil, err
-	}
-	if old != nil {
-		_ = b.store.DeleteSession(ctx, old.ID)
-	}
-	b.setCookie(w, sessionCookie, value, int(b.cfg.SessionTTL/time.Second))
-	return bs, nil
+	return bs, value
 }
 
 func (b *Broker) saveSession(ctx context.Context, s *browserSession) error {

@@ -91,22 +91,33 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	held := &heldOps{}
 	check := &secretCheck{}
-	ctx := context.WithValue(context.WithValue(r.Context(), heldKey{}, held), secretCheckKey{}, check)
+	ctx := withReadCache(context.WithValue(context.WithValue(r.Context(), heldKey{}, held), secretCheckKey{}, check))
 	sess := newSession()
 	ar, err := b.provider.NewAccessRequest(ctx, r, sess)
 	if check.done {
 		b.clientAuthResult(r, clientID, check.ok)
 	}
 	if err != nil {
-		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), held.ops...); herr != nil {
-			b.log.Warn("deleting a spent PKCE session", "err", herr)
+		failed := append(held.ops, held.onFailure...)
+		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), failed...); herr != nil &&
+			!errors.Is(herr, storage.ErrConflict) && !errors.Is(herr, storage.ErrNotFound) {
+			b.log.Warn("spending a code whose PKCE check failed", "err", herr)
 		}
 		b.writeTokenError(w, r, ar, err)
 		return
 	}
-	// One store transaction for everything the response writes.
+	// One store transaction for everything the response writes (with
+	// the sign-in of a token exchange).
+	var flush func(context.Context, []storage.TokenOp) error
+	if held.login != nil {
+		flush = func(ctx context.Context, ops []storage.TokenOp) error {
+			c := *held.login
+			c.TokenOps = ops
+			return b.store.CompleteLogin(ctx, c)
+		}
+	}
 	var resp fosite.AccessResponder
-	err = b.fstore.inTx(ctx, func(ctx context.Context) (err error) {
+	err = b.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
 		if err := b.fstore.apply(ctx, held.ops...); err != nil {
 			return err
 		}

@@ -31,6 +31,9 @@ type fositeStore struct {
 	tokens  tokenStore
 	clients *clientRegistry
 	now     func() time.Time
+	// codeSignature is the stored signature of a raw authorization code:
+	// fosite keys OIDC sessions by the code, codes by its signature.
+	codeSignature func(ctx context.Context, code string) string
 }
 
 type txKey struct{}
@@ -41,6 +44,20 @@ type txKey struct{}
 type txBuffer struct {
 	ops   []storage.TokenOp
 	depth int
+	// codes are the authorization codes created in this transaction, by
+	// signature: their PKCE and OIDC parts join the code's record, which
+	// is encoded at commit.
+	codes map[string]*codeRecord
+	// flush, if set, writes the ops instead of ApplyTokenOps (a sign-in
+	// writes its code with the rest of the sign-in).
+	flush func(ctx context.Context, ops []storage.TokenOp) error
+}
+
+// codeRecord is a code's record being built: ops[op] creates it.
+type codeRecord struct {
+	op      int
+	sr      storedRequest
+	session fosite.Session
 }
 
 func (s *fositeStore) apply(ctx context.Context, ops ...storage.TokenOp) error {
@@ -72,7 +89,19 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	}
 	ops := tx.ops
 	tx.ops = nil
-	if err := s.tokens.ApplyTokenOps(ctx, ops...); err != nil {
+	for _, c := range tx.codes {
+		data, err := json.Marshal(c.sr)
+		if err != nil {
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		ops[c.op].Record.Data = data
+	}
+	tx.codes = nil
+	apply := s.tokens.ApplyTokenOps
+	if tx.flush != nil {
+		apply = func(ctx context.Context, ops ...storage.TokenOp) error { return tx.flush(ctx, ops) }
+	}
+	if err := apply(ctx, ops...); err != nil {
 		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 			// Another request used the same code or refresh token first
 			// (ErrConflict), or revoked its whole family on detecting a
@@ -95,13 +124,21 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 		tx.depth--
 		return nil
 	}
-	tx.ops = nil
+	tx.ops, tx.codes = nil, nil
 	return nil
 }
 
 // inTx runs fn inside one transaction and commits it if fn succeeds.
 func (s *fositeStore) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.inTxWith(ctx, nil, fn)
+}
+
+// inTxWith is inTx whose commit writes through flush, unless it is nil.
+func (s *fositeStore) inTxWith(ctx context.Context, flush func(context.Context, []storage.TokenOp) error, fn func(ctx context.Context) error) error {
 	ctx, _ = s.BeginTX(ctx)
+	if tx, ok := ctx.Value(txKey{}).(*txBuffer); ok && tx.depth == 0 {
+		tx.flush = flush
+	}
 	if err := fn(ctx); err != nil {
 		_ = s.Rollback(ctx)
 		return err
@@ -142,14 +179,34 @@ type storedRequest struct {
 	GrantedAudience   []string        `json:"granted_audience,omitempty"`
 	Form              url.Values      `json:"form,omitempty"`
 	Session           json.RawMessage `json:"session"`
+
+	// A code's record (V 2) carries its PKCE and OIDC parts, which
+	// differ from the code's only in the form fosite keeps with them.
+	V        int        `json:"v,omitempty"`
+	HasPKCE  bool       `json:"has_pkce,omitempty"`
+	PKCEForm url.Values `json:"pkce_form,omitempty"`
+	HasOIDC  bool       `json:"has_oidc,omitempty"`
+	OIDCForm url.Values `json:"oidc_form,omitempty"`
 }
 
 func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, error) {
+	rec, sr, err := s.recordParts(kind, signature, r, expiryOf)
+	if err != nil {
+		return storage.TokenRecord{}, err
+	}
+	if rec.Data, err = json.Marshal(sr); err != nil {
+		return storage.TokenRecord{}, fmt.Errorf("encoding request: %w", err)
+	}
+	return rec, nil
+}
+
+// recordParts is record with the request not yet encoded.
+func (s *fositeStore) recordParts(kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, storedRequest, error) {
 	sess, err := json.Marshal(r.GetSession())
 	if err != nil {
-		return storage.TokenRecord{}, fmt.Errorf("encoding session: %w", err)
+		return storage.TokenRecord{}, storedRequest{}, fmt.Errorf("encoding session: %w", err)
 	}
-	data, err := json.Marshal(storedRequest{
+	sr := storedRequest{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt(),
 		ClientID:          r.GetClient().GetID(),
@@ -159,9 +216,6 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 		GrantedAudience:   r.GetGrantedAudience(),
 		Form:              r.GetRequestForm(),
 		Session:           sess,
-	})
-	if err != nil {
-		return storage.TokenRecord{}, fmt.Errorf("encoding request: %w", err)
 	}
 	now := s.now()
 	exp := r.GetSession().GetExpiresAt(expiryOf)
@@ -177,7 +231,6 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 		ClientID:  r.GetClient().GetID(),
 		Subject:   r.GetSession().GetSubject(),
 		Active:    true,
-		Data:      data,
 		CreatedAt: now,
 		ExpiresAt: exp,
 	}
@@ -186,7 +239,7 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 	if s, ok := r.GetSession().(*Session); ok && s.IDP != "" && s.IdentitySubject != "" {
 		rec.IdentityConnector, rec.IdentitySubject = s.IDP, s.IdentitySubject
 	}
-	return rec, nil
+	return rec, sr, nil
 }
 
 // errStoreFailed marks a read that failed in the store (not a missing
@@ -195,39 +248,121 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 // answer 503 instead, so that an outage does not look like a revocation.
 var errStoreFailed = errors.New("store failure")
 
-func (s *fositeStore) load(ctx context.Context, kind storage.TokenKind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
+// readCache keeps the records one token request read, so that fosite's
+// handlers, which read the code up to four times (code twice, PKCE, OIDC),
+// cost one read and one decoding; handleToken puts one in the context.
+type readCache struct {
+	recs map[readKey]*cachedRecord
+}
+
+type readKey struct {
+	kind storage.TokenKind
+	sig  string
+}
+
+type cachedRecord struct {
+	rec     storage.TokenRecord
+	sr      storedRequest
+	decoded fosite.Session // the session sr.Session was last decoded into
+}
+
+type readCacheKey struct{}
+
+func withReadCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readCacheKey{}, &readCache{recs: map[readKey]*cachedRecord{}})
+}
+
+// read returns the record and its decoded request, from the request's
+// cache if it has one.
+func (s *fositeStore) read(ctx context.Context, kind storage.TokenKind, signature string) (*cachedRecord, error) {
+	cache, _ := ctx.Value(readCacheKey{}).(*readCache)
+	if cache != nil {
+		if c, ok := cache.recs[readKey{kind, signature}]; ok {
+			return c, nil
+		}
+	}
 	rec, err := s.tokens.GetToken(ctx, kind, signature)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, false, fosite.ErrNotFound
+		return nil, fosite.ErrNotFound
 	} else if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", errStoreFailed, err)
+		return nil, fmt.Errorf("%w: %w", errStoreFailed, err)
 	}
-	var sr storedRequest
-	if err := json.Unmarshal(rec.Data, &sr); err != nil {
-		return nil, false, fmt.Errorf("decoding stored request: %w", err)
+	c := &cachedRecord{rec: rec}
+	if err := json.Unmarshal(rec.Data, &c.sr); err != nil {
+		return nil, fmt.Errorf("decoding stored request: %w", err)
 	}
-	client, ok := s.clients.get(sr.ClientID)
+	if cache != nil {
+		cache.recs[readKey{kind, signature}] = c
+	}
+	return c, nil
+}
+
+func (s *fositeStore) load(ctx context.Context, kind storage.TokenKind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
+	c, err := s.read(ctx, kind, signature)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := s.request(c, c.sr.Form, session)
+	return r, c.rec.Active, err
+}
+
+// request builds the fosite request of a read record with form, decoding
+// the session into session (a new one if nil) unless it already was.
+func (s *fositeStore) request(c *cachedRecord, form url.Values, session fosite.Session) (*fosite.Request, error) {
+	client, ok := s.clients.get(c.sr.ClientID)
 	if !ok {
 		// The client was removed from the configuration: its grants die with it.
-		return nil, false, fosite.ErrNotFound
+		return nil, fosite.ErrNotFound
 	}
 	if session == nil {
 		session = newSession()
 	}
-	if err := json.Unmarshal(sr.Session, session); err != nil {
-		return nil, false, fmt.Errorf("decoding stored session: %w", err)
+	if session != c.decoded {
+		if err := json.Unmarshal(c.sr.Session, session); err != nil {
+			return nil, fmt.Errorf("decoding stored session: %w", err)
+		}
+		c.decoded = session
 	}
 	return &fosite.Request{
-		ID:                sr.ID,
-		RequestedAt:       sr.RequestedAt,
+		ID:                c.sr.ID,
+		RequestedAt:       c.sr.RequestedAt,
 		Client:            client,
-		RequestedScope:    sr.RequestedScope,
-		GrantedScope:      sr.GrantedScope,
-		RequestedAudience: sr.RequestedAudience,
-		GrantedAudience:   sr.GrantedAudience,
-		Form:              sr.Form,
+		RequestedScope:    c.sr.RequestedScope,
+		GrantedScope:      c.sr.GrantedScope,
+		RequestedAudience: c.sr.RequestedAudience,
+		GrantedAudience:   c.sr.GrantedAudience,
+		Form:              form,
 		Session:           session,
-	}, rec.Active, nil
+	}, nil
+}
+
+// codePart loads the PKCE (pkce true) or OIDC part of the code with this
+// signature. found is false when the code's record is of the old layout
+// (separate records), which the caller then reads.
+func (s *fositeStore) codePart(ctx context.Context, signature string, pkce bool, session fosite.Session) (r *fosite.Request, found bool, err error) {
+	c, err := s.read(ctx, storage.KindAuthorizeCode, signature)
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, true, err
+	}
+	if c.sr.V < 2 {
+		return nil, false, nil
+	}
+	has, form := c.sr.HasOIDC, c.sr.OIDCForm
+	if pkce {
+		has, form = c.sr.HasPKCE, c.sr.PKCEForm
+	}
+	if !has || !c.rec.Active {
+		// A spent code's PKCE and OIDC parts are gone, as their separate
+		// records were deleted when it was redeemed.
+		return nil, true, fosite.ErrNotFound
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	r, err = s.request(c, form, session)
+	return r, true, err
 }
 
 func (s *fositeStore) create(ctx context.Context, kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) error {
@@ -251,8 +386,43 @@ func codeKey(code string) string {
 
 // ------------------------------------------------------ oauth2 core
 
+// CreateAuthorizeCodeSession creates the code's record. Inside a
+// transaction its PKCE and OIDC parts join it before it is encoded.
 func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.create(ctx, storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
+	tx, ok := ctx.Value(txKey{}).(*txBuffer)
+	if !ok {
+		return s.create(ctx, storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
+	}
+	rec, sr, err := s.recordParts(storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
+	if err != nil {
+		return err
+	}
+	sr.V = 2
+	if tx.codes == nil {
+		tx.codes = map[string]*codeRecord{}
+	}
+	tx.codes[signature] = &codeRecord{op: len(tx.ops), sr: sr, session: r.GetSession()}
+	tx.ops = append(tx.ops, storage.TokenOp{Type: storage.OpCreate, Kind: storage.KindAuthorizeCode, Record: rec})
+	return nil
+}
+
+// joinCode adds a PKCE or OIDC part to a code created in this
+// transaction, and reports whether it could (same request session).
+func (s *fositeStore) joinCode(ctx context.Context, signature string, r fosite.Requester, pkce bool) bool {
+	tx, ok := ctx.Value(txKey{}).(*txBuffer)
+	if !ok {
+		return false
+	}
+	c, ok := tx.codes[signature]
+	if !ok || c.session != r.GetSession() || c.sr.ID != r.GetID() {
+		return false
+	}
+	if pkce {
+		c.sr.HasPKCE, c.sr.PKCEForm = true, r.GetRequestForm()
+	} else {
+		c.sr.HasOIDC, c.sr.OIDCForm = true, r.GetRequestForm()
+	}
+	return true
 }
 
 func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
@@ -328,10 +498,19 @@ func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) e
 // ------------------------------------------------------------ PKCE
 
 func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	if s.joinCode(ctx, signature, r, true) {
+		return nil
+	}
 	return s.create(ctx, storage.KindPKCE, signature, r, fosite.AuthorizeCode)
 }
 
 func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if r, found, err := s.codePart(ctx, signature, true, session); found {
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	r, _, err := s.load(ctx, storage.KindPKCE, signature, session)
 	if err != nil {
 		return nil, err
@@ -340,12 +519,32 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature strin
 }
 
 // heldOps collects writes that the token endpoint applies later, with the
-// response's transaction; heldKey puts it in the request's context.
-type heldOps struct{ ops []storage.TokenOp }
+// response's transaction (ops), or only if the request fails (onFailure);
+// heldKey puts it in the request's context.
+type heldOps struct {
+	ops, onFailure []storage.TokenOp
+	// login is a sign-in the request made (the mini-program token
+	// exchange), written with the response's tokens.
+	login *storage.LoginCompletion
+}
 
 type heldKey struct{}
 
+// DeletePKCERequestSession spends the PKCE part of a code once its
+// verifier was checked. A code's own record holds the part: a redeemed
+// code is deactivated anyway, so the part goes with it; a request that
+// fails deactivates the code (as deleting a separate PKCE record made
+// the code unusable), so that a verifier cannot be guessed.
 func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if cache, ok := ctx.Value(readCacheKey{}).(*readCache); ok {
+		if c, ok := cache.recs[readKey{storage.KindAuthorizeCode, signature}]; ok && c.sr.V >= 2 {
+			if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
+				held.onFailure = append(held.onFailure, storage.TokenOp{Type: storage.OpDeactivate, Kind: storage.KindAuthorizeCode, Signature: signature})
+				return nil
+			}
+			return s.apply(ctx, storage.TokenOp{Type: storage.OpDeactivate, Kind: storage.KindAuthorizeCode, Signature: signature})
+		}
+	}
 	op := storage.TokenOp{Type: storage.OpDelete, Kind: storage.KindPKCE, Signature: signature}
 	if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
 		if _, inTx := ctx.Value(txKey{}).(*txBuffer); !inTx {
@@ -359,10 +558,19 @@ func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, signature st
 // ------------------------------------------------------------ OIDC
 
 func (s *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	if s.joinCode(ctx, s.codeSignature(ctx, code), r, false) {
+		return nil
+	}
 	return s.create(ctx, storage.KindOIDC, codeKey(code), r, fosite.AuthorizeCode)
 }
 
 func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	if req, found, err := s.codePart(ctx, s.codeSignature(ctx, code), false, r.GetSession()); found {
+		if err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
 	req, _, err := s.load(ctx, storage.KindOIDC, codeKey(code), r.GetSession())
 	if err != nil {
 		return nil, err
@@ -370,6 +578,13 @@ func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, 
 	return req, nil
 }
 
+// DeleteOpenIDConnectSession spends the OIDC part of a code: nothing to
+// do for a code's own record (redeeming deactivates it).
 func (s *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	if cache, ok := ctx.Value(readCacheKey{}).(*readCache); ok {
+		if c, ok := cache.recs[readKey{storage.KindAuthorizeCode, s.codeSignature(ctx, code)}]; ok && c.sr.V >= 2 {
+			return nil
+		}
+	}
 	return s.delete(ctx, storage.KindOIDC, codeKey(code))
 }

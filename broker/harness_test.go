@@ -30,6 +30,8 @@ import (
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/storage"
+	"github.com/qiaoidp/qiao/storage/postgres"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
 
@@ -99,6 +101,8 @@ type env struct {
 	wrap     func(id string, f *fakeWeb) any
 	logs     *syncBuffer
 	provider *oidc.Provider
+	pgDSN    string          // the PostgreSQL database, instead of dbPath
+	store    storage.Storage // the running broker's store
 }
 
 type syncBuffer = syncbuf.Buffer
@@ -147,6 +151,7 @@ type envOptions struct {
 	now    func() time.Time
 	// wrap gives the fake of connector id more capabilities; nil: none.
 	wrap func(id string, f *fakeWeb) any
+	pgDSN  string // run on this PostgreSQL database instead of SQLite
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -155,7 +160,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}, extra: o.extra, wrap: o.wrap}
+	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}, extra: o.extra, wrap: o.wrap, pgDSN: o.pgDSN}
 	e.dbPath = o.dbPath
 	if e.dbPath == "" {
 		e.dbPath = filepath.Join(t.TempDir(), "qiao.db")
@@ -190,10 +195,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 func (e *env) start(ln net.Listener, conns []broker.Connector, now func() time.Time) {
 	t := e.t
-	store, err := sqlite.Open(context.Background(), e.dbPath)
+	var store storage.Storage
+	var err error
+	if e.pgDSN != "" {
+		store, err = postgres.Open(context.Background(), e.pgDSN)
+	} else {
+		store, err = sqlite.Open(context.Background(), e.dbPath)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.store = store
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := broker.New(context.Background(), broker.Options{Config: e.cfg, Store: store, Connectors: conns, Logger: log, Now: now})
 	if err != nil {

@@ -74,9 +74,14 @@ func safePicture(s string) string {
 // user (or joining the user of the same WeChat unionid) on first sight.
 // When the identity has a real profile it is now the user's most recently
 // used one, so that profile is the user's: it is returned to save a query.
-func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (string, *profile, error) {
+//
+// An identity seen before is not written here: update is its new row,
+// which the caller writes with the rest of the sign-in
+// (storage.LoginCompletion.UpdateIdentity); nil when there is nothing
+// left to write.
+func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (userID string, known *profile, update *storage.Identity, err error) {
 	if ident.Subject == "" {
-		return "", nil, errors.New("the provider returned no subject")
+		return "", nil, nil, errors.New("the provider returned no subject")
 	}
 	now := b.now().UTC()
 	for attempt := 0; attempt < 3; attempt++ {
@@ -91,17 +96,14 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 			if row.Secret == nil {
 				row.Secret = existing.Secret
 			}
-			if err := b.store.UpdateIdentity(ctx, row); err != nil {
-				return "", nil, err
-			}
-			return existing.UserID, profileOfRow(row), nil
+			return existing.UserID, profileOfRow(row), &row, nil
 		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		if union, link := b.unionKey(conn, ident); link {
 			others, err := b.store.FindIdentitiesByUnionID(ctx, union)
 			if err != nil {
-				return "", nil, err
+				return "", nil, nil, err
 			}
 			if len(others) > 0 {
 				row := b.identityRow(conn, ident, others[0].UserID, now)
@@ -110,10 +112,10 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 					continue // created by a concurrent login: read it again
 				}
 				if err != nil {
-					return "", nil, err
+					return "", nil, nil, err
 				}
 				b.audit(ctx, nil, storage.AuditEvent{Action: "link_unionid", UserID: others[0].UserID, ConnectorID: conn.ID, Result: "success"})
-				return others[0].UserID, profileOfRow(row), nil
+				return others[0].UserID, profileOfRow(row), nil, nil
 			}
 		}
 		userID := newUserID()
@@ -123,15 +125,15 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		// A new user's only identity is their whole profile, real or not.
 		if known := profileOfRow(row); known != nil {
-			return userID, known, nil
+			return userID, known, nil, nil
 		}
-		return userID, &profile{}, nil
+		return userID, &profile{}, nil, nil
 	}
-	return "", nil, errors.New("identity kept changing under concurrent logins")
+	return "", nil, nil, errors.New("identity kept changing under concurrent logins")
 }
 
 // profileOfRow is the profile an identity that was just used gives its

@@ -1,10 +1,15 @@
 package broker
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qiaoidp/qiao/broker/seal"
+	"github.com/qiaoidp/qiao/connectors"
 )
 
 func TestClientIPBelievesOnlyTrustedProxies(t *testing.T) {
@@ -85,5 +90,29 @@ func TestRandomStringIsUniformOverItsAlphabet(t *testing.T) {
 	// eight characters 25 % more than the others.
 	if len(counts) != 62 || float64(hi)/float64(lo) > 1.12 {
 		t.Fatalf("characters seen %d, counts from %d to %d", len(counts), lo, hi)
+	}
+}
+
+// TestLoginCookieStaysUnder4KB: the largest login the broker keeps (the
+// kept authorization parameters at their cap, a connector's per-login
+// data at its cap, long ids) seals into a cookie browsers keep.
+func TestLoginCookieStaysUnder4KB(t *testing.T) {
+	s, err := seal.New([]byte(strings.Repeat("k", 32)), "login-cookie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{loginSealer: s, secure: true}
+	data := pendingData{
+		State: randomString(32), ConnectorID: strings.Repeat("c", 32), Purpose: "reauth",
+		AuthQuery: strings.Repeat("q", maxAuthQuery), UserID: newUserID(),
+		RequestedAt: time.Now(), ExpiresAt: time.Now().Add(loginTTL),
+		Action: "unbind", Target: strings.Repeat("t", 32),
+		ConnData: bytes.Repeat([]byte{0xff}, connectors.MaxLoginData),
+	}
+	w := httptest.NewRecorder()
+	b.setCookie(w, loginCookie, b.sealLogin(data), int(loginTTL/time.Second))
+	c := w.Result().Cookies()[0]
+	if n := len(c.Name) + len(c.Value); n > 4000 {
+		t.Fatalf("the largest login cookie has %d bytes of name and value, want at most 4000", n)
 	}
 }

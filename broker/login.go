@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"crypto/hmac"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,21 +19,6 @@ import (
 )
 
 // ---------------------------------------------------------- authorize
-
-// pendingData is what a pending upstream login carries to the callback.
-type pendingData struct {
-	Purpose     string    `json:"purpose"`        // "login", "bind", "account" or "reauth"
-	AuthQuery   string    `json:"auth,omitempty"` // the authorization request, for login
-	UserID      string    `json:"user,omitempty"` // the user to bind to (bind), or who must sign in again (reauth)
-	RequestedAt time.Time `json:"requested_at"`   // when the request arrived
-	// Action ("bind" or "unbind") of the connector Target waits for a
-	// re-authentication (reauth).
-	Action string `json:"action,omitempty"`
-	Target string `json:"target,omitempty"`
-	// ConnData is the connector's per-login data (a nonce, a PKCE
-	// verifier) from its LoginURL, handed back to its HandleCallback.
-	ConnData []byte `json:"conn,omitempty"`
-}
 
 func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
 	for _, v := range strings.Fields(ar.GetRequestForm().Get("prompt")) {
@@ -116,9 +100,15 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	query, err := keptAuthQuery(form)
+	if err != nil {
+		b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf(
+			"The authorization request is too large: its parameters may take at most %d bytes.", maxAuthQuery))
+		return
+	}
 	b.startUpstream(w, r, b.connectors[connectorID], pendingData{
 		Purpose:     "login",
-		AuthQuery:   form.Encode(),
+		AuthQuery:   query,
 		RequestedAt: now,
 	})
 }
@@ -168,7 +158,7 @@ func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar
 			return
 		}
 	}
-	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, now, nil)
+	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, now, nil, nil)
 }
 
 func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
@@ -194,8 +184,10 @@ func (b *Broker) consentToken(s *browserSession, c *client) string {
 //
 // idp and subject are the identity that signed in. known is the user's
 // profile when the caller already has it (a login that just used an
-// identity with a real profile), saving a query.
-func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp, subject string, authTime, requestedAt time.Time, known *profile) {
+// identity with a real profile), saving a query. done, for a sign-in that
+// just happened, is that sign-in's writes: the code is stored in the same
+// transaction, and the sign-in's cookies are set once it has committed.
+func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
 	ctx := r.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		for _, ok := range scopesSupported {
@@ -209,15 +201,26 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
-	// The code, its PKCE challenge and its OIDC session in one write.
+	// The code (with its PKCE challenge and OIDC session, one record) in
+	// one write, together with the sign-in's writes if there is one.
+	var flush func(ctx context.Context, ops []storage.TokenOp) error
+	if done != nil {
+		flush = done.complete
+	}
 	var resp fosite.AuthorizeResponder
-	err = b.fstore.inTx(ctx, func(ctx context.Context) (err error) {
+	err = b.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
 		resp, err = b.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err
 	})
 	if err != nil {
+		if done != nil && done.failed(w, r, err) {
+			return
+		}
 		b.writeAuthorizeError(w, r, ar, err)
 		return
+	}
+	if done != nil {
+		done.committed(w)
 	}
 	b.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
@@ -350,8 +353,8 @@ func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[
 	return note
 }
 
-// startUpstream records a pending login and sends the browser to the
-// provider.
+// startUpstream seals the pending login into a fresh login cookie and
+// sends the browser to the provider. Nothing is stored.
 func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
 	ctx := r.Context()
 	web, ok := conn.web()
@@ -359,16 +362,11 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
 	}
-	binding := ""
-	if c, err := b.cookie(r, loginCookie); err == nil && len(c.Value) >= 32 {
-		binding = c.Value
-	} else {
-		binding = randomString(32)
-		b.setCookie(w, loginCookie, binding, 0)
-	}
-	state := randomString(32)
+	data.State = randomString(32)
+	data.ConnectorID = conn.ID
+	data.ExpiresAt = b.now().UTC().Add(loginTTL)
 	u, connData, err := web.LoginURL(ctx, connectors.LoginRequest{
-		State:       state,
+		State:       data.State,
 		CallbackURL: b.callbackURL(conn.ID),
 		Mobile:      isMobile(r),
 	})
@@ -386,20 +384,7 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		return
 	}
 	data.ConnData = connData
-	raw, _ := json.Marshal(data)
-	now := b.now().UTC()
-	if err := b.store.CreateLogin(ctx, storage.PendingLogin{
-		State:       state,
-		ConnectorID: conn.ID,
-		Binding:     b.mac("login", binding),
-		Data:        raw,
-		CreatedAt:   now,
-		ExpiresAt:   now.Add(loginTTL),
-	}); err != nil {
-		b.log.Error("storing pending login", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
+	b.setCookie(w, loginCookie, b.sealLogin(data), int(loginTTL/time.Second))
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
@@ -426,33 +411,19 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
-	cookie, err := b.cookie(r, loginCookie)
-	if err != nil || cookie.Value == "" {
+	data, err := b.openLogin(r)
+	if errors.Is(err, http.ErrNoCookie) {
 		b.errorPage(w, r, http.StatusBadRequest, msgNoLoginCookie)
 		return
-	}
-	pl, err := b.store.TakeLogin(ctx, state)
-	if errors.Is(err, storage.ErrNotFound) {
-		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
-		return
 	} else if err != nil {
-		b.log.Error("loading pending login", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	if pl.ConnectorID != id || !hmac.Equal([]byte(pl.Binding), []byte(b.mac("login", cookie.Value))) {
-		b.log.Warn("callback refused: state issued for another browser or connector", "connector", id)
-		// Put it back: someone who learnt the state cannot spend the
-		// rightful browser's login.
-		if err := b.store.CreateLogin(ctx, pl); err != nil {
-			b.log.Warn("restoring a pending login", "err", err)
-		}
-		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
-		return
-	}
-	var data pendingData
-	if err := json.Unmarshal(pl.Data, &data); err != nil {
 		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
+		return
+	}
+	if data.ConnectorID != id || !sameState(data.State, state) {
+		// Not this browser's login (or another tab's): the cookie stays,
+		// so that the rightful callback still works.
+		b.log.Warn("callback refused: state issued for another browser or connector", "connector", id)
+		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
 	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r), Data: data.ConnData}, r.Form)
@@ -462,13 +433,19 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	switch data.Purpose {
 	case "bind":
+		// Spend the state first: a bind writes on its own.
+		if err := b.store.CompleteLogin(ctx, storage.LoginCompletion{State: data.State, StateConnector: id, StateExpiresAt: data.ExpiresAt}); err != nil {
+			b.signInFailed(w, r, err)
+			return
+		}
+		b.clearLoginCookie(w)
 		b.finishBind(w, r, conn, data, ident)
 		return
 	case "reauth":
 		b.finishReauth(w, r, conn, data, ident)
 		return
 	}
-	userID, known, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, update, err := b.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		b.metrics.logins.WithLabelValues(conn.ID, "error").Inc()
 		b.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)
@@ -477,30 +454,108 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	now := b.now().UTC()
 	old, _ := b.currentSession(r)
-	sess, err := b.startSession(ctx, w, old, userID, conn.ID, ident.Subject, now)
-	if err != nil {
-		b.log.Error("creating browser session", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
+	sess, cookie := b.newBrowserSession(old, userID, conn.ID, ident.Subject, now)
+	done := &signIn{
+		b:      b,
+		sess:   sess,
+		cookie: cookie,
+		conn:   conn.ID,
+		c: storage.LoginCompletion{
+			State:          data.State,
+			StateConnector: conn.ID,
+			StateExpiresAt: data.ExpiresAt,
+			UpdateIdentity: update,
+			Session:        &sess.Session,
+			Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: "success"})},
+		},
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: "success"})
-	if data.Purpose == "account" {
-		b.redirectAccount(w, r, "", "")
-		return
+	if old != nil {
+		done.c.DeleteSession = old.ID
 	}
-
-	ar, err := b.resumeAuthorize(r, data.AuthQuery)
-	if err != nil {
-		b.writeAuthorizeError(w, r, ar, err)
+	var ar fosite.AuthorizeRequester
+	if data.Purpose != "account" {
+		ar, err = b.resumeAuthorize(r, data.AuthQuery)
+	}
+	if data.Purpose == "account" || err != nil {
+		// The sign-in stands even if the stored request no longer passes.
+		if !done.write(w, r) {
+			return
+		}
+		if data.Purpose == "account" {
+			b.redirectAccount(w, r, "", "")
+		} else {
+			b.writeAuthorizeError(w, r, ar, err)
+		}
 		return
 	}
 	c, _ := ar.GetClient().(*client)
 	if c != nil && b.needsConsent(r, ar, c, sess) {
-		b.renderConsent(w, r, ar, c, sess)
+		if done.write(w, r) {
+			b.renderConsent(w, r, ar, c, sess)
+		}
 		return
 	}
-	b.finishAuthorize(w, r, ar, userID, conn.ID, ident.Subject, now, data.RequestedAt, known)
+	b.finishAuthorize(w, r, ar, userID, conn.ID, ident.Subject, now, data.RequestedAt, known, done)
+}
+
+// signIn is a sign-in that happened at the provider and is not yet
+// written: its completion (spent state, identity, session, audit), and
+// the session cookie to set once it is.
+type signIn struct {
+	b      *Broker
+	c      storage.LoginCompletion
+	sess   *browserSession
+	cookie string
+	conn   string
+}
+
+// complete writes the sign-in together with a transaction's token ops.
+func (s *signIn) complete(ctx context.Context, ops []storage.TokenOp) error {
+	c := s.c
+	c.TokenOps = ops
+	return s.b.store.CompleteLogin(ctx, c)
+}
+
+// write stores the sign-in alone and sets its cookies; on failure it
+// answers the request and returns false.
+func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.complete(r.Context(), nil); err != nil {
+		s.b.signInFailed(w, r, err)
+		return false
+	}
+	s.committed(w)
+	return true
+}
+
+// committed sets the cookies of a written sign-in: the new session's,
+// and the spent login cookie removed.
+func (s *signIn) committed(w http.ResponseWriter) {
+	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
+	s.b.clearLoginCookie(w)
+	s.b.metrics.logins.WithLabelValues(s.conn, "success").Inc()
+}
+
+// failed answers a sign-in whose writes failed with the store's reason,
+// if it is one (true), or leaves the answer to the caller (false).
+func (s *signIn) failed(w http.ResponseWriter, r *http.Request, err error) bool {
+	if errors.Is(err, storage.ErrStateUsed) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists) {
+		s.b.signInFailed(w, r, err)
+		return true
+	}
+	return false
+}
+
+// signInFailed answers a callback whose writes failed: a replayed
+// callback (its state already spent) gets the "expired or completed"
+// page, anything else the "unavailable" one.
+func (b *Broker) signInFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, storage.ErrStateUsed) {
+		b.log.Info("callback refused: its state was already used")
+		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
+		return
+	}
+	b.log.Error("storing a sign-in", "err", err)
+	b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 }
 
 func clientOf(authQuery string) string {

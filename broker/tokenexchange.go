@@ -132,7 +132,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 			return exchangeError(err)
 		}
 	}
-	userID, known, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, update, err := b.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -151,7 +151,18 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	}
 	r.SetSession(sess)
 	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
-	b.audit(ctx, nil, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: "success"})
+	login := storage.LoginCompletion{
+		UpdateIdentity: update,
+		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: "success"})},
+	}
+	if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
+		// Written with the tokens, in the token response's transaction.
+		held.login = &login
+		return nil
+	}
+	if err := b.store.CompleteLogin(ctx, login); err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
 	return nil
 }
 

@@ -34,6 +34,19 @@ func (br *browser) walk(u string) []response {
 	return nil
 }
 
+// firstSetCookies is setCookies keeping the first value each cookie got.
+func firstSetCookies(rs []response) map[string]*http.Cookie {
+	out := map[string]*http.Cookie{}
+	for _, r := range rs {
+		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+			if out[c.Name] == nil {
+				out[c.Name] = c
+			}
+		}
+	}
+	return out
+}
+
 func setCookies(rs []response) map[string]*http.Cookie {
 	out := map[string]*http.Cookie{}
 	for _, r := range rs {
@@ -59,7 +72,12 @@ func TestCookieFlags(t *testing.T) {
 			if last := rs[len(rs)-1]; !strings.HasPrefix(last.location(), "https://app.example/cb?code=") {
 				t.Fatalf("login ended at %d %q", last.status, last.location())
 			}
-			cookies := setCookies(rs)
+			// The login cookie is set at /auth and removed once the sign-in
+			// is written (the callback): check the flags it was set with.
+			cookies := firstSetCookies(rs)
+			if gone := setCookies(rs)[map[bool]string{false: "", true: "__Host-"}[secure]+"qiao_login"]; gone == nil || gone.MaxAge >= 0 {
+				t.Errorf("the login cookie was not removed after the sign-in: %+v", gone)
+			}
 			// Under https the cookies carry the __Host- prefix (no planting
 			// from sibling subdomains), which requires Path=/.
 			prefix, path := "", "/qiao/"
