@@ -155,6 +155,9 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if b.metrics == nil {
 		b.metrics = NewMetrics()
 	}
+	if c, ok := opts.Store.(storeCounter); ok {
+		b.metrics.observeStore(c)
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}

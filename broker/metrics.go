@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/storage"
 )
 
 // Metrics are the broker's Prometheus series. Connectors report their
@@ -87,4 +88,21 @@ func (m *Metrics) initRateLimited(l config.Limits) {
 			m.rateLimited.WithLabelValues(endpoint, limitByClientAuth)
 		}
 	}
+}
+
+// storeCounter is a store that counts its round trips and commits.
+type storeCounter interface {
+	Counts() storage.Counts
+}
+
+// observeStore exports the store's counts as qiao_store_round_trips_total
+// and qiao_store_commits_total. A registry that has them already (a
+// Metrics shared by two brokers) keeps the first store's.
+func (m *Metrics) observeStore(c storeCounter) {
+	_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "qiao_store_round_trips_total", Help: "Round trips to the store's database (SQLite: statements).",
+	}, func() float64 { return float64(c.Counts().RoundTrips) }))
+	_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "qiao_store_commits_total", Help: "Write transactions the store committed.",
+	}, func() float64 { return float64(c.Counts().Commits) }))
 }

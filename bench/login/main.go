@@ -54,7 +54,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/pgtest"
 )
 
 // The Weibo app the simulator knows and the broker is configured with.
@@ -77,6 +80,7 @@ type options struct {
 	keep        bool
 	logLevel    string
 	perf        string
+	store       string
 
 	// An already running broker.
 	issuer      string
@@ -101,6 +105,7 @@ func main() {
 	flag.StringVar(&o.qiaoBin, "qiao", "", "qiao binary to start (default: go build ./cmd/qiao into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, broker log)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log level of the started broker")
+	flag.StringVar(&o.store, "store", "sqlite", "store of the started broker: sqlite, or postgres (a throwaway cluster this command starts, as internal/pgtest does)")
 	flag.StringVar(&o.perf, "perf", "", "record the started broker with `perf record -g` into this file during the timed phase")
 	flag.StringVar(&o.issuer, "issuer", "", "issuer of a running broker to target instead of starting one")
 	flag.StringVar(&o.metricsURL, "metrics", "", "the running broker's /metrics URL (default: /metrics at the issuer's host)")
@@ -139,6 +144,10 @@ func (o *options) check() error {
 		return errors.New("-issuer needs -secret (the client's secret)")
 	case o.issuer != "" && o.weiboSecret == "":
 		return errors.New("-issuer needs -weibo-secret (the App Secret the broker's connector sends)")
+	case o.store != "sqlite" && o.store != "postgres":
+		return fmt.Errorf("-store %q: want sqlite or postgres", o.store)
+	case o.store != "sqlite" && o.issuer != "":
+		return errors.New("-store postgres starts its own broker; it cannot be used with -issuer")
 	case o.perf != "" && o.issuer != "":
 		return errors.New("-perf profiles the broker this command starts; it cannot be used with -issuer")
 	case o.timeout <= 0:
@@ -201,7 +210,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	d := newDriver(target, o)
 
 	fmt.Fprintf(out, "machine: %d CPUs (%s), GOMAXPROCS %d, load average %s\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), loadAverage())
-	fmt.Fprintf(out, "broker: %s (%s, SQLite unless -issuer says otherwise), mode %s, c=%d, n=%d, warm-up %d\n", target.issuer, o.alg, o.mode, o.concurrency, o.count, o.warmup)
+	fmt.Fprintf(out, "broker: %s (%s, store %s unless -issuer says otherwise), mode %s, c=%d, n=%d, warm-up %d\n", target.issuer, o.alg, o.store, o.mode, o.concurrency, o.count, o.warmup)
 
 	// Warm up: every person logs in once (their user is created), and the
 	// connections are open.
@@ -258,6 +267,18 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		cpu := after.cpu - before.cpu
 		fmt.Fprintf(out, "broker CPU: %.3f ms per %s (%.2f s over %d, from %s; 10 ms resolution)\n",
 			cpu.Seconds()*1000/ok, o.mode, cpu.Seconds(), res.ok, target.cpuSource())
+		if target.pg != nil {
+			pgCPU := after.pgCPU - before.pgCPU
+			fmt.Fprintf(out, "PostgreSQL CPU: %.3f ms per %s (%.2f s, its processes from /proc)\n", pgCPU.Seconds()*1000/ok, o.mode, pgCPU.Seconds())
+			fmt.Fprintf(out, "PostgreSQL transactions: %.2f per %s (pg_stat_database.xact_commit, reads included)\n", (after.pgXacts-before.pgXacts)/ok, o.mode)
+		}
+		if after.roundTrips >= 0 && before.roundTrips >= 0 {
+			fmt.Fprintf(out, "store: %.2f round trips (SQLite: statements) and %.2f commits per %s (qiao_store_*_total)\n",
+				(after.roundTrips-before.roundTrips)/ok, (after.commits-before.commits)/ok, o.mode)
+		}
+		if after.rss > 0 {
+			fmt.Fprintf(out, "broker RSS: %.1f MB after the run\n", float64(after.rss)/(1<<20))
+		}
 		if after.upstream >= 0 && before.upstream >= 0 {
 			fmt.Fprintf(out, "upstream calls: %.2f per %s (qiao_upstream_requests_total)\n", (after.upstream-before.upstream)/ok, o.mode)
 		}
@@ -358,12 +379,17 @@ type broker struct {
 	cmd  *exec.Cmd
 	dir  string
 	keep bool
-	done chan error
+	// exited is closed when the started process has exited; waitErr is
+	// then its Wait error. (A channel that is closed, not sent on, can be
+	// waited on by waitReady and by kill alike.)
+	exited  chan struct{}
+	waitErr error
+	pg      *pgtest.Server // the throwaway cluster of -store postgres
 }
 
 const brokerConfig = `issuer: @ISSUER@
 http: { listen: "@LISTEN@" }
-storage: { type: sqlite, sqlite: { path: "@DBPATH@" } }
+storage: @STORAGE@
 secret: "@SECRET@"
 keys: { algorithm: @ALG@ }
 log: { level: @LEVEL@, format: json }
@@ -384,7 +410,7 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	if err != nil {
 		return nil, err
 	}
-	b := &broker{dir: dir, keep: o.keep, client: clientID, secret: randomToken(24), connector: connectorID, done: make(chan error, 1)}
+	b := &broker{dir: dir, keep: o.keep, client: clientID, secret: randomToken(24), connector: connectorID, exited: make(chan struct{})}
 	fail := func(err error) (*broker, error) {
 		b.cleanup()
 		return nil, err
@@ -402,10 +428,17 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	if err != nil {
 		return fail(err)
 	}
+	storage := fmt.Sprintf(`{ type: sqlite, sqlite: { path: %q } }`, filepath.Join(dir, "qiao.db"))
+	if o.store == "postgres" {
+		if b.pg, err = pgtest.StartServer(); err != nil {
+			return fail(fmt.Errorf("starting a PostgreSQL cluster: %w", err))
+		}
+		storage = fmt.Sprintf(`{ type: postgres, postgres: { dsn: %q } }`, b.pg.DSN())
+	}
 	b.issuer = "http://" + addr
 	b.metrics = b.issuer + "/metrics"
 	cfg := strings.NewReplacer(
-		"@ISSUER@", b.issuer, "@LISTEN@", addr, "@DBPATH@", filepath.Join(dir, "qiao.db"),
+		"@ISSUER@", b.issuer, "@LISTEN@", addr, "@STORAGE@", storage,
 		"@CLIENTSECRET@", b.secret, "@SECRET@", randomToken(48), "@ALG@", o.alg, "@LEVEL@", o.logLevel,
 		"@APPKEY@", o.weiboAppKey, "@APPSECRET@", o.weiboSecret, "@SIMURL@", simURL,
 		"@CLIENT@", clientID, "@REDIRECT@", redirectURI,
@@ -426,8 +459,9 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	}
 	b.pid = b.cmd.Process.Pid
 	go func() {
-		b.done <- b.cmd.Wait()
+		b.waitErr = b.cmd.Wait()
 		logFile.Close()
+		close(b.exited)
 	}()
 	if err := b.waitReady(ctx, 30*time.Second); err != nil {
 		b.kill()
@@ -460,8 +494,8 @@ func (b *broker) waitReady(ctx context.Context, limit time.Duration) error {
 			}
 		}
 		select {
-		case err := <-b.done:
-			return fmt.Errorf("the broker exited before it was ready: %v", err)
+		case <-b.exited:
+			return fmt.Errorf("the broker exited before it was ready: %v", b.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("the broker was not ready within %s", limit)
 		case <-tick.C:
@@ -476,7 +510,7 @@ func (b *broker) stop(out io.Writer) {
 	}
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-b.done:
+	case <-b.exited:
 	case <-time.After(10 * time.Second):
 		b.kill()
 	}
@@ -488,10 +522,16 @@ func (b *broker) stop(out io.Writer) {
 
 func (b *broker) kill() {
 	_ = b.cmd.Process.Kill()
-	<-b.done
+	<-b.exited
 }
 
 func (b *broker) cleanup() {
+	if b.pg != nil {
+		if err := b.pg.Destroy(); err != nil {
+			fmt.Fprintln(os.Stderr, "login: removing the PostgreSQL cluster:", err)
+		}
+		b.pg = nil
+	}
 	if !b.keep && b.dir != "" {
 		_ = os.RemoveAll(b.dir)
 	}
@@ -502,6 +542,12 @@ func (b *broker) cleanup() {
 type sample struct {
 	cpu      time.Duration
 	upstream float64
+	// The store's counters (-1: unknown, e.g. a broker without them).
+	roundTrips, commits float64
+	rss                 float64
+	// The PostgreSQL cluster's processes, with -store postgres.
+	pgCPU   time.Duration
+	pgXacts float64
 }
 
 func (b *broker) cpuSource() string {
@@ -516,11 +562,15 @@ func (b *broker) sample(ctx context.Context) (sample, error) {
 	if err != nil && b.pid == 0 {
 		return sample{}, fmt.Errorf("reading the broker's metrics: %w", err)
 	}
-	s := sample{upstream: -1}
+	s := sample{upstream: -1, roundTrips: -1, commits: -1}
 	if err == nil {
 		if v, ok := m["qiao_upstream_requests_total"]; ok {
 			s.upstream = v
 		}
+		if v, ok := m["qiao_store_round_trips_total"]; ok {
+			s.roundTrips, s.commits = v, m["qiao_store_commits_total"]
+		}
+		s.rss = m["process_resident_memory_bytes"]
 		s.cpu = time.Duration(m["process_cpu_seconds_total"] * float64(time.Second))
 	}
 	if b.pid > 0 {
@@ -531,7 +581,61 @@ func (b *broker) sample(ctx context.Context) (sample, error) {
 			return sample{}, err
 		}
 	}
+	if b.pg != nil {
+		if s.pgCPU, err = clusterCPU(b.pg); err != nil {
+			return sample{}, err
+		}
+		if s.pgXacts, err = clusterCommits(ctx, b.pg); err != nil {
+			return sample{}, err
+		}
+	}
 	return s, nil
+}
+
+// clusterCPU is the CPU time of the cluster's processes: the postmaster
+// with its exited children (cutime, cstime) and its live children.
+func clusterCPU(pg *pgtest.Server) (time.Duration, error) {
+	pm, err := pg.PostmasterPID()
+	if err != nil {
+		return 0, err
+	}
+	total, err := procCPUFields(pm, true)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		if ppid, err := procPPID(pid); err != nil || ppid != pm {
+			continue
+		}
+		if t, err := procCPUFields(pid, false); err == nil {
+			total += t
+		}
+	}
+	return total, nil
+}
+
+// clusterCommits is the committed transactions of the cluster's
+// databases (pg_stat_database; the statistics lag by up to a second).
+func clusterCommits(ctx context.Context, pg *pgtest.Server) (float64, error) {
+	conn, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n float64
+	// Force fresh statistics: the counters are flushed by each backend
+	// when it goes idle, at most once a second.
+	time.Sleep(1100 * time.Millisecond)
+	err = conn.QueryRow(ctx, `SELECT sum(xact_commit)::float8 FROM pg_stat_database`).Scan(&n)
+	return n, err
 }
 
 // scrape sums each metric's series in a Prometheus text exposition.
@@ -575,28 +679,56 @@ func scrape(ctx context.Context, u string) (map[string]float64, error) {
 
 // procCPU is the user and system CPU time of process pid, from
 // /proc/PID/stat (in USER_HZ ticks, 100 per second on Linux).
-func procCPU(pid int) (time.Duration, error) {
+func procCPU(pid int) (time.Duration, error) { return procCPUFields(pid, false) }
+
+// procStat returns the fields of /proc/PID/stat after the command name:
+// f[0] is field 3 (state).
+func procStat(pid int) ([]string, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The command name (field 2) may hold spaces; count fields after ")".
 	i := bytes.LastIndexByte(raw, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(string(raw[i+1:]))
-	// f[0] is field 3 (state): utime is field 14, stime field 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	if len(f) < 15 {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime or stime", pid)
+	return f, nil
+}
+
+func procPPID(pid int) (int, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(f[1]) // field 4
+}
+
+// procCPUFields sums utime and stime (fields 14, 15) and, with children,
+// cutime and cstime (16, 17: the waited-for children's).
+func procCPUFields(pid int, children bool) (time.Duration, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	fields := f[11:13]
+	if children {
+		fields = f[11:15]
+	}
+	var ticks int64
+	for _, v := range fields {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: bad CPU time %q", pid, v)
+		}
+		ticks += n
 	}
 	const userHZ = 100
-	return time.Duration(ut+st) * time.Second / userHZ, nil
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
 func selfCPU() time.Duration {

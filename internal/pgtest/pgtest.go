@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -429,4 +430,28 @@ func chownTree(root, username string) error {
 		}
 		return os.Chown(p, uid, gid)
 	})
+}
+
+// ------------------------------------------------------ outside tests
+
+// StartServer starts a throwaway cluster for a program that is not a
+// test (bench/login); the caller destroys it with Destroy.
+func StartServer() (*Server, error) { return startServer() }
+
+// Destroy stops the cluster and removes its files.
+func (s *Server) Destroy() error { return s.destroy() }
+
+// PostmasterPID is the process id of the cluster's postmaster, the
+// parent of every server process.
+func (s *Server) PostmasterPID() (int, error) {
+	raw, err := os.ReadFile(filepath.Join(s.dataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: postmaster.pid: %w", err)
+	}
+	return pid, nil
 }
