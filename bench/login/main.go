@@ -81,6 +81,7 @@ type options struct {
 	logLevel    string
 	perf        string
 	store       string
+	flood       int
 
 	// An already running broker.
 	issuer      string
@@ -101,6 +102,7 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "login", "login: full logins; refresh: refresh-token rotations")
 	flag.StringVar(&o.alg, "alg", "RS256", "signing algorithm of the started broker: RS256, ES256 or EdDSA")
 	flag.IntVar(&o.persons, "persons", 50, "distinct Weibo users the logins cycle through")
+	flag.IntVar(&o.flood, "flood", 0, "during the timed phase, this many clients also send authorization requests with a 60 KiB query that nobody signs in to")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.StringVar(&o.qiaoBin, "qiao", "", "qiao binary to start (default: go build ./cmd/qiao into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, database, broker log)")
@@ -246,7 +248,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	simBefore := sim.counts()
 	selfBefore := selfCPU()
+	dbBefore := target.storeSize()
+	stopFlood := d.startFlood(ctx, o.flood)
 	res, err := d.runPhase(ctx, o.count, op)
+	flooded := stopFlood()
 	if rec != nil {
 		if perr := rec.stop(); perr != nil && err == nil {
 			err = perr
@@ -262,6 +267,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	simAfter := sim.counts()
 	res.print(out, o.mode)
+	if o.flood > 0 {
+		fmt.Fprintf(out, "flood: %d unauthenticated authorization requests (%d not redirected to the provider) by %d clients\n", flooded.sent, flooded.failed, o.flood)
+	}
+	if dbBefore >= 0 {
+		fmt.Fprintf(out, "SQLite files: %.2f MB before the timed phase, %.2f MB after\n", float64(dbBefore)/(1<<20), float64(target.storeSize())/(1<<20))
+	}
 	ok := float64(res.ok)
 	if ok > 0 {
 		cpu := after.cpu - before.cpu
@@ -769,7 +780,65 @@ func (r *perfRecord) stop() error {
 	}
 }
 
+// storeSize is the size of the started broker's SQLite files (database,
+// WAL and shared memory), or -1.
+func (b *broker) storeSize() int64 {
+	if b.dir == "" || b.pg != nil {
+		return -1
+	}
+	var n int64
+	for _, f := range []string{"qiao.db", "qiao.db-wal", "qiao.db-shm"} {
+		if st, err := os.Stat(filepath.Join(b.dir, f)); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
 // ------------------------------------------------------------------- driver
+
+type floodCount struct{ sent, failed int64 }
+
+// startFlood starts n clients sending authorization requests with a
+// 60 KiB query and never signing in; the returned function stops them
+// and reports their count.
+func (d *driver) startFlood(ctx context.Context, n int) func() floodCount {
+	if n <= 0 {
+		return func() floodCount { return floodCount{} }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg           sync.WaitGroup
+		sent, failed atomic.Int64
+	)
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {d.b.client}, "redirect_uri": {redirectURI},
+		"scope": {"openid"}, "state": {"flood"}, "connector_id": {d.b.connector},
+		"padding": {strings.Repeat("p", 60<<10)},
+	}
+	u, _ := url.Parse(d.b.issuer + "/auth?" + q.Encode()) // a valid URL by construction
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				resp, err := d.get(ctx, d.httpClient(), u)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				sent.Add(1)
+				if resp.StatusCode != http.StatusFound {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	return func() floodCount {
+		cancel()
+		wg.Wait()
+		return floodCount{sent.Load(), failed.Load()}
+	}
+}
 
 type driver struct {
 	b         *broker
