@@ -51,6 +51,9 @@ type txBuffer struct {
 	// flush, if set, writes the ops instead of ApplyTokenOps (a sign-in
 	// writes its code with the rest of the sign-in).
 	flush func(ctx context.Context, ops []storage.TokenOp) error
+	// lastSession was encoded as lastSessionJSON by the last record.
+	lastSession     fosite.Session
+	lastSessionJSON []byte
 }
 
 // codeRecord is a code's record being built: ops[op] creates it.
@@ -124,7 +127,7 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 		tx.depth--
 		return nil
 	}
-	tx.ops, tx.codes = nil, nil
+	tx.ops, tx.codes, tx.lastSession, tx.lastSessionJSON = nil, nil, nil, nil
 	return nil
 }
 
@@ -177,20 +180,42 @@ type storedRequest struct {
 	GrantedScope      []string        `json:"granted_scope,omitempty"`
 	RequestedAudience []string        `json:"audience,omitempty"`
 	GrantedAudience   []string        `json:"granted_audience,omitempty"`
-	Form              url.Values      `json:"form,omitempty"`
+	Form              storedForm      `json:"form,omitempty"`
 	Session           json.RawMessage `json:"session"`
 
 	// A code's record (V 2) carries its PKCE and OIDC parts, which
 	// differ from the code's only in the form fosite keeps with them.
 	V        int        `json:"v,omitempty"`
 	HasPKCE  bool       `json:"has_pkce,omitempty"`
-	PKCEForm url.Values `json:"pkce_form,omitempty"`
+	PKCEForm storedForm `json:"pkce_form,omitempty"`
 	HasOIDC  bool       `json:"has_oidc,omitempty"`
-	OIDCForm url.Values `json:"oidc_form,omitempty"`
+	OIDCForm storedForm `json:"oidc_form,omitempty"`
 }
 
-func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, error) {
-	rec, sr, err := s.recordParts(kind, signature, r, expiryOf)
+// storedForm is a request's form, kept as its URL encoding (one JSON
+// string, far cheaper to encode and decode than a JSON object of arrays);
+// records written before keep the object, which still decodes.
+type storedForm url.Values
+
+func (f storedForm) MarshalJSON() ([]byte, error) {
+	return json.Marshal(url.Values(f).Encode())
+}
+
+func (f *storedForm) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var q string
+		if err := json.Unmarshal(b, &q); err != nil {
+			return err
+		}
+		v, err := url.ParseQuery(q)
+		*f = storedForm(v)
+		return err
+	}
+	return json.Unmarshal(b, (*url.Values)(f))
+}
+
+func (s *fositeStore) record(ctx context.Context, kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, error) {
+	rec, sr, err := s.recordParts(ctx, kind, signature, r, expiryOf)
 	if err != nil {
 		return storage.TokenRecord{}, err
 	}
@@ -201,10 +226,22 @@ func (s *fositeStore) record(kind storage.TokenKind, signature string, r fosite.
 }
 
 // recordParts is record with the request not yet encoded.
-func (s *fositeStore) recordParts(kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, storedRequest, error) {
-	sess, err := json.Marshal(r.GetSession())
-	if err != nil {
-		return storage.TokenRecord{}, storedRequest{}, fmt.Errorf("encoding session: %w", err)
+//
+// Within a transaction, a record of the same session as the one before
+// (the access and refresh token of one response) reuses its encoding.
+func (s *fositeStore) recordParts(ctx context.Context, kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, storedRequest, error) {
+	tx, _ := ctx.Value(txKey{}).(*txBuffer)
+	var sess []byte
+	if tx != nil && tx.lastSession != nil && tx.lastSession == r.GetSession() {
+		sess = tx.lastSessionJSON
+	} else {
+		var err error
+		if sess, err = json.Marshal(r.GetSession()); err != nil {
+			return storage.TokenRecord{}, storedRequest{}, fmt.Errorf("encoding session: %w", err)
+		}
+		if tx != nil {
+			tx.lastSession, tx.lastSessionJSON = r.GetSession(), sess
+		}
 	}
 	sr := storedRequest{
 		ID:                r.GetID(),
@@ -214,7 +251,7 @@ func (s *fositeStore) recordParts(kind storage.TokenKind, signature string, r fo
 		GrantedScope:      r.GetGrantedScopes(),
 		RequestedAudience: r.GetRequestedAudience(),
 		GrantedAudience:   r.GetGrantedAudience(),
-		Form:              r.GetRequestForm(),
+		Form:              storedForm(r.GetRequestForm()),
 		Session:           sess,
 	}
 	now := s.now()
@@ -302,7 +339,7 @@ func (s *fositeStore) load(ctx context.Context, kind storage.TokenKind, signatur
 	if err != nil {
 		return nil, false, err
 	}
-	r, err := s.request(c, c.sr.Form, session)
+	r, err := s.request(c, url.Values(c.sr.Form), session)
 	return r, c.rec.Active, err
 }
 
@@ -349,9 +386,9 @@ func (s *fositeStore) codePart(ctx context.Context, signature string, pkce bool,
 	if c.sr.V < 2 {
 		return nil, false, nil
 	}
-	has, form := c.sr.HasOIDC, c.sr.OIDCForm
+	has, form := c.sr.HasOIDC, url.Values(c.sr.OIDCForm)
 	if pkce {
-		has, form = c.sr.HasPKCE, c.sr.PKCEForm
+		has, form = c.sr.HasPKCE, url.Values(c.sr.PKCEForm)
 	}
 	if !has || !c.rec.Active {
 		// A spent code's PKCE and OIDC parts are gone, as their separate
@@ -366,7 +403,7 @@ func (s *fositeStore) codePart(ctx context.Context, signature string, pkce bool,
 }
 
 func (s *fositeStore) create(ctx context.Context, kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) error {
-	rec, err := s.record(kind, signature, r, expiryOf)
+	rec, err := s.record(ctx, kind, signature, r, expiryOf)
 	if err != nil {
 		return err
 	}
@@ -393,7 +430,7 @@ func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature 
 	if !ok {
 		return s.create(ctx, storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
 	}
-	rec, sr, err := s.recordParts(storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
+	rec, sr, err := s.recordParts(ctx, storage.KindAuthorizeCode, signature, r, fosite.AuthorizeCode)
 	if err != nil {
 		return err
 	}
@@ -418,9 +455,9 @@ func (s *fositeStore) joinCode(ctx context.Context, signature string, r fosite.R
 		return false
 	}
 	if pkce {
-		c.sr.HasPKCE, c.sr.PKCEForm = true, r.GetRequestForm()
+		c.sr.HasPKCE, c.sr.PKCEForm = true, storedForm(r.GetRequestForm())
 	} else {
-		c.sr.HasOIDC, c.sr.OIDCForm = true, r.GetRequestForm()
+		c.sr.HasOIDC, c.sr.OIDCForm = true, storedForm(r.GetRequestForm())
 	}
 	return true
 }

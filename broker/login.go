@@ -466,16 +466,22 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			StateExpiresAt: data.ExpiresAt,
 			UpdateIdentity: update,
 			Session:        &sess.Session,
-			Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: "success"})},
 		},
 	}
 	if old != nil {
 		done.c.DeleteSession = old.ID
 	}
 	var ar fosite.AuthorizeRequester
+	clientID := ""
 	if data.Purpose != "account" {
 		ar, err = b.resumeAuthorize(r, data.AuthQuery)
+		if err == nil {
+			clientID = ar.GetClient().GetID()
+		} else {
+			clientID = clientOf(data.AuthQuery)
+		}
 	}
+	done.c.Audit = []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "success"})}
 	if data.Purpose == "account" || err != nil {
 		// The sign-in stands even if the stored request no longer passes.
 		if !done.write(w, r) {

@@ -1,12 +1,17 @@
 package broker_test
 
 import (
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -276,5 +281,89 @@ func TestLoginRoundTripBudget(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCodesOfTheOldLayoutStillRedeem: a code issued before an upgrade
+// (its PKCE and OIDC parts as records of their own, its form as a JSON
+// object) is redeemed after it as before.
+func TestCodesOfTheOldLayoutStillRedeem(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+	q := r.authorize(e.newBrowser(), a)
+	code := q.Get("code")
+	_, sig, ok := strings.Cut(code, ".")
+	if !ok {
+		t.Fatalf("code %q has no signature part", code)
+	}
+	db, err := sql.Open("sqlite", e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var raw []byte
+	var requestID, subject string
+	if err := db.QueryRow(`SELECT data, request_id, subject FROM tokens WHERE kind = 'authorize_code' AND signature = ?`, sig).Scan(&raw, &requestID, &subject); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["v"] != float64(2) || rec["has_pkce"] != true || rec["has_oidc"] != true {
+		t.Fatalf("the code's record does not carry its PKCE and OIDC parts: %s", raw)
+	}
+	// Split it into the old layout.
+	legacy := func(formKey string) []byte {
+		old := map[string]any{}
+		for k, v := range rec {
+			switch k {
+			case "v", "has_pkce", "has_oidc", "pkce_form", "oidc_form", "form":
+			default:
+				old[k] = v
+			}
+		}
+		f, err := url.ParseQuery(rec[formKey].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old["form"] = f
+		b, err := json.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sum := sha256.Sum256([]byte(code))
+	exp := time.Now().Add(5 * time.Minute).UnixMilli()
+	for _, row := range []struct {
+		kind, sig string
+		data      []byte
+	}{
+		{"pkce", sig, legacy("pkce_form")},
+		{"oidc", base64.RawURLEncoding.EncodeToString(sum[:]), legacy("oidc_form")},
+	} {
+		if _, err := db.Exec(`INSERT INTO tokens (kind, signature, request_id, client_id, subject, active, data, created_at, expires_at)
+			VALUES (?, ?, ?, 'web', ?, 1, ?, ?, ?)`, row.kind, row.sig, requestID, subject, row.data, time.Now().UnixMilli(), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE tokens SET data = ? WHERE kind = 'authorize_code' AND signature = ?`, legacy("form"), sig); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := r.exchange(code, a.verifier)
+	if err != nil {
+		t.Fatalf("redeeming a code of the old layout: %v", err)
+	}
+	if tk.idToken == nil || tk.idToken.Nonce != a.nonce {
+		t.Fatalf("ID token %v without the request's nonce", tk.idToken)
+	}
+	var left int
+	if err := db.QueryRow(`SELECT count(*) FROM tokens WHERE kind IN ('pkce', 'oidc') AND request_id = ?`, requestID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d PKCE/OIDC records of the old layout left after the redemption", left)
 	}
 }

@@ -192,17 +192,29 @@ func (st *stmt) count() {
 
 func (st *stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
 	st.count()
-	return st.Stmt.ExecContext(ctx, args...)
+	return st.Stmt.ExecContext(uncancelled(ctx), args...)
 }
 
 func (st *stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
 	st.count()
-	return st.Stmt.QueryContext(ctx, args...)
+	return st.Stmt.QueryContext(uncancelled(ctx), args...)
 }
 
 func (st *stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
 	st.count()
-	return st.Stmt.QueryRowContext(ctx, args...)
+	return st.Stmt.QueryRowContext(uncancelled(ctx), args...)
+}
+
+// uncancelled drops ctx's cancellation: a statement or transaction, once
+// started, runs to its end (they take microseconds), as if the request
+// that started it had stayed. With a cancellable context the driver and
+// database/sql start a goroutine per statement and per transaction to
+// watch it, which cost more than the statements of a login.
+func uncancelled(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // Ping reports whether the database answers on both pools.
@@ -295,7 +307,7 @@ func (s *Store) GarbageCollect(ctx context.Context, now, auditBefore time.Time) 
 // tx runs fn in one write transaction, committing if fn returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.n.statements.Add(2) // BEGIN IMMEDIATE and COMMIT (or ROLLBACK)
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(uncancelled(ctx), nil)
 	if err != nil {
 		return mapErr(err)
 	}

@@ -140,7 +140,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		args = append(args, f.Limit)
 	}
 	s.n.statements.Add(1)
-	rows, err := s.r.QueryContext(ctx, q.String(), args...)
+	rows, err := s.r.QueryContext(uncancelled(ctx), q.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
