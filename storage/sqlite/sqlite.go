@@ -8,7 +8,10 @@
 // failing to upgrade a read lock), and a multi-connection read pool that
 // reads the last committed state beside the writer. Every time is stored
 // as integer unix milliseconds UTC; the zero time is stored as NULL and,
-// as an expiry, means "never expires".
+// as an expiry, means "never expires". A statement or transaction, once
+// started, runs to its end even if the caller's context is cancelled (see
+// uncancelled). Counts reports the statements and commits, for tests and
+// the qiao_store_* metrics.
 package sqlite
 
 import (
