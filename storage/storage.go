@@ -307,7 +307,9 @@ type PendingLogin struct {
 	ExpiresAt time.Time
 }
 
-// Logins keeps pending upstream logins.
+// Logins keeps pending upstream logins. The broker no longer stores
+// them (the browser's sealed login cookie carries a login in flight);
+// the table now holds the spent states of LoginCompletion.
 type Logins interface {
 	CreateLogin(ctx context.Context, l PendingLogin) error
 	// TakeLogin returns and deletes the login atomically: of concurrent
