@@ -150,8 +150,8 @@ type envOptions struct {
 	extra  []broker.Connector
 	now    func() time.Time
 	// wrap gives the fake of connector id more capabilities; nil: none.
-	wrap func(id string, f *fakeWeb) any
-	pgDSN  string // run on this PostgreSQL database instead of SQLite
+	wrap  func(id string, f *fakeWeb) any
+	pgDSN string // run on this PostgreSQL database instead of SQLite
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
