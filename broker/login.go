@@ -384,7 +384,7 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		return
 	}
 	data.ConnData = connData
-	b.setCookie(w, loginCookie, b.sealLogin(data), int(loginTTL/time.Second))
+	b.setLoginCookie(w, conn.ID, b.sealLogin(data), int(loginTTL/time.Second))
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
@@ -438,7 +438,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			b.signInFailed(w, r, err)
 			return
 		}
-		b.clearLoginCookie(w)
+		b.clearLoginCookie(w, id)
 		b.finishBind(w, r, conn, data, ident)
 		return
 	case "reauth":
@@ -537,7 +537,7 @@ func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
 // and the spent login cookie removed.
 func (s *signIn) committed(w http.ResponseWriter) {
 	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
-	s.b.clearLoginCookie(w)
+	s.b.clearLoginCookie(w, s.conn)
 	s.b.metrics.logins.WithLabelValues(s.conn, "success").Inc()
 }
 

@@ -119,7 +119,29 @@ func sameState(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
+// setLoginCookie sets the login cookie of a login through connectorID.
+//
+// Under http its Path is the connector's callback, the only place that
+// reads it: two brokers on one host name (cookies ignore the port, so a
+// broker that signs in through another one on the same host) then keep a
+// login cookie each. Under https the __Host- prefix requires Path=/.
+func (b *Broker) setLoginCookie(w http.ResponseWriter, connectorID, value string, maxAge int) {
+	path := "/"
+	if !b.secure {
+		path = b.prefix + "/callback/" + connectorID
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     b.cookieName(loginCookie),
+		Value:    value,
+		Path:     path,
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   b.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
 // clearLoginCookie removes the login cookie once its login is spent.
-func (b *Broker) clearLoginCookie(w http.ResponseWriter) {
-	b.setCookie(w, loginCookie, "", -1)
+func (b *Broker) clearLoginCookie(w http.ResponseWriter, connectorID string) {
+	b.setLoginCookie(w, connectorID, "", -1)
 }

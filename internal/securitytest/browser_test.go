@@ -98,8 +98,14 @@ func TestCookieFlags(t *testing.T) {
 				if c.Secure != secure {
 					t.Errorf("%s Secure = %v under %s", n, c.Secure, e.issuer)
 				}
-				if c.Path != path {
-					t.Errorf("%s Path = %q, want %s", n, c.Path, path)
+				want := path
+				if n == "qiao_login" {
+					// Under http the login cookie goes to its connector's
+					// callback only (two brokers on one host keep one each).
+					want = "/qiao/callback/"
+				}
+				if c.Path != want && !(n == "qiao_login" && strings.HasPrefix(c.Path, want)) {
+					t.Errorf("%s Path = %q, want %s", n, c.Path, want)
 				}
 				if c.Domain != "" {
 					t.Errorf("%s Domain = %q, want host-only", n, c.Domain)
