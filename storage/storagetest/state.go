@@ -381,10 +381,12 @@ func testLeaseHolders(t *testing.T, s storage.Storage) {
 
 func testLeaseExpiry(t *testing.T, s storage.Storage) {
 	name := uniq("lease")
-	ttl := 50 * time.Millisecond
+	// Long enough that b's first try comes before the lease lapses even
+	// on a loaded machine (a 50 ms lease lapsed between two statements).
+	ttl := 1500 * time.Millisecond
 	acquire(t, s, name, "a", ttl, true)
 	acquire(t, s, name, "b", time.Minute, false)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ok, err := s.AcquireLease(t.Context(), name, "b", time.Minute)
 		must(t, "AcquireLease", err)
@@ -392,9 +394,9 @@ func testLeaseExpiry(t *testing.T, s storage.Storage) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lease with a %v ttl still held after 5s", ttl)
+			t.Fatalf("lease with a %v ttl still held after 10s", ttl)
 		}
-		time.Sleep(5 * time.Millisecond) // polling for the lease to lapse
+		time.Sleep(20 * time.Millisecond) // polling for the lease to lapse
 	}
 	acquire(t, s, name, "a", time.Minute, false)
 }
