@@ -1,6 +1,12 @@
-// Package browsertest runs headless Chromium for tests: one browser per
-// test, device emulation (phone, desktop, the WeChat browser) and
-// screenshots saved as test artifacts.
+// Package browsertest runs headless Chromium for tests: one browser
+// process per test binary with a fresh browser context (its own cookies
+// and storage) and tab per test, device emulation (phone, desktop, the
+// WeChat browser) and screenshots saved as test artifacts.
+//
+// A package shares one browser among its tests with Main in TestMain;
+// its tests may then run in parallel, each in its own browser context:
+//
+//	func TestMain(m *testing.M) { os.Exit(browsertest.Main(m)) }
 //
 // A test gets a chromedp context with New and drives it with chromedp:
 //
@@ -8,20 +14,28 @@
 //	err := chromedp.Do(ctx, browsertest.Emulate(browsertest.Phone, "en"), chromedp.Navigate(u))
 //
 // Every action on that context runs under the test's deadline (Timeout
-// by default). Without Chromium the test is skipped, or fails when the
-// environment variable CI is set.
+// by default). Without Main, New starts a browser for the test alone.
+// Without Chromium the test is skipped, or fails when the environment
+// variable CI is set.
+//
+// Screenshots go to $QIAO_ARTIFACTS/<test name>/ when that is set, else
+// to the test's temporary directory; a failed test's last screenshot is
+// kept in a directory of its own under the system's temporary directory
+// and its path logged. Nothing is written into the source tree.
 package browsertest
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +47,10 @@ import (
 )
 
 // Timeout is how long one test may drive its browser, unless WithTimeout
-// says otherwise.
+// says otherwise. It is the budget of a test that has the machine to
+// itself: New multiplies it by the number of tests that may run at once
+// (go test's -parallel, GOMAXPROCS by default), since that many share the
+// machine.
 const Timeout = 20 * time.Second
 
 // startTimeout bounds the start of Chromium itself.
@@ -93,8 +110,8 @@ type options struct {
 	timeout time.Duration
 }
 
-// WithTimeout sets the deadline of every action of the test, counted
-// from New; the default is Timeout.
+// WithTimeout sets the test's budget in place of Timeout; New multiplies
+// it in the same way and counts it from its own call.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
@@ -135,20 +152,39 @@ func requireChromium(t testing.TB) string {
 	return ""
 }
 
-// New starts a headless Chromium for the test and returns the context of
-// its first tab. Every chromedp action on the context (and on contexts
-// made from it) must finish before the test's deadline. The browser stops
-// when the test ends; if the test failed, a screenshot of the tab is saved
-// first.
-func New(t testing.TB, opts ...Option) context.Context {
-	t.Helper()
-	o := options{timeout: Timeout}
-	for _, f := range opts {
-		f(&o)
+// shared is the browser that Main starts for the whole test binary. It is
+// set once, by Main, before any test runs; the browser itself starts on
+// the first call of New.
+var shared *browser
+
+// browser is one Chromium process and the context of its first tab.
+type browser struct {
+	once sync.Once
+	ctx  context.Context // the first tab; new tabs are made from it
+	stop func()
+	out  *syncBuffer
+	err  error
+}
+
+// Main runs the tests of a package with one Chromium for all of them, and
+// stops it when they are done. Call it from TestMain. Each test still gets
+// a browser context of its own from New, so tests may call t.Parallel.
+func Main(m *testing.M) int {
+	shared = &browser{}
+	code := m.Run()
+	shared.close()
+	return code
+}
+
+// start launches Chromium with a fresh user data directory and waits for
+// its first tab. The process lives until stop is called.
+func (b *browser) start(execPath string) error {
+	b.out = &syncBuffer{}
+	dir, err := os.MkdirTemp("", "qiao-chromium-")
+	if err != nil {
+		return err
 	}
-	execPath := requireChromium(t)
-	out := &syncBuffer{}
-	allocOpts := []chromedp.ExecAllocatorOption{
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(execPath),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
@@ -158,42 +194,106 @@ func New(t testing.TB, opts ...Option) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(out),
+		chromedp.UserDataDir(dir),
+		chromedp.CombinedOutput(b.out),
+	)
+	// The browser's own log goes with its output, shown when it fails.
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(func(format string, args ...any) {
+		fmt.Fprintf(b.out, format+"\n", args...)
+	}))
+	b.stop = func() {
+		cancelTab()
+		cancelAlloc()
+		_ = os.RemoveAll(dir)
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-
 	// The first Run starts the browser, which lives as long as that Run's
 	// context: it gets no deadline, so a timer bounds the start instead.
+	timer := time.AfterFunc(startTimeout, cancelTab)
+	err = chromedp.Do(tabCtx)
+	stopped := timer.Stop()
+	if err != nil {
+		b.stop()
+		if !stopped {
+			err = fmt.Errorf("no answer within %v: %w", startTimeout, err)
+		}
+		return fmt.Errorf("starting Chromium (%s): %w\n%s", execPath, err, b.out.String())
+	}
+	b.ctx = tabCtx
+	return nil
+}
+
+func (b *browser) close() {
+	if b.stop != nil {
+		b.stop()
+	}
+}
+
+// New returns the context of a new tab in a new browser context (no
+// cookies, no storage) for the test. With Main the tab is in the test
+// binary's one browser, else in a browser started for this test. Every
+// chromedp action on the context (and on contexts made from it) must
+// finish before the test's deadline. The tab closes when the test ends;
+// if the test failed, a screenshot of it is saved first.
+func New(t testing.TB, opts ...Option) context.Context {
+	t.Helper()
+	o := options{timeout: Timeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	execPath := requireChromium(t)
+	b := shared
+	if b == nil {
+		// No Main: a browser for this test alone.
+		b = &browser{}
+		b.err = b.start(execPath)
+		t.Cleanup(b.close)
+	} else {
+		b.once.Do(func() { b.err = b.start(execPath) })
+	}
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+
+	tabCtx, cancelTab := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	// Opening the tab is bounded like the start: tabCtx must carry no
+	// deadline, since the tab lives as long as it.
 	timer := time.AfterFunc(startTimeout, cancelTab)
 	err := chromedp.Do(tabCtx)
 	stopped := timer.Stop()
 	if err != nil {
 		cancelTab()
-		cancelAlloc()
 		if !stopped {
 			err = fmt.Errorf("no answer within %v: %w", startTimeout, err)
 		}
-		t.Fatalf("starting Chromium (%s): %v\n%s", execPath, err, out.String())
+		t.Fatalf("opening a tab in Chromium: %v\n%s", err, b.out.String())
 	}
 
-	ctx, cancel := context.WithTimeout(tabCtx, o.timeout)
+	ctx, cancel := context.WithTimeout(tabCtx, o.timeout*time.Duration(parallelism()))
 	t.Cleanup(func() {
 		if t.Failed() {
 			// The test's deadline may be over: take the picture on
 			// the tab's own context, briefly.
 			sctx, scancel := context.WithTimeout(tabCtx, 5*time.Second)
-			if _, err := saveScreenshot(t, sctx, "failure"); err != nil {
+			if _, err := saveScreenshot(t, sctx, failureDir(t), "failure"); err != nil {
 				t.Logf("screenshot of the failed test: %v", err)
 			}
 			scancel()
 		}
 		cancel()
 		cancelTab()
-		cancelAlloc()
 	})
 	return ctx
+}
+
+// parallelism is how many tests may run at once: the value of go test's
+// -parallel flag, which defaults to GOMAXPROCS.
+func parallelism() int {
+	if f := flag.Lookup("test.parallel"); f != nil {
+		if n, err := strconv.Atoi(f.Value.String()); err == nil && n > 0 {
+			return n
+		}
+	}
+	return max(1, runtime.GOMAXPROCS(0))
 }
 
 // NewProfile opens a tab in a fresh browser context of ctx's browser: its
@@ -209,32 +309,45 @@ func NewProfile(t testing.TB, ctx context.Context) context.Context {
 	return pctx
 }
 
-// ArtifactDir is where screenshots go: $QIAO_ARTIFACTS, or the artifacts
-// directory beside this package's tests (internal/uitest/artifacts).
-func ArtifactDir() string {
+// ArtifactDir is where the test's screenshots go: $QIAO_ARTIFACTS/<test
+// name> when QIAO_ARTIFACTS is set, else the test's temporary directory.
+// It is never in the source tree unless QIAO_ARTIFACTS says so.
+func ArtifactDir(t testing.TB) string {
 	if d := os.Getenv("QIAO_ARTIFACTS"); d != "" {
-		return d
+		return filepath.Join(d, safeName(t.Name()))
 	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "artifacts"
-	}
-	return filepath.Join(filepath.Dir(file), "..", "uitest", "artifacts")
+	return t.TempDir()
 }
 
-// Screenshot saves a PNG of the whole page in ctx's tab as
-// ArtifactDir()/<test name>/<name>.png, logs the path and returns it.
-// A failure to take or save it fails the test.
+// failureDir is where the screenshot of a failed test goes: like
+// artifactDir under $QIAO_ARTIFACTS, else a directory of its own under
+// the system's temporary directory that outlives the test, so that the
+// logged path can be opened.
+func failureDir(t testing.TB) string {
+	if os.Getenv("QIAO_ARTIFACTS") != "" {
+		return ArtifactDir(t)
+	}
+	d, err := os.MkdirTemp("", "qiao-failure-"+safeName(t.Name())+"-")
+	if err != nil {
+		return t.TempDir()
+	}
+	return d
+}
+
+// Screenshot saves a PNG of the whole page in ctx's tab as <name>.png in
+// the test's artifact directory ($QIAO_ARTIFACTS/<test name>, or the
+// test's temporary directory), logs the path and returns it. A failure to
+// take or save it fails the test.
 func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	t.Helper()
-	p, err := saveScreenshot(t, ctx, name)
+	p, err := saveScreenshot(t, ctx, ArtifactDir(t), name)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	return p
 }
 
-func saveScreenshot(t testing.TB, ctx context.Context, name string) (string, error) {
+func saveScreenshot(t testing.TB, ctx context.Context, dir, name string) (string, error) {
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		return "", err
@@ -242,7 +355,6 @@ func saveScreenshot(t testing.TB, ctx context.Context, name string) (string, err
 	if len(png) < 8 || !bytes.Equal(png[:8], []byte("\x89PNG\r\n\x1a\n")) {
 		return "", errors.New("the browser did not answer with a PNG")
 	}
-	dir := filepath.Join(ArtifactDir(), safeName(t.Name()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
 )
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
 
 // page serves a tiny page and records the headers of the requests for it.
 type page struct {
@@ -103,6 +106,107 @@ func TestScreenshotIsAPNGUnderTheArtifactDir(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "\x89PNG\r\n\x1a\n") {
 		t.Errorf("%s is not a PNG", p)
+	}
+}
+
+func TestScreenshotWithoutArtifactDirGoesToTheTestsTempDir(t *testing.T) {
+	t.Setenv("QIAO_ARTIFACTS", "")
+	srv := httptest.NewServer(&page{})
+	defer srv.Close()
+	ctx := New(t)
+	if err := chromedp.Do(ctx, Emulate(Desktop, ""), chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	p := Screenshot(t, ctx, "hello")
+	src, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(filepath.Dir(src)) // the module
+	if strings.HasPrefix(p, root+string(filepath.Separator)) {
+		t.Errorf("the screenshot %s is in the source tree %s", p, root)
+	}
+	if tmp := os.TempDir(); !strings.HasPrefix(p, tmp+string(filepath.Separator)) {
+		t.Errorf("the screenshot %s is not under the temporary directory %s", p, tmp)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestHelperFails runs only as the subprocess of
+// TestFailedTestKeepsItsScreenshotOutsideTheSourceTree.
+func TestHelperFails(t *testing.T) {
+	if os.Getenv("BROWSERTEST_HELPER") != "fail" {
+		t.Skip("helper of TestFailedTestKeepsItsScreenshotOutsideTheSourceTree")
+	}
+	srv := httptest.NewServer(&page{})
+	defer srv.Close()
+	ctx := New(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	t.Error("failing on purpose")
+}
+
+func TestFailedTestKeepsItsScreenshotOutsideTheSourceTree(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFails$", "-test.v")
+	cmd.Env = append(os.Environ(), "BROWSERTEST_HELPER=fail", "QIAO_ARTIFACTS=")
+	out, _ := cmd.CombinedOutput()
+	m := regexp.MustCompile(`screenshot: (\S+failure\.png)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the failed test logged no screenshot:\n%s", out)
+	}
+	p := string(m[1])
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(p)) })
+	if !strings.HasPrefix(p, os.TempDir()+string(filepath.Separator)) {
+		t.Errorf("the failure screenshot %s is not under the temporary directory", p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the failure screenshot is gone after the test: %v", err)
+	}
+	if !strings.HasPrefix(string(b), "\x89PNG\r\n\x1a\n") {
+		t.Errorf("%s is not a PNG", p)
+	}
+}
+
+func TestTestsShareOneBrowserEachInItsOwnContext(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "who", Value: "first", Path: "/"})
+		_, _ = w.Write([]byte("<p>set</p>"))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	var browsers []*chromedp.Browser
+	var contexts []string
+	for _, tc := range []struct{ name, path, wantCookie string }{
+		{"first sets a cookie", "/set", "who=first"},
+		{"second does not see it", "/other", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := New(t)
+			c := chromedp.FromContext(ctx)
+			browsers = append(browsers, c.Browser)
+			contexts = append(contexts, string(c.BrowserContextID))
+			if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+tc.path)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.wantCookie {
+				t.Errorf("document.cookie = %q, want %q", got, tc.wantCookie)
+			}
+		})
+	}
+	if len(browsers) != 2 || browsers[0] == nil || browsers[0] != browsers[1] {
+		t.Errorf("the tests ran in browsers %p, want one shared browser", browsers)
+	}
+	if len(contexts) != 2 || contexts[0] == "" || contexts[0] == contexts[1] {
+		t.Errorf("browser contexts %q, want two different ones", contexts)
 	}
 }
 
