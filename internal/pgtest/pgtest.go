@@ -58,6 +58,8 @@ type Server struct {
 	mu      sync.Mutex
 	running bool
 	dbSeq   int
+
+	drops sync.WaitGroup // databases being dropped
 }
 
 // Process-wide shared cluster, set up by Main.
@@ -141,7 +143,9 @@ func (s *Server) dsn(db string) string {
 }
 
 // NewDatabase creates a fresh, empty database and returns its DSN. The
-// database is dropped when the test ends.
+// database is dropped when the test ends, in the background: a drop
+// forces a checkpoint and takes as long as the creation, so it runs while
+// the next test does. Destroying the cluster waits for the drops.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	s.mu.Lock()
@@ -154,19 +158,33 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s.mu.Lock()
-		running := s.running
-		s.mu.Unlock()
-		if !running {
-			return
-		}
-		if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Logf("pgtest: drop database %s: %v", name, err)
-		}
+		s.drops.Add(1)
+		go func() {
+			defer s.drops.Done()
+			s.drop(name)
+		}()
 	})
 	return s.dsn(name)
+}
+
+// drop drops the database, disconnecting its clients. It runs after the
+// test that made the database ended, so it reports a failure on stderr,
+// and none when the server was stopped meanwhile.
+func (s *Server) drop(name string) {
+	if !s.isRunning() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil && s.isRunning() {
+		fmt.Fprintf(os.Stderr, "pgtest: drop database %s: %v\n", name, err)
+	}
+}
+
+func (s *Server) isRunning() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running
 }
 
 func (s *Server) exec(ctx context.Context, sql string) error {
@@ -301,8 +319,10 @@ func (s *Server) stop(mode string) error {
 	return nil
 }
 
-// destroy stops the server and removes its files.
+// destroy waits for the databases being dropped, stops the server and
+// removes its files.
 func (s *Server) destroy() error {
+	s.drops.Wait()
 	err := s.stop("immediate")
 	if rmErr := os.RemoveAll(s.baseDir); rmErr != nil && err == nil {
 		err = rmErr

@@ -49,6 +49,36 @@ func TestNewDatabaseIsUsableAndSeparate(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil || fsync != "off" {
 		t.Fatalf("fsync = %q, %v; want off", fsync, err)
 	}
+	assertDroppedAfterItsTest(t, s)
+}
+
+// assertDroppedAfterItsTest checks that a database made in a sub-test is
+// gone once the drops the sub-test's end started are done.
+func assertDroppedAfterItsTest(t *testing.T, s *Server) {
+	t.Helper()
+	var dsn string
+	t.Run("a database made by a test", func(t *testing.T) {
+		dsn = s.NewDatabase(t)
+		if _, err := query(t.Context(), dsn); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.drops.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("database %s still exists after its test ended", name)
+	}
 }
 
 func TestStopRefusesConnectionsAndRestartKeepsDataAndPort(t *testing.T) {
