@@ -117,6 +117,7 @@ func checkPage(t *testing.T, ctx context.Context, page string) {
 }
 
 func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
 	signedIn := browsertest.NewProfile(t, ctx)
@@ -154,6 +155,7 @@ func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 }
 
 func TestLanguageSwitchGoesBothWaysAndKeepsTheRequest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	a := e.authRequest(webClientID, webClientSecret)
@@ -220,6 +222,7 @@ func tabThrough(t *testing.T, ctx context.Context, n int) []focus {
 }
 
 func TestKeyboardReachesEveryProviderWithAVisibleFocus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	a := e.authRequest(webClientID, webClientSecret)
@@ -274,6 +277,7 @@ func TestKeyboardReachesEveryProviderWithAVisibleFocus(t *testing.T) {
 
 // The checks above must be able to fail: a page with each defect.
 func TestPageChecksFindEachDefect(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(`<!DOCTYPE html><html><head><title> </title></head><body>

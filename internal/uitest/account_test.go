@@ -75,6 +75,7 @@ func readAccount(t *testing.T, tab context.Context) accountState {
 }
 
 func TestAccountBindingEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
 	alice := ctx
@@ -210,6 +211,7 @@ func screenshotsOfAccount(t *testing.T, e *env, tab context.Context) {
 }
 
 func TestAccountBindRefusedAtTheProviderSaysSoAndChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	do(t, ctx, "emulating", browsertest.Emulate(browsertest.Desktop, "en"))

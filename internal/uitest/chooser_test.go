@@ -14,6 +14,7 @@ import (
 )
 
 func TestChooserListsTheWebConnectorsOfTheClientForTheBrowser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	for _, tc := range []struct {
@@ -52,6 +53,7 @@ func TestChooserListsTheWebConnectorsOfTheClientForTheBrowser(t *testing.T) {
 }
 
 func TestChooserIsSkippedForAClientWithOneWebConnector(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	a := e.authRequest(singleClientID, "single-secret")
@@ -62,6 +64,7 @@ func TestChooserIsSkippedForAClientWithOneWebConnector(t *testing.T) {
 }
 
 func TestChooserLoginReturnsACodeToTheClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t, browsertest.WithTimeout(40*time.Second))
 	for _, tc := range []struct {
@@ -113,6 +116,7 @@ func TestChooserLoginReturnsACodeToTheClient(t *testing.T) {
 }
 
 func TestChooserDenyAtTheProviderReturnsAccessDenied(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
 	a := e.authRequest(webClientID, webClientSecret)

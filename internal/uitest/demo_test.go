@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,25 +19,11 @@ type demo struct {
 	appURL, issuer string
 }
 
-// startDemo builds cmd/qiao and runs `qiao demo` until the test ends;
-// the end sends SIGINT and expects exit status 0.
+// startDemo runs `qiao demo` (built once per test binary) until the test
+// ends; the end sends SIGINT and expects exit status 0.
 func startDemo(t *testing.T) demo {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the demo test builds cmd/qiao and needs the go command on PATH")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(t.TempDir(), "qiao")
-	start := time.Now()
-	build := exec.Command(goTool, "build", "-o", bin, "./cmd/qiao")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/qiao: %v\n%s", err, out)
-	}
-	t.Logf("built cmd/qiao in %v", time.Since(start).Round(time.Millisecond))
-
+	bin := qiaoBinary.path(t)
 	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1", "--data", t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -116,6 +100,7 @@ func claim(t *testing.T, ctx context.Context, name string) string {
 }
 
 func TestDemoClickThroughFromTheExampleApp(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	ctx := browsertest.New(t, browsertest.WithTimeout(45*time.Second))
 	subs := map[string]string{} // idp → sub

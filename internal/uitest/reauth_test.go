@@ -17,6 +17,7 @@ import (
 // everything as it was; signing in as the same person offers the unbind
 // again, and confirming it unbinds.
 func TestReauthCannotSwitchPeopleAndResumesTheUnbind(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	offset := time.Duration(0)
 	e := newEnv(t, func() time.Time {
