@@ -50,7 +50,9 @@ import (
 // says otherwise. It is the budget of a test that has the machine to
 // itself: New multiplies it by the number of tests that may run at once
 // (go test's -parallel, GOMAXPROCS by default), since that many share the
-// machine.
+// machine, and by 2, since `go test ./...` runs another package's tests at
+// the same time. The deadline only stops a hung test early; -timeout
+// bounds the whole run.
 const Timeout = 20 * time.Second
 
 // startTimeout bounds the start of Chromium itself.
@@ -268,7 +270,7 @@ func New(t testing.TB, opts ...Option) context.Context {
 		t.Fatalf("opening a tab in Chromium: %v\n%s", err, b.out.String())
 	}
 
-	ctx, cancel := context.WithTimeout(tabCtx, o.timeout*time.Duration(parallelism()))
+	ctx, cancel := context.WithTimeout(tabCtx, o.timeout*time.Duration(2*parallelism()))
 	t.Cleanup(func() {
 		if t.Failed() {
 			// The test's deadline may be over: take the picture on
