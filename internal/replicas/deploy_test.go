@@ -256,12 +256,18 @@ func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
 
 // TestStaticBinariesBuildWithoutCgo builds qiao as the Dockerfile does and
 // checks that it is static and runs, health probe included.
+//
+// The build shares the test run's build cache: it adds no -trimpath (the
+// Dockerfile's GOFLAGS=-trimpath only strips file paths from the binary,
+// which decides nothing checked here) and no -a, so with the README's
+// test command (CGO_ENABLED=0, as the image is built) it compiles nothing
+// the test binaries did not, and only links.
 func TestStaticBinariesBuildWithoutCgo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=static-test",
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w -X main.version=static-test",
 		"-o", dir+string(filepath.Separator), "./cmd/qiao")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
@@ -341,5 +347,40 @@ func assertStatic(t *testing.T, bin string) {
 	}
 	if cgo != "0" {
 		t.Errorf("%s built with CGO_ENABLED=%q, want 0", filepath.Base(bin), cgo)
+	}
+}
+
+// TestCIRunsTheREADMETestCommand: .ci/run runs the one test command that
+// README's "Tests" shows, once and as written, so that CI runs every test
+// a developer runs, and in the same way.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tests, ok := strings.Cut(string(readme), "\n## Tests\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Tests" section`)
+	}
+	m := regexp.MustCompile("(?s)```sh\n(.*?)\n```").FindStringSubmatch(tests)
+	if m == nil {
+		t.Fatal(`README's "Tests" shows no sh block`)
+	}
+	want := strings.TrimSpace(m[1])
+	if !strings.Contains(want, "go test ") || !strings.HasSuffix(want, "./...") {
+		t.Fatalf("README's first command in Tests is %q, want a go test of ./...", want)
+	}
+	ci, err := os.ReadFile(filepath.Join(repoRoot(t), ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []string // the lines of .ci/run that run go test on ./...
+	for _, line := range strings.Split(string(ci), "\n") {
+		if line = strings.TrimSpace(line); strings.Contains(line, "go test ") && strings.Contains(line, "./...") && !strings.HasPrefix(line, "#") {
+			runs = append(runs, line)
+		}
+	}
+	if len(runs) != 1 || runs[0] != want {
+		t.Errorf(".ci/run runs %q; want README's test command %q, once", runs, want)
 	}
 }
