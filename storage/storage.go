@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,37 @@ var (
 	// (a replayed callback). It is also an ErrAlreadyExists.
 	ErrStateUsed = fmt.Errorf("%w: upstream state already used", ErrAlreadyExists)
 )
+
+// MergeConflictError is MergeUsers refusing because both users have an
+// identity of the same connector (a user has at most one identity per
+// connector). It is also ErrConflict.
+type MergeConflictError struct {
+	Connectors []string // the connector ids both users have, sorted
+}
+
+func (e *MergeConflictError) Error() string {
+	return fmt.Sprintf("storage: both users have an identity of connector %s", strings.Join(e.Connectors, ", "))
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *MergeConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Merge says which user MergeUsers absorbs into which.
+type Merge struct {
+	From string // the user that disappears
+	Into string // the user that stays and receives From's identities
+	// Only, when set, is the one identity From must have: if From has
+	// any other (or not this one), nothing changes and ErrConflict is
+	// returned. The broker sets it when a person merges by proving
+	// control of that identity alone.
+	Only *IdentityKey
+}
+
+// IdentityKey names an identity.
+type IdentityKey struct {
+	ConnectorID string
+	Subject     string
+}
 
 // Storage is everything a backend provides. The broker's components each
 // take the smaller interface they need.
@@ -140,6 +172,14 @@ type Users interface {
 	// transaction ("sign out everywhere"); the user and its identities
 	// stay. No user, or nothing to remove, is not an error.
 	RevokeUserGrants(ctx context.Context, userID string) error
+	// MergeUsers moves every identity of m.From to m.Into and deletes
+	// m.From with its browser sessions and every token record whose
+	// Subject is m.From, in one transaction, and returns the identities
+	// it moved. ErrNotFound if either user does not exist;
+	// *MergeConflictError (which is ErrConflict) if both have an identity
+	// of the same connector; ErrConflict if m.From == m.Into or m.Only
+	// does not hold. On any error nothing changes.
+	MergeUsers(ctx context.Context, m Merge) ([]Identity, error)
 }
 
 // --------------------------------------------------------------- tokens

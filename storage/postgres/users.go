@@ -279,3 +279,81 @@ func (s *Store) UnbindIdentity(ctx context.Context, userID, connectorID string) 
 	}
 	return nil
 }
+
+// MergeUsers moves m.From's identities to m.Into and deletes m.From with
+// its sessions and tokens, in one transaction. Both user rows are locked
+// first, in id order (so two merges cannot deadlock), so a concurrent
+// bind, unbind or merge of either user waits for this one.
+func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Identity, error) {
+	if m.From == m.Into {
+		return nil, fmt.Errorf("postgres: merge a user into itself: %w", storage.ErrConflict)
+	}
+	var moved []storage.Identity
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		moved = nil
+		rows, err := tx.Query(ctx, `SELECT id FROM users WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE`, m.From, m.Into)
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(locked) != 2 {
+			return storage.ErrNotFound
+		}
+		rows, err = tx.Query(ctx, `SELECT `+identityColumns+` FROM identities
+			WHERE user_id = $1 ORDER BY bound_at NULLS FIRST, seq`, m.From)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Identity, error) {
+			return scanIdentity(row)
+		})
+		if err != nil {
+			return err
+		}
+		if !onlyHolds(m.Only, ids) {
+			return fmt.Errorf("the user does not have exactly the expected identity: %w", storage.ErrConflict)
+		}
+		rows, err = tx.Query(ctx, `SELECT DISTINCT connector_id FROM identities WHERE user_id = $1
+			AND connector_id IN (SELECT connector_id FROM identities WHERE user_id = $2) ORDER BY connector_id`, m.Into, m.From)
+		if err != nil {
+			return err
+		}
+		shared, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(shared) > 0 {
+			return &storage.MergeConflictError{Connectors: shared}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE identities SET user_id = $1 WHERE user_id = $2`, m.Into, m.From); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `WITH
+			s AS (DELETE FROM sessions WHERE user_id = $1),
+			t AS (DELETE FROM tokens WHERE subject = $1)
+			DELETE FROM users WHERE id = $1`, m.From); err != nil {
+			return err
+		}
+		for i := range ids {
+			ids[i].UserID = m.Into
+		}
+		moved = ids
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: merge users: %w", err)
+	}
+	return moved, nil
+}
+
+// onlyHolds reports whether ids is exactly the identity only (or only is
+// nil).
+func onlyHolds(only *storage.IdentityKey, ids []storage.Identity) bool {
+	if only == nil {
+		return true
+	}
+	return len(ids) == 1 && ids[0].ConnectorID == only.ConnectorID && ids[0].Subject == only.Subject
+}

@@ -35,6 +35,11 @@ const (
 	qUnbindTokens = `DELETE FROM tokens WHERE subject = ?1 AND (identity_connector = ''
 		OR (identity_connector = ?2 AND identity_subject IN
 			(SELECT subject FROM identities WHERE user_id = ?1 AND connector_id = ?2)))`
+	qCountUsers      = `SELECT count(*) FROM users WHERE id IN (?, ?)`
+	qUserIdentities  = `SELECT ` + identityCols + ` FROM identities WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
+	qSharedConnector = `SELECT DISTINCT connector_id FROM identities WHERE user_id = ?
+		AND connector_id IN (SELECT connector_id FROM identities WHERE user_id = ?) ORDER BY connector_id`
+	qMoveIdentities = `UPDATE identities SET user_id = ? WHERE user_id = ?`
 
 	// tokens
 	qInsertToken = `INSERT INTO tokens (kind, signature, request_id, client_id, subject, active,
@@ -106,6 +111,7 @@ func writeQueries() []string {
 		qInsertUser, qDeleteUser, qDeleteUserToks, qDeleteUserSess, qDeleteUserIDs,
 		qInsertIdentity, qUpdateIdentity, qCountIdentities, qUnbindIdentity,
 		qUnbindSessions, qUnbindTokens,
+		qCountUsers, qUserIdentities, qSharedConnector, qMoveIdentities,
 		qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
 		qCurrentKey, qRetireKey, qInsertKey,
 		qInsertSession, qUpdateSession, qDeleteSession,

@@ -212,6 +212,94 @@ func (s *Store) UnbindIdentity(ctx context.Context, userID, connectorID string) 
 	return nil
 }
 
+// MergeUsers moves m.From's identities to m.Into and deletes m.From with
+// its sessions and tokens, in one transaction.
+func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Identity, error) {
+	if m.From == m.Into {
+		return nil, fmt.Errorf("sqlite: merge user %q into itself: %w", m.From, storage.ErrConflict)
+	}
+	var moved []storage.Identity
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := s.wstmt(ctx, tx, qCountUsers).QueryRowContext(ctx, m.From, m.Into).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return storage.ErrNotFound
+		}
+		ids, err := txIdentities(ctx, s.wstmt(ctx, tx, qUserIdentities), m.From)
+		if err != nil {
+			return err
+		}
+		if !onlyHolds(m.Only, ids) {
+			return fmt.Errorf("the user does not have exactly the expected identity: %w", storage.ErrConflict)
+		}
+		rows, err := s.wstmt(ctx, tx, qSharedConnector).QueryContext(ctx, m.Into, m.From)
+		if err != nil {
+			return err
+		}
+		var shared []string
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return err
+			}
+			shared = append(shared, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(shared) > 0 {
+			return &storage.MergeConflictError{Connectors: shared}
+		}
+		if _, err := s.wstmt(ctx, tx, qMoveIdentities).ExecContext(ctx, m.Into, m.From); err != nil {
+			return err
+		}
+		for _, q := range []string{qDeleteUser, qDeleteUserSess, qDeleteUserToks} {
+			if _, err := s.wstmt(ctx, tx, q).ExecContext(ctx, m.From); err != nil {
+				return err
+			}
+		}
+		for i := range ids {
+			ids[i].UserID = m.Into
+		}
+		moved = ids
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: merge user %q into %q: %w", m.From, m.Into, err)
+	}
+	return moved, nil
+}
+
+// onlyHolds reports whether ids is exactly the identity only (or only is
+// nil).
+func onlyHolds(only *storage.IdentityKey, ids []storage.Identity) bool {
+	if only == nil {
+		return true
+	}
+	return len(ids) == 1 && ids[0].ConnectorID == only.ConnectorID && ids[0].Subject == only.Subject
+}
+
+func txIdentities(ctx context.Context, st *stmt, userID string) ([]storage.Identity, error) {
+	rows, err := st.QueryContext(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []storage.Identity
+	for rows.Next() {
+		id, err := scanIdentity(rows)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 func checkIdentityKey(id storage.Identity) error {
 	if id.ConnectorID == "" || id.Subject == "" {
 		return errors.New("identity needs a connector id and a subject")

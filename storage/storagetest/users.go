@@ -12,7 +12,7 @@ import (
 )
 
 func userTests() []suiteTest {
-	return []suiteTest{
+	return append([]suiteTest{
 		{"CreateUserStoresUserAndFirstIdentity", testCreateUser},
 		{"CreateUserWithTakenIDWritesNothing", testCreateUserTakenID},
 		{"CreateUserWithTakenIdentityWritesNothing", testCreateUserTakenIdentity},
@@ -36,7 +36,7 @@ func userTests() []suiteTest {
 		{"FindIdentitiesByUnionIDOrderedByBoundAt", testFindByUnionID},
 		{"ListIdentitiesOfUnknownUserIsEmpty", testListIdentitiesUnknown},
 		{"IdentitySecretBytesRoundTrip", testIdentitySecretBytes},
-	}
+	}, mergeTests()...)
 }
 
 func testCreateUser(t *testing.T, s storage.Storage) {
