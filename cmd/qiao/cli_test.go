@@ -262,3 +262,59 @@ func TestServeChecksItsListenAddressBeforeCreatingAStore(t *testing.T) {
 		t.Errorf("serve created %s before finding its address taken (stat: %v)", db, err)
 	}
 }
+
+// TestUsersMerge merges one user into another: identities move, the
+// absorbed user goes with its tokens, both audit trails say so, and a
+// merge of two users with an identity of the same connector is refused
+// naming it, with nothing changed.
+func TestUsersMerge(t *testing.T) {
+	path, db := writeConfig(t, "127.0.0.1:5556")
+	seed(t, db) // u1: weibo + mini + a refresh token; u2, u3: weibo
+
+	// u1 and u2 both have a weibo identity: refused, naming it.
+	code, _, errOut := runCLI(t, "users", "merge", "u1", "u2", "--config", path)
+	if code != 1 || !strings.Contains(errOut, "weibo: u1 has subject 1000, u2 has subject 1001") || !strings.Contains(errOut, "Nothing was changed") {
+		t.Fatalf("conflicting merge: %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "users", "merge", "u1", "nobody", "--config", path); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("merge into a missing user: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "users", "merge", "u1", "u1", "--config", path); code != 1 || !strings.Contains(errOut, "same user") {
+		t.Fatalf("merge into itself: %d %s", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "users", "merge", "u1", "--config", path); code != 2 {
+		t.Fatal("merge with one argument accepted")
+	}
+	// Once u1 no longer has a weibo identity, it merges into u3.
+	if code, _, errOut := runCLI(t, "users", "unbind", "u1", "weibo", "--config", path); code != 0 {
+		t.Fatalf("unbind: %d %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "users", "merge", "u1", "u3", "--config", path)
+	if code != 0 || !strings.Contains(out, "merged user u1 into u3") || !strings.Contains(out, "mini") {
+		t.Fatalf("merge: %d\n%s%s", code, out, errOut)
+	}
+	s, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.GetUser(ctx, "u1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("absorbed user still there: %v", err)
+	}
+	if id, err := s.GetIdentity(ctx, "mini", "o-mini"); err != nil || id.UserID != "u3" {
+		t.Errorf("mini identity: %+v %v, want it on u3", id, err)
+	}
+	if _, err := s.GetToken(ctx, storage.KindRefreshToken, "sig-u1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("token of the absorbed user: %v", err)
+	}
+	s.Close()
+	for _, user := range []string{"u1", "u3"} {
+		code, out, _ := runCLI(t, "audit", "--config", path, "--user", user)
+		if code != 0 || !strings.Contains(out, "admin_merge") || !strings.Contains(out, "success") {
+			t.Errorf("audit of %s lacks the merge:\n%s", user, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "audit", "--config", path, "--user", "u2"); code != 0 || !strings.Contains(out, "refused_same_connector") {
+		t.Errorf("audit of u2 lacks the refused merge:\n%s", out)
+	}
+}

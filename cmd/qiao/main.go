@@ -38,6 +38,7 @@ Usage:
   qiao users show ID --config FILE
   qiao users unbind ID CONNECTOR --config FILE
   qiao users delete ID --config FILE
+  qiao users merge FROM INTO --config FILE
   qiao audit [--user ID] [--since T] [--until T] [--limit N] --config FILE
   qiao healthcheck [URL]            exit 0 if URL (default http://127.0.0.1:5556/readyz) answers 200
   qiao version

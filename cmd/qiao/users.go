@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -57,7 +58,7 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "users %s: --config FILE is required\n", sub)
 		return 2
 	}
-	want := map[string]int{"list": 0, "show": 1, "unbind": 2, "delete": 1}
+	want := map[string]int{"list": 0, "show": 1, "unbind": 2, "delete": 1, "merge": 2}
 	n, ok := want[sub]
 	if !ok {
 		fmt.Fprintf(stderr, "users: unknown subcommand %q\n\n%s", sub, usage)
@@ -90,10 +91,17 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err == nil {
 			fmt.Fprintf(stdout, "deleted user %s and revoked their tokens and sessions\n", pos[0])
 		}
+	case "merge":
+		err = usersMerge(ctx, store, stdout, pos[0], pos[1])
 	}
+	var conflict *storage.MergeConflictError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &conflict):
+		fmt.Fprint(stderr, mergeConflictMessage(ctx, store, pos[0], pos[1], conflict))
+	case sub == "merge" && errors.Is(err, storage.ErrNotFound):
+		fmt.Fprintf(stderr, "users merge: not found: both %s and %s must be existing user ids (see qiao users list)\n", pos[0], pos[1])
 	case errors.Is(err, storage.ErrNotFound):
 		fmt.Fprintf(stderr, "users %s: not found\n", sub)
 	case errors.Is(err, storage.ErrLastIdentity):
@@ -102,6 +110,73 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "users %s: %v\n", sub, err)
 	}
 	return 1
+}
+
+// usersMerge moves every identity of from to into and deletes from with
+// its sessions and tokens; both users' audit trails record it.
+func usersMerge(ctx context.Context, store storage.Storage, w io.Writer, from, into string) error {
+	if from == into {
+		return fmt.Errorf("FROM and INTO are the same user")
+	}
+	moved, err := store.MergeUsers(ctx, storage.Merge{From: from, Into: into})
+	result := auditResult(err)
+	var conflict *storage.MergeConflictError
+	if errors.As(err, &conflict) {
+		result = "refused_same_connector"
+	}
+	detail := "merged into " + into
+	if err != nil {
+		detail = "merge into " + into + " refused"
+	}
+	_ = store.AppendAudit(ctx, storage.AuditEvent{Time: time.Now().UTC(), Action: "admin_merge", UserID: from, IP: "cli", Result: result, Detail: detail})
+	var conns []string
+	for _, id := range moved {
+		conns = append(conns, id.ConnectorID)
+	}
+	detail = fmt.Sprintf("absorbed user %s (identities: %s)", from, joinNonEmpty(conns...))
+	if err != nil {
+		detail = "absorbing " + from + " refused"
+	}
+	_ = store.AppendAudit(ctx, storage.AuditEvent{Time: time.Now().UTC(), Action: "admin_merge", UserID: into, IP: "cli", Result: result, Detail: detail})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "merged user %s into %s: moved %d identities (%s); deleted %s and revoked its tokens and sessions\n",
+		from, into, len(moved), joinNonEmpty(conns...), from)
+	return nil
+}
+
+// mergeConflictMessage explains a refused merge: which connector both
+// users have, with each side's subject, and how to go on.
+func mergeConflictMessage(ctx context.Context, store storage.Storage, from, into string, c *storage.MergeConflictError) string {
+	subjects := func(user string) map[string]string {
+		out := map[string]string{}
+		ids, _ := store.ListIdentities(ctx, user)
+		for _, id := range ids {
+			out[id.ConnectorID] = id.Subject
+		}
+		return out
+	}
+	fs, is := subjects(from), subjects(into)
+	var b strings.Builder
+	fmt.Fprintf(&b, "users merge: refused: a user has at most one identity per connector, and both users have one of:\n")
+	for _, conn := range c.Connectors {
+		fmt.Fprintf(&b, "  %s: %s has subject %s, %s has subject %s\n", conn, from, fs[conn], into, is[conn])
+	}
+	fmt.Fprintf(&b, "Nothing was changed. Unbind the identity to drop first (qiao users unbind USER CONNECTOR), then merge again.\n")
+	return b.String()
+}
+
+func auditResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, storage.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, storage.ErrLastIdentity):
+		return "refused_last_identity"
+	}
+	return "failure"
 }
 
 func adminAudit(ctx context.Context, store storage.Storage, action, userID, connectorID string, err error) {
