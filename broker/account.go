@@ -41,6 +41,8 @@ func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account/unbind", page(b.handleAccountUnbind)).Methods(http.MethodPost)
 	s.HandleFunc("/account/reauth", page(b.handleAccountReauth)).Methods(http.MethodPost)
 	s.HandleFunc("/account/signout-everywhere", page(b.handleAccountSignOutEverywhere)).Methods(http.MethodPost)
+	s.HandleFunc("/account/unbind", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
+	s.HandleFunc("/account/merge", page(b.handleAccountMerge)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
 	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me/identities/{connector}", api(b.handleUnbindAPI)).Methods(http.MethodDelete)
@@ -100,6 +102,7 @@ func localTime(t time.Time, lang string) string {
 // statusMessages are the outcomes the account page may be told to show.
 var statusMessages = map[string]msgID{
 	msgBoundOK: msgBoundOK, msgUnboundOK: msgUnboundOK, msgSignedOutEverywhere: msgSignedOutEverywhere,
+	msgMergedOK: msgMergedOK,
 }
 var errorMessages = map[string]msgID{
 	msgAlreadyBound: msgAlreadyBound, msgLastIdentity: msgLastIdentity,
@@ -107,6 +110,8 @@ var errorMessages = map[string]msgID{
 	msgProviderFailed: msgProviderFailed, msgBadCSRF: msgBadCSRF,
 	msgSignInFirst: msgSignInFirst, msgUnknownConnector: msgUnknownConnector,
 	msgReauthOtherPerson: msgReauthOtherPerson,
+	msgMergeExpired:      msgMergeExpired,
+	msgMergeChanged:      msgMergeChanged,
 }
 
 // pendingAction is a bind or unbind the person asked for (with a POST and
@@ -518,7 +523,7 @@ func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connec
 		b.log.Error("bind failed", "err", err)
 		b.redirectAccount(w, r, "error", msgUnavailable)
 	case outcome == bindConflict:
-		b.redirectAccount(w, r, "error", msgAlreadyBound)
+		b.offerMerge(w, r, sess, conn, ident)
 	default:
 		b.redirectAccount(w, r, "status", msgBoundOK)
 	}

@@ -225,10 +225,26 @@ func (a *accountBrowser) read(resp *http.Response) string {
 	a.t.Helper()
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if c := between(string(b), `name="csrf" value="`, `"`); c != "" {
+	if c := accountCSRF(string(b)); c != "" {
 		a.csrf = c
 	}
 	return string(b)
+}
+
+// accountCSRF is the CSRF token of the first form of page that posts to
+// an /account/ address (the sign-out form carries another token).
+func accountCSRF(page string) string {
+	for rest := page; ; {
+		i := strings.Index(rest, `name="csrf" value="`)
+		if i < 0 {
+			return ""
+		}
+		form := rest[:i]
+		if j := strings.LastIndex(form, `action="`); j >= 0 && strings.Contains(form[j:], "/account/") {
+			return between(rest[i:], `name="csrf" value="`, `"`)
+		}
+		rest = rest[i+1:]
+	}
 }
 
 func (a *accountBrowser) get(path string) string {
@@ -286,12 +302,16 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	if got := between(body, `data-user-id>`, `<`); got != userID {
 		t.Fatalf("beta sign-in is user %q, want %q", got, userID)
 	}
-	// Binding an identity that belongs to someone else is refused.
+	// Binding an identity that belongs to someone else changes nothing:
+	// bob has no other identity, so the page offers a merge to confirm.
 	e.fakes["alpha"].setPerson("bob")
 	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	body = a.post("/account/bind", url.Values{"connector_id": {"alpha"}})
-	if !strings.Contains(body, `data-error="already_bound"`) || strings.Contains(body, `data-identity="alpha"`) {
+	if !strings.Contains(body, `data-confirm-merge`) || strings.Contains(body, `data-identity="alpha"`) {
 		t.Fatalf("conflicting bind:\n%s", body)
+	}
+	if acct := a.get("/account"); strings.Contains(acct, `data-identity="alpha"`) {
+		t.Fatalf("conflicting bind changed the account:\n%s", acct)
 	}
 	// Sign in later with beta through an app: the same user.
 	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")

@@ -70,6 +70,23 @@ const (
 	msgSignOutEverywhere   msgID = "sign_out_everywhere"
 	msgSignedOutEverywhere msgID = "signed_out_everywhere"
 	msgTooManyRequests     msgID = "too_many_requests"
+
+	msgBackTo        msgID = "back_to"
+	msgTryAgain      msgID = "try_again"
+	msgCancelledAt   msgID = "cancelled_at"
+	msgMergeTitle    msgID = "merge_title"
+	msgMergeLead     msgID = "merge_lead"
+	msgMergeMove     msgID = "merge_move"
+	msgMergeDelete   msgID = "merge_delete"
+	msgMergeConfirm  msgID = "merge_confirm"
+	msgMergeAskAdmin msgID = "merge_ask_admin"
+	msgMergedOK      msgID = "merged_ok"
+	msgMergeExpired  msgID = "merge_expired"
+	msgMergeChanged  msgID = "merge_changed"
+	msgYourUserID    msgID = "your_user_id"
+	msgOtherUserID   msgID = "other_user_id"
+	msgUnbindTitle   msgID = "unbind_title"
+	msgUnbindConfirm msgID = "unbind_confirm"
 )
 
 var catalog = map[string]map[msgID]string{
@@ -145,6 +162,23 @@ var catalog = map[string]map[msgID]string{
 		msgSignOutEverywhere:   "Sign out everywhere",
 		msgSignedOutEverywhere: "You are signed out on every device and app.",
 		msgTooManyRequests:     "Too many requests from your network. Please wait a few seconds and try again.",
+
+		msgBackTo:        "Back to %s",
+		msgTryAgain:      "Try again",
+		msgCancelledAt:   "The sign-in was cancelled at %s.",
+		msgMergeTitle:    "Merge accounts?",
+		msgMergeLead:     "The %s account you just signed in with is already another user of its own, with no other sign-in account.",
+		msgMergeMove:     "Merging moves it to your account: from then on it signs you in as you.",
+		msgMergeDelete:   "The other user (ID %s) is then deleted and its sign-ins in apps end. Apps that kept something under that user will not see it again.",
+		msgMergeConfirm:  "Merge into my account",
+		msgMergeAskAdmin: "The %s account you just signed in with belongs to another user who has other sign-in accounts too, so it cannot be merged here. Ask the administrator to merge the two users and give them both user IDs. Nothing was changed.",
+		msgMergedOK:      "The accounts are merged.",
+		msgMergeExpired:  "This merge confirmation has expired or was already used. Nothing was changed.",
+		msgMergeChanged:  "The other user changed in the meantime, so nothing was merged. Please bind the account again.",
+		msgYourUserID:    "Your user ID",
+		msgOtherUserID:   "The other user's ID",
+		msgUnbindTitle:   "Unbind this account?",
+		msgUnbindConfirm: "You will no longer be able to sign in with this %s account. You can bind it again later.",
 	},
 	"zh-CN": {
 		msgErrorTitle:        "出错了",
@@ -218,5 +252,22 @@ var catalog = map[string]map[msgID]string{
 		msgSignOutEverywhere:   "在所有设备上退出",
 		msgSignedOutEverywhere: "您已在所有设备和应用上退出登录。",
 		msgTooManyRequests:     "来自您网络的请求过多，请稍等几秒后重试。",
+
+		msgBackTo:        "返回%s",
+		msgTryAgain:      "重试",
+		msgCancelledAt:   "已在%s取消登录。",
+		msgMergeTitle:    "合并账号？",
+		msgMergeLead:     "您刚刚登录的%s账号已是另一个独立用户，且没有绑定其他登录账号。",
+		msgMergeMove:     "合并后，该账号将移到您的账号下，以后用它登录的就是您。",
+		msgMergeDelete:   "另一个用户（ID %s）随后会被删除，它在各应用中的登录随即失效；应用以该用户保存的内容将不再可见。",
+		msgMergeConfirm:  "合并到我的账号",
+		msgMergeAskAdmin: "您刚刚登录的%s账号属于另一个用户，该用户还绑定了其他登录账号，因此无法在此合并。请联系管理员合并这两个用户，并提供下面两个用户 ID。未做任何更改。",
+		msgMergedOK:      "账号已合并。",
+		msgMergeExpired:  "此合并确认已过期或已使用，未做任何更改。",
+		msgMergeChanged:  "另一个用户在此期间发生了变化，未进行合并。请重新绑定该账号。",
+		msgYourUserID:    "您的用户 ID",
+		msgOtherUserID:   "另一个用户的 ID",
+		msgUnbindTitle:   "解除绑定此账号？",
+		msgUnbindConfirm: "解除绑定后，将无法再用此%s账号登录。之后可以重新绑定。",
 	},
 }

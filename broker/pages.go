@@ -89,6 +89,9 @@ type pageData struct {
 	Account *accountView
 	// home
 	Issuer, AccountURL, DiscoveryURL string
+	// merge and unbind confirmations
+	Merge  *mergeView
+	Unbind *unbindView
 }
 
 type choice struct {

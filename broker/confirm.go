@@ -1,0 +1,60 @@
+package broker
+
+import (
+	"net/http"
+)
+
+// unbindView is what the unbind confirmation shows.
+type unbindView struct {
+	ConnectorID, Type, Provider, DisplayName, Picture, Icon string
+	CSRF, Action, CancelURL                                 string
+}
+
+// handleAccountUnbindConfirm asks before unbinding: the account page's
+// unbind button leads here (a plain link, no JavaScript needed), and the
+// form here posts the unbind. An identity that cannot be unbound sends
+// the person back to the account page with the reason.
+func (b *Broker) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sess, err := b.currentSession(r)
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	if sess == nil {
+		b.redirectAccount(w, r, "error", msgSignInFirst)
+		return
+	}
+	connectorID := r.URL.Query().Get("connector_id")
+	ids, err := b.store.ListIdentities(ctx, sess.UserID)
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
+	var v *unbindView
+	for _, id := range ids {
+		if id.ConnectorID != connectorID {
+			continue
+		}
+		v = &unbindView{ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: id.ConnectorID, DisplayName: id.DisplayName, Icon: b.iconURL(id.ConnectorID)}
+		if k, ok := b.connectors[id.ConnectorID]; ok {
+			v.Provider = b.providerName(k, r)
+		}
+		if id.RealProfile {
+			v.Picture = id.Picture
+		}
+	}
+	switch {
+	case v == nil:
+		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		return
+	case len(ids) == 1:
+		b.redirectAccount(w, r, "error", msgLastIdentity)
+		return
+	case !b.recentSignIn(sess.AuthTime):
+		b.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
+		return
+	}
+	v.CSRF, v.Action, v.CancelURL = b.accountCSRF(sess), b.url("/account/unbind"), b.url("/account")
+	b.render(w, r, http.StatusOK, "unbind.html", pageData{Title: msgUnbindTitle, Unbind: v})
+}
