@@ -230,6 +230,10 @@ type Client struct {
 	// AccountAPI lets the client request the "account" scope, which the
 	// account API (/api/v1/me) requires: first-party apps only.
 	AccountAPI bool
+	// HomeURL is where "Back to <app>" links on the broker's pages go:
+	// the configured home_url, else the origin of the first http(s)
+	// redirect URI, else empty (no such link).
+	HomeURL string
 }
 
 // Public reports whether the client has no secret.
@@ -672,7 +676,7 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	seen := map[string]int{}
 	for _, it := range items {
 		m := p.mapping(it.n, it.path, it.line, "id", "secret", "name", "redirect_uris",
-			"post_logout_redirect_uris", "connectors", "require_consent", "account_api")
+			"post_logout_redirect_uris", "connectors", "require_consent", "account_api", "home_url")
 		if m.bad {
 			continue
 		}
@@ -722,9 +726,29 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 		}
 		c.RequireConsent = p.boolean(m, "require_consent", false)
 		c.AccountAPI = p.boolean(m, "account_api", false)
+		c.HomeURL = p.homeURL(m, c.RedirectURIs)
 		out = append(out, c)
 	}
 	return out
+}
+
+// homeURL is the client's home_url, an absolute http(s) URL without user
+// information; absent, the origin of its first http(s) redirect URI.
+func (p *parser) homeURL(m *mapping, redirects []string) string {
+	if s, ok := p.str(m, "home_url"); ok {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			p.errorf(m.lines["home_url"], join(m.path, "home_url"), "must be an absolute http or https URL without user information")
+			return ""
+		}
+		return s
+	}
+	for _, r := range redirects {
+		if u, err := url.Parse(r); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			return u.Scheme + "://" + u.Host + "/"
+		}
+	}
+	return ""
 }
 
 func onlyTokenEndpoint(ids []string, tokenOnly map[string]bool) bool {

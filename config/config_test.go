@@ -136,6 +136,7 @@ clients:
     connectors: [qq, mp]
     require_consent: true
     account_api: true
+    home_url: https://app.example.com/start?from=qiao
   - id: spa
     redirect_uris: [http://127.0.0.1/cb]
 `
@@ -172,8 +173,10 @@ clients:
 			{ID: "web", Secret: "websecret", Name: "Web",
 				RedirectURIs:           []string{"https://app.example.com/cb", "com.example.app:/oauth"},
 				PostLogoutRedirectURIs: []string{"https://app.example.com/"},
-				Connectors:             []string{"qq", "mp"}, RequireConsent: true, AccountAPI: true},
-			{ID: "spa", Name: "spa", RedirectURIs: []string{"http://127.0.0.1/cb"}, Connectors: []string{"mp", "mini", "qq"}},
+				Connectors:             []string{"qq", "mp"}, RequireConsent: true, AccountAPI: true,
+				HomeURL: "https://app.example.com/start?from=qiao"},
+			{ID: "spa", Name: "spa", RedirectURIs: []string{"http://127.0.0.1/cb"}, Connectors: []string{"mp", "mini", "qq"},
+				HomeURL: "http://127.0.0.1/"},
 		},
 		Account: Account{ReauthWithin: 5 * time.Minute},
 		Warnings: []Error{
@@ -414,6 +417,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"t.yaml:9: clients[0].secret: environment variable APP_SECRET is not set"}},
 		{"require_consent not a boolean", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    require_consent: sometimes\n",
 			[]string{"t.yaml:10: clients[0].require_consent: must be true or false"}},
+		{"home_url not an http URL", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    home_url: javascript:alert(1)\n",
+			[]string{"t.yaml:10: clients[0].home_url: must be an absolute http or https URL without user information"}},
 
 		// all at once, sorted by line
 		{"every error at once sorted by line", `log: {level: loud}
@@ -785,5 +790,29 @@ func TestDefaultLimitsAreTheDocumented(t *testing.T) {
 	}
 	if got := DefaultLimits(); !reflect.DeepEqual(got, want) {
 		t.Errorf("DefaultLimits() =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestHomeURLDefaultsToTheFirstWebRedirectOrigin: "Back to <app>" links
+// go to home_url, else the origin of the first http(s) redirect URI, else
+// nowhere (a native app's custom scheme has no home page).
+func TestHomeURLDefaultsToTheFirstWebRedirectOrigin(t *testing.T) {
+	for _, tc := range []struct{ uris, home, want string }{
+		{`["https://app.example.com:8443/auth/cb?x=1"]`, "", "https://app.example.com:8443/"},
+		{`["com.example.app:/oauth", "http://127.0.0.1:9/cb"]`, "", "http://127.0.0.1:9/"},
+		{`["com.example.app:/oauth"]`, "", ""},
+		{"[https://app.example.com/cb]", "https://www.example.com/", "https://www.example.com/"},
+	} {
+		src := head + "clients:\n  - id: app\n    redirect_uris: " + tc.uris + "\n"
+		if tc.home != "" {
+			src += "    home_url: " + tc.home + "\n"
+		}
+		cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.uris, err)
+		}
+		if got := cfg.Clients[0].HomeURL; got != tc.want {
+			t.Errorf("redirect_uris %s, home_url %q: HomeURL = %q, want %q", tc.uris, tc.home, got, tc.want)
+		}
 	}
 }
