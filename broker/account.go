@@ -79,6 +79,10 @@ type accountView struct {
 	TargetName    string
 	EverywhereURL string
 	AccountURL    string
+
+	ErrorArg    string // formats Error when set
+	ErrorDetail string // under "Technical details"
+	Back        *link  // "Back to <app>", when an application opened the page
 }
 
 type identityView struct {
@@ -112,6 +116,7 @@ var errorMessages = map[string]msgID{
 	msgReauthOtherPerson: msgReauthOtherPerson,
 	msgMergeExpired:      msgMergeExpired,
 	msgMergeChanged:      msgMergeChanged,
+	msgCancelledAt:       msgCancelledAt,
 }
 
 // pendingAction is a bind or unbind the person asked for (with a POST and
@@ -153,6 +158,8 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
+	b.accountErrorContext(r, v)
+	v.Back = b.accountBack(w, r)
 	if sess == nil {
 		v.SignIn, v.Note = b.signInChoices(r)
 		b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})

@@ -124,10 +124,16 @@ func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
 		t.Fatalf("good callback: status %d", resp.StatusCode)
 	}
+	// A second use never reaches the provider again: the browser, signed
+	// in now, is sent to finish its original request through SSO.
+	calls := e.fakes["alpha"].calls.Load()
 	resp = br.get(cb)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("second use of a state: status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), e.issuer+"/auth?") {
+		t.Fatalf("second use of a state: status %d, Location %q; want 303 to the authorization endpoint", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := e.fakes["alpha"].calls.Load(); n != calls {
+		t.Fatalf("second use of a state reached the provider: %d callbacks, want %d", n, calls)
 	}
 }
 

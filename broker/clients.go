@@ -31,7 +31,8 @@ type client struct {
 	PostLogout     []string
 	Connectors     []string // allowed connector ids
 	RequireConsent bool
-	AccountAPI     bool // may request scopeAccount
+	AccountAPI     bool   // may request scopeAccount
+	Home           string // home_url: where "Back to <app>" goes; may be empty
 }
 
 func (c *client) allows(connectorID string) bool {
@@ -77,6 +78,7 @@ func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry
 			Connectors:     allowed,
 			RequireConsent: cc.RequireConsent,
 			AccountAPI:     cc.AccountAPI,
+			Home:           cc.HomeURL,
 		}
 		if c.Name == "" {
 			c.Name = cc.ID

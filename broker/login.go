@@ -385,6 +385,7 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 	}
 	data.ConnData = connData
 	b.setLoginCookie(w, conn.ID, b.sealLogin(data), int(loginTTL/time.Second))
+	b.rememberRequest(w, data.State, conn.ID, data)
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
@@ -413,10 +414,10 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := b.openLogin(r)
 	if errors.Is(err, http.ErrNoCookie) {
-		b.errorPage(w, r, http.StatusBadRequest, msgNoLoginCookie)
+		b.loginDeadEnd(w, r, conn, state, msgNoLoginCookie)
 		return
 	} else if err != nil {
-		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
+		b.loginDeadEnd(w, r, conn, state, msgLoginExpired)
 		return
 	}
 	if data.ConnectorID != id || !sameState(data.State, state) {
@@ -598,7 +599,7 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	switch {
 	case errors.Is(err, connectors.ErrAccessDenied):
 		result = "denied"
-		rfc = fosite.ErrAccessDenied.WithHint(b.userMessage(err))
+		rfc = fosite.ErrAccessDenied.WithHint(cancelledHint(conn, err))
 		b.log.Info("upstream login refused", attrs...)
 	case errors.Is(err, connectors.ErrUnavailable):
 		result = "unavailable"
@@ -617,25 +618,20 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	b.audit(ctx, r, storage.AuditEvent{Action: data.Purpose, UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
 	if data.Purpose == "bind" || data.Purpose == "reauth" {
 		// The account page shows only the messages it knows.
-		msg := msgProviderFailed
-		if result == "unavailable" {
-			msg = msgUnavailable
+		switch result {
+		case "denied":
+			b.redirectAccountCancelled(w, r, conn, err)
+		case "unavailable":
+			b.redirectAccount(w, r, "error", msgUnavailable)
+		default:
+			b.redirectAccount(w, r, "error", msgProviderFailed)
 		}
-		b.redirectAccount(w, r, "error", msg)
 		return
 	}
 	ar, perr := b.resumeAuthorize(r, data.AuthQuery)
 	if perr != nil || !ar.IsRedirectURIValid() {
-		b.errorPageText(w, r, http.StatusBadGateway, msgProviderFailed, rfc.HintField)
+		b.providerFailedPage(w, r, conn, data, err)
 		return
 	}
 	b.provider.WriteAuthorizeError(ctx, w, ar, rfc)
-}
-
-func (b *Broker) userMessage(err error) string {
-	var pe *connectors.ProviderError
-	if errors.As(err, &pe) && pe.Message != "" {
-		return pe.Message
-	}
-	return "The sign-in was cancelled or refused at the provider."
 }

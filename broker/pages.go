@@ -72,6 +72,7 @@ type pageData struct {
 	T        map[msgID]string
 	Title    msgID
 	Message  msgID
+	Notice   bool // Message is news, not an error
 	Detail   string
 	Note     msgID  // a hint beside the choices (open this page in WeChat)
 	Static   string // URL prefix of static files
@@ -89,6 +90,12 @@ type pageData struct {
 	Account *accountView
 	// home
 	Issuer, AccountURL, DiscoveryURL string
+
+	// message pages: MessageArg formats Message when set; Links are the
+	// ways forward (render gives an error page without any the default
+	// ones, defaultLinks)
+	MessageArg string
+	Links      []link
 	// merge and unbind confirmations
 	Merge  *mergeView
 	Unbind *unbindView
@@ -165,6 +172,15 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 	d.Lang = lang
 	d.T = catalog[lang]
 	d.Static = b.prefix + "/static/"
+	if name == "message.html" && len(d.Links) == 0 {
+		d.Links = b.defaultLinks(r)
+	}
+	for i := range d.Links {
+		d.Links[i].Text = d.T[d.Links[i].Msg]
+		if d.Links[i].Arg != "" {
+			d.Links[i].Text = fmt.Sprintf(d.Links[i].Text, d.Links[i].Arg)
+		}
+	}
 	d.LangURLs = map[string]string{}
 	for _, l := range []string{"zh-CN", "en"} {
 		u := *r.URL
@@ -229,6 +245,47 @@ func (b *Broker) errorPage(w http.ResponseWriter, r *http.Request, status int, m
 
 func (b *Broker) errorPageText(w http.ResponseWriter, r *http.Request, status int, msg msgID, detail string) {
 	b.render(w, r, status, "message.html", pageData{Title: msgErrorTitle, Message: msg, Detail: detail})
+}
+
+// link is one way forward on a page: Msg (formatted with Arg when set)
+// is its text; Kind names it for tests and styling.
+type link struct {
+	Msg     msgID
+	Arg     string
+	URL     string
+	Kind    string // "retry", "back", "account"
+	Primary bool
+	Text    string // set by render
+}
+
+// defaultLinks are the ways forward of a page that has no better ones:
+// back to the application the request names (its home_url), and the
+// account page, where a person can sign in and see their accounts.
+func (b *Broker) defaultLinks(r *http.Request) []link {
+	var out []link
+	id := r.URL.Query().Get("client_id")
+	if id == "" && r.PostForm != nil {
+		id = r.PostForm.Get("client_id")
+	}
+	if back, ok := b.backLink(id); ok {
+		back.Primary = true
+		out = append(out, back)
+	}
+	return append(out, link{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"})
+}
+
+// backLink is "Back to <app>" for a configured client with a home URL.
+// The URL comes from the configuration only, never from the request, so
+// the link cannot be made to point anywhere else.
+func (b *Broker) backLink(clientID string) (link, bool) {
+	if clientID == "" {
+		return link{}, false
+	}
+	c, ok := b.clients.get(clientID)
+	if !ok || c.Home == "" {
+		return link{}, false
+	}
+	return link{Msg: msgBackTo, Arg: c.Name, URL: c.Home, Kind: "back"}, true
 }
 
 func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector, note msgID) {

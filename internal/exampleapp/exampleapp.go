@@ -227,7 +227,7 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 	data := pageData{
 		Connectors: a.cfg.Connectors,
 		Issuer:     a.cfg.Issuer,
-		Account:    strings.TrimSuffix(a.cfg.Issuer, "/") + "/account",
+		Account:    strings.TrimSuffix(a.cfg.Issuer, "/") + "/account?client_id=" + url.QueryEscape(a.cfg.ClientID),
 		CSRF:       s.csrf,
 		Notice:     s.notice,
 		Error:      s.errMsg,

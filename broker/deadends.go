@@ -1,0 +1,287 @@
+package broker
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/qiaoidp/qiao/broker/seal"
+	"github.com/qiaoidp/qiao/connectors"
+)
+
+// A callback whose pending login is gone (the callback reloaded, Back
+// after signing in, a provider page left open past loginTTL) used to end
+// on "This sign-in has expired or was already completed". The browser
+// remembers its last request in a sealed cookie, so the broker can finish
+// it with the SSO session, or offer to start it again.
+
+const (
+	resumeCookie = "qiao_resume"
+	// resumeTTL is how long the browser remembers its last request.
+	resumeTTL = time.Hour
+	// maxResumeCookie keeps the cookie within what every browser stores.
+	maxResumeCookie = 3500
+)
+
+// resumeRecord is what the resume cookie holds.
+type resumeRecord struct {
+	State     string      `json:"s"`
+	Connector string      `json:"c"`
+	Data      pendingData `json:"d"`
+	Expires   time.Time   `json:"e"`
+}
+
+func (b *Broker) resumeSealer() (*seal.Sealer, error) {
+	return seal.New([]byte(b.cfg.Secret), "resume-request")
+}
+
+// rememberRequest records the request of a login the browser starts.
+func (b *Broker) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData) {
+	sealer, err := b.resumeSealer()
+	if err != nil {
+		return
+	}
+	data.ConnData = nil // the connector's nonce or verifier stays with the login alone
+	raw, _ := json.Marshal(resumeRecord{State: state, Connector: connectorID, Data: data, Expires: b.now().UTC().Add(resumeTTL)})
+	v := base64.RawURLEncoding.EncodeToString(sealer.Seal(raw, []byte(resumeCookie)))
+	if len(v) > maxResumeCookie {
+		return // an enormous request: it is simply not remembered
+	}
+	b.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
+}
+
+// originalRequest returns the request of the login whose upstream state
+// is state, when this browser still knows it. It is the one place that
+// knows where that is kept.
+func (b *Broker) originalRequest(r *http.Request, connectorID, state string) (pendingData, bool) {
+	c, err := b.cookie(r, resumeCookie)
+	if err != nil || c.Value == "" || len(c.Value) > maxResumeCookie {
+		return pendingData{}, false
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return pendingData{}, false
+	}
+	sealer, err := b.resumeSealer()
+	if err != nil {
+		return pendingData{}, false
+	}
+	raw, err := sealer.Open(sealed, []byte(resumeCookie))
+	var rec resumeRecord
+	if err != nil || json.Unmarshal(raw, &rec) != nil {
+		return pendingData{}, false
+	}
+	if rec.State != state || rec.Connector != connectorID || !b.now().Before(rec.Expires) {
+		return pendingData{}, false
+	}
+	return rec.Data, true
+}
+
+// loginDeadEnd answers a callback whose pending login is gone: it
+// finishes the original request with the browser's session when it can,
+// and otherwise says what happened with a way forward.
+func (b *Broker) loginDeadEnd(w http.ResponseWriter, r *http.Request, conn *Connector, state string, msg msgID) {
+	data, known := b.originalRequest(r, conn.ID, state)
+	sess, err := b.currentSession(r)
+	if err != nil {
+		sess = nil
+	}
+	if !known {
+		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		return
+	}
+	switch data.Purpose {
+	case "account", "bind", "reauth":
+		if sess != nil {
+			b.redirectAccount(w, r, "", "")
+			return
+		}
+		b.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: []link{
+			{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true},
+			{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"},
+		}})
+		return
+	}
+	ar, err := b.resumeAuthorize(r, data.AuthQuery)
+	if err != nil {
+		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		return
+	}
+	c, _ := ar.GetClient().(*client)
+	if c == nil {
+		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		return
+	}
+	retry := b.url("/auth") + "?" + data.AuthQuery
+	if sess != nil && b.sessionUsable(sess, ar, c, ar.GetRequestForm().Get("connector_id"), b.now().UTC()) {
+		// Signed in already: the authorization endpoint answers the
+		// original request from the session (consent included).
+		http.Redirect(w, r, retry, http.StatusSeeOther)
+		return
+	}
+	links := []link{{Msg: msgTryAgain, URL: retry, Kind: "retry", Primary: true}}
+	if back, ok := b.backLink(c.ID); ok {
+		links = append(links, back)
+	}
+	b.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: links})
+}
+
+// ------------------------------------------------- provider refusals
+
+// providerTypeNames are the English names of the provider types, for
+// texts that must be ASCII (an OAuth error_description).
+var providerTypeNames = map[string]string{
+	"wechat": "WeChat", "wechat_mp": "WeChat Official Account",
+	"wechat_miniprogram": "WeChat Mini Program", "qq": "QQ", "weibo": "Weibo",
+}
+
+// englishName is the connector's name in English when that is plain
+// ASCII, else the name of its type.
+func englishName(conn *Connector) string {
+	name := connectorName(conn, "en")
+	ascii := name != ""
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] > 0x7e {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return name
+	}
+	if n, ok := providerTypeNames[conn.Type]; ok {
+		return n
+	}
+	return conn.ID
+}
+
+// technicalDetail is what a person may pass on to the administrator
+// about a provider failure: the provider, its endpoint and its own
+// error code, never its message (which may echo request details).
+func technicalDetail(conn *Connector, err error) string {
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) {
+		s := pe.Provider
+		if s == "" {
+			s = conn.Type
+		}
+		if pe.Endpoint != "" {
+			s += " " + pe.Endpoint
+		}
+		if pe.Code != 0 {
+			s += fmt.Sprintf(": error code %d", pe.Code)
+		}
+		return s + " (" + kindName(err) + ")"
+	}
+	return conn.Type + " (" + kindName(err) + ")"
+}
+
+func kindName(err error) string {
+	switch {
+	case errors.Is(err, connectors.ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, connectors.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, connectors.ErrInvalidCode):
+		return "invalid_code"
+	case errors.Is(err, connectors.ErrConfig):
+		return "configuration"
+	}
+	return "error"
+}
+
+// cancelledHint is the error_description a relying party gets when the
+// person cancelled at the provider: the same sentence for every provider
+// (in English, as error_description must be ASCII), with the provider's
+// own code when it sent one.
+func cancelledHint(conn *Connector, err error) string {
+	s := "The sign-in was cancelled at " + englishName(conn) + "."
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) && pe.Code != 0 {
+		s += fmt.Sprintf(" Provider error code: %d.", pe.Code)
+	}
+	return s
+}
+
+// providerFailedPage tells the person, on the broker's own page, that the
+// sign-in at the provider did not work, with the provider's code under
+// "Technical details" and a way forward.
+func (b *Broker) providerFailedPage(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
+	d := pageData{Title: msgErrorTitle, Message: msgProviderFailed, Detail: technicalDetail(conn, err)}
+	switch {
+	case errors.Is(err, connectors.ErrAccessDenied):
+		d.Message, d.MessageArg = msgCancelledAt, b.providerName(conn, r)
+	case errors.Is(err, connectors.ErrUnavailable):
+		d.Message = msgUnavailable
+	}
+	if data.Purpose == "account" {
+		d.Links = append(d.Links, link{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true})
+	}
+	if back, ok := b.backLink(clientOf(data.AuthQuery)); ok {
+		d.Links = append(d.Links, back)
+	}
+	d.Links = append(d.Links, link{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"})
+	b.render(w, r, http.StatusBadGateway, "message.html", d)
+}
+
+// redirectAccountCancelled sends a bind the person cancelled at the
+// provider back to the account page, which says so.
+func (b *Broker) redirectAccountCancelled(w http.ResponseWriter, r *http.Request, conn *Connector, err error) {
+	q := url.Values{"error": {msgCancelledAt}, "connector": {conn.ID}}
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) && pe.Code != 0 {
+		q.Set("code", fmt.Sprint(pe.Code))
+	}
+	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// accountErrorContext completes an account page error that names a
+// provider: its name for the message and its code for the details.
+// Both come from the query, so they are checked: a connector that is not
+// configured, or a code that is not a number, is not shown.
+func (b *Broker) accountErrorContext(r *http.Request, v *accountView) {
+	if v.Error != msgCancelledAt {
+		return
+	}
+	q := r.URL.Query()
+	conn, ok := b.connectors[q.Get("connector")]
+	if !ok {
+		v.Error = msgProviderFailed
+		return
+	}
+	v.ErrorArg = b.providerName(conn, r)
+	v.ErrorDetail = conn.Type + " (access_denied)"
+	if code := q.Get("code"); code != "" && len(code) <= 12 && strings.Trim(code, "-0123456789") == "" {
+		v.ErrorDetail = conn.Type + ": error code " + code + " (access_denied)"
+	}
+}
+
+// fromCookie remembers, for the browser session, which application opened
+// the account page, so the way back survives the page's own round trips
+// (sign-in, bind, unbind).
+const fromCookie = "qiao_from"
+
+// accountBack is the account page's "Back to <app>": the application in
+// ?client_id=, else the one that opened the page earlier in this browser
+// session. Only a configured client with a home URL gives a link.
+func (b *Broker) accountBack(w http.ResponseWriter, r *http.Request) *link {
+	if id := r.URL.Query().Get("client_id"); id != "" {
+		back, ok := b.backLink(id)
+		if !ok {
+			return nil
+		}
+		b.setCookie(w, fromCookie, id, 0)
+		return &back
+	}
+	if c, err := b.cookie(r, fromCookie); err == nil {
+		if back, ok := b.backLink(c.Value); ok {
+			return &back
+		}
+	}
+	return nil
+}
