@@ -41,7 +41,7 @@ func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account/unbind", page(b.handleAccountUnbind)).Methods(http.MethodPost)
 	s.HandleFunc("/account/reauth", page(b.handleAccountReauth)).Methods(http.MethodPost)
 	s.HandleFunc("/account/signout-everywhere", page(b.handleAccountSignOutEverywhere)).Methods(http.MethodPost)
-	s.HandleFunc("/account/unbind", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
+	s.HandleFunc("/account/unbind/confirm", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
 	s.HandleFunc("/account/merge", page(b.handleAccountMerge)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
 	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)

@@ -173,21 +173,21 @@ func TestUnbindAsksForConfirmation(t *testing.T) {
 	if !strings.Contains(body, "data-last-identity") || strings.Contains(body, "data-unbind=") {
 		t.Fatalf("a single identity shows no reason, or an unbind button:\n%s", body)
 	}
-	if _, b := br.getPage(e.issuer + "/account/unbind?connector_id=alpha"); !strings.Contains(b, `data-error="last_identity"`) {
+	if _, b := br.getPage(e.issuer + "/account/unbind/confirm?connector_id=alpha"); !strings.Contains(b, `data-error="last_identity"`) {
 		t.Fatalf("confirming the unbind of the last identity:\n%s", b)
 	}
 	csrf := between(body, `name="csrf" value="`, `"`)
 	if _, b := br.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {csrf}}); !strings.Contains(b, `data-identity="beta"`) || strings.Contains(b, "data-last-identity") {
 		t.Fatalf("after binding a second identity:\n%s", b)
 	}
-	st, b := br.getPage(e.issuer + "/account/unbind?connector_id=beta")
+	st, b := br.getPage(e.issuer + "/account/unbind/confirm?connector_id=beta")
 	if st != 200 || !strings.Contains(b, `data-confirm-unbind="beta"`) || !strings.Contains(b, `data-cancel`) || !strings.Contains(b, `method="post"`) {
 		t.Fatalf("confirmation page: %d\n%s", st, b)
 	}
 	if _, acct := br.getPage(e.issuer + "/account"); !strings.Contains(acct, `data-identity="beta"`) {
 		t.Fatal("showing the confirmation unbound already")
 	}
-	if _, b := br.getPage(e.issuer + "/account/unbind?connector_id=nope"); !strings.Contains(b, `data-error="unknown_connector"`) {
+	if _, b := br.getPage(e.issuer + "/account/unbind/confirm?connector_id=nope"); !strings.Contains(b, `data-error="unknown_connector"`) {
 		t.Fatalf("confirming an unknown connector:\n%s", b)
 	}
 	_, b = br.postPage(e.issuer+"/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {between(b, `name="csrf" value="`, `"`)}})
@@ -195,7 +195,7 @@ func TestUnbindAsksForConfirmation(t *testing.T) {
 		t.Fatalf("after confirming:\n%s", b)
 	}
 	// Signed out, the confirmation sends the person to sign in.
-	if _, b := e.newBrowser().getPage(e.issuer + "/account/unbind?connector_id=beta"); !strings.Contains(b, `data-error="sign_in_first"`) {
+	if _, b := e.newBrowser().getPage(e.issuer + "/account/unbind/confirm?connector_id=beta"); !strings.Contains(b, `data-error="sign_in_first"`) {
 		t.Fatalf("signed out:\n%s", b)
 	}
 }

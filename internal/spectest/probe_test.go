@@ -171,8 +171,16 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 	if !isRedirect(first.status) || !strings.HasPrefix(first.location, rpRedirect) {
 		t.Fatalf("the real callback: %d %q", first.status, first.location)
 	}
+	// Issue 11: a replayed state in the browser that is now signed in (a
+	// reload, Back) is no dead end: it never reaches the provider again,
+	// the original request is answered through the SSO session.
+	t.Run("a replayed state in the signed-in browser", func(t *testing.T) {
+		got := b.get(cb)
+		if !isRedirect(got.status) || !strings.HasPrefix(got.location, s.issuer+"/auth?") || !strings.Contains(got.location, "state="+a.state) {
+			t.Errorf("%d %q, want a redirect to the authorization endpoint with the original request", got.status, got.location)
+		}
+	})
 	bad := map[string]string{
-		"a replayed state":   cb,
 		"a forged state":     s.issuer + "/callback/weibo?code=abc&state=" + randString(32),
 		"no state":           s.issuer + "/callback/weibo?code=abc",
 		"unknown connector":  s.issuer + "/callback/nosuch?code=abc&state=" + randString(32),
