@@ -39,9 +39,12 @@ func bind(t *testing.T, tab context.Context, connector, person string) (status, 
 	return outcome(t, tab)
 }
 
+// unbind clicks the connector's unbind button, confirms on the page that
+// asks, and returns the outcome the account page shows.
 func unbind(t *testing.T, tab context.Context, connector string) (status, errMsg string) {
 	t.Helper()
-	click(t, tab, `[data-unbind="`+connector+`"]`, `[data-status], [data-error]`)
+	click(t, tab, `[data-unbind="`+connector+`"]`, `[data-confirm-unbind="`+connector+`"]`)
+	click(t, tab, `[data-confirm-unbind="`+connector+`"]`, `[data-status], [data-error]`)
 	return outcome(t, tab)
 }
 
@@ -108,15 +111,15 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 	}
 
 	// Alice's session binds Weibo, but bob is at the keyboard at Weibo:
-	// that identity is bob's, so it is refused and nothing changes.
+	// that identity is bob's own user, so the page asks whether to merge
+	// it; cancelling changes nothing.
 	before := readAccount(t, alice)
-	if st, er := bind(t, alice, "weibo", "bob"); er != "already_bound" || st != "" {
-		t.Errorf("binding bob's Weibo to alice: status %q, error %q; want error already_bound", st, er)
+	click(t, alice, `[data-bind="weibo"]`, `[data-person="bob"]`)
+	click(t, alice, `[data-person="bob"]`, `[data-confirm-merge]`)
+	if msg := eval[string](t, alice, `document.querySelector('main').textContent`); !strings.Contains(msg, bob) || !strings.Contains(msg, "deleted") {
+		t.Errorf("the merge confirmation does not say which user goes: %q", msg)
 	}
-	if msg := eval[string](t, alice, `document.querySelector('[data-error]').textContent`); !strings.Contains(msg, "another user") {
-		t.Errorf("the already_bound message is %q", msg)
-	}
-	browsertest.Screenshot(t, alice, "already-bound-desktop-en")
+	click(t, alice, `[data-cancel]`, `[data-user-id]`)
 	if after := readAccount(t, alice); !slices.Equal(after.identities, before.identities) || after.userID != user {
 		t.Errorf("the refused bind changed alice's account: %+v, was %+v", after, before)
 	}
@@ -164,6 +167,9 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 	last := readAccount(t, alice)
 	if !slices.Equal(last.identities, []string{"weibo"}) || len(last.unbind) != 0 || !slices.Equal(last.bind, []string{"qq", "wechat"}) {
 		t.Fatalf("with one identity left: %+v; want weibo with no unbind button, bind qq and wechat", last)
+	}
+	if why := eval[string](t, alice, `(document.querySelector('[data-last-identity]') || {textContent: ''}).textContent`); !strings.Contains(why, "only sign-in account") {
+		t.Errorf("the last identity does not say why it cannot be unbound: %q", why)
 	}
 	// The page has no unbind form any more: post one with the page's own
 	// CSRF token, as a stale tab would.
@@ -224,5 +230,50 @@ func TestAccountBindRefusedAtTheProviderSaysSoAndChangesNothing(t *testing.T) {
 	}
 	if got := readAccount(t, ctx); got.userID != user || strings.Join(got.identities, ",") != "qq" {
 		t.Errorf("the refused bind changed the account: %+v", got)
+	}
+}
+
+// TestMergeConfirmationEndToEnd: bob signed in with Weibo long ago; now
+// signed in with QQ he binds that Weibo, reads what a merge does,
+// confirms, and has one user with both; the old Weibo user's session in
+// his other browser is gone.
+func TestMergeConfirmationEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	ctx := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
+	do(t, ctx, "emulating", browsertest.Emulate(browsertest.Phone, "en"))
+	phone := browsertest.NewProfile(t, ctx)
+	do(t, phone, "emulating", browsertest.Emulate(browsertest.Phone, "en"))
+	old := e.signIn(t, phone, "weibo", "bob")
+
+	user := e.signIn(t, ctx, "qq", "bob")
+	if user == old {
+		t.Fatalf("QQ and Weibo gave the same user %s before any merge", user)
+	}
+	click(t, ctx, `[data-bind="weibo"]`, `[data-person="bob"]`)
+	click(t, ctx, `[data-person="bob"]`, `[data-confirm-merge]`)
+	text := eval[string](t, ctx, `document.querySelector('main').textContent`)
+	for _, want := range []string{"Merge accounts?", old, user, "deleted"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the merge confirmation lacks %q: %q", want, text)
+		}
+	}
+	if over := eval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		t.Errorf("the merge confirmation is %d px wider than the phone", over)
+	}
+	browsertest.Screenshot(t, ctx, "merge-confirmation-phone-en")
+	click(t, ctx, `[data-confirm-merge]`, `[data-status], [data-error]`)
+	if st, er := outcome(t, ctx); st != "merged_ok" || er != "" {
+		t.Fatalf("after confirming: status %q, error %q; want merged_ok", st, er)
+	}
+	if got := readAccount(t, ctx); got.userID != user || !slices.Equal(got.identities, []string{"qq", "weibo"}) {
+		t.Fatalf("after the merge: %+v; want user %s with qq and weibo", got, user)
+	}
+	// The absorbed user's session ended with it.
+	do(t, phone, "reloading the other browser", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id]`)))
+	if n := eval[int](t, phone, `document.querySelectorAll('[data-user-id]').length`); n != 0 {
+		t.Fatal("the absorbed user is still signed in elsewhere")
+	}
+	if again := e.signIn(t, phone, "weibo", "bob"); again != user {
+		t.Fatalf("Weibo now signs in as %s, want %s", again, user)
 	}
 }
