@@ -174,6 +174,7 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 	d.Static = b.prefix + "/static/"
 	if name == "message.html" && len(d.Links) == 0 {
 		d.Links = b.defaultLinks(r)
+		d.Links[0].Primary = true
 	}
 	for i := range d.Links {
 		d.Links[i].Text = d.T[d.Links[i].Msg]
@@ -268,7 +269,6 @@ func (b *Broker) defaultLinks(r *http.Request) []link {
 		id = r.PostForm.Get("client_id")
 	}
 	if back, ok := b.backLink(id); ok {
-		back.Primary = true
 		out = append(out, back)
 	}
 	return append(out, link{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"})

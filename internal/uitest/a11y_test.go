@@ -119,7 +119,7 @@ func checkPage(t *testing.T, ctx context.Context, page string) {
 func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
+	ctx := browsertest.New(t, browsertest.WithTimeout(150*time.Second))
 	signedIn := browsertest.NewProfile(t, ctx)
 	do(t, signedIn, "emulating", browsertest.Emulate(browsertest.Desktop, "en"))
 	e.signIn(t, signedIn, "qq", "alice")
@@ -141,6 +141,9 @@ func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 				{"account page signed in", e.issuer + "/account", "[data-user-id]", signedIn},
 				{"error page", e.issuer + "/auth?client_id=nobody", "main h1", ctx},
 				{"signed-out page", e.issuer + "/logout", "main h1", ctx},
+				{"callback without its cookie", e.issuer + "/callback/qq?code=x&state=" + strings.Repeat("A", 32), "[data-link]", ctx},
+				{"unbind confirmation", e.issuer + "/account/unbind/confirm?connector_id=weibo", "[data-confirm-unbind]", signedIn},
+				{"account page from an app", e.issuer + "/account?client_id=" + webClientID, `[data-link="back"]`, signedIn},
 			} {
 				name := pg.name + " (" + dev.name + ", " + lang + ")"
 				do(t, pg.tab, "opening the "+name, dev.emu, chromedp.Navigate(pg.url), chromedp.WaitVisible(chromedp.CSS(pg.wait)))
