@@ -64,6 +64,15 @@ func TestReloadedCallbackFinishesTheRequestWithTheSession(t *testing.T) {
 	if _, err := r.exchange(loc.Query().Get("code"), a.verifier); err != nil {
 		t.Fatalf("the code of the finished request: %v", err)
 	}
+	// After a browser restart the sign-in cookie (a session cookie) is
+	// gone while the SSO session lives on: the reload still finishes.
+	u, _ := url.Parse(e.issuer)
+	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: "x", Path: u.Path + "/", MaxAge: -1}})
+	again = br.get(cb)
+	again.Body.Close()
+	if loc, _ := url.Parse(again.Header.Get("Location")); loc == nil || loc.Query().Get("state") != a.state || loc.Query().Get("code") == "" {
+		t.Fatalf("reloaded callback without the sign-in cookie: %d %q", again.StatusCode, again.Header.Get("Location"))
+	}
 }
 
 // TestExpiredLoginOffersTryAgainAndBackToTheApp: a provider page left
