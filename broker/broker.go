@@ -330,6 +330,7 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
 	s.HandleFunc("/icons/{connector}.svg", b.serveIcon).Methods(http.MethodGet)
 	b.accountRoutes(s)
+	b.scanRoutes(s)
 	s.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b.errorPage(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
 	})

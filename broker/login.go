@@ -72,7 +72,7 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	connectorID := form.Get("connector_id")
 	if connectorID != "" {
 		conn, ok := b.connectors[connectorID]
-		if _, web := conn.web(); !ok || !web || !c.allows(connectorID) {
+		if !ok || !conn.browserLogin() || !c.allows(connectorID) {
 			b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The connector_id %q is unknown or not allowed for this client.", connectorID))
 			return
 		}
@@ -274,7 +274,8 @@ func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 // chooserConnectors lists the connectors the chooser offers this client
 // in this browser, and a note about the ones it cannot offer here.
 func (b *Broker) chooserConnectors(r *http.Request, c *client) ([]*Connector, msgID) {
-	return b.browserConnectors(r, c.allows)
+	offered, hidden := b.offersOf(r, c.allows, (*Connector).browserLogin)
+	return offered, offerNote(browserOf(r), offered, hidden, nil)
 }
 
 // browserOffer is a web connector offered in some browsers only (WeChat's
@@ -314,9 +315,15 @@ func (b *Broker) browserConnectors(r *http.Request, allowed func(string) bool) (
 // offers splits the web connectors that allowed accepts (nil: all) into
 // those offered in this browser and those hidden here.
 func (b *Broker) offers(r *http.Request, allowed func(string) bool) (offered, hidden []*Connector) {
+	return b.offersOf(r, allowed, func(k *Connector) bool { _, ok := k.web(); return ok })
+}
+
+// offersOf is offers over the connectors kind accepts (web connectors;
+// for the chooser, also mini-programs with scan login).
+func (b *Broker) offersOf(r *http.Request, allowed func(string) bool, kind func(*Connector) bool) (offered, hidden []*Connector) {
 	br := browserOf(r)
 	for _, k := range b.order {
-		if _, ok := k.web(); !ok || (allowed != nil && !allowed(k.ID)) {
+		if !kind(k) || (allowed != nil && !allowed(k.ID)) {
 			continue
 		}
 		if offeredIn(k, br) {
@@ -357,6 +364,10 @@ func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[
 // sends the browser to the provider. Nothing is stored.
 func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
 	ctx := r.Context()
+	if sc, ok := conn.scanner(); ok && data.Purpose == "login" {
+		b.startScan(w, r, conn, sc, data)
+		return
+	}
 	web, ok := conn.web()
 	if !ok {
 		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)

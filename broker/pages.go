@@ -61,6 +61,8 @@ func (p *pages) serveStatic(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	case ".svg":
 		w.Header().Set("Content-Type", "image/svg+xml")
+	case ".js":
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(data)
@@ -99,6 +101,11 @@ type pageData struct {
 	// merge and unbind confirmations
 	Merge  *mergeView
 	Unbind *unbindView
+	// scan login
+	Scan *scanView
+	// Script is a static script the page loads ("" for none); the page
+	// may then run it and call the broker (script-src, connect-src 'self').
+	Script string
 }
 
 type choice struct {
@@ -195,7 +202,11 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: http: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	csp := "default-src 'none'; style-src 'self'; img-src 'self' https: http: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"
+	if d.Script != "" {
+		csp += "; script-src 'self'; connect-src 'self'"
+	}
+	w.Header().Set("Content-Security-Policy", csp)
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	if err := t.Execute(w, d); err != nil {

@@ -349,6 +349,8 @@ func (d *demo) newSimulators(cfg *config.Config, secrets map[string]string) erro
 			{AppID: demoWeChatMiniAppID, Secret: secrets["WECHAT_MINI_SECRET"], Type: sandbox.WeChatMiniProgram},
 		},
 		Account: "qiao-demo",
+		// The sandbox phone page plays the mini-program of the scan login.
+		ScanLoginAPI: cfg.Issuer + "/api/v1/scan",
 	})
 	if err != nil {
 		return fmt.Errorf("starting the WeChat simulator: %w", err)
@@ -380,7 +382,14 @@ connectors:
     config: { client_id: ` + demoWeChatMPAppID + `, client_secret: "${WECHAT_MP_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scope: snsapi_userinfo }
   - id: ` + demoMiniConnector + `
     type: wechat_miniprogram
-    config: { client_id: ` + demoWeChatMiniAppID + `, client_secret: "${WECHAT_MINI_SECRET}", auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
+    config:
+      client_id: ` + demoWeChatMiniAppID + `
+      client_secret: "${WECHAT_MINI_SECRET}"
+      auth_base_url: "{{WECHAT}}"
+      api_base_url: "{{WECHAT}}"
+      # Sign in on a computer by scanning a mini-program code; in the
+      # demo the sandbox phone page ({{WECHAT}}/sandbox/phone) scans.
+      scan_login: { page: pages/scan/index }
   - id: qq
     type: qq
     config: { client_id: "` + demoQQAppID + `", client_secret: "${QQ_SECRET}", auth_base_url: "{{QQ}}", api_base_url: "{{QQ}}" }
@@ -393,7 +402,7 @@ clients:
     name: Example App
     redirect_uris: ["{{APP}}/callback"]
     post_logout_redirect_uris: ["{{APP}}/"]
-    connectors: [wechat, wechat_mp, qq, weibo]
+    connectors: [wechat, wechat_mp, ` + demoMiniConnector + `, qq, weibo]
     account_api: true
   - id: ` + demoMiniClientID + `
     name: Demo Mini-Program
@@ -477,6 +486,7 @@ func (d *demo) printURLs(w io.Writer) {
 	fmt.Fprintf(w, "  account page:   %s/account\n", issuer)
 	fmt.Fprintf(w, "  metrics:        %s/metrics\n", issuer)
 	fmt.Fprintf(w, "  WeChat sim:     %s   (website app %s, Official Account %s, mini-program %s)\n", d.wechatURL, demoWeChatWebAppID, demoWeChatMPAppID, demoWeChatMiniAppID)
+	fmt.Fprintf(w, "  sandbox phone:  %s/sandbox/phone   (scans the mini-program code of \"WeChat Mini Program\" on the sign-in page)\n", d.wechatURL)
 	fmt.Fprintf(w, "  QQ sim:         %s   (APP ID %s)\n", d.qqURL, demoQQAppID)
 	fmt.Fprintf(w, "  Weibo sim:      %s   (App Key %s)\n", d.weiboURL, demoWeiboAppKey)
 	var persons []string

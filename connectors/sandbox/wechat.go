@@ -46,6 +46,9 @@ type WeChatApp struct {
 	// UnionIDWithBase: an Official Account also returns the unionid with
 	// snsapi_base tokens (seen in the wild; the doc says userinfo only).
 	UnionIDWithBase bool
+	// Pages are the pages of a mini-program's released version, which
+	// getwxacodeunlimit checks with check_path; nil: every page.
+	Pages []string
 }
 
 // WeChatOptions configure the simulator.
@@ -74,6 +77,10 @@ type WeChatOptions struct {
 	// CountryCodeAsNumber sends phone_info.countryCode as 86 rather than
 	// "86" (the doc's example against what real replies carry).
 	CountryCodeAsNumber bool
+	// ScanLoginAPI is the broker's mini-program scan API
+	// ({issuer}/api/v1/scan), which the sandbox phone page calls as the
+	// mini-program would; "": the phone page cannot scan.
+	ScanLoginAPI string
 }
 
 // WeChatFault makes the next calls of an API path fail. The first set
@@ -224,6 +231,8 @@ type WeChat struct {
 	plainDaily  map[string]*wechatDaily
 	sessionKeys map[string]string // appid "\x00" person → session_key
 	calls       map[string]int
+	wxaCodes    []WeChatCode
+	wxaMinute   map[string]*wxaMinute
 
 	faults faults[WeChatFault]
 }
@@ -248,6 +257,7 @@ func NewWeChat(opts WeChatOptions) (*WeChat, error) {
 		plainDaily:  map[string]*wechatDaily{},
 		sessionKeys: map[string]string{},
 		calls:       map[string]int{},
+		wxaMinute:   map[string]*wxaMinute{},
 	}
 	if w.persons == nil {
 		w.persons = DefaultPersons()
@@ -462,6 +472,9 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	case "/sandbox/fault":
 		w.sandboxFault(rw, r)
 		return
+	case "/sandbox/phone":
+		w.phone(rw, r)
+		return
 	}
 	api := map[string]func(http.ResponseWriter, *http.Request){
 		"/sns/oauth2/access_token":         w.oauthToken,
@@ -473,6 +486,7 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		"/cgi-bin/stable_token":            w.stableToken,
 		"/wxa/business/getuserphonenumber": w.phoneNumber,
 		"/wxa/checksession":                w.checkSession,
+		"/wxa/getwxacodeunlimit":           w.wxaCode,
 	}
 	h, ok := api[r.URL.Path]
 	if !ok {

@@ -30,6 +30,7 @@ const tokenMargin = 5 * time.Minute
 type MiniProgram struct {
 	c      *client
 	tokens *tokenSource
+	scan   *ScanLogin // nil: no scan login
 }
 
 // NewMiniProgram returns the mini-program connector. caller nil means a
@@ -41,6 +42,10 @@ func NewMiniProgram(cfg Config, caller *connectors.Caller, tokens TokenCache) (*
 		return nil, err
 	}
 	m := &MiniProgram{c: c}
+	if cfg.ScanLogin.on() {
+		s := cfg.ScanLogin
+		m.scan = &s
+	}
 	m.tokens = &tokenSource{
 		cache: tokens,
 		key:   "wechat/stable_token/" + cfg.ClientID,

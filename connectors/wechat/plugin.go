@@ -48,6 +48,9 @@ func (c *Config) Validate() error {
 	case c.Scope != ScopeUserInfo && c.Scope != ScopeBase:
 		p.Add("scope", "%q is not one of %s, %s", c.Scope, ScopeUserInfo, ScopeBase)
 	}
+	if c.ScanLogin.on() {
+		c.ScanLogin.validate(c.typ, &p)
+	}
 	return p.Err()
 }
 

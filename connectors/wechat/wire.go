@@ -59,6 +59,10 @@ type Config struct {
 	// Scope is for the Official Account only: ScopeUserInfo (the default)
 	// or ScopeBase. The other connectors ignore it.
 	Scope string `yaml:"scope"`
+	// ScanLogin lets a mini-program sign people in on a computer: the
+	// broker shows a mini-program code they scan with WeChat. Mini-program
+	// only; on when the block sets any key (then page is required).
+	ScanLogin ScanLogin `yaml:"scan_login"`
 	// Logger receives warnings that do not fail a login (a token cache
 	// that cannot be reached). nil: slog.Default().
 	Logger *slog.Logger
@@ -213,7 +217,8 @@ func kindOf(endpoint string, code int) error {
 	case 40226, 50002:
 		// High-risk user blocked; account frozen or cancelled.
 		return connectors.ErrAccessDenied
-	case 40125, 40013, 40002, 40164, 40243, 41002, 41004, 43003, 48001:
+	case 40125, 40013, 40002, 40164, 40243, 41002, 41004, 43003, 48001,
+		41030, 40097, 40129, 40169: // getwxacodeunlimit: page not released, bad arguments, bad scene
 		// Bad secret or appid, IP whitelist, frozen secret, missing
 		// credentials, http instead of https, API not granted.
 		return connectors.ErrConfig

@@ -78,7 +78,7 @@ connectors:
   - id: wechat_miniprogram
     type: wechat_miniprogram
     name: Mini-program
-    config: { client_id: ` + wxMiniAppID + `, client_secret: "${WECHAT_MINI_SECRET}", auth_base_url: "WXURL", api_base_url: "WXURL" }
+    config: { client_id: ` + wxMiniAppID + `, client_secret: "${WECHAT_MINI_SECRET}", auth_base_url: "WXURL", api_base_url: "WXURL"MINISCAN }
   - id: qq
     type: qq
     name: QQ
@@ -92,7 +92,7 @@ clients:
     secret: "` + webSecret + `"
     redirect_uris: ["` + rpRedirect + `"]
     post_logout_redirect_uris: ["http://` + rpHost + `/bye"]
-    connectors: [wechat, wechat_mp, qq, weibo]
+    connectors: [wechat, wechat_mp, qq, weibo WEBSCAN]
   - id: ` + miniClient + `
     redirect_uris: ["http://` + rpHost + `/unused"]
     connectors: [wechat_miniprogram]
@@ -106,6 +106,9 @@ type stackOptions struct {
 	mpNoUnionID  bool // the Official Account is not bound to the Open Platform account
 	// extraClients is YAML appended to the clients list.
 	extraClients string
+	// scanLogin turns on the mini-program's scan_login and lets the web
+	// client use it.
+	scanLogin bool
 }
 
 // stack is the three simulators and the broker, each on a loopback server.
@@ -162,6 +165,8 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		"QQUNIONID", strconv.FormatBool(o.qqUnionID),
 		"WXURL", s.wechatURL, "QQURL", s.qqURL, "WEIBOURL", s.weiboURL,
 		"EXTRACLIENTS", o.extraClients,
+		"MINISCAN", map[bool]string{true: ", scan_login: { page: pages/scan/index }"}[o.scanLogin],
+		"WEBSCAN", map[bool]string{true: ", wechat_miniprogram"}[o.scanLogin],
 	).Replace(stackYAML)
 	cfg, err := config.Parse([]byte(y), "e2e.yaml", func(k string) (string, bool) {
 		v, ok := appSecrets[k]
@@ -175,7 +180,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	s.wechat, err = sandbox.NewWeChat(sandbox.WeChatOptions{Apps: []sandbox.WeChatApp{
 		{AppID: wxWebAppID, Secret: appSecrets["WECHAT_WEB_SECRET"], Type: sandbox.WeChatWebsite, CallbackDomain: "127.0.0.1"},
 		{AppID: wxMPAppID, Secret: appSecrets["WECHAT_MP_SECRET"], Type: sandbox.WeChatMP, CallbackDomain: "127.0.0.1", NoUnionID: o.mpNoUnionID},
-		{AppID: wxMiniAppID, Secret: appSecrets["WECHAT_MINI_SECRET"], Type: sandbox.WeChatMiniProgram},
+		{AppID: wxMiniAppID, Secret: appSecrets["WECHAT_MINI_SECRET"], Type: sandbox.WeChatMiniProgram, Pages: []string{"pages/index/index", "pages/scan/index"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
