@@ -102,6 +102,12 @@ type env struct {
 // newEnv starts the env; now, if given, is the broker's clock.
 func newEnv(t *testing.T, now ...func() time.Time) *env {
 	t.Helper()
+	return newEnvYAML(t, configYAML, now...)
+}
+
+// newEnvYAML is newEnv with another configuration (configYAML changed).
+func newEnvYAML(t *testing.T, configYAML string, now ...func() time.Time) *env {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +119,7 @@ func newEnv(t *testing.T, now ...func() time.Time) *env {
 		{AppID: wechatWebAppID, Secret: "wechat-web-secret", Type: sandbox.WeChatWebsite, CallbackDomain: "127.0.0.1"},
 		{AppID: wechatMPAppID, Secret: "wechat-mp-secret", Type: sandbox.WeChatMP, CallbackDomain: "127.0.0.1"},
 		{AppID: wechatMiniAppID, Secret: "wechat-mini-secret", Type: sandbox.WeChatMiniProgram},
-	}})
+	}, ScanLoginAPI: e.issuer + "/api/v1/scan"})
 	if err != nil {
 		t.Fatal(err)
 	}
