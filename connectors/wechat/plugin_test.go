@@ -37,7 +37,8 @@ func TestConnectorsSayWhereAndHowTheyAreOffered(t *testing.T) {
 	}{
 		{wechat.TypeWeb, []bool{true, false, false, false}, "WeChat", "微信"},
 		{wechat.TypeMP, []bool{false, false, true, true}, "WeChat Official Account", "微信公众号"},
-		{wechat.TypeMiniProgram, nil, "WeChat Mini Program", "微信小程序"},
+		// Without scan_login the mini-program is offered in no browser.
+		{wechat.TypeMiniProgram, []bool{false, false, false, false}, "WeChat Mini Program", "微信小程序"},
 	}
 	for _, tc := range tests {
 		c := open(tc.typ)
