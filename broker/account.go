@@ -44,6 +44,9 @@ func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account/unbind/confirm", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
 	s.HandleFunc("/account/merge", page(b.handleAccountMerge)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
+	s.HandleFunc("/api/v1/me", api(b.handleSetName)).Methods(http.MethodPatch)
+	s.HandleFunc("/api/v1/me/picture", api(b.handleSetPicture)).Methods(http.MethodPut, http.MethodDelete)
+	s.HandleFunc("/pictures/{user}", page(b.servePicture)).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me/identities/{connector}", api(b.handleUnbindAPI)).Methods(http.MethodDelete)
 	s.HandleFunc("/api/v1/me/sessions", api(b.handleSignOutEverywhereAPI)).Methods(http.MethodDelete)
@@ -170,7 +173,11 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	p := profileOf(ids)
+	p, err := b.withOwn(ctx, sess.UserID, profileOf(ids))
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return
+	}
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
@@ -642,7 +649,11 @@ func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
 		Identities []identityJSON `json:"identities"`
 	}{Sub: g.userID, Identities: []identityJSON{}}
 	if profiles {
-		p := profileOf(ids)
+		p, err := b.withOwn(r.Context(), g.userID, profileOf(ids))
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
+			return
+		}
 		out.Name, out.Picture = p.Name, p.Picture
 	}
 	for _, id := range ids {

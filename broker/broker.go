@@ -363,7 +363,11 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 			b.errorPage(w, r, http.StatusRequestURITooLong, msgTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/api/v1/me/picture") {
+			r.Body = http.MaxBytesReader(w, r.Body, maxPictureBody) // a picture, up to 256 KB
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError

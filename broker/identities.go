@@ -166,7 +166,7 @@ func (b *Broker) profile(ctx context.Context, userID string) (profile, error) {
 	if err != nil {
 		return profile{}, err
 	}
-	return profileOf(ids), nil
+	return b.withOwn(ctx, userID, profileOf(ids))
 }
 
 func profileOf(ids []storage.Identity) profile {

@@ -68,6 +68,7 @@ type IdentityKey struct {
 // take the smaller interface they need.
 type Storage interface {
 	Users
+	Profiles
 	Tokens
 	Keys
 	Sessions
@@ -180,6 +181,31 @@ type Users interface {
 	// of the same connector; ErrConflict if m.From == m.Into or m.Only
 	// does not hold. On any error nothing changes.
 	MergeUsers(ctx context.Context, m Merge) ([]Identity, error)
+}
+
+// ------------------------------------------------------------- profiles
+
+// UserProfile is what a person set themselves; it wins over the
+// providers' profile. The zero value: nothing set.
+type UserProfile struct {
+	Name        string // "" : none
+	Picture     []byte // nil: none
+	PictureType string // image/png, image/jpeg or image/webp
+	UpdatedAt   time.Time
+}
+
+// Profiles keeps the profiles people set themselves, with their user:
+// DeleteUser removes it too.
+type Profiles interface {
+	// GetProfile returns the user's own profile (the zero value when
+	// nothing is set). ErrNotFound if there is no such user.
+	GetProfile(ctx context.Context, userID string) (UserProfile, error)
+	// SetProfileName sets the name ("" clears it) and UpdatedAt.
+	// ErrNotFound if there is no such user.
+	SetProfileName(ctx context.Context, userID, name string, at time.Time) error
+	// SetProfilePicture sets the picture and its type (nil clears both)
+	// and UpdatedAt. ErrNotFound if there is no such user.
+	SetProfilePicture(ctx context.Context, userID string, picture []byte, contentType string, at time.Time) error
 }
 
 // --------------------------------------------------------------- tokens

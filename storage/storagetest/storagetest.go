@@ -71,6 +71,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Storage) {
 		tests []suiteTest
 	}{
 		{"Users", userTests()},
+		{"Profiles", profileTests()},
 		{"Tokens", tokenTests()},
 		{"Keys", keyTests()},
 		{"Sessions", sessionTests()},
