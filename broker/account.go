@@ -44,6 +44,8 @@ func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account/unbind/confirm", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
 	s.HandleFunc("/account/merge", page(b.handleAccountMerge)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
+	s.HandleFunc("/account/profile", page(b.handleAccountProfile)).Methods(http.MethodPost)
+	s.HandleFunc("/account/picture", page(b.handleAccountPicture)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleSetName)).Methods(http.MethodPatch)
 	s.HandleFunc("/api/v1/me/picture", api(b.handleSetPicture)).Methods(http.MethodPut, http.MethodDelete)
 	s.HandleFunc("/pictures/{user}", page(b.servePicture)).Methods(http.MethodGet, http.MethodHead)
@@ -69,6 +71,10 @@ type accountView struct {
 	LogoutURL  string
 	LogoutCSRF string
 	CanUnbind  bool
+
+	// ProfileURL and PictureURL take the name and the picture the person
+	// sets themselves.
+	ProfileURL, PictureURL string
 
 	// A fresh sign-in is needed before Action (bind or unbind) of Target:
 	// Reauth lists the user's own connectors to sign in with again.
@@ -181,6 +187,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
+	v.ProfileURL, v.PictureURL = b.url("/account/profile"), b.url("/account/picture")
 	v.ReauthURL, v.EverywhereURL, v.AccountURL = b.url("/account/reauth"), b.url("/account/signout-everywhere"), b.url("/account")
 	v.LogoutCSRF = b.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1

@@ -220,3 +220,98 @@ func (b *Broker) servePicture(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(p.Picture)
 	}
 }
+
+// The account page's profile sentences, merged into the catalog and the
+// page's known statuses once at start-up.
+const (
+	msgProfileTitle   msgID = "profile_title"
+	msgProfileName    msgID = "profile_name"
+	msgProfileSave    msgID = "profile_save"
+	msgProfilePicture msgID = "profile_picture"
+	msgProfileUpload  msgID = "profile_upload"
+	msgProfileRemove  msgID = "profile_remove"
+	msgProfileSaved   msgID = "profile_saved"
+	msgPictureBad     msgID = "picture_bad"
+)
+
+var profileCatalog = map[string]map[msgID]string{
+	"en": {
+		msgProfileTitle:   "Your name and picture",
+		msgProfileName:    "Name",
+		msgProfileSave:    "Save name",
+		msgProfilePicture: "Picture (PNG, JPEG or WebP, up to 256 KB)",
+		msgProfileUpload:  "Upload picture",
+		msgProfileRemove:  "Remove picture",
+		msgProfileSaved:   "Saved. Apps see it the next time you sign in.",
+		msgPictureBad:     "The picture must be a PNG, JPEG or WebP image of at most 256 KB.",
+	},
+	"zh-CN": {
+		msgProfileTitle:   "您的名字和头像",
+		msgProfileName:    "名字",
+		msgProfileSave:    "保存名字",
+		msgProfilePicture: "头像（PNG、JPEG 或 WebP，最大 256 KB）",
+		msgProfileUpload:  "上传头像",
+		msgProfileRemove:  "移除头像",
+		msgProfileSaved:   "已保存。应用在您下次登录时看到它。",
+		msgPictureBad:     "头像必须是不超过 256 KB 的 PNG、JPEG 或 WebP 图片。",
+	},
+}
+
+func init() {
+	for lang, m := range profileCatalog {
+		for k, v := range m {
+			catalog[lang][k] = v
+		}
+	}
+	statusMessages[msgProfileSaved] = msgProfileSaved
+	errorMessages[msgPictureBad] = msgPictureBad
+}
+
+// handleAccountProfile is the account page's name form.
+func (b *Broker) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
+	sess := b.accountSession(w, r)
+	if sess == nil {
+		return
+	}
+	if err := b.store.SetProfileName(r.Context(), sess.UserID, cleanName(r.PostForm.Get("name")), b.now().UTC()); err != nil {
+		b.log.Error("setting a name", "err", err)
+		b.redirectAccount(w, r, "error", msgUnavailable)
+		return
+	}
+	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_name", UserID: sess.UserID, Result: "success"})
+	b.redirectAccount(w, r, "status", msgProfileSaved)
+}
+
+// handleAccountPicture is the account page's picture form (multipart:
+// csrf, picture; or remove=1).
+func (b *Broker) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
+	// The remove button may come as a plain form; an upload is multipart.
+	if err := r.ParseMultipartForm(maxPictureBody); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		b.errorPage(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
+		return
+	}
+	sess := b.accountSession(w, r)
+	if sess == nil {
+		return
+	}
+	var data []byte
+	ct := ""
+	if r.PostForm.Get("remove") == "" {
+		f, _, err := r.FormFile("picture")
+		if err == nil {
+			data, err = io.ReadAll(io.LimitReader(f, maxPicture+1))
+			f.Close()
+		}
+		if ct = pictureType(data); err != nil || ct == "" || len(data) > maxPicture {
+			b.redirectAccount(w, r, "error", msgPictureBad)
+			return
+		}
+	}
+	if err := b.store.SetProfilePicture(r.Context(), sess.UserID, data, ct, b.now().UTC()); err != nil {
+		b.log.Error("setting a picture", "err", err)
+		b.redirectAccount(w, r, "error", msgUnavailable)
+		return
+	}
+	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_picture", UserID: sess.UserID, Result: "success"})
+	b.redirectAccount(w, r, "status", msgProfileSaved)
+}

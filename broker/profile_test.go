@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -160,5 +161,55 @@ func TestProfileBadInputs(t *testing.T) {
 	}
 	if st, _ := putPicture(t, e, ptk.token.AccessToken, "image/png", pic); st != 403 {
 		t.Errorf("PUT picture without account: %d", st)
+	}
+}
+
+// TestAccountPageSetsNameAndPicture: the account page offers the same
+// name and picture, with its CSRF token, and shows what was set.
+func TestAccountPageSetsNameAndPicture(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.accountBrowser()
+	a.get("/account/login?connector_id=alpha")
+	page := a.get("/account")
+	if !strings.Contains(page, "data-own-profile") || !strings.Contains(page, `value="Nick alice"`) {
+		t.Fatalf("the account page offers no profile form: %.800s", page)
+	}
+	if body := a.post("/account/profile", url.Values{"name": {" Ada\u200b Lovelace "}}); !strings.Contains(body, `data-status="profile_saved"`) || !strings.Contains(body, `value="Ada Lovelace"`) {
+		t.Errorf("after saving the name: %.800s", body)
+	}
+	a.post("/account/profile", url.Values{"name": {"Mallory"}, "csrf": {"forged"}})
+	if body := a.get("/account"); strings.Contains(body, `value="Mallory"`) || !strings.Contains(body, `value="Ada Lovelace"`) {
+		t.Errorf("a forged CSRF token set the name")
+	}
+
+	upload := func(csrf string, file []byte) string {
+		t.Helper()
+		var mp bytes.Buffer
+		mw := multipart.NewWriter(&mp)
+		_ = mw.WriteField("csrf", csrf)
+		fw, _ := mw.CreateFormFile("picture", "me.png")
+		_, _ = fw.Write(file)
+		_ = mw.Close()
+		req, _ := http.NewRequest("POST", e.issuer+"/account/picture", &mp)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := a.br.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.read(resp)
+	}
+	if body := upload(a.csrf, []byte("<svg onload=alert(1)>")); !strings.Contains(body, `data-error="picture_bad"`) {
+		t.Errorf("an SVG upload: %.600s", body)
+	}
+	upload("forged", testPNG(t))
+	if body := a.get("/account"); strings.Contains(body, "/pictures/") {
+		t.Errorf("a forged CSRF token set the picture")
+	}
+	body := upload(a.csrf, testPNG(t))
+	if !strings.Contains(body, `data-status="profile_saved"`) || !strings.Contains(body, "/pictures/") || !strings.Contains(body, "data-user-picture") {
+		t.Errorf("after the upload: %.800s", body)
+	}
+	if body := a.post("/account/picture", url.Values{"remove": {"1"}}); strings.Contains(body, "/pictures/") || !strings.Contains(body, `data-status="profile_saved"`) {
+		t.Errorf("remove kept the picture: %.1500s", body)
 	}
 }
