@@ -47,7 +47,10 @@ func (b *Broker) accountRoutes(s *mux.Router) {
 	s.HandleFunc("/account/profile", page(b.handleAccountProfile)).Methods(http.MethodPost)
 	s.HandleFunc("/account/picture", page(b.handleAccountPicture)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(b.handleSetName)).Methods(http.MethodPatch)
-	s.HandleFunc("/api/v1/me/picture", api(b.handleSetPicture)).Methods(http.MethodPut, http.MethodDelete)
+	// wx.request knows no PATCH and wx.uploadFile only POSTs: the
+	// mini-program uses PUT /api/v1/me/name and POST /api/v1/me/picture.
+	s.HandleFunc("/api/v1/me/name", api(b.handleSetName)).Methods(http.MethodPut)
+	s.HandleFunc("/api/v1/me/picture", api(b.handleSetPicture)).Methods(http.MethodPut, http.MethodPost, http.MethodDelete)
 	s.HandleFunc("/pictures/{user}", page(b.servePicture)).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me/identities/{connector}", api(b.handleUnbindAPI)).Methods(http.MethodDelete)

@@ -363,8 +363,8 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 			b.errorPage(w, r, http.StatusRequestURITooLong, msgTooLarge)
 			return
 		}
-		if (r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/api/v1/me/picture")) ||
-			(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/account/picture")) {
+		if (r.Method == http.MethodPut || r.Method == http.MethodPost) &&
+			(strings.HasSuffix(r.URL.Path, "/api/v1/me/picture") || strings.HasSuffix(r.URL.Path, "/account/picture")) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxPictureBody) // a picture, up to 256 KB
 		} else {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)

@@ -163,8 +163,8 @@ func readPicture(w http.ResponseWriter, r *http.Request) ([]byte, string, bool) 
 	return data, ct, true
 }
 
-// handleSetPicture is PUT /api/v1/me/picture (the image as the body, or
-// a multipart file) and DELETE /api/v1/me/picture.
+// handleSetPicture is PUT or POST /api/v1/me/picture (the image as the
+// body, or a multipart file: wx.uploadFile) and DELETE.
 func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
 	g, ok := b.apiUser(w, r)
 	if !ok {
@@ -172,7 +172,7 @@ func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
 	}
 	var data []byte
 	ct := ""
-	if r.Method == http.MethodPut {
+	if r.Method != http.MethodDelete {
 		if data, ct, ok = readPicture(w, r); !ok {
 			return
 		}

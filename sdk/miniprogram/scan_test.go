@@ -104,8 +104,9 @@ func scanDemo(t *testing.T) string {
 }
 
 // TestScanLoginSDK runs the Node tests of scanLogin (test/scan.test.js)
-// against a demo broker and the WeChat simulator: scan, confirm, refuse
-// and every typed error.
+// and of the profile helpers (test/profile.test.js) against a demo
+// broker and the WeChat simulator: scan, confirm, refuse, every typed
+// error, and the name and picture a person sets.
 func TestScanLoginSDK(t *testing.T) {
 	node := scanNode(t)
 	out := scanDemo(t)
@@ -115,7 +116,7 @@ func TestScanLoginSDK(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", filepath.Join("test", "scan.test.js"))
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", filepath.Join("test", "scan.test.js"), filepath.Join("test", "profile.test.js"))
 	cmd.Env = append(os.Environ(), "QIAO_ISSUER="+issuer, "QIAO_WECHAT_URL="+wechat, "QIAO_APP_URL="+strings.TrimSuffix(app, "/"))
 	res, err := cmd.CombinedOutput()
 	if err != nil {
