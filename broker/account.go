@@ -182,11 +182,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	p, err := b.withOwn(ctx, sess.UserID, profileOf(ids))
-	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
+	p := b.ownProfile(profileOf(ids), ids)
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
@@ -659,11 +655,7 @@ func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
 		Identities []identityJSON `json:"identities"`
 	}{Sub: g.userID, Identities: []identityJSON{}}
 	if profiles {
-		p, err := b.withOwn(r.Context(), g.userID, profileOf(ids))
-		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
-			return
-		}
+		p := b.ownProfile(profileOf(ids), ids)
 		out.Name, out.Picture = p.Name, p.Picture
 	}
 	for _, id := range ids {

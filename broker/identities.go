@@ -96,7 +96,7 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 			if row.Secret == nil {
 				row.Secret = existing.Secret
 			}
-			return existing.UserID, profileOfRow(row), &row, nil
+			return existing.UserID, b.ownOver(profileOfRow(row), existing), &row, nil
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return "", nil, nil, err
 		}
@@ -115,7 +115,7 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 					return "", nil, nil, err
 				}
 				b.audit(ctx, nil, storage.AuditEvent{Action: "link_unionid", UserID: others[0].UserID, ConnectorID: conn.ID, Result: "success"})
-				return others[0].UserID, profileOfRow(row), nil, nil
+				return others[0].UserID, b.ownOver(profileOfRow(row), others[0]), nil, nil
 			}
 		}
 		userID := newUserID()
@@ -166,7 +166,7 @@ func (b *Broker) profile(ctx context.Context, userID string) (profile, error) {
 	if err != nil {
 		return profile{}, err
 	}
-	return b.withOwn(ctx, userID, profileOf(ids))
+	return b.ownProfile(profileOf(ids), ids), nil
 }
 
 func profileOf(ids []storage.Identity) profile {

@@ -246,14 +246,6 @@ func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject str
 				return nil, err
 			}
 			known = &p
-		} else {
-			// The provider's profile of this login, under what the
-			// person set themselves.
-			p, err := b.withOwn(ctx, userID, *known)
-			if err != nil {
-				return nil, err
-			}
-			known = &p
 		}
 		known.addTo(sess.Claims.Extra)
 	}

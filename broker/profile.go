@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,21 +83,37 @@ func pictureType(b []byte) string {
 // for the user, so apps may keep it.
 func (b *Broker) pictureURL(userID string) string { return b.url("/pictures/" + userID) }
 
-// withOwn lays the profile the user set over p (the providers').
-func (b *Broker) withOwn(ctx context.Context, userID string, p profile) (profile, error) {
-	own, err := b.store.GetProfile(ctx, userID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return p, nil
-	} else if err != nil {
-		return p, err
+// ownProfile lays what the user of ids set themselves over p (the
+// providers' profile of those identities). Every identity carries it
+// (storage.Identity.OwnName, OwnPicture), so this costs no query.
+func (b *Broker) ownProfile(p profile, ids []storage.Identity) profile {
+	if len(ids) == 0 {
+		return p
 	}
-	if own.Name != "" {
-		p.Name = own.Name
+	id := ids[0]
+	if id.OwnName != "" {
+		p.Name = id.OwnName
 	}
-	if own.Picture != nil {
-		p.Picture = b.pictureURL(userID)
+	if id.OwnPicture {
+		p.Picture = b.pictureURL(id.UserID)
 	}
-	return p, nil
+	return p
+}
+
+// ownOver is ownProfile for a login's known profile (nil: look it up),
+// read with the identity id: it stays nil when the person set only part
+// of the profile, so that the lookup finds the providers' other part.
+func (b *Broker) ownOver(known *profile, id storage.Identity) *profile {
+	switch {
+	case id.OwnName == "" && !id.OwnPicture:
+		return known
+	case known == nil && (id.OwnName == "" || !id.OwnPicture):
+		return nil
+	case known == nil:
+		known = &profile{}
+	}
+	p := b.ownProfile(*known, []storage.Identity{id})
+	return &p
 }
 
 // handleSetName is PATCH /api/v1/me: {"name": "..."} ("" clears).

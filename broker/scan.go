@@ -149,11 +149,13 @@ func (b *Broker) scanRoutes(s *mux.Router) {
 	s.HandleFunc("/api/v1/scan/{scene}/refuse", api(b.handleScanAPI("refuse"))).Methods(http.MethodPost)
 }
 
-// scanLimit is the rate-limit hook of the scan endpoints: it is where
-// the login endpoints' limiter wraps them (per address, like
-// /callback; JSON answers for the API). Until that limiter is in the
-// broker it passes every request through.
-func (b *Broker) scanLimit(asJSON bool, h http.HandlerFunc) http.HandlerFunc { return h }
+// scanLimit gives the scan endpoints the login endpoints' rate limit:
+// per address, as the provider callbacks (the scan is where a provider
+// sends the person back, in its way); JSON answers for the API and the
+// long poll.
+func (b *Broker) scanLimit(asJSON bool, h http.HandlerFunc) http.HandlerFunc {
+	return b.limited(limitCallback, asJSON, nil, h)
+}
 
 // ------------------------------------------------------------ browser
 

@@ -127,6 +127,12 @@ type Identity struct {
 	Secret     []byte
 	BoundAt    time.Time
 	LastUsedAt time.Time
+
+	// OwnName and OwnPicture are what the identity's user set themselves
+	// (see Profiles): filled in by GetIdentity, ListIdentities and
+	// FindIdentitiesByUnionID, ignored by the methods that write.
+	OwnName    string
+	OwnPicture bool
 }
 
 // Users keeps users and their identities.

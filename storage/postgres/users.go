@@ -15,6 +15,10 @@ import (
 const identityColumns = `connector_id, subject, user_id, connector_type, union_id,
 	display_name, picture, real_profile, secret, bound_at, last_used_at`
 
+// identityRead reads an identity with what its user set themselves.
+const identityRead = identityColumns + `, coalesce(users.profile_name, ''), users.profile_picture IS NOT NULL
+	FROM identities LEFT JOIN users ON users.id = identities.user_id`
+
 const insertIdentity = `INSERT INTO identities (` + identityColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
@@ -34,7 +38,7 @@ func scanIdentity(row pgx.Row) (storage.Identity, error) {
 	var id storage.Identity
 	var bound, used pgtype.Timestamptz
 	err := row.Scan(&id.ConnectorID, &id.Subject, &id.UserID, &id.ConnectorType, &id.UnionID,
-		&id.DisplayName, &id.Picture, &id.RealProfile, &id.Secret, &bound, &used)
+		&id.DisplayName, &id.Picture, &id.RealProfile, &id.Secret, &bound, &used, &id.OwnName, &id.OwnPicture)
 	id.BoundAt, id.LastUsedAt = fromTS(bound), fromTS(used)
 	return id, err
 }
@@ -146,7 +150,7 @@ func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (s
 	var id storage.Identity
 	err := s.read(ctx, func() error {
 		var err error
-		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityColumns+` FROM identities
+		id, err = scanIdentity(s.pool.QueryRow(ctx, `SELECT `+identityRead+`
 			WHERE connector_id = $1 AND subject = $2`, connectorID, subject))
 		return err
 	})
@@ -162,7 +166,7 @@ func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (s
 func (s *Store) listIdentities(ctx context.Context, where string, arg string) ([]storage.Identity, error) {
 	var ids []storage.Identity
 	err := s.read(ctx, func() error {
-		rows, err := s.pool.Query(ctx, `SELECT `+identityColumns+` FROM identities
+		rows, err := s.pool.Query(ctx, `SELECT `+identityRead+`
 			WHERE `+where+` ORDER BY bound_at NULLS FIRST, seq`, arg)
 		if err != nil {
 			return err

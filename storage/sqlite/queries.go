@@ -9,6 +9,9 @@ const (
 	// users and identities
 	identityCols = `connector_id, subject, user_id, connector_type, union_id, display_name,
 		picture, real_profile, secret, bound_at, last_used_at`
+	// identityRead reads an identity with what its user set themselves.
+	identityRead = identityCols + `, coalesce(users.profile_name, ''), users.profile_picture IS NOT NULL
+		FROM identities LEFT JOIN users ON users.id = identities.user_id`
 
 	qInsertUser     = `INSERT INTO users (id, created_at) VALUES (?, ?)`
 	qGetUser        = `SELECT id, created_at FROM users WHERE id = ?`
@@ -19,9 +22,9 @@ const (
 	qDeleteUserIDs  = `DELETE FROM identities WHERE user_id = ?`
 	qInsertIdentity = `INSERT INTO identities (` + identityCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qGetIdentity    = `SELECT ` + identityCols + ` FROM identities WHERE connector_id = ? AND subject = ?`
-	qListIdentities = `SELECT ` + identityCols + ` FROM identities WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
-	qFindByUnionID  = `SELECT ` + identityCols + ` FROM identities
+	qGetIdentity    = `SELECT ` + identityRead + ` WHERE connector_id = ? AND subject = ?`
+	qListIdentities = `SELECT ` + identityRead + ` WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
+	qFindByUnionID  = `SELECT ` + identityRead + `
 		WHERE union_id = ? AND union_id <> '' ORDER BY bound_at, connector_id, subject`
 	qUpdateIdentity = `UPDATE identities SET union_id = ?, display_name = ?, picture = ?,
 		real_profile = ?, secret = ?, last_used_at = ? WHERE connector_id = ? AND subject = ?`

@@ -336,11 +336,12 @@ type scanner interface{ Scan(dest ...any) error }
 func scanIdentity(sc scanner) (storage.Identity, error) {
 	var (
 		id              storage.Identity
-		real            int64
+		real, ownPic    int64
 		bound, lastUsed sql.NullInt64
 	)
 	err := sc.Scan(&id.ConnectorID, &id.Subject, &id.UserID, &id.ConnectorType, &id.UnionID,
-		&id.DisplayName, &id.Picture, &real, &id.Secret, &bound, &lastUsed)
+		&id.DisplayName, &id.Picture, &real, &id.Secret, &bound, &lastUsed, &id.OwnName, &ownPic)
+	id.OwnPicture = ownPic != 0
 	if err != nil {
 		return storage.Identity{}, err
 	}

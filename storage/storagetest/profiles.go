@@ -45,6 +45,35 @@ func profileTests() []suiteTest {
 				t.Errorf("cleared profile = %+v", p)
 			}
 		}},
+		{"IdentitiesCarryTheOwnProfile", func(t *testing.T, s storage.Storage) {
+			ctx := context.Background()
+			u := storage.User{ID: uniq("user"), CreatedAt: now()}
+			first := newIdentity(u.ID, "wechat", u.CreatedAt)
+			first.UnionID = uniq("wechat:union")
+			must(t, "create user", s.CreateUser(ctx, u, first))
+			must(t, "set name", s.SetProfileName(ctx, u.ID, "Own", now()))
+			must(t, "set picture", s.SetProfilePicture(ctx, u.ID, []byte("\x89PNG\r\n\x1a\n"), "image/png", now()))
+			got, err := s.GetIdentity(ctx, first.ConnectorID, first.Subject)
+			must(t, "get identity", err)
+			list, err := s.ListIdentities(ctx, u.ID)
+			must(t, "list identities", err)
+			byUnion, err := s.FindIdentitiesByUnionID(ctx, first.UnionID)
+			must(t, "find by union id", err)
+			if len(list) != 1 || len(byUnion) != 1 {
+				t.Fatalf("%d listed, %d by union id", len(list), len(byUnion))
+			}
+			for what, id := range map[string]storage.Identity{"get": got, "list": list[0], "union": byUnion[0]} {
+				if id.OwnName != "Own" || !id.OwnPicture {
+					t.Errorf("%s: OwnName %q OwnPicture %v, want what the user set", what, id.OwnName, id.OwnPicture)
+				}
+			}
+			must(t, "clear picture", s.SetProfilePicture(ctx, u.ID, nil, "", now()))
+			got, err = s.GetIdentity(ctx, first.ConnectorID, first.Subject)
+			must(t, "get identity", err)
+			if got.OwnPicture {
+				t.Errorf("a cleared picture is still set")
+			}
+		}},
 		{"SetOnMissingUserIsNotFound", func(t *testing.T, s storage.Storage) {
 			ctx := context.Background()
 			wantErr(t, "name of no user", s.SetProfileName(ctx, uniq("nobody"), "x", now()), storage.ErrNotFound)
