@@ -80,6 +80,25 @@ export interface Client {
   claims(): Record<string, any> | null
   readonly issuer: string
   readonly tokenEndpoint: string
+  /** Scan login: call in onLoad of the scan_login page. */
+  scanLogin(query: { scene?: string }): Promise<ScanApproval>
+  /** The person's own name ("" clears); needs the scope account. */
+  setName(name: string): Promise<Record<string, any>>
+  /** The person's own picture: a file path (chooseAvatar); PNG, JPEG or WebP, at most 256 KB. */
+  setPicture(filePath: string): Promise<Record<string, any>>
+  removePicture(): Promise<Record<string, any>>
+}
+
+export interface ScanApproval {
+  scene: string
+  clientId: string
+  clientName: string
+  connectorId: string
+  /** ms since the epoch */
+  createdAt: number
+  expiresAt: number
+  confirm(): Promise<'confirmed'>
+  refuse(): Promise<'refused'>
 }
 
 export function createClient(options: ClientOptions): Client

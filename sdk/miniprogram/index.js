@@ -356,7 +356,22 @@ function createClient (options) {
     }
   }
 
-  return { login, refresh, request, bindTo, logout, tokens, claims, issuer, tokenEndpoint }
+  // scanLogin(query): the page a mini-program code opens signs a
+  // computer in (scan.js). setName / setPicture / removePicture: the
+  // person's own profile with the stored token (profile.js; the scope
+  // must include account).
+  const scan = require('./scan').createScanLogin({ issuer, wx: wxApi })
+  const own = typeof wxApi.uploadFile === 'function'
+    ? require('./profile').createProfile({ issuer, wx: wxApi, accessToken: () => (load() || {}).access_token })
+    : null
+  function needUpload () { throw new QiaoError('config', 'qiao: wx.uploadFile is missing') }
+  return {
+    login, refresh, request, bindTo, logout, tokens, claims, issuer, tokenEndpoint,
+    scanLogin: scan.scanLogin,
+    setName: own ? own.setName : needUpload,
+    setPicture: own ? own.setPicture : needUpload,
+    removePicture: own ? own.removePicture : needUpload
+  }
 }
 
 module.exports = { createClient, QiaoError }

@@ -80,6 +80,16 @@ test('scanLogin shows what is approved; confirm signs the computer in', async ()
   await assert.rejects(scan.refuse(), err => err instanceof ScanError && err.kind === 'used')
 })
 
+test('createClient(...).scanLogin is the same helper', async () => {
+  const { createClient } = require('..')
+  const pc = await computer()
+  const client = createClient({ issuer: env.issuer, clientId: 'miniprogram', wx: Object.assign(fakeWx('alice'), { getStorageSync () { return '' }, setStorageSync () {}, removeStorageSync () {} }) })
+  const scan = await client.scanLogin(pc.query)
+  assert.equal(scan.clientName, 'Example App')
+  assert.equal(await scan.refuse(), 'refused')
+  assert.equal(typeof client.setName, 'function')
+})
+
 test('refuse needs no new code, and the page turns to refused', async () => {
   const pc = await computer()
   const wx = fakeWx('bob')
