@@ -306,7 +306,7 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		if len(locked) != 2 {
 			return storage.ErrNotFound
 		}
-		rows, err = tx.Query(ctx, `SELECT `+identityColumns+` FROM identities
+		rows, err = tx.Query(ctx, `SELECT `+identityRead+`
 			WHERE user_id = $1 ORDER BY bound_at NULLS FIRST, seq`, m.From)
 		if err != nil {
 			return err

@@ -39,7 +39,7 @@ const (
 		OR (identity_connector = ?2 AND identity_subject IN
 			(SELECT subject FROM identities WHERE user_id = ?1 AND connector_id = ?2)))`
 	qCountUsers      = `SELECT count(*) FROM users WHERE id IN (?, ?)`
-	qUserIdentities  = `SELECT ` + identityCols + ` FROM identities WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
+	qUserIdentities  = `SELECT ` + identityRead + ` WHERE user_id = ? ORDER BY bound_at, connector_id, subject`
 	qSharedConnector = `SELECT DISTINCT connector_id FROM identities WHERE user_id = ?
 		AND connector_id IN (SELECT connector_id FROM identities WHERE user_id = ?) ORDER BY connector_id`
 	qMoveIdentities = `UPDATE identities SET user_id = ? WHERE user_id = ?`
