@@ -27,9 +27,10 @@ connectors:
     config: {client_id: wx2, client_secret: mini-sentinel-secret}
 clients:
   - id: web
-    secret: client-sentinel-secret
+    secret: client-sentinel-secret-0123456789abcdef
     redirect_uris: [https://a.example/cb, https://b.example/cb]
   - id: spa
+    public: true
     redirect_uris: [https://a.example/spa]
 `)
 	var out, errOut bytes.Buffer
@@ -91,6 +92,8 @@ clients:
 		path + `:7: connectors[1].id: duplicate connector id "wechat" (first at line 4)`,
 		path + ":10: connectors[1].config.client_secret: required field is missing",
 		path + ":11: connectors[1].config.scopes: unknown key",
+		path + ":13: clients[0].secret: a client needs either a secret (a confidential client, at least 32 characters: " +
+			"make one with `openssl rand -hex 32`) or public: true (a public client, which must use PKCE)",
 		path + ":14: clients[0].redirect_uris[0]: must be an absolute URL",
 		path + `:15: clients[0].connectors[0]: unknown connector "weibo"`,
 	}

@@ -396,6 +396,7 @@ clients:
     connectors: [wechat, wechat_mp, qq, weibo]
     account_api: true
   - id: ` + demoMiniClientID + `
+    public: true
     name: Demo Mini-Program
     # The configuration wants a redirect URI for every client; a
     # mini-program uses only the token endpoint and never this one.
