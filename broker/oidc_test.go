@@ -360,11 +360,17 @@ func TestLogout(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", tc.name, resp.StatusCode)
 		}
 	}
-	// With client_id alone and no session, the redirect still happens.
-	resp = e.newBrowser().get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Errorf("client_id logout: %d", resp.StatusCode)
+	// With client_id alone and no session, the broker asks first (issue
+	// 8: client_id alone never signs out without asking), and the
+	// confirmation still returns to the client.
+	nb := e.newBrowser()
+	resp = nb.get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("client_id logout: %d, want the confirmation page", resp.StatusCode)
+	}
+	resp = nb.confirmLogout(resp)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:9/bye" {
+		t.Errorf("client_id logout after confirming: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
