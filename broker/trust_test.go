@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -129,5 +131,63 @@ func TestTokenEndpointErrorsAreAlwaysOAuthJSON(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestConsentAfterPromptLoginCompletes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("consent", "consent-secret-0123456789abcdef0123456789", "https://consent.example/cb")
+	br := e.newBrowser()
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"), oauth2.SetAuthURLParam("prompt", "login"))
+	resp := br.get(a.url)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `data-consent="allow"`) {
+		t.Fatalf("expected the consent page, got %d", resp.StatusCode)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(body), -1) {
+		form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	form.Set("consent_action", "allow")
+	calls := e.fakes["alpha"].calls.Load()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := br.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Host != "consent.example" || loc.Query().Get("code") == "" {
+		t.Fatalf("after allow: %d %q, want a code for the client", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := e.fakes["alpha"].calls.Load(); n != calls {
+		t.Errorf("allow went back to the provider (%d more logins)", n-calls)
+	}
+	if _, err := r.exchange(loc.Query().Get("code"), a.verifier); err != nil {
+		t.Fatalf("redeeming the code: %v", err)
+	}
+}
+
+func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
+	code := &fakeCode{used: map[string]bool{}}
+	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	exchange := func(scope, jsCode string) (*http.Response, map[string]any) {
+		return e.postForm("/token", url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
+			"subject_issuer": {"mini"}, "subject_token": {jsCode}, "scope": {scope},
+		}, "web", "web-secret-0123456789abcdef0123456789")
+	}
+	resp, m := exchange("openid admin", "alice:1")
+	if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_scope" {
+		t.Fatalf("unknown scope: %d %v, want 400 invalid_scope", resp.StatusCode, m)
+	}
+	if code.used["alice:1"] {
+		t.Error("the code was spent at WeChat for a request that was refused")
+	}
+	// A known scope (email is accepted, never granted, as at /auth) works.
+	if resp, m := exchange("openid email", "alice:2"); resp.StatusCode != http.StatusOK || m["id_token"] == nil {
+		t.Fatalf("known scopes: %d %v", resp.StatusCode, m)
 	}
 }
