@@ -203,7 +203,8 @@ func (b *Broker) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleIntrospect answers RFC 7662 for authenticated confidential
-// clients only (HTTP Basic or client_secret_post).
+// clients only (HTTP Basic or client_secret_post), about the tokens issued
+// to that client (any token with introspect_any).
 func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	if ok {
@@ -243,6 +244,13 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
+	// A client learns only about its own tokens, unless its config lets
+	// it introspect any (a resource server): no probing of other apps'
+	// tokens.
+	if ar.GetClient().GetID() != c.ID && !c.IntrospectAny {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
 	sess, _ := ar.GetSession().(*Session)
 	resp := map[string]any{
 		"active":     true,
@@ -262,6 +270,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if sess != nil && sess.IDP != "" {
 		resp["idp"] = sess.IDP
 	}
+	resp["aud"] = []string{ar.GetClient().GetID()}
 	if len(ar.GetGrantedAudience()) > 0 {
 		resp["aud"] = ar.GetGrantedAudience()
 	}

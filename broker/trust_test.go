@@ -191,3 +191,37 @@ func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
 		t.Fatalf("known scopes: %d %v", resp.StatusCode, m)
 	}
 }
+
+func TestIntrospectionAnswersOnlyAboutTheClientsOwnTokens(t *testing.T) {
+	for _, anyToken := range []bool{false, true} {
+		t.Run(fmt.Sprintf("introspect_any %v", anyToken), func(t *testing.T) {
+			y := testConfig
+			if anyToken {
+				y = strings.Replace(y, "redirect_uris: [https://second.example/cb]", "redirect_uris: [https://second.example/cb]\n    introspect_any: true", 1)
+			}
+			e := newEnv(t, envOptions{yaml: y})
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+			for _, tu := range []struct{ token, hint string }{{tk.token.AccessToken, ""}, {tk.token.RefreshToken, "refresh_token"}} {
+				resp, m := e.postForm("/introspect", url.Values{"token": {tu.token}, "token_type_hint": {tu.hint}}, "second", "second-secret-0123456789abcdef0123456789")
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("introspect: %d %v", resp.StatusCode, m)
+				}
+				if !anyToken {
+					if len(m) != 1 || m["active"] != false {
+						t.Fatalf("another client's token: %v, want only active:false", m)
+					}
+					continue
+				}
+				if aud, _ := m["aud"].([]any); m["active"] != true || m["client_id"] != "web" || len(aud) != 1 || aud[0] != "web" {
+					t.Fatalf("with introspect_any: %v, want active with client_id and aud web", m)
+				}
+			}
+			// The token's own client always gets the answer, with aud.
+			resp, m := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, "web", "web-secret-0123456789abcdef0123456789")
+			if aud, _ := m["aud"].([]any); resp.StatusCode != http.StatusOK || m["active"] != true || m["client_id"] != "web" || len(aud) != 1 || aud[0] != "web" {
+				t.Fatalf("own token: %d %v", resp.StatusCode, m)
+			}
+		})
+	}
+}
