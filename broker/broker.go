@@ -192,6 +192,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	maxTTL := max(cfg.Tokens.IDTokenTTL, cfg.Tokens.AccessTokenTTL)
 	b.keys, err = keys.NewManager(ctx, opts.Store, keySealer, keys.Options{
 		Algorithm:   cfg.Keys.Algorithm,
+		Algorithms:  cfg.SigningAlgorithms(),
 		RotateEvery: cfg.Keys.RotateEvery,
 		MaxTokenTTL: maxTTL,
 		Now:         b.now,

@@ -27,7 +27,9 @@ type oauthError struct {
 }
 
 func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
-	algs := []string{b.cfg.Keys.Algorithm}
+	// RS256 always (OpenID Connect Discovery §3), then the other
+	// configured algorithms.
+	algs := b.cfg.SigningAlgorithms()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                        b.issuerString(),
 		"authorization_endpoint":                        b.url("/auth"),
@@ -52,6 +54,7 @@ func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"prompt_values_supported":                 []string{"none", "login", "consent"},
 		"claims_parameter_supported":              false,
 		"request_parameter_supported":             false,
+		"request_uri_parameter_supported":         false,
 		"frontchannel_logout_supported":           false,
 		"backchannel_logout_supported":            false,
 		"ui_locales_supported":                    []string{"zh-CN", "en"},

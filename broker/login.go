@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/qiaoidp/qiao/broker/keys"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
@@ -218,6 +219,7 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
+	signFor(sess, ar.GetClient())
 	// The code (with its PKCE challenge and OIDC session, one record) in
 	// one write, together with the sign-in's writes if there is one.
 	var flush func(ctx context.Context, ops []storage.TokenOp) error
@@ -240,6 +242,15 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		done.committed(w)
 	}
 	b.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// signFor makes the grant's ID tokens signed with the client's algorithm
+// (id_token_signed_response_alg, else keys.algorithm). The choice stays
+// with the grant, so its refreshed ID tokens use it too.
+func signFor(sess *Session, c fosite.Client) {
+	if cl, ok := c.(*client); ok && cl.IDTokenAlg != "" {
+		sess.Headers.Add("alg", keys.AlgHint(cl.IDTokenAlg))
+	}
 }
 
 // newUserSession builds the claims of a grant for user.
