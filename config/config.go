@@ -842,8 +842,12 @@ func (p *parser) httpHosts(m *mapping) []string {
 	values, from, _ := p.strings(m, "allow_http_hosts")
 	var out []string
 	for i, h := range values {
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			out = append(out, a.String())
+			continue
+		}
 		if strings.ContainsAny(h, "/:@?#[] ") {
-			p.errorf(from[i].line, from[i].path, "must be a bare host name like intranet.example (no scheme, port or path)")
+			p.errorf(from[i].line, from[i].path, "must be a bare host name or IP address like intranet.example (no scheme, port or path)")
 			continue
 		}
 		out = append(out, strings.ToLower(h))
@@ -870,7 +874,7 @@ func (p *parser) uris(values []string, from []item, noFragment bool, httpHosts [
 			p.errorf(from[i].line, from[i].path, "must not have a fragment")
 		case contains(forbiddenSchemes, u.Scheme):
 			p.errorf(from[i].line, from[i].path, "the %s: scheme is never allowed", u.Scheme)
-		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !contains(httpHosts, strings.ToLower(u.Hostname())):
+		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !contains(httpHosts, normalHost(u.Hostname())):
 			p.errorf(from[i].line, from[i].path, "plain http is allowed only on loopback (127.0.0.1, [::1], localhost) "+
 				"or on a host listed in this client's allow_http_hosts; use https")
 		case u.Scheme != "http" && u.Scheme != "https" && !strings.Contains(u.Scheme, "."):
@@ -884,6 +888,14 @@ func (p *parser) uris(values []string, from []item, noFragment bool, httpHosts [
 		}
 	}
 	return out
+}
+
+// normalHost is host lower-cased, or an IP address in its canonical form.
+func normalHost(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String()
+	}
+	return strings.ToLower(host)
 }
 
 // isLoopback reports whether host is localhost or a loopback address.

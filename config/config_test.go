@@ -903,3 +903,16 @@ func TestRedirectURIsMustBeSafeSchemes(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowHTTPHostsTakesNamesAndIPAddresses(t *testing.T) {
+	client := "  - id: app\n    public: true\n    allow_http_hosts: [Intranet.Example, 192.168.1.5, \"fd00::1\"]\n" +
+		"    redirect_uris: [\"http://intranet.example/cb\", \"http://192.168.1.5:8080/cb\", \"http://[fd00::1]:8080/cb\"]\n"
+	if got := errorLines(t, head+"clients:\n"+client, envOf("QIAO_SECRET", testSecret)); got != nil {
+		t.Fatalf("errors = %q, want none", got)
+	}
+	bad := "  - id: app\n    public: true\n    allow_http_hosts: [\"http://intranet.example\"]\n    redirect_uris: [https://a.example/cb]\n"
+	want := []string{"t.yaml:10: clients[0].allow_http_hosts[0]: must be a bare host name or IP address like intranet.example (no scheme, port or path)"}
+	if got := errorLines(t, head+"clients:\n"+bad, envOf("QIAO_SECRET", testSecret)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("errors = %q, want %q", got, want)
+	}
+}

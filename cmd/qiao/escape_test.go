@@ -53,3 +53,20 @@ func TestUsersAndAuditPrintControlCharactersEscaped(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoConfigIsValidOnALANAddress(t *testing.T) {
+	secrets := map[string]string{"QIAO_SECRET": randomHex(32), "WECHAT_WEB_SECRET": "a", "WECHAT_MP_SECRET": "b",
+		"WECHAT_MINI_SECRET": "c", "QQ_SECRET": "d", "WEIBO_SECRET": "e", "EXAMPLE_APP_SECRET": randomHex(24)}
+	for _, host := range []string{"127.0.0.1", "192.168.1.5", "[fd00::5]"} {
+		cfg, err := demoConfig(host+":5556", "http://"+host+":5560", "http://"+host+":5561", "http://"+host+":5562", "http://"+host+":5563",
+			t.TempDir()+"/qiao.db", secrets)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		for _, c := range cfg.Clients {
+			if c.Public() != (c.Secret == "") {
+				t.Errorf("%s: client %s", host, c.ID)
+			}
+		}
+	}
+}
