@@ -159,3 +159,47 @@ func TestStoreSummaryHidesCredentials(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRefusesUnsafeClients(t *testing.T) {
+	t.Setenv("QIAO_SECRET", "0123456789abcdef0123456789abcdef")
+	t.Setenv("APP_SECRET", "")
+	path := writeFile(t, "clients.yaml", `issuer: https://id.example.com
+secret: ${QIAO_SECRET}
+connectors:
+  - id: wechat
+    type: wechat
+    config: {client_id: wx1, client_secret: s}
+clients:
+  - id: app
+    secret: ${APP_SECRET}
+    redirect_uris:
+      - https://app.example/cb
+      - "javascript:alert(document.cookie)"
+      - data:text/html,x
+      - http://app.example/cb
+  - id: short
+    secret: abc123
+    redirect_uris: [https://short.example/cb]
+    post_logout_redirect_uris: ["file:///etc/passwd", "vbscript:msgbox"]
+`)
+	var out, errOut bytes.Buffer
+	if code := Check(&out, &errOut, path); code != 1 {
+		t.Fatalf("Check = %d, want 1", code)
+	}
+	want := []string{
+		path + `:9: clients[0].secret: is empty (after ${VAR} expansion); set a secret (make one with ` + "`openssl rand -hex 32`" + `), or remove it and say public: true for a public client`,
+		path + ":12: clients[0].redirect_uris[1]: the javascript: scheme is never allowed",
+		path + ":13: clients[0].redirect_uris[2]: the data: scheme is never allowed",
+		path + ":14: clients[0].redirect_uris[3]: plain http is allowed only on loopback (127.0.0.1, [::1], localhost) or on a host listed in this client's allow_http_hosts; use https",
+		path + ":16: clients[1].secret: must be at least 32 characters, got 6; make one with `openssl rand -hex 32`",
+		path + ":18: clients[1].post_logout_redirect_uris[0]: the file: scheme is never allowed",
+		path + ":18: clients[1].post_logout_redirect_uris[1]: the vbscript: scheme is never allowed",
+	}
+	got := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(errOut.String(), "abc123") {
+		t.Error("stderr shows a client secret")
+	}
+}
