@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -60,7 +61,7 @@ func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 func newHandler(t *testing.T, issuer string) http.Handler {
 	t.Helper()
 	y := strings.NewReplacer("ISSUER", issuer, "DBPATH", filepath.Join(t.TempDir(), "qiao.db"), "ALG", "RS256").Replace(testConfig)
-	cfg, err := config.Parse([]byte(y), "test.yaml", nil)
+	cfg, err := config.Parse([]byte(y), "test.yaml", nil, registry.Types())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ clients:
     post_logout_redirect_uris: ["file:///etc/passwd", "vbscript:msgbox"]
 `)
 	var out, errOut bytes.Buffer
-	if code := Check(&out, &errOut, path); code != 1 {
+	if code := Check(&out, &errOut, path, testTypes()); code != 1 {
 		t.Fatalf("Check = %d, want 1", code)
 	}
 	want := []string{
