@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -25,35 +26,44 @@ import (
 func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	br := e.newBrowser()
-	planted := strings.Repeat("P", 40)
 	u, _ := url.Parse(e.issuer + "/")
-	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
-	noFollow := &http.Client{Jar: br.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	noFollow := func(jar http.CookieJar) *http.Client {
+		return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	// The attacker planted a login cookie whose value they know.
+	planted := strings.Repeat("P", 32)
+	victim := e.newBrowser()
+	victim.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	// The victim starts a sign-in; the fake provider sends the browser
+	// straight to the callback, which the attacker learns.
+	resp, err := noFollow(victim.client.Jar).Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var got string
-	for _, c := range resp.Cookies() {
-		if c.Name == "qiao_login" {
-			got = c.Value
-		}
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "/callback/alpha?") {
+		t.Fatalf("no provider redirect: %d %q", resp.StatusCode, callback)
 	}
-	if got == "" || got == planted {
-		t.Fatalf("login cookie set to %q (planted %q), want a fresh value", got, planted)
-	}
-	// And each flow gets its own value.
-	resp, err = noFollow.Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	// With only the planted value, the attacker cannot finish it.
+	attackerJar, _ := cookiejar.New(nil)
+	attackerJar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	resp, err = noFollow(attackerJar).Get(callback)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	for _, c := range resp.Cookies() {
-		if c.Name == "qiao_login" && (c.Value == got || c.Value == planted) {
-			t.Fatalf("second flow reused the login cookie %q", c.Value)
-		}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the planted login cookie finished the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The victim's own browser finishes it.
+	resp, err = noFollow(victim.client.Jar).Get(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
