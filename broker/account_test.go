@@ -101,7 +101,7 @@ func (e *env) miniToken(clientID, secret, code, scope string) string {
 func TestAccountAPI(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	alice := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	api := apiClient{e: e, token: alice.token.AccessToken}
 
@@ -159,7 +159,7 @@ func TestAccountAPI(t *testing.T) {
 		t.Fatalf("the token that came through the unbound identity still works: %d", st)
 	}
 	// Signed in again through the mini-program: alpha is gone, mini is the last.
-	api = apiClient{e: e, token: e.miniToken("web", "web-secret", "alice:4", "openid account")}
+	api = apiClient{e: e, token: e.miniToken("web", "web-secret-0123456789abcdef0123456789", "alice:4", "openid account")}
 	if st, m := api.do("DELETE", "/api/v1/me/identities/alpha", ""); st != 404 || m["error"] != "not_found" {
 		t.Fatalf("unbind again: %d %v", st, m)
 	}
@@ -180,7 +180,7 @@ var miniConfig = strings.Replace(testConfig, "connectors:\n",
 func TestConcurrentBindsOneWins(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	const n = 8
 	var tokens []string
 	for i := 0; i < n; i++ {
@@ -305,7 +305,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	// Binding an identity that belongs to someone else changes nothing:
 	// bob has no other identity, so the page offers a merge to confirm.
 	e.fakes["alpha"].setPerson("bob")
-	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	body = a.post("/account/bind", url.Values{"connector_id": {"alpha"}})
 	if !strings.Contains(body, `data-confirm-merge`) || strings.Contains(body, `data-identity="alpha"`) {
 		t.Fatalf("conflicting bind:\n%s", body)
@@ -314,7 +314,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 		t.Fatalf("conflicting bind changed the account:\n%s", acct)
 	}
 	// Sign in later with beta through an app: the same user.
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
 	if tk.idToken.Subject != userID {
 		t.Fatalf("beta login gave sub %s, not the account's user %s", tk.idToken.Subject, userID)

@@ -44,7 +44,7 @@ func identitiesOf(t *testing.T, api apiClient) []string {
 func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 	e := miniEnv(t, nil)
 	// At /auth: invalid_scope back to the client.
-	r := e.rp("second", "second-secret", "https://second.example/cb", "openid", "account")
+	r := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb", "openid", "account")
 	q := r.authorize(e.newBrowser(), r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")))
 	if q.Get("error") != "invalid_scope" {
 		t.Fatalf("/auth with scope account for a client without account_api: %v", q)
@@ -54,14 +54,14 @@ func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 		"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {"alice:1"},
 		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"}, "subject_issuer": {"mini"},
 		"scope": {"openid account"},
-	}, "second", "second-secret")
+	}, "second", "second-secret-0123456789abcdef0123456789")
 	if resp.StatusCode != 400 || m["error"] != "invalid_scope" {
 		t.Fatalf("token exchange with scope account for a client without account_api: %d %v", resp.StatusCode, m)
 	}
 	// The refused exchange did not spend the code at WeChat.
-	e.miniToken("web", "web-secret", "alice:1", "openid account")
+	e.miniToken("web", "web-secret-0123456789abcdef0123456789", "alice:1", "openid account")
 	// A client with account_api gets it, and discovery lists it.
-	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if sc, _ := tk.token.Extra("scope").(string); !strings.Contains(sc, "account") {
 		t.Fatalf("granted scope %q lacks account", sc)
 	}
@@ -83,7 +83,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	clk := &clock{}
 	e := miniEnv(t, clk.now)
 	// Alice has alpha and beta (bound through the first-party app).
-	web := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	br := e.newBrowser()
 	alice := web.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	owner := apiClient{e: e, token: alice.token.AccessToken}
@@ -95,7 +95,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	want := "alpha beta"
 
 	// Client B (no account_api): its token for Alice has no account scope.
-	second := e.rp("second", "second-secret", "https://second.example/cb").login(br)
+	second := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb").login(br)
 	b := apiClient{e: e, token: second.token.AccessToken}
 	for _, req := range []struct{ method, path, body string }{
 		{"GET", "/api/v1/me", ""},
@@ -111,7 +111,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 
 	// A first-party client with a fresh sign-in that may not use the
 	// connector: 403.
-	onlyAlpha := e.rp("onlyalpha", "onlyalpha-secret", "https://alpha.example/cb", accountScopes...).
+	onlyAlpha := e.rp("onlyalpha", "onlyalpha-secret-0123456789abcdef0123456789", "https://alpha.example/cb", accountScopes...).
 		login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	oa := apiClient{e: e, token: onlyAlpha.token.AccessToken}
 	if st, m := oa.do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"mallory:3"}`); st != 400 || m["error"] != "invalid_request" {
@@ -175,7 +175,7 @@ func (a apiClient) doHeader(method, path, body string) (int, map[string]any, htt
 
 func TestAccessTokenInURLQueryIsRefused(t *testing.T) {
 	e := miniEnv(t, nil)
-	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	tok := tk.token.AccessToken
 	for _, path := range []string{"/userinfo", "/api/v1/me"} {
 		resp := e.newBrowser().get(e.issuer + path + "?access_token=" + url.QueryEscape(tok))
@@ -206,7 +206,7 @@ func TestAccountAPIShowsProfilesOnlyWithProfileScope(t *testing.T) {
 		{[]string{"openid", "account"}, false},
 		{[]string{"openid", "profile", "account"}, true},
 	} {
-		tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", tc.scopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+		tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", tc.scopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 		st, me := (apiClient{e: e, token: tk.token.AccessToken}).do("GET", "/api/v1/me", "")
 		ids, _ := me["identities"].([]any)
 		if st != 200 || len(ids) != 1 {
@@ -226,7 +226,7 @@ func TestAccountAPIShowsProfilesOnlyWithProfileScope(t *testing.T) {
 // identity of the same user keeps working.
 func TestUnbindRevokesSessionsAndTokensOfThatIdentity(t *testing.T) {
 	e := miniEnv(t, nil)
-	web := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	viaAlpha := e.accountBrowser()
 	alpha := web.login(viaAlpha.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	viaAlpha.get("/account")
@@ -234,7 +234,7 @@ func TestUnbindRevokesSessionsAndTokensOfThatIdentity(t *testing.T) {
 		t.Fatalf("bind beta:\n%s", b)
 	}
 	// SSO through the alpha session to another app: also through alpha.
-	ssoAlpha := e.rp("second", "second-secret", "https://second.example/cb").login(viaAlpha.br)
+	ssoAlpha := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb").login(viaAlpha.br)
 	viaBeta := e.accountBrowser()
 	beta := web.login(viaBeta.br, oauth2.SetAuthURLParam("connector_id", "beta"))
 	if beta.idToken.Subject != alpha.idToken.Subject {
@@ -269,7 +269,7 @@ func TestUnbindRevokesSessionsAndTokensOfThatIdentity(t *testing.T) {
 
 func TestSignOutEverywhere(t *testing.T) {
 	e := miniEnv(t, nil)
-	web := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	check := func(what string, pages []*accountBrowser, toks []*tokens) {
 		t.Helper()
 		for i, p := range pages {
@@ -320,7 +320,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 	e := miniEnv(t, clk.now)
 	// Bob exists.
 	e.fakes["alpha"].setPerson("bob")
-	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	e.fakes["alpha"].setPerson("alice")
 	a := e.accountBrowser()
 	body := a.get("/account/login?connector_id=alpha")
@@ -409,7 +409,7 @@ func TestReauthOffersTheIdentityBeingUnboundWhenNoOtherCanSignIn(t *testing.T) {
 	clk := &clock{}
 	e := miniEnv(t, clk.now)
 	a := e.accountBrowser()
-	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if st, m := (apiClient{e: e, token: tk.token.AccessToken}).do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"alice:1"}`); st != 201 {
 		t.Fatalf("bind mini: %d %v", st, m)
 	}

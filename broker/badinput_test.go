@@ -17,7 +17,7 @@ import (
 // replayed requests: each gets a clear 4xx, never a 5xx.
 func TestBadInputNeverServerError(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	long := strings.Repeat("a", 70<<10)
 	for _, tc := range []struct {
 		name, method, path, body, ctype string
@@ -75,8 +75,8 @@ func TestBadInputNeverServerError(t *testing.T) {
 func TestUnknownConnectorRedirectsInvalidRequest(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	for _, tc := range []struct{ client, secret, redirect, connector string }{
-		{"web", "web-secret", "http://127.0.0.1:9/callback", "nope"},
-		{"onlybeta", "onlybeta-secret", "https://beta.example/cb", "alpha"}, // not allowed for the client
+		{"web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", "nope"},
+		{"onlybeta", "onlybeta-secret-0123456789abcdef0123456789", "https://beta.example/cb", "alpha"}, // not allowed for the client
 	} {
 		r := e.rp(tc.client, tc.secret, tc.redirect)
 		a := r.authURL(oauth2.SetAuthURLParam("connector_id", tc.connector))
@@ -89,7 +89,7 @@ func TestUnknownConnectorRedirectsInvalidRequest(t *testing.T) {
 
 func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	br := e.newBrowser()
 	// Stop at the provider redirect to capture the callback URL.
 	br.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -139,7 +139,7 @@ func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 
 func TestProviderRefusalAndOutageBecomeOAuthErrors(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	f := e.fakes["alpha"]
 	f.mu.Lock()
 	f.refuse = true
@@ -160,7 +160,7 @@ func TestProviderRefusalAndOutageBecomeOAuthErrors(t *testing.T) {
 
 func TestHealthReadyAndMetrics(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	root := strings.TrimSuffix(e.issuer, "/qiao")
 	for path, want := range map[string]string{
 		"/healthz": "ok",
@@ -184,7 +184,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 
 func TestSecretsNeverLogged(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	next, err := r.refresh(tk.token.RefreshToken)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for name, s := range map[string]string{
 		"access token": tk.token.AccessToken, "refresh token": tk.token.RefreshToken,
 		"new refresh": next.token.RefreshToken, "id token": tk.raw,
-		"client secret": "web-secret", "broker secret": testSecret,
+		"client secret": "web-secret-0123456789abcdef0123456789", "broker secret": testSecret,
 	} {
 		if strings.Contains(logs, s) {
 			t.Errorf("%s appears in the logs", name)
@@ -214,11 +214,11 @@ var connectorsErrUnavailable = connectors.ErrUnavailable
 
 func TestRestartKeepsUsersTokensAndKeys(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	kid := tk.idToken // verified with the JWKS before the restart
 	e.restart()
-	r = e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r = e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	// The old ID token still verifies against the JWKS after the restart.
 	if _, err := r.verifier.Verify(context.Background(), tk.raw); err != nil {
 		t.Fatalf("ID token from before the restart: %v", err)

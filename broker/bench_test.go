@@ -173,7 +173,7 @@ func BenchmarkFullLogin(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
 			e := newBenchEnv(b, alg)
-			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			connector := oauth2.SetAuthURLParam("connector_id", "alpha")
 			measureCPU(b, "cpu-ms/login", func() {
 				if _, err := benchLogin(r, e.benchBrowser(), connector); err != nil {
@@ -186,7 +186,7 @@ func BenchmarkFullLogin(b *testing.B) {
 
 func BenchmarkTokenRefresh(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)
@@ -207,10 +207,10 @@ func BenchmarkTokenRefresh(b *testing.B) {
 func BenchmarkAuthorizeSSO(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
 	browser := e.benchBrowser()
-	if _, err := benchLogin(e.rp("web", "web-secret", "http://127.0.0.1:9/callback"), browser, oauth2.SetAuthURLParam("connector_id", "alpha")); err != nil {
+	if _, err := benchLogin(e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback"), browser, oauth2.SetAuthURLParam("connector_id", "alpha")); err != nil {
 		b.Fatal(err)
 	}
-	second := e.rp("second", "second-secret", "https://second.example/cb")
+	second := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb")
 	calls := e.fakes["alpha"].calls.Load()
 	// code: the authorization request alone, answered from the session.
 	b.Run("code", func(b *testing.B) {
@@ -235,7 +235,7 @@ func BenchmarkAuthorizeSSO(b *testing.B) {
 
 func BenchmarkUserinfo(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)
@@ -256,7 +256,7 @@ func BenchmarkUserinfo(b *testing.B) {
 
 func BenchmarkIntrospect(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)
@@ -266,7 +266,7 @@ func BenchmarkIntrospect(b *testing.B) {
 	measureCPU(b, "cpu-ms/op", func() {
 		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(form))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("web", "web-secret")
+		req.SetBasicAuth("web", "web-secret-0123456789abcdef0123456789")
 		var reply struct {
 			Active bool   `json:"active"`
 			Sub    string `json:"sub"`

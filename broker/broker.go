@@ -192,6 +192,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	maxTTL := max(cfg.Tokens.IDTokenTTL, cfg.Tokens.AccessTokenTTL)
 	b.keys, err = keys.NewManager(ctx, opts.Store, keySealer, keys.Options{
 		Algorithm:   cfg.Keys.Algorithm,
+		Algorithms:  cfg.SigningAlgorithms(),
 		RotateEvery: cfg.Keys.RotateEvery,
 		MaxTokenTTL: maxTTL,
 		Now:         b.now,
@@ -331,8 +332,14 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/icons/{connector}.svg", b.serveIcon).Methods(http.MethodGet)
 	b.accountRoutes(s)
 	b.scanRoutes(s)
+	// The OAuth endpoints answer any other method with a JSON error too.
+	for _, p := range oauthJSONPaths {
+		s.HandleFunc(p, func(w http.ResponseWriter, req *http.Request) {
+			b.requestError(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
+		})
+	}
 	s.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b.errorPage(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
+		b.requestError(w, req, http.StatusMethodNotAllowed, msgMethodNotAllowed)
 	})
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b.errorPage(w, req, http.StatusNotFound, msgNotFound)
@@ -354,13 +361,17 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 					panic(v)
 				}
 				b.log.Error("panic while serving", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				b.errorPage(w, r, http.StatusInternalServerError, msgInternal)
+				b.requestError(w, r, http.StatusInternalServerError, msgInternal)
 			}
 		}()
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		if b.secure {
+			// Browsers then never try the issuer over plain http again.
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+		}
 		if len(r.URL.RawQuery) > maxRequestBody {
-			b.errorPage(w, r, http.StatusRequestURITooLong, msgTooLarge)
+			b.requestError(w, r, http.StatusRequestURITooLong, msgTooLarge)
 			return
 		}
 		if (r.Method == http.MethodPut || r.Method == http.MethodPost) &&
@@ -373,12 +384,12 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
-					b.errorPage(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
+					b.requestError(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
 					return
 				}
 				// Leave non-form bodies (JSON APIs) to their handlers.
 				if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-					b.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
+					b.requestError(w, r, http.StatusBadRequest, msgBadRequest)
 					return
 				}
 			}
@@ -386,6 +397,36 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), ipKey{}, clientIP(r, b.cfg.HTTP.TrustedProxies)))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hstsValue is the Strict-Transport-Security header of an https issuer:
+// one year, the minimum browsers' preload lists accept. Sibling hosts are
+// not included: they are not the broker's to decide.
+const hstsValue = "max-age=31536000"
+
+// oauthJSONPaths are the endpoints that speak RFC 6749 JSON errors to
+// programs rather than pages to people.
+var oauthJSONPaths = []string{"/token", "/revoke", "/introspect"}
+
+// requestError refuses a request that never reached its handler (bad
+// form body, too large, wrong method, a panic): an RFC 6749 JSON error on
+// the OAuth endpoints, a page elsewhere.
+func (b *Broker) requestError(w http.ResponseWriter, r *http.Request, status int, msg msgID) {
+	for _, p := range oauthJSONPaths {
+		if r.URL.Path == b.prefix+p {
+			code := "invalid_request"
+			if status >= 500 {
+				code = "server_error"
+			}
+			if status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", http.MethodPost)
+			}
+			b.metrics.httpErrors.WithLabelValues(strings.TrimPrefix(p, "/"), code).Inc()
+			writeJSON(w, status, oauthError{Error: code, Description: catalog["en"][msg]})
+			return
+		}
+	}
+	b.errorPage(w, r, status, msg)
 }
 
 func (b *Broker) handleHealthz(w http.ResponseWriter, _ *http.Request) {

@@ -57,14 +57,14 @@ connectors:
   - { id: other, type: weibo, config: { client_id: c, client_secret: c-secret } }
 clients:
   - id: web
-    secret: web-secret
+    secret: web-secret-0123456789abcdef0123456789
     redirect_uris: [http://127.0.0.1:9/callback]
   - id: qronly
-    secret: qronly-secret
+    secret: qronly-secret-0123456789abcdef0123456789
     redirect_uris: [http://127.0.0.1:9/qr]
     connectors: [qr, other]
   - id: mponly
-    secret: mponly-secret
+    secret: mponly-secret-0123456789abcdef0123456789
     redirect_uris: [http://127.0.0.1:9/mp]
     connectors: [mp]
 `
@@ -180,7 +180,7 @@ func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
 	e := newEnv(t, envOptions{yaml: y, wrap: func(_ string, f *fakeWeb) any {
 		return pluginFake{fakeWeb: f, names: own, icon: icon, ns: "wechat"}
 	}})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	_, _, en := page(t, e, r.authURL().url, desktopUA, "en")
 	_, _, zh := page(t, e, r.authURL().url, desktopUA, "zh-CN")
 	for _, c := range []struct {
@@ -220,7 +220,7 @@ func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
 func TestAccountPageNoteOnlyForWhatThePersonLacks(t *testing.T) {
 	e := newBrowserEnv(t)
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	r.login(br, oauth2.SetAuthURLParam("connector_id", "qr"))
 	get := func(ua string) (ids []string, note string) {
 		br.ua = ua

@@ -33,6 +33,10 @@ type client struct {
 	RequireConsent bool
 	AccountAPI     bool   // may request scopeAccount
 	Home           string // home_url: where "Back to <app>" goes; may be empty
+	// IntrospectAny: may introspect tokens issued to other clients.
+	IntrospectAny bool
+	// IDTokenAlg signs this client's ID tokens: RS256, ES256 or EdDSA.
+	IDTokenAlg string
 }
 
 func (c *client) allows(connectorID string) bool {
@@ -79,6 +83,8 @@ func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry
 			RequireConsent: cc.RequireConsent,
 			AccountAPI:     cc.AccountAPI,
 			Home:           cc.HomeURL,
+			IntrospectAny:  cc.IntrospectAny,
+			IDTokenAlg:     cfg.IDTokenAlg(cc),
 		}
 		if c.Name == "" {
 			c.Name = cc.ID

@@ -27,7 +27,9 @@ type oauthError struct {
 }
 
 func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
-	algs := []string{b.cfg.Keys.Algorithm}
+	// RS256 always (OpenID Connect Discovery §3), then the other
+	// configured algorithms.
+	algs := b.cfg.SigningAlgorithms()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                        b.issuerString(),
 		"authorization_endpoint":                        b.url("/auth"),
@@ -52,6 +54,7 @@ func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"prompt_values_supported":                 []string{"none", "login", "consent"},
 		"claims_parameter_supported":              false,
 		"request_parameter_supported":             false,
+		"request_uri_parameter_supported":         false,
 		"frontchannel_logout_supported":           false,
 		"backchannel_logout_supported":            false,
 		"ui_locales_supported":                    []string{"zh-CN", "en"},
@@ -203,7 +206,8 @@ func (b *Broker) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleIntrospect answers RFC 7662 for authenticated confidential
-// clients only (HTTP Basic or client_secret_post).
+// clients only (HTTP Basic or client_secret_post), about the tokens issued
+// to that client (any token with introspect_any).
 func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	if ok {
@@ -243,6 +247,13 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
+	// A client learns only about its own tokens, unless its config lets
+	// it introspect any (a resource server): no probing of other apps'
+	// tokens.
+	if ar.GetClient().GetID() != c.ID && !c.IntrospectAny {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
 	sess, _ := ar.GetSession().(*Session)
 	resp := map[string]any{
 		"active":     true,
@@ -262,6 +273,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if sess != nil && sess.IDP != "" {
 		resp["idp"] = sess.IDP
 	}
+	resp["aud"] = []string{ar.GetClient().GetID()}
 	if len(ar.GetGrantedAudience()) > 0 {
 		resp["aud"] = ar.GetGrantedAudience()
 	}

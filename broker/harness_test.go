@@ -117,27 +117,28 @@ connectors:
   - { id: beta, type: weibo, name: Beta, config: { client_id: b, client_secret: b-secret } }
 clients:
   - id: web
-    secret: web-secret
+    secret: web-secret-0123456789abcdef0123456789
     name: Web App
     redirect_uris: [http://127.0.0.1:9/callback]
     post_logout_redirect_uris: [http://127.0.0.1:9/bye]
     account_api: true
   - id: spa
+    public: true
     name: SPA
     redirect_uris: [http://127.0.0.1:9/spa]
   - id: second
-    secret: second-secret
+    secret: second-secret-0123456789abcdef0123456789
     redirect_uris: [https://second.example/cb]
   - id: onlybeta
-    secret: onlybeta-secret
+    secret: onlybeta-secret-0123456789abcdef0123456789
     redirect_uris: [https://beta.example/cb]
     connectors: [beta]
   - id: consent
-    secret: consent-secret
+    secret: consent-secret-0123456789abcdef0123456789
     redirect_uris: [https://consent.example/cb]
     require_consent: true
   - id: onlyalpha
-    secret: onlyalpha-secret
+    secret: onlyalpha-secret-0123456789abcdef0123456789
     redirect_uris: [https://alpha.example/cb]
     connectors: [alpha]
     account_api: true

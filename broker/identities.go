@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"net/url"
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
@@ -47,8 +46,8 @@ func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID 
 		UserID:        userID,
 		ConnectorType: conn.Type,
 		UnionID:       union,
-		DisplayName:   ident.DisplayName,
-		Picture:       safePicture(ident.Picture),
+		DisplayName:   connectors.Nickname(ident.DisplayName),
+		Picture:       connectors.AvatarURL(ident.Picture),
 		RealProfile:   ident.RealProfile,
 		BoundAt:       now,
 		LastUsedAt:    now,
@@ -57,17 +56,6 @@ func (b *Broker) identityRow(conn *Connector, ident connectors.Identity, userID 
 		row.Secret = b.idSealer.Seal(ident.Secret, []byte(conn.ID+"\x00"+ident.Subject))
 	}
 	return row
-}
-
-// safePicture keeps an avatar URL only if it is an absolute http(s) URL
-// with a host and no userinfo: apps put it in <img src> (or worse, href),
-// so a javascript: or data: value from a provider must not reach them.
-func safePicture(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return ""
-	}
-	return s
 }
 
 // resolveIdentity returns the user of a provider identity, creating the

@@ -205,7 +205,7 @@ func TestAccountAPIRateLimitPerClient(t *testing.T) {
 	e := newEnv(t, envOptions{yaml: limitsYAML(`limits:
   account: { per_ip: 0, per_client: 0.1, per_client_burst: 2 }
 `)})
-	tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha)
+	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha)
 	auth := http.Header{"Authorization": {"Bearer " + tk.token.AccessToken}}
 	for n := 0; n < 2; n++ {
 		if resp, body := e.send(http.MethodGet, "/api/v1/me", "192.0.2."+strconv.Itoa(n+1), nil, auth); resp.StatusCode != http.StatusOK {
@@ -230,7 +230,7 @@ func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
 	// Defaults, except that loopback, where the test runs, is not exempt.
 	e := newEnv(t, envOptions{now: clock.Now, yaml: strings.Replace(testConfig, "keys: { algorithm: ALG }\n",
 		"keys: { algorithm: ALG }\nlimits: { exempt: [] }\n", 1)})
-	web := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for i := 0; i < 60; i++ {
 		if tk := web.login(e.newBrowser(), alpha); tk.idToken == nil {
 			t.Fatalf("login %d gave no ID token", i+1)
@@ -312,7 +312,7 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	}
 	// The guessing stops; within the cap the rightful client is back.
 	clock.Advance(5 * time.Second)
-	if tk := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha); tk.idToken == nil {
+	if tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha); tk.idToken == nil {
 		t.Fatalf("the rightful client got no ID token; %s", e.logs.String())
 	}
 	// Its success forgot the failures: one wrong secret is checked again.
@@ -338,7 +338,7 @@ func TestClientAuthBackoffCoversIntrospectionAndRevocation(t *testing.T) {
 					t.Fatalf("failure %d: HTTP %d, want 401", n+1, resp.StatusCode)
 				}
 			}
-			resp := try("web-secret")
+			resp := try("web-secret-0123456789abcdef0123456789")
 			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 				t.Fatalf("in the backoff window, even the right secret: HTTP %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
@@ -346,7 +346,7 @@ func TestClientAuthBackoffCoversIntrospectionAndRevocation(t *testing.T) {
 				t.Errorf("qiao_rate_limited_total{endpoint=%q,limit=client_auth} = %v, want 1", endpoint, got)
 			}
 			clock.Advance(time.Second)
-			if resp := try("web-secret"); resp.StatusCode != http.StatusOK {
+			if resp := try("web-secret-0123456789abcdef0123456789"); resp.StatusCode != http.StatusOK {
 				t.Errorf("after the window, the right secret: HTTP %d, want 200", resp.StatusCode)
 			}
 		})

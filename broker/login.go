@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/qiaoidp/qiao/broker/keys"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
@@ -83,6 +84,13 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := b.now().UTC()
+	// The answer to this session's consent page continues the request the
+	// page was shown for, which already had its sign-in (prompt=login and
+	// max_age were honoured then): asking the provider again would loop.
+	if sess != nil && b.answersConsent(r, sess, c) {
+		b.authorizeWithSession(w, r, ar, c, sess, sess.AuthTime)
+		return
+	}
 	if sess != nil && b.sessionUsable(sess, ar, c, connectorID, now) {
 		b.authorizeWithSession(w, r, ar, c, sess, now)
 		return
@@ -133,7 +141,17 @@ func (b *Broker) sessionUsable(s *browserSession, ar fosite.AuthorizeRequester, 
 	return true
 }
 
-func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession, now time.Time) {
+// answersConsent reports whether r is the POST of the consent page this
+// broker rendered for session s and client c.
+func (b *Broker) answersConsent(r *http.Request, s *browserSession, c *client) bool {
+	return r.Method == http.MethodPost && r.PostForm.Get("consent_action") != "" &&
+		hmac.Equal([]byte(r.PostForm.Get("consent_csrf")), []byte(b.consentToken(s, c)))
+}
+
+// authorizeWithSession answers the request from session s. requestedAt is
+// when the request counts as made: now, or for the answer to a consent
+// page, the sign-in that page followed.
+func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession, requestedAt time.Time) {
 	if b.needsConsent(r, ar, c, s) {
 		if hasPrompt(ar, "none") {
 			b.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not approved this application."))
@@ -158,7 +176,7 @@ func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar
 			return
 		}
 	}
-	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, now, nil, nil)
+	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, requestedAt, nil, nil)
 }
 
 func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
@@ -201,6 +219,7 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
+	signFor(sess, ar.GetClient())
 	// The code (with its PKCE challenge and OIDC session, one record) in
 	// one write, together with the sign-in's writes if there is one.
 	var flush func(ctx context.Context, ops []storage.TokenOp) error
@@ -223,6 +242,15 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		done.committed(w)
 	}
 	b.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// signFor makes the grant's ID tokens signed with the client's algorithm
+// (id_token_signed_response_alg, else keys.algorithm). The choice stays
+// with the grant, so its refreshed ID tokens use it too.
+func signFor(sess *Session, c fosite.Client) {
+	if cl, ok := c.(*client); ok && cl.IDTokenAlg != "" {
+		sess.Headers.Add("alg", keys.AlgHint(cl.IDTokenAlg))
+	}
 }
 
 // newUserSession builds the claims of a grant for user.

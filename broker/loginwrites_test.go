@@ -85,7 +85,7 @@ func startLogin(t *testing.T, e *env, r *rp) (*http.Cookie, string) {
 // locked down.
 func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha")) // warm: keys, user
 	before := counts(t, e)
 	info, err := os.Stat(e.dbPath)
@@ -128,7 +128,7 @@ func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 // cookie.
 func TestOversizedAuthorizeRequestIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	resp := rawGet(t, r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"), oauth2.SetAuthURLParam("login_hint", strings.Repeat("h", 3000))).url)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("error") != "invalid_request" {
@@ -146,7 +146,7 @@ func TestOversizedAuthorizeRequestIsRefused(t *testing.T) {
 // replayed from the same browser, even with the login cookie it had.
 func TestReplayedCallbackIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	login, callback := startLogin(t, e, r)
 	resp := rawGet(t, callback, login)
 	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" {
@@ -173,7 +173,7 @@ func TestReplayedCallbackIsRefused(t *testing.T) {
 // or none) cannot spend it, and the rightful browser still can.
 func TestCallbackFromAnotherBrowserIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	victim, callback := startLogin(t, e, r)
 	attacker, _ := startLogin(t, e, r)
 	for name, cookies := range map[string][]*http.Cookie{"its own login": {attacker}, "no login": nil} {
@@ -227,7 +227,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 			code := &fakeCode{used: map[string]bool{}}
 			o.extra = []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}
 			e := newEnv(t, o)
-			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			alpha := oauth2.SetAuthURLParam("connector_id", "alpha")
 			n := 0
 			exchange := func() {
@@ -238,7 +238,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 					"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
 					"subject_issuer":     {"mini"},
 					"scope":              {"openid profile"},
-				}, "web", "web-secret")
+				}, "web", "web-secret-0123456789abcdef0123456789")
 				if m["access_token"] == nil {
 					t.Fatalf("token exchange: %v", m)
 				}
@@ -289,7 +289,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 // object) is redeemed after it as before.
 func TestCodesOfTheOldLayoutStillRedeem(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	code := q.Get("code")

@@ -11,9 +11,14 @@ import (
 	"github.com/qiaoidp/qiao/storage"
 )
 
-// handleLogout is RP-initiated logout: it ends the browser session and,
-// for a known client with a registered post_logout_redirect_uri, returns
-// there at once with state.
+// handleLogout is RP-initiated logout (OpenID Connect RP-Initiated
+// Logout 1.0). It ends the browser session at once only when the request
+// proves who is asking: an id_token_hint that this broker signed (an
+// expired one is fine) for the user of this browser's session. Anything
+// else (client_id alone, another user's hint, no session) shows a
+// confirmation page whose form, posted with its CSRF token, signs out and
+// still returns to the client's registered post_logout_redirect_uri with
+// state. So no page can sign people out with an <img>.
 func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
@@ -26,6 +31,7 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 	state := r.Form.Get("state")
 
 	var c *client
+	hintSubject := ""
 	if hint != "" {
 		claims, err := b.keys.Verify(ctx, hint)
 		if err != nil || claims["iss"] != b.issuerString() {
@@ -40,6 +46,7 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		if clientID == "" && len(auds) > 0 {
 			clientID = auds[0]
 		}
+		hintSubject, _ = claims["sub"].(string)
 	}
 	if clientID != "" {
 		var ok bool
@@ -68,13 +75,25 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	// A bare logout (no hint, no client) could come from any page that
-	// links here: it asks first, and only a POST with the page's token
-	// ends the session.
-	if sess != nil && hint == "" && clientID == "" {
+	// Only a hint for this session's user is proof enough to sign out
+	// without asking. With no session and nowhere to return to, there is
+	// nothing to do or to ask.
+	known := sess != nil && hintSubject != "" && hintSubject == sess.UserID
+	if !known && (sess != nil || target != nil) {
 		token := b.logoutToken(sess)
 		if r.Method != http.MethodPost || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(token)) {
-			b.render(w, r, http.StatusOK, "logout.html", pageData{Title: msgSignOut, Message: msgSignOutConfirm, Action: b.url("/logout"), CSRF: token})
+			hidden := map[string][]string{}
+			if clientID != "" {
+				hidden["client_id"] = []string{clientID}
+			}
+			if target != nil {
+				hidden["post_logout_redirect_uri"] = []string{redirect}
+				if state != "" {
+					hidden["state"] = []string{state}
+				}
+			}
+			b.render(w, r, http.StatusOK, "logout.html", pageData{Title: msgSignOut, Message: msgSignOutConfirm,
+				Action: b.url("/logout"), CSRF: token, Hidden: hidden})
 			return
 		}
 	}
@@ -97,10 +116,16 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target.String(), http.StatusFound)
 		return
 	}
-	b.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut})
+	b.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut, Notice: true})
 }
 
+// logoutToken is the CSRF token of the confirmation form: bound to the
+// browser's session, or (with no session, when the form only returns to
+// the client) to the broker.
 func (b *Broker) logoutToken(s *browserSession) string {
+	if s == nil {
+		return b.mac("logout", "no session")
+	}
 	return b.mac("logout", s.ID)
 }
 

@@ -20,7 +20,7 @@ func TestLoginIssuesVerifiableTokens(t *testing.T) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
 			e := newEnv(t, envOptions{alg: alg})
-			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			c := tk.claims
 			if c["iss"] != e.issuer || c["idp"] != "alpha" || c["name"] != "Nick alice" || c["picture"] != "https://img.example/alice.png" {
@@ -73,7 +73,7 @@ func TestChooserListsClientConnectors(t *testing.T) {
 		}
 	}
 	// A client limited to one connector goes straight to it.
-	r := e.rp("onlybeta", "onlybeta-secret", "https://beta.example/cb")
+	r := e.rp("onlybeta", "onlybeta-secret-0123456789abcdef0123456789", "https://beta.example/cb")
 	q := r.authorize(e.newBrowser(), r.authURL())
 	if q.Get("code") == "" {
 		t.Fatalf("single-connector client: %v", q)
@@ -86,9 +86,9 @@ func TestChooserListsClientConnectors(t *testing.T) {
 func TestSSOSecondClientSkipsProvider(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	first := e.rp("web", "web-secret", "http://127.0.0.1:9/callback").login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	first := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	calls := e.fakes["alpha"].calls.Load()
-	second := e.rp("second", "second-secret", "https://second.example/cb").login(br)
+	second := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb").login(br)
 	if e.fakes["alpha"].calls.Load() != calls {
 		t.Error("second client went to the provider again")
 	}
@@ -96,12 +96,12 @@ func TestSSOSecondClientSkipsProvider(t *testing.T) {
 		t.Errorf("sub %s vs %s, idp %v", first.idToken.Subject, second.claims["idp"], second.claims["idp"])
 	}
 	// prompt=login forces the provider again.
-	e.rp("second", "second-secret", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if e.fakes["alpha"].calls.Load() != calls+1 {
 		t.Error("prompt=login did not go to the provider")
 	}
 	// Another connector_id starts a fresh login with that provider, and idp follows it.
-	third := e.rp("second", "second-secret", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("connector_id", "beta"))
+	third := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb").login(br, oauth2.SetAuthURLParam("connector_id", "beta"))
 	if e.fakes["beta"].calls.Load() != 1 || third.claims["idp"] != "beta" {
 		t.Errorf("connector switch: beta calls %d, idp %v", e.fakes["beta"].calls.Load(), third.claims["idp"])
 	}
@@ -109,7 +109,7 @@ func TestSSOSecondClientSkipsProvider(t *testing.T) {
 
 func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
 	q := r.authorize(e.newBrowser(), a)
 	if q.Get("error") != "login_required" || q.Get("state") != a.state {
@@ -127,7 +127,7 @@ func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
 func TestMaxAgeForcesFreshLogin(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	before := e.fakes["alpha"].calls.Load()
 	r.login(br, oauth2.SetAuthURLParam("max_age", "3600"))
@@ -145,7 +145,7 @@ func TestMaxAgeForcesFreshLogin(t *testing.T) {
 
 func TestRefreshRotatesAndReuseRevokesFamily(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	old := tk.token.RefreshToken
 	next, err := r.refresh(old)
@@ -176,7 +176,7 @@ func TestRefreshRotatesAndReuseRevokesFamily(t *testing.T) {
 
 func TestRefreshNeedsOfflineAccess(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.token.RefreshToken != "" {
 		t.Fatal("refresh token issued without offline_access")
@@ -185,7 +185,7 @@ func TestRefreshNeedsOfflineAccess(t *testing.T) {
 
 func (e *env) introspect(token string) bool {
 	e.t.Helper()
-	resp, m := e.postForm("/introspect", url.Values{"token": {token}}, "web", "web-secret")
+	resp, m := e.postForm("/introspect", url.Values{"token": {token}}, "web", "web-secret-0123456789abcdef0123456789")
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("introspect status %d: %v", resp.StatusCode, m)
 	}
@@ -194,9 +194,9 @@ func (e *env) introspect(token string) bool {
 
 func TestIntrospection(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	resp, m := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, "web", "web-secret")
+	resp, m := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, "web", "web-secret-0123456789abcdef0123456789")
 	if resp.StatusCode != 200 || m["active"] != true {
 		t.Fatalf("%d %v", resp.StatusCode, m)
 	}
@@ -226,9 +226,9 @@ func TestIntrospection(t *testing.T) {
 
 func TestRevocation(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	resp, _ := e.postForm("/revoke", url.Values{"token": {tk.token.RefreshToken}, "token_type_hint": {"refresh_token"}}, "web", "web-secret")
+	resp, _ := e.postForm("/revoke", url.Values{"token": {tk.token.RefreshToken}, "token_type_hint": {"refresh_token"}}, "web", "web-secret-0123456789abcdef0123456789")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("revoke status %d", resp.StatusCode)
 	}
@@ -242,7 +242,7 @@ func TestRevocation(t *testing.T) {
 
 func TestAuthorizationCodeRedeemedOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	code := q.Get("code")
@@ -308,20 +308,20 @@ func TestPKCERequiredForPublicClients(t *testing.T) {
 
 func TestLoopbackRedirectPortMayDiffer(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:51234/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:51234/callback")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.idToken == nil {
 		t.Fatal("loopback port variation refused")
 	}
 	// A userinfo part is refused, even on a loopback URI.
-	sneaky := e.rp("web", "web-secret", "http://user@127.0.0.1:51234/callback")
+	sneaky := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://user@127.0.0.1:51234/callback")
 	resp := e.newBrowser().get(sneaky.authURL().url)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("redirect_uri with userinfo: status %d", resp.StatusCode)
 	}
 	// A different path is still refused, with a 400 page and no redirect.
-	bad := e.rp("web", "web-secret", "http://127.0.0.1:9/other")
+	bad := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/other")
 	resp = e.newBrowser().get(bad.authURL().url)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
@@ -332,7 +332,7 @@ func TestLoopbackRedirectPortMayDiffer(t *testing.T) {
 func TestLogout(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := url.Values{"id_token_hint": {tk.raw}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}, "state": {"bye-state"}}
 	resp := br.get(e.issuer + "/logout?" + q.Encode())
@@ -360,18 +360,24 @@ func TestLogout(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", tc.name, resp.StatusCode)
 		}
 	}
-	// With client_id alone and no session, the redirect still happens.
-	resp = e.newBrowser().get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Errorf("client_id logout: %d", resp.StatusCode)
+	// With client_id alone and no session, the broker asks first (issue
+	// 8: client_id alone never signs out without asking), and the
+	// confirmation still returns to the client.
+	nb := e.newBrowser()
+	resp = nb.get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("client_id logout: %d, want the confirmation page", resp.StatusCode)
+	}
+	resp = nb.confirmLogout(resp)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:9/bye" {
+		t.Errorf("client_id logout after confirming: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
 func TestConsentForClientsThatRequireIt(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	r := e.rp("consent", "consent-secret", "https://consent.example/cb")
+	r := e.rp("consent", "consent-secret-0123456789abcdef0123456789", "https://consent.example/cb")
 	resp := br.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -391,7 +397,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 		"alice":  {Subject: "beta-alice", DisplayName: "微信用户", RealProfile: false},
 		"newbie": {Subject: "beta-newbie", DisplayName: "微信用户", RealProfile: false},
 	})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	br := e.newBrowser()
 	first := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	// Bind beta (a placeholder profile) to the same user via the account page.
@@ -427,7 +433,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 
 func TestShortStateIsEchoed(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for _, state := range []string{"xyz", "1"} {
 		verifier := oauth2.GenerateVerifier()
 		u := r.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("connector_id", "alpha"), oidc.Nonce("n"))
@@ -443,7 +449,7 @@ func TestShortStateIsEchoed(t *testing.T) {
 
 func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile", "email")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile", "email")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if _, ok := tk.claims["email"]; ok {
 		t.Fatalf("an email claim appeared: %v", tk.claims)
@@ -452,7 +458,7 @@ func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 		t.Fatalf("granted scope %q", scope)
 	}
 	// An unknown scope is still refused.
-	bad := e.rp("web", "web-secret", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "admin")
+	bad := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "admin")
 	a := bad.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if q := bad.authorize(e.newBrowser(), a); q.Get("error") != "invalid_scope" {
 		t.Fatalf("unknown scope: %v", q)
@@ -461,7 +467,7 @@ func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 
 func TestTokensCarryQiaoPrefixes(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	if !strings.HasPrefix(q.Get("code"), "qiao_ac_") {
@@ -485,7 +491,7 @@ func TestTokensCarryQiaoPrefixes(t *testing.T) {
 
 func TestNonHTTPPicturesAreDropped(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for i, pic := range []string{"javascript:alert(1)", "data:image/png;base64,AAAA", "//evil.example/a.png", "https://user:pw@img.example/a.png", "ftp://img.example/a.png"} {
 		person := fmt.Sprintf("p%d", i)
 		e.fakes["alpha"].setProfiles(map[string]connectors.Identity{person: {Subject: "s-" + person, DisplayName: "N", Picture: pic, RealProfile: true}})
@@ -509,7 +515,7 @@ func TestNonHTTPPicturesAreDropped(t *testing.T) {
 // detection — and none is a 5xx.
 func TestConcurrentRefreshesOfOneTokenNeverFailWith5xx(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for round := 0; round < 8; round++ {
 		tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 		const n = 4
@@ -579,7 +585,7 @@ func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 			e := newEnv(t, envOptions{yaml: y, wrap: func(_ string, f *fakeWeb) any { return unionFake{f, ns, tc.byDefault} }})
 			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
 			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
-			r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			one := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			two := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
 			if same := one.idToken.Subject == two.idToken.Subject; same != tc.same {
@@ -593,7 +599,7 @@ func TestLogoutAcceptsAnExpiredIDTokenHint(t *testing.T) {
 	y := strings.Replace(testConfig, "keys: { algorithm: ALG }", "keys: { algorithm: ALG }\ntokens: { id_token_ttl: 1s }", 1)
 	e := newEnv(t, envOptions{yaml: y})
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret", "http://127.0.0.1:9/callback")
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	for time.Now().Before(tk.idToken.Expiry.Add(time.Second)) {
 		time.Sleep(50 * time.Millisecond) // wait for the hint to expire

@@ -141,6 +141,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
+	signFor(sess, c)
 	if phone != "" {
 		sess.Claims.Extra["phone_number"] = phone
 		sess.Claims.Extra["phone_number_verified"] = true

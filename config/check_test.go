@@ -27,9 +27,10 @@ connectors:
     config: {client_id: wx2, client_secret: mini-sentinel-secret}
 clients:
   - id: web
-    secret: client-sentinel-secret
+    secret: client-sentinel-secret-0123456789abcdef
     redirect_uris: [https://a.example/cb, https://b.example/cb]
   - id: spa
+    public: true
     redirect_uris: [https://a.example/spa]
 `)
 	var out, errOut bytes.Buffer
@@ -91,6 +92,8 @@ clients:
 		path + `:7: connectors[1].id: duplicate connector id "wechat" (first at line 4)`,
 		path + ":10: connectors[1].config.client_secret: required field is missing",
 		path + ":11: connectors[1].config.scopes: unknown key",
+		path + ":13: clients[0].secret: a client needs either a secret (a confidential client, at least 32 characters: " +
+			"make one with `openssl rand -hex 32`) or public: true (a public client, which must use PKCE)",
 		path + ":14: clients[0].redirect_uris[0]: must be an absolute URL",
 		path + `:15: clients[0].connectors[0]: unknown connector "weibo"`,
 	}
@@ -154,5 +157,49 @@ func TestStoreSummaryHidesCredentials(t *testing.T) {
 		if got := c.storeSummary(); got != tt.want {
 			t.Errorf("storeSummary(%q) = %q, want %q", tt.dsn, got, tt.want)
 		}
+	}
+}
+
+func TestCheckRefusesUnsafeClients(t *testing.T) {
+	t.Setenv("QIAO_SECRET", "0123456789abcdef0123456789abcdef")
+	t.Setenv("APP_SECRET", "")
+	path := writeFile(t, "clients.yaml", `issuer: https://id.example.com
+secret: ${QIAO_SECRET}
+connectors:
+  - id: wechat
+    type: wechat
+    config: {client_id: wx1, client_secret: s}
+clients:
+  - id: app
+    secret: ${APP_SECRET}
+    redirect_uris:
+      - https://app.example/cb
+      - "javascript:alert(document.cookie)"
+      - data:text/html,x
+      - http://app.example/cb
+  - id: short
+    secret: abc123
+    redirect_uris: [https://short.example/cb]
+    post_logout_redirect_uris: ["file:///etc/passwd", "vbscript:msgbox"]
+`)
+	var out, errOut bytes.Buffer
+	if code := Check(&out, &errOut, path, testTypes()); code != 1 {
+		t.Fatalf("Check = %d, want 1", code)
+	}
+	want := []string{
+		path + `:9: clients[0].secret: is empty (after ${VAR} expansion); set a secret (make one with ` + "`openssl rand -hex 32`" + `), or remove it and say public: true for a public client`,
+		path + ":12: clients[0].redirect_uris[1]: the javascript: scheme is never allowed",
+		path + ":13: clients[0].redirect_uris[2]: the data: scheme is never allowed",
+		path + ":14: clients[0].redirect_uris[3]: plain http is allowed only on loopback (127.0.0.1, [::1], localhost) or on a host listed in this client's allow_http_hosts; use https",
+		path + ":16: clients[1].secret: must be at least 32 characters, got 6; make one with `openssl rand -hex 32`",
+		path + ":18: clients[1].post_logout_redirect_uris[0]: the file: scheme is never allowed",
+		path + ":18: clients[1].post_logout_redirect_uris[1]: the vbscript: scheme is never allowed",
+	}
+	got := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(errOut.String(), "abc123") {
+		t.Error("stderr shows a client secret")
 	}
 }

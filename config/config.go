@@ -59,6 +59,8 @@ const (
 	DefaultReauthWithin    = 15 * time.Minute
 	MinSecretLength        = 32
 	DefaultAuditRetain     = 90 * 24 * time.Hour
+	// MinClientSecretLength is the shortest client secret accepted.
+	MinClientSecretLength = 32
 )
 
 // Config is a parsed and validated configuration, defaults applied.
@@ -216,9 +218,11 @@ func (c Connector) TokenEndpointOnly() bool {
 	return ok && t.TokenEndpointOnly()
 }
 
-// Client is a relying party. A client without Secret is public (PKCE
-// S256 required). Name defaults to ID. Connectors are the allowed
-// connector ids; absent in the file, every configured connector.
+// Client is a relying party. A public client (PKCE S256 required) says
+// public: true and has no Secret; every other client has a Secret of at
+// least MinClientSecretLength characters. Name defaults to ID.
+// Connectors are the allowed connector ids; absent in the file, every
+// configured connector.
 type Client struct {
 	ID                     string
 	Secret                 string
@@ -234,10 +238,45 @@ type Client struct {
 	// the configured home_url, else the origin of the first http(s)
 	// redirect URI, else empty (no such link).
 	HomeURL string
+	// AllowHTTPHosts are host names on which plain-http redirect URIs
+	// are accepted (an intranet app); loopback needs no entry.
+	AllowHTTPHosts []string
+	// IntrospectAny lets the client introspect tokens issued to other
+	// clients (a resource server); by default it learns only about its
+	// own tokens.
+	IntrospectAny bool
+	// IDTokenSignedResponseAlg is the algorithm of this client's ID
+	// tokens: RS256, ES256 or EdDSA; "" means keys.algorithm.
+	IDTokenSignedResponseAlg string
 }
 
-// Public reports whether the client has no secret.
+// Public reports whether the client is public (has no secret).
 func (c Client) Public() bool { return c.Secret == "" }
+
+// IDTokenAlg is the algorithm of the client's ID tokens.
+func (c *Config) IDTokenAlg(cl Client) string {
+	if cl.IDTokenSignedResponseAlg != "" {
+		return cl.IDTokenSignedResponseAlg
+	}
+	return c.Keys.Algorithm
+}
+
+// SigningAlgorithms are the algorithms the broker keeps a key for: RS256
+// (mandatory for an OpenID provider), keys.algorithm and every client's
+// id_token_signed_response_alg, RS256 first.
+func (c *Config) SigningAlgorithms() []string {
+	algs := []string{"RS256"}
+	add := func(a string) {
+		if a != "" && !contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	add(c.Keys.Algorithm)
+	for _, cl := range c.Clients {
+		add(cl.IDTokenSignedResponseAlg)
+	}
+	return algs
+}
 
 // CallbackURL is the URL the admin registers at the provider for the
 // connector: {issuer}/callback/{connectorID}.
@@ -675,8 +714,9 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 	var out []Client
 	seen := map[string]int{}
 	for _, it := range items {
-		m := p.mapping(it.n, it.path, it.line, "id", "secret", "name", "redirect_uris",
-			"post_logout_redirect_uris", "connectors", "require_consent", "account_api", "home_url")
+		m := p.mapping(it.n, it.path, it.line, "id", "secret", "public", "name", "redirect_uris",
+			"post_logout_redirect_uris", "connectors", "require_consent", "account_api", "home_url", "allow_http_hosts",
+			"introspect_any", "id_token_signed_response_alg")
 		if m.bad {
 			continue
 		}
@@ -690,14 +730,15 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 				seen[id] = line
 			}
 		}
-		c.Secret, _ = p.str(m, "secret")
+		c.Secret = p.clientSecret(m)
 		c.Name = p.strDefault(m, "name", c.ID)
+		c.AllowHTTPHosts = p.httpHosts(m)
 
 		uris, from, redirectsPresent := p.strings(m, "redirect_uris")
 		redirectsMissing := !redirectsPresent || m.emptyList("redirect_uris")
-		c.RedirectURIs = p.uris(uris, from, true)
+		c.RedirectURIs = p.uris(uris, from, true, c.AllowHTTPHosts)
 		uris, from, _ = p.strings(m, "post_logout_redirect_uris")
-		c.PostLogoutRedirectURIs = p.uris(uris, from, false)
+		c.PostLogoutRedirectURIs = p.uris(uris, from, false, c.AllowHTTPHosts)
 
 		ids, from, present := p.strings(m, "connectors")
 		switch {
@@ -727,6 +768,10 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 		c.RequireConsent = p.boolean(m, "require_consent", false)
 		c.AccountAPI = p.boolean(m, "account_api", false)
 		c.HomeURL = p.homeURL(m, c.RedirectURIs)
+		c.IntrospectAny = p.boolean(m, "introspect_any", false)
+		if m.has("id_token_signed_response_alg") {
+			c.IDTokenSignedResponseAlg = p.oneOf(m, "id_token_signed_response_alg", "", "RS256", "ES256", "EdDSA")
+		}
 		out = append(out, c)
 	}
 	return out
@@ -760,9 +805,64 @@ func onlyTokenEndpoint(ids []string, tokenOnly map[string]bool) bool {
 	return len(ids) > 0
 }
 
+// clientSecret reads a client's secret and public flag: a client is
+// either public (public: true, no secret) or confidential with a secret
+// of at least MinClientSecretLength characters. A secret that is empty
+// (often a variable set to "") is an error, never a public client.
+func (p *parser) clientSecret(m *mapping) string {
+	public := p.boolean(m, "public", false)
+	const makeOne = "make one with `openssl rand -hex 32`"
+	if !m.has("secret") {
+		if !public && !m.bad {
+			p.errorf(m.line, join(m.path, "secret"), "a client needs either a secret (a confidential client, "+
+				"at least %d characters: %s) or public: true (a public client, which must use PKCE)", MinClientSecretLength, makeOne)
+		}
+		return ""
+	}
+	s, ok := p.str(m, "secret")
+	line, path := m.lines["secret"], join(m.path, "secret")
+	switch {
+	case !ok:
+		return ""
+	case public:
+		p.errorf(line, path, "a public client (public: true) must not have a secret")
+		return ""
+	case s == "":
+		p.errorf(line, path, "is empty (after ${VAR} expansion); set a secret (%s), or remove it and say public: true for a public client", makeOne)
+		return ""
+	case len(s) < MinClientSecretLength:
+		p.errorf(line, path, "must be at least %d characters, got %d; %s", MinClientSecretLength, len(s), makeOne)
+		return ""
+	}
+	return s
+}
+
+// httpHosts reads allow_http_hosts: bare host names or IP addresses.
+func (p *parser) httpHosts(m *mapping) []string {
+	values, from, _ := p.strings(m, "allow_http_hosts")
+	var out []string
+	for i, h := range values {
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			out = append(out, a.String())
+			continue
+		}
+		if strings.ContainsAny(h, "/:@?#[] ") {
+			p.errorf(from[i].line, from[i].path, "must be a bare host name or IP address like intranet.example (no scheme, port or path)")
+			continue
+		}
+		out = append(out, strings.ToLower(h))
+	}
+	return out
+}
+
+// forbiddenSchemes can run code or read local files in a browser.
+var forbiddenSchemes = []string{"javascript", "data", "file", "vbscript", "about", "blob"}
+
 // uris validates redirect URIs: absolute, and for redirect (not logout)
-// URIs without a fragment; each listed once.
-func (p *parser) uris(values []string, from []item, noFragment bool) []string {
+// URIs without a fragment; each listed once. A URI must be https, http on
+// a loopback host or on one of httpHosts, or use a private-use scheme
+// (RFC 8252 §7.1: a reverse domain name such as com.example.app).
+func (p *parser) uris(values []string, from []item, noFragment bool, httpHosts []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for i, s := range values {
@@ -772,6 +872,14 @@ func (p *parser) uris(values []string, from []item, noFragment bool) []string {
 			p.errorf(from[i].line, from[i].path, "must be an absolute URL")
 		case noFragment && strings.Contains(s, "#"):
 			p.errorf(from[i].line, from[i].path, "must not have a fragment")
+		case contains(forbiddenSchemes, u.Scheme):
+			p.errorf(from[i].line, from[i].path, "the %s: scheme is never allowed", u.Scheme)
+		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !contains(httpHosts, normalHost(u.Hostname())):
+			p.errorf(from[i].line, from[i].path, "plain http is allowed only on loopback (127.0.0.1, [::1], localhost) "+
+				"or on a host listed in this client's allow_http_hosts; use https")
+		case u.Scheme != "http" && u.Scheme != "https" && !strings.Contains(u.Scheme, "."):
+			p.errorf(from[i].line, from[i].path, "the %s: scheme is not allowed: use https, or a private-use scheme "+
+				"named after a domain you own, like com.example.app:/callback (RFC 8252 §7.1)", u.Scheme)
 		case seen[s]:
 			p.errorf(from[i].line, from[i].path, "listed twice")
 		default:
@@ -780,4 +888,21 @@ func (p *parser) uris(values []string, from []item, noFragment bool) []string {
 		}
 	}
 	return out
+}
+
+// normalHost is host lower-cased, or an IP address in its canonical form.
+func normalHost(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String()
+	}
+	return strings.ToLower(host)
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -129,7 +130,7 @@ connectors:
     config: {client_id: "101", client_secret: qqsecret, unionid: true}
 clients:
   - id: web
-    secret: websecret
+    secret: websecret-0123456789abcdef0123456789
     name: Web
     redirect_uris: [https://app.example.com/cb, com.example.app:/oauth]
     post_logout_redirect_uris: [https://app.example.com/]
@@ -138,6 +139,7 @@ clients:
     account_api: true
     home_url: https://app.example.com/start?from=qiao
   - id: spa
+    public: true
     redirect_uris: [http://127.0.0.1/cb]
 `
 	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret, "DB", "postgres://u:p@db/qiao"), testTypes())
@@ -170,7 +172,7 @@ clients:
 			{ID: "qq", Type: qq.Type, Config: &qq.Config{ClientID: "101", ClientSecret: "qqsecret", UnionID: true}},
 		},
 		Clients: []Client{
-			{ID: "web", Secret: "websecret", Name: "Web",
+			{ID: "web", Secret: "websecret-0123456789abcdef0123456789", Name: "Web",
 				RedirectURIs:           []string{"https://app.example.com/cb", "com.example.app:/oauth"},
 				PostLogoutRedirectURIs: []string{"https://app.example.com/"},
 				Connectors:             []string{"qq", "mp"}, RequireConsent: true, AccountAPI: true,
@@ -199,7 +201,7 @@ func TestParseExampleFileIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := envOf("QIAO_SECRET", testSecret, "WECHAT_SECRET", "a", "WECHAT_MP_SECRET", "b",
-		"WECHAT_MINIPROGRAM_SECRET", "c", "QQ_APPKEY", "d", "WEIBO_APPSECRET", "e", "EXAMPLE_APP_SECRET", "f")
+		"WECHAT_MINIPROGRAM_SECRET", "c", "QQ_APPKEY", "d", "WEIBO_APPSECRET", "e", "EXAMPLE_APP_SECRET", "0123456789abcdef0123456789abcdef")
 	cfg, err := Parse(data, "config.example.yaml", env, testTypes())
 	if err != nil {
 		t.Fatalf("example does not parse:\n%v", err)
@@ -378,46 +380,46 @@ func TestParseErrors(t *testing.T) {
 			}},
 
 		// clients
-		{"client id missing", head + "clients:\n  - redirect_uris: [https://a.example/cb]\n",
+		{"client id missing", head + "clients:\n  - redirect_uris: [https://a.example/cb]\n    public: true\n",
 			[]string{"t.yaml:8: clients[0].id: required field is missing"}},
-		{"duplicate client id names the second", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n  - id: app\n    redirect_uris: [https://b.example/cb]\n",
-			[]string{`t.yaml:10: clients[1].id: duplicate client id "app" (first at line 8)`}},
-		{"client without redirect URIs", head + "clients:\n  - id: app\n",
+		{"duplicate client id names the second", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    public: true\n  - id: app\n    redirect_uris: [https://b.example/cb]\n    public: true\n",
+			[]string{`t.yaml:11: clients[1].id: duplicate client id "app" (first at line 8)`}},
+		{"client without redirect URIs", head + "clients:\n  - id: app\n    public: true\n",
 			[]string{"t.yaml:8: clients[0].redirect_uris: at least one redirect URI is required"}},
-		{"client with empty redirect URIs", head + "clients:\n  - id: app\n    redirect_uris: []\n",
+		{"client with empty redirect URIs", head + "clients:\n  - id: app\n    redirect_uris: []\n    public: true\n",
 			[]string{"t.yaml:9: clients[0].redirect_uris: at least one redirect URI is required"}},
-		{"bad redirect URIs", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      - /callback\n      - https://a.example/cb#frag\n      - https:///cb\n      - https://a.example/cb\n",
+		{"bad redirect URIs", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      - /callback\n      - https://a.example/cb#frag\n      - https:///cb\n      - https://a.example/cb\n    public: true\n",
 			[]string{
 				"t.yaml:11: clients[0].redirect_uris[1]: must be an absolute URL",
 				"t.yaml:12: clients[0].redirect_uris[2]: must not have a fragment",
 				"t.yaml:13: clients[0].redirect_uris[3]: must be an absolute URL",
 				"t.yaml:14: clients[0].redirect_uris[4]: listed twice",
 			}},
-		{"relative post-logout URI", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    post_logout_redirect_uris: [https://a.example/, /bye]\n",
+		{"relative post-logout URI", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    post_logout_redirect_uris: [https://a.example/, /bye]\n    public: true\n",
 			[]string{"t.yaml:10: clients[0].post_logout_redirect_uris[1]: must be an absolute URL"}},
-		{"client names an unknown connector", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors:\n      - wechat\n      - github\n      - wechat\n",
+		{"client names an unknown connector", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors:\n      - wechat\n      - github\n      - wechat\n    public: true\n",
 			[]string{
 				`t.yaml:12: clients[0].connectors[1]: unknown connector "github"`,
 				`t.yaml:13: clients[0].connectors[2]: connector "wechat" is listed twice`,
 			}},
-		{"empty list elements", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      -\n      - ''\n      - {url: x}\n",
+		{"empty list elements", head + "clients:\n  - id: app\n    redirect_uris:\n      - https://a.example/cb\n      -\n      - ''\n      - {url: x}\n    public: true\n",
 			[]string{
 				"t.yaml:11: clients[0].redirect_uris[1]: must not be empty",
 				"t.yaml:12: clients[0].redirect_uris[2]: must not be empty",
 				"t.yaml:13: clients[0].redirect_uris[3]: must be a single value, not a mapping",
 			}},
-		{"value through an alias reported where it is written", head + "x-uris: &bad [/cb]\nclients:\n  - id: app\n    redirect_uris: *bad\n",
+		{"value through an alias reported where it is written", head + "x-uris: &bad [/cb]\nclients:\n  - id: app\n    redirect_uris: *bad\n    public: true\n",
 			[]string{
 				"t.yaml:7: x-uris: unknown key",
 				"t.yaml:7: clients[0].redirect_uris[0]: must be an absolute URL",
 			}},
-		{"client with empty connector list", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors: []\n",
+		{"client with empty connector list", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    connectors: []\n    public: true\n",
 			[]string{"t.yaml:10: clients[0].connectors: must not be empty; omit it to allow every connector"}},
 		{"client secret variable unset", head + "clients:\n  - id: app\n    secret: ${APP_SECRET}\n    redirect_uris: [https://a.example/cb]\n",
 			[]string{"t.yaml:9: clients[0].secret: environment variable APP_SECRET is not set"}},
-		{"require_consent not a boolean", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    require_consent: sometimes\n",
+		{"require_consent not a boolean", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    require_consent: sometimes\n    public: true\n",
 			[]string{"t.yaml:10: clients[0].require_consent: must be true or false"}},
-		{"home_url not an http URL", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    home_url: javascript:alert(1)\n",
+		{"home_url not an http URL", head + "clients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    home_url: javascript:alert(1)\n    public: true\n",
 			[]string{"t.yaml:10: clients[0].home_url: must be an absolute http or https URL without user information"}},
 
 		// all at once, sorted by line
@@ -543,8 +545,10 @@ func TestParseFollowsAliases(t *testing.T) {
     config: *creds
 clients:
   - id: a
+    public: true
     redirect_uris: &uris [https://a.example/cb]
   - id: b
+    public: true
     redirect_uris: *uris
 `
 	cfg, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), testTypes())
@@ -692,6 +696,7 @@ func TestMiniProgramOnlyClientNeedsNoRedirectURI(t *testing.T) {
     config: {client_id: wx2, client_secret: s2}
 clients:
   - id: app
+    public: true
     connectors: [mini]
 `
 	if lines := errorLines(t, src, envOf("QIAO_SECRET", testSecret)); lines != nil {
@@ -803,7 +808,7 @@ func TestHomeURLDefaultsToTheFirstWebRedirectOrigin(t *testing.T) {
 		{`["com.example.app:/oauth"]`, "", ""},
 		{"[https://app.example.com/cb]", "https://www.example.com/", "https://www.example.com/"},
 	} {
-		src := head + "clients:\n  - id: app\n    redirect_uris: " + tc.uris + "\n"
+		src := head + "clients:\n  - id: app\n    public: true\n    redirect_uris: " + tc.uris + "\n"
 		if tc.home != "" {
 			src += "    home_url: " + tc.home + "\n"
 		}
@@ -814,5 +819,100 @@ func TestHomeURLDefaultsToTheFirstWebRedirectOrigin(t *testing.T) {
 		if got := cfg.Clients[0].HomeURL; got != tc.want {
 			t.Errorf("redirect_uris %s, home_url %q: HomeURL = %q, want %q", tc.uris, tc.home, got, tc.want)
 		}
+	}
+}
+
+func TestClientSecretRulesStopSilentlyPublicClients(t *testing.T) {
+	const long = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name, client string
+		env          map[string]string
+		want         []string
+	}{
+		{"secret expanding to empty", "  - id: app\n    secret: ${APP_SECRET}\n    redirect_uris: [https://a.example/cb]\n",
+			map[string]string{"APP_SECRET": ""},
+			[]string{`t.yaml:9: clients[0].secret: is empty (after ${VAR} expansion); set a secret (make one with ` +
+				"`openssl rand -hex 32`), or remove it and say public: true for a public client"}},
+		{"neither secret nor public", "  - id: app\n    redirect_uris: [https://a.example/cb]\n", nil,
+			[]string{"t.yaml:8: clients[0].secret: a client needs either a secret (a confidential client, at least 32 characters: " +
+				"make one with `openssl rand -hex 32`) or public: true (a public client, which must use PKCE)"}},
+		{"short secret", "  - id: app\n    secret: hunter2-hunter2\n    redirect_uris: [https://a.example/cb]\n", nil,
+			[]string{"t.yaml:9: clients[0].secret: must be at least 32 characters, got 15; make one with `openssl rand -hex 32`"}},
+		{"public with a secret", "  - id: app\n    public: true\n    secret: " + long + "\n    redirect_uris: [https://a.example/cb]\n", nil,
+			[]string{"t.yaml:10: clients[0].secret: a public client (public: true) must not have a secret"}},
+		{"public", "  - id: app\n    public: true\n    redirect_uris: [https://a.example/cb]\n", nil, nil},
+		{"confidential", "  - id: app\n    secret: " + long + "\n    redirect_uris: [https://a.example/cb]\n", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"QIAO_SECRET": testSecret}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+			got := errorLines(t, head+"clients:\n"+tt.client, lookup)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestRedirectURIsMustBeSafeSchemes(t *testing.T) {
+	tests := []struct {
+		uri  string
+		want string // "" for accepted
+	}{
+		{"https://app.example/cb", ""},
+		{"http://127.0.0.1:8080/cb", ""},
+		{"http://[::1]/cb", ""},
+		{"http://localhost:3000/cb", ""},
+		{"http://intranet.example/cb", ""}, // listed in allow_http_hosts
+		{"com.example.app:/oauth", ""},
+		{"com.example.app://callback", ""},
+		{"http://app.example/cb", "plain http is allowed only on loopback (127.0.0.1, [::1], localhost) or on a host listed in this client's allow_http_hosts; use https"},
+		{"javascript:alert(1)//", "the javascript: scheme is never allowed"},
+		{"JavaScript:alert(1)", "the javascript: scheme is never allowed"},
+		{"data:text/html,hi", "the data: scheme is never allowed"},
+		{"file:///etc/passwd", "the file: scheme is never allowed"},
+		{"vbscript:msgbox", "the vbscript: scheme is never allowed"},
+		{"myapp:/cb", "the myapp: scheme is not allowed: use https, or a private-use scheme named after a domain you own, like com.example.app:/callback (RFC 8252 §7.1)"},
+	}
+	for _, tt := range tests {
+		for _, key := range []string{"redirect_uris", "post_logout_redirect_uris"} {
+			t.Run(key+" "+tt.uri, func(t *testing.T) {
+				client := "  - id: app\n    public: true\n    allow_http_hosts: [intranet.example]\n"
+				if key == "redirect_uris" {
+					client += "    redirect_uris: [\"" + tt.uri + "\"]\n"
+				} else {
+					client += "    redirect_uris: [https://a.example/cb]\n    post_logout_redirect_uris: [\"" + tt.uri + "\"]\n"
+				}
+				got := errorLines(t, head+"clients:\n"+client, envOf("QIAO_SECRET", testSecret))
+				var want []string
+				if tt.want != "" {
+					line := 11
+					if key != "redirect_uris" {
+						line = 12
+					}
+					want = []string{fmt.Sprintf("t.yaml:%d: clients[0].%s[0]: %s", line, key, tt.want)}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("errors = %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestAllowHTTPHostsTakesNamesAndIPAddresses(t *testing.T) {
+	client := "  - id: app\n    public: true\n    allow_http_hosts: [Intranet.Example, 192.168.1.5, \"fd00::1\"]\n" +
+		"    redirect_uris: [\"http://intranet.example/cb\", \"http://192.168.1.5:8080/cb\", \"http://[fd00::1]:8080/cb\"]\n"
+	if got := errorLines(t, head+"clients:\n"+client, envOf("QIAO_SECRET", testSecret)); got != nil {
+		t.Fatalf("errors = %q, want none", got)
+	}
+	bad := "  - id: app\n    public: true\n    allow_http_hosts: [\"http://intranet.example\"]\n    redirect_uris: [https://a.example/cb]\n"
+	want := []string{"t.yaml:10: clients[0].allow_http_hosts[0]: must be a bare host name or IP address like intranet.example (no scheme, port or path)"}
+	if got := errorLines(t, head+"clients:\n"+bad, envOf("QIAO_SECRET", testSecret)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("errors = %q, want %q", got, want)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,6 +160,56 @@ func TestBaseURLAcceptsOnlyAbsoluteHTTPURLsWithoutQuery(t *testing.T) {
 		}
 		if !tt.ok && (!errors.Is(err, connectors.ErrConfig) || !strings.HasPrefix(err.Error(), "api_base_url ")) {
 			t.Errorf("BaseURL(%q) = %q, %v; want an ErrConfig naming api_base_url", tt.in, got, err)
+		}
+	}
+}
+
+func TestProviderCallsNeverFollowRedirects(t *testing.T) {
+	var followed atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		followed.Store(true)
+		_, _ = w.Write([]byte("{}"))
+	}))
+	defer elsewhere.Close()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, elsewhere.URL+"/steal", status)
+			}))
+			defer srv.Close()
+			obs := &reports{}
+			// Even a client that would follow redirects does not.
+			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe, HTTP: &http.Client{}}
+			_, err := c.Get(context.Background(), "token", srv.URL, "/token", url.Values{"secret": {"s3cret"}})
+			if !errors.Is(err, connectors.ErrUnavailable) || !strings.Contains(err.Error(), "redirect") || strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("err = %v, want ErrUnavailable naming the refused redirect", err)
+			}
+			if followed.Load() {
+				t.Fatal("the redirect was followed")
+			}
+			if len(obs.seen) != 1 || obs.seen[0] != "p1 token unavailable" {
+				t.Errorf("observer saw %v", obs.seen)
+			}
+		})
+	}
+}
+
+func TestProviderRepliesAreSizeCapped(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{connectors.MaxReply, true}, {connectors.MaxReply + 1, false}, {8 * connectors.MaxReply, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(strings.Repeat("x", tc.size)))
+		}))
+		c := &connectors.Caller{ConnectorID: "p1"}
+		reply, err := c.Get(context.Background(), "userinfo", srv.URL, "/", nil)
+		srv.Close()
+		if tc.ok && (err != nil || len(reply.Body) != tc.size) {
+			t.Errorf("%d bytes: %v, %d bytes read", tc.size, err, len(reply.Body))
+		}
+		if !tc.ok && !errors.Is(err, connectors.ErrUnavailable) {
+			t.Errorf("%d bytes: err = %v, want ErrUnavailable (never a truncated body)", tc.size, err)
 		}
 	}
 }

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// maxBody caps what we read of a provider's reply.
-const maxBody = 1 << 20
+// MaxReply caps a provider's reply: a longer one is refused
+// (ErrUnavailable), never cut short and parsed.
+const MaxReply = 1 << 20
 
 // Caller makes provider calls: one timeout per call, the reply read whole
 // (capped), errors that never carry the request URL (WeChat puts the app
@@ -31,16 +32,21 @@ type Reply struct {
 }
 
 // Do sends req (built without a context) and returns the reply. A
-// transport failure, a timeout or a 5xx is ErrUnavailable; the error text
-// names the endpoint, never the URL. The caller reports the provider-level
-// result with Report once it has parsed the body.
+// transport failure, a timeout, a 5xx, a redirect or a reply larger than
+// MaxReply is ErrUnavailable; the error text names the endpoint, never the
+// URL. Redirects are never followed: a provider answers its API calls
+// directly, and following one would send the secret-bearing URL in a
+// Referer and let a provider steer the broker elsewhere. The caller
+// reports the provider-level result with Report once it has parsed the
+// body.
 func (c *Caller) Do(ctx context.Context, endpoint string, req *http.Request) (Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	client := c.HTTP
-	if client == nil {
-		client = http.DefaultClient
+	client := http.Client{}
+	if c.HTTP != nil {
+		client = *c.HTTP
 	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	start := time.Now()
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
@@ -48,10 +54,18 @@ func (c *Caller) Do(ctx context.Context, endpoint string, req *http.Request) (Re
 		return Reply{}, fmt.Errorf("%s: %w: %s", endpoint, ErrUnavailable, urlFree(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReply+1))
 	if err != nil {
 		c.report(endpoint, "unavailable", start)
 		return Reply{}, fmt.Errorf("%s: %w: reading reply: %s", endpoint, ErrUnavailable, urlFree(err))
+	}
+	if len(body) > MaxReply {
+		c.report(endpoint, "unavailable", start)
+		return Reply{}, fmt.Errorf("%s: %w: the reply is larger than %d bytes", endpoint, ErrUnavailable, MaxReply)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		c.report(endpoint, "unavailable", start)
+		return Reply{}, fmt.Errorf("%s: %w: HTTP %d redirect refused (provider calls never follow redirects)", endpoint, ErrUnavailable, resp.StatusCode)
 	}
 	if resp.StatusCode >= 500 {
 		c.report(endpoint, "unavailable", start)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // maxMessage is how many characters of a provider's message Truncate
@@ -58,4 +59,61 @@ func BaseURL(name, value, def string) (string, error) {
 		return "", fmt.Errorf("%s %q must be an absolute http(s) URL without query: %w", name, value, ErrConfig)
 	}
 	return strings.TrimRight(value, "/"), nil
+}
+
+// Limits on the profile strings a provider gives.
+const (
+	MaxNickname  = 64   // characters (runes)
+	MaxAvatarURL = 2048 // bytes
+)
+
+// Clean returns the identity with its provider-given profile made safe to
+// store and show: the nickname without control characters (nor bidi
+// overrides, which reorder what a terminal or page shows), trimmed and at
+// most MaxNickname characters; the avatar an absolute http(s) URL with a
+// host and no user information, at most MaxAvatarURL bytes, or "". Every
+// connector returns its identities through Clean, so the broker, its
+// pages, the tokens and the admin commands get clean strings from one
+// place. Clean is idempotent.
+func (id Identity) Clean() Identity {
+	id.DisplayName = Nickname(id.DisplayName)
+	id.Picture = AvatarURL(id.Picture)
+	return id
+}
+
+// Nickname cleans a provider's display name (see Identity.Clean).
+func Nickname(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > MaxNickname {
+		s = strings.TrimSpace(string(r[:MaxNickname]))
+	}
+	return s
+}
+
+// isBidiControl reports the invisible characters that change the display
+// order of text (U+200E/F, U+202A–U+202E, U+2066–U+2069, U+061C).
+func isBidiControl(r rune) bool {
+	return r == 0x200e || r == 0x200f || r == 0x061c || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+}
+
+// AvatarURL keeps an avatar URL only if it is an absolute http(s) URL with
+// a host, no user information and at most MaxAvatarURL bytes: apps put it
+// in <img src> (or an href), so a javascript: or data: value must not
+// reach them.
+func AvatarURL(s string) string {
+	if len(s) > MaxAvatarURL || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	return s
 }

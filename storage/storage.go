@@ -328,12 +328,19 @@ type SigningKey struct {
 type Keys interface {
 	// ListSigningKeys returns every key not yet collected, newest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// RotateSigningKey makes next the signing key, in one transaction, if
-	// and only if the current signing key (the newest unretired one) has
-	// the id prevID ("" meaning there is none yet). The previous key is
-	// retired at next.CreatedAt and expires at prevExpiresAt. ErrConflict
-	// if another rotation won; ErrAlreadyExists if next.ID is taken.
+	// RotateSigningKey makes next the signing key of its algorithm, in one
+	// transaction, if and only if the current key of next.Algorithm (the
+	// newest unretired key of that algorithm) has the id prevID (""
+	// meaning there is none yet): each algorithm rotates on its own. The
+	// previous key is retired at next.CreatedAt and expires at
+	// prevExpiresAt; keys of other algorithms are untouched. ErrConflict if
+	// another rotation won; ErrAlreadyExists if next.ID is taken.
 	RotateSigningKey(ctx context.Context, prevID string, next SigningKey, prevExpiresAt time.Time) error
+	// RetireSigningKey retires the unretired key id at retiredAt, to
+	// expire at expiresAt, with no successor (its algorithm is no longer
+	// used). ErrConflict if it is already retired, ErrNotFound if there is
+	// no such key.
+	RetireSigningKey(ctx context.Context, id string, retiredAt, expiresAt time.Time) error
 }
 
 // ------------------------------------------------------------- sessions

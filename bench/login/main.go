@@ -421,7 +421,7 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	if err != nil {
 		return nil, err
 	}
-	b := &broker{dir: dir, keep: o.keep, client: clientID, secret: randomToken(24), connector: connectorID, exited: make(chan struct{})}
+	b := &broker{dir: dir, keep: o.keep, client: clientID, secret: randomToken(32), connector: connectorID, exited: make(chan struct{})}
 	fail := func(err error) (*broker, error) {
 		b.cleanup()
 		return nil, err

@@ -1,8 +1,9 @@
-// Package keys manages the broker's token-signing keys: it generates
-// them, keeps their private halves sealed in the store, rotates them on
-// schedule (once across replicas, by the store's compare-and-swap),
-// publishes the current and recently retired public keys as a JWKS, and
-// signs and verifies JWTs for fosite.
+// Package keys manages the broker's token-signing keys: it keeps one
+// signing key for each configured algorithm, generates them, keeps their
+// private halves sealed in the store, rotates each algorithm's key on
+// schedule (once across replicas, by the store's compare-and-swap on that
+// algorithm's key), publishes the current and recently retired public
+// keys as a JWKS, and signs and verifies JWTs for fosite.
 //
 // Keys are parsed once when loaded and kept in memory; signing costs a
 // JSON encoding and the signature itself.
@@ -21,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,12 +61,18 @@ const (
 type Store interface {
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	RotateSigningKey(ctx context.Context, prevID string, next storage.SigningKey, prevExpiresAt time.Time) error
+	RetireSigningKey(ctx context.Context, id string, retiredAt, expiresAt time.Time) error
 }
 
 // Options configure a Manager. Zero fields take the defaults.
 type Options struct {
-	// Algorithm is RS256 (the default), ES256 or EdDSA.
+	// Algorithm is RS256 (the default), ES256 or EdDSA: the algorithm
+	// tokens are signed with unless the signer is asked for another.
 	Algorithm string
+	// Algorithms are further algorithms to keep a signing key for (an
+	// OpenID provider must offer RS256; a client may ask for another).
+	// Keys of any other algorithm are retired.
+	Algorithms []string
 	// RotateEvery is the age at which the signing key is replaced (720h
 	// by default).
 	RotateEvery time.Duration
@@ -94,6 +102,7 @@ type Manager struct {
 	store       Store
 	sealer      *seal.Sealer
 	alg         string
+	algs        []string // alg first, then Options.Algorithms
 	rotateEvery time.Duration
 	maxTokenTTL time.Duration
 	now         func() time.Time
@@ -119,8 +128,9 @@ type key struct {
 
 // keyState is an immutable snapshot of the loaded keys.
 type keyState struct {
-	current *key
-	keys    []*key // newest first, current included
+	current *key            // the default algorithm's signing key
+	signing map[string]*key // each kept algorithm's signing key
+	keys    []*key          // newest first, signing keys included
 	byID    map[string]*key
 }
 
@@ -134,9 +144,9 @@ func (m *Manager) lead() time.Duration {
 	return min(m.rotateEvery/2, MaxPublishLead)
 }
 
-// NewManager loads the keys from store, generates the first key if there
-// is none, and rotates at once if the current key is older than
-// RotateEvery or uses another algorithm than Options.Algorithm.
+// NewManager loads the keys from store, generates the first key of each
+// algorithm that has none, rotates at once a key older than RotateEvery,
+// and retires the keys of algorithms no longer kept.
 func NewManager(ctx context.Context, store Store, sealer *seal.Sealer, opts Options) (*Manager, error) {
 	if store == nil || sealer == nil {
 		return nil, errors.New("keys: a store and a sealer are required")
@@ -153,8 +163,16 @@ func NewManager(ctx context.Context, store Store, sealer *seal.Sealer, opts Opti
 	if m.alg == "" {
 		m.alg = DefaultAlgorithm
 	}
-	if !supported(m.alg) {
-		return nil, fmt.Errorf("keys: unsupported algorithm %q (want RS256, ES256 or EdDSA)", m.alg)
+	m.algs = []string{m.alg}
+	for _, a := range opts.Algorithms {
+		if !slices.Contains(m.algs, a) {
+			m.algs = append(m.algs, a)
+		}
+	}
+	for _, a := range m.algs {
+		if !supported(a) {
+			return nil, fmt.Errorf("keys: unsupported algorithm %q (want RS256, ES256 or EdDSA)", a)
+		}
 	}
 	switch {
 	case m.rotateEvery == 0:
@@ -192,10 +210,16 @@ func (m *Manager) Algorithm() string {
 	return m.alg
 }
 
-// Refresh reloads the keys from the store and rotates if rotation is
-// due. It is safe to call concurrently and from several replicas: of
-// concurrent rotations exactly one wins in the store and the others
-// reload it.
+// Algorithms reports the algorithms the manager keeps a signing key for,
+// the default first.
+func (m *Manager) Algorithms() []string {
+	return slices.Clone(m.algs)
+}
+
+// Refresh reloads the keys from the store and rotates each algorithm's
+// key if its rotation is due. It is safe to call concurrently and from
+// several replicas: of concurrent rotations of one algorithm exactly one
+// wins in the store and the others reload it.
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
@@ -205,9 +229,60 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		return fmt.Errorf("keys: list signing keys: %w", err)
 	}
 	now := m.now()
+	changed := false
+	for _, alg := range m.algs {
+		ok, err := m.refreshAlg(ctx, alg, ofAlg(stored, alg), now)
+		if err != nil {
+			return err
+		}
+		changed = changed || ok
+	}
+	// A key of an algorithm no longer kept stops signing now and stays
+	// published until the tokens it signed have expired.
+	for _, k := range stored {
+		if k.RetiredAt.IsZero() && !slices.Contains(m.algs, k.Algorithm) {
+			err := m.store.RetireSigningKey(ctx, k.ID, now, now.Add(m.maxTokenTTL+ClockSkew))
+			switch {
+			case err == nil:
+				m.log.InfoContext(ctx, "signing key retired: its algorithm is no longer configured", "kid", k.ID, "alg", k.Algorithm)
+				changed = true
+			case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
+				changed = true // another replica did it
+			default:
+				return fmt.Errorf("keys: retire signing key: %w", err)
+			}
+		}
+	}
+	if changed {
+		if stored, err = m.store.ListSigningKeys(ctx); err != nil {
+			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+	}
+	st, err := m.load(ctx, stored, now)
+	if err != nil {
+		return err
+	}
+	m.state.Store(st)
+	return nil
+}
+
+// ofAlg returns the stored keys of alg.
+func ofAlg(stored []storage.SigningKey, alg string) []storage.SigningKey {
+	var out []storage.SigningKey
+	for _, k := range stored {
+		if k.Algorithm == alg {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// refreshAlg rotates alg's key if it has none or its rotation is due;
+// stored are alg's keys. It reports whether the store changed.
+func (m *Manager) refreshAlg(ctx context.Context, alg string, stored []storage.SigningKey, now time.Time) (bool, error) {
 	cur, next := currentOf(stored, now), nextOf(stored, now)
-	// The store's compare-and-swap is on the newest unretired key: the
-	// published next key if there is one, else the current key.
+	// The store's compare-and-swap is on the algorithm's newest unretired
+	// key: the published next key if there is one, else the current key.
 	prevID := ""
 	switch {
 	case next != nil:
@@ -219,8 +294,6 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	switch {
 	case cur == nil:
 		reason = "no signing key"
-	case cur.Algorithm != m.alg && (next == nil || next.Algorithm != m.alg):
-		reason = "algorithm changed"
 	case next == nil && !now.Before(cur.CreatedAt.Add(m.rotateEvery-m.lead())):
 		// Publish the next key now; it signs from when the current one
 		// is due (or at once, if that has passed).
@@ -229,25 +302,18 @@ func (m *Manager) Refresh(ctx context.Context) error {
 			activate = due
 		}
 	}
-	if reason != "" {
-		rotated, err := m.rotate(ctx, prevID, activate)
-		if err != nil {
-			return err
-		}
-		if rotated != "" {
-			m.log.InfoContext(ctx, "signing key rotated", "kid", rotated, "alg", m.alg, "previous_kid", prevID,
-				"reason", reason, "signs_from", activate.UTC().Format(time.RFC3339))
-		}
-		if stored, err = m.store.ListSigningKeys(ctx); err != nil {
-			return fmt.Errorf("keys: list signing keys: %w", err)
-		}
+	if reason == "" {
+		return false, nil
 	}
-	st, err := m.load(ctx, stored, now)
+	rotated, err := m.rotate(ctx, alg, prevID, activate)
 	if err != nil {
-		return err
+		return false, err
 	}
-	m.state.Store(st)
-	return nil
+	if rotated != "" {
+		m.log.InfoContext(ctx, "signing key rotated", "kid", rotated, "alg", alg, "previous_kid", prevID,
+			"reason", reason, "signs_from", activate.UTC().Format(time.RFC3339))
+	}
+	return true, nil
 }
 
 // currentOf returns the key that signs at now: the newest one already
@@ -284,11 +350,11 @@ func nextOf(stored []storage.SigningKey, now time.Time) *storage.SigningKey {
 	return nil
 }
 
-// rotate generates a key that signs from activate, if prevID is still
-// the newest unretired key's id; the previous key retires at activate. It
-// returns the new kid, or "" if another rotation won.
-func (m *Manager) rotate(ctx context.Context, prevID string, activate time.Time) (string, error) {
-	next, err := generate(m.alg, m.sealer, activate)
+// rotate generates a key of alg that signs from activate, if prevID is
+// still the id of alg's newest unretired key; the previous key retires at
+// activate. It returns the new kid, or "" if another rotation won.
+func (m *Manager) rotate(ctx context.Context, alg, prevID string, activate time.Time) (string, error) {
+	next, err := generate(alg, m.sealer, activate)
 	if err != nil {
 		return "", err
 	}
@@ -346,23 +412,27 @@ func generate(alg string, sealer *seal.Sealer, now time.Time) (storage.SigningKe
 }
 
 // load builds a snapshot from the stored keys, reusing keys already
-// parsed. Expired keys are left out. The current key's private half is
-// opened; a current key that cannot be opened is an error (the secret
-// differs from the one that sealed it), a retired key whose public half
-// cannot be parsed is left out and logged.
+// parsed. Expired keys are left out. Each kept algorithm's current key has
+// its private half opened; a current key that cannot be opened is an
+// error (the secret differs from the one that sealed it), a retired key
+// whose public half cannot be parsed is left out and logged.
 func (m *Manager) load(ctx context.Context, stored []storage.SigningKey, now time.Time) (*keyState, error) {
 	old := m.state.Load()
-	cur := currentOf(stored, now)
-	if cur == nil {
-		return nil, ErrNoKey
+	currentIDs := map[string]string{} // kid -> alg, of the signing keys
+	for _, alg := range m.algs {
+		cur := currentOf(ofAlg(stored, alg), now)
+		if cur == nil {
+			return nil, fmt.Errorf("%w for %s", ErrNoKey, alg)
+		}
+		currentIDs[cur.ID] = alg
 	}
-	st := &keyState{byID: make(map[string]*key, len(stored))}
+	st := &keyState{byID: make(map[string]*key, len(stored)), signing: map[string]*key{}}
 	for i := range stored {
 		sk := &stored[i]
 		if !sk.ExpiresAt.IsZero() && !now.Before(sk.ExpiresAt) {
 			continue
 		}
-		isCurrent := sk.ID == cur.ID
+		_, isCurrent := currentIDs[sk.ID]
 		var prev *key
 		if old != nil {
 			prev = old.byID[sk.ID]
@@ -381,9 +451,10 @@ func (m *Manager) load(ctx context.Context, stored []storage.SigningKey, now tim
 		st.byID[k.id] = k
 		st.keys = append(st.keys, k)
 		if isCurrent {
-			st.current = k
+			st.signing[k.alg] = k
 		}
 	}
+	st.current = st.signing[m.alg]
 	return st, nil
 }
 
@@ -499,8 +570,9 @@ func (m *Manager) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// JWKS returns the public keys of the current key and of every retired
-// key that has not expired, newest first.
+// JWKS returns the public keys of every algorithm's current key, of a
+// next key published ahead of its rotation, and of every retired key that
+// has not expired, newest first.
 func (m *Manager) JWKS() jose.JSONWebKeySet {
 	st := m.state.Load()
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}

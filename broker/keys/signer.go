@@ -37,10 +37,12 @@ var reservedHeaders = map[string]bool{
 	"zip": true, "enc": true,
 }
 
-// Generate signs claims with the current key. The header carries alg,
-// the current key's kid and typ "JWT"; the extra headers fosite passes
-// are added (a typ there replaces "JWT"; alg, kid and the parameters
-// that steer verification are ignored).
+// Generate signs claims with the current key of the algorithm the
+// header's "alg" names (as AlgHint gives it; absent or not kept: the
+// default algorithm). The header carries alg, that key's kid and typ
+// "JWT"; the extra headers fosite passes are added (a typ there replaces
+// "JWT"; alg, kid and the parameters that steer verification are
+// ignored).
 func (s *jwtSigner) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
 	st := s.m.state.Load()
 	if st == nil || st.current == nil {
@@ -50,6 +52,13 @@ func (s *jwtSigner) Generate(ctx context.Context, claims jwt.MapClaims, header j
 		return "", "", errors.New("keys: no claims to sign")
 	}
 	k := st.current
+	if header != nil {
+		if hint, _ := header.Get("alg").(string); hint != "" {
+			if sk := st.signing[algOfHint(hint)]; sk != nil {
+				k = sk
+			}
+		}
+	}
 	payload, err := json.Marshal(map[string]any(claims))
 	if err != nil {
 		return "", "", fmt.Errorf("keys: encode claims: %w", err)
@@ -159,8 +168,23 @@ func (s *jwtSigner) GetSigningMethodLength(ctx context.Context) int {
 // SHA-512). fosite drops "alg" from the headers before signing, so the
 // hint never reaches the token.
 func (m *Manager) HashAlgHint() string {
-	if m.Algorithm() == EdDSA {
+	return AlgHint(m.Algorithm())
+}
+
+// AlgHint is HashAlgHint for tokens signed with alg: the value to put
+// under "alg" in a session's ID token headers so that the signer signs
+// with alg's key and fosite computes at_hash with alg's hash.
+func AlgHint(alg string) string {
+	if alg == EdDSA {
 		return "Ed512"
 	}
-	return m.Algorithm()
+	return alg
+}
+
+// algOfHint is the algorithm an AlgHint names.
+func algOfHint(hint string) string {
+	if hint == "Ed512" {
+		return EdDSA
+	}
+	return hint
 }

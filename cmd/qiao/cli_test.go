@@ -35,7 +35,7 @@ connectors:
   - { id: weibo, type: weibo, name: 微博, config: { client_id: "123", client_secret: wb-secret } }
   - { id: mini, type: wechat_miniprogram, config: { client_id: wxmini, client_secret: mini-secret } }
 clients:
-  - { id: web, secret: web-secret, redirect_uris: ["http://127.0.0.1:9/cb"] }
+  - { id: web, secret: web-secret-0123456789abcdef0123456789, redirect_uris: ["http://127.0.0.1:9/cb"] }
 `, listen, listen, db, cliSecret)
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -330,6 +331,15 @@ func (d *demo) listen(port int, name string) (net.Listener, error) {
 	return ln, nil
 }
 
+// hostOf is the host of an absolute URL, without brackets or port.
+func hostOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
+}
+
 func baseURL(ln net.Listener) string {
 	return "http://" + ln.Addr().String()
 }
@@ -402,13 +412,16 @@ clients:
     name: Example App
     redirect_uris: ["{{APP}}/callback"]
     post_logout_redirect_uris: ["{{APP}}/"]
+    # The demo runs on plain http, on --listen's host (a LAN address to
+    # try it from a phone).
+    allow_http_hosts: ["{{APPHOST}}"]
     connectors: [wechat, wechat_mp, ` + demoMiniConnector + `, qq, weibo]
     account_api: true
   - id: ` + demoMiniClientID + `
+    public: true
     name: Demo Mini-Program
-    # The configuration wants a redirect URI for every client; a
-    # mini-program uses only the token endpoint and never this one.
-    redirect_uris: ["{{APP}}/unused-by-the-mini-program"]
+    # A client that uses only mini-program connectors signs in at the
+    # token endpoint and needs no redirect URI.
     connectors: [` + demoMiniConnector + `]
     account_api: true
 `
@@ -420,7 +433,7 @@ func demoConfig(brokerAddr, appURL, wechatURL, qqURL, weiboURL, dbPath string, s
 		"{{LISTEN}}", brokerAddr,
 		"{{DB}}", strings.ReplaceAll(dbPath, `"`, `\"`),
 		"{{WECHAT}}", wechatURL, "{{QQ}}", qqURL, "{{WEIBO}}", weiboURL,
-		"{{APP}}", appURL,
+		"{{APP}}", appURL, "{{APPHOST}}", hostOf(appURL),
 	).Replace(demoConfigYAML)
 	cfg, err := config.Parse([]byte(y), "demo configuration", func(k string) (string, bool) {
 		v, ok := secrets[k]

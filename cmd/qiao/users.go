@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
@@ -215,7 +217,7 @@ func usersList(ctx context.Context, store storage.Storage, w io.Writer, after st
 				name = id.DisplayName
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.ID, u.CreatedAt.UTC().Format(time.RFC3339), joinNonEmpty(conns...), name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(u.ID), u.CreatedAt.UTC().Format(time.RFC3339), esc(joinNonEmpty(conns...)), esc(name))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -235,11 +237,11 @@ func usersShow(ctx context.Context, store storage.Storage, w io.Writer, id strin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "user     %s\ncreated  %s\n\nidentities:\n", u.ID, u.CreatedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "user     %s\ncreated  %s\n\nidentities:\n", esc(u.ID), u.CreatedAt.UTC().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  CONNECTOR\tTYPE\tSUBJECT\tNAME\tBOUND\tLAST USED")
 	for _, x := range ids {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", x.ConnectorID, x.ConnectorType, x.Subject, x.DisplayName,
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", esc(x.ConnectorID), esc(x.ConnectorType), esc(x.Subject), esc(x.DisplayName),
 			x.BoundAt.UTC().Format(time.RFC3339), x.LastUsedAt.UTC().Format(time.RFC3339))
 	}
 	if err := tw.Flush(); err != nil {
@@ -257,8 +259,8 @@ func writeAudit(w io.Writer, events []storage.AuditEvent) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tACTION\tRESULT\tUSER\tCONNECTOR\tCLIENT\tIP\tDETAIL")
 	for _, e := range events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Action, e.Result,
-			dash(e.UserID), dash(e.ConnectorID), dash(e.ClientID), dash(e.IP), e.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), esc(e.Action), esc(e.Result),
+			dash(e.UserID), dash(e.ConnectorID), dash(e.ClientID), dash(e.IP), esc(e.Detail))
 	}
 	return tw.Flush()
 }
@@ -267,7 +269,32 @@ func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return esc(s)
+}
+
+// esc prints s with its control characters (and the invisible ones that
+// reorder text) escaped as \xHH or \uHHHH, and invalid UTF-8 as \xHH: a
+// nickname or a detail that came from a provider or a request cannot move
+// the cursor, recolour or rewrite the admin's terminal, or break a column.
+func esc(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x80 && (r < 0x20 || r == 0x7f):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || r == 0x200e || r == 0x200f || r == 0x061c || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
 }
 
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {

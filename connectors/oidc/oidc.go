@@ -460,6 +460,7 @@ func (c *Connector) identity(claims map[string]any) (connectors.Identity, error)
 	if id.DisplayName == "" {
 		id.DisplayName = str(c.cfg.Claims.Email)
 	}
+	id = id.Clean()
 	id.RealProfile = id.DisplayName != "" || id.Picture != ""
 	if len(id.Subject) > 255 {
 		return connectors.Identity{}, invalidToken("sub longer than 255 characters")

@@ -126,6 +126,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 	}
 	id.DisplayName = profile.Nickname
 	id.Picture = profile.picture()
+	id = id.Clean()
 	id.RealProfile = id.DisplayName != "" || id.Picture != ""
 	return id, nil
 }

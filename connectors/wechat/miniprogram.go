@@ -90,7 +90,7 @@ func (m *MiniProgram) ExchangeCode(ctx context.Context, code string) (connectors
 	if err != nil {
 		return connectors.Identity{}, err
 	}
-	return connectors.Identity{Subject: s.OpenID, UnionID: s.UnionID, Secret: []byte(s.SessionKey)}, nil
+	return connectors.Identity{Subject: s.OpenID, UnionID: s.UnionID, Secret: []byte(s.SessionKey)}.Clean(), nil
 }
 
 // phoneReply is the getuserphonenumber reply.

@@ -176,7 +176,7 @@ func (f *oauthFlow) callback(ctx context.Context, query url.Values) (connectors.
 	}
 	id := connectors.Identity{Subject: tok.OpenID, UnionID: tok.UnionID}
 	if !f.wantsProfile(tok.Scope) {
-		return id, nil
+		return id.Clean(), nil
 	}
 	info := userInfo{want: tok.OpenID}
 	err = f.c.get(ctx, endpointUserInfo, "/sns/userinfo", url.Values{
@@ -192,7 +192,8 @@ func (f *oauthFlow) callback(ctx context.Context, query url.Values) (connectors.
 	}
 	id.DisplayName = info.Nickname
 	id.Picture = info.HeadImgURL
-	id.RealProfile = realProfile(info.Nickname, info.HeadImgURL)
+	id = id.Clean()
+	id.RealProfile = realProfile(id.DisplayName, id.Picture)
 	return id, nil
 }
 

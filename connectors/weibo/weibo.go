@@ -169,7 +169,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req connectors.LoginRequ
 		Subject:     tok.UID,
 		DisplayName: user.displayName(),
 		Picture:     user.picture(),
-	}
+	}.Clean()
 	id.RealProfile = id.DisplayName != "" || id.Picture != ""
 	return id, nil
 }

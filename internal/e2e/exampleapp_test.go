@@ -20,13 +20,13 @@ func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
 	appURL := "http://" + appLn.Addr().String()
 	s := newStack(t, stackOptions{extraClients: `
   - id: example-app
-    secret: example-secret
+    secret: example-secret-0123456789abcdef0123456789
     redirect_uris: ["` + appURL + `/callback"]
     post_logout_redirect_uris: ["` + appURL + `/"]
     connectors: [wechat, wechat_mp, qq, weibo]
 `})
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}, {ID: "qq", Name: "QQ"}, {ID: "weibo", Name: "Weibo"}},
 	})
 	if err != nil {
@@ -156,12 +156,12 @@ func TestExampleAppShowsTheBrokersErrors(t *testing.T) {
 	appURL := "http://" + appLn.Addr().String()
 	s := newStack(t, stackOptions{extraClients: `
   - id: example-app
-    secret: example-secret
+    secret: example-secret-0123456789abcdef0123456789
     redirect_uris: ["` + appURL + `/callback"]
     post_logout_redirect_uris: ["` + appURL + `/"]
 `})
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}},
 	})
 	if err != nil {
@@ -207,11 +207,11 @@ func TestExampleAppErrorsArePagesWithAWayBack(t *testing.T) {
 	appURL := "http://" + appLn.Addr().String()
 	s := newStack(t, stackOptions{extraClients: `
   - id: example-app
-    secret: example-secret
+    secret: example-secret-0123456789abcdef0123456789
     redirect_uris: ["` + appURL + `/callback"]
 `})
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret", BaseURL: appURL,
+		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "qq", Name: "QQ"}},
 	})
 	if err != nil {

@@ -94,6 +94,7 @@ clients:
     post_logout_redirect_uris: ["http://` + rpHost + `/bye"]
     connectors: [wechat, wechat_mp, qq, weibo WEBSCAN]
   - id: ` + miniClient + `
+    public: true
     redirect_uris: ["http://` + rpHost + `/unused"]
     connectors: [wechat_miniprogram]
 EXTRACLIENTS`

@@ -70,7 +70,7 @@ connectors:
   - { id: weibo, type: weibo, config: { client_id: "1352222456", client_secret: weibo-app-secret, auth_base_url: WEIBO, api_base_url: WEIBO } }
 clients:
   - id: downstream-qiao
-    secret: downstream-client-secret
+    secret: downstream-client-secret-0123456789
     redirect_uris: [DOWNSTREAM/callback/upstream]
 `
 	downstreamYAML = `
@@ -84,12 +84,13 @@ connectors:
     config:
       issuer: UPSTREAM
       client_id: downstream-qiao
-      client_secret: downstream-client-secret
+      client_secret: downstream-client-secret-0123456789
       scopes: [openid, profile]
 clients:
   - id: app
-    secret: app-secret
+    secret: app-secret-0123456789abcdef0123456789
     redirect_uris: [http://rp.invalid/cb]
+    allow_http_hosts: [rp.invalid]
 `
 )
 
@@ -118,7 +119,7 @@ func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := oauth2.Config{ClientID: "app", ClientSecret: "app-secret", RedirectURL: "http://rp.invalid/cb",
+	rp := oauth2.Config{ClientID: "app", ClientSecret: "app-secret-0123456789abcdef0123456789", RedirectURL: "http://rp.invalid/cb",
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "profile"}}
 	verifier := provider.Verifier(&oidc.Config{ClientID: "app"})
 

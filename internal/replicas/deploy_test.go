@@ -152,7 +152,7 @@ func TestComposeFileDescribesQiaoOnPostgres(t *testing.T) {
 		"QIAO_SECRET":        "compose-test-secret-0123456789abcdef0123456789",
 		"WEIBO_APPKEY":       "1352222456",
 		"WEIBO_APPSECRET":    "weibo-secret",
-		"EXAMPLE_APP_SECRET": "app-secret",
+		"EXAMPLE_APP_SECRET": "app-secret-0123456789abcdef0123456789",
 	}
 	for name := range env {
 		if _, ok := q.Environment[name]; !ok {

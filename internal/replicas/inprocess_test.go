@@ -43,6 +43,7 @@ clients:
     redirect_uris: [` + redirectURI + `]
     connectors: [weibo]
   - id: ` + miniClientID + `
+    public: true
     redirect_uris: [https://mini.example/cb]
     connectors: [` + miniConnector + `]
 `

@@ -1,9 +1,11 @@
 package securitytest
 
 import (
+	"html"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -118,8 +120,9 @@ func TestCookieFlags(t *testing.T) {
 			if lang == nil || lang.Secure != secure || lang.Path != "/qiao/" {
 				t.Errorf("qiao_lang cookie %+v", lang)
 			}
-			// Logout clears the session cookie with the same attributes.
-			out := setCookies(br.walk(e.issuer + "/logout?client_id=web"))[prefix+"qiao_session"]
+			// Logout (confirmed: client_id alone asks first) clears the
+			// session cookie with the same attributes.
+			out := setCookies(br.confirmLogout(url.Values{"client_id": {"web"}}))[prefix+"qiao_session"]
 			if out == nil || out.MaxAge >= 0 || out.Path != path || out.Secure != secure {
 				t.Errorf("logout cookie %+v", out)
 			}
@@ -154,7 +157,7 @@ func TestSessionFixation(t *testing.T) {
 	})
 	t.Run("a logged-out session id is dead", func(t *testing.T) {
 		id := br.cookie("qiao_session")
-		br.get(e.issuer + "/logout?client_id=web")
+		br.confirmLogout(url.Values{"client_id": {"web"}})
 		jar, _ := cookiejar.New(nil)
 		other := &browser{e: e, client: e.noFollow(jar)}
 		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: id, Path: "/qiao/"}})
@@ -302,6 +305,24 @@ func TestBareLogoutAsksFirst(t *testing.T) {
 		t.Fatal("the confirmed logout kept the session")
 	}
 }
+
+// confirmLogout asks for /logout with q and answers its confirmation page
+// ("sign out"), as a person would; it returns every response on the way.
+func (br *browser) confirmLogout(q url.Values) []response {
+	br.e.t.Helper()
+	page := br.walk(br.e.issuer + "/logout?" + q.Encode())
+	last := page[len(page)-1]
+	if last.status != http.StatusOK || !strings.Contains(last.body, "data-confirm-logout") {
+		br.e.t.Fatalf("logout?%s: %d, no confirmation page", q.Encode(), last.status)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(last.body, -1) {
+		form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	return append(page, br.walkPost(br.e.issuer+"/logout", form)...)
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 func between(s, a, b string) string {
 	i := strings.Index(s, a)

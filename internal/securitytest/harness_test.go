@@ -32,10 +32,10 @@ import (
 // leak is found by a plain substring search.
 const (
 	brokerSecret  = "BROKERSECRETxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx42"
-	webSecret     = "WEBCLIENTSECRETzzzz1"
-	otherSecret   = "OTHERCLIENTSECRETzz2"
-	consentSecret = "CONSENTCLIENTSECRET3"
-	webOnlySecret = "WEBONLYCLIENTSECRET4"
+	webSecret     = "WEBCLIENTSECRETzzzzzzzzzzzzzzzzzzzz1"
+	otherSecret   = "OTHERCLIENTSECRETzzzzzzzzzzzzzzzzz2"
+	consentSecret = "CONSENTCLIENTSECRETzzzzzzzzzzzzzzz3"
+	webOnlySecret = "WEBONLYCLIENTSECRETzzzzzzzzzzzzzzz4"
 	alphaSecret   = "ALPHAPROVIDERSECRET5"
 	betaSecret    = "BETAPROVIDERSECRETx6"
 	miniSecret    = "MINIPROVIDERSECRETx7"
@@ -62,6 +62,7 @@ clients:
     redirect_uris: [https://other.example/cb]
     post_logout_redirect_uris: [https://other.example/bye]
   - id: spa
+    public: true
     name: SPA
     redirect_uris: [https://spa.example/cb]
   - id: consent
@@ -73,6 +74,7 @@ clients:
     redirect_uris: [https://webonly.example/cb]
     connectors: [alpha, beta]
   - id: miniapp
+    public: true
     connectors: [mini]
 `
 

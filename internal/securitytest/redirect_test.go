@@ -117,7 +117,7 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 		})
 	}
 	t.Run("registered URI gets state and nothing else", func(t *testing.T) {
-		r := do(t, e.noFollow(nil), mustGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode()))
+		r := do(t, e.noFollow(br.client.Jar), mustGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode()))
 		if r.status != http.StatusFound || r.location() != "https://app.example/bye?state=s1" {
 			t.Fatalf("status %d location %q", r.status, r.location())
 		}

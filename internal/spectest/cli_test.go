@@ -64,8 +64,10 @@ connectors:
 clients:
   - id: app
     redirect_uris: [http://127.0.0.1/cb]
+    public: true
   - id: app
     redirect_uris: [http://127.0.0.1/cb]
+    public: true
 `,
 			want: []string{
 				"3: bogus",
@@ -73,7 +75,7 @@ clients:
 				"1?: connectors[1].config.client_secret", // the config: key (12) or its mapping (13)
 				"14: connectors[2].id",
 				"16: connectors[2].config.colour",
-				"20: clients[1].id",
+				"21: clients[1].id",
 			},
 		},
 		{
@@ -169,11 +171,11 @@ func TestCheckConfigExitCodes(t *testing.T) {
 	})
 	t.Run("the length of secret is checked after expansion", func(t *testing.T) {
 		path := writeFile(t, "ok.yaml", strings.Replace(validYAML, `"${QIAO_SECRET}"`, `"${SPECTEST_SECRET:-0123456789abcdef0123456789abcdef}"`, 1))
-		if code, o, e := runCLIEnv(t, map[string]string{"EXTRA_SECRET": "x"}, "check-config", "--config", path); code != 0 {
+		if code, o, e := runCLIEnv(t, map[string]string{"EXTRA_SECRET": "app-client-secret-app-client-secret-0001"}, "check-config", "--config", path); code != 0 {
 			t.Errorf("a 32-byte default: exit %d %s%s", code, o, e)
 		}
 		path = writeFile(t, "short.yaml", strings.Replace(validYAML, `"${QIAO_SECRET}"`, `"${SPECTEST_SECRET:-0123456789abcdef0123456789abcde}"`, 1))
-		if code, _, _ := runCLIEnv(t, map[string]string{"EXTRA_SECRET": "x"}, "check-config", "--config", path); code != 1 {
+		if code, _, _ := runCLIEnv(t, map[string]string{"EXTRA_SECRET": "app-client-secret-app-client-secret-0001"}, "check-config", "--config", path); code != 1 {
 			t.Errorf("a 31-byte default: exit %d, want 1", code)
 		}
 	})

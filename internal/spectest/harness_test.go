@@ -120,12 +120,15 @@ clients:
     redirect_uris: ["` + rp2Redirect + `"]
     post_logout_redirect_uris: ["https://rp2.example.com/bye"]
   - id: ` + spaClient + `
+    public: true
     redirect_uris: ["` + spaRedirect + `"]
     connectors: [wechat, qq, weibo]
   - id: ` + miniClient + `
+    public: true
     connectors: [mini]
     account_api: true
   - id: native
+    public: true
     redirect_uris: ["http://127.0.0.1/native", "http://[::1]/cb"]
     connectors: [weibo, qq]
   - id: qqclient

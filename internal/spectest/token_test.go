@@ -3,8 +3,10 @@ package spectest
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -378,10 +380,21 @@ func TestLogoutRedirectsToRegisteredURIWithState(t *testing.T) {
 			t.Errorf("prompt=none after logout: %d %q, want login_required", p.status, p.location)
 		}
 	})
+	// Issue 8: client_id alone (oauth2-proxy sends nothing else) asks
+	// first; the confirmation's form still returns to the client with
+	// its state.
 	t.Run("client_id", func(t *testing.T) {
 		_, b := s.webLogin(t, "weibo", "p12")
 		state := randString(16)
 		p := b.get(s.issuer + "/logout?" + url.Values{"client_id": {webClient}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
+		if p.status != http.StatusOK || !strings.Contains(p.body, "data-confirm-logout") {
+			t.Fatalf("logout with client_id alone: %d Location %q, want the confirmation page", p.status, p.location)
+		}
+		form := url.Values{}
+		for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(p.body, -1) {
+			form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+		}
+		p = b.do(http.MethodPost, s.issuer+"/logout", form)
 		u, _ := url.Parse(p.location)
 		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpLogout) || u.Query().Get("state") != state {
 			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.status, p.location, rpLogout, state)

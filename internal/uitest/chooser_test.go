@@ -56,7 +56,7 @@ func TestChooserIsSkippedForAClientWithOneWebConnector(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
-	a := e.authRequest(singleClientID, "single-secret")
+	a := e.authRequest(singleClientID, "single-secret-0123456789abcdef0123456789")
 	do(t, ctx, "authorizing", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS(`[data-person="alice"]`)))
 	if at := location(t, ctx); !strings.HasPrefix(at, e.qqURL+"/oauth2.0/authorize?") {
 		t.Fatalf("the browser is at %s, want QQ's authorize page", at)

@@ -74,12 +74,12 @@ clients:
     name: Example Shop
     redirect_uris: ["{{RP}}/callback"]
   - id: ` + limitedClientID + `
-    secret: limited-secret
+    secret: limited-secret-0123456789abcdef0123456789
     name: QQ and Weibo
     redirect_uris: ["{{RP}}/callback"]
     connectors: [qq, weibo, wechat_mini]
   - id: ` + singleClientID + `
-    secret: single-secret
+    secret: single-secret-0123456789abcdef0123456789
     name: QQ Only
     redirect_uris: ["{{RP}}/callback"]
     connectors: [qq, wechat_mini]

@@ -40,9 +40,10 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return keys, nil
 }
 
-// RotateSigningKey makes next the signing key if the current one is
-// prevID. Rotations run one at a time under an advisory lock; the check,
-// the retirement and the insert are one transaction.
+// RotateSigningKey makes next the signing key of its algorithm if that
+// algorithm's current key is prevID. Rotations run one at a time under an
+// advisory lock; the check, the retirement and the insert are one
+// transaction.
 func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storage.SigningKey, prevExpiresAt time.Time) error {
 	if next.ID == "" {
 		return fmt.Errorf("postgres: rotate signing key: empty key id")
@@ -53,7 +54,7 @@ func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storag
 		}
 		var current string
 		err := tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM signing_keys WHERE retired_at IS NULL
-			ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1), '')`).Scan(&current)
+			AND algorithm = $1 ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1), '')`, next.Algorithm).Scan(&current)
 		if err != nil {
 			return err
 		}
@@ -73,6 +74,33 @@ func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storag
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: rotate signing key: %w", mapErr(err))
+	}
+	return nil
+}
+
+// RetireSigningKey retires the unretired key id with no successor, under
+// the rotation lock.
+func (s *Store) RetireSigningKey(ctx context.Context, id string, retiredAt, expiresAt time.Time) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, keyRotationLockKey); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = $2, expires_at = $3
+			WHERE id = $1 AND retired_at IS NULL`, id, ts(retiredAt), ts(expiresAt))
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		var found bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signing_keys WHERE id = $1)`, id).Scan(&found); err != nil {
+			return err
+		}
+		if !found {
+			return storage.ErrNotFound
+		}
+		return storage.ErrConflict
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: retire signing key %q: %w", id, mapErr(err))
 	}
 	return nil
 }

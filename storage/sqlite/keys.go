@@ -35,15 +35,16 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return ks, nil
 }
 
-// RotateSigningKey makes next the signing key if the current one is
-// prevID, retiring prevID at next.CreatedAt until prevExpiresAt.
+// RotateSigningKey makes next the signing key of its algorithm if that
+// algorithm's current key is prevID, retiring prevID at next.CreatedAt
+// until prevExpiresAt.
 func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storage.SigningKey, prevExpiresAt time.Time) error {
 	if next.ID == "" {
 		return errors.New("sqlite: rotate signing key: empty key id")
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var current string
-		err := s.wstmt(ctx, tx, qCurrentKey).QueryRowContext(ctx).Scan(&current)
+		err := s.wstmt(ctx, tx, qCurrentKey).QueryRowContext(ctx, next.Algorithm).Scan(&current)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -61,6 +62,31 @@ func (s *Store) RotateSigningKey(ctx context.Context, prevID string, next storag
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: rotate signing key %q: %w", next.ID, err)
+	}
+	return nil
+}
+
+// RetireSigningKey retires the unretired key id with no successor.
+func (s *Store) RetireSigningKey(ctx context.Context, id string, retiredAt, expiresAt time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := s.wstmt(ctx, tx, qRetireUnretiredKey).ExecContext(ctx, ms(retiredAt), ms(expiresAt), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var found int
+		if err := s.wstmt(ctx, tx, qKeyExists).QueryRowContext(ctx, id).Scan(&found); err != nil {
+			return err
+		}
+		if found == 0 {
+			return storage.ErrNotFound
+		}
+		return storage.ErrConflict
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: retire signing key %q: %w", id, err)
 	}
 	return nil
 }

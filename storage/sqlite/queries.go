@@ -59,10 +59,12 @@ const (
 	// signing keys
 	qListKeys = `SELECT id, algorithm, private_key, public_jwk, created_at, retired_at, expires_at
 		FROM signing_keys ORDER BY created_at DESC, rowid DESC`
-	qCurrentKey = `SELECT id FROM signing_keys WHERE retired_at IS NULL
+	qCurrentKey = `SELECT id FROM signing_keys WHERE retired_at IS NULL AND algorithm = ?
 		ORDER BY created_at DESC, rowid DESC LIMIT 1`
-	qRetireKey = `UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE id = ?`
-	qInsertKey = `INSERT INTO signing_keys (id, algorithm, private_key, public_jwk, created_at,
+	qRetireKey          = `UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE id = ?`
+	qRetireUnretiredKey = `UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE id = ? AND retired_at IS NULL`
+	qKeyExists          = `SELECT count(*) FROM signing_keys WHERE id = ?`
+	qInsertKey          = `INSERT INTO signing_keys (id, algorithm, private_key, public_jwk, created_at,
 		retired_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, NULL)`
 
 	// sessions
@@ -116,7 +118,7 @@ func writeQueries() []string {
 		qUnbindSessions, qUnbindTokens,
 		qCountUsers, qUserIdentities, qSharedConnector, qMoveIdentities,
 		qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
-		qCurrentKey, qRetireKey, qInsertKey,
+		qCurrentKey, qRetireKey, qInsertKey, qRetireUnretiredKey, qKeyExists,
 		qInsertSession, qUpdateSession, qDeleteSession,
 		qInsertLogin, qTakeLogin,
 		qInsertAudit,

@@ -19,6 +19,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -81,6 +82,9 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create directory: %w", err)
 	}
+	if err := createPrivate(abs); err != nil {
+		return nil, err
+	}
 	if o.readConns <= 0 {
 		o.readConns = max(4, runtime.GOMAXPROCS(0))
 	}
@@ -130,6 +134,26 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the database file, readable and writable by its
+// owner only (0600), if it does not exist yet: it holds users, sessions
+// and sealed keys. SQLite creates the -wal and -shm files with the
+// database file's permissions, so they are 0600 too. An existing file
+// keeps the permissions its admin gave it.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite: create database file: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil { // whatever the umask
+		f.Close()
+		return fmt.Errorf("sqlite: create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // dsn builds the connection string for the file at abs. The writer's

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ func keyTests() []suiteTest {
 		{"RotateToTakenIDIsAlreadyExists", testRotateTakenID},
 		{"ConcurrentRotationsHaveOneWinner", testRotateRace},
 		{"GarbageCollectRemovesExpiredRetiredKeys", testKeyGC},
+		{"EachAlgorithmRotatesOnItsOwn", testRotatePerAlgorithm},
+		{"RetireKeyWithoutSuccessor", testRetireKey},
 	}
 }
 
@@ -39,7 +42,6 @@ func testRotateChain(t *testing.T, s storage.Storage) {
 
 	base := now()
 	k1 := newKey(base)
-	k1.Algorithm = "ES256"
 	exp0 := base.Add(24 * time.Hour)
 	must(t, "RotateSigningKey", s.RotateSigningKey(ctx, prev, k1, exp0))
 	k2 := newKey(base.Add(time.Second))
@@ -168,4 +170,91 @@ func testKeyGC(t *testing.T, s storage.Storage) {
 			t.Errorf("key %q expired at %v is still listed after GC", k.ID, k.ExpiresAt)
 		}
 	}
+}
+
+// keyOf returns a fresh key of alg created at created.
+func keyOf(alg string, created time.Time) storage.SigningKey {
+	k := newKey(created)
+	k.Algorithm = alg
+	return k
+}
+
+func testRotatePerAlgorithm(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	// Algorithms of their own, so that other tests on a shared store do
+	// not meddle.
+	a, b := uniq("alg-a"), uniq("alg-b")
+	a1 := keyOf(a, now())
+	must(t, "RotateSigningKey first key of a", s.RotateSigningKey(ctx, "", a1, now().Add(time.Hour)))
+	b1 := keyOf(b, now().Add(time.Millisecond))
+	must(t, "RotateSigningKey first key of b", s.RotateSigningKey(ctx, "", b1, now().Add(time.Hour)))
+	if cur := currentKeyOf(t, s, a); cur != a1.ID {
+		t.Fatalf("a's current key = %q after b's first key, want %q (untouched)", cur, a1.ID)
+	}
+	// The compare-and-swap is on the key of next's algorithm.
+	wantErr(t, "RotateSigningKey of b from a's key", s.RotateSigningKey(ctx, a1.ID, keyOf(b, now()), now().Add(time.Hour)), storage.ErrConflict)
+	wantErr(t, "RotateSigningKey of a from none", s.RotateSigningKey(ctx, "", keyOf(a, now()), now().Add(time.Hour)), storage.ErrConflict)
+	a2 := keyOf(a, now().Add(2*time.Millisecond))
+	must(t, "RotateSigningKey of a", s.RotateSigningKey(ctx, a1.ID, a2, now().Add(time.Hour)))
+	ks, err := s.ListSigningKeys(ctx)
+	must(t, "ListSigningKeys", err)
+	for _, want := range []struct {
+		k       storage.SigningKey
+		retired bool
+	}{{a1, true}, {a2, false}, {b1, false}} {
+		got, ok := findKey(ks, want.k.ID)
+		if !ok || got.RetiredAt.IsZero() == want.retired || got.Algorithm != want.k.Algorithm {
+			t.Errorf("key %s (%s): found %v, retired at %v; want retired %v", want.k.ID, want.k.Algorithm, ok, got.RetiredAt, want.retired)
+		}
+	}
+	// Racers on two algorithms at once: one winner each.
+	var next []storage.SigningKey
+	for i := 0; i < racers; i++ {
+		alg := a
+		if i%2 == 1 {
+			alg = b
+		}
+		k := keyOf(alg, now().Add(3*time.Millisecond))
+		k.ID = fmt.Sprintf("%s-racer-%d", uniq("kid"), i)
+		next = append(next, k)
+	}
+	errs := race(racers, func(i int) error {
+		prev := a2.ID
+		if i%2 == 1 {
+			prev = b1.ID
+		}
+		return s.RotateSigningKey(ctx, prev, next[i], now().Add(time.Hour))
+	})
+	wins := map[string]int{}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins[next[i].Algorithm]++
+		case !errors.Is(err, storage.ErrConflict):
+			t.Errorf("racer %d: %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if wins[a] != 1 || wins[b] != 1 {
+		t.Errorf("winners per algorithm = %v, want one each", wins)
+	}
+}
+
+func testRetireKey(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	alg := uniq("alg")
+	k := keyOf(alg, now())
+	must(t, "RotateSigningKey", s.RotateSigningKey(ctx, "", k, now().Add(time.Hour)))
+	retired, expires := now().Add(time.Second), now().Add(2*time.Hour)
+	must(t, "RetireSigningKey", s.RetireSigningKey(ctx, k.ID, retired, expires))
+	ks, err := s.ListSigningKeys(ctx)
+	must(t, "ListSigningKeys", err)
+	got, ok := findKey(ks, k.ID)
+	if !ok || !ms(got.RetiredAt).Equal(ms(retired)) || !ms(got.ExpiresAt).Equal(ms(expires)) {
+		t.Fatalf("retired key %+v (found %v), want retired at %v until %v", got, ok, ms(retired), ms(expires))
+	}
+	checkUTC(t, "ListSigningKeys", got.RetiredAt, got.ExpiresAt)
+	wantErr(t, "RetireSigningKey twice", s.RetireSigningKey(ctx, k.ID, now(), now().Add(time.Hour)), storage.ErrConflict)
+	wantErr(t, "RetireSigningKey of an unknown key", s.RetireSigningKey(ctx, uniq("kid"), now(), now().Add(time.Hour)), storage.ErrNotFound)
+	// The algorithm has no current key now: a new first key is accepted.
+	must(t, "RotateSigningKey after retiring", s.RotateSigningKey(ctx, "", keyOf(alg, now().Add(2*time.Second)), now().Add(time.Hour)))
 }

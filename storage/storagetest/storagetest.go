@@ -333,13 +333,20 @@ func tokenGone(t *testing.T, s storage.Storage, r storage.TokenRecord) {
 	wantErr(t, "GetToken of a removed token", err, storage.ErrNotFound)
 }
 
-// currentKey returns the id of the newest unretired key, or "".
+// currentKey returns the id of the newest unretired RS256 key (newKey's
+// algorithm), or "".
 func currentKey(t *testing.T, s storage.Storage) string {
+	t.Helper()
+	return currentKeyOf(t, s, "RS256")
+}
+
+// currentKeyOf returns the id of the newest unretired key of alg, or "".
+func currentKeyOf(t *testing.T, s storage.Storage, alg string) string {
 	t.Helper()
 	ks, err := s.ListSigningKeys(t.Context())
 	must(t, "ListSigningKeys", err)
 	for _, k := range ks {
-		if k.RetiredAt.IsZero() {
+		if k.RetiredAt.IsZero() && k.Algorithm == alg {
 			return k.ID
 		}
 	}

@@ -1,0 +1,238 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/qiaoidp/qiao/broker"
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/storage/sqlite"
+)
+
+func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	u, _ := url.Parse(e.issuer + "/")
+	noFollow := func(jar http.CookieJar) *http.Client {
+		return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	// The attacker planted a login cookie whose value they know.
+	planted := strings.Repeat("P", 32)
+	victim := e.newBrowser()
+	victim.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	// The victim starts a sign-in; the fake provider sends the browser
+	// straight to the callback, which the attacker learns.
+	resp, err := noFollow(victim.client.Jar).Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "/callback/alpha?") {
+		t.Fatalf("no provider redirect: %d %q", resp.StatusCode, callback)
+	}
+	// With only the planted value, the attacker cannot finish it.
+	attackerJar, _ := cookiejar.New(nil)
+	attackerJar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	resp, err = noFollow(attackerJar).Get(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the planted login cookie finished the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The victim's own browser finishes it.
+	resp, err = noFollow(victim.client.Jar).Get(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// newHandler is a broker for issuer served in process, with no server.
+func newHandler(t *testing.T, issuer string) http.Handler {
+	t.Helper()
+	y := strings.NewReplacer("ISSUER", issuer, "DBPATH", filepath.Join(t.TempDir(), "qiao.db"), "ALG", "RS256").Replace(testConfig)
+	cfg, err := config.Parse([]byte(y), "test.yaml", nil, registry.Types())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(context.Background(), cfg.Storage.SQLite.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var conns []broker.Connector
+	for _, k := range cfg.Connectors {
+		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: &fakeWeb{person: "alice"}})
+	}
+	b, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: store, Connectors: conns, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Handler()
+}
+
+func TestHSTSOnEveryAnswerOfAnHTTPSIssuer(t *testing.T) {
+	h := newHandler(t, "https://id.example/qiao")
+	for _, path := range []string{"/qiao/.well-known/openid-configuration", "/qiao/keys", "/qiao/auth", "/qiao/nope", "/healthz", "/metrics"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://id.example"+path, nil))
+		v := rec.Header().Get("Strict-Transport-Security")
+		var age int
+		if _, err := fmt.Sscanf(v, "max-age=%d", &age); err != nil || age < 31536000 {
+			t.Errorf("%s (%d): Strict-Transport-Security %q, want max-age of at least a year", path, rec.Code, v)
+		}
+	}
+	plain := newHandler(t, "http://127.0.0.1:9/qiao")
+	rec := httptest.NewRecorder()
+	plain.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9/qiao/keys", nil))
+	if v := rec.Header().Get("Strict-Transport-Security"); v != "" {
+		t.Errorf("an http issuer sends Strict-Transport-Security %q", v)
+	}
+}
+
+func TestTokenEndpointErrorsAreAlwaysOAuthJSON(t *testing.T) {
+	h := newHandler(t, "http://127.0.0.1:9/qiao")
+	tests := []struct {
+		name, method, body string
+		status             int
+	}{
+		{"malformed percent-encoding", http.MethodPost, "grant_type=%zz&code=x", http.StatusBadRequest},
+		{"body too large", http.MethodPost, "code=" + strings.Repeat("a", 70<<10), http.StatusRequestEntityTooLarge},
+		{"GET", http.MethodGet, "", http.StatusMethodNotAllowed},
+		{"unknown grant", http.MethodPost, "grant_type=password", http.StatusBadRequest},
+	}
+	for _, path := range []string{"/qiao/token", "/qiao/revoke", "/qiao/introspect"} {
+		for _, tc := range tests {
+			if tc.name == "unknown grant" && path != "/qiao/token" {
+				continue
+			}
+			t.Run(path+" "+tc.name, func(t *testing.T) {
+				req := httptest.NewRequest(tc.method, "http://127.0.0.1:9"+path, strings.NewReader(tc.body))
+				if tc.method == http.MethodPost {
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				var body struct {
+					Error string `json:"error"`
+				}
+				if rec.Code != tc.status || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") ||
+					json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Error == "" {
+					t.Fatalf("%d %q %.200s, want %d with an RFC 6749 JSON error", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), tc.status)
+				}
+			})
+		}
+	}
+}
+
+func TestConsentAfterPromptLoginCompletes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("consent", "consent-secret-0123456789abcdef0123456789", "https://consent.example/cb")
+	br := e.newBrowser()
+	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"), oauth2.SetAuthURLParam("prompt", "login"))
+	resp := br.get(a.url)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `data-consent="allow"`) {
+		t.Fatalf("expected the consent page, got %d", resp.StatusCode)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(body), -1) {
+		form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	form.Set("consent_action", "allow")
+	calls := e.fakes["alpha"].calls.Load()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := br.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Host != "consent.example" || loc.Query().Get("code") == "" {
+		t.Fatalf("after allow: %d %q, want a code for the client", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := e.fakes["alpha"].calls.Load(); n != calls {
+		t.Errorf("allow went back to the provider (%d more logins)", n-calls)
+	}
+	if _, err := r.exchange(loc.Query().Get("code"), a.verifier); err != nil {
+		t.Fatalf("redeeming the code: %v", err)
+	}
+}
+
+func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
+	code := &fakeCode{used: map[string]bool{}}
+	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	exchange := func(scope, jsCode string) (*http.Response, map[string]any) {
+		return e.postForm("/token", url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
+			"subject_issuer": {"mini"}, "subject_token": {jsCode}, "scope": {scope},
+		}, "web", "web-secret-0123456789abcdef0123456789")
+	}
+	resp, m := exchange("openid admin", "alice:1")
+	if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_scope" {
+		t.Fatalf("unknown scope: %d %v, want 400 invalid_scope", resp.StatusCode, m)
+	}
+	if code.used["alice:1"] {
+		t.Error("the code was spent at WeChat for a request that was refused")
+	}
+	// A known scope (email is accepted, never granted, as at /auth) works.
+	if resp, m := exchange("openid email", "alice:2"); resp.StatusCode != http.StatusOK || m["id_token"] == nil {
+		t.Fatalf("known scopes: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestIntrospectionAnswersOnlyAboutTheClientsOwnTokens(t *testing.T) {
+	for _, anyToken := range []bool{false, true} {
+		t.Run(fmt.Sprintf("introspect_any %v", anyToken), func(t *testing.T) {
+			y := testConfig
+			if anyToken {
+				y = strings.Replace(y, "redirect_uris: [https://second.example/cb]", "redirect_uris: [https://second.example/cb]\n    introspect_any: true", 1)
+			}
+			e := newEnv(t, envOptions{yaml: y})
+			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+			for _, tu := range []struct{ token, hint string }{{tk.token.AccessToken, ""}, {tk.token.RefreshToken, "refresh_token"}} {
+				resp, m := e.postForm("/introspect", url.Values{"token": {tu.token}, "token_type_hint": {tu.hint}}, "second", "second-secret-0123456789abcdef0123456789")
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("introspect: %d %v", resp.StatusCode, m)
+				}
+				if !anyToken {
+					if len(m) != 1 || m["active"] != false {
+						t.Fatalf("another client's token: %v, want only active:false", m)
+					}
+					continue
+				}
+				if aud, _ := m["aud"].([]any); m["active"] != true || m["client_id"] != "web" || len(aud) != 1 || aud[0] != "web" {
+					t.Fatalf("with introspect_any: %v, want active with client_id and aud web", m)
+				}
+			}
+			// The token's own client always gets the answer, with aud.
+			resp, m := e.postForm("/introspect", url.Values{"token": {tk.token.AccessToken}}, "web", "web-secret-0123456789abcdef0123456789")
+			if aud, _ := m["aud"].([]any); resp.StatusCode != http.StatusOK || m["active"] != true || m["client_id"] != "web" || len(aud) != 1 || aud[0] != "web" {
+				t.Fatalf("own token: %d %v", resp.StatusCode, m)
+			}
+		})
+	}
+}
