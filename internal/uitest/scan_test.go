@@ -31,7 +31,7 @@ func TestScanLoginPageUpdatesItself(t *testing.T) {
 		confirm bool
 	}{{"refused", false}, {"confirmed", true}} { // refused first: after confirm the session answers
 		t.Run(tc.name, func(t *testing.T) {
-			a := e.authRequest(limitedClientID, "limited-secret")
+			a := e.authRequest(limitedClientID, "limited-secret-0123456789abcdef0123456789")
 			do(t, ctx, "opening the scan login", browsertest.Emulate(browsertest.Desktop, "en"),
 				chromedp.Navigate(a.url+"&connector_id=wechat_mini"),
 				chromedp.WaitVisible(chromedp.CSS(`[data-scan][data-status="waiting"] img.scan-code`)))

@@ -45,8 +45,8 @@ func TestScreenshots(t *testing.T) {
 	// chooser, WeChat's QR-code login signs alice in.
 	do(t, ctx, "opening the example app", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(d.appURL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-login=""]`)))
 	click(t, ctx, `[data-login=""]`, `[data-connector-id]`)
-	if got := attrs(t, ctx, "data-connector-id"); !slices.Equal(got, []string{"wechat", "qq", "weibo"}) {
-		t.Errorf("the chooser lists %q, want wechat, qq and weibo", got)
+	if got := attrs(t, ctx, "data-connector-id"); !slices.Equal(got, []string{"wechat", "wechat_miniprogram", "qq", "weibo"}) {
+		t.Errorf("the chooser lists %q, want wechat, the mini-program's scan login, qq and weibo", got)
 	}
 	shoot(t, ctx, dir, "chooser", browsertest.Desktop)
 	click(t, ctx, `[data-connector-id="wechat"]`, `[data-person="alice"]`)
