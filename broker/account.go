@@ -694,13 +694,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	ident, err := exchanger.ExchangeCode(r.Context(), req.Code)
 	if err != nil {
-		b.loginFailed(r.Context(), conn, g.clientID, err)
-		switch {
-		case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
-			writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Description: "The code is invalid, expired or already used."})
-		default:
-			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable", Description: "WeChat is busy or unreachable. Please retry."})
-		}
+		b.loginFailed(r.Context(), conn, g.clientID, err).write(w)
 		return
 	}
 	row, outcome, err := b.bindIdentity(r, conn, ident, g.userID, g.clientID)

@@ -519,13 +519,7 @@ func (b *Broker) handleScanAPI(step string) http.HandlerFunc {
 				return
 			}
 			if ident, err = exchanger.ExchangeCode(ctx, req.Code); err != nil {
-				b.loginFailed(ctx, conn, st.Client, err)
-				rfc := fosite.ErrorToRFC6749Error(exchangeError(err))
-				status := http.StatusBadRequest
-				if rfc.ErrorField != fosite.ErrInvalidGrant.ErrorField {
-					status = http.StatusServiceUnavailable
-				}
-				scanAPIError(w, status, rfc.ErrorField, rfc.HintField)
+				b.loginFailed(ctx, conn, st.Client, err).write(w)
 				return
 			}
 		}

@@ -66,17 +66,6 @@ func (h *tokenExchangeHandler) CanHandleTokenEndpointRequest(_ context.Context, 
 	return r.GetGrantTypes().ExactOne(grantTokenExchange)
 }
 
-// exchangeError maps a connector failure to the token endpoint's answer.
-func exchangeError(err error) error {
-	switch {
-	case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
-		return fosite.ErrInvalidGrant.WithHint("The code is invalid, expired or already used.").WithWrap(err)
-	case errors.Is(err, connectors.ErrUnavailable):
-		return fosite.ErrTemporarilyUnavailable.WithHint("WeChat is busy or unreachable. Please retry.").WithWrap(err)
-	}
-	return fosite.ErrServerError.WithHint("WeChat refused this application's configuration.").WithWrap(err)
-}
-
 func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
@@ -118,8 +107,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 
 	ident, err := exchanger.ExchangeCode(ctx, code)
 	if err != nil {
-		b.loginFailed(ctx, conn, c.ID, err)
-		return exchangeError(err)
+		return b.loginFailed(ctx, conn, c.ID, err).rfc(err)
 	}
 	var phone string
 	if pc := form.Get("phone_code"); pc != "" && r.GetGrantedScopes().Has("phone") {
@@ -128,8 +116,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 			return fosite.ErrInvalidRequest.WithHint("This connector cannot fetch phone numbers.")
 		}
 		if phone, err = pcn.PhoneNumber(ctx, pc); err != nil {
-			b.loginFailed(ctx, conn, c.ID, err)
-			return exchangeError(err)
+			return b.loginFailed(ctx, conn, c.ID, err).rfc(err)
 		}
 	}
 	userID, known, update, err := b.resolveIdentity(ctx, conn, ident)
@@ -179,14 +166,11 @@ func (b *Broker) subjectTokenTypes() []string {
 	return out
 }
 
-func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) {
-	result := "error"
-	switch {
-	case errors.Is(err, connectors.ErrInvalidCode), errors.Is(err, connectors.ErrAccessDenied):
-		result = "invalid_code"
-	case errors.Is(err, connectors.ErrUnavailable):
-		result = "unavailable"
-	}
+// loginFailed counts, audits and logs a failed mini-program code exchange
+// and returns how to answer it.
+func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
+	f := classify(err)
+	result := string(f.Result)
 	attrs := []any{"connector", conn.ID, "type", conn.Type, "result", result, "err", err.Error()}
 	var pe *connectors.ProviderError
 	if errors.As(err, &pe) {
@@ -195,6 +179,7 @@ func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID stri
 	b.log.Warn("mini-program login failed", attrs...)
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
 	b.audit(ctx, nil, storage.AuditEvent{Action: "login", ConnectorID: conn.ID, ClientID: clientID, Result: result})
+	return f
 }
 
 func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
