@@ -117,7 +117,6 @@ type Broker struct {
 	oidc       *openid.DefaultStrategy
 	fstore     *fositeStore
 	idSealer   *seal.Sealer
-	cacheSeal  *seal.Sealer
 	// loginSealer seals pending upstream logins into the login cookie.
 	loginSealer *seal.Sealer
 	cookieKey   []byte
@@ -172,9 +171,6 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	secret := []byte(cfg.Secret)
 	if b.idSealer, err = seal.New(secret, "identity-secrets"); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	if b.cacheSeal, err = seal.New(secret, "cache"); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if b.loginSealer, err = seal.New(secret, "login-cookie"); err != nil {
