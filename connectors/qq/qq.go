@@ -3,7 +3,7 @@
 // exchanged for an access token, the user's openid (and, when the app has
 // the permission, unionid) and the profile from get_user_info.
 //
-// Wire behaviour follows upstream-apis.md §6: every reply is HTTP 200;
+// Wire behaviour (as QQ Connect really answers): every reply is HTTP 200;
 // the token call answers form-encoded text unless fmt=json is sent, errors
 // come as JSONP `callback( {...} );` or JSON with a numeric "error", and
 // get_user_info answers JSON with ret/msg.

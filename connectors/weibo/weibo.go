@@ -4,7 +4,7 @@
 // /oauth2/get_token_info (it must belong to this app, as Weibo's docs ask)
 // and the profile comes from /2/users/show.json.
 //
-// Wire behaviour follows upstream-apis.md §7: errors are real 4xx replies
+// Wire behaviour (as Weibo really answers): errors are real 4xx replies
 // with a JSON body whose error_code is a number or a string, JSON comes
 // as text/plain, and the uid is a string (idstr): the int64 id can exceed
 // 2^53 and is never passed through a float.

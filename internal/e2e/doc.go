@@ -1,5 +1,6 @@
 // Package e2e holds Qiao's end-to-end tests: the provider simulators, the
 // broker and relying parties on real loopback HTTP servers, a browser
 // with its own cookies (package browser), and go-oidc as the client.
-// Everything is in the _test files; README-demo.md documents the demo.
+// Everything is in the _test files; the README's "The demo" section
+// documents the demo.
 package e2e

@@ -1,4 +1,5 @@
-// Package spectest checks the qiao binary against SPEC.md as a black box:
+// Package spectest checks the qiao binary against the product contract
+// (the behaviour docs/endpoints.md describes) as a black box:
 // it builds cmd/qiao, runs `qiao serve` against the sandbox simulators on
 // loopback servers, and talks to it over HTTP only (plus go-oidc as a
 // relying party). Each test is named after the SPEC sentence it checks.
