@@ -588,7 +588,7 @@ func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool
 	if g.client != nil {
 		g.clientID = g.client.ID
 	}
-	if sess, ok := ar.GetSession().(*Session); ok && sess.Claims != nil {
+	if sess, ok := ar.GetSession().(*grantSession); ok && sess.Claims != nil {
 		g.authTime = sess.Claims.AuthTime
 	}
 	if !g.scopes.Has(scopeAccount) || g.client == nil {

@@ -254,7 +254,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
-	sess, _ := ar.GetSession().(*Session)
+	sess, _ := ar.GetSession().(*grantSession)
 	resp := map[string]any{
 		"active":     true,
 		"client_id":  ar.GetClient().GetID(),
@@ -349,7 +349,7 @@ func (b *Broker) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := ar.GetSession().GetSubject()
 	claims := map[string]any{"sub": sub}
-	if sess, ok := ar.GetSession().(*Session); ok {
+	if sess, ok := ar.GetSession().(*grantSession); ok {
 		if sess.IDP != "" {
 			claims["idp"] = sess.IDP
 		}

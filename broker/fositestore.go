@@ -273,7 +273,7 @@ func (s *fositeStore) recordParts(ctx context.Context, kind storage.TokenKind, s
 	}
 	// The identity that signed in, when it is known (both parts, or
 	// neither: an unknown identity is revoked with any unbind).
-	if s, ok := r.GetSession().(*Session); ok && s.IDP != "" && s.IdentitySubject != "" {
+	if s, ok := r.GetSession().(*grantSession); ok && s.IDP != "" && s.IdentitySubject != "" {
 		rec.IdentityConnector, rec.IdentitySubject = s.IDP, s.IdentitySubject
 	}
 	return rec, sr, nil

@@ -247,14 +247,14 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 // signFor makes the grant's ID tokens signed with the client's algorithm
 // (id_token_signed_response_alg, else keys.algorithm). The choice stays
 // with the grant, so its refreshed ID tokens use it too.
-func signFor(sess *Session, c fosite.Client) {
+func signFor(sess *grantSession, c fosite.Client) {
 	if cl, ok := c.(*client); ok && cl.IDTokenAlg != "" {
 		sess.Headers.Add("alg", keys.AlgHint(cl.IDTokenAlg))
 	}
 }
 
 // newUserSession builds the claims of a grant for user.
-func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*Session, error) {
+func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*grantSession, error) {
 	sess := newSession()
 	sess.Subject = userID
 	sess.IDP = idp

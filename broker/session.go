@@ -6,9 +6,11 @@ import (
 	"github.com/ory/fosite/token/jwt"
 )
 
-// Session is what fosite keeps with every code and token: the ID token
-// claims (subject, auth_time, idp, profile) and the expiry of each token.
-type Session struct {
+// grantSession is the session fosite keeps with every code and token (not
+// the browser's session, browserSession, nor the stored storage.Session):
+// the ID token claims (subject, auth_time, idp, profile) and the expiry of
+// each token.
+type grantSession struct {
 	openid.DefaultSession
 	// IDP is the connector of the login that created the grant; it stays
 	// with the grant across SSO and refreshes.
@@ -19,15 +21,15 @@ type Session struct {
 	IdentitySubject string `json:"idp_subject,omitempty"`
 }
 
-func newSession() *Session {
-	return &Session{DefaultSession: openid.DefaultSession{
+func newSession() *grantSession {
+	return &grantSession{DefaultSession: openid.DefaultSession{
 		Claims:  &jwt.IDTokenClaims{Extra: map[string]interface{}{}},
 		Headers: &jwt.Headers{Extra: map[string]interface{}{}},
 	}}
 }
 
 // Clone implements fosite.Session: a deep copy.
-func (s *Session) Clone() fosite.Session {
+func (s *grantSession) Clone() fosite.Session {
 	if s == nil {
 		return nil
 	}

@@ -221,7 +221,7 @@ func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context
 		resp.SetExtra("refresh_token", refresh)
 	}
 	if r.GetGrantedScopes().Has("openid") {
-		if sess, ok := r.GetSession().(*Session); ok {
+		if sess, ok := r.GetSession().(*grantSession); ok {
 			sess.Claims.AccessTokenHash = h.ids.GetAccessTokenHash(ctx, r, resp)
 		}
 		if err := h.ids.IssueExplicitIDToken(ctx, b.cfg.Tokens.IDTokenTTL, r, resp); err != nil {
