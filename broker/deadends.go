@@ -176,23 +176,9 @@ func technicalDetail(conn *Connector, err error) string {
 		if pe.Code != 0 {
 			s += fmt.Sprintf(": error code %d", pe.Code)
 		}
-		return s + " (" + kindName(err) + ")"
+		return s + " (" + classify(err).Kind + ")"
 	}
-	return conn.Type + " (" + kindName(err) + ")"
-}
-
-func kindName(err error) string {
-	switch {
-	case errors.Is(err, connectors.ErrAccessDenied):
-		return "access_denied"
-	case errors.Is(err, connectors.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, connectors.ErrInvalidCode):
-		return "invalid_code"
-	case errors.Is(err, connectors.ErrConfig):
-		return "configuration"
-	}
-	return "error"
+	return conn.Type + " (" + classify(err).Kind + ")"
 }
 
 // cancelledHint is the error_description a relying party gets when the
@@ -212,12 +198,9 @@ func cancelledHint(conn *Connector, err error) string {
 // sign-in at the provider did not work, with the provider's code under
 // "Technical details" and a way forward.
 func (b *Broker) providerFailedPage(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
-	d := pageData{Title: msgErrorTitle, Message: msgProviderFailed, Detail: technicalDetail(conn, err)}
-	switch {
-	case errors.Is(err, connectors.ErrAccessDenied):
-		d.Message, d.MessageArg = msgCancelledAt, b.providerName(conn, r)
-	case errors.Is(err, connectors.ErrUnavailable):
-		d.Message = msgUnavailable
+	d := pageData{Title: msgErrorTitle, Message: classify(err).Msg, Detail: technicalDetail(conn, err)}
+	if d.Message == msgCancelledAt {
+		d.MessageArg = b.providerName(conn, r)
 	}
 	if data.Purpose == "account" {
 		d.Links = append(d.Links, link{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true})

@@ -633,26 +633,20 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	if errors.As(err, &pe) {
 		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
 	}
-	var rfc *fosite.RFC6749Error
-	var result string
-	switch {
-	case errors.Is(err, connectors.ErrAccessDenied):
-		result = "denied"
-		rfc = fosite.ErrAccessDenied.WithHint(cancelledHint(conn, err))
+	f := classify(err)
+	result := string(f.Result)
+	switch f.Result {
+	case resultDenied:
+		f.Hint = cancelledHint(conn, err)
 		b.log.Info("upstream login refused", attrs...)
-	case errors.Is(err, connectors.ErrUnavailable):
-		result = "unavailable"
-		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The provider is busy or unreachable. Please try again.")
+	case resultUnavailable:
 		b.log.Warn("upstream provider unavailable", attrs...)
-	case errors.Is(err, connectors.ErrInvalidCode):
-		result = "invalid_code"
-		rfc = fosite.ErrAccessDenied.WithHint("The provider did not accept the login (its code was invalid or already used). Please try again.")
+	case resultInvalidCode:
 		b.log.Warn("upstream code refused", attrs...)
 	default:
-		result = "error"
-		rfc = fosite.ErrServerError.WithHint("The provider refused this application's configuration. The administrator has been told.")
 		b.log.Error("upstream login failed: check the connector configuration", attrs...)
 	}
+	rfc := f.rfc(nil)
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: data.Purpose, UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
 	if data.Purpose == "bind" || data.Purpose == "reauth" {

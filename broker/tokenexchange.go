@@ -169,7 +169,7 @@ func (b *Broker) subjectTokenTypes() []string {
 // loginFailed counts, audits and logs a failed mini-program code exchange
 // and returns how to answer it.
 func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
-	f := classify(err)
+	f := classifyCode(err)
 	result := string(f.Result)
 	attrs := []any{"connector", conn.ID, "type", conn.Type, "result", result, "err", err.Error()}
 	var pe *connectors.ProviderError
