@@ -291,7 +291,7 @@ func (b *Broker) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
 	}
-	b.startUpstream(w, r, conn, pendingData{Purpose: "account", RequestedAt: b.now().UTC()})
+	b.startUpstream(w, r, conn, pendingData{Purpose: purposeAccount, RequestedAt: b.now().UTC()})
 }
 
 func (b *Broker) accountSession(w http.ResponseWriter, r *http.Request) *browserSession {
@@ -325,7 +325,7 @@ func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
 		b.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: conn.ID})
 		return
 	}
-	b.startUpstream(w, r, conn, pendingData{Purpose: "bind", UserID: sess.UserID, RequestedAt: b.now().UTC()})
+	b.startUpstream(w, r, conn, pendingData{Purpose: purposeBind, UserID: sess.UserID, RequestedAt: b.now().UTC()})
 }
 
 func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +381,7 @@ func (b *Broker) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
 	for _, c := range b.reauthChoices(r, ids, p) {
 		if c.ID == connectorID {
 			b.startUpstream(w, r, b.connectors[c.ID], pendingData{
-				Purpose: "reauth", UserID: sess.UserID, Action: p.Action, Target: p.Target,
+				Purpose: purposeReauth, UserID: sess.UserID, Action: p.Action, Target: p.Target,
 				RequestedAt: b.now().UTC(),
 			})
 			return
@@ -413,8 +413,8 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		return
 	}
 	if err != nil || existing.UserID != data.UserID {
-		b.metrics.bindOperations.WithLabelValues("reauth", "refused_other_person").Inc()
-		b.audit(ctx, r, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "refused",
+		b.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeRefusedOtherPerson)).Inc()
+		b.audit(ctx, r, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeRefused),
 			Detail: "signed in as another person"})
 		b.askReauth(w, r, msgReauthOtherPerson, pendingAction{Action: data.Action, Target: data.Target})
 		return
@@ -428,12 +428,12 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 		StateExpiresAt: data.ExpiresAt,
 		Session:        &fresh.Session,
 		DeleteSession:  sess.ID,
-		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "reauth", UserID: data.UserID, ConnectorID: conn.ID, Result: "success"})},
+		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})},
 	}}
 	if !done.write(w, r) {
 		return
 	}
-	b.metrics.bindOperations.WithLabelValues("reauth", "success").Inc()
+	b.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeSuccess)).Inc()
 	q := url.Values{"confirm": {"1"}, "action": {data.Action}, "target": {data.Target}}
 	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
@@ -455,27 +455,27 @@ func (b *Broker) handleAccountSignOutEverywhere(w http.ResponseWriter, r *http.R
 
 func (b *Broker) signOutEverywhere(r *http.Request, userID, clientID string) error {
 	err := b.store.RevokeUserGrants(r.Context(), userID)
-	result := "success"
+	result := outcomeSuccess
 	if err != nil {
-		result = "error"
+		result = outcomeError
 		b.log.Error("sign out everywhere failed", "err", err)
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "sign_out_everywhere", UserID: userID, ClientID: clientID, Result: result})
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionSignOutEverywhere), UserID: userID, ClientID: clientID, Result: string(result)})
 	return err
 }
 
 func (b *Broker) recordUnbind(r *http.Request, userID, connectorID, clientID string, err error) {
-	result := "success"
+	result := outcomeSuccess
 	switch {
 	case errors.Is(err, storage.ErrLastIdentity):
-		result = "refused_last_identity"
+		result = outcomeRefusedLastIdentity
 	case errors.Is(err, storage.ErrNotFound):
-		result = "not_found"
+		result = outcomeNotFound
 	case err != nil:
-		result = "error"
+		result = outcomeError
 	}
-	b.metrics.bindOperations.WithLabelValues("unbind", result).Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "unbind", UserID: userID, ConnectorID: connectorID, ClientID: clientID, Result: result})
+	b.metrics.bindOperations.WithLabelValues(string(actionUnbind), string(result)).Inc()
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionUnbind), UserID: userID, ConnectorID: connectorID, ClientID: clientID, Result: string(result)})
 }
 
 // bindOutcome is the result of attaching an identity to a user.
@@ -495,7 +495,7 @@ func (b *Broker) bindIdentity(r *http.Request, conn *Connector, ident connectors
 	existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
 	if err == nil {
 		if existing.UserID == userID {
-			b.metrics.bindOperations.WithLabelValues("bind", "already_bound").Inc()
+			b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeAlreadyBound)).Inc()
 			return existing, bindAlreadyMine, nil
 		}
 		b.bindRefused(r, conn, userID, clientID)
@@ -516,14 +516,14 @@ func (b *Broker) bindIdentity(r *http.Request, conn *Connector, ident connectors
 	if err != nil {
 		return storage.Identity{}, 0, err
 	}
-	b.metrics.bindOperations.WithLabelValues("bind", "success").Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: "bind", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "success"})
+	b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeSuccess)).Inc()
+	b.audit(ctx, r, storage.AuditEvent{Action: string(actionBind), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeSuccess)})
 	return row, bindCreated, nil
 }
 
 func (b *Broker) bindRefused(r *http.Request, conn *Connector, userID, clientID string) {
-	b.metrics.bindOperations.WithLabelValues("bind", "conflict").Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "bind_conflict", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "refused", Detail: "identity bound to another user"})
+	b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeConflict)).Inc()
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionBindConflict), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeRefused), Detail: "identity bound to another user"})
 }
 
 // finishBind completes a bind started on the account page.

@@ -10,6 +10,45 @@ import (
 	"github.com/qiaoidp/qiao/storage"
 )
 
+// auditAction is what an audit entry records; the storage keeps it as a
+// plain string.
+type auditAction string
+
+const (
+	actionLogin             auditAction = "login"
+	actionBind              auditAction = "bind"
+	actionBindConflict      auditAction = "bind_conflict"
+	actionLinkUnionid       auditAction = "link_unionid"
+	actionLogout            auditAction = "logout"
+	actionMerge             auditAction = "merge"
+	actionProfileName       auditAction = "profile_name"
+	actionProfilePicture    auditAction = "profile_picture"
+	actionReauth            auditAction = "reauth"
+	actionScanConfirm       auditAction = "scan_confirm"
+	actionSignOutEverywhere auditAction = "sign_out_everywhere"
+	actionUnbind            auditAction = "unbind"
+)
+
+// outcome is how an operation ended: the result of its audit entry and the
+// result label of the metric that counts it (qiao_logins_total,
+// qiao_bind_operations_total).
+type outcome string
+
+const (
+	outcomeSuccess             outcome = "success"
+	outcomeDenied              outcome = "denied"
+	outcomeRefused             outcome = "refused"
+	outcomeInvalidCode         outcome = "invalid_code"
+	outcomeUnavailable         outcome = "unavailable"
+	outcomeError               outcome = "error"
+	outcomeNotFound            outcome = "not_found"
+	outcomeConflict            outcome = "conflict"
+	outcomeAlreadyBound        outcome = "already_bound"
+	outcomeRefusedOtherPerson  outcome = "refused_other_person"
+	outcomeRefusedLastIdentity outcome = "refused_last_identity"
+	outcomeRefusedChanged      outcome = "refused_changed"
+)
+
 // audit records an event; failures are logged, never fatal.
 func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
 	if r != nil {

@@ -96,7 +96,7 @@ func (b *Broker) loginDeadEnd(w http.ResponseWriter, r *http.Request, conn *Conn
 		return
 	}
 	switch data.Purpose {
-	case "account", "bind", "reauth":
+	case purposeAccount, purposeBind, purposeReauth:
 		if sess != nil {
 			b.redirectAccount(w, r, "", "")
 			return
@@ -202,7 +202,7 @@ func (b *Broker) providerFailedPage(w http.ResponseWriter, r *http.Request, conn
 	if d.Message == msgCancelledAt {
 		d.MessageArg = b.providerName(conn, r)
 	}
-	if data.Purpose == "account" {
+	if data.Purpose == purposeAccount {
 		d.Links = append(d.Links, link{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true})
 	}
 	if back, ok := b.backLink(clientOf(data.AuthQuery)); ok {

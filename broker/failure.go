@@ -9,23 +9,11 @@ import (
 	"github.com/qiaoidp/qiao/connectors"
 )
 
-// loginResult is a login's result: the result label of
-// qiao_logins_total and the result of its audit entry.
-type loginResult string
-
-const (
-	resultSuccess     loginResult = "success"
-	resultDenied      loginResult = "denied"
-	resultInvalidCode loginResult = "invalid_code"
-	resultUnavailable loginResult = "unavailable"
-	resultError       loginResult = "error"
-)
-
 // failure is what the broker makes of one connector failure: the login
 // result it counts and audits, the kind it shows under "Technical
 // details", the OAuth answer, and the message its own pages show.
 type failure struct {
-	Result loginResult
+	Result outcome
 	Kind   string // access_denied, invalid_code, unavailable, configuration or error
 	Status int    // the HTTP status of a JSON answer
 	Error  string // the OAuth error code
@@ -42,20 +30,20 @@ type failure struct {
 func classify(err error) failure {
 	switch {
 	case errors.Is(err, connectors.ErrAccessDenied):
-		return failure{Result: resultDenied, Kind: "access_denied", Status: http.StatusForbidden, Error: fosite.ErrAccessDenied.ErrorField,
+		return failure{Result: outcomeDenied, Kind: "access_denied", Status: http.StatusForbidden, Error: fosite.ErrAccessDenied.ErrorField,
 			Hint: "The sign-in was cancelled at the provider.", Msg: msgCancelledAt}
 	case errors.Is(err, connectors.ErrUnavailable):
-		return failure{Result: resultUnavailable, Kind: "unavailable", Status: http.StatusServiceUnavailable, Error: fosite.ErrTemporarilyUnavailable.ErrorField,
+		return failure{Result: outcomeUnavailable, Kind: "unavailable", Status: http.StatusServiceUnavailable, Error: fosite.ErrTemporarilyUnavailable.ErrorField,
 			Hint: "The provider is busy or unreachable. Please try again.", Msg: msgUnavailable}
 	case errors.Is(err, connectors.ErrInvalidCode):
-		return failure{Result: resultInvalidCode, Kind: "invalid_code", Status: http.StatusForbidden, Error: fosite.ErrAccessDenied.ErrorField,
+		return failure{Result: outcomeInvalidCode, Kind: "invalid_code", Status: http.StatusForbidden, Error: fosite.ErrAccessDenied.ErrorField,
 			Hint: "The provider did not accept the login (its code was invalid or already used). Please try again.", Msg: msgProviderFailed}
 	}
 	kind := "error"
 	if errors.Is(err, connectors.ErrConfig) {
 		kind = "configuration"
 	}
-	return failure{Result: resultError, Kind: kind, Status: http.StatusInternalServerError, Error: fosite.ErrServerError.ErrorField,
+	return failure{Result: outcomeError, Kind: kind, Status: http.StatusInternalServerError, Error: fosite.ErrServerError.ErrorField,
 		Hint: "The provider refused this application's configuration. The administrator has been told.", Msg: msgProviderFailed}
 }
 
@@ -69,10 +57,10 @@ func classify(err error) failure {
 func classifyCode(err error) failure {
 	f := classify(err)
 	switch f.Result {
-	case resultDenied, resultInvalidCode:
-		f.Result, f.Status, f.Error = resultInvalidCode, http.StatusBadRequest, fosite.ErrInvalidGrant.ErrorField
+	case outcomeDenied, outcomeInvalidCode:
+		f.Result, f.Status, f.Error = outcomeInvalidCode, http.StatusBadRequest, fosite.ErrInvalidGrant.ErrorField
 		f.Hint = "The code is invalid, expired or already used."
-	case resultUnavailable:
+	case outcomeUnavailable:
 		f.Hint = "WeChat is busy or unreachable. Please retry."
 	default:
 		f.Status, f.Error = http.StatusServiceUnavailable, fosite.ErrTemporarilyUnavailable.ErrorField

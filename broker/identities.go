@@ -102,7 +102,7 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 				if err != nil {
 					return "", nil, nil, err
 				}
-				b.audit(ctx, nil, storage.AuditEvent{Action: "link_unionid", UserID: others[0].UserID, ConnectorID: conn.ID, Result: "success"})
+				b.audit(ctx, nil, storage.AuditEvent{Action: string(actionLinkUnionid), UserID: others[0].UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})
 				return others[0].UserID, b.ownOver(profileOfRow(row), others[0]), nil, nil
 			}
 		}

@@ -636,19 +636,19 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	f := classify(err)
 	result := string(f.Result)
 	switch f.Result {
-	case resultDenied:
+	case outcomeDenied:
 		f.Hint = cancelledHint(conn, err)
 		b.log.Info("upstream login refused", attrs...)
-	case resultUnavailable:
+	case outcomeUnavailable:
 		b.log.Warn("upstream provider unavailable", attrs...)
-	case resultInvalidCode:
+	case outcomeInvalidCode:
 		b.log.Warn("upstream code refused", attrs...)
 	default:
 		b.log.Error("upstream login failed: check the connector configuration", attrs...)
 	}
 	rfc := f.rfc(nil)
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: data.Purpose, UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
+	b.audit(ctx, r, storage.AuditEvent{Action: string(data.Purpose), UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
 	if data.Purpose == "bind" || data.Purpose == "reauth" {
 		// The account page shows only the messages it knows.
 		switch result {

@@ -55,16 +55,26 @@ func keptAuthQuery(form url.Values) (string, error) {
 	return q, nil
 }
 
+// loginPurpose is why the person signs in at the provider.
+type loginPurpose string
+
+const (
+	purposeLogin   loginPurpose = "login"   // for a relying party's authorization request
+	purposeAccount loginPurpose = "account" // to the account page
+	purposeBind    loginPurpose = "bind"    // to bind another identity from the account page
+	purposeReauth  loginPurpose = "reauth"  // to confirm a bind or unbind by signing in again
+)
+
 // pendingData is what an upstream login carries to its callback, sealed
 // in the login cookie.
 type pendingData struct {
-	State       string    `json:"s"`
-	ConnectorID string    `json:"c"`
-	Purpose     string    `json:"p"`           // "login", "bind", "account" or "reauth"
-	AuthQuery   string    `json:"q,omitempty"` // the authorization request, for login
-	UserID      string    `json:"u,omitempty"` // the user to bind to (bind), or who must sign in again (reauth)
-	RequestedAt time.Time `json:"t"`           // when the request arrived
-	ExpiresAt   time.Time `json:"e"`           // when the login expires
+	State       string       `json:"s"`
+	ConnectorID string       `json:"c"`
+	Purpose     loginPurpose `json:"p"`
+	AuthQuery   string       `json:"q,omitempty"` // the authorization request, for login
+	UserID      string       `json:"u,omitempty"` // the user to bind to (bind), or who must sign in again (reauth)
+	RequestedAt time.Time    `json:"t"`           // when the request arrived
+	ExpiresAt   time.Time    `json:"e"`           // when the login expires
 	// Action ("bind" or "unbind") of the connector Target waits for a
 	// re-authentication (reauth).
 	Action string `json:"a,omitempty"`

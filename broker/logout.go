@@ -103,7 +103,7 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 			b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 			return
 		}
-		b.audit(ctx, r, storage.AuditEvent{Action: "logout", UserID: sess.UserID, ConnectorID: sess.ConnectorID, ClientID: clientID, Result: "success"})
+		b.audit(ctx, r, storage.AuditEvent{Action: string(actionLogout), UserID: sess.UserID, ConnectorID: sess.ConnectorID, ClientID: clientID, Result: string(outcomeSuccess)})
 	}
 	b.setCookie(w, sessionCookie, "", -1)
 

@@ -141,19 +141,19 @@ func (b *Broker) handleAccountMerge(w http.ResponseWriter, r *http.Request) {
 		From: offer.From, Into: offer.Into,
 		Only: &storage.IdentityKey{ConnectorID: offer.Connector, Subject: offer.Subject},
 	})
-	result := "success"
+	result := outcomeSuccess
 	switch {
 	case err == nil:
 	case errors.Is(err, storage.ErrNotFound):
-		result = "not_found"
+		result = outcomeNotFound
 	case errors.Is(err, storage.ErrConflict):
-		result = "refused_changed"
+		result = outcomeRefusedChanged
 	default:
-		result = "error"
+		result = outcomeError
 	}
-	b.metrics.bindOperations.WithLabelValues("merge", result).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: "merge", UserID: offer.Into, ConnectorID: offer.Connector, Result: result, Detail: "absorbed user " + offer.From})
-	b.audit(ctx, r, storage.AuditEvent{Action: "merge", UserID: offer.From, ConnectorID: offer.Connector, Result: result, Detail: "merged into user " + offer.Into})
+	b.metrics.bindOperations.WithLabelValues(string(actionMerge), string(result)).Inc()
+	b.audit(ctx, r, storage.AuditEvent{Action: string(actionMerge), UserID: offer.Into, ConnectorID: offer.Connector, Result: string(result), Detail: "absorbed user " + offer.From})
+	b.audit(ctx, r, storage.AuditEvent{Action: string(actionMerge), UserID: offer.From, ConnectorID: offer.Connector, Result: string(result), Detail: "merged into user " + offer.Into})
 	switch result {
 	case "success":
 		b.redirectAccount(w, r, "status", msgMergedOK)

@@ -136,7 +136,7 @@ func (b *Broker) handleSetName(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_name", UserID: g.userID, ClientID: g.clientID, Result: "success"})
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfileName), UserID: g.userID, ClientID: g.clientID, Result: string(outcomeSuccess)})
 	b.handleMe(w, r)
 }
 
@@ -197,7 +197,7 @@ func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_picture", UserID: g.userID, ClientID: g.clientID, Result: "success"})
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfilePicture), UserID: g.userID, ClientID: g.clientID, Result: string(outcomeSuccess)})
 	b.handleMe(w, r)
 }
 
@@ -293,7 +293,7 @@ func (b *Broker) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
 		b.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_name", UserID: sess.UserID, Result: "success"})
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfileName), UserID: sess.UserID, Result: string(outcomeSuccess)})
 	b.redirectAccount(w, r, "status", msgProfileSaved)
 }
 
@@ -327,6 +327,6 @@ func (b *Broker) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
 		b.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "profile_picture", UserID: sess.UserID, Result: "success"})
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfilePicture), UserID: sess.UserID, Result: string(outcomeSuccess)})
 	b.redirectAccount(w, r, "status", msgProfileSaved)
 }

@@ -206,15 +206,15 @@ func (b *Broker) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	if errors.As(err, &pe) {
 		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
 	}
-	result := "unavailable"
+	result := outcomeUnavailable
 	if errors.Is(err, connectors.ErrUnavailable) {
 		b.log.Warn("mini-program code unavailable: scan login not offered", attrs...)
 	} else {
-		result = "error"
+		result = outcomeError
 		b.log.Error("mini-program code refused: check the connector's scan_login configuration", attrs...)
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: "login", ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: "mini-program code not made"})
+	b.metrics.logins.WithLabelValues(conn.ID, string(result)).Inc()
+	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: string(result), Detail: "mini-program code not made"})
 	ar, perr := b.resumeAuthorize(r, data.AuthQuery)
 	var c *client
 	if perr == nil {
@@ -415,8 +415,8 @@ func (b *Broker) handleScanFinish(w http.ResponseWriter, r *http.Request) {
 	sess, cookie := b.newBrowserSession(old, rec.UserID, conn.ID, rec.Subject, now)
 	done := &signIn{b: b, sess: sess, cookie: cookie, conn: conn.ID, c: storage.LoginCompletion{
 		Session: &sess.Session,
-		Audit: []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: rec.UserID, ConnectorID: conn.ID,
-			ClientID: clientOf(rec.AuthQuery), Result: "success", Detail: "scan"})},
+		Audit: []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: rec.UserID, ConnectorID: conn.ID,
+			ClientID: clientOf(rec.AuthQuery), Result: string(outcomeSuccess), Detail: "scan"})},
 	}}
 	if old != nil {
 		done.c.DeleteSession = old.ID
@@ -657,7 +657,7 @@ func (b *Broker) scanConfirm(w http.ResponseWriter, r *http.Request, scene strin
 	if err := b.putScanStatus(ctx, scene, st); err != nil {
 		b.log.Warn("updating a scan's status", "err", err)
 	}
-	b.audit(ctx, r, storage.AuditEvent{Action: "scan_confirm", UserID: userID, ConnectorID: conn.ID, ClientID: st.Client, Result: "success"})
+	b.audit(ctx, r, storage.AuditEvent{Action: string(actionScanConfirm), UserID: userID, ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeSuccess)})
 	writeJSON(w, http.StatusOK, map[string]any{"status": scanConfirmed})
 }
 
@@ -670,7 +670,7 @@ func (b *Broker) scanRefuse(w http.ResponseWriter, r *http.Request, scene string
 	if err := b.putScanStatus(ctx, scene, st); err != nil {
 		b.log.Warn("updating a scan's status", "err", err)
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, "denied").Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: "login", ConnectorID: conn.ID, ClientID: st.Client, Result: "denied", Detail: "refused in the mini-program"})
+	b.metrics.logins.WithLabelValues(conn.ID, string(outcomeDenied)).Inc()
+	b.audit(ctx, r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeDenied), Detail: "refused in the mini-program"})
 	writeJSON(w, http.StatusOK, map[string]any{"status": scanRefused})
 }

@@ -138,10 +138,10 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		sess.SetExpiresAt(fosite.RefreshToken, now.Add(b.cfg.Tokens.RefreshTokenTTL).Round(time.Second))
 	}
 	r.SetSession(sess)
-	b.metrics.logins.WithLabelValues(conn.ID, "success").Inc()
+	b.metrics.logins.WithLabelValues(conn.ID, string(outcomeSuccess)).Inc()
 	login := storage.LoginCompletion{
 		UpdateIdentity: update,
-		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: "success"})},
+		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: string(outcomeSuccess)})},
 	}
 	if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
 		// Written with the tokens, in the token response's transaction.
@@ -178,7 +178,7 @@ func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID stri
 	}
 	b.log.Warn("mini-program login failed", attrs...)
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
-	b.audit(ctx, nil, storage.AuditEvent{Action: "login", ConnectorID: conn.ID, ClientID: clientID, Result: result})
+	b.audit(ctx, nil, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientID, Result: string(result)})
 	return f
 }
 
