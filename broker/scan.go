@@ -206,8 +206,11 @@ func (b *Broker) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	if errors.As(err, &pe) {
 		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
 	}
+	// Making the code is the application's own call: anything but WeChat
+	// being busy is its configuration (an error), whatever kind WeChat's
+	// errcode maps to.
 	result := outcomeUnavailable
-	if errors.Is(err, connectors.ErrUnavailable) {
+	if classify(err).Result == outcomeUnavailable {
 		b.log.Warn("mini-program code unavailable: scan login not offered", attrs...)
 	} else {
 		result = outcomeError
