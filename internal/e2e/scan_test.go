@@ -243,6 +243,28 @@ func TestScanLoginBadInputs(t *testing.T) {
 	}
 }
 
+// TestScanLoginWeChatRefusingTheAppIsTemporarilyUnavailable: when WeChat
+// refuses the mini-program's own configuration (a wrong AppSecret) at the
+// scan, the mini-program gets 503 temporarily_unavailable, as at the token
+// exchange (never server_error), and the login counts as an error.
+func TestScanLoginWeChatRefusingTheAppIsTemporarilyUnavailable(t *testing.T) {
+	s := newStack(t, stackOptions{scanLogin: true})
+	br := s.newBrowser("")
+	scene, _ := s.scanPage(t, br, s.rp().authRequest("wechat_miniprogram"))
+	code := s.loginCode(t, "alice")
+	s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 40125, Times: 1})
+	st, m := s.scanAPI(t, scene, "", map[string]string{"code": code})
+	if st != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || m["error_description"] == "" {
+		t.Fatalf("scan with WeChat refusing the AppSecret: HTTP %d %v, want 503 temporarily_unavailable with a description", st, m)
+	}
+	if v, _ := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "error"}); v != 1 {
+		t.Errorf("qiao_logins_total{result=error} = %v, want 1", v)
+	}
+	if got := scanStatus(t, br, s.issuer, scene); got != "waiting" {
+		t.Errorf("after the refused scan the status is %q, want waiting", got)
+	}
+}
+
 // TestScanLoginRefused: a refusal in the mini-program turns the page to
 // "refused" with a way back to the app, which gets access_denied.
 func TestScanLoginRefused(t *testing.T) {
