@@ -129,6 +129,7 @@ var errorMessages = map[string]msgID{
 	msgMergeExpired:      msgMergeExpired,
 	msgMergeChanged:      msgMergeChanged,
 	msgCancelledAt:       msgCancelledAt,
+	msgConnectorTaken:    msgConnectorTaken,
 }
 
 // pendingAction is a bind or unbind the person asked for (with a POST and
@@ -485,6 +486,9 @@ const (
 	bindCreated bindOutcome = iota
 	bindAlreadyMine
 	bindConflict
+	// bindConnectorTaken: the user already has another identity of the
+	// connector (a user has at most one per connector).
+	bindConnectorTaken
 )
 
 // bindIdentity attaches ident to userID atomically: an identity of
@@ -509,6 +513,11 @@ func (b *Broker) bindIdentity(r *http.Request, conn *Connector, ident connectors
 		// Bound by someone else in the meantime (or by ourselves).
 		if got, gerr := b.store.GetIdentity(ctx, conn.ID, ident.Subject); gerr == nil && got.UserID == userID {
 			return got, bindAlreadyMine, nil
+		}
+		if errors.Is(err, storage.ErrConnectorTaken) {
+			b.metrics.bindOperations.WithLabelValues("bind", "connector_taken").Inc()
+			b.audit(ctx, r, storage.AuditEvent{Action: "bind_conflict", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "refused", Detail: "the user already has an identity of this connector"})
+			return storage.Identity{}, bindConnectorTaken, nil
 		}
 		b.bindRefused(r, conn, userID, clientID)
 		return storage.Identity{}, bindConflict, nil
@@ -544,6 +553,8 @@ func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connec
 		b.redirectAccount(w, r, "error", msgUnavailable)
 	case outcome == bindConflict:
 		b.offerMerge(w, r, sess, conn, ident)
+	case outcome == bindConnectorTaken:
+		b.redirectAccount(w, r, "error", msgConnectorTaken)
 	default:
 		b.redirectAccount(w, r, "status", msgBoundOK)
 	}
@@ -704,6 +715,8 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 	case outcome == bindConflict:
 		writeJSON(w, http.StatusConflict, oauthError{Error: "identity_already_bound", Description: "This WeChat account is already bound to another user."})
+	case outcome == bindConnectorTaken:
+		writeJSON(w, http.StatusConflict, oauthError{Error: "connector_already_bound", Description: "The user already has an account of this connector bound; unbind it first."})
 	case outcome == bindAlreadyMine:
 		writeJSON(w, http.StatusOK, toIdentityJSON(row))
 	default:

@@ -382,3 +382,28 @@ func TestUnbindNeedsRecentSignIn(t *testing.T) {
 		t.Fatalf("unbind after re-sign-in:\n%s", b)
 	}
 }
+
+// A hand-crafted bind POST for a connector the user already has (the page
+// offers only Unbind there) binds nothing: a user has at most one
+// identity per connector.
+func TestBindOfASecondIdentityOfAConnectorIsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.accountBrowser()
+	body := a.get("/account/login?connector_id=alpha")
+	userID := between(body, `data-user-id>`, `<`)
+	if userID == "" {
+		t.Fatalf("no user after sign-in:\n%s", body)
+	}
+	e.fakes["alpha"].setPerson("carol") // an alpha account nobody has yet
+	body = a.post("/account/bind", url.Values{"connector_id": {"alpha"}})
+	if !strings.Contains(body, `data-error="connector_taken"`) || strings.Contains(body, `data-confirm-merge`) {
+		t.Fatalf("second alpha bind:\n%s", body)
+	}
+	ids, err := e.store.ListIdentities(t.Context(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("user has %d identities after the refused bind, want 1: %+v", len(ids), ids)
+	}
+}

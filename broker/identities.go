@@ -96,14 +96,20 @@ func (b *Broker) resolveIdentity(ctx context.Context, conn *Connector, ident con
 			if len(others) > 0 {
 				row := b.identityRow(conn, ident, others[0].UserID, now)
 				err := b.store.BindIdentity(ctx, row)
-				if errors.Is(err, storage.ErrAlreadyExists) {
+				switch {
+				case errors.Is(err, storage.ErrConnectorTaken):
+					// That user already has another identity of this
+					// connector: not linked, the identity becomes a user
+					// of its own below.
+					b.log.Warn("union id not linked: the user already has an identity of this connector", "connector", conn.ID)
+				case errors.Is(err, storage.ErrAlreadyExists):
 					continue // created by a concurrent login: read it again
-				}
-				if err != nil {
+				case err != nil:
 					return "", nil, nil, err
+				default:
+					b.audit(ctx, nil, storage.AuditEvent{Action: string(actionLinkUnionid), UserID: others[0].UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})
+					return others[0].UserID, b.ownOver(profileOfRow(row), others[0]), nil, nil
 				}
-				b.audit(ctx, nil, storage.AuditEvent{Action: string(actionLinkUnionid), UserID: others[0].UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})
-				return others[0].UserID, b.ownOver(profileOfRow(row), others[0]), nil, nil
 			}
 		}
 		userID := newUserID()

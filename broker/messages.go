@@ -50,6 +50,7 @@ const (
 	msgBoundAt           msgID = "bound_at"
 	msgLastIdentity      msgID = "last_identity"
 	msgAlreadyBound      msgID = "already_bound"
+	msgConnectorTaken    msgID = "connector_taken"
 	msgBoundOK           msgID = "bound_ok"
 	msgUnboundOK         msgID = "unbound_ok"
 	msgUserID            msgID = "user_id"
@@ -142,6 +143,7 @@ var catalog = map[string]map[msgID]string{
 		msgBoundAt:           "Bound on",
 		msgLastIdentity:      "This is your only sign-in account, so it cannot be unbound. Bind another one first.",
 		msgAlreadyBound:      "That account already belongs to another user, so it was not bound. Nothing was changed.",
+		msgConnectorTaken:    "You already have an account of this provider bound; unbind it first to bind another one. Nothing was changed.",
 		msgBoundOK:           "The account is bound.",
 		msgUnboundOK:         "The account is unbound.",
 		msgUserID:            "User ID",
@@ -232,6 +234,7 @@ var catalog = map[string]map[msgID]string{
 		msgBoundAt:           "绑定于",
 		msgLastIdentity:      "这是您唯一的登录账号，无法解除绑定。请先绑定其他账号。",
 		msgAlreadyBound:      "该账号已属于其他用户，未绑定，未做任何更改。",
+		msgConnectorTaken:    "您已绑定了该平台的账号；如需绑定另一个，请先解除绑定。未做任何更改。",
 		msgBoundOK:           "账号已绑定。",
 		msgUnboundOK:         "账号已解除绑定。",
 		msgUserID:            "用户 ID",

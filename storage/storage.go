@@ -31,6 +31,10 @@ var (
 	// ErrStateUsed: CompleteLogin found its upstream state already spent
 	// (a replayed callback). It is also an ErrAlreadyExists.
 	ErrStateUsed = fmt.Errorf("%w: upstream state already used", ErrAlreadyExists)
+	// ErrConnectorTaken: BindIdentity found the user already has an
+	// identity of that connector (a user has at most one per connector).
+	// It is also an ErrAlreadyExists.
+	ErrConnectorTaken = fmt.Errorf("%w: the user already has an identity of this connector", ErrAlreadyExists)
 )
 
 // MergeConflictError is MergeUsers refusing because both users have an
@@ -157,8 +161,10 @@ type Users interface {
 	FindIdentitiesByUnionID(ctx context.Context, unionID string) ([]Identity, error)
 	// BindIdentity attaches a new identity to an existing user.
 	// ErrNotFound if the user does not exist; ErrAlreadyExists if the
-	// identity is bound (to anyone). Atomic: of two concurrent binds of
-	// one identity exactly one succeeds.
+	// identity is bound (to anyone); ErrConnectorTaken if the user already
+	// has another identity of that connector. Atomic: of two concurrent
+	// binds of one identity, or of two identities of one connector to one
+	// user, exactly one succeeds.
 	BindIdentity(ctx context.Context, id Identity) error
 	// UpdateIdentity rewrites the mutable fields (UnionID, DisplayName,
 	// Picture, RealProfile, Secret, LastUsedAt) of an existing identity.

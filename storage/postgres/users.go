@@ -202,17 +202,39 @@ func (s *Store) FindIdentitiesByUnionID(ctx context.Context, unionID string) ([]
 }
 
 // BindIdentity inserts the identity; the primary key makes concurrent
-// binds of one identity succeed once, the foreign key requires the user.
+// binds of one identity succeed once. The user row is locked first, so
+// concurrent binds to one user check "no identity of this connector yet"
+// one after the other (as UnbindIdentity counts).
 func (s *Store) BindIdentity(ctx context.Context, id storage.Identity) error {
 	if err := checkIdentityKey(id); err != nil {
 		return fmt.Errorf("postgres: bind identity: %w", err)
 	}
-	err := s.retry(ctx, func() error {
-		_, err := s.pool.Exec(ctx, insertIdentity, identityArgs(id)...)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Two statements: under READ COMMITTED the second one's snapshot
+		// is taken after the lock is granted, so it sees the other bind.
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id.UserID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storage.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND connector_id = $2)`,
+			id.UserID, id.ConnectorID).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return storage.ErrConnectorTaken
+		}
+		_, err = tx.Exec(ctx, insertIdentity, identityArgs(id)...)
 		return err
 	})
-	if sqlState(err) == codeForeignKeyViolation {
+	if errors.Is(err, storage.ErrNotFound) || sqlState(err) == codeForeignKeyViolation {
 		return storage.ErrNotFound
+	}
+	if errors.Is(err, storage.ErrConnectorTaken) {
+		return fmt.Errorf("postgres: bind identity of connector %q: %w", id.ConnectorID, err)
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: bind identity: %w", mapErr(err))

@@ -157,7 +157,22 @@ func (s *Store) BindIdentity(ctx context.Context, id storage.Identity) error {
 	if err := checkIdentityKey(id); err != nil {
 		return fmt.Errorf("sqlite: bind identity: %w", err)
 	}
-	_, err := s.ws[qInsertIdentity].ExecContext(ctx, identityArgs(id)...)
+	// One writer and BEGIN IMMEDIATE: the count and the insert see no
+	// other write in between.
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var total, matching int64
+		if err := s.wstmt(ctx, tx, qCountIdentities).QueryRowContext(ctx, id.ConnectorID, id.UserID).Scan(&total, &matching); err != nil {
+			return err
+		}
+		if matching > 0 {
+			return storage.ErrConnectorTaken
+		}
+		_, err := s.wstmt(ctx, tx, qInsertIdentity).ExecContext(ctx, identityArgs(id)...)
+		return err
+	})
+	if errors.Is(err, storage.ErrConnectorTaken) {
+		return fmt.Errorf("sqlite: bind identity of connector %q: %w", id.ConnectorID, err)
+	}
 	if isForeignKey(err) {
 		return fmt.Errorf("sqlite: bind identity: user %q: %w", id.UserID, storage.ErrNotFound)
 	}

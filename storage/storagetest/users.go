@@ -24,6 +24,8 @@ func userTests() []suiteTest {
 		{"BindIdentityToMissingUserIsNotFound", testBindMissingUser},
 		{"BindTakenIdentityIsAlreadyExists", testBindTaken},
 		{"ConcurrentBindsOfOneIdentityHaveOneWinner", testBindRace},
+		{"BindSecondIdentityOfAConnectorIsConnectorTaken", testBindConnectorTaken},
+		{"ConcurrentBindsOfOneConnectorToOneUserHaveOneWinner", testBindConnectorRace},
 		{"UpdateIdentityRewritesOnlyMutableFields", testUpdateIdentity},
 		{"UpdateMissingIdentityIsNotFound", testUpdateMissingIdentity},
 		{"UnbindIdentityRemovesThatConnector", testUnbind},
@@ -264,6 +266,46 @@ func testBindRace(t *testing.T, s storage.Storage) {
 		if len(ids) != want {
 			t.Errorf("racer %d's user has %d identities, want %d", i, len(ids), want)
 		}
+	}
+}
+
+// A user has at most one identity per connector: a second one is refused
+// and nothing is written.
+func testBindConnectorTaken(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, first := createUser(t, s)
+	second := newIdentity(u.ID, first.ConnectorID, now().Add(time.Second))
+	err := s.BindIdentity(ctx, second)
+	wantErr(t, "BindIdentity of a second identity of a connector", err, storage.ErrConnectorTaken)
+	wantErr(t, "BindIdentity of a second identity of a connector", err, storage.ErrAlreadyExists)
+	_, err = s.GetIdentity(ctx, second.ConnectorID, second.Subject)
+	wantErr(t, "GetIdentity of the refused identity", err, storage.ErrNotFound)
+	ids, err := s.ListIdentities(ctx, u.ID)
+	must(t, "ListIdentities", err)
+	same(t, "identities after the refused bind", ids, []storage.Identity{first}, normIdentities)
+	// Another connector still binds.
+	must(t, "BindIdentity of another connector", s.BindIdentity(ctx, newIdentity(u.ID, "qq", now().Add(2*time.Second))))
+}
+
+// Of concurrent binds of different identities of one connector to one
+// user, exactly one wins.
+func testBindConnectorRace(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, _ := createUser(t, s)
+	errs := race(racers, func(i int) error {
+		return s.BindIdentity(ctx, newIdentity(u.ID, "qq", now()))
+	})
+	oneWinner(t, "concurrent BindIdentity of one connector", errs, storage.ErrConnectorTaken)
+	ids, err := s.ListIdentities(ctx, u.ID)
+	must(t, "ListIdentities", err)
+	qq := 0
+	for _, id := range ids {
+		if id.ConnectorID == "qq" {
+			qq++
+		}
+	}
+	if len(ids) != 2 || qq != 1 {
+		t.Errorf("user has %d identities, %d of qq, want 2 and 1", len(ids), qq)
 	}
 }
 
