@@ -423,7 +423,7 @@ func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Conn
 	// The fresh session, the spent state and the audit event in one write.
 	now := b.now().UTC()
 	fresh, cookie := b.newBrowserSession(sess, data.UserID, conn.ID, ident.Subject, now)
-	done := &signIn{b: b, sess: fresh, cookie: cookie, conn: conn.ID, c: storage.LoginCompletion{
+	done := &signIn{b: b, sess: fresh, cookie: cookie, conn: conn.ID, req: r, login: data, c: storage.LoginCompletion{
 		State:          data.State,
 		StateConnector: conn.ID,
 		StateExpiresAt: data.ExpiresAt,

@@ -40,8 +40,9 @@ func (b *Broker) resumeSealer() (*seal.Sealer, error) {
 	return seal.New([]byte(b.cfg.Secret), "resume-request")
 }
 
-// rememberRequest records the request of a login the browser starts.
-func (b *Broker) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData) {
+// rememberRequest records the request of a login the browser has spent,
+// if its cookie's value fits in room bytes.
+func (b *Broker) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData, room int) {
 	sealer, err := b.resumeSealer()
 	if err != nil {
 		return
@@ -49,16 +50,23 @@ func (b *Broker) rememberRequest(w http.ResponseWriter, state, connectorID strin
 	data.ConnData = nil // the connector's nonce or verifier stays with the login alone
 	raw, _ := json.Marshal(resumeRecord{State: state, Connector: connectorID, Data: data, Expires: b.now().UTC().Add(resumeTTL)})
 	v := base64.RawURLEncoding.EncodeToString(sealer.Seal(raw, []byte(resumeCookie)))
-	if len(v) > maxResumeCookie {
-		return // an enormous request: it is simply not remembered
+	if len(v) > maxResumeCookie || len(v) > room {
+		return // an enormous request, or no room: it is simply not remembered
 	}
 	b.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
 }
 
 // originalRequest returns the request of the login whose upstream state
-// is state, when this browser still knows it. It is the one place that
-// knows where that is kept.
+// is state, when this browser still knows it: from its login cookie
+// (expired or not) while the login is not spent, from the resume cookie
+// after. It is the one place that knows where that is kept.
 func (b *Broker) originalRequest(r *http.Request, connectorID, state string) (pendingData, bool) {
+	if data, err := b.readLogin(r, state); err == nil {
+		if data.ConnectorID == connectorID && sameState(data.State, state) {
+			data.ConnData = nil
+			return data, true
+		}
+	}
 	c, err := b.cookie(r, resumeCookie)
 	if err != nil || c.Value == "" || len(c.Value) > maxResumeCookie {
 		return pendingData{}, false

@@ -423,8 +423,7 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 		return
 	}
 	data.ConnData = connData
-	b.setLoginCookie(w, conn.ID, b.sealLogin(data), int(loginTTL/time.Second))
-	b.rememberRequest(w, data.State, conn.ID, data)
+	b.setLoginCookie(w, r, data)
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
@@ -451,7 +450,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
-	data, err := b.openLogin(r)
+	data, err := b.openLogin(r, state)
 	if errors.Is(err, http.ErrNoCookie) {
 		b.loginDeadEnd(w, r, conn, state, msgNoLoginCookie)
 		return
@@ -478,7 +477,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			b.signInFailed(w, r, err)
 			return
 		}
-		b.clearLoginCookie(w, id)
+		b.spendLogin(w, r, data)
 		b.finishBind(w, r, conn, data, ident)
 		return
 	case "reauth":
@@ -500,6 +499,8 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		sess:   sess,
 		cookie: cookie,
 		conn:   conn.ID,
+		req:    r,
+		login:  data,
 		c: storage.LoginCompletion{
 			State:          data.State,
 			StateConnector: conn.ID,
@@ -553,6 +554,10 @@ type signIn struct {
 	sess   *browserSession
 	cookie string
 	conn   string
+	// req and login are the callback and the login it spends, whose
+	// cookie goes (login.State alone for a scan login).
+	req   *http.Request
+	login pendingData
 }
 
 // complete writes the sign-in together with a transaction's token ops.
@@ -577,7 +582,7 @@ func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
 // and the spent login cookie removed.
 func (s *signIn) committed(w http.ResponseWriter) {
 	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
-	s.b.clearLoginCookie(w, s.conn)
+	s.b.spendLogin(w, s.req, s.login)
 	s.b.metrics.logins.WithLabelValues(s.conn, "success").Inc()
 }
 

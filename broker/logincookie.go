@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -97,14 +99,60 @@ func (b *Broker) sealLogin(data pendingData) string {
 	return base64.RawURLEncoding.EncodeToString(b.loginSealer.Seal(buf.Bytes(), loginAAD))
 }
 
-// openLogin returns the pending login the request's login cookie holds,
-// or an error if there is none, it does not open, or it has expired.
-func (b *Broker) openLogin(r *http.Request) (pendingData, error) {
-	c, err := b.cookie(r, loginCookie)
+// A browser may sign in in several tabs (or to several applications) at
+// once: every login has a cookie of its own, named after the start of its
+// upstream state (loginCookieName), which the callback finds from the
+// state parameter. A browser keeps at most maxLoginFlows of them, and at
+// most loginCookieBudget bytes of them: starting a login deletes the
+// oldest ones beyond that, so the Cookie header stays bounded. A login
+// cookie outlives its login (resumeTTL), so that a callback that arrives
+// too late still knows the original request (originalRequest); once spent
+// it is deleted.
+const (
+	maxLoginFlows = 4
+	// loginCookieBudget caps the names and values of a browser's login
+	// cookies and resume cookie together (the newest login is always
+	// kept; it is under 4 KB by itself).
+	loginCookieBudget = 4096
+	// loginStatePrefix is how much of the state names the cookie.
+	loginStatePrefix = 8
+)
+
+// loginCookieName is the (unprefixed) name of the login cookie of the
+// login whose upstream state is state.
+func loginCookieName(state string) string {
+	if len(state) > loginStatePrefix {
+		state = state[:loginStatePrefix]
+	}
+	return loginCookie + "_" + state
+}
+
+// openLogin returns the pending login of upstream state the request's
+// login cookies hold, or an error if there is none, it does not open, or
+// it has expired.
+func (b *Broker) openLogin(r *http.Request, state string) (pendingData, error) {
+	data, err := b.readLogin(r, state)
+	if err != nil {
+		return pendingData{}, err
+	}
+	if !b.now().Before(data.ExpiresAt) {
+		return pendingData{}, errLoginExpired
+	}
+	return data, nil
+}
+
+// readLogin opens the login cookie of state, expired or not.
+func (b *Broker) readLogin(r *http.Request, state string) (pendingData, error) {
+	c, err := b.cookie(r, loginCookieName(state))
 	if err != nil || c.Value == "" {
 		return pendingData{}, http.ErrNoCookie
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+	return b.openLoginValue(c.Value)
+}
+
+// openLoginValue opens a login cookie's value.
+func (b *Broker) openLoginValue(v string) (pendingData, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(v)
 	if err != nil {
 		return pendingData{}, err
 	}
@@ -116,9 +164,6 @@ func (b *Broker) openLogin(r *http.Request) (pendingData, error) {
 	if err := json.Unmarshal(plain, &data); err != nil {
 		return pendingData{}, err
 	}
-	if !b.now().Before(data.ExpiresAt) {
-		return pendingData{}, errLoginExpired
-	}
 	return data, nil
 }
 
@@ -129,29 +174,82 @@ func sameState(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// setLoginCookie sets the login cookie of a login through connectorID.
-//
-// Under http its Path is the connector's callback, the only place that
-// reads it: two brokers on one host name (cookies ignore the port, so a
-// broker that signs in through another one on the same host) then keep a
-// login cookie each. Under https the __Host- prefix requires Path=/.
-func (b *Broker) setLoginCookie(w http.ResponseWriter, connectorID, value string, maxAge int) {
-	path := "/"
-	if !b.secure {
-		path = b.prefix + "/callback/" + connectorID
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     b.cookieName(loginCookie),
-		Value:    value,
-		Path:     path,
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   b.secure,
-		SameSite: http.SameSiteLaxMode,
-	})
+// browserLogin is one of the browser's login cookies.
+type browserLogin struct {
+	name    string // unprefixed
+	size    int    // name and value
+	started time.Time
 }
 
-// clearLoginCookie removes the login cookie once its login is spent.
-func (b *Broker) clearLoginCookie(w http.ResponseWriter, connectorID string) {
-	b.setLoginCookie(w, connectorID, "", -1)
+// otherLogins returns the login cookies of r (those this broker sealed)
+// but the one of state, newest first.
+func (b *Broker) otherLogins(r *http.Request, state string) []browserLogin {
+	var out []browserLogin
+	if r == nil {
+		return nil
+	}
+	prefix, own := b.cookieName(loginCookie+"_"), b.cookieName(loginCookieName(state))
+	for _, c := range r.Cookies() {
+		if !strings.HasPrefix(c.Name, prefix) || c.Name == own {
+			continue
+		}
+		data, err := b.openLoginValue(c.Value)
+		if err != nil {
+			continue // not this broker's (another one on the same host name)
+		}
+		out = append(out, browserLogin{
+			name:    strings.TrimPrefix(c.Name, b.cookieName("")),
+			size:    len(c.Name) + len(c.Value),
+			started: data.ExpiresAt,
+		})
+	}
+	slices.SortFunc(out, func(x, y browserLogin) int { return y.started.Compare(x.started) })
+	return out
+}
+
+// setLoginCookie sets the login cookie of data, keeps the browser's
+// newest other logins within maxLoginFlows and loginCookieBudget and
+// deletes the rest, and the resume cookie (the new login is now the
+// browser's last request).
+//
+// Its Path is the broker's, as for its other cookies (under https the
+// __Host- prefix requires Path=/): the login starts read the other
+// logins' cookies. Two brokers on one host name (cookies ignore the
+// port) keep their logins apart by name, and each counts only its own.
+func (b *Broker) setLoginCookie(w http.ResponseWriter, r *http.Request, data pendingData) {
+	name, value := loginCookieName(data.State), b.sealLogin(data)
+	total, kept := len(b.cookieName(name))+len(value), 1
+	for _, o := range b.otherLogins(r, data.State) {
+		if kept < maxLoginFlows && total+o.size <= loginCookieBudget {
+			kept++
+			total += o.size
+			continue
+		}
+		b.setCookie(w, o.name, "", -1)
+	}
+	if r != nil {
+		if _, err := b.cookie(r, resumeCookie); err == nil {
+			b.setCookie(w, resumeCookie, "", -1)
+		}
+	}
+	b.setCookie(w, name, value, int(resumeTTL/time.Second))
+}
+
+// spendLogin removes the login cookie of a spent login, and remembers its
+// request in the resume cookie (for a reloaded callback, Back after
+// signing in) when that fits with the browser's other logins in
+// loginCookieBudget.
+func (b *Broker) spendLogin(w http.ResponseWriter, r *http.Request, data pendingData) {
+	if data.State == "" {
+		return // a scan login has no login cookie
+	}
+	b.setCookie(w, loginCookieName(data.State), "", -1)
+	if r == nil {
+		return
+	}
+	room := loginCookieBudget - len(b.cookieName(resumeCookie))
+	for _, o := range b.otherLogins(r, data.State) {
+		room -= o.size
+	}
+	b.rememberRequest(w, data.State, data.ConnectorID, data, room)
 }

@@ -54,6 +54,17 @@ func rawGet(t *testing.T, u string, cookies ...*http.Cookie) *http.Response {
 	return resp
 }
 
+// loginCookieOf returns the login cookie (one per login, named after its
+// state) resp sets.
+func loginCookieOf(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if strings.HasPrefix(c.Name, "qiao_login_") {
+			return c
+		}
+	}
+	return nil
+}
+
 func cookieNamed(resp *http.Response, name string) *http.Cookie {
 	for _, c := range resp.Cookies() {
 		if c.Name == name {
@@ -72,7 +83,7 @@ func startLogin(t *testing.T, e *env, r *rp) (*http.Cookie, string) {
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("authorize: status %d, want 302 to the provider", resp.StatusCode)
 	}
-	c := cookieNamed(resp, "qiao_login")
+	c := loginCookieOf(resp)
 	if c == nil {
 		t.Fatal("authorize set no login cookie")
 	}
@@ -96,7 +107,7 @@ func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 	var last string
 	for i := range 200 {
 		resp := rawGet(t, r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"), pad).url)
-		c := cookieNamed(resp, "qiao_login")
+		c := loginCookieOf(resp)
 		if resp.StatusCode != http.StatusFound || c == nil {
 			t.Fatalf("request %d: status %d, login cookie %v", i, resp.StatusCode, c)
 		}
@@ -137,7 +148,7 @@ func TestOversizedAuthorizeRequestIsRefused(t *testing.T) {
 	if !strings.Contains(loc.Query().Get("error_description"), "too large") {
 		t.Errorf("error_description %q does not say the request is too large", loc.Query().Get("error_description"))
 	}
-	if cookieNamed(resp, "qiao_login") != nil {
+	if loginCookieOf(resp) != nil {
 		t.Error("an oversized request got a login cookie")
 	}
 }
@@ -152,7 +163,7 @@ func TestReplayedCallbackIsRefused(t *testing.T) {
 	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" {
 		t.Fatalf("callback: status %d to %q, want a redirect with a code", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if c := cookieNamed(resp, "qiao_login"); c == nil || c.MaxAge >= 0 {
+	if c := loginCookieOf(resp); c == nil || c.MaxAge >= 0 {
 		t.Errorf("the spent login cookie was not removed: %v", c)
 	}
 	before := counts(t, e)

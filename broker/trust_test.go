@@ -33,7 +33,7 @@ func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 	// The attacker planted a login cookie whose value they know.
 	planted := strings.Repeat("P", 32)
 	victim := e.newBrowser()
-	victim.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	victim.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login_PPPPPPPP", Value: planted, Path: "/qiao/"}})
 	// The victim starts a sign-in; the fake provider sends the browser
 	// straight to the callback, which the attacker learns.
 	resp, err := noFollow(victim.client.Jar).Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
@@ -47,7 +47,9 @@ func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 	}
 	// With only the planted value, the attacker cannot finish it.
 	attackerJar, _ := cookiejar.New(nil)
-	attackerJar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: planted, Path: "/qiao/"}})
+	// The attacker names it after the state (the login cookie's name).
+	cb, _ := url.Parse(callback)
+	attackerJar.SetCookies(u, []*http.Cookie{{Name: "qiao_login_" + cb.Query().Get("state")[:8], Value: planted, Path: "/qiao/"}})
 	resp, err = noFollow(attackerJar).Get(callback)
 	if err != nil {
 		t.Fatal(err)

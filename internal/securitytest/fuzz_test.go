@@ -196,15 +196,15 @@ func FuzzCallback(f *testing.F) {
 		if err != nil || loc.Query().Get("state") == "" {
 			t.Fatalf("no pending login: %d %q", w.Code, w.Header().Get("Location"))
 		}
-		var login string
+		var loginName, login string
 		for _, c := range w.Result().Cookies() {
-			if c.Name == "qiao_login" {
-				login = c.Value
+			if strings.HasPrefix(c.Name, "qiao_login_") {
+				loginName, login = c.Name, c.Value
 			}
 		}
 		req := fe.request(http.MethodGet, "/callback/"+url.PathEscape(connector), strings.ReplaceAll(query, "STATE", loc.Query().Get("state")), "", "")
 		if withCookie {
-			req.AddCookie(&http.Cookie{Name: "qiao_login", Value: login})
+			req.AddCookie(&http.Cookie{Name: loginName, Value: login})
 		}
 		if bind {
 			req.AddCookie(&http.Cookie{Name: "qiao_session", Value: fe.session})
