@@ -128,6 +128,11 @@ func TestAccountAPI(t *testing.T) {
 	if st, _ := api.do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"alice:2"}`); st != 200 {
 		t.Fatalf("rebind: %d", st)
 	}
+	// A second mini-program identity for alice (a user has at most one
+	// per connector): 409, nothing bound.
+	if st, m := api.do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"carol:1"}`); st != 409 || m["error"] != "connector_already_bound" {
+		t.Fatalf("second identity of a connector: %d %v", st, m)
+	}
 	// Bob cannot take alice's mini-program identity.
 	e.fakes["alpha"].setPerson("bob")
 	bob := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
