@@ -99,21 +99,29 @@ func startDemo(t *testing.T) string {
 	return ""
 }
 
-// TestMiniProgramSDK runs the SDK's Node tests (test/sdk.test.js) against
-// a real broker and the WeChat simulator: sign-in, refresh rotation, a
-// request refreshed once on 401, typed errors, binding, logout.
+// TestMiniProgramSDK runs the SDK's Node tests against one real demo
+// broker and its WeChat simulator: test/sdk.test.js (sign-in, refresh
+// rotation, a request refreshed once on 401, typed errors, binding,
+// logout), test/scan.test.js (scanLogin: scan, confirm, refuse, every
+// typed error) and test/profile.test.js (the name and picture a person
+// sets).
 func TestMiniProgramSDK(t *testing.T) {
 	node := requireNode(t)
 	out := startDemo(t)
-	issuer, wechat := printedURL(out, "broker issuer:"), printedURL(out, "WeChat sim:")
-	if issuer == "" || wechat == "" {
-		t.Fatalf("the demo printed no issuer or WeChat simulator URL:\n%s", out)
+	issuer, wechat, app := printedURL(out, "broker issuer:"), printedURL(out, "WeChat sim:"), printedURL(out, "example app:")
+	if issuer == "" || wechat == "" || app == "" {
+		t.Fatalf("the demo printed no issuer, WeChat simulator or app URL:\n%s", out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// TAP, whatever the Node version's default reporter, for the summary below.
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", filepath.Join("test", "sdk.test.js"))
-	cmd.Env = append(os.Environ(), "QIAO_ISSUER="+issuer, "QIAO_WECHAT_URL="+wechat)
+	files := []string{"sdk.test.js", "scan.test.js", "profile.test.js"}
+	args := []string{"--test", "--test-reporter=tap"}
+	for _, f := range files {
+		args = append(args, filepath.Join("test", f))
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Env = append(os.Environ(), "QIAO_ISSUER="+issuer, "QIAO_WECHAT_URL="+wechat, "QIAO_APP_URL="+strings.TrimSuffix(app, "/"))
 	res, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test failed (%v):\n%s", err, res)

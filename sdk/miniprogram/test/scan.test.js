@@ -16,7 +16,7 @@ const env = {
 }
 
 test.before(() => {
-  assert.ok(env.issuer && env.wechatURL && env.appURL, 'set QIAO_ISSUER, QIAO_WECHAT_URL and QIAO_APP_URL (the Go test scan_test.go does)')
+  assert.ok(env.issuer && env.wechatURL && env.appURL, 'set QIAO_ISSUER, QIAO_WECHAT_URL and QIAO_APP_URL (the Go test sdk_test.go does)')
 })
 
 // fakeWx is the wx API of a phone in the sandbox: login() asks the
