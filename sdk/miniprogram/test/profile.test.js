@@ -1,6 +1,6 @@
 'use strict'
 // The profile helpers against a real broker and the WeChat simulator:
-// the Go test scan_test.go starts a `qiao demo` and sets QIAO_ISSUER and
+// the Go test sdk_test.go starts a `qiao demo` and sets QIAO_ISSUER and
 // QIAO_WECHAT_URL. Run: node --test test/profile.test.js
 
 const test = require('node:test')

@@ -1,6 +1,6 @@
 'use strict'
 // scanLogin against a real broker and the WeChat simulator: the Go test
-// scan_test.go starts a `qiao demo` and sets QIAO_ISSUER,
+// sdk_test.go starts a `qiao demo` and sets QIAO_ISSUER,
 // QIAO_WECHAT_URL and QIAO_APP_URL. Run: node --test test/scan.test.js
 
 const test = require('node:test')
