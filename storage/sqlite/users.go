@@ -299,20 +299,7 @@ func onlyHolds(only *storage.IdentityKey, ids []storage.Identity) bool {
 }
 
 func txIdentities(ctx context.Context, st *stmt, userID string) ([]storage.Identity, error) {
-	rows, err := st.QueryContext(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []storage.Identity
-	for rows.Next() {
-		id, err := scanIdentity(rows)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return collectIdentities(st.QueryContext(ctx, userID))
 }
 
 func checkIdentityKey(id storage.Identity) error {
@@ -330,7 +317,11 @@ func identityArgs(id storage.Identity) []any {
 }
 
 func (s *Store) queryIdentities(ctx context.Context, q, arg string) ([]storage.Identity, error) {
-	rows, err := s.rs[q].QueryContext(ctx, arg)
+	return collectIdentities(s.rs[q].QueryContext(ctx, arg))
+}
+
+// collectIdentities scans every row of an identity query.
+func collectIdentities(rows *sql.Rows, err error) ([]storage.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
