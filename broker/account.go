@@ -391,6 +391,22 @@ func (b *Broker) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
 	b.redirectAccount(w, r, "error", msgUnknownConnector)
 }
 
+// sessionOf is the browser's session when it belongs to userID, the user
+// an account-page sign-in was started for; otherwise it answers the
+// request (503 page, or back to the account page) and reports false.
+func (b *Broker) sessionOf(w http.ResponseWriter, r *http.Request, userID string) (*browserSession, bool) {
+	sess, err := b.currentSession(r)
+	if err != nil {
+		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		return nil, false
+	}
+	if sess == nil || sess.UserID != userID {
+		b.redirectAccount(w, r, "error", msgSignInFirst)
+		return nil, false
+	}
+	return sess, true
+}
+
 // finishReauth completes a fresh sign-in asked for by the account page.
 // Only an identity of the same user counts: anyone else's (or a new one)
 // is refused, the session stays as it was, no user is created and the
@@ -398,13 +414,8 @@ func (b *Broker) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
 // session and is asked once more to confirm the pending action.
 func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
 	ctx := r.Context()
-	sess, err := b.currentSession(r)
-	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	if sess == nil || sess.UserID != data.UserID {
-		b.redirectAccount(w, r, "error", msgSignInFirst)
+	sess, ok := b.sessionOf(w, r, data.UserID)
+	if !ok {
 		return
 	}
 	existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
@@ -537,13 +548,8 @@ func (b *Broker) bindRefused(r *http.Request, conn *Connector, userID, clientID 
 
 // finishBind completes a bind started on the account page.
 func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
-	sess, err := b.currentSession(r)
-	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	if sess == nil || sess.UserID != data.UserID {
-		b.redirectAccount(w, r, "error", msgSignInFirst)
+	sess, ok := b.sessionOf(w, r, data.UserID)
+	if !ok {
 		return
 	}
 	_, outcome, err := b.bindIdentity(r, conn, ident, sess.UserID, "")
