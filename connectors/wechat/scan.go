@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
 )
@@ -175,25 +174,4 @@ func validScene(s string) bool {
 		}
 	}
 	return true
-}
-
-// callRaw is call with a parser of its own (a reply that may be an
-// image): WeChat's -1 is retried once.
-func (c *client) callRaw(ctx context.Context, endpoint string, sensitive []string, build func() (*http.Request, error), parse func(connectors.Reply) error) error {
-	secrets := append([]string{c.secret}, sensitive...)
-	for attempt := 0; ; attempt++ {
-		err := c.caller.Call(ctx, "wechat", endpoint, build, secrets, parse)
-		var pe *connectors.ProviderError
-		if attempt == 0 && errors.As(err, &pe) && pe.Code == -1 {
-			t := time.NewTimer(retryDelay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			case <-t.C:
-			}
-			continue
-		}
-		return err
-	}
 }

@@ -151,9 +151,16 @@ func (c *client) postJSON(ctx context.Context, endpoint, path string, query url.
 // always one of them.
 func (c *client) call(ctx context.Context, endpoint string, sensitive []string, build func() (*http.Request, error), out checked) error {
 	secrets := append([]string{c.secret}, sensitive...)
-	decodeInto := func(rep connectors.Reply) error { return decode(endpoint, rep, secrets, out) }
+	return c.callRaw(ctx, endpoint, sensitive, build, func(rep connectors.Reply) error { return decode(endpoint, rep, secrets, out) })
+}
+
+// callRaw is call with a parser of its own (a reply that may be an
+// image). WeChat's -1 is retried once, and a quota error leaves an error
+// line for the admin.
+func (c *client) callRaw(ctx context.Context, endpoint string, sensitive []string, build func() (*http.Request, error), parse func(connectors.Reply) error) error {
+	secrets := append([]string{c.secret}, sensitive...)
 	for attempt := 0; ; attempt++ {
-		err := c.caller.Call(ctx, "wechat", endpoint, build, secrets, decodeInto)
+		err := c.caller.Call(ctx, "wechat", endpoint, build, secrets, parse)
 		var pe *connectors.ProviderError
 		if errors.As(err, &pe) && (pe.Code == 45011 || pe.Code == 45009) {
 			// The app's quota is everyone's: the admin must hear of it.
