@@ -101,5 +101,15 @@ func (p *Problems) URL(field, value string) {
 	}
 }
 
+// App checks the keys every app registered at a provider has: its
+// client_id and client_secret (required) and the optional
+// auth_base_url and api_base_url.
+func (p *Problems) App(clientID, clientSecret, authBaseURL, apiBaseURL string) {
+	p.Required("client_id", clientID)
+	p.Required("client_secret", clientSecret)
+	p.URL("auth_base_url", authBaseURL)
+	p.URL("api_base_url", apiBaseURL)
+}
+
 // Err is every problem joined, or nil.
 func (p Problems) Err() error { return errors.Join(p...) }

@@ -37,10 +37,7 @@ func NewConfig(typ string) *Config { return &Config{typ: typ} }
 // each as a *connectors.FieldError.
 func (c *Config) Validate() error {
 	var p connectors.Problems
-	p.Required("client_id", c.ClientID)
-	p.Required("client_secret", c.ClientSecret)
-	p.URL("auth_base_url", c.AuthBaseURL)
-	p.URL("api_base_url", c.APIBaseURL)
+	p.App(c.ClientID, c.ClientSecret, c.AuthBaseURL, c.APIBaseURL)
 	switch {
 	case c.Scope == "":
 	case c.typ != TypeMP:
