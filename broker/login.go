@@ -535,6 +535,12 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	b.consentOrFinish(w, r, ar, sess, userID, conn.ID, ident.Subject, now, data.RequestedAt, known, done)
+}
+
+// consentOrFinish ends a sign-in's authorization request: the consent
+// page when the client needs it, else the answer to the client.
+func (b *Broker) consentOrFinish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
 	c, _ := ar.GetClient().(*client)
 	if c != nil && b.needsConsent(r, ar, c, sess) {
 		if done.write(w, r) {
@@ -542,7 +548,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	b.finishAuthorize(w, r, ar, userID, conn.ID, ident.Subject, now, data.RequestedAt, known, done)
+	b.finishAuthorize(w, r, ar, userID, idp, subject, authTime, requestedAt, known, done)
 }
 
 // signIn is a sign-in that happened at the provider and is not yet

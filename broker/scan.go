@@ -432,14 +432,7 @@ func (b *Broker) handleScanFinish(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	c, _ := ar.GetClient().(*client)
-	if c != nil && b.needsConsent(r, ar, c, sess) {
-		if done.write(w, r) {
-			b.renderConsent(w, r, ar, c, sess)
-		}
-		return
-	}
-	b.finishAuthorize(w, r, ar, rec.UserID, conn.ID, rec.Subject, now, rec.RequestedAt, nil, done)
+	b.consentOrFinish(w, r, ar, sess, rec.UserID, conn.ID, rec.Subject, now, rec.RequestedAt, nil, done)
 }
 
 // handleScanBack sends the browser of a refused (or expired) scan back
