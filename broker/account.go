@@ -13,7 +13,6 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
-	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
@@ -21,10 +20,10 @@ import (
 // reauthWithin is how recent a sign-in must be to bind or unbind an
 // identity, on the page and through the API.
 func (b *Broker) reauthWithin() time.Duration {
-	if d := b.cfg.Account.ReauthWithin; d > 0 {
+	if d := b.cfg.ReauthWithin; d > 0 {
 		return d
 	}
-	return config.DefaultReauthWithin
+	return defaultReauthWithin
 }
 
 // recentSignIn reports whether authTime is recent enough to bind or unbind.

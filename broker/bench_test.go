@@ -21,6 +21,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -62,7 +63,9 @@ func newBenchEnv(b *testing.B, alg string) *env {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	br, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: store, Connectors: conns, Logger: log})
+	opts := wire.Options(cfg)
+	opts.Store, opts.Connectors, opts.Logger = store, conns, log
+	br, err := broker.New(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

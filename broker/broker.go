@@ -4,11 +4,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -21,7 +23,6 @@ import (
 
 	"github.com/qiaoidp/qiao/broker/keys"
 	"github.com/qiaoidp/qiao/broker/seal"
-	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
@@ -86,9 +87,39 @@ func (c *Connector) code() (CodeConnector, bool) {
 	return x, ok
 }
 
-// Options is what New needs.
+// Options is what New needs: plain values (cmd/qiao/wire translates a
+// configuration file into them; the configuration applies the defaults).
+// A zero value means what its field says.
 type Options struct {
-	Config     *config.Config
+	// Issuer is the provider's absolute http(s) URL, without a trailing
+	// slash; required.
+	Issuer string
+	// Secret derives every key the broker seals or signs with besides the
+	// signing keys (cookies, sealed identities and logins, token HMACs,
+	// client secret hashes); at least 32 bytes.
+	Secret []byte
+	// Tokens are the token lifetimes; each one is required (positive).
+	Tokens TokenLifetimes
+	// Keys is how ID tokens are signed.
+	Keys SigningKeys
+	// SessionTTL is how long a browser session lasts; required (positive).
+	SessionTTL time.Duration
+	// ReauthWithin is how recent a sign-in must be to bind or unbind an
+	// identity; 0: 15 minutes.
+	ReauthWithin time.Duration
+	// Linking is the deprecated per-namespace union-id linking ("wechat",
+	// "qq" to on or off); nil: each connector's own setting or default.
+	Linking map[string]bool
+	// Limits are the abuse limits; the zero value switches every limit off.
+	Limits Limits
+	// AuditRetain is how long audit rows are kept; 0: forever.
+	AuditRetain time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client's address; empty: none.
+	TrustedProxies []netip.Prefix
+	// Clients are the relying parties.
+	Clients []Client
+
 	Store      storage.Storage
 	Connectors []Connector
 	Metrics    *Metrics     // nil: NewMetrics()
@@ -100,7 +131,7 @@ type Options struct {
 
 // Broker is the OpenID Connect provider.
 type Broker struct {
-	cfg        *config.Config
+	cfg        Options // as given to New
 	store      storage.Storage
 	log        *slog.Logger
 	metrics    *Metrics
@@ -128,9 +159,9 @@ type Broker struct {
 // New builds the broker: it loads (or creates) the signing keys and
 // composes fosite over the store.
 func New(ctx context.Context, opts Options) (*Broker, error) {
-	cfg := opts.Config
-	if cfg == nil || opts.Store == nil {
-		return nil, errors.New("broker: Config and Store are required")
+	cfg := opts
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil {
@@ -169,7 +200,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		b.order = append(b.order, c)
 		b.metrics.initConnector(c.ID)
 	}
-	secret := []byte(cfg.Secret)
+	secret := cfg.Secret
 	if b.idSealer, err = seal.New(secret, "identity-secrets"); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -188,7 +219,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	maxTTL := max(cfg.Tokens.IDTokenTTL, cfg.Tokens.AccessTokenTTL)
 	b.keys, err = keys.NewManager(ctx, opts.Store, keySealer, keys.Options{
 		Algorithm:   cfg.Keys.Algorithm,
-		Algorithms:  cfg.SigningAlgorithms(),
+		Algorithms:  cfg.signingAlgorithms(),
 		RotateEvery: cfg.Keys.RotateEvery,
 		MaxTokenTTL: maxTTL,
 		Now:         b.now,
@@ -248,7 +279,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 // Run does the broker's background work until ctx ends: key rotation and,
 // on one replica at a time, garbage collection.
 func (b *Broker) Run(ctx context.Context) {
-	go b.keys.Run(ctx, keyRefreshInterval(b.cfg.Keys.RotateEvery))
+	go b.keys.Run(ctx, keyRefreshInterval(cmp.Or(b.cfg.Keys.RotateEvery, keys.DefaultRotateEvery)))
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
@@ -279,8 +310,8 @@ func (b *Broker) collectGarbage(ctx context.Context) {
 	}
 	now := b.now()
 	var auditBefore time.Time // zero: keep the audit log forever
-	if b.cfg.Audit.Retain > 0 {
-		auditBefore = now.Add(-b.cfg.Audit.Retain)
+	if b.cfg.AuditRetain > 0 {
+		auditBefore = now.Add(-b.cfg.AuditRetain)
 	}
 	res, err := b.store.GarbageCollect(ctx, now, auditBefore)
 	if err != nil {
@@ -390,7 +421,7 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ipKey{}, clientIP(r, b.cfg.HTTP.TrustedProxies)))
+		r = r.WithContext(context.WithValue(r.Context(), ipKey{}, clientIP(r, b.cfg.TrustedProxies)))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 
 	"github.com/ory/fosite"
-
-	"github.com/qiaoidp/qiao/config"
 )
 
 // scopeAccount gives a token the account API (/api/v1/me): only a client
@@ -55,7 +53,7 @@ type clientRegistry struct {
 	hasher *secretHasher
 }
 
-func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry {
+func newClientRegistry(cfg Options, hasher *secretHasher) *clientRegistry {
 	r := &clientRegistry{byID: map[string]*client{}, hasher: hasher}
 	for _, cc := range cfg.Clients {
 		allowed := cc.Connectors
@@ -84,7 +82,7 @@ func newClientRegistry(cfg *config.Config, hasher *secretHasher) *clientRegistry
 			AccountAPI:     cc.AccountAPI,
 			Home:           cc.HomeURL,
 			IntrospectAny:  cc.IntrospectAny,
-			IDTokenAlg:     cfg.IDTokenAlg(cc),
+			IDTokenAlg:     cfg.idTokenAlg(cc),
 		}
 		if c.Name == "" {
 			c.Name = cc.ID

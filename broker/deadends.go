@@ -37,7 +37,7 @@ type resumeRecord struct {
 }
 
 func (b *Broker) resumeSealer() (*seal.Sealer, error) {
-	return seal.New([]byte(b.cfg.Secret), "resume-request")
+	return seal.New(b.cfg.Secret, "resume-request")
 }
 
 // rememberRequest records the request of a login the browser has spent,

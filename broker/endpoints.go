@@ -29,7 +29,7 @@ type oauthError struct {
 func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	// RS256 always (OpenID Connect Discovery §3), then the other
 	// configured algorithms.
-	algs := b.cfg.SigningAlgorithms()
+	algs := b.cfg.signingAlgorithms()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                        b.issuerString(),
 		"authorization_endpoint":                        b.url("/auth"),

@@ -28,6 +28,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
@@ -208,7 +209,9 @@ func (e *env) start(ln net.Listener, conns []broker.Connector, now func() time.T
 	}
 	e.store = store
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.New(context.Background(), broker.Options{Config: e.cfg, Store: store, Connectors: conns, Logger: log, Now: now})
+	opts := wire.Options(e.cfg)
+	opts.Store, opts.Connectors, opts.Logger, opts.Now = store, conns, log, now
+	b, err := broker.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/qiaoidp/qiao/config"
 )
 
 // The limited endpoints: the label of qiao_rate_limited_total{endpoint}.
@@ -138,9 +136,9 @@ type limits struct {
 	knownClient func(id string) bool
 }
 
-func newLimits(cfg config.Limits, knownClient func(string) bool) *limits {
+func newLimits(cfg Limits, knownClient func(string) bool) *limits {
 	l := &limits{exempt: cfg.Exempt, endpoints: map[string]endpointLimits{}, knownClient: knownClient}
-	for name, r := range map[string]config.Rate{
+	for name, r := range map[string]Rate{
 		limitAuth: cfg.Auth, limitToken: cfg.Token, limitCallback: cfg.Callback, limitAccount: cfg.Account,
 	} {
 		l.endpoints[name] = endpointLimits{
@@ -278,7 +276,7 @@ type backoffState struct {
 // are forgotten.
 const backoffForget = 15 * time.Minute
 
-func newAuthBackoff(cfg config.ClientAuth) *authBackoff {
+func newAuthBackoff(cfg ClientAuth) *authBackoff {
 	if cfg.Failures <= 0 {
 		return nil
 	}

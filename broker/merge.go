@@ -54,7 +54,7 @@ type mergeView struct {
 }
 
 func (b *Broker) mergeSealer() (*seal.Sealer, error) {
-	return seal.New([]byte(b.cfg.Secret), "merge-offer")
+	return seal.New(b.cfg.Secret, "merge-offer")
 }
 
 // offerMerge answers a bind that found the identity taken by another

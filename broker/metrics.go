@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage"
 )
 
@@ -74,8 +73,8 @@ func (m *Metrics) ObserveUpstream(connectorID, endpoint, result string, d time.D
 
 // initRateLimited makes the series of every limit that is on visible at
 // zero.
-func (m *Metrics) initRateLimited(l config.Limits) {
-	for endpoint, r := range map[string]config.Rate{limitAuth: l.Auth, limitToken: l.Token, limitCallback: l.Callback, limitAccount: l.Account} {
+func (m *Metrics) initRateLimited(l Limits) {
+	for endpoint, r := range map[string]Rate{limitAuth: l.Auth, limitToken: l.Token, limitCallback: l.Callback, limitAccount: l.Account} {
 		if r.PerIP > 0 {
 			m.rateLimited.WithLabelValues(endpoint, limitByIP)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -86,7 +87,9 @@ func newHandler(t *testing.T, issuer string) http.Handler {
 	for _, k := range cfg.Connectors {
 		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: &fakeWeb{person: "alice"}})
 	}
-	b, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: store, Connectors: conns, Logger: slog.New(slog.DiscardHandler)})
+	opts := wire.Options(cfg)
+	opts.Store, opts.Connectors, opts.Logger = store, conns, slog.New(slog.DiscardHandler)
+	b, err := broker.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -261,23 +261,6 @@ func (c *Config) IDTokenAlg(cl Client) string {
 	return c.Keys.Algorithm
 }
 
-// SigningAlgorithms are the algorithms the broker keeps a key for: RS256
-// (mandatory for an OpenID provider), keys.algorithm and every client's
-// id_token_signed_response_alg, RS256 first.
-func (c *Config) SigningAlgorithms() []string {
-	algs := []string{"RS256"}
-	add := func(a string) {
-		if a != "" && !contains(algs, a) {
-			algs = append(algs, a)
-		}
-	}
-	add(c.Keys.Algorithm)
-	for _, cl := range c.Clients {
-		add(cl.IDTokenSignedResponseAlg)
-	}
-	return algs
-}
-
 // CallbackURL is the URL the admin registers at the provider for the
 // connector: {issuer}/callback/{connectorID}.
 func (c *Config) CallbackURL(connectorID string) string {

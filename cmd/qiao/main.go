@@ -18,6 +18,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/postgres"
@@ -191,14 +192,7 @@ func startBroker(ctx context.Context, cfg *config.Config, log *slog.Logger, clie
 		ln.Close()
 		return nil, err
 	}
-	metrics := broker.NewMetrics()
-	conns, err := broker.OpenConnectors(cfg, broker.ConnectorDeps{HTTP: client, Metrics: metrics, Cache: store, Logger: log})
-	if err != nil {
-		ln.Close()
-		store.Close()
-		return nil, err
-	}
-	b, err := broker.New(ctx, broker.Options{Config: cfg, Store: store, Connectors: conns, Metrics: metrics, Logger: log})
+	b, err := wire.New(ctx, cfg, store, wire.Deps{HTTP: client, Logger: log})
 	if err != nil {
 		ln.Close()
 		store.Close()

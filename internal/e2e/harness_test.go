@@ -24,8 +24,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/e2e/browser"
@@ -203,12 +203,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	metrics := broker.NewMetrics()
-	conns, err := broker.OpenConnectors(cfg, broker.ConnectorDeps{Metrics: metrics, Cache: store, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(ctx, broker.Options{Config: cfg, Store: store, Connectors: conns, Metrics: metrics, Logger: log})
+	b, err := wire.New(ctx, cfg, store, wire.Deps{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/e2e/browser"
@@ -49,11 +49,7 @@ func startQiao(t *testing.T, ln net.Listener, y string) *qiaoInstance {
 	}
 	t.Cleanup(func() { q.store.Close() })
 	log := slog.New(slog.NewJSONHandler(q.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	conns, err := broker.OpenConnectors(cfg, broker.ConnectorDeps{Cache: q.store, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: q.store, Connectors: conns, Logger: log})
+	b, err := wire.New(context.Background(), cfg, q.store, wire.Deps{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/storage"
@@ -86,12 +87,7 @@ func newInProcess(tb testing.TB, store storage.Storage, log io.Writer) *inProces
 		tb.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	metrics := broker.NewMetrics()
-	conns, err := broker.OpenConnectors(cfg, broker.ConnectorDeps{Metrics: metrics, Cache: store, Logger: logger})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: store, Connectors: conns, Metrics: metrics, Logger: logger})
+	b, err := wire.New(context.Background(), cfg, store, wire.Deps{Logger: logger})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/internal/syncbuf"
@@ -218,7 +219,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.New(context.Background(), broker.Options{Config: cfg, Store: store, Connectors: conns, Logger: log})
+	opts := wire.Options(cfg)
+	opts.Store, opts.Connectors, opts.Logger = store, conns, log
+	b, err := broker.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/storage/sqlite"
@@ -154,11 +155,12 @@ func newEnvYAML(t *testing.T, configYAML string, now ...func() time.Time) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	conns, err := broker.OpenConnectors(e.cfg, broker.ConnectorDeps{Logger: log})
+	conns, err := wire.Connectors(e.cfg, wire.Deps{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := broker.Options{Config: e.cfg, Store: store, Connectors: conns, Logger: log}
+	opts := wire.Options(e.cfg)
+	opts.Store, opts.Connectors, opts.Logger = store, conns, log
 	if len(now) > 0 {
 		opts.Now = now[0]
 	}
