@@ -33,7 +33,9 @@ func TestEveryTypeOpens(t *testing.T) {
 }
 
 // TestBrokerAndConfigNameNoProvider: the registry is the only place that
-// imports the provider packages; config and broker see capabilities.
+// imports the provider packages; config and broker see capabilities. The
+// broker (and every package under it) does not read the configuration
+// either: cmd/qiao/wire hands it plain options.
 func TestBrokerAndConfigNameNoProvider(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "github.com/qiaoidp/qiao/broker", "github.com/qiaoidp/qiao/config").Output()
 	if err != nil {
@@ -42,6 +44,15 @@ func TestBrokerAndConfigNameNoProvider(t *testing.T) {
 	for _, pkg := range strings.Fields(string(out)) {
 		if strings.HasPrefix(pkg, "github.com/qiaoidp/qiao/connectors/") {
 			t.Errorf("broker or config depends on the provider package %s", pkg)
+		}
+	}
+	out, err = exec.Command("go", "list", "-deps", "github.com/qiaoidp/qiao/broker/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "github.com/qiaoidp/qiao/config" || strings.HasPrefix(pkg, "github.com/qiaoidp/qiao/cmd/") {
+			t.Errorf("broker depends on %s; it takes plain broker.Options (cmd/qiao/wire translates the configuration)", pkg)
 		}
 	}
 }
