@@ -49,7 +49,7 @@ clients:
     connectors: [` + miniConnector + `]
 `
 
-// inProcess is a broker built with broker.New on store, served by an
+// inProcess is a broker built with wire.New on store, served by an
 // httptest server, with Weibo and WeChat simulators. It reuses cluster
 // for the browser and token helpers (there is no balancer: the routing
 // header is ignored).
