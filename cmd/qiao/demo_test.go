@@ -17,7 +17,7 @@ import (
 
 	"github.com/qiaoidp/qiao/internal/syncbuf"
 
-	"github.com/qiaoidp/qiao/internal/e2e/browser"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 type lockedBuffer = syncbuf.Buffer
@@ -75,7 +75,7 @@ func TestDemoRunsTheSandboxAndAnExampleAppLogin(t *testing.T) {
 		{"wechat", "alice", "爱丽丝"},
 		{"weibo", "carol", "卡罗尔"},
 	} {
-		br := browser.New(nil)
+		br := qiaotest.NewBrowser(nil)
 		home, err := br.Get(appURL)
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +84,7 @@ func TestDemoRunsTheSandboxAndAnExampleAppLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		page, err := br.Login(l.Href, tt.person)
+		page, err := br.LoginAt(l.Href, tt.person)
 		if err != nil {
 			t.Fatal(err)
 		}

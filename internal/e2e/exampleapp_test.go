@@ -7,26 +7,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qiaoidp/qiao/internal/e2e/browser"
 	"github.com/qiaoidp/qiao/internal/exampleapp"
 	"github.com/qiaoidp/qiao/internal/pagecheck"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestExampleAppSignsInRefreshesAndSignsOut drives the demo's relying
 // party through the broker and a simulator: login with a connector_id,
 // the claims table, a refresh, the chooser, and RP-initiated logout.
 func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
-	appLn := listen(t)
+	appLn := qiaotest.Listen(t)
 	appURL := "http://" + appLn.Addr().String()
-	s := newStack(t, stackOptions{extraClients: `
-  - id: example-app
-    secret: example-secret-0123456789abcdef0123456789
-    redirect_uris: ["` + appURL + `/callback"]
-    post_logout_redirect_uris: ["` + appURL + `/"]
-    connectors: [wechat, wechat_mp, qq, weibo]
-`})
+	s := newWorld(t, qiaotest.WithClient(qiaotest.Client{
+		ID: "example-app", Secret: "example-secret-0123456789abcdef0123456789",
+		RedirectURIs: []string{appURL + "/callback"}, PostLogoutRedirectURIs: []string{appURL + "/"},
+		Connectors: []string{"wechat", "wechat_mp", "qq", "weibo"},
+	}))
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
+		Issuer: s.Issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}, {ID: "qq", Name: "QQ"}, {ID: "weibo", Name: "Weibo"}},
 	})
 	if err != nil {
@@ -38,7 +36,7 @@ func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	br := browser.New(nil) // follows everything: the app is a real server
+	br := qiaotest.NewBrowser(nil) // follows everything: the app is a real server
 	home, err := br.Get(appURL + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +49,7 @@ func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
 
 	// Sign in with QQ: the app's page shows the verified claims.
 	l, _ := home.Link("data-login", "qq")
-	page, err := br.Login(l.Href, "bob")
+	page, err := br.LoginAt(l.Href, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +57,8 @@ func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
 		t.Fatalf("after the login: HTTP %d at %s; body %.500s", page.Status, page.URL, page.Body)
 	}
 	claims := claimTable(t, page)
-	if claims["idp"] != "qq" || claims["name"] != person(t, "bob").Name || claims["iss"] != s.issuer || claims["sub"] == "" {
-		t.Fatalf("claims table %v, want idp qq, bob's name, iss %s and a sub", claims, s.issuer)
+	if claims["idp"] != "qq" || claims["name"] != qiaotest.Person(t, "bob").Name || claims["iss"] != s.Issuer || claims["sub"] == "" {
+		t.Fatalf("claims table %v, want idp qq, bob's name, iss %s and a sub", claims, s.Issuer)
 	}
 	if !strings.Contains(page.Body, "data-raw-claims") || !strings.Contains(page.Body, `&#34;idp&#34;: &#34;qq&#34;`) {
 		t.Errorf("no raw JSON claims on the page")
@@ -104,17 +102,17 @@ func TestExampleAppSignsInRefreshesAndSignsOut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no chooser after logout: %v", err)
 	}
-	page, err = br.Login(c.Href, "alice")
+	page, err = br.LoginAt(c.Href, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := claimTable(t, page); got["idp"] != "weibo" || got["name"] != person(t, "alice").Name {
+	if got := claimTable(t, page); got["idp"] != "weibo" || got["name"] != qiaotest.Person(t, "alice").Name {
 		t.Errorf("claims after choosing Weibo: %v", got)
 	}
 }
 
 // claimTable reads the app's claims table: <tr data-claim="NAME"> rows.
-func claimTable(t *testing.T, p *browser.Page) map[string]string {
+func claimTable(t *testing.T, p *qiaotest.Page) map[string]string {
 	t.Helper()
 	rows, err := p.Elements("tr", "data-claim")
 	if err != nil {
@@ -134,7 +132,7 @@ func claimTable(t *testing.T, p *browser.Page) map[string]string {
 	return out
 }
 
-func csrfOf(t *testing.T, p *browser.Page) string {
+func csrfOf(t *testing.T, p *qiaotest.Page) string {
 	t.Helper()
 	inputs, err := p.Elements("input", "name")
 	if err != nil {
@@ -152,29 +150,27 @@ func csrfOf(t *testing.T, p *browser.Page) string {
 // TestExampleAppShowsTheBrokersErrors: a refusal at the provider and a
 // forged callback end on the app's page with a clear error, not tokens.
 func TestExampleAppShowsTheBrokersErrors(t *testing.T) {
-	appLn := listen(t)
+	appLn := qiaotest.Listen(t)
 	appURL := "http://" + appLn.Addr().String()
-	s := newStack(t, stackOptions{extraClients: `
-  - id: example-app
-    secret: example-secret-0123456789abcdef0123456789
-    redirect_uris: ["` + appURL + `/callback"]
-    post_logout_redirect_uris: ["` + appURL + `/"]
-`})
+	s := newWorld(t, qiaotest.WithClient(qiaotest.Client{
+		ID: "example-app", Secret: "example-secret-0123456789abcdef0123456789",
+		RedirectURIs: []string{appURL + "/callback"}, PostLogoutRedirectURIs: []string{appURL + "/"},
+	}))
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
+		Issuer: s.Issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "wechat", Name: "WeChat"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, appLn, app)
+	qiaotest.Serve(t, appLn, app)
 
-	br := browser.New(nil)
+	br := qiaotest.NewBrowser(nil)
 	picker, err := br.Get(appURL + "/login?connector=wechat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := br.Deny(picker)
+	page, err := br.Refuse(picker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,21 +199,20 @@ func TestExampleAppShowsTheBrokersErrors(t *testing.T) {
 // is a styled HTML page with the status, what went wrong and a link back
 // to the home page, and references no host off the machine.
 func TestExampleAppErrorsArePagesWithAWayBack(t *testing.T) {
-	appLn := listen(t)
+	appLn := qiaotest.Listen(t)
 	appURL := "http://" + appLn.Addr().String()
-	s := newStack(t, stackOptions{extraClients: `
-  - id: example-app
-    secret: example-secret-0123456789abcdef0123456789
-    redirect_uris: ["` + appURL + `/callback"]
-`})
+	s := newWorld(t, qiaotest.WithClient(qiaotest.Client{
+		ID: "example-app", Secret: "example-secret-0123456789abcdef0123456789",
+		RedirectURIs: []string{appURL + "/callback"},
+	}))
 	app, err := exampleapp.New(context.Background(), exampleapp.Config{
-		Issuer: s.issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
+		Issuer: s.Issuer, ClientID: "example-app", ClientSecret: "example-secret-0123456789abcdef0123456789", BaseURL: appURL,
 		Connectors: []exampleapp.Connector{{ID: "qq", Name: "QQ"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, appLn, app)
+	qiaotest.Serve(t, appLn, app)
 
 	for _, tc := range []struct {
 		name, method, path string
@@ -230,8 +225,8 @@ func TestExampleAppErrorsArePagesWithAWayBack(t *testing.T) {
 		{"a form without a session", "POST", "/refresh", 400, "no session at the app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := browser.New(nil) // a fresh browser: no cookies
-			var page *browser.Page
+			br := qiaotest.NewBrowser(nil) // a fresh browser: no cookies
+			var page *qiaotest.Page
 			var err error
 			if tc.method == "POST" {
 				page, err = br.PostForm(appURL+tc.path, url.Values{"csrf": {"x"}})

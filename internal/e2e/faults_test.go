@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestProviderErrorsDuringWebLoginBecomeOAuthErrors injects each provider
 // error the simulators can produce into a web login: the RP always gets a
 // redirect with the right OAuth error and its state, never a 500.
 func TestProviderErrorsDuringWebLoginBecomeOAuthErrors(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	r := s.rp()
+	s := newWorld(t)
+	r := s.RP(qiaotest.WebClient)
 	const (
 		wxToken    = "/sns/oauth2/access_token"
 		wxUserInfo = "/sns/userinfo"
@@ -31,53 +32,53 @@ func TestProviderErrorsDuringWebLoginBecomeOAuthErrors(t *testing.T) {
 		want      string // OAuth error at the RP
 		result    string // qiao_logins_total result label
 	}{
-		{"wechat busy twice (-1)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat quota (45011)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45011, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat daily quota (45009)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45009, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat down", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Down: true}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat empty gbk reply", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Empty: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat captive portal HTML", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, HTML: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat code invalid (40029)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40029, Times: 1}) }, "access_denied", "invalid_code"},
-		{"wechat code used (40163)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40163, Times: 1}) }, "access_denied", "invalid_code"},
-		{"wechat high-risk user (40226)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40226, Times: 1}) }, "access_denied", "denied"},
-		{"wechat bad secret (40125)", "wechat", "", func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40125, Times: 1}) }, "server_error", "error"},
-		{"wechat_mp userinfo busy", "wechat_mp", weChatUA, func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat_mp API not granted (48001)", "wechat_mp", weChatUA, func() { s.wechat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: 48001, Times: 1}) }, "server_error", "error"},
-		{"qq gateway 503", "qq", "", func() { s.qq.BusyNext(qqToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"qq down", "qq", "", func() { s.qq.SetDown(true) }, "temporarily_unavailable", "unavailable"},
-		{"qq bad code (100019)", "qq", "", func() { s.qq.FailNext(qqToken, 1, 100019) }, "access_denied", "invalid_code"},
-		{"qq code reused (100020)", "qq", "", func() { s.qq.FailNext(qqToken, 1, 100020) }, "access_denied", "invalid_code"},
-		{"qq bad app key (100009)", "qq", "", func() { s.qq.FailNext(qqToken, 1, 100009) }, "server_error", "error"},
-		{"qq token refused at /me (100016)", "qq", "", func() { s.qq.FailNext(qqMe, 1, 100016) }, "access_denied", "invalid_code"},
-		{"qq get_user_info busy", "qq", "", func() { s.qq.BusyNext(qqInfo, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo 503", "weibo", "", func() { s.weibo.BusyNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo rate limit (10023)", "weibo", "", func() { s.weibo.RateLimitNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo down", "weibo", "", func() { s.weibo.SetDown(true) }, "temporarily_unavailable", "unavailable"},
-		{"weibo invalid grant (21325)", "weibo", "", func() { s.weibo.FailNext(wbToken, 1, 21325) }, "access_denied", "invalid_code"},
-		{"weibo invalid client (21324)", "weibo", "", func() { s.weibo.FailNext(wbToken, 1, 21324) }, "server_error", "error"},
-		{"weibo users/show rate limit", "weibo", "", func() { s.weibo.RateLimitNext(wbShow, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo users/show garbage", "weibo", "", func() { s.weibo.RawNext(wbShow, 1, 200, "text/html", "<html>portal</html>") }, "temporarily_unavailable", "unavailable"},
+		{"wechat busy twice (-1)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat quota (45011)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45011, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat daily quota (45009)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45009, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat down", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Down: true}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat empty gbk reply", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Empty: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat captive portal HTML", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, HTML: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat code invalid (40029)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40029, Times: 1}) }, "access_denied", "invalid_code"},
+		{"wechat code used (40163)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40163, Times: 1}) }, "access_denied", "invalid_code"},
+		{"wechat high-risk user (40226)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40226, Times: 1}) }, "access_denied", "denied"},
+		{"wechat bad secret (40125)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40125, Times: 1}) }, "server_error", "error"},
+		{"wechat_mp userinfo busy", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat_mp API not granted (48001)", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: 48001, Times: 1}) }, "server_error", "error"},
+		{"qq gateway 503", "qq", "", func() { s.QQ.BusyNext(qqToken, 1) }, "temporarily_unavailable", "unavailable"},
+		{"qq down", "qq", "", func() { s.QQ.SetDown(true) }, "temporarily_unavailable", "unavailable"},
+		{"qq bad code (100019)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100019) }, "access_denied", "invalid_code"},
+		{"qq code reused (100020)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100020) }, "access_denied", "invalid_code"},
+		{"qq bad app key (100009)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100009) }, "server_error", "error"},
+		{"qq token refused at /me (100016)", "qq", "", func() { s.QQ.FailNext(qqMe, 1, 100016) }, "access_denied", "invalid_code"},
+		{"qq get_user_info busy", "qq", "", func() { s.QQ.BusyNext(qqInfo, 1) }, "temporarily_unavailable", "unavailable"},
+		{"weibo 503", "weibo", "", func() { s.Weibo.BusyNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
+		{"weibo rate limit (10023)", "weibo", "", func() { s.Weibo.RateLimitNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
+		{"weibo down", "weibo", "", func() { s.Weibo.SetDown(true) }, "temporarily_unavailable", "unavailable"},
+		{"weibo invalid grant (21325)", "weibo", "", func() { s.Weibo.FailNext(wbToken, 1, 21325) }, "access_denied", "invalid_code"},
+		{"weibo invalid client (21324)", "weibo", "", func() { s.Weibo.FailNext(wbToken, 1, 21324) }, "server_error", "error"},
+		{"weibo users/show rate limit", "weibo", "", func() { s.Weibo.RateLimitNext(wbShow, 1) }, "temporarily_unavailable", "unavailable"},
+		{"weibo users/show garbage", "weibo", "", func() { s.Weibo.RawNext(wbShow, 1, 200, "text/html", "<html>portal</html>") }, "temporarily_unavailable", "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Cleanup(func() {
-				s.wechat.ClearFaults()
-				s.qq.SetDown(false)
-				s.weibo.SetDown(false)
+				s.WeChat.ClearFaults()
+				s.QQ.SetDown(false)
+				s.Weibo.SetDown(false)
 			})
 			labels := map[string]string{"connector": tt.connector, "result": tt.result}
-			before, _ := s.metric(t, "qiao_logins_total", labels)
-			q := r.loginErrorAfter(t, s.newBrowser(tt.ua), tt.connector, "alice", tt.inject)
+			before, _ := s.Metric(t, "qiao_logins_total", labels)
+			q := r.LoginError(t, s.Browser(tt.ua), tt.connector, "alice", tt.inject)
 			if q.Get("error") != tt.want {
 				t.Fatalf("error = %q (%s), want %s", q.Get("error"), q.Get("error_description"), tt.want)
 			}
 			if q.Get("error_description") == "" {
 				t.Error("no error_description for the user")
 			}
-			if after, _ := s.metric(t, "qiao_logins_total", labels); after != before+1 {
+			if after, _ := s.Metric(t, "qiao_logins_total", labels); after != before+1 {
 				t.Errorf("qiao_logins_total%v went from %v to %v, want +1", labels, before, after)
 			}
-			for _, secret := range appSecrets {
+			for _, secret := range s.Config.Secrets() {
 				if strings.Contains(q.Encode(), secret) {
 					t.Error("a secret reached the redirect")
 				}
@@ -85,15 +86,15 @@ func TestProviderErrorsDuringWebLoginBecomeOAuthErrors(t *testing.T) {
 		})
 	}
 	// The provider is back: the login works again.
-	tk := r.mustLogin(t, s.newBrowser(""), "weibo", "bob")
-	if tk.claims["idp"] != "weibo" {
-		t.Errorf("idp = %v", tk.claims["idp"])
+	tk := r.MustLogin(t, s.Browser(""), "weibo", "bob")
+	if tk.Claims["idp"] != "weibo" {
+		t.Errorf("idp = %v", tk.Claims["idp"])
 	}
-	if strings.Contains(s.logs.String(), `"panic while serving"`) {
+	if strings.Contains(s.Logs.String(), `"panic while serving"`) {
 		t.Error("the broker panicked")
 	}
-	for _, secret := range appSecrets {
-		if strings.Contains(s.logs.String(), secret) {
+	for _, secret := range s.Config.Secrets() {
+		if strings.Contains(s.Logs.String(), secret) {
 			t.Errorf("a secret (%.6s...) reached the broker log", secret)
 		}
 	}
@@ -105,8 +106,8 @@ func TestSlowProviderIsTemporarilyUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the 5 s provider timeout")
 	}
-	s := newStack(t, stackOptions{})
-	q := s.rp().loginErrorAfter(t, s.newBrowser(""), "qq", "alice", func() { s.qq.StallNext(sandbox.QQPathToken, 1) })
+	s := newWorld(t)
+	q := s.RP(qiaotest.WebClient).LoginError(t, s.Browser(""), "qq", "alice", func() { s.QQ.StallNext(sandbox.QQPathToken, 1) })
 	if q.Get("error") != "temporarily_unavailable" {
 		t.Fatalf("error = %q (%s), want temporarily_unavailable", q.Get("error"), q.Get("error_description"))
 	}
@@ -117,17 +118,17 @@ func TestSlowProviderIsTemporarilyUnavailable(t *testing.T) {
 // (100048), fails the login, and says why in the broker log.
 func TestQQUnionIDWithoutPermissionTellsTheAdmin(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
-		s := newStack(t, stackOptions{qqUnionID: true, qqPermission: false})
-		q := s.rp().loginError(t, s.newBrowser(""), "qq", "alice")
+		s := newWorld(t, qqUnionID(false))
+		q := s.RP(qiaotest.WebClient).LoginError(t, s.Browser(""), "qq", "alice", nil)
 		if q.Get("error") != "server_error" {
 			t.Fatalf("error = %q (%s), want server_error", q.Get("error"), q.Get("error_description"))
 		}
 		if d := q.Get("error_description"); !strings.Contains(d, "administrator") {
 			t.Errorf("error_description %q does not say the administrator must act", d)
 		}
-		lines := s.logLines("upstream login failed: check the connector configuration")
+		lines := s.LogLines("upstream login failed: check the connector configuration")
 		if len(lines) != 1 {
-			t.Fatalf("%d admin log lines, want 1; log:\n%s", len(lines), s.logs.String())
+			t.Fatalf("%d admin log lines, want 1; log:\n%s", len(lines), s.Logs.String())
 		}
 		l := lines[0]
 		if l["level"] != "ERROR" || l["connector"] != "qq" || fmt.Sprint(l["code"]) != "100048" {
@@ -138,10 +139,10 @@ func TestQQUnionIDWithoutPermissionTellsTheAdmin(t *testing.T) {
 		}
 	})
 	t.Run("granted", func(t *testing.T) {
-		s := newStack(t, stackOptions{qqUnionID: true, qqPermission: true})
-		tk := s.rp().mustLogin(t, s.newBrowser(""), "qq", "alice")
-		if tk.claims["idp"] != "qq" {
-			t.Errorf("idp = %v, want qq", tk.claims["idp"])
+		s := newWorld(t, qqUnionID(true))
+		tk := s.RP(qiaotest.WebClient).MustLogin(t, s.Browser(""), "qq", "alice")
+		if tk.Claims["idp"] != "qq" {
+			t.Errorf("idp = %v, want qq", tk.Claims["idp"])
 		}
 	})
 }

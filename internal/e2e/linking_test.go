@@ -3,6 +3,8 @@ package e2e_test
 import (
 	"net/http"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestWeChatUnionIDLinksTheThreeWeChatLogins: the same person through the
@@ -12,25 +14,25 @@ import (
 func TestWeChatUnionIDLinksTheThreeWeChatLogins(t *testing.T) {
 	tests := []struct {
 		name string
-		opts stackOptions
+		opts []qiaotest.Option
 		// which of web, mp and mini share the web login's sub
 		mpSame, miniSame bool
 	}{
-		{"linking on", stackOptions{linkWeChat: true}, true, true},
-		{"linking off", stackOptions{linkWeChat: false}, false, false},
-		{"Official Account without unionid", stackOptions{linkWeChat: true, mpNoUnionID: true}, false, true},
+		{"linking on", []qiaotest.Option{linkWeChat(true)}, true, true},
+		{"linking off", []qiaotest.Option{linkWeChat(false)}, false, false},
+		{"Official Account without unionid", []qiaotest.Option{linkWeChat(true), mpNoUnionID()}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStack(t, tt.opts)
-			r := s.rp()
-			web := r.mustLogin(t, s.newBrowser(""), "wechat", "alice").claims["sub"]
-			mp := r.mustLogin(t, s.newBrowser(weChatUA), "wechat_mp", "alice").claims["sub"]
-			status, m, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid profile"))
+			s := newWorld(t, tt.opts...)
+			r := s.RP(qiaotest.WebClient)
+			web := r.MustLogin(t, s.Browser(""), "wechat", "alice").Claims["sub"]
+			mp := r.MustLogin(t, s.Browser(qiaotest.WeChatUA), "wechat_mp", "alice").Claims["sub"]
+			status, m, body := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid profile"))
 			if status != http.StatusOK {
 				t.Fatalf("mini-program login: HTTP %d: %s", status, body)
 			}
-			miniClaims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+			miniClaims := s.VerifyIDToken(t, m["id_token"].(string), qiaotest.MiniClient)
 			mini := miniClaims["sub"]
 			if (mp == web) != tt.mpSame {
 				t.Errorf("Official Account sub %v, website sub %v: same = %v, want %v", mp, web, mp == web, tt.mpSame)
@@ -41,12 +43,12 @@ func TestWeChatUnionIDLinksTheThreeWeChatLogins(t *testing.T) {
 			if mini == mp && !(tt.mpSame && tt.miniSame) {
 				t.Errorf("mini-program and Official Account share sub %v", mini)
 			}
-			if tt.miniSame && miniClaims["name"] != person(t, "alice").Name {
+			if tt.miniSame && miniClaims["name"] != qiaotest.Person(t, "alice").Name {
 				// The linked user's profile comes from the web identity.
 				t.Errorf("mini-program login of the linked user: name %v, want alice's", miniClaims["name"])
 			}
 			// Another person never joins alice.
-			bob := r.mustLogin(t, s.newBrowser(""), "wechat", "bob").claims["sub"]
+			bob := r.MustLogin(t, s.Browser(""), "wechat", "bob").Claims["sub"]
 			if bob == web || bob == mp || bob == mini {
 				t.Errorf("bob got one of alice's subs (%v)", bob)
 			}

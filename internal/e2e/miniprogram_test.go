@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestMiniProgramTokenExchangeGivesTheSameTokens: a wx.login code, POSTed
 // to the token endpoint, gives an access token, a verifiable ID token and
 // a refresh token that then works like any other.
 func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	status, m, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid profile offline_access"))
+	s := newWorld(t)
+	status, m, body := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid profile offline_access"))
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", status, body)
 	}
@@ -32,9 +33,9 @@ func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
 	if !sameScopes(m["scope"], "openid profile offline_access") {
 		t.Errorf("scope = %v, want openid profile offline_access", m["scope"])
 	}
-	claims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	claims := s.VerifyIDToken(t, m["id_token"].(string), qiaotest.MiniClient)
 	sub, _ := claims["sub"].(string)
-	if sub == "" || sub == s.wechat.OpenID(wxMiniAppID, "alice") {
+	if sub == "" || sub == s.WeChat.OpenID(s.AppID(miniConnector), "alice") {
 		t.Errorf("sub = %q: want the broker's own id, not the openid", sub)
 	}
 	if claims["idp"] != "wechat_miniprogram" {
@@ -43,10 +44,10 @@ func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
 	bodies := []string{body}
 
 	// The refresh token at the same endpoint.
-	status, rm, rbody := s.tokenCall(t, url.Values{
+	status, rm, rbody := s.PostToken(t, url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {m["refresh_token"].(string)},
-		"client_id":     {miniClient},
+		"client_id":     {qiaotest.MiniClient},
 	})
 	if status != http.StatusOK {
 		t.Fatalf("refresh: HTTP %d: %s", status, rbody)
@@ -55,18 +56,18 @@ func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
 	if rm["refresh_token"] == m["refresh_token"] || rm["refresh_token"] == nil {
 		t.Errorf("the refresh token was not rotated")
 	}
-	rclaims := s.verifyIDToken(t, rm["id_token"].(string), miniClient)
+	rclaims := s.VerifyIDToken(t, rm["id_token"].(string), qiaotest.MiniClient)
 	if rclaims["sub"] != sub || rclaims["idp"] != "wechat_miniprogram" {
 		t.Errorf("refreshed ID token: sub %v idp %v, want %s wechat_miniprogram", rclaims["sub"], rclaims["idp"], sub)
 	}
-	ui, uibody := s.userinfo(t, rm["access_token"].(string))
+	ui, uibody := s.UserInfo(t, rm["access_token"].(string))
 	bodies = append(bodies, uibody)
 	if ui["sub"] != sub {
 		t.Errorf("userinfo sub = %v, want %s", ui["sub"], sub)
 	}
 
 	// The session_key never leaves the broker.
-	key := s.wechat.SessionKey(wxMiniAppID, "alice")
+	key := s.WeChat.SessionKey(s.AppID(miniConnector), "alice")
 	if key == "" {
 		t.Fatal("the simulator has no session_key for alice")
 	}
@@ -75,12 +76,12 @@ func TestMiniProgramTokenExchangeGivesTheSameTokens(t *testing.T) {
 			t.Errorf("a response carries the session_key: %s", b)
 		}
 	}
-	if strings.Contains(s.logs.String(), key) {
+	if strings.Contains(s.Logs.String(), key) {
 		t.Error("the session_key reached the broker log")
 	}
 
 	// Without offline_access, no refresh token.
-	_, m2, body2 := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid"))
+	_, m2, body2 := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid"))
 	if m2["refresh_token"] != nil {
 		t.Errorf("a refresh token without offline_access: %s", body2)
 	}
@@ -108,10 +109,10 @@ func sameScopes(v any, want string) bool {
 // unreachable WeChat is 503 temporarily_unavailable, a malformed request
 // invalid_request; never a 500.
 func TestMiniProgramExchangeErrors(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	s := newWorld(t)
 	const jscode = "/sns/jscode2session"
-	used := s.loginCode(t, "bob")
-	if status, _, body := s.tokenCall(t, exchangeForm(used, "openid")); status != http.StatusOK {
+	used := s.LoginCode(miniConnector, "bob")
+	if status, _, body := s.PostToken(t, exchangeForm(used, "openid")); status != http.StatusOK {
 		t.Fatalf("first use of the code: HTTP %d: %s", status, body)
 	}
 	tests := []struct {
@@ -123,26 +124,26 @@ func TestMiniProgramExchangeErrors(t *testing.T) {
 	}{
 		{"replayed code", func() url.Values { return exchangeForm(used, "openid") }, nil, 400, "invalid_grant"},
 		{"garbage code", func() url.Values { return exchangeForm("not-a-code-at-all", "openid") }, nil, 400, "invalid_grant"},
-		{"busy twice (-1)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: -1, Times: 2}, 503, "temporarily_unavailable"},
-		{"quota (45011)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 45011, Times: 1}, 503, "temporarily_unavailable"},
-		{"down", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Down: true}, 503, "temporarily_unavailable"},
-		{"HTML from a proxy", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, HTML: true, Times: 1}, 503, "temporarily_unavailable"},
-		{"blocked user (40226)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40226, Times: 1}, 400, "invalid_grant"},
+		{"busy twice (-1)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: -1, Times: 2}, 503, "temporarily_unavailable"},
+		{"quota (45011)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 45011, Times: 1}, 503, "temporarily_unavailable"},
+		{"down", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Down: true}, 503, "temporarily_unavailable"},
+		{"HTML from a proxy", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, HTML: true, Times: 1}, 503, "temporarily_unavailable"},
+		{"blocked user (40226)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40226, Times: 1}, 400, "invalid_grant"},
 		// A refused AppSecret is the admin's to fix; the app is told to
 		// retry later, not handed a 500.
-		{"bad AppSecret (40125)", func() url.Values { return exchangeForm(s.loginCode(t, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40125, Times: 1}, 503, "temporarily_unavailable"},
+		{"bad AppSecret (40125)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40125, Times: 1}, 503, "temporarily_unavailable"},
 		{"unsupported subject_token_type", func() url.Values {
-			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f := exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")
 			f.Set("subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
 			return f
 		}, nil, 400, "invalid_request"},
 		{"unknown subject_issuer", func() url.Values {
-			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f := exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")
 			f.Set("subject_issuer", "nosuch")
 			return f
 		}, nil, 400, "invalid_request"},
 		{"subject_issuer of a web connector", func() url.Values {
-			f := exchangeForm(s.loginCode(t, "alice"), "openid")
+			f := exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")
 			f.Set("subject_issuer", "wechat")
 			return f
 		}, nil, 400, "invalid_request"},
@@ -154,12 +155,12 @@ func TestMiniProgramExchangeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Cleanup(s.wechat.ClearFaults)
+			t.Cleanup(s.WeChat.ClearFaults)
 			form := tt.form()
 			if tt.fault != nil {
-				s.wechat.InjectFault(*tt.fault)
+				s.WeChat.InjectFault(*tt.fault)
 			}
-			status, m, body := s.tokenCall(t, form)
+			status, m, body := s.PostToken(t, form)
 			if status != tt.wantStatus || m["error"] != tt.wantError {
 				t.Fatalf("HTTP %d %v, want %d %s; body %s", status, m["error"], tt.wantStatus, tt.wantError, body)
 			}
@@ -169,7 +170,7 @@ func TestMiniProgramExchangeErrors(t *testing.T) {
 		})
 	}
 	// WeChat is back: the exchange works again.
-	if status, _, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid")); status != http.StatusOK {
+	if status, _, body := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")); status != http.StatusOK {
 		t.Fatalf("after the faults: HTTP %d: %s", status, body)
 	}
 }
@@ -177,33 +178,33 @@ func TestMiniProgramExchangeErrors(t *testing.T) {
 // TestMiniProgramPhoneNumber: with phone_code and scope phone, the ID
 // token and userinfo carry the verified E.164 phone number.
 func TestMiniProgramPhoneNumber(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	phoneCode, err := s.wechat.PhoneCode(wxMiniAppID, "carol")
+	s := newWorld(t)
+	phoneCode, err := s.WeChat.PhoneCode(s.AppID(miniConnector), "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := exchangeForm(s.loginCode(t, "carol"), "openid phone")
+	form := exchangeForm(s.LoginCode(miniConnector, "carol"), "openid phone")
 	form.Set("phone_code", phoneCode)
-	status, m, body := s.tokenCall(t, form)
+	status, m, body := s.PostToken(t, form)
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", status, body)
 	}
-	want := "+86" + s.wechat.PhoneNumber("carol")
-	claims := s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	want := "+86" + s.WeChat.PhoneNumber("carol")
+	claims := s.VerifyIDToken(t, m["id_token"].(string), qiaotest.MiniClient)
 	if claims["phone_number"] != want || claims["phone_number_verified"] != true {
 		t.Errorf("ID token phone_number %v verified %v, want %s true", claims["phone_number"], claims["phone_number_verified"], want)
 	}
-	ui, _ := s.userinfo(t, m["access_token"].(string))
+	ui, _ := s.UserInfo(t, m["access_token"].(string))
 	if ui["phone_number"] != want || ui["phone_number_verified"] != true {
 		t.Errorf("userinfo phone_number %v verified %v, want %s true", ui["phone_number"], ui["phone_number_verified"], want)
 	}
 
 	// Without the phone scope, the phone code is not used and no number is given.
-	phoneCode2, _ := s.wechat.PhoneCode(wxMiniAppID, "carol")
-	form = exchangeForm(s.loginCode(t, "carol"), "openid")
+	phoneCode2, _ := s.WeChat.PhoneCode(s.AppID(miniConnector), "carol")
+	form = exchangeForm(s.LoginCode(miniConnector, "carol"), "openid")
 	form.Set("phone_code", phoneCode2)
-	_, m, body = s.tokenCall(t, form)
-	claims = s.verifyIDToken(t, m["id_token"].(string), miniClient)
+	_, m, body = s.PostToken(t, form)
+	claims = s.VerifyIDToken(t, m["id_token"].(string), qiaotest.MiniClient)
 	if _, ok := claims["phone_number"]; ok {
 		t.Errorf("phone_number without scope phone: %s", body)
 	}
@@ -213,14 +214,14 @@ func TestMiniProgramPhoneNumber(t *testing.T) {
 // one (too long, or characters no code has) is invalid_grant at once,
 // without a jscode2session call spending the app's quota.
 func TestMalformedJSCodeNeverReachesWeChat(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	s := newWorld(t)
 	for _, code := range []string{strings.Repeat("a", 129), "a b", "a/b", "码", "x%00y", strings.Repeat("0", 300)} {
-		status, m, body := s.tokenCall(t, exchangeForm(code, "openid"))
+		status, m, body := s.PostToken(t, exchangeForm(code, "openid"))
 		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 			t.Errorf("code %.12q: HTTP %d %v, want 400 invalid_grant; body %s", code, status, m["error"], body)
 		}
 	}
-	if n := s.wechat.Calls("/sns/jscode2session"); n != 0 {
+	if n := s.WeChat.Calls("/sns/jscode2session"); n != 0 {
 		t.Fatalf("WeChat saw %d jscode2session calls for malformed codes, want 0", n)
 	}
 }

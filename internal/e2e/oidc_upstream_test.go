@@ -3,92 +3,56 @@ package e2e_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/cmd/qiao/registry"
-	"github.com/qiaoidp/qiao/cmd/qiao/wire"
-	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
-	"github.com/qiaoidp/qiao/internal/e2e/browser"
-	"github.com/qiaoidp/qiao/internal/syncbuf"
-	"github.com/qiaoidp/qiao/storage"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// qiaoInstance is a broker on a loopback server with its own SQLite store.
-type qiaoInstance struct {
-	issuer string
-	store  storage.Storage
-	logs   *syncbuf.Buffer
+// upstreamOf is a qiaotest world whose only connector is its Weibo
+// simulator and whose only client is downstream-qiao, the downstream
+// broker at downstreamIssuer.
+func upstreamOf(t *testing.T, downstreamIssuer string) *qiaotest.World {
+	return qiaotest.Start(t, qiaotest.WithConfig(func(c *qiaotest.Config) {
+		c.Secret = "upstream-secret-upstream-secret-0123456789"
+		c.Connectors = []qiaotest.Connector{qiaotest.Weibo("weibo", "")}
+		c.Clients = []qiaotest.Client{{
+			ID: "downstream-qiao", Secret: "downstream-client-secret-0123456789",
+			RedirectURIs: []string{downstreamIssuer + "/callback/upstream"},
+		}}
+	}))
 }
 
-// startQiao runs a broker on ln with the configuration y (ISSUER and
-// DBPATH filled in), its connectors opened through the registry as the
-// binary opens them.
-func startQiao(t *testing.T, ln net.Listener, y string) *qiaoInstance {
-	t.Helper()
-	q := &qiaoInstance{issuer: "http://" + ln.Addr().String(), logs: &syncbuf.Buffer{}}
-	y = strings.NewReplacer("ISSUER", q.issuer, "DBPATH", filepath.Join(t.TempDir(), "qiao.db")).Replace(y)
-	cfg, err := config.Parse([]byte(y), "qiao.yaml", nil, registry.Types())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	q.store, err = sqlite.Open(context.Background(), cfg.Storage.SQLite.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.store.Close() })
-	log := slog.New(slog.NewJSONHandler(q.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := wire.New(context.Background(), cfg, q.store, wire.Deps{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, ln, b.Handler())
-	return q
+// downstreamOf is a qiaotest world, served on ln, whose only connector
+// is an oidc connector to the provider at upstreamIssuer and whose only
+// client is the app at http://rp.invalid.
+func downstreamOf(t *testing.T, ln net.Listener, upstreamIssuer string) *qiaotest.World {
+	return qiaotest.Start(t, qiaotest.WithListener(ln), qiaotest.WithConfig(func(c *qiaotest.Config) {
+		c.Secret = "downstream-secret-downstream-secret-01234"
+		c.Connectors = []qiaotest.Connector{{
+			ID: "upstream", Type: "oidc",
+			Names: map[string]string{"en": "Company Login", "zh-CN": "公司登录"},
+			Config: map[string]any{
+				"issuer":        upstreamIssuer,
+				"client_id":     "downstream-qiao",
+				"client_secret": "downstream-client-secret-0123456789",
+				"scopes":        []string{"openid", "profile"},
+			},
+		}}
+		c.Clients = []qiaotest.Client{{
+			ID: "app", Secret: "app-secret-0123456789abcdef0123456789",
+			RedirectURIs: []string{"http://rp.invalid/cb"}, AllowHTTPHosts: []string{"rp.invalid"},
+		}}
+	}))
 }
-
-const (
-	upstreamYAML = `
-issuer: ISSUER
-secret: "upstream-secret-upstream-secret-0123456789"
-storage: { type: sqlite, sqlite: { path: DBPATH } }
-connectors:
-  - { id: weibo, type: weibo, config: { client_id: "1352222456", client_secret: weibo-app-secret, auth_base_url: WEIBO, api_base_url: WEIBO } }
-clients:
-  - id: downstream-qiao
-    secret: downstream-client-secret-0123456789
-    redirect_uris: [DOWNSTREAM/callback/upstream]
-`
-	downstreamYAML = `
-issuer: ISSUER
-secret: "downstream-secret-downstream-secret-01234"
-storage: { type: sqlite, sqlite: { path: DBPATH } }
-connectors:
-  - id: upstream
-    type: oidc
-    names: { en: Company Login, zh-CN: 公司登录 }
-    config:
-      issuer: UPSTREAM
-      client_id: downstream-qiao
-      client_secret: downstream-client-secret-0123456789
-      scopes: [openid, profile]
-clients:
-  - id: app
-    secret: app-secret-0123456789abcdef0123456789
-    redirect_uris: [http://rp.invalid/cb]
-    allow_http_hosts: [rp.invalid]
-`
-)
 
 // TestOIDCConnectorLogsInThroughAnotherQiao: a second Qiao is the
 // upstream of an oidc connector. The person signs in at the downstream
@@ -97,18 +61,11 @@ clients:
 // downstream ID token is valid and the identity's subject is the
 // upstream's sub, the profile its name and picture.
 func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
-	upLn, downLn := listen(t), listen(t)
-	upIssuer, downIssuer := "http://"+upLn.Addr().String(), "http://"+downLn.Addr().String()
-
-	wbLn := listen(t)
-	wb := sandbox.NewWeibo(sandbox.WeiboOptions{Apps: []sandbox.WeiboApp{
-		{ClientID: "1352222456", Secret: "weibo-app-secret", RedirectURI: upIssuer + "/callback/weibo"},
-	}})
-	serve(t, wbLn, wb)
-	wbURL := "http://" + wbLn.Addr().String()
-
-	up := startQiao(t, upLn, strings.NewReplacer("WEIBO", wbURL, "DOWNSTREAM", downIssuer).Replace(upstreamYAML))
-	down := startQiao(t, downLn, strings.NewReplacer("UPSTREAM", upIssuer).Replace(downstreamYAML))
+	downLn := qiaotest.Listen(t)
+	downIssuer := "http://" + downLn.Addr().String()
+	up := upstreamOf(t, downIssuer)
+	upIssuer := up.Issuer
+	down := downstreamOf(t, downLn, upIssuer)
 
 	ctx := oidc.InsecureIssuerURLContext(context.Background(), downIssuer)
 	provider, err := oidc.NewProvider(ctx, downIssuer)
@@ -121,14 +78,14 @@ func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
 
 	login := func(person string) (claims map[string]any, upstreamPage string) {
 		t.Helper()
-		state, nonce, pkce := randString(), randString(), oauth2.GenerateVerifier()
+		state, nonce, pkce := qiaotest.RandString(), qiaotest.RandString(), oauth2.GenerateVerifier()
 		authURL := rp.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(pkce))
-		br := browser.New(func(u *url.URL) bool { return u.Host == "rp.invalid" })
+		br := qiaotest.NewBrowser(func(u *url.URL) bool { return u.Host == "rp.invalid" })
 		var visited []string
 		br.OnRedirect = func(u *url.URL) { visited = append(visited, u.String()) }
-		p, err := br.Login(authURL, person)
+		p, err := br.LoginAt(authURL, person)
 		if err != nil {
-			t.Fatalf("login of %s: %v (visited %v; downstream log %s)", person, err, visited, down.logs.String())
+			t.Fatalf("login of %s: %v (visited %v; downstream log %s)", person, err, visited, down.Logs.String())
 		}
 		for _, v := range visited {
 			if strings.HasPrefix(v, upIssuer+"/auth?") {
@@ -137,7 +94,7 @@ func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
 		}
 		q, err := p.RedirectQuery()
 		if err != nil || q.Get("state") != state || q.Get("code") == "" {
-			t.Fatalf("back at the app with %v (%v); downstream log %s", q, err, down.logs.String())
+			t.Fatalf("back at the app with %v (%v); downstream log %s", q, err, down.Logs.String())
 		}
 		tok, err := rp.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(pkce))
 		if err != nil {
@@ -174,12 +131,12 @@ func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
 	// The downstream identity's subject is the upstream's sub: the
 	// upstream user who holds alice's Weibo identity.
 	sub, _ := claims["sub"].(string)
-	ids, err := down.store.ListIdentities(context.Background(), sub)
+	ids, err := down.Store.ListIdentities(context.Background(), sub)
 	if err != nil || len(ids) != 1 || ids[0].ConnectorID != "upstream" || ids[0].ConnectorType != "oidc" {
 		t.Fatalf("downstream identities of %s: %+v (%v), want one of connector upstream", sub, ids, err)
 	}
 	upstreamSub := ids[0].Subject
-	upIDs, err := up.store.ListIdentities(context.Background(), upstreamSub)
+	upIDs, err := up.Store.ListIdentities(context.Background(), upstreamSub)
 	if err != nil || len(upIDs) != 1 || upIDs[0].ConnectorID != "weibo" {
 		t.Fatalf("the downstream identity's subject %q is not an upstream user with alice's Weibo identity: %+v (%v)", upstreamSub, upIDs, err)
 	}
@@ -201,7 +158,7 @@ func TestOIDCConnectorLogsInThroughAnotherQiao(t *testing.T) {
 
 	// The chooser names the connector as configured, per language.
 	for lang, want := range map[string]string{"en": "Continue with Company Login", "zh-CN": "使用公司登录登录"} {
-		req, _ := http.NewRequest(http.MethodGet, down.issuer+"/account", nil)
+		req, _ := http.NewRequest(http.MethodGet, down.Issuer+"/account", nil)
 		req.Header.Set("Accept-Language", lang)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -224,16 +181,16 @@ func TestOIDCConnectorRefusesAnUpstreamWithAnotherIssuer(t *testing.T) {
 		_, _ = w.Write([]byte(`{"issuer":"https://evil.example","authorization_endpoint":"https://evil.example/auth","token_endpoint":"https://evil.example/token","jwks_uri":"https://evil.example/keys"}`))
 	}))
 	t.Cleanup(fake.Close)
-	down := startQiao(t, listen(t), strings.NewReplacer("UPSTREAM", fake.URL).Replace(downstreamYAML))
-	br := browser.New(func(u *url.URL) bool { return u.Host != strings.TrimPrefix(down.issuer, "http://") })
-	p, err := br.Get(down.issuer + "/account/login?connector_id=upstream")
+	down := downstreamOf(t, qiaotest.Listen(t), fake.URL)
+	br := qiaotest.NewBrowser(func(u *url.URL) bool { return u.Host != strings.TrimPrefix(down.Issuer, "http://") })
+	p, err := br.Get(down.Issuer + "/account/login?connector_id=upstream")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Status != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502 (the provider's configuration)", p.Status)
 	}
-	if !strings.Contains(down.logs.String(), "evil.example") {
-		t.Errorf("the log does not tell the admin which issuer the discovery named:\n%s", down.logs.String())
+	if !strings.Contains(down.Logs.String(), "evil.example") {
+		t.Errorf("the log does not tell the admin which issuer the discovery named:\n%s", down.Logs.String())
 	}
 }

@@ -13,14 +13,14 @@ import (
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
-	"github.com/qiaoidp/qiao/internal/e2e/browser"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // scanPage starts a scan login of a in br and returns the scene of the
 // code page the browser landed on.
-func (s *stack) scanPage(t *testing.T, br *browser.Browser, a authRequest) (string, *browser.Page) {
+func scanPage(t *testing.T, s *qiaotest.World, br *qiaotest.Browser, a qiaotest.AuthRequest) (string, *qiaotest.Page) {
 	t.Helper()
-	p, err := br.Get(a.url)
+	p, err := br.Get(a.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,10 @@ func (s *stack) scanPage(t *testing.T, br *browser.Browser, a authRequest) (stri
 
 // scanAPI posts body to the mini-program scan API of scene (step "",
 // "/confirm" or "/refuse") and decodes the JSON answer.
-func (s *stack) scanAPI(t *testing.T, scene, step string, body any) (int, map[string]any) {
+func scanAPI(t *testing.T, s *qiaotest.World, scene, step string, body any) (int, map[string]any) {
 	t.Helper()
 	raw, _ := json.Marshal(body)
-	resp, err := s.httpc.Post(s.issuer+"/api/v1/scan/"+url.PathEscape(scene)+step, "application/json", bytes.NewReader(raw))
+	resp, err := s.HTTP.Post(s.Issuer+"/api/v1/scan/"+url.PathEscape(scene)+step, "application/json", bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func (s *stack) scanAPI(t *testing.T, scene, step string, body any) (int, map[st
 }
 
 // scanStatus reads the page's status endpoint in br.
-func scanStatus(t *testing.T, br *browser.Browser, issuer, scene string) string {
+func scanStatus(t *testing.T, br *qiaotest.Browser, issuer, scene string) string {
 	t.Helper()
 	p, err := br.Get(issuer + "/scan/" + scene + "/status")
 	if err != nil {
@@ -72,11 +72,11 @@ func scanStatus(t *testing.T, br *browser.Browser, issuer, scene string) string 
 // browser then finishes with a code whose ID token's sub is the sub
 // her mini-program token exchange gives.
 func TestScanLoginEndToEnd(t *testing.T) {
-	s := newStack(t, stackOptions{scanLogin: true})
-	rp := s.rp()
-	br := s.newBrowser("")
-	a := rp.authRequest("wechat_miniprogram")
-	scene, page := s.scanPage(t, br, a)
+	s := newWorld(t, scanLogin())
+	rp := s.RP(qiaotest.WebClient)
+	br := s.Browser("")
+	a := rp.AuthRequest("wechat_miniprogram")
+	scene, page := scanPage(t, s, br, a)
 	for _, want := range []string{`data-status="waiting"`, "/scan/" + scene + "/code", "scan.js"} {
 		if !strings.Contains(page.Body, want) {
 			t.Errorf("the code page lacks %q", want)
@@ -85,83 +85,83 @@ func TestScanLoginEndToEnd(t *testing.T) {
 	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") {
 		t.Errorf("CSP %q does not allow the page's own script and long poll", csp)
 	}
-	codes := s.wechat.Codes()
+	codes := s.WeChat.Codes()
 	if len(codes) != 1 || codes[0].Scene != scene || codes[0].Page != "pages/scan/index" || codes[0].EnvVersion != "release" {
 		t.Fatalf("codes made at WeChat = %+v, want one for scene %s and the configured page", codes, scene)
 	}
 
-	img, err := br.Get(s.issuer + "/scan/" + scene + "/code")
+	img, err := br.Get(s.Issuer + "/scan/" + scene + "/code")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, format, err := image.Decode(strings.NewReader(img.Body)); err != nil || img.Header.Get("Content-Type") != "image/"+format {
 		t.Errorf("code image: %v, format %q, Content-Type %q", err, format, img.Header.Get("Content-Type"))
 	}
-	if got := scanStatus(t, br, s.issuer, scene); got != "waiting" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "waiting" {
 		t.Errorf("status before the scan = %q, want waiting", got)
 	}
 
-	status, m := s.scanAPI(t, scene, "", map[string]string{"code": s.loginCode(t, "alice")})
-	if status != http.StatusOK || m["status"] != "scanned" || m["ticket"] == "" || m["client_id"] != webClient {
+	status, m := scanAPI(t, s, scene, "", map[string]string{"code": s.LoginCode(miniConnector, "alice")})
+	if status != http.StatusOK || m["status"] != "scanned" || m["ticket"] == "" || m["client_id"] != qiaotest.WebClient {
 		t.Fatalf("scan: HTTP %d %v", status, m)
 	}
 	if m["created_at"] == nil || m["expires_at"] == nil || m["client_name"] == nil {
 		t.Errorf("the scan does not say what is being approved: %v", m)
 	}
-	if got := scanStatus(t, br, s.issuer, scene); got != "scanned" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "scanned" {
 		t.Errorf("status after the scan = %q, want scanned", got)
 	}
 	ticket := m["ticket"].(string)
-	status, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.loginCode(t, "alice")})
+	status, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.LoginCode(miniConnector, "alice")})
 	if status != http.StatusOK || m["status"] != "confirmed" {
 		t.Fatalf("confirm: HTTP %d %v", status, m)
 	}
-	if got := scanStatus(t, br, s.issuer, scene); got != "confirmed" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "confirmed" {
 		t.Errorf("status after confirm = %q, want confirmed", got)
 	}
 
-	p, err := br.Get(s.issuer + "/scan/" + scene + "/finish")
+	p, err := br.Get(s.Issuer + "/scan/" + scene + "/finish")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk, err := rp.finish(p, a)
+	tk, err := rp.Finish(p, a)
 	if err != nil {
 		t.Fatalf("finishing the scan login: %v", err)
 	}
-	if tk.claims["idp"] != "wechat_miniprogram" {
-		t.Errorf("idp = %v", tk.claims["idp"])
+	if tk.Claims["idp"] != "wechat_miniprogram" {
+		t.Errorf("idp = %v", tk.Claims["idp"])
 	}
-	code, ex, body := s.tokenCall(t, exchangeForm(s.loginCode(t, "alice"), "openid"))
+	code, ex, body := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid"))
 	if code != http.StatusOK {
 		t.Fatalf("token exchange: %s", body)
 	}
-	if exSub := s.verifyIDToken(t, ex["id_token"].(string), miniClient)["sub"]; exSub != tk.claims["sub"] || exSub == "" {
-		t.Errorf("scan login sub %v != mini-program login sub %v", tk.claims["sub"], exSub)
+	if exSub := s.VerifyIDToken(t, ex["id_token"].(string), qiaotest.MiniClient)["sub"]; exSub != tk.Claims["sub"] || exSub == "" {
+		t.Errorf("scan login sub %v != mini-program login sub %v", tk.Claims["sub"], exSub)
 	}
-	if v, ok := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); !ok || v < 2 {
+	if v, ok := s.Metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); !ok || v < 2 {
 		t.Errorf("qiao_logins_total{wechat_miniprogram,success} = %v (%v), want the scan login and the exchange", v, ok)
 	}
 
 	// The browser's session now answers without a new scan, and the
 	// finished scan cannot be finished twice.
-	again, err := br.Get(s.issuer + "/scan/" + scene + "/finish")
+	again, err := br.Get(s.Issuer + "/scan/" + scene + "/finish")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.Status != http.StatusOK || strings.Contains(again.Location, "code=") {
 		t.Errorf("a second finish: HTTP %d Location %q, want the page again", again.Status, again.Location)
 	}
-	a2 := rp.authRequest("wechat_miniprogram")
-	p2, err := br.Get(a2.url)
+	a2 := rp.AuthRequest("wechat_miniprogram")
+	p2, err := br.Get(a2.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk2, err := rp.finish(p2, a2)
+	tk2, err := rp.Finish(p2, a2)
 	if err != nil {
 		t.Fatalf("the session did not answer a second request: %v", err)
 	}
-	if tk2.claims["sub"] != tk.claims["sub"] {
-		t.Errorf("SSO sub %v, want %v", tk2.claims["sub"], tk.claims["sub"])
+	if tk2.Claims["sub"] != tk.Claims["sub"] {
+		t.Errorf("SSO sub %v, want %v", tk2.Claims["sub"], tk.Claims["sub"])
 	}
 }
 
@@ -169,9 +169,9 @@ func TestScanLoginEndToEnd(t *testing.T) {
 // clear JSON error and changes nothing: the right steps still work
 // afterwards.
 func TestScanLoginBadInputs(t *testing.T) {
-	s := newStack(t, stackOptions{scanLogin: true})
-	br := s.newBrowser("")
-	scene, _ := s.scanPage(t, br, s.rp().authRequest("wechat_miniprogram"))
+	s := newWorld(t, scanLogin())
+	br := s.Browser("")
+	scene, _ := scanPage(t, s, br, s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram"))
 
 	expect := func(what string, status int, m map[string]any, wantStatus int, wantErr string) {
 		t.Helper()
@@ -179,61 +179,61 @@ func TestScanLoginBadInputs(t *testing.T) {
 			t.Errorf("%s: HTTP %d %v, want %d %s with a description", what, status, m, wantStatus, wantErr)
 		}
 	}
-	st, m := s.scanAPI(t, "AAAAAAAAAAAAAAAAAAAAAAAA", "", map[string]string{"code": s.loginCode(t, "alice")})
+	st, m := scanAPI(t, s, "AAAAAAAAAAAAAAAAAAAAAAAA", "", map[string]string{"code": s.LoginCode(miniConnector, "alice")})
 	expect("unknown scene", st, m, http.StatusNotFound, "unknown_scene")
-	st, m = s.scanAPI(t, "bad!scene'(x)", "", map[string]string{"code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, "bad!scene'(x)", "", map[string]string{"code": s.LoginCode(miniConnector, "alice")})
 	expect("malformed scene", st, m, http.StatusNotFound, "unknown_scene")
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": "x", "code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": "x", "code": s.LoginCode(miniConnector, "alice")})
 	expect("confirm before any scan", st, m, http.StatusConflict, "not_scanned")
-	st, m = s.scanAPI(t, scene, "", map[string]string{"code": "not-a-wechat-code"})
+	st, m = scanAPI(t, s, scene, "", map[string]string{"code": "not-a-wechat-code"})
 	expect("scan with a code WeChat does not know", st, m, http.StatusBadRequest, "invalid_grant")
-	st, m = s.scanAPI(t, scene, "", map[string]string{})
+	st, m = scanAPI(t, s, scene, "", map[string]string{})
 	expect("scan without a code", st, m, http.StatusBadRequest, "invalid_request")
-	st, m = s.scanAPI(t, scene, "", "not an object")
+	st, m = scanAPI(t, s, scene, "", "not an object")
 	expect("scan with a body that is not the JSON object", st, m, http.StatusBadRequest, "invalid_request")
-	if got := scanStatus(t, br, s.issuer, scene); got != "waiting" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "waiting" {
 		t.Fatalf("after the bad scans the status is %q, want waiting", got)
 	}
 
-	st, m = s.scanAPI(t, scene, "", map[string]string{"code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, scene, "", map[string]string{"code": s.LoginCode(miniConnector, "alice")})
 	if st != http.StatusOK {
 		t.Fatalf("scan: HTTP %d %v", st, m)
 	}
 	ticket := m["ticket"].(string)
-	st, m = s.scanAPI(t, scene, "", map[string]string{"code": s.loginCode(t, "bob")})
+	st, m = scanAPI(t, s, scene, "", map[string]string{"code": s.LoginCode(miniConnector, "bob")})
 	expect("second scan", st, m, http.StatusConflict, "already_scanned")
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket + "x", "code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket + "x", "code": s.LoginCode(miniConnector, "alice")})
 	expect("confirm with another ticket", st, m, http.StatusForbidden, "access_denied")
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.loginCode(t, "bob")})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.LoginCode(miniConnector, "bob")})
 	expect("confirm by someone else than the scanner", st, m, http.StatusForbidden, "access_denied")
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket})
 	expect("confirm without a wx.login code", st, m, http.StatusBadRequest, "invalid_request")
-	st, m = s.scanAPI(t, scene, "/refuse", map[string]string{"ticket": "wrong"})
+	st, m = scanAPI(t, s, scene, "/refuse", map[string]string{"ticket": "wrong"})
 	expect("refuse with another ticket", st, m, http.StatusForbidden, "access_denied")
-	if got := scanStatus(t, br, s.issuer, scene); got != "scanned" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "scanned" {
 		t.Fatalf("after the bad confirms the status is %q, want scanned", got)
 	}
 	// Nothing was stored for bob: his first mini-program login makes him.
-	if _, ok := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); ok {
-		if v, _ := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); v != 0 {
+	if _, ok := s.Metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); ok {
+		if v, _ := s.Metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "success"}); v != 0 {
 			t.Errorf("a login was counted before any confirm: %v", v)
 		}
 	}
 
 	// The right confirm still works, once.
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.LoginCode(miniConnector, "alice")})
 	if st != http.StatusOK {
 		t.Fatalf("confirm after the bad ones: HTTP %d %v", st, m)
 	}
-	st, m = s.scanAPI(t, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.loginCode(t, "alice")})
+	st, m = scanAPI(t, s, scene, "/confirm", map[string]string{"ticket": ticket, "code": s.LoginCode(miniConnector, "alice")})
 	expect("second confirm", st, m, http.StatusConflict, "already_confirmed")
-	st, m = s.scanAPI(t, scene, "/refuse", map[string]string{"ticket": ticket})
+	st, m = scanAPI(t, s, scene, "/refuse", map[string]string{"ticket": ticket})
 	expect("refuse after confirm", st, m, http.StatusConflict, "already_confirmed")
 
 	// Another browser can neither see the page nor finish the login.
-	other := s.newBrowser("")
+	other := s.Browser("")
 	for _, path := range []string{"", "/status", "/finish", "/code"} {
-		p, err := other.Get(s.issuer + "/scan/" + scene + path)
+		p, err := other.Get(s.Issuer + "/scan/" + scene + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,19 +248,19 @@ func TestScanLoginBadInputs(t *testing.T) {
 // scan, the mini-program gets 503 temporarily_unavailable, as at the token
 // exchange (never server_error), and the login counts as an error.
 func TestScanLoginWeChatRefusingTheAppIsTemporarilyUnavailable(t *testing.T) {
-	s := newStack(t, stackOptions{scanLogin: true})
-	br := s.newBrowser("")
-	scene, _ := s.scanPage(t, br, s.rp().authRequest("wechat_miniprogram"))
-	code := s.loginCode(t, "alice")
-	s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 40125, Times: 1})
-	st, m := s.scanAPI(t, scene, "", map[string]string{"code": code})
+	s := newWorld(t, scanLogin())
+	br := s.Browser("")
+	scene, _ := scanPage(t, s, br, s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram"))
+	code := s.LoginCode(miniConnector, "alice")
+	s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 40125, Times: 1})
+	st, m := scanAPI(t, s, scene, "", map[string]string{"code": code})
 	if st != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || m["error_description"] == "" {
 		t.Fatalf("scan with WeChat refusing the AppSecret: HTTP %d %v, want 503 temporarily_unavailable with a description", st, m)
 	}
-	if v, _ := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "error"}); v != 1 {
+	if v, _ := s.Metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "error"}); v != 1 {
 		t.Errorf("qiao_logins_total{result=error} = %v, want 1", v)
 	}
-	if got := scanStatus(t, br, s.issuer, scene); got != "waiting" {
+	if got := scanStatus(t, br, s.Issuer, scene); got != "waiting" {
 		t.Errorf("after the refused scan the status is %q, want waiting", got)
 	}
 }
@@ -268,24 +268,24 @@ func TestScanLoginWeChatRefusingTheAppIsTemporarilyUnavailable(t *testing.T) {
 // TestScanLoginRefused: a refusal in the mini-program turns the page to
 // "refused" with a way back to the app, which gets access_denied.
 func TestScanLoginRefused(t *testing.T) {
-	s := newStack(t, stackOptions{scanLogin: true})
-	rp := s.rp()
-	br := s.newBrowser("")
-	a := rp.authRequest("wechat_miniprogram")
-	scene, _ := s.scanPage(t, br, a)
-	_, m := s.scanAPI(t, scene, "", map[string]string{"code": s.loginCode(t, "alice")})
-	st, m := s.scanAPI(t, scene, "/refuse", map[string]string{"ticket": m["ticket"].(string)})
+	s := newWorld(t, scanLogin())
+	rp := s.RP(qiaotest.WebClient)
+	br := s.Browser("")
+	a := rp.AuthRequest("wechat_miniprogram")
+	scene, _ := scanPage(t, s, br, a)
+	_, m := scanAPI(t, s, scene, "", map[string]string{"code": s.LoginCode(miniConnector, "alice")})
+	st, m := scanAPI(t, s, scene, "/refuse", map[string]string{"ticket": m["ticket"].(string)})
 	if st != http.StatusOK || m["status"] != "refused" {
 		t.Fatalf("refuse: HTTP %d %v", st, m)
 	}
-	p, err := br.Get(s.issuer + "/scan/" + scene)
+	p, err := br.Get(s.Issuer + "/scan/" + scene)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(p.Body, `data-status="refused"`) || !strings.Contains(p.Body, "data-scan-back") || !strings.Contains(p.Body, "data-scan-new") {
 		t.Fatalf("the refused page offers no way back: %.600s", p.Body)
 	}
-	back, err := br.Get(s.issuer + "/scan/" + scene + "/back")
+	back, err := br.Get(s.Issuer + "/scan/" + scene + "/back")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,14 +293,14 @@ func TestScanLoginRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Get("error") != "access_denied" || q.Get("state") != a.state {
+	if q.Get("error") != "access_denied" || q.Get("state") != a.State {
 		t.Errorf("back to the app: %v, want access_denied with the state", q)
 	}
-	if v, ok := s.metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "denied"}); !ok || v != 1 {
+	if v, ok := s.Metric(t, "qiao_logins_total", map[string]string{"connector": "wechat_miniprogram", "result": "denied"}); !ok || v != 1 {
 		t.Errorf("qiao_logins_total{denied} = %v, want 1", v)
 	}
 	// The finish link of a refused scan gives no session.
-	fin, err := br.Get(s.issuer + "/scan/" + scene + "/finish")
+	fin, err := br.Get(s.Issuer + "/scan/" + scene + "/finish")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,10 +328,10 @@ func TestScanLoginWeChatErrorsOfferOtherConnectors(t *testing.T) {
 		msg := map[string]string{"WARN": "mini-program code unavailable: scan login not offered",
 			"ERROR": "mini-program code refused: check the connector's scan_login configuration"}[tc.level]
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStack(t, stackOptions{scanLogin: true})
-			s.wechat.InjectFault(sandbox.WeChatFault{Path: "/wxa/getwxacodeunlimit", Errcode: tc.errcode, Times: tc.times})
-			br := s.newBrowser("")
-			p, err := br.Get(s.rp().authRequest("wechat_miniprogram").url)
+			s := newWorld(t, scanLogin())
+			s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/wxa/getwxacodeunlimit", Errcode: tc.errcode, Times: tc.times})
+			br := s.Browser("")
+			p, err := br.Get(s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram").URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -355,23 +355,23 @@ func TestScanLoginWeChatErrorsOfferOtherConnectors(t *testing.T) {
 				}
 			}
 			found := false
-			for _, l := range s.logLines(msg) {
+			for _, l := range s.LogLines(msg) {
 				if l["endpoint"] == "wxa/getwxacodeunlimit" && l["code"] == float64(tc.errcode) && l["level"] == tc.level {
 					found = true
 				}
 			}
 			if !found {
-				t.Errorf("no %s log line with WeChat's code %d:\n%s", tc.level, tc.errcode, s.logs.String())
+				t.Errorf("no %s log line with WeChat's code %d:\n%s", tc.level, tc.errcode, s.Logs.String())
 			}
 		})
 	}
 	t.Run("stale token", func(t *testing.T) {
-		s := newStack(t, stackOptions{scanLogin: true})
-		br := s.newBrowser("")
-		s.scanPage(t, br, s.rp().authRequest("wechat_miniprogram"))
-		s.wechat.RevokeAccessTokens(wxMiniAppID)
-		s.scanPage(t, br, s.rp().authRequest("wechat_miniprogram"))
-		if n := len(s.wechat.Codes()); n != 2 {
+		s := newWorld(t, scanLogin())
+		br := s.Browser("")
+		scanPage(t, s, br, s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram"))
+		s.WeChat.RevokeAccessTokens(s.AppID(miniConnector))
+		scanPage(t, s, br, s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram"))
+		if n := len(s.WeChat.Codes()); n != 2 {
 			t.Errorf("%d codes made, want 2", n)
 		}
 	})
@@ -380,17 +380,17 @@ func TestScanLoginWeChatErrorsOfferOtherConnectors(t *testing.T) {
 // TestScanLoginOfferedOnComputersOnly: the chooser offers the scan
 // login on a computer and not on a phone or inside WeChat.
 func TestScanLoginOfferedOnComputersOnly(t *testing.T) {
-	s := newStack(t, stackOptions{scanLogin: true})
+	s := newWorld(t, scanLogin())
 	for _, tc := range []struct {
 		ua   string
 		want bool
 	}{
 		{"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", true},
 		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", false},
-		{weChatUA, false},
+		{qiaotest.WeChatUA, false},
 	} {
-		br := s.newBrowser(tc.ua)
-		p, err := br.Get(s.rp().authRequest("").url)
+		br := s.Browser(tc.ua)
+		p, err := br.Get(s.RP(qiaotest.WebClient).AuthRequest("").URL)
 		if err != nil {
 			t.Fatal(err)
 		}

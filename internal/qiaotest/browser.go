@@ -1,9 +1,4 @@
-// Package browser is the user agent of the end-to-end tests: an HTTP
-// client with its own cookies and User-Agent that follows redirects
-// through the broker and the provider simulators, picks a person on a
-// simulator's picker page (the `<a data-person="ID" href=...>` links), and
-// stops where the tests say (at the relying party).
-package browser
+package qiaotest
 
 import (
 	"errors"
@@ -21,19 +16,39 @@ import (
 // maxPage caps what the browser reads of a page.
 const maxPage = 1 << 20
 
-// Browser is one user agent.
+// Browser is one user agent: an HTTP client with its own cookies and
+// User-Agent that follows redirects through the broker and the provider
+// simulators, picks a person on a simulator's picker page (the
+// `<a data-person="ID" href=...>` links, the one way every harness picks
+// a person) and stops where it was told (at the relying party).
 type Browser struct {
 	Client *http.Client
 	// UserAgent is sent with every request ("" leaves Go's default).
 	UserAgent string
 	// OnRedirect, if set, is called before each redirect is followed.
 	OnRedirect func(*url.URL)
+
+	w    *World
+	once *http.Client // the same jar, following no redirect
 }
 
-// New returns a browser with an empty cookie jar that follows redirects
-// until one leads to a URL for which stop returns true; that redirect is
-// returned as the response (its Location tells where it would go).
-func New(stop func(*url.URL) bool) *Browser {
+// Browser is a new browser (empty cookie jar) that follows redirects
+// within the world and stops at a redirect leaving it (to a relying
+// party). ua, if given, is its User-Agent.
+func (w *World) Browser(ua ...string) *Browser {
+	b := NewBrowser(func(u *url.URL) bool { return !w.isWorld(u.Host) })
+	b.w = w
+	if len(ua) > 0 {
+		b.UserAgent = ua[0]
+	}
+	return b
+}
+
+// NewBrowser returns a browser with an empty cookie jar that follows
+// redirects until one leads to a URL for which stop returns true; that
+// redirect is returned as the response (its Location tells where it
+// would go). A nil stop follows every redirect.
+func NewBrowser(stop func(*url.URL) bool) *Browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		panic(err) // cookiejar.New never fails without options
@@ -58,8 +73,16 @@ func New(stop func(*url.URL) bool) *Browser {
 			return nil
 		},
 	}
+	b.once = &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return b
 }
+
+// Jar is the browser's cookie jar.
+func (b *Browser) Jar() http.CookieJar { return b.Client.Jar }
 
 // Page is a response read whole.
 type Page struct {
@@ -89,12 +112,27 @@ func (b *Browser) PostForm(u string, form url.Values) (*Page, error) {
 	return b.Do(req)
 }
 
-// Do sends req with the browser's User-Agent and reads the answer.
-func (b *Browser) Do(req *http.Request) (*Page, error) {
+// Do sends req with the browser's User-Agent, follows redirects and
+// reads the answer.
+func (b *Browser) Do(req *http.Request) (*Page, error) { return b.do(b.Client, req) }
+
+// Step sends req and reads the answer without following a redirect
+// (Location is then resolved against the request's URL).
+func (b *Browser) Step(req *http.Request) (*Page, error) {
+	p, err := b.do(b.once, req)
+	if err == nil && p.Location != "" {
+		if u, perr := p.URL.Parse(p.Location); perr == nil {
+			p.Location = u.String()
+		}
+	}
+	return p, err
+}
+
+func (b *Browser) do(c *http.Client, req *http.Request) (*Page, error) {
 	if b.UserAgent != "" {
 		req.Header.Set("User-Agent", b.UserAgent)
 	}
-	resp, err := b.Client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +238,17 @@ func (b *Browser) Pick(p *Page, person string) (*Page, error) {
 	return b.Get(l.Href)
 }
 
-// Deny follows the picker page's refusal link (data-deny).
-func (b *Browser) Deny(p *Page) (*Page, error) {
+// Choose follows the chooser page's link to connector (data-connector-id).
+func (b *Browser) Choose(p *Page, connector string) (*Page, error) {
+	l, err := p.Link("data-connector-id", connector)
+	if err != nil {
+		return nil, err
+	}
+	return b.Get(l.Href)
+}
+
+// Refuse follows the picker page's refusal link (data-deny).
+func (b *Browser) Refuse(p *Page) (*Page, error) {
 	links, err := p.Links("data-deny")
 	if err != nil {
 		return nil, err
@@ -212,9 +259,9 @@ func (b *Browser) Deny(p *Page) (*Page, error) {
 	return b.Get(links[0].Href)
 }
 
-// Login loads authURL, which must lead to a provider's picker page, picks
-// person there and returns where the browser stopped.
-func (b *Browser) Login(authURL, person string) (*Page, error) {
+// LoginAt loads authURL, which must lead to a provider's picker page,
+// picks person there and returns where the browser stopped.
+func (b *Browser) LoginAt(authURL, person string) (*Page, error) {
 	p, err := b.Get(authURL)
 	if err != nil {
 		return nil, err

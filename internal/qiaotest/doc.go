@@ -1,0 +1,84 @@
+// Package qiaotest is the one test world of Qiao's harnesses: the
+// provider simulators (connectors/sandbox), a broker (in process or the
+// built `qiao serve`, on SQLite or PostgreSQL), relying parties and
+// browsers, each on a loopback server, torn down when the test ends.
+//
+// # API
+//
+//	w := qiaotest.Start(t)                       // base world, broker in process on SQLite
+//	w := qiaotest.Start(t,
+//		qiaotest.WithClient(qiaotest.Client{ID: "spa", Public: true, RedirectURIs: []string{"https://spa.example/cb"}}),
+//		qiaotest.WithConnector(qiaotest.QQ("qq2", "Second QQ")),  // app registered at the QQ simulator
+//		qiaotest.WithoutConnector("weibo"),
+//		qiaotest.WithConfig(func(c *qiaotest.Config) { c.Extra = map[string]any{"tokens": ...} }),
+//		qiaotest.WithStore(qiaotest.Postgres),   // internal/pgtest: skips without PostgreSQL unless CI is set
+//		qiaotest.WithBinary(),                   // `qiao serve` built once per test binary (use qiaotest.Main)
+//		qiaotest.WithIssuerPath("/sso"),
+//		qiaotest.WithNow(clock),                 // the in-process broker's clock
+//		qiaotest.WithPersons(qiaotest.Persons(45)),
+//		qiaotest.WithSimulators(func(s *qiaotest.Simulators) { ... }), // sandbox options
+//		qiaotest.WithListener(ln),               // serve on an address known beforehand
+//	)
+//
+//	tk, err := w.Browser().Login("qq", "alice")          // /auth → picker → callback → code → verified tokens (client "web")
+//	q, err := w.Browser().Deny("weibo")                  // refuse at the picker: q.Get("error") == "access_denied"
+//	r := w.RP("web")                                     // x/oauth2 + go-oidc relying party of a configured client
+//	a := r.AuthRequest("wechat")                         // state, nonce, PKCE S256, connector_id
+//	p, err := w.Browser(qiaotest.WeChatUA).LoginAt(a.URL, "bob") // picks bob on the simulator's page
+//	tk, err = r.Finish(p, a)                             // code → tokens, ID token and nonce verified
+//	q = r.LoginError(t, br, "qq", "alice", inject)       // a login that must come back with an error
+//	code := w.LoginCode("wechat_miniprogram", "alice")   // wx.login()
+//	w.PostToken(t, qiaotest.ExchangeForm(...)); w.UserInfo(t, at); w.VerifyIDToken(t, raw, client)
+//	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
+//	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
+//	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
+//
+// A configuration is Go values ([Config], each field with its key in the
+// file); [Base] is the starting point: connectors wechat, wechat_mp,
+// wechat_miniprogram, qq and weibo (each named after its type, with an
+// app id and a distinctive secret derived from its id), the confidential
+// client "web" ([WebClient], redirecting to [RPRedirect] where the
+// browser stops) and the public client "mini". Start fills in the
+// issuer, the store and the simulators' URLs, parses the marshalled YAML
+// with config.Parse and the registry (so a world cannot run a
+// configuration `qiao serve` would refuse), registers every simulated
+// connector's app at its simulator, and builds the broker in one
+// function (newBroker, through cmd/qiao/wire as `qiao serve` does). In
+// binary mode the same marshalled YAML is the file `qiao serve` reads;
+// nothing is ever built by replacing text in YAML.
+//
+// A browser follows redirects within the world (the broker and the
+// simulators) and stops at a redirect that leaves it: the relying
+// party's redirect URI. A person is picked on a simulator in one way: the
+// picker page's `<a data-person=ID>` link (data-deny refuses), as a
+// person would click it. Browser.Step sends one request without
+// following redirects.
+//
+// # Where each property is tested
+//
+// Each property is tested at one layer, the most faithful one that can
+// observe it:
+//
+//   - connectors/*: each provider's wire behaviour and error mapping,
+//     against its simulator (connectors/sandbox tests the simulators'
+//     fidelity to the real APIs).
+//   - broker: the broker's own logic with connectors played by fakes
+//     (sessions, consent, account binding rules, fosite wiring, key
+//     rotation, limits), in process.
+//   - internal/e2e: whole flows through the simulators with the broker
+//     in process: each connector's login, provider faults becoming OAuth
+//     errors, unionid linking, the mini-program exchange, scan login,
+//     metrics, the example app, an oidc connector upstream.
+//   - internal/spectest: the built binary as a black box against the
+//     contract in docs/endpoints.md (one test per SPEC sentence),
+//     including the token lifecycle: refresh rotation and reuse
+//     revoking the family is tested here only (it was also in broker
+//     and securitytest), as are revocation and introspection answers.
+//   - internal/securitytest: attacks and leaks (redirect and PKCE
+//     abuse, cross-client token use, secrets in logs and pages, headers,
+//     fuzzing).
+//   - internal/uitest: what a person sees in Chromium (pages,
+//     accessibility, screenshots).
+//   - internal/replicas: several replicas on one PostgreSQL (cross-replica
+//     refresh, races, outages) and the deployment files.
+package qiaotest

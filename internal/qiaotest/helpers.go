@@ -1,0 +1,186 @@
+package qiaotest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// The token exchange of a mini-program's wx.login code.
+const (
+	TokenExchangeGrant = "urn:ietf:params:oauth:grant-type:token-exchange"
+	WeChatJSCodeType   = "urn:qiao:params:oauth:token-type:wechat-js-code"
+)
+
+// ExchangeForm is the token-exchange form of a public mini-program
+// client trading a wx.login code at connector for tokens with scope.
+func ExchangeForm(connector, client, code, scope string) url.Values {
+	return url.Values{
+		"grant_type":         {TokenExchangeGrant},
+		"subject_token":      {code},
+		"subject_token_type": {WeChatJSCodeType},
+		"subject_issuer":     {connector},
+		"client_id":          {client},
+		"scope":              {scope},
+	}
+}
+
+// PostToken posts a form to the token endpoint and decodes the JSON
+// answer: the status, the object and the body.
+func (w *World) PostToken(t testing.TB, form url.Values) (int, map[string]any, string) {
+	t.Helper()
+	resp, err := w.HTTP.PostForm(w.Provider.Endpoint().TokenURL, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("token endpoint: HTTP %d, not JSON: %.300s", resp.StatusCode, body)
+	}
+	return resp.StatusCode, m, string(body)
+}
+
+// VerifyIDToken verifies an ID token issued to clientID and returns its
+// claims.
+func (w *World) VerifyIDToken(t testing.TB, raw, clientID string) map[string]any {
+	t.Helper()
+	idt, err := w.Provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("verifying the ID token: %v", err)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+// UserInfo calls the userinfo endpoint with an access token; it must
+// answer 200 with JSON.
+func (w *World) UserInfo(t testing.TB, accessToken string) (map[string]any, string) {
+	t.Helper()
+	var meta struct {
+		UserInfo string `json:"userinfo_endpoint"`
+	}
+	if err := w.Provider.Claims(&meta); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, meta.UserInfo, nil)
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := w.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: HTTP %d: %s", resp.StatusCode, body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m, string(body)
+}
+
+// Metric returns the value of a sample of /metrics whose name is name and
+// whose labels include labels, and whether there is one.
+func (w *World) Metric(t testing.TB, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	resp, err := w.HTTP.Get(w.Root() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		sampleName, lbls, value, ok := parseSample(line)
+		if !ok || sampleName != name {
+			continue
+		}
+		match := true
+		for k, v := range labels {
+			if lbls[k] != v {
+				match = false
+			}
+		}
+		if match {
+			return value, true
+		}
+	}
+	return 0, false
+}
+
+// parseSample parses a Prometheus text sample `name{a="x",b="y"} 12`.
+func parseSample(line string) (string, map[string]string, float64, bool) {
+	sp := strings.LastIndexByte(line, ' ')
+	if sp < 0 {
+		return "", nil, 0, false
+	}
+	v, err := strconv.ParseFloat(line[sp+1:], 64)
+	if err != nil {
+		return "", nil, 0, false
+	}
+	head := line[:sp]
+	name, rest, hasLabels := strings.Cut(head, "{")
+	labels := map[string]string{}
+	if hasLabels {
+		rest = strings.TrimSuffix(rest, "}")
+		for rest != "" {
+			k, after, ok := strings.Cut(rest, `="`)
+			if !ok {
+				return "", nil, 0, false
+			}
+			var val strings.Builder
+			i := 0
+			for ; i < len(after); i++ {
+				c := after[i]
+				if c == '\\' && i+1 < len(after) {
+					i++
+					val.WriteByte(after[i])
+					continue
+				}
+				if c == '"' {
+					break
+				}
+				val.WriteByte(c)
+			}
+			if i >= len(after) {
+				return "", nil, 0, false
+			}
+			labels[k] = val.String()
+			rest = strings.TrimPrefix(after[i+1:], ",")
+		}
+	}
+	return name, labels, v, true
+}
+
+// LogLines returns the broker's log records whose msg is msg.
+func (w *World) LogLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(w.Logs.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}

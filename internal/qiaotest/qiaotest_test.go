@@ -1,0 +1,210 @@
+package qiaotest_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/qiaoidp/qiao/cmd/qiao/registry"
+	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
+)
+
+func TestMain(m *testing.M) { os.Exit(qiaotest.Main(m)) }
+
+// TestConfigRoundTripsThroughYAMLAndLoads: the Go-values configuration,
+// marshalled, reads back as the same values and loads with config.Load
+// and the registry of connector types as `qiao serve` loads it, every
+// value where the file put it.
+func TestConfigRoundTripsThroughYAMLAndLoads(t *testing.T) {
+	c := qiaotest.Base()
+	c.Issuer = "http://127.0.0.1:5556/sso"
+	c.Storage = qiaotest.Storage{Type: "sqlite", SQLite: &qiaotest.SQLiteConfig{Path: filepath.Join(t.TempDir(), "q.db")}}
+	c.Linking = map[string]bool{"wechat_unionid": true}
+	c.Extra = map[string]any{"tokens": map[string]any{"access_token_ttl": "5m"}}
+	for i := range c.Connectors {
+		c.Connectors[i].Config["auth_base_url"] = "http://127.0.0.1:1"
+		c.Connectors[i].Config["api_base_url"] = "http://127.0.0.1:1"
+	}
+	c.Connector("qq").Config["unionid"] = true
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var back qiaotest.Config
+	if err := yaml.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	// App is not part of the file.
+	want := c
+	want.Connectors = append([]qiaotest.Connector(nil), c.Connectors...)
+	for i := range want.Connectors {
+		want.Connectors[i].App = qiaotest.App{}
+	}
+	if !reflect.DeepEqual(back.Issuer, want.Issuer) || !reflect.DeepEqual(back.Clients, want.Clients) || len(back.Connectors) != len(want.Connectors) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back, want)
+	}
+	for i := range back.Connectors {
+		if back.Connectors[i].ID != want.Connectors[i].ID || back.Connectors[i].Type != want.Connectors[i].Type ||
+			back.Connectors[i].Config["client_secret"] != want.Connectors[i].Config["client_secret"] {
+			t.Errorf("connector %d round trip: got %+v, want %+v", i, back.Connectors[i], want.Connectors[i])
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "qiao.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, registry.Types())
+	if err != nil {
+		t.Fatalf("config.Load: %v\n%s", err, data)
+	}
+	if cfg.Issuer != c.Issuer || cfg.Secret != qiaotest.BrokerSecret || cfg.Storage.SQLite.Path != c.Storage.SQLite.Path {
+		t.Errorf("issuer %q secret %q store %q, want the values written", cfg.Issuer, cfg.Secret, cfg.Storage.SQLite.Path)
+	}
+	if cfg.Tokens.AccessTokenTTL != 5*time.Minute {
+		t.Errorf("tokens.access_token_ttl from Extra = %v, want 5m", cfg.Tokens.AccessTokenTTL)
+	}
+	if !cfg.Linking["wechat"] {
+		t.Errorf("linking = %v, want wechat on", cfg.Linking)
+	}
+	var ids []string
+	for _, k := range cfg.Connectors {
+		ids = append(ids, k.ID+":"+k.Type)
+		if k.Config == nil {
+			t.Errorf("connector %s: config not decoded by its type", k.ID)
+		}
+	}
+	if want := []string{"wechat:wechat", "wechat_mp:wechat_mp", "wechat_miniprogram:wechat_miniprogram", "qq:qq", "weibo:weibo"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("connectors %v, want %v", ids, want)
+	}
+	web := cfg.Clients[0]
+	if web.ID != qiaotest.WebClient || web.Secret != qiaotest.WebSecret || !reflect.DeepEqual(web.Connectors, []string{"wechat", "wechat_mp", "qq", "weibo"}) {
+		t.Errorf("web client %+v", web)
+	}
+	if mini := cfg.Clients[1]; !mini.Public() || !reflect.DeepEqual(mini.Connectors, []string{"wechat_miniprogram"}) {
+		t.Errorf("mini client %+v, want public with the mini-program", mini)
+	}
+}
+
+// TestOptionsChangeTheBase: WithClient and WithConnector replace by id
+// or add, WithoutConnector also takes the connector off every client.
+func TestOptionsChangeTheBase(t *testing.T) {
+	w := qiaotest.Start(t,
+		qiaotest.WithClient(qiaotest.Client{ID: qiaotest.WebClient, Secret: qiaotest.WebSecret, RedirectURIs: []string{qiaotest.RPRedirect}, Connectors: []string{"qq", "weibo"}}),
+		qiaotest.WithClient(qiaotest.Client{ID: "spa", Public: true, RedirectURIs: []string{"https://spa.example/cb"}}),
+		qiaotest.WithConnector(qiaotest.QQ("qq2", "Second QQ")),
+		qiaotest.WithoutConnector("weibo"),
+	)
+	if got := w.Parsed.Clients; len(got) != 3 || got[0].ID != "web" || !reflect.DeepEqual(got[0].Connectors, []string{"qq"}) || got[2].ID != "spa" {
+		t.Errorf("clients %+v", got)
+	}
+	if w.Config.Connector("weibo") != nil || w.Config.Connector("qq2") == nil {
+		t.Errorf("connectors %+v: want qq2 and no weibo", w.Config.Connectors)
+	}
+	// The added connector's app is registered at the simulator.
+	tk, err := w.RP("spa").Login(w.Browser(), "qq2", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Claims["idp"] != "qq2" {
+		t.Errorf("idp = %v, want qq2", tk.Claims["idp"])
+	}
+}
+
+// TestLoginWorksThroughEachSimulatedConnector: Browser.Login drives /auth,
+// the simulator's picker and the callback to verified tokens for every
+// web connector type, and LoginCode + the token exchange signs in at the
+// mini-program.
+func TestLoginWorksThroughEachSimulatedConnector(t *testing.T) {
+	w := qiaotest.Start(t)
+	for _, tc := range []struct{ connector, ua string }{
+		{"wechat", ""}, {"wechat_mp", qiaotest.WeChatUA}, {"qq", ""}, {"weibo", ""},
+	} {
+		t.Run(tc.connector, func(t *testing.T) {
+			tk, err := w.Browser(tc.ua).Login(tc.connector, "carol")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Claims["idp"] != tc.connector || tk.Claims["name"] != qiaotest.Person(t, "carol").Name || tk.Claims["iss"] != w.Issuer {
+				t.Errorf("claims %v, want idp %s, carol's name, iss %s", tk.Claims, tc.connector, w.Issuer)
+			}
+			if tk.Token.RefreshToken == "" {
+				t.Error("no refresh token")
+			}
+		})
+	}
+	t.Run("wechat_miniprogram", func(t *testing.T) {
+		status, m, body := w.PostToken(t, qiaotest.ExchangeForm("wechat_miniprogram", qiaotest.MiniClient, w.LoginCode("wechat_miniprogram", "carol"), "openid"))
+		if status != http.StatusOK {
+			t.Fatalf("token exchange: HTTP %d %s", status, body)
+		}
+		if c := w.VerifyIDToken(t, m["id_token"].(string), qiaotest.MiniClient); c["idp"] != "wechat_miniprogram" {
+			t.Errorf("idp = %v", c["idp"])
+		}
+	})
+}
+
+// TestDenyYieldsAccessDenied: refusing at the provider's picker brings
+// the browser back to the RP with access_denied and no code.
+func TestDenyYieldsAccessDenied(t *testing.T) {
+	w := qiaotest.Start(t)
+	for _, connector := range []string{"wechat", "weibo"} {
+		q, err := w.Browser().Deny(connector)
+		if err != nil {
+			t.Fatalf("%s: %v", connector, err)
+		}
+		if q.Get("error") != "access_denied" || q.Get("code") != "" {
+			t.Errorf("%s: redirect query %v, want access_denied and no code", connector, q)
+		}
+	}
+}
+
+// TestBinaryWorldServesUnderAPrefix: the built binary reads the
+// marshalled configuration, serves under the issuer's path, logs to
+// World.Logs, and a login through a simulator works against it.
+func TestBinaryWorldServesUnderAPrefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/qiao")
+	}
+	w := qiaotest.Start(t, qiaotest.WithBinary(), qiaotest.WithIssuerPath("/sso"))
+	if w.Broker != nil || w.Process == nil || w.ConfigPath == "" {
+		t.Fatal("WithBinary did not run the binary")
+	}
+	tk, err := w.Browser().Login("weibo", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Claims["iss"] != w.Issuer || w.Issuer != w.Root()+"/sso" {
+		t.Errorf("iss %v, issuer %s, root %s", tk.Claims["iss"], w.Issuer, w.Root())
+	}
+	if len(w.LogLines("qiao started")) != 1 {
+		t.Errorf("the process's log did not reach World.Logs:\n%s", w.Logs.String())
+	}
+	if code := w.StopServe(); code != 0 {
+		t.Errorf("qiao serve exited %d after SIGTERM", code)
+	}
+}
+
+// TestPostgresWorld: WithStore(qiaotest.Postgres) runs the broker on a
+// fresh database of the throwaway cluster.
+func TestPostgresWorld(t *testing.T) {
+	w := qiaotest.Start(t, qiaotest.WithStore(qiaotest.Postgres))
+	if w.Parsed.Storage.Type != "postgres" {
+		t.Fatalf("storage %q, want postgres", w.Parsed.Storage.Type)
+	}
+	tk, err := w.Browser().Login("qq", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := tk.Claims["sub"].(string)
+	if _, err := w.Store.GetUser(t.Context(), sub); err != nil {
+		t.Errorf("the user %s is not in the PostgreSQL store: %v", sub, err)
+	}
+}
