@@ -22,10 +22,11 @@ var built struct {
 	err  error
 }
 
-// Main runs the tests and then removes the qiao binary Binary built:
+// Main runs the tests (m.Run, or whatever Run does to set up around
+// them) and then removes the qiao binary Binary built:
 //
 //	func TestMain(m *testing.M) { os.Exit(qiaotest.Main(m)) }
-func Main(m *testing.M) int {
+func Main(m interface{ Run() int }) int {
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)

@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"testing"
 	"time"
 
 	"golang.org/x/net/html"
@@ -141,13 +142,91 @@ func (b *Browser) do(c *http.Client, req *http.Request) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
+	loc := resp.Header.Get("Location")
+	if loc != "" {
+		if u, err := resp.Request.URL.Parse(loc); err == nil {
+			loc = u.String()
+		}
+	}
 	return &Page{
 		Status:   resp.StatusCode,
 		URL:      resp.Request.URL,
-		Location: resp.Header.Get("Location"),
+		Location: loc,
 		Header:   resp.Header,
 		Body:     string(body),
 	}, nil
+}
+
+// StepGet loads u without following a redirect; a failed request fails t.
+func (b *Browser) StepGet(t testing.TB, u string) *Page {
+	t.Helper()
+	return b.StepForm(t, http.MethodGet, u, nil)
+}
+
+// StepForm sends method to u with form (nil: no body) without following
+// a redirect; a failed request fails t.
+func (b *Browser) StepForm(t testing.TB, method, u string, form url.Values) *Page {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	p, err := b.Step(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	return p
+}
+
+// RefusePick, given as the person to Through, refuses at the picker.
+const RefusePick = "!refuse"
+
+// Through loads u, following redirects within the world; at a
+// simulator's picker page it picks person (RefusePick refuses; ""
+// stops at the picker) and goes on. It returns where the browser
+// stopped: a redirect that leaves the world (to a relying party), or a
+// page that is not a picker.
+func (b *Browser) Through(u, person string) (*Page, error) {
+	p, err := b.Get(u)
+	if err != nil || person == "" || !b.atPicker(p) {
+		return p, err
+	}
+	if person == RefusePick {
+		return b.Refuse(p)
+	}
+	return b.Pick(p, person)
+}
+
+// CallbackOf loads the authorization request u to the simulator's
+// picker, picks person there and returns the broker callback URL the
+// simulator sends the browser to, without loading it; a failure fails t.
+func (b *Browser) CallbackOf(t testing.TB, u, person string) string {
+	t.Helper()
+	picker, err := b.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	l, err := picker.Link("data-person", person)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.StepGet(t, l.Href).Location
+}
+
+// atPicker reports whether p is a simulator's picker page.
+func (b *Browser) atPicker(p *Page) bool {
+	if b.w == nil || p.Status != http.StatusOK || p.URL == nil || p.URL.Host == b.w.listen || !b.w.isWorld(p.URL.Host) {
+		return false
+	}
+	links, err := p.Links("data-person")
+	return err == nil && len(links) > 0
 }
 
 // RedirectQuery is the query of the redirect the browser stopped at.

@@ -27,11 +27,17 @@
 //	p, err := w.Browser(qiaotest.WeChatUA).LoginAt(a.URL, "bob") // picks bob on the simulator's page
 //	tk, err = r.Finish(p, a)                             // code → tokens, ID token and nonce verified
 //	q = r.LoginError(t, br, "qq", "alice", inject)       // a login that must come back with an error
+//	p, err = br.Through(authURL, "carol")                // follow within the world, pick at a picker (RefusePick refuses)
+//	cb := br.CallbackOf(t, authURL, "carol")             // the provider's redirect to the broker's callback, not loaded
+//	p = br.StepGet(t, u); p = br.StepForm(t, "POST", u, form) // one request, no redirect followed
 //	code := w.LoginCode("wechat_miniprogram", "alice")   // wx.login()
 //	w.PostToken(t, qiaotest.ExchangeForm(...)); w.UserInfo(t, at); w.VerifyIDToken(t, raw, client)
 //	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
+//	w.SimulatorCalls("weibo")                            // requests a simulator has had
+//	qiaotest.Binary(t); qiaotest.StartProcess(t, env, out, args...) // other qiao commands
+//	func TestMain(m *testing.M) { os.Exit(qiaotest.Main(m)) }       // removes the built binary
 //
 // A configuration is Go values ([Config], each field with its key in the
 // file); [Base] is the starting point: connectors wechat, wechat_mp,

@@ -103,7 +103,7 @@ func Start(t testing.TB, opts ...Option) *World {
 	w.WeiboURL = "http://" + sims[TypeWeibo].Addr().String()
 	var brokerLn net.Listener
 	if s.binary {
-		w.listen = freeAddr(t)
+		w.listen = FreeAddr(t)
 	} else {
 		brokerLn = s.ln
 		if brokerLn == nil {
@@ -349,8 +349,8 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// freeAddr is a loopback host:port nobody listens on right now.
-func freeAddr(t testing.TB) string {
+// FreeAddr is a loopback host:port nobody listens on right now.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln := Listen(t)
 	addr := ln.Addr().String()

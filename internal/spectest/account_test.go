@@ -17,7 +17,7 @@ type apiCall struct {
 
 func (s *stack) api(t *testing.T, method, path, token string, body any) apiCall {
 	t.Helper()
-	status, data, hdr := bearer(t, method, s.issuer+path, token, body)
+	status, data, hdr := bearer(t, method, s.Issuer+path, token, body)
 	c := apiCall{status: status, header: hdr}
 	if len(strings.TrimSpace(string(data))) > 0 {
 		c.body = jsonMap(t, data)
@@ -71,7 +71,7 @@ func TestAccountAPIMeShape(t *testing.T) {
 func TestAccountAPIRefusesMissingBadOrRevokedTokens(t *testing.T) {
 	s := shared
 	tk := s.accountLogin(t, "weibo", "p22")
-	if st, _, _ := post(t, s.issuer+"/revoke", map[string][]string{"token": {tk.AccessToken}}, webClient, webSecret); st != 200 {
+	if st, _, _ := post(t, s.Issuer+"/revoke", map[string][]string{"token": {tk.AccessToken}}, webClient, webSecret); st != 200 {
 		t.Fatalf("revoke: %d", st)
 	}
 	for name, token := range map[string]string{"missing": "", "bad": "ory_at_bad.bad", "revoked": tk.AccessToken} {
@@ -111,7 +111,7 @@ func TestAccountAPIBindAndUnbind(t *testing.T) {
 		t.Fatal("two persons share a sub")
 	}
 	code := func(app, person string) string {
-		c, err := s.wechat.LoginCode(app, person)
+		c, err := s.WeChat.LoginCode(app, person)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,8 +142,8 @@ func TestAccountAPIBindAndUnbind(t *testing.T) {
 		{name: "WeChat busy is 503 temporarily_unavailable", method: http.MethodPost, path: "/api/v1/me/identities",
 			body: func() any { return map[string]string{"connector_id": "mini", "code": code(wxMiniAppID, "p18")} },
 			setup: func(t *testing.T) {
-				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
-				t.Cleanup(s.wechat.ClearFaults)
+				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
+				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "an identity bound to someone else is 409 identity_already_bound", method: http.MethodPost, path: "/api/v1/me/identities",
 			body: func() any { return map[string]string{"connector_id": "mini", "code": code(wxMiniAppID, "p19")} }, status: 409, err: "identity_already_bound"},
@@ -219,8 +219,8 @@ func TestNameAndPictureComeFromARealProfile(t *testing.T) {
 		}
 	})
 	t.Run("WeChat's placeholder profile is not a name", func(t *testing.T) {
-		s.wechat.SetPlaceholderProfile("p27", true)
-		t.Cleanup(func() { s.wechat.SetPlaceholderProfile("p27", false) })
+		s.WeChat.SetPlaceholderProfile("p27", true)
+		t.Cleanup(func() { s.WeChat.SetPlaceholderProfile("p27", false) })
 		tk, _ := s.webLogin(t, "wechat", "p27")
 		c := claims(t, tk.IDToken)
 		if n, ok := c["name"]; ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // SPEC: "Authorization-endpoint errors redirect to a valid, registered
@@ -26,23 +27,23 @@ func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
 		{name: "unknown connector_id is invalid_request", client: webClient, redirect: rpRedirect, connector: "nosuch", want: "invalid_request"},
 		{name: "connector_id the client may not use is invalid_request", client: weiboClient, redirect: "https://weibo-only.example.com/cb", connector: "qq", want: "invalid_request"},
 		{name: "mini-program connector_id on the browser flow is invalid_request", client: webClient, redirect: rpRedirect, connector: "mini", want: "invalid_request"},
-		{name: "user refused at WeChat is access_denied", client: webClient, redirect: rpRedirect, connector: "wechat", person: "deny", want: "access_denied"},
-		{name: "user refused at Weibo is access_denied", client: webClient, redirect: rpRedirect, connector: "weibo", person: "deny", want: "access_denied"},
+		{name: "user refused at WeChat is access_denied", client: webClient, redirect: rpRedirect, connector: "wechat", person: qiaotest.RefusePick, want: "access_denied"},
+		{name: "user refused at Weibo is access_denied", client: webClient, redirect: rpRedirect, connector: "weibo", person: qiaotest.RefusePick, want: "access_denied"},
 		{name: "WeChat snapshot user is access_denied", client: webClient, redirect: rpRedirect, connector: "wechat_mp", person: "p31", ua: weChatUA, want: "access_denied",
 			setup: func(t *testing.T) {
-				s.wechat.SetSnapshotUser("p31", true)
-				t.Cleanup(func() { s.wechat.SetSnapshotUser("p31", false) })
+				s.WeChat.SetSnapshotUser("p31", true)
+				t.Cleanup(func() { s.WeChat.SetSnapshotUser("p31", false) })
 			}},
 		{name: "Weibo busy is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "weibo", person: "p01", want: "temporarily_unavailable",
-			setup: func(t *testing.T) { s.weibo.BusyNext(sandbox.WeiboPathToken, 1) }},
+			setup: func(t *testing.T) { s.Weibo.BusyNext(sandbox.WeiboPathToken, 1) }},
 		{name: "WeChat busy (errcode -1) is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "wechat", person: "p01", want: "temporarily_unavailable",
 			setup: func(t *testing.T) {
-				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Errcode: -1})
-				t.Cleanup(s.wechat.ClearFaults)
+				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Errcode: -1})
+				t.Cleanup(s.WeChat.ClearFaults)
 			}},
 		{name: "QQ unreachable is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "qq", person: "p01", want: "temporarily_unavailable",
 			setup: func(t *testing.T) {
-				s.qq.StallNext(sandbox.QQPathToken, 1)
+				s.QQ.StallNext(sandbox.QQPathToken, 1)
 			}},
 	}
 	for _, tc := range tests {
@@ -54,22 +55,22 @@ func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
 			if ua == "" {
 				ua = desktopUA
 			}
-			b := newBrowser(t, ua)
+			b := s.Browser(ua)
 			a := newAuthReq(tc.client, tc.redirect, tc.connector)
-			p := s.follow(b, a.url(s.issuer), tc.person)
-			if !isRedirect(p.status) {
-				t.Fatalf("status %d, want a redirect to %s; body: %.300s", p.status, tc.redirect, p.body)
+			p := s.follow(t, b, a.url(s.Issuer), tc.person)
+			if !isRedirect(p.Status) {
+				t.Fatalf("status %d, want a redirect to %s; body: %.300s", p.Status, tc.redirect, p.Body)
 			}
-			if !strings.HasPrefix(p.location, tc.redirect+"?") {
-				t.Fatalf("redirected to %s, want %s", p.location, tc.redirect)
+			if !strings.HasPrefix(p.Location, tc.redirect+"?") {
+				t.Fatalf("redirected to %s, want %s", p.Location, tc.redirect)
 			}
-			u, _ := url.Parse(p.location)
+			u, _ := url.Parse(p.Location)
 			q := u.Query()
 			if q.Get("error") != tc.want || q.Get("state") != a.state {
-				t.Errorf("error=%q state=%q, want error=%q state=%q (%s)", q.Get("error"), q.Get("state"), tc.want, a.state, p.location)
+				t.Errorf("error=%q state=%q, want error=%q state=%q (%s)", q.Get("error"), q.Get("state"), tc.want, a.state, p.Location)
 			}
 			if q.Get("code") != "" {
-				t.Errorf("an error redirect carries a code: %s", p.location)
+				t.Errorf("an error redirect carries a code: %s", p.Location)
 			}
 		})
 	}
@@ -95,14 +96,14 @@ func TestWithoutValidClientAndRedirectURIA400Page(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBrowser(t, desktopUA)
+			b := s.Browser(desktopUA)
 			a := newAuthReq(tc.client, tc.redirect, "weibo")
-			p := b.get(a.url(s.issuer))
-			if p.status != http.StatusBadRequest {
-				t.Fatalf("status %d (Location %q), want 400", p.status, p.location)
+			p := b.StepGet(t, a.url(s.Issuer))
+			if p.Status != http.StatusBadRequest {
+				t.Fatalf("status %d (Location %q), want 400", p.Status, p.Location)
 			}
-			if !strings.Contains(p.header.Get("Content-Type"), "text/html") {
-				t.Errorf("Content-Type %q, want an HTML page", p.header.Get("Content-Type"))
+			if !strings.Contains(p.Header.Get("Content-Type"), "text/html") {
+				t.Errorf("Content-Type %q, want an HTML page", p.Header.Get("Content-Type"))
 			}
 		})
 	}
@@ -114,13 +115,13 @@ func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
 	for _, port := range []string{"", ":1", ":54321"} {
 		redirect := "http://127.0.0.1" + port + "/cb"
 		t.Run(redirect, func(t *testing.T) {
-			b := newBrowser(t, desktopUA)
+			b := s.Browser(desktopUA)
 			a := newAuthReq(webClient, redirect, "weibo")
-			p := s.follow(b, a.url(s.issuer), "p07")
-			if !isRedirect(p.status) || !strings.HasPrefix(p.location, redirect+"?") {
-				t.Fatalf("status %d Location %q, want a redirect to %s", p.status, p.location, redirect)
+			p := s.follow(t, b, a.url(s.Issuer), "p07")
+			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, redirect+"?") {
+				t.Fatalf("status %d Location %q, want a redirect to %s", p.Status, p.Location, redirect)
 			}
-			tk := s.redeem(t, a, p.location, webSecret)
+			tk := s.redeem(t, a, p.Location, webSecret)
 			if tk.IDToken == "" {
 				t.Fatal("no id_token")
 			}
@@ -136,21 +137,21 @@ var upstreamStateRE = regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`)
 func TestConnectorIDGoesStraightToProviderWithWeChatStyleState(t *testing.T) {
 	s := shared
 	tests := []struct{ connector, ua, base, path string }{
-		{"wechat", desktopUA, s.wxURL, "/connect/qrconnect"},
-		{"wechat_mp", weChatUA, s.wxURL, "/connect/oauth2/authorize"},
-		{"qq", desktopUA, s.qqURL, sandbox.QQPathAuthorize},
-		{"weibo", desktopUA, s.weiboURL, sandbox.WeiboPathAuthorize},
+		{"wechat", desktopUA, s.WeChatURL, "/connect/qrconnect"},
+		{"wechat_mp", weChatUA, s.WeChatURL, "/connect/oauth2/authorize"},
+		{"qq", desktopUA, s.QQURL, sandbox.QQPathAuthorize},
+		{"weibo", desktopUA, s.WeiboURL, sandbox.WeiboPathAuthorize},
 	}
 	for _, tc := range tests {
 		t.Run(tc.connector, func(t *testing.T) {
 			states := map[string]bool{}
 			for i := 0; i < 3; i++ {
-				b := newBrowser(t, tc.ua)
-				p := b.get(newAuthReq(webClient, rpRedirect, tc.connector).url(s.issuer))
-				if !isRedirect(p.status) || !strings.HasPrefix(p.location, tc.base+tc.path+"?") {
-					t.Fatalf("status %d Location %q, want a redirect to %s%s", p.status, p.location, tc.base, tc.path)
+				b := s.Browser(tc.ua)
+				p := b.StepGet(t, newAuthReq(webClient, rpRedirect, tc.connector).url(s.Issuer))
+				if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, tc.base+tc.path+"?") {
+					t.Fatalf("status %d Location %q, want a redirect to %s%s", p.Status, p.Location, tc.base, tc.path)
 				}
-				u, _ := url.Parse(p.location)
+				u, _ := url.Parse(p.Location)
 				st := u.Query().Get("state")
 				if !upstreamStateRE.MatchString(st) {
 					t.Errorf("upstream state %q is not 16-128 characters of [A-Za-z0-9]", st)
@@ -195,12 +196,12 @@ func TestChooserListsTheClientsConnectorsWithDataConnectorID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBrowser(t, tc.ua)
-			p := b.get(newAuthReq(tc.client, tc.redirect, "").url(s.issuer))
-			if p.status != http.StatusOK {
-				t.Fatalf("status %d Location %q, want the chooser page", p.status, p.location)
+			b := s.Browser(tc.ua)
+			p := b.StepGet(t, newAuthReq(tc.client, tc.redirect, "").url(s.Issuer))
+			if p.Status != http.StatusOK {
+				t.Fatalf("status %d Location %q, want the chooser page", p.Status, p.Location)
 			}
-			if got := chooserIDs(p.body); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			if got := chooserIDs(p.Body); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("chooser offers %v, want %v", got, tc.want)
 			}
 		})
@@ -223,12 +224,12 @@ func TestQQGetsDisplayMobileOnPhones(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.ua, func(t *testing.T) {
-			b := newBrowser(t, tc.ua)
-			p := b.get(newAuthReq(webClient, rpRedirect, "qq").url(s.issuer))
-			if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.qqURL) {
-				t.Fatalf("status %d Location %q, want a redirect to QQ", p.status, p.location)
+			b := s.Browser(tc.ua)
+			p := b.StepGet(t, newAuthReq(webClient, rpRedirect, "qq").url(s.Issuer))
+			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.QQURL) {
+				t.Fatalf("status %d Location %q, want a redirect to QQ", p.Status, p.Location)
 			}
-			u, _ := url.Parse(p.location)
+			u, _ := url.Parse(p.Location)
 			if got := u.Query().Get("display") == "mobile"; got != tc.mobile {
 				t.Errorf("display=%q, want mobile: %v", u.Query().Get("display"), tc.mobile)
 			}
@@ -247,11 +248,11 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 
 	t.Run("second client without connector_id signs in without the provider", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "")
-		p := b.get(a.url(s.issuer))
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
-			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		p := b.StepGet(t, a.url(s.Issuer))
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
-		tk := s.redeem(t, a, p.location, web2Secret)
+		tk := s.redeem(t, a, p.Location, web2Secret)
 		c := claims(t, tk.IDToken)
 		if c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
 			t.Errorf("SSO login sub=%v idp=%v, want sub=%v idp=weibo", c["sub"], c["idp"], firstClaims["sub"])
@@ -262,42 +263,42 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 	})
 	t.Run("the session's connector as connector_id signs in without the provider", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "weibo")
-		p := b.get(a.url(s.issuer))
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
-			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		p := b.StepGet(t, a.url(s.Issuer))
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
 	})
 	t.Run("another connector_id starts a fresh login with that provider", func(t *testing.T) {
-		p := b.get(newAuthReq(web2Client, rp2Redirect, "qq").url(s.issuer))
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.qqURL+sandbox.QQPathAuthorize) {
-			t.Fatalf("status %d Location %q, want a redirect to QQ", p.status, p.location)
+		p := b.StepGet(t, newAuthReq(web2Client, rp2Redirect, "qq").url(s.Issuer))
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.QQURL+sandbox.QQPathAuthorize) {
+			t.Fatalf("status %d Location %q, want a redirect to QQ", p.Status, p.Location)
 		}
 	})
 	t.Run("prompt=login starts a fresh login with the provider", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "")
 		a.extra = url.Values{"prompt": {"login"}}
-		p := b.get(a.url(s.issuer))
-		if isRedirect(p.status) && strings.HasPrefix(p.location, rp2Redirect) {
-			t.Fatalf("prompt=login reused the session: %s", p.location)
+		p := b.StepGet(t, a.url(s.Issuer))
+		if isRedirect(p.Status) && strings.HasPrefix(p.Location, rp2Redirect) {
+			t.Fatalf("prompt=login reused the session: %s", p.Location)
 		}
 	})
 	t.Run("prompt=none with a session returns a code", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "")
 		a.extra = url.Values{"prompt": {"none"}}
-		p := b.get(a.url(s.issuer))
-		u, _ := url.Parse(p.location)
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") || u.Query().Get("code") == "" {
-			t.Fatalf("status %d Location %q, want a code at %s", p.status, p.location, rp2Redirect)
+		p := b.StepGet(t, a.url(s.Issuer))
+		u, _ := url.Parse(p.Location)
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") || u.Query().Get("code") == "" {
+			t.Fatalf("status %d Location %q, want a code at %s", p.Status, p.Location, rp2Redirect)
 		}
 	})
 	t.Run("max_age not yet passed reuses the session", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "")
 		a.extra = url.Values{"max_age": {"3600"}}
-		p := b.get(a.url(s.issuer))
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rp2Redirect+"?") {
-			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.status, p.location, rp2Redirect)
+		p := b.StepGet(t, a.url(s.Issuer))
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
-		c := claims(t, s.redeem(t, a, p.location, web2Secret).IDToken)
+		c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken)
 		if c["auth_time"] == nil {
 			t.Error("no auth_time with max_age")
 		}
@@ -322,14 +323,14 @@ func containsAny(v any, want string) bool {
 // provider again.
 func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
 	s := shared
-	b := newBrowser(t, desktopUA)
+	b := s.Browser(desktopUA)
 	a := newAuthReq(webClient, rpRedirect, "")
 	a.extra = url.Values{"prompt": {"none"}}
-	p := b.get(a.url(s.issuer))
-	u, _ := url.Parse(p.location)
-	if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpRedirect+"?") ||
+	p := b.StepGet(t, a.url(s.Issuer))
+	u, _ := url.Parse(p.Location)
+	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpRedirect+"?") ||
 		u.Query().Get("error") != "login_required" || u.Query().Get("state") != a.state {
-		t.Fatalf("status %d Location %q, want error=login_required&state=%s", p.status, p.location, a.state)
+		t.Fatalf("status %d Location %q, want error=login_required&state=%s", p.Status, p.Location, a.state)
 	}
 }
 
@@ -343,18 +344,18 @@ func TestMaxAgePassedAsksTheProviderAgain(t *testing.T) {
 	}
 	a := newAuthReq(webClient, rpRedirect, "")
 	a.extra = url.Values{"max_age": {"1"}}
-	p := b.get(a.url(s.issuer))
-	if isRedirect(p.status) && strings.HasPrefix(p.location, rpRedirect) {
-		t.Fatalf("max_age=1 after 2 s reused the session: %s", p.location)
+	p := b.StepGet(t, a.url(s.Issuer))
+	if isRedirect(p.Status) && strings.HasPrefix(p.Location, rpRedirect) {
+		t.Fatalf("max_age=1 after 2 s reused the session: %s", p.Location)
 	}
 	// Signing in again gives a fresh auth_time.
 	a = newAuthReq(webClient, rpRedirect, "weibo")
 	a.extra = url.Values{"max_age": {"1"}}
-	p = s.follow(b, a.url(s.issuer), "p25")
-	if !strings.HasPrefix(p.location, rpRedirect+"?") {
-		t.Fatalf("status %d Location %q after the provider", p.status, p.location)
+	p = s.follow(t, b, a.url(s.Issuer), "p25")
+	if !strings.HasPrefix(p.Location, rpRedirect+"?") {
+		t.Fatalf("status %d Location %q after the provider", p.Status, p.Location)
 	}
-	c := claims(t, s.redeem(t, a, p.location, webSecret).IDToken)
+	c := claims(t, s.redeem(t, a, p.Location, webSecret).IDToken)
 	if at := int64(c["auth_time"].(float64)); at < authTime+2 {
 		t.Errorf("auth_time %d after a fresh login, want >= %d", at, authTime+2)
 	}

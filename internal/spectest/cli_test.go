@@ -1,7 +1,6 @@
 package spectest
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -186,11 +185,11 @@ func TestCheckConfigExitCodes(t *testing.T) {
 func TestStartupPrintsIssuerListenStoreConnectorsAndCallbackURLs(t *testing.T) {
 	s := shared
 	// The output reaches us through a pipe: wait for the last connector.
-	waitFor(t, func() bool { return strings.Contains(s.proc.out.String(), s.issuer+"/callback/qqu") }, "the start-up banner")
-	out := s.proc.out.String()
-	want := []string{s.issuer, strings.TrimPrefix(s.root, "http://"), s.dbPath}
+	waitFor(t, func() bool { return strings.Contains(s.Process.Out.String(), s.Issuer+"/callback/qqu") }, "the start-up banner")
+	out := s.Process.Out.String()
+	want := []string{s.Issuer, strings.TrimPrefix(s.Root(), "http://"), s.dbPath()}
 	for _, c := range []string{"wechat", "wechat_mp", "qq", "weibo"} {
-		want = append(want, s.issuer+"/callback/"+c)
+		want = append(want, s.Issuer+"/callback/"+c)
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {
@@ -233,26 +232,16 @@ func TestConfigExpandsVariablesWithDefaults(t *testing.T) {
 
 // SPEC: "SIGTERM/SIGINT drain in-flight requests and exit 0."
 func TestSIGINTExitsZero(t *testing.T) {
-	listen := freeAddr(t)
-	yaml := strings.NewReplacer("http://127.0.0.1:5556/sso", "http://"+listen, "clients:", "http: { listen: \""+listen+"\" }\nstorage: { type: sqlite, sqlite: { path: \""+filepath.Join(t.TempDir(), "q.db")+"\" } }\nclients:").Replace(validYAML)
-	p := startProcess(t, "serve", "--config", writeFile(t, "sigint.yaml", yaml))
-	waitFor(t, func() bool {
-		resp, err := http.Get("http://" + listen + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, "qiao serve")
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+	p := newStack(t, "").Process
+	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(15 * time.Second):
 		t.Fatal("no exit 15 s after SIGINT")
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit %d after SIGINT, want 0\n%s", code, p.out.String())
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d after SIGINT, want 0\n%s", code, p.Out.String())
 	}
 }

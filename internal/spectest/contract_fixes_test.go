@@ -25,7 +25,7 @@ func TestMalformedAuthorizationRequestIsRefusedBeforeTheProvider(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAuthReq(tc.client, tc.redirect, "weibo")
-			u, _ := url.Parse(a.url(s.issuer))
+			u, _ := url.Parse(a.url(s.Issuer))
 			q := u.Query()
 			for k, v := range tc.mod {
 				if v == nil {
@@ -35,22 +35,22 @@ func TestMalformedAuthorizationRequestIsRefusedBeforeTheProvider(t *testing.T) {
 				}
 			}
 			u.RawQuery = q.Encode()
-			p := newBrowser(t, desktopUA).get(u.String())
-			lu, _ := url.Parse(p.location)
-			if !isRedirect(p.status) || !strings.HasPrefix(p.location, tc.redirect+"?") || lu.Query().Get("error") != "invalid_request" || lu.Query().Get("state") != a.state {
-				t.Errorf("%d %q, want an invalid_request redirect to %s at once (not the provider's login page)", p.status, p.location, tc.redirect)
+			p := s.Browser(desktopUA).StepGet(t, u.String())
+			lu, _ := url.Parse(p.Location)
+			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, tc.redirect+"?") || lu.Query().Get("error") != "invalid_request" || lu.Query().Get("state") != a.state {
+				t.Errorf("%d %q, want an invalid_request redirect to %s at once (not the provider's login page)", p.Status, p.Location, tc.redirect)
 			}
 		})
 	}
 	t.Run("no user is created by a refused request", func(t *testing.T) {
 		a := newAuthReq(spaClient, spaRedirect, "weibo")
-		u, _ := url.Parse(a.url(s.issuer))
+		u, _ := url.Parse(a.url(s.Issuer))
 		q := u.Query()
 		q.Del("code_challenge")
 		q.Del("code_challenge_method")
 		u.RawQuery = q.Encode()
-		s.follow(newBrowser(t, desktopUA), u.String(), "p40")
-		if _, out, _ := runCLI(t, "users", "list", "--config", s.cfgPath); strings.Contains(out, "Person p40") {
+		s.follow(t, s.Browser(desktopUA), u.String(), "p40")
+		if _, out, _ := runCLI(t, "users", "list", "--config", s.ConfigPath); strings.Contains(out, "Person p40") {
 			t.Errorf("a refused authorization request created a user:\n%s", out)
 		}
 	})
@@ -62,7 +62,7 @@ func TestUnknownGrantTypeIsUnsupportedGrantType(t *testing.T) {
 	s := shared
 	for _, gt := range []string{"password", "client_credentials", "urn:example:bogus"} {
 		t.Run(gt, func(t *testing.T) {
-			status, body, _ := post(t, s.issuer+"/token", url.Values{"grant_type": {gt}}, webClient, webSecret)
+			status, body, _ := post(t, s.Issuer+"/token", url.Values{"grant_type": {gt}}, webClient, webSecret)
 			if status != http.StatusBadRequest || jsonMap(t, body)["error"] != "unsupported_grant_type" {
 				t.Errorf("%d %s, want 400 unsupported_grant_type", status, body)
 			}
@@ -79,10 +79,10 @@ func TestRequestObjectsAreRefusedByRedirect(t *testing.T) {
 		t.Run(param, func(t *testing.T) {
 			a := newAuthReq(webClient, rpRedirect, "weibo")
 			a.extra = url.Values{param: {"eyJhbGciOiJub25lIn0.e30."}}
-			p := newBrowser(t, desktopUA).get(a.url(s.issuer))
-			lu, _ := url.Parse(p.location)
-			if !isRedirect(p.status) || lu.Query().Get("error") != want || lu.Query().Get("state") != a.state {
-				t.Errorf("%d %q, want a redirect with error=%s and state", p.status, p.location, want)
+			p := s.Browser(desktopUA).StepGet(t, a.url(s.Issuer))
+			lu, _ := url.Parse(p.Location)
+			if !isRedirect(p.Status) || lu.Query().Get("error") != want || lu.Query().Get("state") != a.state {
+				t.Errorf("%d %q, want a redirect with error=%s and state", p.Status, p.Location, want)
 			}
 		})
 	}
@@ -95,10 +95,10 @@ func TestPromptNoneWithAnotherValueIsInvalidRequest(t *testing.T) {
 	_, b := s.webLogin(t, "weibo", "p41")
 	a := newAuthReq(webClient, rpRedirect, "")
 	a.extra = url.Values{"prompt": {"none login"}}
-	p := b.get(a.url(s.issuer))
-	lu, _ := url.Parse(p.location)
+	p := b.StepGet(t, a.url(s.Issuer))
+	lu, _ := url.Parse(p.Location)
 	if lu == nil || lu.Query().Get("error") != "invalid_request" {
-		t.Errorf("%d %q, want error=invalid_request", p.status, p.location)
+		t.Errorf("%d %q, want error=invalid_request", p.Status, p.Location)
 	}
 }
 
@@ -106,7 +106,7 @@ func TestPromptNoneWithAnotherValueIsInvalidRequest(t *testing.T) {
 // should advertise both.
 func TestDiscoveryAdvertisesIntrospectionClientSecretPost(t *testing.T) {
 	s := shared
-	_, body, _ := doReq(t, mustReq(t, http.MethodGet, s.issuer+"/.well-known/openid-configuration"))
+	_, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/.well-known/openid-configuration"))
 	if d := jsonMap(t, body); !containsAny(d["introspection_endpoint_auth_methods_supported"], "client_secret_post") {
 		t.Errorf("introspection_endpoint_auth_methods_supported %v lacks client_secret_post, which works", d["introspection_endpoint_auth_methods_supported"])
 	}
@@ -116,13 +116,13 @@ func TestDiscoveryAdvertisesIntrospectionClientSecretPost(t *testing.T) {
 func TestMalformedCodeChallengeIsRefused(t *testing.T) {
 	s := shared
 	a := newAuthReq(webClient, rpRedirect, "weibo")
-	u, _ := url.Parse(a.url(s.issuer))
+	u, _ := url.Parse(a.url(s.Issuer))
 	q := u.Query()
 	q.Set("code_challenge", "abc")
 	u.RawQuery = q.Encode()
-	p := s.follow(newBrowser(t, desktopUA), u.String(), "p42")
-	lu, _ := url.Parse(p.location)
+	p := s.follow(t, s.Browser(desktopUA), u.String(), "p42")
+	lu, _ := url.Parse(p.Location)
 	if lu == nil || lu.Query().Get("error") != "invalid_request" {
-		t.Errorf("%d %q, want error=invalid_request", p.status, p.location)
+		t.Errorf("%d %q, want error=invalid_request", p.Status, p.Location)
 	}
 }

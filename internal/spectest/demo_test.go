@@ -21,17 +21,17 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 		var m []string
 		waitFor(t, func() bool {
 			select {
-			case <-p.done:
-				t.Fatalf("qiao demo exited: %v\n%s", p.err, p.out.String())
+			case <-p.Done():
+				t.Fatalf("qiao demo exited: %v\n%s", p.Err(), p.Out.String())
 			default:
 			}
-			m = re.FindStringSubmatch(p.out.String())
+			m = re.FindStringSubmatch(p.Out.String())
 			return m != nil
 		}, "the demo to print "+name)
 		return m[1]
 	}
 	issuer, app, wechat, data := field("broker issuer"), field("example app"), field("WeChat sim"), field("data")
-	waitFor(t, func() bool { return strings.Contains(p.out.String(), "Press Ctrl-C to stop.") }, "the end of the demo's banner")
+	waitFor(t, func() bool { return strings.Contains(p.Out.String(), "Press Ctrl-C to stop.") }, "the end of the demo's banner")
 
 	t.Run("the broker's discovery", func(t *testing.T) {
 		status, body, _ := doReq(t, mustReq(t, http.MethodGet, issuer+"/.well-known/openid-configuration"))
@@ -45,7 +45,7 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 		}
 	})
 	t.Run("the printed mini-program login", func(t *testing.T) {
-		m := regexp.MustCompile(`appid=(wx[0-9a-f]+)&person=alice`).FindStringSubmatch(p.out.String())
+		m := regexp.MustCompile(`appid=(wx[0-9a-f]+)&person=alice`).FindStringSubmatch(p.Out.String())
 		if m == nil {
 			t.Fatalf("no wx.login command in the output")
 		}
@@ -66,7 +66,7 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 			t.Errorf("the same code again: %d %s, want 400 invalid_grant", status, body)
 		}
 	})
-	if code := p.stop(t); code != 0 {
+	if code := p.Stop(t); code != 0 {
 		t.Errorf("qiao demo exit %d after SIGTERM, want 0", code)
 	}
 	t.Run("the temporary data directory is removed on exit", func(t *testing.T) {
@@ -81,7 +81,7 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	if strings.Contains(p.out.String(), "panic") {
-		t.Errorf("the demo panicked:\n%s", p.out.String())
+	if strings.Contains(p.Out.String(), "panic") {
+		t.Errorf("the demo panicked:\n%s", p.Out.String())
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 func exchange(t *testing.T, s *stack, form url.Values) (int, map[string]any) {
 	t.Helper()
-	status, body, _ := post(t, s.issuer+"/token", form, "", "")
+	status, body, _ := post(t, s.Issuer+"/token", form, "", "")
 	return status, jsonMap(t, body)
 }
 
@@ -29,7 +29,7 @@ func exchangeForm(code, issuer, scope string) url.Values {
 // at the same endpoint.
 func TestTokenExchangeGivesTheSameKindOfTokens(t *testing.T) {
 	s := shared
-	code, _ := s.wechat.LoginCode(wxMiniAppID, "p13")
+	code, _ := s.WeChat.LoginCode(wxMiniAppID, "p13")
 	status, got := exchange(t, s, exchangeForm(code, "mini", "openid profile offline_access"))
 	if status != 200 {
 		t.Fatalf("token exchange: %d %v", status, got)
@@ -43,11 +43,11 @@ func TestTokenExchangeGivesTheSameKindOfTokens(t *testing.T) {
 		t.Errorf("issued_token_type=%v token_type=%v", got["issued_token_type"], got["token_type"])
 	}
 	raw, _ := json.Marshal(got)
-	if strings.Contains(string(raw), "session_key") || strings.Contains(string(raw), s.wechat.SessionKey(wxMiniAppID, "p13")) {
+	if strings.Contains(string(raw), "session_key") || strings.Contains(string(raw), s.WeChat.SessionKey(wxMiniAppID, "p13")) {
 		t.Errorf("the answer leaks the session_key: %s", raw)
 	}
 	c := claims(t, got["id_token"].(string))
-	if c["idp"] != "mini" || c["sub"] == s.wechat.OpenID(wxMiniAppID, "p13") || c["aud"] != miniClient && !containsAny(c["aud"], miniClient) {
+	if c["idp"] != "mini" || c["sub"] == s.WeChat.OpenID(wxMiniAppID, "p13") || c["aud"] != miniClient && !containsAny(c["aud"], miniClient) {
 		t.Errorf("ID token claims %v", c)
 	}
 	st, r := refresh(t, s, got["refresh_token"].(string), miniClient, "")
@@ -58,7 +58,7 @@ func TestTokenExchangeGivesTheSameKindOfTokens(t *testing.T) {
 		t.Errorf("refreshed ID token %q, want idp mini", r.IDToken)
 	}
 	t.Run("without offline_access no refresh token", func(t *testing.T) {
-		code, _ := s.wechat.LoginCode(wxMiniAppID, "p13")
+		code, _ := s.WeChat.LoginCode(wxMiniAppID, "p13")
 		status, got := exchange(t, s, exchangeForm(code, "mini", "openid"))
 		if status != 200 || got["refresh_token"] != nil {
 			t.Errorf("%d %v, want 200 without refresh_token", status, got)
@@ -72,12 +72,12 @@ func TestTokenExchangeGivesTheSameKindOfTokens(t *testing.T) {
 // `subject_issuer` → 400 `invalid_request`."
 func TestTokenExchangeErrors(t *testing.T) {
 	s := shared
-	used, _ := s.wechat.LoginCode(wxMiniAppID, "p14")
+	used, _ := s.WeChat.LoginCode(wxMiniAppID, "p14")
 	if st, got := exchange(t, s, exchangeForm(used, "mini", "openid")); st != 200 {
 		t.Fatalf("first use: %d %v", st, got)
 	}
 	fresh := func() string {
-		c, err := s.wechat.LoginCode(wxMiniAppID, "p14")
+		c, err := s.WeChat.LoginCode(wxMiniAppID, "p14")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestTokenExchangeErrors(t *testing.T) {
 		{name: "a used code is invalid_grant", form: func() url.Values { return exchangeForm(used, "mini", "openid") }, status: 400, err: "invalid_grant"},
 		{name: "an invalid code is invalid_grant", form: func() url.Values { return exchangeForm("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "mini", "openid") }, status: 400, err: "invalid_grant"},
 		{name: "another mini-program's code is invalid_grant", form: func() url.Values {
-			c, _ := s.wechat.LoginCode(wxMini2ID, "p14")
+			c, _ := s.WeChat.LoginCode(wxMini2ID, "p14")
 			return exchangeForm(c, "mini", "openid")
 		}, status: 400, err: "invalid_grant"},
 		{name: "an unsupported subject_token_type is invalid_request", form: func() url.Values {
@@ -106,18 +106,18 @@ func TestTokenExchangeErrors(t *testing.T) {
 		{name: "a web connector as subject_issuer is invalid_request", form: func() url.Values { return exchangeForm(fresh(), "weibo", "openid") }, status: 400, err: "invalid_request"},
 		{name: "WeChat busy is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
-				t.Cleanup(s.wechat.ClearFaults)
+				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
+				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "WeChat unreachable is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Down: true})
-				t.Cleanup(s.wechat.ClearFaults)
+				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Down: true})
+				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "WeChat answering an HTML page is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.wechat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", HTML: true})
-				t.Cleanup(s.wechat.ClearFaults)
+				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", HTML: true})
+				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 	}
 	for _, tc := range tests {
@@ -140,8 +140,8 @@ func TestTokenExchangeErrors(t *testing.T) {
 // (`+8613800138000`), with `phone_number_verified: true`."
 func TestTokenExchangePhoneNumberIsE164AndVerified(t *testing.T) {
 	s := shared
-	code, _ := s.wechat.LoginCode(wxMiniAppID, "p15")
-	phone, err := s.wechat.PhoneCode(wxMiniAppID, "p15")
+	code, _ := s.WeChat.LoginCode(wxMiniAppID, "p15")
+	phone, err := s.WeChat.PhoneCode(wxMiniAppID, "p15")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,21 +152,21 @@ func TestTokenExchangePhoneNumberIsE164AndVerified(t *testing.T) {
 		t.Fatalf("%d %v", status, got)
 	}
 	c := claims(t, got["id_token"].(string))
-	want := "+86" + s.wechat.PhoneNumber("p15")
-	if strings.HasPrefix(s.wechat.PhoneNumber("p15"), "+") {
-		want = s.wechat.PhoneNumber("p15")
+	want := "+86" + s.WeChat.PhoneNumber("p15")
+	if strings.HasPrefix(s.WeChat.PhoneNumber("p15"), "+") {
+		want = s.WeChat.PhoneNumber("p15")
 	}
 	if c["phone_number"] != want || c["phone_number_verified"] != true {
 		t.Errorf("phone_number=%v verified=%v, want %s true", c["phone_number"], c["phone_number_verified"], want)
 	}
-	st, body, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", got["access_token"].(string), nil)
+	st, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", got["access_token"].(string), nil)
 	u := jsonMap(t, body)
 	if st != 200 || u["phone_number"] != want || u["phone_number_verified"] != true {
 		t.Errorf("userinfo %d %v, want phone_number %s verified", st, u, want)
 	}
 	t.Run("without scope phone no phone claims", func(t *testing.T) {
-		code, _ := s.wechat.LoginCode(wxMiniAppID, "p15")
-		phone, _ := s.wechat.PhoneCode(wxMiniAppID, "p15")
+		code, _ := s.WeChat.LoginCode(wxMiniAppID, "p15")
+		phone, _ := s.WeChat.PhoneCode(wxMiniAppID, "p15")
 		form := exchangeForm(code, "mini", "openid")
 		form.Set("phone_code", phone)
 		status, got := exchange(t, s, form)

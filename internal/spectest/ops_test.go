@@ -11,14 +11,14 @@ import (
 // listen address, whatever path prefix the issuer has."
 func TestHealthReadyAndMetricsAtTheRootWithAnIssuerPrefix(t *testing.T) {
 	s := shared
-	if !strings.HasSuffix(s.issuer, "/sso") {
-		t.Fatalf("the shared issuer %s has no path prefix", s.issuer)
+	if !strings.HasSuffix(s.Issuer, "/sso") {
+		t.Fatalf("the shared issuer %s has no path prefix", s.Issuer)
 	}
-	b := newBrowser(t, "")
+	b := s.Browser("")
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		t.Run(path, func(t *testing.T) {
-			if p := b.get(s.root + path); p.status != 200 {
-				t.Errorf("GET %s%s: %d", s.root, path, p.status)
+			if p := b.StepGet(t, s.Root()+path); p.Status != 200 {
+				t.Errorf("GET %s%s: %d", s.Root(), path, p.Status)
 			}
 		})
 	}
@@ -52,11 +52,11 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	s := shared
 	s.webLogin(t, "weibo", "p23")
 	s.miniLogin(t, "p23", "openid")
-	p := newBrowser(t, "").get(s.root + "/metrics")
-	if p.status != 200 {
-		t.Fatalf("metrics: %d", p.status)
+	p := s.Browser("").StepGet(t, s.Root()+"/metrics")
+	if p.Status != 200 {
+		t.Fatalf("metrics: %d", p.Status)
 	}
-	got := metricLabels(p.body)
+	got := metricLabels(p.Body)
 	want := map[string]string{
 		"qiao_logins_total":                             "connector,result",
 		"qiao_tokens_issued_total":                      "grant_type",
@@ -68,7 +68,7 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 			t.Errorf("%s labels %v, want %s", name, got[name], labels)
 		}
 	}
-	if !strings.Contains(p.body, "# TYPE qiao_upstream_request_duration_seconds histogram") {
+	if !strings.Contains(p.Body, "# TYPE qiao_upstream_request_duration_seconds histogram") {
 		t.Error("qiao_upstream_request_duration_seconds is not a histogram")
 	}
 	for _, series := range []string{
@@ -76,7 +76,7 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 		`qiao_tokens_issued_total{grant_type="authorization_code"}`,
 		`qiao_tokens_issued_total{grant_type="` + tokenExGrant + `"}`,
 	} {
-		if !regexp.MustCompile(regexp.QuoteMeta(series) + ` [1-9]`).MatchString(p.body) {
+		if !regexp.MustCompile(regexp.QuoteMeta(series) + ` [1-9]`).MatchString(p.Body) {
 			t.Errorf("metrics lack a non-zero %s", series)
 		}
 	}
@@ -92,7 +92,7 @@ func TestUsersAdminCommands(t *testing.T) {
 	if claims(t, mini.IDToken)["sub"] != id {
 		t.Fatalf("WeChat unionid linking did not join the mini-program identity to the web user")
 	}
-	cfg := []string{"--config", s.cfgPath}
+	cfg := []string{"--config", s.ConfigPath}
 	steps := []struct {
 		name     string
 		args     []string
@@ -132,7 +132,7 @@ func TestUsersAdminCommands(t *testing.T) {
 		})
 	}
 	t.Run("the deleted user's tokens no longer work", func(t *testing.T) {
-		if st, _, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", web.AccessToken, nil); st != http.StatusUnauthorized {
+		if st, _, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", web.AccessToken, nil); st != http.StatusUnauthorized {
 			t.Errorf("userinfo with a deleted user's token: %d, want 401", st)
 		}
 		if st, r := refresh(t, s, web.RefreshToken, webClient, webSecret); st != http.StatusBadRequest || r.Error != "invalid_grant" {

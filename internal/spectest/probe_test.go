@@ -25,13 +25,13 @@ func TestRegisteredLoopbackURIWithoutPortMatchesAnyPort(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.redirect, func(t *testing.T) {
-			b := newBrowser(t, desktopUA)
-			p := b.get(newAuthReq("native", tc.redirect, "weibo").url(s.issuer))
-			if tc.ok && (!isRedirect(p.status) || !strings.HasPrefix(p.location, s.weiboURL)) {
-				t.Errorf("%d %q, want a redirect to Weibo", p.status, p.location)
+			b := s.Browser(desktopUA)
+			p := b.StepGet(t, newAuthReq("native", tc.redirect, "weibo").url(s.Issuer))
+			if tc.ok && (!isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL)) {
+				t.Errorf("%d %q, want a redirect to Weibo", p.Status, p.Location)
 			}
-			if !tc.ok && p.status != http.StatusBadRequest {
-				t.Errorf("%d %q, want 400", p.status, p.location)
+			if !tc.ok && p.Status != http.StatusBadRequest {
+				t.Errorf("%d %q, want 400", p.Status, p.Location)
 			}
 		})
 	}
@@ -40,9 +40,9 @@ func TestRegisteredLoopbackURIWithoutPortMatchesAnyPort(t *testing.T) {
 // README: "With exactly one usable connector the chooser is skipped."
 func TestChooserSkippedWithOneUsableConnector(t *testing.T) {
 	s := shared
-	p := newBrowser(t, desktopUA).get(newAuthReq(weiboClient, "https://weibo-only.example.com/cb", "").url(s.issuer))
-	if !isRedirect(p.status) || !strings.HasPrefix(p.location, s.weiboURL) {
-		t.Errorf("%d %q, want a redirect to Weibo", p.status, p.location)
+	p := s.Browser(desktopUA).StepGet(t, newAuthReq(weiboClient, "https://weibo-only.example.com/cb", "").url(s.Issuer))
+	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL) {
+		t.Errorf("%d %q, want a redirect to Weibo", p.Status, p.Location)
 	}
 }
 
@@ -51,25 +51,25 @@ func TestChooserSkippedWithOneUsableConnector(t *testing.T) {
 // tells the admin why."
 func TestQQUnionIDWithoutPermissionFailsWithAMessageForTheAdmin(t *testing.T) {
 	s := shared
-	b := newBrowser(t, desktopUA)
+	b := s.Browser(desktopUA)
 	a := newAuthReq("qqclient", rpRedirect, "qqu")
-	p := s.follow(b, a.url(s.issuer), "p32")
-	u, _ := url.Parse(p.location)
-	if !isRedirect(p.status) || u == nil || u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != a.state {
-		t.Fatalf("%d %q, want an error redirect with state", p.status, p.location)
+	p := s.follow(t, b, a.url(s.Issuer), "p32")
+	u, _ := url.Parse(p.Location)
+	if !isRedirect(p.Status) || u == nil || u.Query().Get("error") == "" || u.Query().Get("code") != "" || u.Query().Get("state") != a.state {
+		t.Fatalf("%d %q, want an error redirect with state", p.Status, p.Location)
 	}
 	// The log reaches us through a pipe: poll for it.
-	waitFor(t, func() bool { return strings.Contains(s.proc.out.String(), "100048") }, "a log line naming QQ's 100048")
+	waitFor(t, func() bool { return strings.Contains(s.Process.Out.String(), "100048") }, "a log line naming QQ's 100048")
 }
 
 // SPEC: "`&client_id=<client id>` (public client; or HTTP Basic for a
 // confidential one)" at the token exchange.
 func TestTokenExchangeByAConfidentialClientWithHTTPBasic(t *testing.T) {
 	s := shared
-	code, _ := s.wechat.LoginCode(wxMiniAppID, "p33")
+	code, _ := s.WeChat.LoginCode(wxMiniAppID, "p33")
 	form := exchangeForm(code, "mini", "openid")
 	form.Del("client_id")
-	status, body, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
+	status, body, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
 	got := jsonMap(t, body)
 	if status != 200 || got["id_token"] == nil {
 		t.Fatalf("%d %v", status, got)
@@ -83,13 +83,13 @@ func TestTokenExchangeByAConfidentialClientWithHTTPBasic(t *testing.T) {
 // code flow with PKCE and exact redirect_uri matching.
 func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 	s := shared
-	b := newBrowser(t, desktopUA)
+	b := s.Browser(desktopUA)
 	a := newAuthReq(webClient, rpRedirect, "weibo")
-	p := s.follow(b, a.url(s.issuer), "p34")
-	cb, _ := url.Parse(p.location)
+	p := s.follow(t, b, a.url(s.Issuer), "p34")
+	cb, _ := url.Parse(p.Location)
 	code := cb.Query().Get("code")
 	if code == "" {
-		t.Fatalf("no code: %d %q", p.status, p.location)
+		t.Fatalf("no code: %d %q", p.Status, p.Location)
 	}
 	tests := []struct {
 		name       string
@@ -105,7 +105,7 @@ func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body, hdr := post(t, s.issuer+"/token", tc.form, tc.user, tc.pass)
+			status, body, hdr := post(t, s.Issuer+"/token", tc.form, tc.user, tc.pass)
 			if status != tc.status || jsonMap(t, body)["error"] != tc.err || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
 				t.Errorf("%d %s (%s), want %d %s JSON", status, body, hdr.Get("Content-Type"), tc.status, tc.err)
 			}
@@ -113,8 +113,8 @@ func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 	}
 	t.Run("the code still works once, then never again", func(t *testing.T) {
 		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}
-		st1, body1, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
-		st2, body2, _ := post(t, s.issuer+"/token", form, webClient, webSecret)
+		st1, body1, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
+		st2, body2, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
 		if st2 != 400 || jsonMap(t, body2)["error"] != "invalid_grant" {
 			t.Errorf("second redemption: %d %s, want 400 invalid_grant (first: %d %s)", st2, body2, st1, body1)
 		}
@@ -131,7 +131,7 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := newAuthReq(spaClient, spaRedirect, "weibo")
-			u, _ := url.Parse(a.url(s.issuer))
+			u, _ := url.Parse(a.url(s.Issuer))
 			q := u.Query()
 			for k, v := range params {
 				if v == nil {
@@ -141,11 +141,11 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 				}
 			}
 			u.RawQuery = q.Encode()
-			p := s.follow(newBrowser(t, desktopUA), u.String(), "p39")
-			lu, _ := url.Parse(p.location)
-			if !isRedirect(p.status) || !strings.HasPrefix(p.location, spaRedirect) || lu.Query().Get("error") != "invalid_request" ||
+			p := s.follow(t, s.Browser(desktopUA), u.String(), "p39")
+			lu, _ := url.Parse(p.Location)
+			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, spaRedirect) || lu.Query().Get("error") != "invalid_request" ||
 				lu.Query().Get("code") != "" || lu.Query().Get("state") != a.state {
-				t.Errorf("%d %q, want an invalid_request redirect to %s with state and no code", p.status, p.location, spaRedirect)
+				t.Errorf("%d %q, want an invalid_request redirect to %s with state and no code", p.Status, p.Location, spaRedirect)
 			}
 		})
 	}
@@ -155,54 +155,53 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 // login, an oversized or malformed request: a clear error, 4xx, never a 500".
 func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 	s := shared
-	b := newBrowser(t, desktopUA)
+	b := s.Browser(desktopUA)
 	a := newAuthReq(webClient, rpRedirect, "weibo")
-	p := b.get(a.url(s.issuer))
-	cb := b.get(p.location + "&sandbox_person=p35").location
-	if !strings.HasPrefix(cb, s.issuer+"/callback/weibo?") {
+	cb := b.CallbackOf(t, a.url(s.Issuer), "p35")
+	if !strings.HasPrefix(cb, s.Issuer+"/callback/weibo?") {
 		t.Fatalf("Weibo sent the browser to %q", cb)
 	}
 	t.Run("a callback in another browser", func(t *testing.T) {
-		if got := newBrowser(t, desktopUA).get(cb); got.status != 400 {
-			t.Errorf("%d %q, want 400", got.status, got.location)
+		if got := s.Browser(desktopUA).StepGet(t, cb); got.Status != 400 {
+			t.Errorf("%d %q, want 400", got.Status, got.Location)
 		}
 	})
-	first := b.get(cb)
-	if !isRedirect(first.status) || !strings.HasPrefix(first.location, rpRedirect) {
-		t.Fatalf("the real callback: %d %q", first.status, first.location)
+	first := b.StepGet(t, cb)
+	if !isRedirect(first.Status) || !strings.HasPrefix(first.Location, rpRedirect) {
+		t.Fatalf("the real callback: %d %q", first.Status, first.Location)
 	}
 	// Issue 11: a replayed state in the browser that is now signed in (a
 	// reload, Back) is no dead end: it never reaches the provider again,
 	// the original request is answered through the SSO session.
 	t.Run("a replayed state in the signed-in browser", func(t *testing.T) {
-		got := b.get(cb)
-		if !isRedirect(got.status) || !strings.HasPrefix(got.location, s.issuer+"/auth?") || !strings.Contains(got.location, "state="+a.state) {
-			t.Errorf("%d %q, want a redirect to the authorization endpoint with the original request", got.status, got.location)
+		got := b.StepGet(t, cb)
+		if !isRedirect(got.Status) || !strings.HasPrefix(got.Location, s.Issuer+"/auth?") || !strings.Contains(got.Location, "state="+a.state) {
+			t.Errorf("%d %q, want a redirect to the authorization endpoint with the original request", got.Status, got.Location)
 		}
 	})
 	bad := map[string]string{
-		"a forged state":     s.issuer + "/callback/weibo?code=abc&state=" + randString(32),
-		"no state":           s.issuer + "/callback/weibo?code=abc",
-		"unknown connector":  s.issuer + "/callback/nosuch?code=abc&state=" + randString(32),
-		"an oversized query": s.issuer + "/auth?client_id=web&x=" + strings.Repeat("a", 70<<10),
+		"a forged state":     s.Issuer + "/callback/weibo?code=abc&state=" + randString(32),
+		"no state":           s.Issuer + "/callback/weibo?code=abc",
+		"unknown connector":  s.Issuer + "/callback/nosuch?code=abc&state=" + randString(32),
+		"an oversized query": s.Issuer + "/auth?client_id=web&x=" + strings.Repeat("a", 70<<10),
 	}
 	for name, u := range bad {
 		t.Run(name, func(t *testing.T) {
-			got := b.get(u)
-			if got.status < 400 || got.status >= 500 {
-				t.Errorf("%d %q, want 4xx", got.status, got.location)
+			got := b.StepGet(t, u)
+			if got.Status < 400 || got.Status >= 500 {
+				t.Errorf("%d %q, want 4xx", got.Status, got.Location)
 			}
 		})
 	}
 	t.Run("an oversized token request", func(t *testing.T) {
-		status, _, _ := post(t, s.issuer+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}, webClient, webSecret)
+		status, _, _ := post(t, s.Issuer+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}, webClient, webSecret)
 		if status != http.StatusRequestEntityTooLarge {
 			t.Errorf("%d, want 413", status)
 		}
 	})
 	t.Run("malformed JSON at the account API", func(t *testing.T) {
 		tk := s.accountLogin(t, "weibo", "p35")
-		req, _ := http.NewRequest(http.MethodPost, s.issuer+"/api/v1/me/identities", strings.NewReader("{not json"))
+		req, _ := http.NewRequest(http.MethodPost, s.Issuer+"/api/v1/me/identities", strings.NewReader("{not json"))
 		req.Header.Set("Authorization", "Bearer "+tk.AccessToken)
 		req.Header.Set("Content-Type", "application/json")
 		status, body, _ := doReq(t, req)
@@ -217,11 +216,11 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 // post_logout_redirect_uri is not followed.
 func TestLogoutWithoutHintOrClientDoesNotRedirect(t *testing.T) {
 	s := shared
-	p := newBrowser(t, desktopUA).get(s.issuer + "/logout?" + url.Values{"post_logout_redirect_uri": {rpLogout}, "state": {"x"}}.Encode())
-	if isRedirect(p.status) && strings.HasPrefix(p.location, rpLogout) {
-		t.Errorf("redirected to %s without id_token_hint or client_id", p.location)
+	p := s.Browser(desktopUA).StepGet(t, s.Issuer+"/logout?"+url.Values{"post_logout_redirect_uri": {rpLogout}, "state": {"x"}}.Encode())
+	if isRedirect(p.Status) && strings.HasPrefix(p.Location, rpLogout) {
+		t.Errorf("redirected to %s without id_token_hint or client_id", p.Location)
 	}
-	if p.status >= 500 {
-		t.Errorf("status %d", p.status)
+	if p.Status >= 500 {
+		t.Errorf("status %d", p.Status)
 	}
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func jwksKids(t *testing.T, s *stack) map[string]bool {
 	t.Helper()
-	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.issuer+"/keys"))
+	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/keys"))
 	if status != 200 {
 		t.Fatalf("jwks: %d", status)
 	}
@@ -43,53 +44,51 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 
 	// An in-flight login: the broker is waiting for Weibo's token endpoint
 	// (which never answers) when SIGTERM arrives.
-	s.weibo.StallNext(sandbox.WeiboPathToken, 1)
-	b := newBrowser(t, desktopUA)
+	s.Weibo.StallNext(sandbox.WeiboPathToken, 1)
+	b := s.Browser(desktopUA)
 	a := newAuthReq(webClient, rpRedirect, "weibo")
-	p := b.get(a.url(s.issuer))
-	callback := b.get(p.location + "&sandbox_person=p03").location
-	if !strings.HasPrefix(callback, s.issuer+"/callback/weibo") {
+	callback := b.CallbackOf(t, a.url(s.Issuer), "p03")
+	if !strings.HasPrefix(callback, s.Issuer+"/callback/weibo") {
 		t.Fatalf("Weibo sent the browser to %q", callback)
 	}
-	before := s.weiboCalls.Load()
-	inflight := make(chan page, 1)
+	before := s.SimulatorCalls("weibo")
+	inflight := make(chan *qiaotest.Page, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, callback, nil)
-		resp, err := b.c.Do(req)
+		p, err := b.Step(req)
 		if err != nil {
-			inflight <- page{status: -1, body: err.Error()}
+			inflight <- &qiaotest.Page{Status: -1, Body: err.Error()}
 			return
 		}
-		resp.Body.Close()
-		inflight <- page{status: resp.StatusCode, location: resp.Header.Get("Location")}
+		inflight <- p
 	}()
-	waitFor(t, func() bool { return s.weiboCalls.Load() > before }, "the broker to call Weibo")
+	waitFor(t, func() bool { return s.SimulatorCalls("weibo") > before }, "the broker to call Weibo")
 
-	if err := s.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Process.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-s.proc.done:
+	case <-s.Process.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit 30 s after SIGTERM")
 	}
-	if code := s.proc.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, s.proc.out.String())
+	if code := s.Process.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, s.Process.Out.String())
 	}
 	got := <-inflight
-	if got.status == -1 {
-		t.Errorf("the in-flight request was cut off by SIGTERM: %s", got.body)
-	} else if u, _ := url.Parse(got.location); !isRedirect(got.status) || u.Query().Get("error") != "temporarily_unavailable" {
-		t.Errorf("the in-flight request got %d %q, want its temporarily_unavailable redirect", got.status, got.location)
+	if got.Status == -1 {
+		t.Errorf("the in-flight request was cut off by SIGTERM: %s", got.Body)
+	} else if u, _ := url.Parse(got.Location); !isRedirect(got.Status) || u.Query().Get("error") != "temporarily_unavailable" {
+		t.Errorf("the in-flight request got %d %q, want its temporarily_unavailable redirect", got.Status, got.Location)
 	}
 
-	s.start()
+	s.StartServe()
 	t.Run("signing keys are still in the JWKS and verify old ID tokens", func(t *testing.T) {
 		if !jwksKids(t, s)[kid] {
 			t.Fatalf("kid %q gone from the JWKS after a restart", kid)
 		}
 		ctx := context.Background()
-		provider, err := oidc.NewProvider(ctx, s.issuer)
+		provider, err := oidc.NewProvider(ctx, s.Issuer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +99,7 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	})
 	t.Run("access tokens survive", func(t *testing.T) {
 		for name, tk := range map[string]string{"web": web.AccessToken, "mini-program": mini.AccessToken} {
-			if st, body, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", tk, nil); st != 200 {
+			if st, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk, nil); st != 200 {
 				t.Errorf("%s access token after a restart: %d %s", name, st, body)
 			}
 		}

@@ -22,7 +22,7 @@ func refresh(t *testing.T, s *stack, rt, client, secret string) (int, tokens) {
 		form.Set("client_id", client)
 		user = ""
 	}
-	status, body, _ := post(t, s.issuer+"/token", form, user, secret)
+	status, body, _ := post(t, s.Issuer+"/token", form, user, secret)
 	var tk tokens
 	_ = json.Unmarshal(body, &tk)
 	return status, tk
@@ -30,7 +30,7 @@ func refresh(t *testing.T, s *stack, rt, client, secret string) (int, tokens) {
 
 func introspect(t *testing.T, s *stack, token string) map[string]any {
 	t.Helper()
-	status, body, _ := post(t, s.issuer+"/introspect", url.Values{"token": {token}}, webClient, webSecret)
+	status, body, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {token}}, webClient, webSecret)
 	if status != 200 {
 		t.Fatalf("introspect: %d %s", status, body)
 	}
@@ -42,13 +42,13 @@ func introspect(t *testing.T, s *stack, token string) map[string]any {
 // userinfo, jwks, revocation, introspection, end_session)."
 func TestDiscoveryPublishesEveryEndpointUnderTheIssuer(t *testing.T) {
 	s := shared
-	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.issuer+"/.well-known/openid-configuration"))
+	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/.well-known/openid-configuration"))
 	if status != 200 {
 		t.Fatalf("discovery: %d", status)
 	}
 	d := jsonMap(t, body)
-	if d["issuer"] != s.issuer {
-		t.Errorf("issuer %v, want %s", d["issuer"], s.issuer)
+	if d["issuer"] != s.Issuer {
+		t.Errorf("issuer %v, want %s", d["issuer"], s.Issuer)
 	}
 	for key, path := range map[string]string{
 		"authorization_endpoint": "/auth", "token_endpoint": "/token", "userinfo_endpoint": "/userinfo",
@@ -57,11 +57,11 @@ func TestDiscoveryPublishesEveryEndpointUnderTheIssuer(t *testing.T) {
 	} {
 		t.Run(key, func(t *testing.T) {
 			v, _ := d[key].(string)
-			if !strings.HasPrefix(v, s.issuer+"/") {
-				t.Fatalf("%s = %q, want a URL under %s", key, v, s.issuer)
+			if !strings.HasPrefix(v, s.Issuer+"/") {
+				t.Fatalf("%s = %q, want a URL under %s", key, v, s.Issuer)
 			}
-			if v != s.issuer+path {
-				t.Errorf("%s = %q, want %s (README)", key, v, s.issuer+path)
+			if v != s.Issuer+path {
+				t.Errorf("%s = %q, want %s (README)", key, v, s.Issuer+path)
 			}
 		})
 	}
@@ -92,7 +92,7 @@ func mustReq(t *testing.T, method, u string) *http.Request {
 func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	s := shared
 	ctx := context.Background()
-	provider, err := oidc.NewProvider(ctx, s.issuer)
+	provider, err := oidc.NewProvider(ctx, s.Issuer)
 	if err != nil {
 		t.Fatalf("go-oidc discovery: %v", err)
 	}
@@ -102,11 +102,11 @@ func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	state, nonce := randString(24), randString(24)
 	authURL := conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier),
 		oauth2.SetAuthURLParam("connector_id", "weibo"))
-	b := newBrowser(t, desktopUA)
-	p := s.follow(b, authURL, "p24")
-	u, _ := url.Parse(p.location)
+	b := s.Browser(desktopUA)
+	p := s.follow(t, b, authURL, "p24")
+	u, _ := url.Parse(p.Location)
 	if u == nil || u.Query().Get("state") != state || u.Query().Get("code") == "" {
-		t.Fatalf("callback %q, want a code and state %s", p.location, state)
+		t.Fatalf("callback %q, want a code and state %s", p.Location, state)
 	}
 	tok, err := conf.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
@@ -135,7 +135,7 @@ func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	if c["idp"] != "weibo" || c["name"] != "Person p24" {
 		t.Errorf("idp=%v name=%v, want weibo, Person p24", c["idp"], c["name"])
 	}
-	if sub, _ := c["sub"].(string); sub == "" || sub == s.weibo.UID("p24") {
+	if sub, _ := c["sub"].(string); sub == "" || sub == s.Weibo.UID("p24") {
 		t.Errorf("sub %q must be the broker's own id, not the Weibo uid", sub)
 	}
 	if h := headerOf(t, raw); h["kid"] == nil {
@@ -174,11 +174,11 @@ func headerOf(t *testing.T, jwt string) map[string]any {
 func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 	s := shared
 	t.Run("no offline_access, no refresh token", func(t *testing.T) {
-		b := newBrowser(t, desktopUA)
+		b := s.Browser(desktopUA)
 		a := newAuthReq(webClient, rpRedirect, "qq")
 		a.scope = "openid profile"
-		p := s.follow(b, a.url(s.issuer), "p08")
-		tk := s.redeem(t, a, p.location, webSecret)
+		p := s.follow(t, b, a.url(s.Issuer), "p08")
+		tk := s.redeem(t, a, p.Location, webSecret)
 		if tk.RefreshToken != "" || tk.IDToken == "" {
 			t.Errorf("refresh_token=%q id_token set=%v, want no refresh token and an ID token", tk.RefreshToken, tk.IDToken != "")
 		}
@@ -219,7 +219,7 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 		if got := introspect(t, s, second.AccessToken); got["active"] != false {
 			t.Errorf("newest access token after reuse: %v, want inactive", got)
 		}
-		st, _, hdr := bearer(t, http.MethodGet, s.issuer+"/userinfo", second.AccessToken, nil)
+		st, _, hdr := bearer(t, http.MethodGet, s.Issuer+"/userinfo", second.AccessToken, nil)
 		if st != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("userinfo with a revoked token: %d %q, want 401 Bearer", st, hdr.Get("WWW-Authenticate"))
 		}
@@ -231,20 +231,20 @@ func TestRevocation(t *testing.T) {
 	s := shared
 	t.Run("revoking an access token makes it inactive", func(t *testing.T) {
 		tk, _ := s.webLogin(t, "weibo", "p09")
-		status, body, _ := post(t, s.issuer+"/revoke", url.Values{"token": {tk.AccessToken}, "token_type_hint": {"access_token"}}, webClient, webSecret)
+		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {tk.AccessToken}, "token_type_hint": {"access_token"}}, webClient, webSecret)
 		if status != 200 {
 			t.Fatalf("revoke: %d %s", status, body)
 		}
 		if got := introspect(t, s, tk.AccessToken); got["active"] != false {
 			t.Errorf("after revocation: %v", got)
 		}
-		if st, _, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", tk.AccessToken, nil); st != http.StatusUnauthorized {
+		if st, _, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk.AccessToken, nil); st != http.StatusUnauthorized {
 			t.Errorf("userinfo after revocation: %d, want 401", st)
 		}
 	})
 	t.Run("revoking a refresh token stops it", func(t *testing.T) {
 		tk, _ := s.webLogin(t, "weibo", "p09")
-		status, _, _ := post(t, s.issuer+"/revoke", url.Values{"token": {tk.RefreshToken}}, webClient, webSecret)
+		status, _, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {tk.RefreshToken}}, webClient, webSecret)
 		if status != 200 {
 			t.Fatalf("revoke: %d", status)
 		}
@@ -253,13 +253,13 @@ func TestRevocation(t *testing.T) {
 		}
 	})
 	t.Run("an unknown token answers 200", func(t *testing.T) {
-		status, body, _ := post(t, s.issuer+"/revoke", url.Values{"token": {"not-a-token"}}, webClient, webSecret)
+		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {"not-a-token"}}, webClient, webSecret)
 		if status != 200 {
 			t.Errorf("revoke of an unknown token: %d %s, want 200 (RFC 7009 2.2)", status, body)
 		}
 	})
 	t.Run("a wrong client secret is invalid_client", func(t *testing.T) {
-		status, body, _ := post(t, s.issuer+"/revoke", url.Values{"token": {"x"}}, webClient, "wrong-secret-wrong-secret-wrong-secret")
+		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {"x"}}, webClient, "wrong-secret-wrong-secret-wrong-secret")
 		if status != http.StatusUnauthorized || jsonMap(t, body)["error"] != "invalid_client" {
 			t.Errorf("revoke with a bad secret: %d %s, want 401 invalid_client", status, body)
 		}
@@ -287,7 +287,7 @@ func TestIntrospectionForAuthenticatedConfidentialClients(t *testing.T) {
 		}
 	})
 	t.Run("client_secret_post works too", func(t *testing.T) {
-		status, body, _ := post(t, s.issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {webClient}, "client_secret": {webSecret}}, "", "")
+		status, body, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {webClient}, "client_secret": {webSecret}}, "", "")
 		if status != 200 || jsonMap(t, body)["active"] != true {
 			t.Errorf("client_secret_post: %d %s", status, body)
 		}
@@ -295,15 +295,15 @@ func TestIntrospectionForAuthenticatedConfidentialClients(t *testing.T) {
 	t.Run("unauthenticated and public callers are refused", func(t *testing.T) {
 		for name, try := range map[string]func() int{
 			"no client authentication": func() int {
-				st, _, _ := post(t, s.issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, "", "")
+				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, "", "")
 				return st
 			},
 			"wrong secret": func() int {
-				st, _, _ := post(t, s.issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, webClient, "nope-nope-nope-nope-nope-nope-nope")
+				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, webClient, "nope-nope-nope-nope-nope-nope-nope")
 				return st
 			},
 			"public client": func() int {
-				st, _, _ := post(t, s.issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {spaClient}}, "", "")
+				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {spaClient}}, "", "")
 				return st
 			},
 		} {
@@ -326,7 +326,7 @@ func TestUserinfoReturnsTheProfileClaims(t *testing.T) {
 	c := claims(t, tk.IDToken)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
-			status, body, _ := bearer(t, method, s.issuer+"/userinfo", tk.AccessToken, nil)
+			status, body, _ := bearer(t, method, s.Issuer+"/userinfo", tk.AccessToken, nil)
 			if status != 200 {
 				t.Fatalf("userinfo: %d %s", status, body)
 			}
@@ -337,21 +337,21 @@ func TestUserinfoReturnsTheProfileClaims(t *testing.T) {
 		})
 	}
 	t.Run("without profile scope no name", func(t *testing.T) {
-		b := newBrowser(t, desktopUA)
+		b := s.Browser(desktopUA)
 		a := newAuthReq(webClient, rpRedirect, "qq")
 		a.scope = "openid"
-		p := s.follow(b, a.url(s.issuer), "p11")
-		tk := s.redeem(t, a, p.location, webSecret)
+		p := s.follow(t, b, a.url(s.Issuer), "p11")
+		tk := s.redeem(t, a, p.Location, webSecret)
 		if n, ok := claims(t, tk.IDToken)["name"]; ok {
 			t.Errorf("ID token without profile scope has name %v", n)
 		}
-		_, body, _ := bearer(t, http.MethodGet, s.issuer+"/userinfo", tk.AccessToken, nil)
+		_, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk.AccessToken, nil)
 		if n, ok := jsonMap(t, body)["name"]; ok {
 			t.Errorf("userinfo without profile scope has name %v", n)
 		}
 	})
 	t.Run("no token is 401 with WWW-Authenticate Bearer", func(t *testing.T) {
-		status, _, hdr := bearer(t, http.MethodGet, s.issuer+"/userinfo", "", nil)
+		status, _, hdr := bearer(t, http.MethodGet, s.Issuer+"/userinfo", "", nil)
 		if status != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("%d %q", status, hdr.Get("WWW-Authenticate"))
 		}
@@ -366,18 +366,18 @@ func TestLogoutRedirectsToRegisteredURIWithState(t *testing.T) {
 	t.Run("id_token_hint", func(t *testing.T) {
 		tk, b := s.webLogin(t, "weibo", "p12")
 		state := randString(16)
-		p := b.get(s.issuer + "/logout?" + url.Values{"id_token_hint": {tk.IDToken}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
-		u, _ := url.Parse(p.location)
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpLogout) || u.Query().Get("state") != state {
-			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.status, p.location, rpLogout, state)
+		p := b.StepGet(t, s.Issuer+"/logout?"+url.Values{"id_token_hint": {tk.IDToken}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
+		u, _ := url.Parse(p.Location)
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpLogout) || u.Query().Get("state") != state {
+			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.Status, p.Location, rpLogout, state)
 		}
 		// The session is gone: prompt=none now needs a login.
 		a := newAuthReq(webClient, rpRedirect, "")
 		a.extra = url.Values{"prompt": {"none"}}
-		p = b.get(a.url(s.issuer))
-		u, _ = url.Parse(p.location)
+		p = b.StepGet(t, a.url(s.Issuer))
+		u, _ = url.Parse(p.Location)
 		if u == nil || u.Query().Get("error") != "login_required" {
-			t.Errorf("prompt=none after logout: %d %q, want login_required", p.status, p.location)
+			t.Errorf("prompt=none after logout: %d %q, want login_required", p.Status, p.Location)
 		}
 	})
 	// Issue 8: client_id alone (oauth2-proxy sends nothing else) asks
@@ -386,25 +386,25 @@ func TestLogoutRedirectsToRegisteredURIWithState(t *testing.T) {
 	t.Run("client_id", func(t *testing.T) {
 		_, b := s.webLogin(t, "weibo", "p12")
 		state := randString(16)
-		p := b.get(s.issuer + "/logout?" + url.Values{"client_id": {webClient}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
-		if p.status != http.StatusOK || !strings.Contains(p.body, "data-confirm-logout") {
-			t.Fatalf("logout with client_id alone: %d Location %q, want the confirmation page", p.status, p.location)
+		p := b.StepGet(t, s.Issuer+"/logout?"+url.Values{"client_id": {webClient}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "data-confirm-logout") {
+			t.Fatalf("logout with client_id alone: %d Location %q, want the confirmation page", p.Status, p.Location)
 		}
 		form := url.Values{}
-		for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(p.body, -1) {
+		for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(p.Body, -1) {
 			form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 		}
-		p = b.do(http.MethodPost, s.issuer+"/logout", form)
-		u, _ := url.Parse(p.location)
-		if !isRedirect(p.status) || !strings.HasPrefix(p.location, rpLogout) || u.Query().Get("state") != state {
-			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.status, p.location, rpLogout, state)
+		p = b.StepForm(t, http.MethodPost, s.Issuer+"/logout", form)
+		u, _ := url.Parse(p.Location)
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpLogout) || u.Query().Get("state") != state {
+			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.Status, p.Location, rpLogout, state)
 		}
 	})
 	t.Run("an unregistered post_logout_redirect_uri is not followed", func(t *testing.T) {
 		tk, b := s.webLogin(t, "weibo", "p12")
-		p := b.get(s.issuer + "/logout?" + url.Values{"id_token_hint": {tk.IDToken}, "post_logout_redirect_uri": {"https://evil.example.com/"}, "state": {"x"}}.Encode())
-		if isRedirect(p.status) && strings.HasPrefix(p.location, "https://evil.example.com") {
-			t.Fatalf("logout redirected to an unregistered URI: %s", p.location)
+		p := b.StepGet(t, s.Issuer+"/logout?"+url.Values{"id_token_hint": {tk.IDToken}, "post_logout_redirect_uri": {"https://evil.example.com/"}, "state": {"x"}}.Encode())
+		if isRedirect(p.Status) && strings.HasPrefix(p.Location, "https://evil.example.com") {
+			t.Fatalf("logout redirected to an unregistered URI: %s", p.Location)
 		}
 	})
 }
