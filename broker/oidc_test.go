@@ -143,37 +143,6 @@ func TestMaxAgeForcesFreshLogin(t *testing.T) {
 	}
 }
 
-func TestRefreshRotatesAndReuseRevokesFamily(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	old := tk.token.RefreshToken
-	next, err := r.refresh(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if next.token.RefreshToken == "" || next.token.RefreshToken == old {
-		t.Fatal("refresh token was not rotated")
-	}
-	if next.idToken == nil || next.claims["idp"] != "alpha" || next.idToken.Subject != tk.idToken.Subject {
-		t.Fatalf("refresh id token claims %v", next.claims)
-	}
-	// The access token of the first grant no longer works after rotation.
-	if active := e.introspect(tk.token.AccessToken); active {
-		t.Error("old access token still active after rotation")
-	}
-	// Reusing the old refresh token fails and revokes the family.
-	if _, err := r.refresh(old); oauthErrorOf(err) != "invalid_grant" {
-		t.Fatalf("reuse: %v", err)
-	}
-	if _, err := r.refresh(next.token.RefreshToken); err == nil {
-		t.Fatal("the newest refresh token survived reuse of an old one")
-	}
-	if e.introspect(next.token.AccessToken) {
-		t.Error("access token survived reuse detection")
-	}
-}
-
 func TestRefreshNeedsOfflineAccess(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")

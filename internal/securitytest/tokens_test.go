@@ -67,39 +67,6 @@ func TestCodeAndRefreshTokenAreBoundToTheirClient(t *testing.T) {
 	})
 }
 
-func TestRefreshReuseRevokesTheWholeFamily(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	br := e.newBrowser()
-	tok := e.loginTokens(br)
-	rt1, at1 := str(tok, "refresh_token"), str(tok, "access_token")
-	refresh := func(rt string) response {
-		return e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
-	}
-	r := refresh(rt1)
-	if r.status != http.StatusOK {
-		t.Fatalf("first refresh: %d %s", r.status, r.body)
-	}
-	rt2, at2 := str(r.json, "refresh_token"), str(r.json, "access_token")
-	if rt2 == "" || rt2 == rt1 {
-		t.Fatal("refresh token was not rotated")
-	}
-	if e.active(at1, "") {
-		t.Error("the access token of the rotated refresh token is still active")
-	}
-	if r := refresh(rt1); r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
-		t.Fatalf("reuse of a rotated refresh token: %d %s", r.status, r.body)
-	}
-	if e.active(at2, "") {
-		t.Error("after reuse, the family's newest access token is still active")
-	}
-	if e.active(rt2, "refresh_token") {
-		t.Error("after reuse, the family's newest refresh token is still active")
-	}
-	if r := refresh(rt2); r.status == http.StatusOK {
-		t.Fatal("after reuse, the family's newest refresh token still refreshes")
-	}
-}
-
 func TestPKCE(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()

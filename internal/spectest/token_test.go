@@ -205,6 +205,11 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 			t.Errorf("refresh token %q not rotated", second.RefreshToken)
 		}
 	})
+	t.Run("the access token of the rotated grant is inactive", func(t *testing.T) {
+		if got := introspect(t, s, first.AccessToken); got["active"] != false {
+			t.Errorf("access token of the rotated refresh token: %v, want inactive", got)
+		}
+	})
 	t.Run("reusing the old refresh token is invalid_grant", func(t *testing.T) {
 		status, tk := refresh(t, s, first.RefreshToken, webClient, webSecret)
 		if status != http.StatusBadRequest || tk.Error != "invalid_grant" {
@@ -218,6 +223,9 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 		}
 		if got := introspect(t, s, second.AccessToken); got["active"] != false {
 			t.Errorf("newest access token after reuse: %v, want inactive", got)
+		}
+		if got := introspect(t, s, second.RefreshToken); got["active"] != false {
+			t.Errorf("newest refresh token after reuse: %v, want inactive", got)
 		}
 		st, _, hdr := bearer(t, http.MethodGet, s.Issuer+"/userinfo", second.AccessToken, nil)
 		if st != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
