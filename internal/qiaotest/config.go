@@ -249,6 +249,7 @@ type settings struct {
 	now        func() time.Time
 	sims       []func(*Simulators)
 	ln         net.Listener
+	fakes      map[string]any
 }
 
 // WithConfig lets f change the configuration.
@@ -291,6 +292,18 @@ func WithIssuerPath(p string) Option { return func(s *settings) { s.issuerPath =
 // WithListener serves the in-process broker on ln (whose address a test
 // needed before the world started); the issuer is on its address.
 func WithListener(ln net.Listener) Option { return func(s *settings) { s.ln = ln } }
+
+// WithFake makes the in-process broker use impl as connector id (which
+// must be configured) instead of opening it: a test's own connector
+// (a WebConnector, CodeConnector, ...). Binary mode cannot take one.
+func WithFake(id string, impl any) Option {
+	return func(s *settings) {
+		if s.fakes == nil {
+			s.fakes = map[string]any{}
+		}
+		s.fakes[id] = impl
+	}
+}
 
 // WithNow is the in-process broker's clock.
 func WithNow(now func() time.Time) Option { return func(s *settings) { s.now = now } }

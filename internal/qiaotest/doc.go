@@ -18,6 +18,7 @@
 //		qiaotest.WithPersons(qiaotest.Persons(45)),
 //		qiaotest.WithSimulators(func(s *qiaotest.Simulators) { ... }), // sandbox options
 //		qiaotest.WithListener(ln),               // serve on an address known beforehand
+//		qiaotest.WithFake("weibo", impl),        // the in-process broker uses impl as connector weibo
 //	)
 //
 //	tk, err := w.Browser().Login("qq", "alice")          // /auth → picker → callback → code → verified tokens (client "web")
@@ -35,6 +36,7 @@
 //	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
+//	w.Restart()                                          // the broker again, same address and store
 //	w.SimulatorCalls("weibo")                            // requests a simulator has had
 //	qiaotest.Binary(t); qiaotest.StartProcess(t, env, out, args...) // other qiao commands
 //	func TestMain(m *testing.M) { os.Exit(qiaotest.Main(m)) }       // removes the built binary

@@ -1,7 +1,9 @@
 package qiaotest_test
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
@@ -206,5 +209,38 @@ func TestPostgresWorld(t *testing.T) {
 	sub, _ := tk.Claims["sub"].(string)
 	if _, err := w.Store.GetUser(t.Context(), sub); err != nil {
 		t.Errorf("the user %s is not in the PostgreSQL store: %v", sub, err)
+	}
+}
+
+// fakeWeb is a test's own web connector: its "provider" sends the
+// browser straight back with code=<person>.
+type fakeWeb struct{ person string }
+
+func (f *fakeWeb) LoginURL(_ context.Context, req connectors.LoginRequest) (string, []byte, error) {
+	return req.CallbackURL + "?" + url.Values{"state": {req.State}, "code": {f.person}}.Encode(), nil, nil
+}
+
+func (f *fakeWeb) HandleCallback(_ context.Context, _ connectors.LoginRequest, q url.Values) (connectors.Identity, error) {
+	return connectors.Identity{Subject: "uid-" + q.Get("code"), DisplayName: "Nick " + q.Get("code"), RealProfile: true}, nil
+}
+
+// TestFakeConnectorAndRestart: WithFake plays a configured connector with
+// the test's own implementation, and Restart brings the in-process
+// broker back on the same address and store (the user and the signing
+// key survive).
+func TestFakeConnectorAndRestart(t *testing.T) {
+	w := qiaotest.Start(t, qiaotest.WithFake("weibo", &fakeWeb{person: "zed"}))
+	r := w.RP(qiaotest.WebClient)
+	first := r.MustLogin(t, w.Browser(), "weibo", "ignored")
+	if first.Claims["name"] != "Nick zed" {
+		t.Fatalf("claims %v, want the fake's profile", first.Claims)
+	}
+	w.Restart()
+	again := r.MustLogin(t, w.Browser(), "weibo", "ignored")
+	if again.Claims["sub"] != first.Claims["sub"] {
+		t.Errorf("after a restart: sub %v, want %v", again.Claims["sub"], first.Claims["sub"])
+	}
+	if _, err := r.Verifier.Verify(r.Context(), first.IDToken); err != nil {
+		t.Errorf("an ID token from before the restart: %v", err)
 	}
 }

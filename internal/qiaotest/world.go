@@ -19,6 +19,7 @@ import (
 	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/cmd/qiao/wire"
 	"github.com/qiaoidp/qiao/config"
+	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/pgtest"
 	"github.com/qiaoidp/qiao/internal/syncbuf"
@@ -152,6 +153,21 @@ func Start(t testing.TB, opts ...Option) *World {
 		t.Fatalf("qiaotest: the configuration does not load: %v", err)
 	}
 	w.Parsed = parsed
+	if len(s.fakes) > 0 && s.binary {
+		t.Fatalf("qiaotest: WithFake needs the broker in process")
+	}
+	for id, impl := range s.fakes {
+		found := false
+		for i, k := range parsed.Connectors {
+			if k.ID == id {
+				parsed.Connectors[i].Config = fakeConfig{orig: k.Config, impl: impl}
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("qiaotest: WithFake(%q): no such connector", id)
+		}
+	}
 
 	w.startSimulators(s.sims, sims)
 	t.Cleanup(func() {
@@ -162,6 +178,11 @@ func Start(t testing.TB, opts ...Option) *World {
 	if s.binary {
 		w.startBinary()
 	} else {
+		t.Cleanup(func() {
+			if w.Store != nil {
+				w.Store.Close()
+			}
+		})
 		w.startInProcess(brokerLn)
 	}
 	w.Provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(context.Background(), w.Issuer), w.Issuer)
@@ -229,13 +250,49 @@ func (w *World) startInProcess(ln net.Listener) {
 		t.Fatalf("qiaotest: %v", err)
 	}
 	w.Store = store
-	t.Cleanup(func() { store.Close() })
 	b, err := newBroker(ctx, w.Parsed, store, brokerDeps{Logger: newLogger(w.Parsed, w.Logs), Now: w.now})
 	if err != nil {
 		t.Fatalf("qiaotest: broker: %v", err)
 	}
 	w.Broker = b
 	w.server = Serve(t, ln, b.Handler())
+}
+
+// fakeConfig opens a test's own connector in place of the configured
+// one, keeping what the configuration says about it.
+type fakeConfig struct {
+	orig config.ConnectorConfig
+	impl any
+}
+
+func (f fakeConfig) Validate() error { return nil }
+
+func (f fakeConfig) Open(string, connectors.Deps) (any, error) { return f.impl, nil }
+
+// TokenEndpointOnly is the configured connector's.
+func (f fakeConfig) TokenEndpointOnly() bool {
+	t, ok := f.orig.(interface{ TokenEndpointOnly() bool })
+	return ok && t.TokenEndpointOnly()
+}
+
+// Restart stops the broker and starts it again on the same address and
+// store: in process a new broker over the reopened store, in binary mode
+// a new `qiao serve`.
+func (w *World) Restart() {
+	t := w.T
+	t.Helper()
+	if w.Process != nil {
+		w.StopServe()
+		w.StartServe()
+		return
+	}
+	w.server.Close()
+	w.Store.Close()
+	ln, err := net.Listen("tcp", w.listen)
+	if err != nil {
+		t.Fatalf("qiaotest: listening again on %s: %v", w.listen, err)
+	}
+	w.startInProcess(ln)
 }
 
 // brokerDeps is what a broker needs besides its configuration and store.
