@@ -34,7 +34,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"net"
 	"net/http"
@@ -44,7 +43,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,6 +56,7 @@ import (
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/pgtest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // The Weibo app the simulator knows and the broker is configured with.
@@ -398,24 +397,6 @@ type broker struct {
 	pg      *pgtest.Server // the throwaway cluster of -store postgres
 }
 
-const brokerConfig = `issuer: @ISSUER@
-http: { listen: "@LISTEN@" }
-storage: @STORAGE@
-secret: "@SECRET@"
-keys: { algorithm: @ALG@ }
-log: { level: @LEVEL@, format: json }
-connectors:
-  - id: weibo
-    type: weibo
-    name: Weibo
-    config: { client_id: "@APPKEY@", client_secret: "@APPSECRET@", auth_base_url: "@SIMURL@", api_base_url: "@SIMURL@" }
-clients:
-  - id: @CLIENT@
-    secret: "@CLIENTSECRET@"
-    name: Bench
-    redirect_uris: ["@REDIRECT@"]
-`
-
 func startBroker(ctx context.Context, o options, simURL string) (*broker, error) {
 	dir, err := os.MkdirTemp("", "qiao-bench-")
 	if err != nil {
@@ -439,23 +420,34 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	if err != nil {
 		return fail(err)
 	}
-	storage := fmt.Sprintf(`{ type: sqlite, sqlite: { path: %q } }`, filepath.Join(dir, "qiao.db"))
+	storage := qiaotest.Storage{Type: "sqlite", SQLite: &qiaotest.SQLiteConfig{Path: filepath.Join(dir, "qiao.db")}}
 	if o.store == "postgres" {
 		if b.pg, err = pgtest.StartServer(); err != nil {
 			return fail(fmt.Errorf("starting a PostgreSQL cluster: %w", err))
 		}
-		storage = fmt.Sprintf(`{ type: postgres, postgres: { dsn: %q } }`, b.pg.DSN())
+		storage = qiaotest.Storage{Type: "postgres", Postgres: &qiaotest.PostgresConfig{DSN: b.pg.DSN()}}
 	}
 	b.issuer = "http://" + addr
 	b.metrics = b.issuer + "/metrics"
-	cfg := strings.NewReplacer(
-		"@ISSUER@", b.issuer, "@LISTEN@", addr, "@STORAGE@", storage,
-		"@CLIENTSECRET@", b.secret, "@SECRET@", randomToken(48), "@ALG@", o.alg, "@LEVEL@", o.logLevel,
-		"@APPKEY@", o.weiboAppKey, "@APPSECRET@", o.weiboSecret, "@SIMURL@", simURL,
-		"@CLIENT@", clientID, "@REDIRECT@", redirectURI,
-	).Replace(brokerConfig)
+	// The configuration as Go values (internal/qiaotest's), marshalled
+	// into the file qiao serve reads.
+	cfg, err := qiaotest.Config{
+		Issuer:  b.issuer,
+		HTTP:    &qiaotest.HTTP{Listen: addr},
+		Storage: storage,
+		Secret:  randomToken(48),
+		Keys:    &qiaotest.Keys{Algorithm: o.alg},
+		Log:     &qiaotest.Log{Level: o.logLevel, Format: "json"},
+		Connectors: []qiaotest.Connector{{ID: connectorID, Type: "weibo", Name: "Weibo", Config: map[string]any{
+			"client_id": o.weiboAppKey, "client_secret": o.weiboSecret, "auth_base_url": simURL, "api_base_url": simURL,
+		}}},
+		Clients: []qiaotest.Client{{ID: clientID, Secret: b.secret, Name: "Bench", RedirectURIs: []string{redirectURI}}},
+	}.Marshal()
+	if err != nil {
+		return fail(err)
+	}
 	cfgPath := filepath.Join(dir, "qiao.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return fail(err)
 	}
 	logFile, err := os.Create(filepath.Join(dir, "qiao.log"))
@@ -937,8 +929,6 @@ func (d *driver) httpClient() *http.Client {
 	}
 }
 
-var personLink = regexp.MustCompile(`data-person="([a-z0-9]+)" href="([^"]+)"`)
-
 // login runs one full login in a fresh browser and keeps the refresh
 // token in w.
 func (d *driver) login(ctx context.Context, w *worker) error {
@@ -971,16 +961,13 @@ func (d *driver) login(ctx context.Context, w *worker) error {
 		return err
 	}
 	want := "p" + strconv.FormatInt(d.next.Add(1)%int64(d.o.persons), 10)
-	var pick string
-	for _, m := range personLink.FindAllStringSubmatch(page, -1) {
-		if len(m) == 3 && m[1] == want {
-			pick = m[2]
-		}
+	// The one way a person is picked on a simulator: the picker page's
+	// data-person link.
+	link, err := (&qiaotest.Page{Status: http.StatusOK, URL: pickerURL, Body: page}).Link("data-person", want)
+	if err != nil {
+		return fmt.Errorf("picker: %w", err)
 	}
-	if pick == "" {
-		return fmt.Errorf("picker: no link for person %s", want)
-	}
-	pickURL, err := resolve(pickerURL, html.UnescapeString(pick))
+	pickURL, err := url.Parse(link.Href)
 	if err != nil {
 		return err
 	}
@@ -1138,14 +1125,6 @@ func (d *driver) token(ctx context.Context, form url.Values) (tokenReply, error)
 	}
 	tok.nonce = claims.Nonce
 	return tok, nil
-}
-
-func resolve(base *url.URL, ref string) (*url.URL, error) {
-	r, err := url.Parse(ref)
-	if err != nil {
-		return nil, fmt.Errorf("picker link: %w", err)
-	}
-	return base.ResolveReference(r), nil
 }
 
 func randomToken(n int) string {
