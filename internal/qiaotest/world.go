@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,7 +97,6 @@ func Start(t testing.TB, opts ...Option) *World {
 		o(s)
 	}
 	w := &World{T: t, Logs: &syncbuf.Buffer{}, HTTP: &http.Client{Timeout: 30 * time.Second}, now: s.now, calls: map[string]*atomic.Int64{}}
-	cfg := s.cfg
 
 	// Addresses first: the configuration names them.
 	sims := map[string]net.Listener{TypeWeChat: Listen(t), TypeQQ: Listen(t), TypeWeibo: Listen(t)}
@@ -112,43 +113,8 @@ func Start(t testing.TB, opts ...Option) *World {
 		}
 		w.listen = brokerLn.Addr().String()
 	}
-	if cfg.Issuer == "" {
-		cfg.Issuer = "http://" + w.listen + s.issuerPath
-	}
-	w.Issuer = cfg.Issuer
-	if s.binary {
-		if cfg.HTTP == nil {
-			cfg.HTTP = &HTTP{}
-		}
-		cfg.HTTP.Listen = w.listen
-	}
-	switch s.store {
-	case Postgres:
-		cfg.Storage = Storage{Type: "postgres", Postgres: &PostgresConfig{DSN: pgtest.Shared(t).NewDatabase(t)}}
-	default:
-		if cfg.Storage.SQLite == nil {
-			cfg.Storage = Storage{Type: "sqlite", SQLite: &SQLiteConfig{Path: filepath.Join(t.TempDir(), "qiao.db")}}
-		}
-	}
-	base := map[string]string{TypeWeChat: w.WeChatURL, TypeWeChatMP: w.WeChatURL, TypeMiniProgram: w.WeChatURL, TypeQQ: w.QQURL, TypeWeibo: w.WeiboURL}
-	for i, k := range cfg.Connectors {
-		u, ok := base[k.Type]
-		if !ok {
-			continue
-		}
-		c := make(map[string]any, len(k.Config)+2)
-		for key, v := range k.Config {
-			c[key] = v
-		}
-		for _, key := range []string{"auth_base_url", "api_base_url"} {
-			if _, set := c[key]; !set {
-				c[key] = u
-			}
-		}
-		cfg.Connectors[i].Config = c
-	}
-	w.Config = cfg
-	parsed, err := cfg.Parse(nil)
+	w.Config = w.settle(s, s.cfg)
+	parsed, err := w.Config.Parse(nil)
 	if err != nil {
 		t.Fatalf("qiaotest: the configuration does not load: %v", err)
 	}
@@ -190,6 +156,50 @@ func Start(t testing.TB, opts ...Option) *World {
 		t.Fatalf("qiaotest: discovery: %v", err)
 	}
 	return w
+}
+
+// settle fills in what only the running world knows: the issuer, the
+// listen address (binary mode), the store and the simulated connectors'
+// base URLs (unless set).
+func (w *World) settle(s *settings, cfg Config) Config {
+	t := w.T
+	if cfg.Issuer == "" {
+		cfg.Issuer = "http://" + w.listen + s.issuerPath
+	}
+	w.Issuer = cfg.Issuer
+	if s.binary {
+		if cfg.HTTP == nil {
+			cfg.HTTP = &HTTP{}
+		}
+		cfg.HTTP.Listen = w.listen
+	}
+	switch s.store {
+	case Postgres:
+		cfg.Storage = Storage{Type: "postgres", Postgres: &PostgresConfig{DSN: pgtest.Shared(t).NewDatabase(t)}}
+	default:
+		if cfg.Storage.SQLite == nil {
+			cfg.Storage = Storage{Type: "sqlite", SQLite: &SQLiteConfig{Path: filepath.Join(t.TempDir(), "qiao.db")}}
+		}
+	}
+	base := map[string]string{TypeWeChat: w.WeChatURL, TypeWeChatMP: w.WeChatURL, TypeMiniProgram: w.WeChatURL, TypeQQ: w.QQURL, TypeWeibo: w.WeiboURL}
+	cfg.Connectors = slices.Clone(cfg.Connectors)
+	for i, k := range cfg.Connectors {
+		u, ok := base[k.Type]
+		if !ok {
+			continue
+		}
+		c := maps.Clone(k.Config)
+		if c == nil {
+			c = map[string]any{}
+		}
+		for _, key := range []string{"auth_base_url", "api_base_url"} {
+			if _, set := c[key]; !set {
+				c[key] = u
+			}
+		}
+		cfg.Connectors[i].Config = c
+	}
+	return cfg
 }
 
 // startSimulators builds the three simulators with the app of every
