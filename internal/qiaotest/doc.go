@@ -89,4 +89,16 @@
 //     accessibility, screenshots).
 //   - internal/replicas: several replicas on one PostgreSQL (cross-replica
 //     refresh, races, outages) and the deployment files.
+//
+// Overlaps still to fold as the broker and securitytest harnesses move
+// onto this package (each pair tests one property at two layers; keep
+// the spectest or e2e one and move any assertion only the other has):
+// prompt=none without a session (broker, spectest), SSO for a second
+// client (broker, spectest), max_age (broker, spectest), revocation and
+// introspection (broker, spectest), loopback redirect ports (broker,
+// spectest), PKCE for public clients (broker, securitytest, spectest),
+// token-endpoint errors as OAuth JSON (broker, spectest), provider
+// refusals and outages as OAuth errors (broker, e2e, spectest), the QQ
+// unionid permission message (e2e, spectest), restart survival (broker,
+// spectest).
 package qiaotest
