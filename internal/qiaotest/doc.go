@@ -2,6 +2,8 @@
 // provider simulators (connectors/sandbox), a broker (in process or the
 // built `qiao serve`, on SQLite or PostgreSQL), relying parties and
 // browsers, each on a loopback server, torn down when the test ends.
+// Like internal/pgtest it serves tests (and bench/login) only: it is the
+// one package outside cmd that imports connectors/sandbox.
 //
 // # API
 //

@@ -226,7 +226,8 @@ func (b *Browser) Login(connector, person string) (*Tokens, error) {
 
 // Deny starts a login of the web client through connector and refuses at
 // the provider's picker; it returns the query of the redirect back to
-// the RP (whose state it checks), e.g. error=access_denied.
+// the RP (whose state it checks), e.g. error=access_denied. (QQ, as the
+// real one, never calls back on a refusal: Deny("qq") is an error.)
 func (b *Browser) Deny(connector string) (url.Values, error) {
 	if b.w == nil {
 		return nil, errors.New("qiaotest: Deny needs a browser of a World")
