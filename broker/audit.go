@@ -2,11 +2,15 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
+	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
 
@@ -49,27 +53,73 @@ const (
 	outcomeRefusedChanged      outcome = "refused_changed"
 )
 
+// auditStore is where audit events go.
+type auditStore interface {
+	AppendAudit(ctx context.Context, e storage.AuditEvent) error
+}
+
+// recorder is what every handler reports to: the audit log, the metrics
+// and the logger.
+type recorder struct {
+	store   auditStore
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
 // audit records an event; failures are logged, never fatal.
-func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+func (rec *recorder) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
 	if r != nil {
 		ctx = r.Context()
 	}
-	e = b.auditEvent(ctx, e)
-	if err := b.store.AppendAudit(ctx, e); err != nil {
-		b.log.Warn("audit log write failed", "action", e.Action, "err", err)
+	e = rec.auditEvent(ctx, e)
+	if err := rec.store.AppendAudit(ctx, e); err != nil {
+		rec.log.Warn("audit log write failed", "action", e.Action, "err", err)
 	}
 }
 
 // auditEvent fills in e's time and client address, for an event written
 // with other changes (storage.LoginCompletion).
-func (b *Broker) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
+func (rec *recorder) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
 	if e.Time.IsZero() {
-		e.Time = b.now().UTC()
+		e.Time = rec.now().UTC()
 	}
 	if e.IP == "" {
 		e.IP, _ = ctx.Value(ipKey{}).(string)
 	}
 	return e
+}
+
+// codeLoginFailed counts, audits and logs a failed mini-program code
+// exchange and returns how to answer it.
+func (rec *recorder) codeLoginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
+	f := classifyCode(err)
+	result := string(f.Result)
+	attrs := []any{"connector", conn.ID, "type", conn.Type, "result", result, "err", err.Error()}
+	var pe *connectors.ProviderError
+	if errors.As(err, &pe) {
+		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
+	}
+	rec.log.Warn("mini-program login failed", attrs...)
+	rec.metrics.logins.WithLabelValues(conn.ID, result).Inc()
+	rec.audit(ctx, nil, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientID, Result: result})
+	return f
+}
+
+// audit records an event; failures are logged, never fatal.
+func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	b.rec.audit(ctx, r, e)
+}
+
+// auditEvent fills in e's time and client address (recorder.auditEvent).
+func (b *Broker) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
+	return b.rec.auditEvent(ctx, e)
+}
+
+// loginFailed counts, audits and logs a failed mini-program code exchange
+// (recorder.codeLoginFailed).
+func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
+	return b.rec.codeLoginFailed(ctx, conn, clientID, err)
 }
 
 // ipKey is the context key of the client's address, set by the middleware.

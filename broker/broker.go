@@ -154,6 +154,8 @@ type Broker struct {
 	secure      bool
 	pages       *pages
 	limits      *limits
+	rec         *recorder
+	sessions    *grantSessions
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -194,6 +196,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if b.holder == "" {
 		b.holder = randomString(16)
 	}
+	b.rec = &recorder{store: opts.Store, log: b.log, metrics: b.metrics, now: b.now}
 	for i := range opts.Connectors {
 		c := &opts.Connectors[i]
 		b.connectors[c.ID] = c
@@ -255,6 +258,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	core := newTokenStrategy(b.fconf)
 	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
 	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
+	b.sessions = &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: b}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: b.oidc,
@@ -268,7 +272,23 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2PKCEFactory,
-		b.tokenExchangeFactory(strategy),
+		(&tokenExchangeHandler{
+			Connectors:      b.connectors,
+			TokenTypes:      subjectTokenTypes(b.order),
+			Identities:      b,
+			Sessions:        b.sessions,
+			Logins:          opts.Store,
+			Tokens:          b.fstore,
+			AccessTokens:    core,
+			RefreshTokens:   core,
+			IDTokens:        &openid.IDTokenHandleHelper{IDTokenStrategy: b.oidc},
+			ScopeStrategy:   b.fconf.ScopeStrategy,
+			AccessTokenTTL:  b.fconf.AccessTokenLifespan,
+			RefreshTokenTTL: b.fconf.RefreshTokenLifespan,
+			IDTokenTTL:      b.fconf.IDTokenLifespan,
+			Now:             b.now,
+			Events:          b.rec,
+		}).factory(),
 	)
 	if b.pages, err = newPages(); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

@@ -253,31 +253,9 @@ func signFor(sess *grantSession, c fosite.Client) {
 	}
 }
 
-// newUserSession builds the claims of a grant for user.
+// newUserSession builds the claims of a grant for user (grantSessions.new).
 func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*grantSession, error) {
-	sess := newSession()
-	sess.Subject = userID
-	sess.IDP = idp
-	sess.IdentitySubject = idpSubject
-	sess.Claims.Subject = userID
-	sess.Claims.Issuer = b.issuerString()
-	sess.Claims.AuthTime = authTime.UTC().Truncate(time.Second)
-	sess.Claims.RequestedAt = requestedAt.UTC().Truncate(time.Second)
-	sess.Claims.Extra["idp"] = idp
-	// fosite computes at_hash from this header's hash size, not from the
-	// signer: EdDSA needs SHA-512 (the hint never reaches the token).
-	sess.Headers.Add("alg", b.keys.HashAlgHint())
-	if scopes.Has("profile") {
-		if known == nil {
-			p, err := b.profile(ctx, userID)
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return nil, err
-			}
-			known = &p
-		}
-		known.addTo(sess.Claims.Extra)
-	}
-	return sess, nil
+	return b.sessions.new(ctx, userID, idp, idpSubject, authTime, requestedAt, scopes, known)
 }
 
 func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {

@@ -2,12 +2,12 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	fstorage "github.com/ory/fosite/storage"
 
@@ -27,10 +27,59 @@ type subjectTokenTyper interface {
 	SubjectTokenType() string
 }
 
+// identityResolver finds (or creates) the user of a provider identity.
+type identityResolver interface {
+	resolveIdentity(ctx context.Context, conn *Connector, ident connectors.Identity) (userID string, known *profile, update *storage.Identity, err error)
+}
+
+// loginCompleter writes what a sign-in changes.
+type loginCompleter interface {
+	CompleteLogin(ctx context.Context, c storage.LoginCompletion) error
+}
+
+// exchangeTokenStore keeps the tokens the exchange issues, in one
+// transaction.
+type exchangeTokenStore interface {
+	fstorage.Transactional
+	CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error
+	CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error
+}
+
+// tokenExchangeHandler is the mini-program login (RFC 8693): a wx.login()
+// code, as subject_token, becomes the same tokens a web login gives. Like
+// fosite's own grant handlers it holds what it uses.
+type tokenExchangeHandler struct {
+	// Connectors are the configured connectors by ID; TokenTypes the
+	// subject_token_types their code connectors take, each once.
+	Connectors map[string]*Connector
+	TokenTypes []string
+
+	Identities identityResolver
+	Sessions   *grantSessions
+	Logins     loginCompleter
+	Tokens     exchangeTokenStore
+
+	AccessTokens  oauth2.AccessTokenStrategy
+	RefreshTokens oauth2.RefreshTokenStrategy
+	IDTokens      *openid.IDTokenHandleHelper
+	ScopeStrategy fosite.ScopeStrategy
+
+	AccessTokenTTL, RefreshTokenTTL, IDTokenTTL time.Duration
+	Now                                         func() time.Time
+	Events                                      *recorder
+}
+
+// factory hands the handler to compose.Compose.
+func (h *tokenExchangeHandler) factory() compose.Factory {
+	return func(fosite.Configurator, interface{}, interface{}) interface{} { return h }
+}
+
+var _ fosite.TokenEndpointHandler = (*tokenExchangeHandler)(nil)
+
 // exchangeConnector is the connector issuer names when it takes codes of
 // tokenType: a code connector whose SubjectTokenType is tokenType.
-func (b *Broker) exchangeConnector(issuer, tokenType string) (*Connector, CodeConnector, bool) {
-	conn, ok := b.connectors[issuer]
+func (h *tokenExchangeHandler) exchangeConnector(issuer, tokenType string) (*Connector, CodeConnector, bool) {
+	conn, ok := h.Connectors[issuer]
 	if !ok {
 		return nil, nil, false
 	}
@@ -41,22 +90,6 @@ func (b *Broker) exchangeConnector(issuer, tokenType string) (*Connector, CodeCo
 	}
 	return conn, x, true
 }
-
-// tokenExchangeHandler is the mini-program login (RFC 8693): a wx.login()
-// code, as subject_token, becomes the same tokens a web login gives.
-type tokenExchangeHandler struct {
-	b        *Broker
-	strategy *compose.CommonStrategy
-	ids      *openid.IDTokenHandleHelper
-}
-
-func (b *Broker) tokenExchangeFactory(strategy *compose.CommonStrategy) compose.Factory {
-	return func(fosite.Configurator, interface{}, interface{}) interface{} {
-		return &tokenExchangeHandler{b: b, strategy: strategy, ids: &openid.IDTokenHandleHelper{IDTokenStrategy: b.oidc}}
-	}
-}
-
-var _ fosite.TokenEndpointHandler = (*tokenExchangeHandler)(nil)
 
 func (h *tokenExchangeHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
 	return false
@@ -70,19 +103,18 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	b := h.b
 	c, ok := r.GetClient().(*client)
 	if !ok || !c.GetGrantTypes().Has(grantTokenExchange) {
 		return fosite.ErrUnauthorizedClient.WithHint("The client may not use the token exchange grant.")
 	}
 	form := r.GetRequestForm()
-	tokenTypes := b.subjectTokenTypes()
+	tokenTypes := h.TokenTypes
 	tokenType := form.Get("subject_token_type")
 	if !contains(tokenTypes, tokenType) {
 		return fosite.ErrInvalidRequest.WithHintf("Unsupported subject_token_type; use %s.", strings.Join(tokenTypes, " or "))
 	}
 	issuer := form.Get("subject_issuer")
-	conn, exchanger, ok := b.exchangeConnector(issuer, tokenType)
+	conn, exchanger, ok := h.exchangeConnector(issuer, tokenType)
 	if !ok || !c.allows(issuer) {
 		return fosite.ErrInvalidRequest.WithHint("The subject_issuer is not a mini-program connector this client may use.")
 	}
@@ -93,7 +125,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 	// As /auth does (fosite checks it there): a scope the client may not
 	// request, such as "account" without account_api, is refused.
 	for _, s := range r.GetRequestedScopes() {
-		if !b.fconf.GetScopeStrategy(ctx)(c.GetScopes(), s) {
+		if !h.ScopeStrategy(c.GetScopes(), s) {
 			return fosite.ErrInvalidScope.WithHintf("The client is not allowed to request scope '%s'.", s)
 		}
 	}
@@ -107,7 +139,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 
 	ident, err := exchanger.ExchangeCode(ctx, code)
 	if err != nil {
-		return b.loginFailed(ctx, conn, c.ID, err).rfc(err)
+		return h.Events.codeLoginFailed(ctx, conn, c.ID, err).rfc(err)
 	}
 	var phone string
 	if pc := form.Get("phone_code"); pc != "" && r.GetGrantedScopes().Has("phone") {
@@ -116,15 +148,15 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 			return fosite.ErrInvalidRequest.WithHint("This connector cannot fetch phone numbers.")
 		}
 		if phone, err = pcn.PhoneNumber(ctx, pc); err != nil {
-			return b.loginFailed(ctx, conn, c.ID, err).rfc(err)
+			return h.Events.codeLoginFailed(ctx, conn, c.ID, err).rfc(err)
 		}
 	}
-	userID, known, update, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, update, err := h.Identities.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
-	now := b.now().UTC()
-	sess, err := b.newUserSession(ctx, userID, conn.ID, ident.Subject, now, now, r.GetGrantedScopes(), known)
+	now := h.Now().UTC()
+	sess, err := h.Sessions.new(ctx, userID, conn.ID, ident.Subject, now, now, r.GetGrantedScopes(), known)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -133,32 +165,32 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		sess.Claims.Extra["phone_number"] = phone
 		sess.Claims.Extra["phone_number_verified"] = true
 	}
-	sess.SetExpiresAt(fosite.AccessToken, now.Add(b.cfg.Tokens.AccessTokenTTL).Round(time.Second))
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(h.AccessTokenTTL).Round(time.Second))
 	if r.GetGrantedScopes().Has("offline_access") {
-		sess.SetExpiresAt(fosite.RefreshToken, now.Add(b.cfg.Tokens.RefreshTokenTTL).Round(time.Second))
+		sess.SetExpiresAt(fosite.RefreshToken, now.Add(h.RefreshTokenTTL).Round(time.Second))
 	}
 	r.SetSession(sess)
-	b.metrics.logins.WithLabelValues(conn.ID, string(outcomeSuccess)).Inc()
+	h.Events.metrics.logins.WithLabelValues(conn.ID, string(outcomeSuccess)).Inc()
 	login := storage.LoginCompletion{
 		UpdateIdentity: update,
-		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: string(outcomeSuccess)})},
+		Audit:          []storage.AuditEvent{h.Events.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: c.ID, Result: string(outcomeSuccess)})},
 	}
 	if held, ok := ctx.Value(heldKey{}).(*heldOps); ok {
 		// Written with the tokens, in the token response's transaction.
 		held.login = &login
 		return nil
 	}
-	if err := b.store.CompleteLogin(ctx, login); err != nil {
+	if err := h.Logins.CompleteLogin(ctx, login); err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	return nil
 }
 
-// subjectTokenTypes are the subject_token_types of the configured code
-// connectors, each once, in configuration order.
-func (b *Broker) subjectTokenTypes() []string {
+// subjectTokenTypes are the subject_token_types of the code connectors
+// in order, each once.
+func subjectTokenTypes(order []*Connector) []string {
 	out := []string{}
-	for _, k := range b.order {
+	for _, k := range order {
 		if t, ok := k.Impl.(subjectTokenTyper); ok && !contains(out, t.SubjectTokenType()) {
 			out = append(out, t.SubjectTokenType())
 		}
@@ -166,50 +198,39 @@ func (b *Broker) subjectTokenTypes() []string {
 	return out
 }
 
-// loginFailed counts, audits and logs a failed mini-program code exchange
-// and returns how to answer it.
-func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
-	f := classifyCode(err)
-	result := string(f.Result)
-	attrs := []any{"connector", conn.ID, "type", conn.Type, "result", result, "err", err.Error()}
-	var pe *connectors.ProviderError
-	if errors.As(err, &pe) {
-		attrs = append(attrs, "provider", pe.Provider, "endpoint", pe.Endpoint, "code", pe.Code)
-	}
-	b.log.Warn("mini-program login failed", attrs...)
-	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
-	b.audit(ctx, nil, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientID, Result: string(result)})
-	return f
+// subjectTokenTypes are the subject_token_types of the configured code
+// connectors, each once, in configuration order.
+func (b *Broker) subjectTokenTypes() []string {
+	return subjectTokenTypes(b.order)
 }
 
 func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	b := h.b
-	access, accessSig, err := h.strategy.GenerateAccessToken(ctx, r)
+	access, accessSig, err := h.AccessTokens.GenerateAccessToken(ctx, r)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	var refresh, refreshSig string
 	if r.GetGrantedScopes().Has("offline_access") {
-		if refresh, refreshSig, err = h.strategy.GenerateRefreshToken(ctx, r); err != nil {
+		if refresh, refreshSig, err = h.RefreshTokens.GenerateRefreshToken(ctx, r); err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
 	}
-	ctx, _ = fstorage.MaybeBeginTx(ctx, b.fstore)
+	ctx, _ = fstorage.MaybeBeginTx(ctx, h.Tokens)
 	stored := r.Sanitize(nil)
-	if err := b.fstore.CreateAccessTokenSession(ctx, accessSig, stored); err != nil {
-		_ = b.fstore.Rollback(ctx)
+	if err := h.Tokens.CreateAccessTokenSession(ctx, accessSig, stored); err != nil {
+		_ = h.Tokens.Rollback(ctx)
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	if refreshSig != "" {
-		if err := b.fstore.CreateRefreshTokenSession(ctx, refreshSig, accessSig, stored); err != nil {
-			_ = b.fstore.Rollback(ctx)
+		if err := h.Tokens.CreateRefreshTokenSession(ctx, refreshSig, accessSig, stored); err != nil {
+			_ = h.Tokens.Rollback(ctx)
 			return fosite.ErrServerError.WithWrap(err)
 		}
 	}
-	if err := b.fstore.Commit(ctx); err != nil {
+	if err := h.Tokens.Commit(ctx); err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	resp.SetAccessToken(access)
@@ -222,9 +243,9 @@ func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context
 	}
 	if r.GetGrantedScopes().Has("openid") {
 		if sess, ok := r.GetSession().(*grantSession); ok {
-			sess.Claims.AccessTokenHash = h.ids.GetAccessTokenHash(ctx, r, resp)
+			sess.Claims.AccessTokenHash = h.IDTokens.GetAccessTokenHash(ctx, r, resp)
 		}
-		if err := h.ids.IssueExplicitIDToken(ctx, b.cfg.Tokens.IDTokenTTL, r, resp); err != nil {
+		if err := h.IDTokens.IssueExplicitIDToken(ctx, h.IDTokenTTL, r, resp); err != nil {
 			return err
 		}
 	}
