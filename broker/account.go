@@ -182,7 +182,7 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	p := b.ownProfile(profileOf(ids), ids)
+	p := b.identity.profileFrom(ids)
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
 	v.CSRF = b.accountCSRF(sess)
 	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
@@ -343,8 +343,7 @@ func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 		b.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
 		return
 	}
-	err := b.store.UnbindIdentity(ctx, sess.UserID, connectorID)
-	b.recordUnbind(r, sess.UserID, connectorID, "", err)
+	err := b.identity.unbind(ctx, sess.UserID, connectorID, "")
 	switch {
 	case err == nil:
 		// The store ended the sessions that came through the identity,
@@ -456,93 +455,12 @@ func (b *Broker) handleAccountSignOutEverywhere(w http.ResponseWriter, r *http.R
 	if sess == nil {
 		return
 	}
-	if err := b.signOutEverywhere(r, sess.UserID, ""); err != nil {
+	if err := b.identity.signOutEverywhere(r.Context(), sess.UserID, ""); err != nil {
 		b.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
 	b.setCookie(w, sessionCookie, "", -1)
 	b.redirectAccount(w, r, "status", msgSignedOutEverywhere)
-}
-
-func (b *Broker) signOutEverywhere(r *http.Request, userID, clientID string) error {
-	err := b.store.RevokeUserGrants(r.Context(), userID)
-	result := outcomeSuccess
-	if err != nil {
-		result = outcomeError
-		b.log.Error("sign out everywhere failed", "err", err)
-	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionSignOutEverywhere), UserID: userID, ClientID: clientID, Result: string(result)})
-	return err
-}
-
-func (b *Broker) recordUnbind(r *http.Request, userID, connectorID, clientID string, err error) {
-	result := outcomeSuccess
-	switch {
-	case errors.Is(err, storage.ErrLastIdentity):
-		result = outcomeRefusedLastIdentity
-	case errors.Is(err, storage.ErrNotFound):
-		result = outcomeNotFound
-	case err != nil:
-		result = outcomeError
-	}
-	b.metrics.bindOperations.WithLabelValues(string(actionUnbind), string(result)).Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionUnbind), UserID: userID, ConnectorID: connectorID, ClientID: clientID, Result: string(result)})
-}
-
-// bindOutcome is the result of attaching an identity to a user.
-type bindOutcome int
-
-const (
-	bindCreated bindOutcome = iota
-	bindAlreadyMine
-	bindConflict
-	// bindConnectorTaken: the user already has another identity of the
-	// connector (a user has at most one per connector).
-	bindConnectorTaken
-)
-
-// bindIdentity attaches ident to userID atomically: an identity of
-// another user is refused and nothing changes.
-func (b *Broker) bindIdentity(r *http.Request, conn *Connector, ident connectors.Identity, userID, clientID string) (storage.Identity, bindOutcome, error) {
-	ctx := r.Context()
-	now := b.now().UTC()
-	existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
-	if err == nil {
-		if existing.UserID == userID {
-			b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeAlreadyBound)).Inc()
-			return existing, bindAlreadyMine, nil
-		}
-		b.bindRefused(r, conn, userID, clientID)
-		return storage.Identity{}, bindConflict, nil
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return storage.Identity{}, 0, err
-	}
-	row := b.identityRow(conn, ident, userID, now)
-	err = b.store.BindIdentity(ctx, row)
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		// Bound by someone else in the meantime (or by ourselves).
-		if got, gerr := b.store.GetIdentity(ctx, conn.ID, ident.Subject); gerr == nil && got.UserID == userID {
-			return got, bindAlreadyMine, nil
-		}
-		if errors.Is(err, storage.ErrConnectorTaken) {
-			b.metrics.bindOperations.WithLabelValues("bind", "connector_taken").Inc()
-			b.audit(ctx, r, storage.AuditEvent{Action: "bind_conflict", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "refused", Detail: "the user already has an identity of this connector"})
-			return storage.Identity{}, bindConnectorTaken, nil
-		}
-		b.bindRefused(r, conn, userID, clientID)
-		return storage.Identity{}, bindConflict, nil
-	}
-	if err != nil {
-		return storage.Identity{}, 0, err
-	}
-	b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeSuccess)).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: string(actionBind), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeSuccess)})
-	return row, bindCreated, nil
-}
-
-func (b *Broker) bindRefused(r *http.Request, conn *Connector, userID, clientID string) {
-	b.metrics.bindOperations.WithLabelValues(string(actionBind), string(outcomeConflict)).Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionBindConflict), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeRefused), Detail: "identity bound to another user"})
 }
 
 // finishBind completes a bind started on the account page.
@@ -551,7 +469,7 @@ func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connec
 	if !ok {
 		return
 	}
-	_, outcome, err := b.bindIdentity(r, conn, ident, sess.UserID, "")
+	_, outcome, err := b.identity.bind(r.Context(), conn, ident, sess.UserID, "")
 	switch {
 	case err != nil:
 		b.log.Error("bind failed", "err", err)
@@ -671,7 +589,7 @@ func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
 		Identities []identityJSON `json:"identities"`
 	}{Sub: g.userID, Identities: []identityJSON{}}
 	if profiles {
-		p := b.ownProfile(profileOf(ids), ids)
+		p := b.identity.profileFrom(ids)
 		out.Name, out.Picture = p.Name, p.Picture
 	}
 	for _, id := range ids {
@@ -713,7 +631,7 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 		b.loginFailed(r.Context(), conn, g.clientID, err).write(w)
 		return
 	}
-	row, outcome, err := b.bindIdentity(r, conn, ident, g.userID, g.clientID)
+	row, outcome, err := b.identity.bind(r.Context(), conn, ident, g.userID, g.clientID)
 	switch {
 	case err != nil:
 		b.log.Error("bind failed", "err", err)
@@ -742,8 +660,7 @@ func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
 	if !b.freshSignIn(w, g) {
 		return
 	}
-	err := b.store.UnbindIdentity(r.Context(), g.userID, connectorID)
-	b.recordUnbind(r, g.userID, connectorID, g.clientID, err)
+	err := b.identity.unbind(r.Context(), g.userID, connectorID, g.clientID)
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
@@ -764,7 +681,7 @@ func (b *Broker) handleSignOutEverywhereAPI(w http.ResponseWriter, r *http.Reque
 	if !ok {
 		return
 	}
-	if err := b.signOutEverywhere(r, g.userID, g.clientID); err != nil {
+	if err := b.identity.signOutEverywhere(r.Context(), g.userID, g.clientID); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}

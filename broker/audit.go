@@ -51,6 +51,7 @@ const (
 	outcomeRefusedOtherPerson  outcome = "refused_other_person"
 	outcomeRefusedLastIdentity outcome = "refused_last_identity"
 	outcomeRefusedChanged      outcome = "refused_changed"
+	outcomeConnectorTaken      outcome = "connector_taken"
 )
 
 // auditStore is where audit events go.

@@ -147,7 +147,6 @@ type Broker struct {
 	fconf      *fosite.Config
 	oidc       *openid.DefaultStrategy
 	fstore     *fositeStore
-	idSealer   *seal.Sealer
 	// loginSealer seals pending upstream logins into the login cookie.
 	loginSealer *seal.Sealer
 	cookieKey   []byte
@@ -155,6 +154,7 @@ type Broker struct {
 	pages       *pages
 	limits      *limits
 	rec         *recorder
+	identity    *identityService
 	sessions    *grantSessions
 }
 
@@ -204,9 +204,11 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		b.metrics.initConnector(c.ID)
 	}
 	secret := cfg.Secret
-	if b.idSealer, err = seal.New(secret, "identity-secrets"); err != nil {
+	idSealer, err := seal.New(secret, "identity-secrets")
+	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	b.identity = &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuerString(), now: b.now, events: b.rec}
 	if b.loginSealer, err = seal.New(secret, "login-cookie"); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -258,7 +260,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	core := newTokenStrategy(b.fconf)
 	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
 	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
-	b.sessions = &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: b}
+	b.sessions = &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: b.identity}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: b.oidc,
@@ -275,7 +277,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		(&tokenExchangeHandler{
 			Connectors:      b.connectors,
 			TokenTypes:      subjectTokenTypes(b.order),
-			Identities:      b,
+			Identities:      b.identity,
 			Sessions:        b.sessions,
 			Logins:          opts.Store,
 			Tokens:          b.fstore,

@@ -362,7 +362,7 @@ func (b *Broker) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ar.GetGrantedScopes().Has("profile") {
-		p, err := b.profile(r.Context(), sub)
+		p, err := b.identity.profile(r.Context(), sub)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			b.log.Error("userinfo: loading profile", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})

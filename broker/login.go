@@ -462,7 +462,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.finishReauth(w, r, conn, data, ident)
 		return
 	}
-	userID, known, update, err := b.resolveIdentity(ctx, conn, ident)
+	userID, known, update, err := b.identity.resolveIdentity(ctx, conn, ident)
 	if err != nil {
 		b.metrics.logins.WithLabelValues(conn.ID, "error").Inc()
 		b.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)

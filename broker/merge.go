@@ -137,29 +137,13 @@ func (b *Broker) handleAccountMerge(w http.ResponseWriter, r *http.Request) {
 		b.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: offer.Connector})
 		return
 	}
-	_, err := b.store.MergeUsers(ctx, storage.Merge{
-		From: offer.From, Into: offer.Into,
-		Only: &storage.IdentityKey{ConnectorID: offer.Connector, Subject: offer.Subject},
-	})
-	result := outcomeSuccess
-	switch {
-	case err == nil:
-	case errors.Is(err, storage.ErrNotFound):
-		result = outcomeNotFound
-	case errors.Is(err, storage.ErrConflict):
-		result = outcomeRefusedChanged
-	default:
-		result = outcomeError
-	}
-	b.metrics.bindOperations.WithLabelValues(string(actionMerge), string(result)).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: string(actionMerge), UserID: offer.Into, ConnectorID: offer.Connector, Result: string(result), Detail: "absorbed user " + offer.From})
-	b.audit(ctx, r, storage.AuditEvent{Action: string(actionMerge), UserID: offer.From, ConnectorID: offer.Connector, Result: string(result), Detail: "merged into user " + offer.Into})
+	result, err := b.identity.merge(ctx, offer.From, offer.Into, offer.Connector, offer.Subject)
 	switch result {
-	case "success":
+	case outcomeSuccess:
 		b.redirectAccount(w, r, "status", msgMergedOK)
-	case "not_found":
+	case outcomeNotFound:
 		b.redirectAccount(w, r, "error", msgMergeExpired)
-	case "refused_changed":
+	case outcomeRefusedChanged:
 		b.redirectAccount(w, r, "error", msgMergeChanged)
 	default:
 		b.log.Error("merge failed", "err", err)

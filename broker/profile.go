@@ -79,43 +79,6 @@ func pictureType(b []byte) string {
 	return ""
 }
 
-// pictureURL is where the broker serves the picture a user set: stable
-// for the user, so apps may keep it.
-func (b *Broker) pictureURL(userID string) string { return b.url("/pictures/" + userID) }
-
-// ownProfile lays what the user of ids set themselves over p (the
-// providers' profile of those identities). Every identity carries it
-// (storage.Identity.OwnName, OwnPicture), so this costs no query.
-func (b *Broker) ownProfile(p profile, ids []storage.Identity) profile {
-	if len(ids) == 0 {
-		return p
-	}
-	id := ids[0]
-	if id.OwnName != "" {
-		p.Name = id.OwnName
-	}
-	if id.OwnPicture {
-		p.Picture = b.pictureURL(id.UserID)
-	}
-	return p
-}
-
-// ownOver is ownProfile for a login's known profile (nil: look it up),
-// read with the identity id: it stays nil when the person set only part
-// of the profile, so that the lookup finds the providers' other part.
-func (b *Broker) ownOver(known *profile, id storage.Identity) *profile {
-	switch {
-	case id.OwnName == "" && !id.OwnPicture:
-		return known
-	case known == nil && (id.OwnName == "" || !id.OwnPicture):
-		return nil
-	case known == nil:
-		known = &profile{}
-	}
-	p := b.ownProfile(*known, []storage.Identity{id})
-	return &p
-}
-
 // handleSetName is PATCH /api/v1/me: {"name": "..."} ("" clears).
 func (b *Broker) handleSetName(w http.ResponseWriter, r *http.Request) {
 	g, ok := b.apiUser(w, r)
@@ -131,12 +94,11 @@ func (b *Broker) handleSetName(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: `The body must be {"name": "..."} (name may be "" to clear it).`})
 		return
 	}
-	if err := b.store.SetProfileName(r.Context(), g.userID, cleanName(*req.Name), b.now().UTC()); err != nil {
+	if err := b.identity.setName(r.Context(), g.userID, g.clientID, *req.Name); err != nil {
 		b.log.Error("setting a name", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfileName), UserID: g.userID, ClientID: g.clientID, Result: string(outcomeSuccess)})
 	b.handleMe(w, r)
 }
 
@@ -192,12 +154,11 @@ func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := b.store.SetProfilePicture(r.Context(), g.userID, data, ct, b.now().UTC()); err != nil {
+	if err := b.identity.setPicture(r.Context(), g.userID, g.clientID, data, ct); err != nil {
 		b.log.Error("setting a picture", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfilePicture), UserID: g.userID, ClientID: g.clientID, Result: string(outcomeSuccess)})
 	b.handleMe(w, r)
 }
 
@@ -288,12 +249,11 @@ func (b *Broker) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	if err := b.store.SetProfileName(r.Context(), sess.UserID, cleanName(r.PostForm.Get("name")), b.now().UTC()); err != nil {
+	if err := b.identity.setName(r.Context(), sess.UserID, "", r.PostForm.Get("name")); err != nil {
 		b.log.Error("setting a name", "err", err)
 		b.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfileName), UserID: sess.UserID, Result: string(outcomeSuccess)})
 	b.redirectAccount(w, r, "status", msgProfileSaved)
 }
 
@@ -322,11 +282,10 @@ func (b *Broker) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := b.store.SetProfilePicture(r.Context(), sess.UserID, data, ct, b.now().UTC()); err != nil {
+	if err := b.identity.setPicture(r.Context(), sess.UserID, "", data, ct); err != nil {
 		b.log.Error("setting a picture", "err", err)
 		b.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionProfilePicture), UserID: sess.UserID, Result: string(outcomeSuccess)})
 	b.redirectAccount(w, r, "status", msgProfileSaved)
 }

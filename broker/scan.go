@@ -624,7 +624,7 @@ func (b *Broker) scanConfirm(w http.ResponseWriter, r *http.Request, scene strin
 		return
 	}
 	// The same user and sub the token exchange gives this person.
-	userID, _, update, err := b.resolveIdentity(ctx, conn, ident)
+	userID, _, update, err := b.identity.resolveIdentity(ctx, conn, ident)
 	if err == nil && update != nil {
 		// What the token exchange writes with its tokens (last use, the
 		// new session_key) is written here, at the confirm.
