@@ -115,7 +115,7 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.startUpstream(w, r, b.connectors[connectorID], pendingData{
-		Purpose:     "login",
+		Purpose:     purposeLogin,
 		AuthQuery:   query,
 		RequestedAt: now,
 	})
@@ -370,7 +370,7 @@ func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[
 // sends the browser to the provider. Nothing is stored.
 func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
 	ctx := r.Context()
-	if sc, ok := conn.scanner(); ok && data.Purpose == "login" {
+	if sc, ok := conn.scanner(); ok && data.Purpose == purposeLogin {
 		b.startScan(w, r, conn, sc, data)
 		return
 	}
@@ -449,7 +449,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch data.Purpose {
-	case "bind":
+	case purposeBind:
 		// Spend the state first: a bind writes on its own.
 		if err := b.store.CompleteLogin(ctx, storage.LoginCompletion{State: data.State, StateConnector: id, StateExpiresAt: data.ExpiresAt}); err != nil {
 			b.signInFailed(w, r, err)
@@ -458,13 +458,13 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.spendLogin(w, r, data)
 		b.finishBind(w, r, conn, data, ident)
 		return
-	case "reauth":
+	case purposeReauth:
 		b.finishReauth(w, r, conn, data, ident)
 		return
 	}
 	userID, known, update, err := b.identity.resolveIdentity(ctx, conn, ident)
 	if err != nil {
-		b.metrics.logins.WithLabelValues(conn.ID, "error").Inc()
+		b.metrics.logins.WithLabelValues(conn.ID, string(outcomeError)).Inc()
 		b.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)
 		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
@@ -492,7 +492,7 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	var ar fosite.AuthorizeRequester
 	clientID := ""
-	if data.Purpose != "account" {
+	if data.Purpose != purposeAccount {
 		ar, err = b.resumeAuthorize(r, data.AuthQuery)
 		if err == nil {
 			clientID = ar.GetClient().GetID()
@@ -500,13 +500,13 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			clientID = clientOf(data.AuthQuery)
 		}
 	}
-	done.c.Audit = []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: "login", UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: "success"})}
-	if data.Purpose == "account" || err != nil {
+	done.c.Audit = []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeSuccess)})}
+	if data.Purpose == purposeAccount || err != nil {
 		// The sign-in stands even if the stored request no longer passes.
 		if !done.write(w, r) {
 			return
 		}
-		if data.Purpose == "account" {
+		if data.Purpose == purposeAccount {
 			b.redirectAccount(w, r, "", "")
 		} else {
 			b.writeAuthorizeError(w, r, ar, err)
@@ -567,7 +567,7 @@ func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
 func (s *signIn) committed(w http.ResponseWriter) {
 	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
 	s.b.spendLogin(w, s.req, s.login)
-	s.b.metrics.logins.WithLabelValues(s.conn, "success").Inc()
+	s.b.metrics.logins.WithLabelValues(s.conn, string(outcomeSuccess)).Inc()
 }
 
 // failed answers a sign-in whose writes failed with the store's reason,
@@ -638,12 +638,12 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	rfc := f.rfc(nil)
 	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
 	b.audit(ctx, r, storage.AuditEvent{Action: string(data.Purpose), UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
-	if data.Purpose == "bind" || data.Purpose == "reauth" {
+	if data.Purpose == purposeBind || data.Purpose == purposeReauth {
 		// The account page shows only the messages it knows.
-		switch result {
-		case "denied":
+		switch f.Result {
+		case outcomeDenied:
 			b.redirectAccountCancelled(w, r, conn, err)
-		case "unavailable":
+		case outcomeUnavailable:
 			b.redirectAccount(w, r, "error", msgUnavailable)
 		default:
 			b.redirectAccount(w, r, "error", msgProviderFailed)
