@@ -272,12 +272,12 @@ func (b *Broker) signInChoices(r *http.Request) ([]choice, msgID) {
 	return out, note
 }
 
-func (b *Broker) redirectAccount(w http.ResponseWriter, r *http.Request, key string, msg string) {
+func (s *site) redirectAccount(w http.ResponseWriter, r *http.Request, key string, msg string) {
 	q := url.Values{}
 	if key != "" {
 		q.Set(key, msg)
 	}
-	target := b.url("/account")
+	target := s.url("/account")
 	if len(q) > 0 {
 		target += "?" + q.Encode()
 	}

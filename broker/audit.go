@@ -108,19 +108,19 @@ func (rec *recorder) codeLoginFailed(ctx context.Context, conn *Connector, clien
 }
 
 // audit records an event; failures are logged, never fatal.
-func (b *Broker) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
-	b.rec.audit(ctx, r, e)
+func (s *site) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	s.rec.audit(ctx, r, e)
 }
 
 // auditEvent fills in e's time and client address (recorder.auditEvent).
-func (b *Broker) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
-	return b.rec.auditEvent(ctx, e)
+func (s *site) auditEvent(ctx context.Context, e storage.AuditEvent) storage.AuditEvent {
+	return s.rec.auditEvent(ctx, e)
 }
 
 // loginFailed counts, audits and logs a failed mini-program code exchange
 // (recorder.codeLoginFailed).
-func (b *Broker) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
-	return b.rec.codeLoginFailed(ctx, conn, clientID, err)
+func (s *site) loginFailed(ctx context.Context, conn *Connector, clientID string, err error) failure {
+	return s.rec.codeLoginFailed(ctx, conn, clientID, err)
 }
 
 // ipKey is the context key of the client's address, set by the middleware.

@@ -129,31 +129,23 @@ type Options struct {
 	Holder string
 }
 
-// Broker is the OpenID Connect provider.
+// Broker is the OpenID Connect provider: New composes the identity
+// service, fosite and the handlers; Handler mounts them. The browser
+// login flow and the OAuth endpoints are still its own methods.
 type Broker struct {
-	cfg        Options // as given to New
-	store      storage.Storage
-	log        *slog.Logger
-	metrics    *Metrics
-	now        func() time.Time
-	holder     string
-	issuer     *url.URL
-	prefix     string // the issuer's path, without a trailing slash
-	connectors map[string]*Connector
-	order      []*Connector // as configured
-	clients    *clientRegistry
-	keys       *keys.Manager
-	provider   fosite.OAuth2Provider
-	fconf      *fosite.Config
-	oidc       *openid.DefaultStrategy
-	fstore     *fositeStore
+	*site
+	cfg      Options // as given to New
+	store    storage.Storage
+	holder   string
+	prefix   string // the issuer's path, without a trailing slash
+	secure   bool   // an https issuer
+	keys     *keys.Manager
+	provider fosite.OAuth2Provider
+	fconf    *fosite.Config
+	oidc     *openid.DefaultStrategy
+	fstore   *fositeStore
 	// loginSealer seals pending upstream logins into the login cookie.
 	loginSealer *seal.Sealer
-	cookieKey   []byte
-	secure      bool
-	pages       *pages
-	limits      *limits
-	rec         *recorder
 	identity    *identityService
 	sessions    *grantSessions
 }
@@ -169,17 +161,24 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: issuer: %w", err)
 	}
+	prefix, secure := strings.TrimSuffix(iss.Path, "/"), iss.Scheme == "https"
 	b := &Broker{
-		cfg:        cfg,
-		store:      opts.Store,
-		log:        opts.Logger,
-		metrics:    opts.Metrics,
-		now:        opts.Now,
-		holder:     opts.Holder,
-		issuer:     iss,
-		prefix:     strings.TrimSuffix(iss.Path, "/"),
-		connectors: map[string]*Connector{},
-		secure:     iss.Scheme == "https",
+		site: &site{
+			issuer:     strings.TrimSuffix(cfg.Issuer, "/"),
+			prefix:     prefix,
+			secure:     secure,
+			sessionTTL: cfg.SessionTTL,
+			sessions:   opts.Store,
+			connectors: map[string]*Connector{},
+			log:        opts.Logger,
+			metrics:    opts.Metrics,
+			now:        opts.Now,
+		},
+		cfg:    cfg,
+		store:  opts.Store,
+		holder: opts.Holder,
+		prefix: prefix,
+		secure: secure,
 	}
 	if b.log == nil {
 		b.log = slog.Default()
@@ -343,15 +342,6 @@ func (b *Broker) collectGarbage(ctx context.Context) {
 	b.log.Debug("garbage collected", "tokens", res.Tokens, "sessions", res.Sessions, "logins", res.Logins, "keys", res.Keys, "audit", res.Audit)
 }
 
-func (b *Broker) issuerString() string {
-	return strings.TrimSuffix(b.cfg.Issuer, "/")
-}
-
-// url is an absolute URL under the issuer.
-func (b *Broker) url(path string) string {
-	return b.issuerString() + path
-}
-
 // Handler serves everything: the OIDC endpoints under the issuer's path,
 // and /healthz, /readyz and /metrics at the root.
 func (b *Broker) Handler() http.Handler {
@@ -367,7 +357,6 @@ func (b *Broker) Handler() http.Handler {
 		// The issuer as written, without the slash: its home page.
 		r.Handle(b.prefix, http.RedirectHandler(b.prefix+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	}
-	s.HandleFunc("/", b.handleHome).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/.well-known/openid-configuration", b.handleDiscovery).Methods(http.MethodGet)
 	s.HandleFunc("/keys", b.handleJWKS).Methods(http.MethodGet)
 	s.HandleFunc("/auth", b.limited(limitAuth, false, requestClientID, b.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
@@ -377,8 +366,7 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/introspect", b.handleIntrospect).Methods(http.MethodPost)
 	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/callback/{connector}", b.limited(limitCallback, false, nil, b.handleCallback)).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/static/{file}", b.pages.serveStatic).Methods(http.MethodGet)
-	s.HandleFunc("/icons/{connector}.svg", b.serveIcon).Methods(http.MethodGet)
+	(&pagesHandler{site: b.site}).Mount(s)
 	b.accountRoutes(s)
 	b.scanRoutes(s)
 	// The OAuth endpoints answer any other method with a JSON error too.

@@ -67,44 +67,71 @@ func validState(s string) bool {
 }
 
 // mac keys a cookie value so the store never holds what the browser holds.
-func (b *Broker) mac(label, v string) string {
-	m := hmac.New(sha256.New, b.cookieKey)
+func (s *site) mac(label, v string) string {
+	m := hmac.New(sha256.New, s.cookieKey)
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(v))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// cookieName is the name a cookie has on the wire. Under https the
+// cookieJar names, reads and sets the broker's cookies. Under https the
 // session and login cookies carry the __Host- prefix: the browser then
 // accepts them only from this host, over https, for the whole host, so a
 // sibling subdomain or a network attacker cannot plant them (login CSRF).
-func (b *Broker) cookieName(name string) string {
-	if b.secure {
+type cookieJar struct {
+	secure bool
+	prefix string // the issuer's path, without a trailing slash
+}
+
+// name is the name a cookie has on the wire.
+func (j cookieJar) name(name string) string {
+	if j.secure {
 		return "__Host-" + name
 	}
 	return name
 }
 
-func (b *Broker) cookie(r *http.Request, name string) (*http.Cookie, error) {
-	return r.Cookie(b.cookieName(name))
+func (j cookieJar) get(r *http.Request, name string) (*http.Cookie, error) {
+	return r.Cookie(j.name(name))
 }
 
-func (b *Broker) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
-	path := b.prefix + "/"
-	if b.secure {
+func (j cookieJar) set(w http.ResponseWriter, name, value string, maxAge int) {
+	path := j.prefix + "/"
+	if j.secure {
 		path = "/" // required by the __Host- prefix
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     b.cookieName(name),
+		Name:     j.name(name),
 		Value:    value,
 		Path:     path,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   b.secure,
+		Secure:   j.secure,
 		SameSite: http.SameSiteLaxMode,
 	})
 }
+
+func (s *site) cookieName(name string) string { return s.jar().name(name) }
+func (s *site) cookie(r *http.Request, name string) (*http.Cookie, error) {
+	return s.jar().get(r, name)
+}
+func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	s.jar().set(w, name, value, maxAge)
+}
+func (s *site) jar() cookieJar { return cookieJar{secure: s.secure, prefix: s.prefix} }
+
+// The browser login flow, still the Broker's own, keeps its cookies with
+// the Broker's secure and prefix (a Broker holding only its login sealer
+// can set a login cookie).
+func (b *Broker) cookieName(name string) string { return b.jar().name(name) }
+func (b *Broker) cookie(r *http.Request, name string) (*http.Cookie, error) {
+	return b.jar().get(r, name)
+}
+func (b *Broker) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	b.jar().set(w, name, value, maxAge)
+}
+func (b *Broker) jar() cookieJar { return cookieJar{secure: b.secure, prefix: b.prefix} }
 
 func isWeChatBrowser(r *http.Request) bool {
 	return strings.Contains(r.UserAgent(), "MicroMessenger")
@@ -128,20 +155,20 @@ type browserSession struct {
 }
 
 // currentSession returns the browser's live session, or nil.
-func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
-	c, err := b.cookie(r, sessionCookie)
+func (s *site) currentSession(r *http.Request) (*browserSession, error) {
+	c, err := s.cookie(r, sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}
-	s, err := b.store.GetSession(r.Context(), b.mac("session", c.Value))
+	stored, err := s.sessions.GetSession(r.Context(), s.mac("session", c.Value))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	bs := &browserSession{Session: s}
-	if len(s.Data) > 0 {
-		_ = json.Unmarshal(s.Data, &bs.data)
+	bs := &browserSession{Session: stored}
+	if len(stored.Data) > 0 {
+		_ = json.Unmarshal(stored.Data, &bs.data)
 	}
 	return bs, nil
 }
@@ -153,18 +180,17 @@ func (b *Broker) currentSession(r *http.Request) (*browserSession, error) {
 //
 // connectorID and subject name the identity that signed in: unbinding it
 // ends the session.
-func (b *Broker) newBrowserSession(old *browserSession, userID, connectorID, subject string, authTime time.Time) (*browserSession, string) {
+func (s *site) newBrowserSession(old *browserSession, userID, connectorID, subject string, authTime time.Time) (*browserSession, string) {
 	value := randomString(43)
-	s := storage.Session{
-		ID:          b.mac("session", value),
+	bs := &browserSession{Session: storage.Session{
+		ID:          s.mac("session", value),
 		UserID:      userID,
 		ConnectorID: connectorID,
 		AuthTime:    authTime,
-		ExpiresAt:   authTime.Add(b.cfg.SessionTTL),
+		ExpiresAt:   authTime.Add(s.sessionTTL),
 
 		IdentitySubject: subject,
-	}
-	bs := &browserSession{Session: s}
+	}}
 	if old != nil && old.UserID == userID {
 		bs.data = old.data
 	}
@@ -172,7 +198,7 @@ func (b *Broker) newBrowserSession(old *browserSession, userID, connectorID, sub
 	return bs, value
 }
 
-func (b *Broker) saveSession(ctx context.Context, s *browserSession) error {
-	s.Data, _ = json.Marshal(s.data)
-	return b.store.UpdateSession(ctx, s.Session)
+func (s *site) saveSession(ctx context.Context, sess *browserSession) error {
+	sess.Data, _ = json.Marshal(sess.data)
+	return s.sessions.UpdateSession(ctx, sess.Session)
 }

@@ -222,13 +222,13 @@ func (b *Broker) providerFailedPage(w http.ResponseWriter, r *http.Request, conn
 
 // redirectAccountCancelled sends a bind the person cancelled at the
 // provider back to the account page, which says so.
-func (b *Broker) redirectAccountCancelled(w http.ResponseWriter, r *http.Request, conn *Connector, err error) {
+func (s *site) redirectAccountCancelled(w http.ResponseWriter, r *http.Request, conn *Connector, err error) {
 	q := url.Values{"error": {msgCancelledAt}, "connector": {conn.ID}}
 	var pe *connectors.ProviderError
 	if errors.As(err, &pe) && pe.Code != 0 {
 		q.Set("code", fmt.Sprint(pe.Code))
 	}
-	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, s.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // accountErrorContext completes an account page error that names a

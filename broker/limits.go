@@ -218,33 +218,33 @@ func requestClientID(r *http.Request) string {
 // rateLimited answers a request over a limit: 429 with Retry-After, the
 // OAuth JSON error where the endpoint speaks JSON, the message page
 // elsewhere.
-func (b *Broker) rateLimited(w http.ResponseWriter, r *http.Request, endpoint, by string, wait time.Duration, asJSON bool) {
-	b.metrics.rateLimited.WithLabelValues(endpoint, by).Inc()
+func (s *site) rateLimited(w http.ResponseWriter, r *http.Request, endpoint, by string, wait time.Duration, asJSON bool) {
+	s.metrics.rateLimited.WithLabelValues(endpoint, by).Inc()
 	// Debug: under a flood an info line per refusal would flood the log;
 	// the metric is the signal.
-	b.log.Debug("rate limited", "endpoint", endpoint, "limit", by, "ip", requestIP(r), "retry_after", retryAfter(wait))
+	s.log.Debug("rate limited", "endpoint", endpoint, "limit", by, "ip", requestIP(r), "retry_after", retryAfter(wait))
 	w.Header().Set("Retry-After", retryAfter(wait))
 	if asJSON {
 		writeJSON(w, http.StatusTooManyRequests, oauthError{Error: "temporarily_unavailable",
 			Description: "Too many requests. Retry after " + retryAfter(wait) + " seconds."})
 		return
 	}
-	b.errorPage(w, r, http.StatusTooManyRequests, msgTooManyRequests)
+	s.errorPage(w, r, http.StatusTooManyRequests, msgTooManyRequests)
 }
 
 // limited wraps an endpoint's handler with its per-address limit and, for
 // requests that name a client (clientID non-nil), its per-client limit.
-func (b *Broker) limited(endpoint string, asJSON bool, clientID func(*http.Request) string, next http.HandlerFunc) http.HandlerFunc {
+func (s *site) limited(endpoint string, asJSON bool, clientID func(*http.Request) string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		now := b.now()
+		now := s.now()
 		ip := requestIP(r)
-		if ok, wait := b.limits.allowIP(endpoint, ip, now); !ok {
-			b.rateLimited(w, r, endpoint, limitByIP, wait, asJSON)
+		if ok, wait := s.limits.allowIP(endpoint, ip, now); !ok {
+			s.rateLimited(w, r, endpoint, limitByIP, wait, asJSON)
 			return
 		}
 		if clientID != nil {
-			if ok, wait := b.limits.allowClient(endpoint, clientID(r), ip, now); !ok {
-				b.rateLimited(w, r, endpoint, limitByClient, wait, asJSON)
+			if ok, wait := s.limits.allowClient(endpoint, clientID(r), ip, now); !ok {
+				s.rateLimited(w, r, endpoint, limitByClient, wait, asJSON)
 				return
 			}
 		}

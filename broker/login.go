@@ -313,22 +313,22 @@ func family(k *Connector) string {
 // browserConnectors lists the web connectors (that allowed accepts; nil:
 // all) offered in this browser, and the note about the others (see
 // offerNote).
-func (b *Broker) browserConnectors(r *http.Request, allowed func(string) bool) ([]*Connector, msgID) {
-	offered, hidden := b.offers(r, allowed)
+func (s *site) browserConnectors(r *http.Request, allowed func(string) bool) ([]*Connector, msgID) {
+	offered, hidden := s.offers(r, allowed)
 	return offered, offerNote(browserOf(r), offered, hidden, nil)
 }
 
 // offers splits the web connectors that allowed accepts (nil: all) into
 // those offered in this browser and those hidden here.
-func (b *Broker) offers(r *http.Request, allowed func(string) bool) (offered, hidden []*Connector) {
-	return b.offersOf(r, allowed, func(k *Connector) bool { _, ok := k.web(); return ok })
+func (s *site) offers(r *http.Request, allowed func(string) bool) (offered, hidden []*Connector) {
+	return s.offersOf(r, allowed, func(k *Connector) bool { _, ok := k.web(); return ok })
 }
 
 // offersOf is offers over the connectors kind accepts (web connectors;
 // for the chooser, also mini-programs with scan login).
-func (b *Broker) offersOf(r *http.Request, allowed func(string) bool, kind func(*Connector) bool) (offered, hidden []*Connector) {
+func (s *site) offersOf(r *http.Request, allowed func(string) bool, kind func(*Connector) bool) (offered, hidden []*Connector) {
 	br := browserOf(r)
-	for _, k := range b.order {
+	for _, k := range s.order {
 		if !kind(k) || (allowed != nil && !allowed(k.ID)) {
 			continue
 		}

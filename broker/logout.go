@@ -122,11 +122,11 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 // logoutToken is the CSRF token of the confirmation form: bound to the
 // browser's session, or (with no session, when the form only returns to
 // the client) to the broker.
-func (b *Broker) logoutToken(s *browserSession) string {
-	if s == nil {
-		return b.mac("logout", "no session")
+func (s *site) logoutToken(sess *browserSession) string {
+	if sess == nil {
+		return s.mac("logout", "no session")
 	}
-	return b.mac("logout", s.ID)
+	return s.mac("logout", sess.ID)
 }
 
 func audiences(v any) []string {

@@ -172,6 +172,6 @@ func (b *Broker) openMergeOffer(s string) (mergeOffer, bool) {
 }
 
 // providerName is the connector's name for the reader of r.
-func (b *Broker) providerName(conn *Connector, r *http.Request) string {
+func (s *site) providerName(conn *Connector, r *http.Request) string {
 	return connectorName(conn, pickLang(r))
 }

@@ -141,26 +141,39 @@ func connectorName(k *Connector, lang string) string {
 }
 
 // iconURL is where the pages load the icon of the connector id.
-func (b *Broker) iconURL(connectorID string) string {
-	return b.prefix + "/icons/" + url.PathEscape(connectorID) + ".svg"
+func (s *site) iconURL(connectorID string) string {
+	return s.prefix + "/icons/" + url.PathEscape(connectorID) + ".svg"
 }
 
 // newChoice is a connector as the pages list it.
-func (b *Broker) newChoice(r *http.Request, k *Connector, target string) choice {
-	return choice{ID: k.ID, Type: k.Type, Name: connectorName(k, pickLang(r)), URL: target, Icon: b.iconURL(k.ID)}
+func (s *site) newChoice(r *http.Request, k *Connector, target string) choice {
+	return choice{ID: k.ID, Type: k.Type, Name: connectorName(k, pickLang(r)), URL: target, Icon: s.iconURL(k.ID)}
+}
+
+// pagesHandler serves the pages outside every flow: the home page, the
+// static files and the connectors' icons.
+type pagesHandler struct {
+	*site
+}
+
+// Mount adds the handler's routes to r, the router under the issuer.
+func (h *pagesHandler) Mount(r *mux.Router) {
+	r.HandleFunc("/", h.handleHome).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/static/{file}", h.pages.serveStatic).Methods(http.MethodGet)
+	r.HandleFunc("/icons/{connector}.svg", h.serveIcon).Methods(http.MethodGet)
 }
 
 // serveIcon serves a connector's own icon, or the generic one (also for a
 // connector that is no longer configured).
-func (b *Broker) serveIcon(w http.ResponseWriter, r *http.Request) {
+func (h *pagesHandler) serveIcon(w http.ResponseWriter, r *http.Request) {
 	var data []byte
-	if k, ok := b.connectors[mux.Vars(r)["connector"]]; ok {
+	if k, ok := h.connectors[mux.Vars(r)["connector"]]; ok {
 		if i, ok := k.Impl.(iconer); ok {
 			data = i.Icon()
 		}
 	}
 	if len(data) == 0 {
-		data, _ = fs.ReadFile(b.pages.static, "connector.svg")
+		data, _ = fs.ReadFile(h.pages.static, "connector.svg")
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
@@ -169,8 +182,8 @@ func (b *Broker) serveIcon(w http.ResponseWriter, r *http.Request) {
 }
 
 // render writes a page in the request's language.
-func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	t, ok := b.pages.tmpl[name]
+func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	t, ok := s.pages.tmpl[name]
 	if !ok {
 		http.Error(w, "missing page", http.StatusInternalServerError)
 		return
@@ -178,9 +191,9 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 	lang := pickLang(r)
 	d.Lang = lang
 	d.T = catalog[lang]
-	d.Static = b.prefix + "/static/"
+	d.Static = s.prefix + "/static/"
 	if name == "message.html" && len(d.Links) == 0 {
-		d.Links = b.defaultLinks(r)
+		d.Links = s.defaultLinks(r)
 		d.Links[0].Primary = true
 	}
 	for i := range d.Links {
@@ -198,7 +211,7 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 		d.LangURLs[l] = u.RequestURI()
 	}
 	if v := r.URL.Query().Get("lang"); v == "en" || v == "zh-CN" {
-		http.SetCookie(w, &http.Cookie{Name: "qiao_lang", Value: v, Path: b.prefix + "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode, Secure: b.secure})
+		http.SetCookie(w, &http.Cookie{Name: "qiao_lang", Value: v, Path: s.prefix + "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode, Secure: s.secure})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -210,7 +223,7 @@ func (b *Broker) render(w http.ResponseWriter, r *http.Request, status int, name
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	if err := t.Execute(w, d); err != nil {
-		b.log.Error("rendering page", "page", name, "err", err)
+		s.log.Error("rendering page", "page", name, "err", err)
 	}
 }
 
@@ -251,12 +264,12 @@ func matchLang(tags []string) string {
 	return ""
 }
 
-func (b *Broker) errorPage(w http.ResponseWriter, r *http.Request, status int, msg msgID) {
-	b.errorPageText(w, r, status, msg, "")
+func (s *site) errorPage(w http.ResponseWriter, r *http.Request, status int, msg msgID) {
+	s.errorPageText(w, r, status, msg, "")
 }
 
-func (b *Broker) errorPageText(w http.ResponseWriter, r *http.Request, status int, msg msgID, detail string) {
-	b.render(w, r, status, "message.html", pageData{Title: msgErrorTitle, Message: msg, Detail: detail})
+func (s *site) errorPageText(w http.ResponseWriter, r *http.Request, status int, msg msgID, detail string) {
+	s.render(w, r, status, "message.html", pageData{Title: msgErrorTitle, Message: msg, Detail: detail})
 }
 
 // link is one way forward on a page: Msg (formatted with Arg when set)
@@ -273,26 +286,26 @@ type link struct {
 // defaultLinks are the ways forward of a page that has no better ones:
 // back to the application the request names (its home_url), and the
 // account page, where a person can sign in and see their accounts.
-func (b *Broker) defaultLinks(r *http.Request) []link {
+func (s *site) defaultLinks(r *http.Request) []link {
 	var out []link
 	id := r.URL.Query().Get("client_id")
 	if id == "" && r.PostForm != nil {
 		id = r.PostForm.Get("client_id")
 	}
-	if back, ok := b.backLink(id); ok {
+	if back, ok := s.backLink(id); ok {
 		out = append(out, back)
 	}
-	return append(out, link{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"})
+	return append(out, link{Msg: msgAccountTitle, URL: s.url("/account"), Kind: "account"})
 }
 
 // backLink is "Back to <app>" for a configured client with a home URL.
 // The URL comes from the configuration only, never from the request, so
 // the link cannot be made to point anywhere else.
-func (b *Broker) backLink(clientID string) (link, bool) {
+func (s *site) backLink(clientID string) (link, bool) {
 	if clientID == "" {
 		return link{}, false
 	}
-	c, ok := b.clients.get(clientID)
+	c, ok := s.clients.get(clientID)
 	if !ok || c.Home == "" {
 		return link{}, false
 	}
@@ -347,11 +360,11 @@ func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite
 // handleHome serves GET {issuer}/: what this service is, the way to the
 // account page, and the discovery document, rather than a 404 at the
 // address the banner and the apps name.
-func (b *Broker) handleHome(w http.ResponseWriter, r *http.Request) {
-	b.render(w, r, http.StatusOK, "home.html", pageData{
+func (h *pagesHandler) handleHome(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "home.html", pageData{
 		Title:        msgHomeTitle,
-		Issuer:       b.issuerString(),
-		AccountURL:   b.url("/account"),
-		DiscoveryURL: b.url("/.well-known/openid-configuration"),
+		Issuer:       h.issuerString(),
+		AccountURL:   h.url("/account"),
+		DiscoveryURL: h.url("/.well-known/openid-configuration"),
 	})
 }
