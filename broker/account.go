@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
@@ -13,47 +14,90 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/qiaoidp/qiao/broker/seal"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
 
+// accountStore is what the account page and API read themselves; what
+// they change goes through the identity service.
+type accountStore interface {
+	GetUser(ctx context.Context, id string) (storage.User, error)
+	GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error)
+	ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error)
+	GetProfile(ctx context.Context, userID string) (storage.UserProfile, error)
+}
+
+// accountFlow is the browser login flow (login.go) as the account page
+// uses it: to sign in at a provider for the page, a bind or a
+// re-authentication, and to write the sign-in a re-authentication makes.
+type accountFlow interface {
+	startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData)
+	writeSignIn(w http.ResponseWriter, r *http.Request, done *signIn) bool
+}
+
+// bearerChecker checks the account API's access tokens (endpoints.go).
+type bearerChecker interface {
+	bearer(r *http.Request, form bool) (fosite.AccessRequester, error)
+	writeBearerError(w http.ResponseWriter, err error)
+}
+
+// accountHandler is the account page (its forms, the unbind
+// confirmation, the merge offer, the person's own name and picture) and
+// the account API under /api/v1/me: what people see and change of
+// themselves. The rules are the identity service's.
+type accountHandler struct {
+	*site
+	identity *identityService
+	store    accountStore
+	flow     accountFlow
+	tokens   bearerChecker
+	// reauth is how recent a sign-in must be to bind or unbind; 0:
+	// defaultReauthWithin.
+	reauth time.Duration
+	// merges seals the merge offers the merge page carries.
+	merges *seal.Sealer
+}
+
 // reauthWithin is how recent a sign-in must be to bind or unbind an
 // identity, on the page and through the API.
-func (b *Broker) reauthWithin() time.Duration {
-	if d := b.cfg.ReauthWithin; d > 0 {
+func (h *accountHandler) reauthWithin() time.Duration {
+	if d := h.reauth; d > 0 {
 		return d
 	}
 	return defaultReauthWithin
 }
 
 // recentSignIn reports whether authTime is recent enough to bind or unbind.
-func (b *Broker) recentSignIn(authTime time.Time) bool {
-	return !authTime.IsZero() && b.now().Sub(authTime) <= b.reauthWithin()
+func (h *accountHandler) recentSignIn(authTime time.Time) bool {
+	return !authTime.IsZero() && h.now().Sub(authTime) <= h.reauthWithin()
 }
 
-func (b *Broker) accountRoutes(s *mux.Router) {
-	page := func(h http.HandlerFunc) http.HandlerFunc { return b.limited(limitAccount, false, nil, h) }
-	api := func(h http.HandlerFunc) http.HandlerFunc { return b.limited(limitAccount, true, nil, h) }
-	s.HandleFunc("/account", page(b.handleAccount)).Methods(http.MethodGet)
-	s.HandleFunc("/account/login", page(b.handleAccountLogin)).Methods(http.MethodGet)
-	s.HandleFunc("/account/bind", page(b.handleAccountBind)).Methods(http.MethodPost)
-	s.HandleFunc("/account/unbind", page(b.handleAccountUnbind)).Methods(http.MethodPost)
-	s.HandleFunc("/account/reauth", page(b.handleAccountReauth)).Methods(http.MethodPost)
-	s.HandleFunc("/account/signout-everywhere", page(b.handleAccountSignOutEverywhere)).Methods(http.MethodPost)
-	s.HandleFunc("/account/unbind/confirm", page(b.handleAccountUnbindConfirm)).Methods(http.MethodGet)
-	s.HandleFunc("/account/merge", page(b.handleAccountMerge)).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/me", api(b.handleMe)).Methods(http.MethodGet)
-	s.HandleFunc("/account/profile", page(b.handleAccountProfile)).Methods(http.MethodPost)
-	s.HandleFunc("/account/picture", page(b.handleAccountPicture)).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/me", api(b.handleSetName)).Methods(http.MethodPatch)
+// Mount adds the account page's and the account API's routes to s, the
+// router under the issuer.
+func (h *accountHandler) Mount(s *mux.Router) {
+	page := func(next http.HandlerFunc) http.HandlerFunc { return h.limited(limitAccount, false, nil, next) }
+	api := func(next http.HandlerFunc) http.HandlerFunc { return h.limited(limitAccount, true, nil, next) }
+	s.HandleFunc("/account", page(h.handleAccount)).Methods(http.MethodGet)
+	s.HandleFunc("/account/login", page(h.handleAccountLogin)).Methods(http.MethodGet)
+	s.HandleFunc("/account/bind", page(h.handleAccountBind)).Methods(http.MethodPost)
+	s.HandleFunc("/account/unbind", page(h.handleAccountUnbind)).Methods(http.MethodPost)
+	s.HandleFunc("/account/reauth", page(h.handleAccountReauth)).Methods(http.MethodPost)
+	s.HandleFunc("/account/signout-everywhere", page(h.handleAccountSignOutEverywhere)).Methods(http.MethodPost)
+	s.HandleFunc("/account/unbind/confirm", page(h.handleAccountUnbindConfirm)).Methods(http.MethodGet)
+	s.HandleFunc("/account/merge", page(h.handleAccountMerge)).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/me", api(h.handleMe)).Methods(http.MethodGet)
+	s.HandleFunc("/account/profile", page(h.handleAccountProfile)).Methods(http.MethodPost)
+	s.HandleFunc("/account/picture", page(h.handleAccountPicture)).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/me", api(h.handleSetName)).Methods(http.MethodPatch)
 	// wx.request knows no PATCH and wx.uploadFile only POSTs: the
 	// mini-program uses PUT /api/v1/me/name and POST /api/v1/me/picture.
-	s.HandleFunc("/api/v1/me/name", api(b.handleSetName)).Methods(http.MethodPut)
-	s.HandleFunc("/api/v1/me/picture", api(b.handleSetPicture)).Methods(http.MethodPut, http.MethodPost, http.MethodDelete)
-	s.HandleFunc("/pictures/{user}", page(b.servePicture)).Methods(http.MethodGet, http.MethodHead)
-	s.HandleFunc("/api/v1/me/identities", api(b.handleBindAPI)).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/me/identities/{connector}", api(b.handleUnbindAPI)).Methods(http.MethodDelete)
-	s.HandleFunc("/api/v1/me/sessions", api(b.handleSignOutEverywhereAPI)).Methods(http.MethodDelete)
+	s.HandleFunc("/api/v1/me/name", api(h.handleSetName)).Methods(http.MethodPut)
+	s.HandleFunc("/api/v1/me/picture", api(h.handleSetPicture)).Methods(http.MethodPut, http.MethodPost, http.MethodDelete)
+	s.HandleFunc("/pictures/{user}", page(h.servePicture)).Methods(http.MethodGet, http.MethodHead)
+	s.HandleFunc("/api/v1/me/identities", api(h.handleBindAPI)).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/me/identities/{connector}", api(h.handleUnbindAPI)).Methods(http.MethodDelete)
+	s.HandleFunc("/api/v1/me/sessions", api(h.handleSignOutEverywhereAPI)).Methods(http.MethodDelete)
 }
 
 // accountView is what the account page shows.
@@ -140,12 +184,12 @@ type pendingAction struct {
 
 // pendingFrom reads a pending action from form or query values; ok is
 // false unless it names a known connector.
-func (b *Broker) pendingFrom(v url.Values) (pendingAction, bool) {
+func (h *accountHandler) pendingFrom(v url.Values) (pendingAction, bool) {
 	p := pendingAction{Action: v.Get("action"), Target: v.Get("target")}
 	if p.Action != "bind" && p.Action != "unbind" {
 		return pendingAction{}, false
 	}
-	if _, ok := b.connectors[p.Target]; !ok {
+	if _, ok := h.connectors[p.Target]; !ok {
 		return pendingAction{}, false
 	}
 	return p, true
@@ -153,53 +197,53 @@ func (b *Broker) pendingFrom(v url.Values) (pendingAction, bool) {
 
 // askReauth sends the person back to the account page, which shows why
 // (msg) and asks for a fresh sign-in before the pending action.
-func (b *Broker) askReauth(w http.ResponseWriter, r *http.Request, msg msgID, p pendingAction) {
+func (h *accountHandler) askReauth(w http.ResponseWriter, r *http.Request, msg msgID, p pendingAction) {
 	q := url.Values{"error": {msg}, "action": {p.Action}, "target": {p.Target}}
-	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, h.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
 
-func (b *Broker) accountCSRF(s *browserSession) string {
-	return b.mac("account", s.ID)
+func (h *accountHandler) accountCSRF(s *browserSession) string {
+	return h.mac("account", s.ID)
 }
 
-func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
+func (h *accountHandler) handleAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	sess, err := b.currentSession(r)
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
-	b.accountErrorContext(r, v)
-	v.Back = b.accountBack(w, r)
+	h.accountErrorContext(r, v)
+	v.Back = h.accountBack(w, r)
 	if sess == nil {
-		v.SignIn, v.Note = b.signInChoices(r)
-		b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
+		v.SignIn, v.Note = h.signInChoices(r)
+		h.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 		return
 	}
-	ids, err := b.store.ListIdentities(ctx, sess.UserID)
+	ids, err := h.store.ListIdentities(ctx, sess.UserID)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	p := b.identity.profileFrom(ids)
+	p := h.identity.profileFrom(ids)
 	v.UserID, v.Name, v.Picture = sess.UserID, p.Name, p.Picture
-	v.CSRF = b.accountCSRF(sess)
-	v.BindURL, v.UnbindURL, v.LogoutURL = b.url("/account/bind"), b.url("/account/unbind"), b.url("/logout")
-	v.ProfileURL, v.PictureURL = b.url("/account/profile"), b.url("/account/picture")
-	v.ReauthURL, v.EverywhereURL, v.AccountURL = b.url("/account/reauth"), b.url("/account/signout-everywhere"), b.url("/account")
-	v.LogoutCSRF = b.logoutToken(sess)
+	v.CSRF = h.accountCSRF(sess)
+	v.BindURL, v.UnbindURL, v.LogoutURL = h.url("/account/bind"), h.url("/account/unbind"), h.url("/logout")
+	v.ProfileURL, v.PictureURL = h.url("/account/profile"), h.url("/account/picture")
+	v.ReauthURL, v.EverywhereURL, v.AccountURL = h.url("/account/reauth"), h.url("/account/signout-everywhere"), h.url("/account")
+	v.LogoutCSRF = h.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1
 	q := r.URL.Query()
-	if pa, ok := b.pendingFrom(q); ok {
+	if pa, ok := h.pendingFrom(q); ok {
 		v.Action, v.Target = pa.Action, pa.Target
-		if k, ok := b.connectors[pa.Target]; ok {
+		if k, ok := h.connectors[pa.Target]; ok {
 			v.TargetName = connectorName(k, pickLang(r))
 		}
 		switch {
 		case v.Error == msgReauth || v.Error == msgReauthOtherPerson:
 			// A fresh sign-in, only with the user's own identities.
-			v.Reauth = b.reauthChoices(r, ids, pa)
+			v.Reauth = h.reauthChoices(r, ids, pa)
 		case q.Get("confirm") != "":
 			v.Confirm = true
 			v.ConfirmURL = v.BindURL
@@ -214,41 +258,41 @@ func (b *Broker) handleAccount(w http.ResponseWriter, r *http.Request) {
 		bound[id.ConnectorID] = true
 		name := id.ConnectorID
 		web := false
-		if k, ok := b.connectors[id.ConnectorID]; ok {
+		if k, ok := h.connectors[id.ConnectorID]; ok {
 			families[family(k)] = true
 			name = connectorName(k, pickLang(r))
 			_, web = k.web()
 		}
 		v.Identities = append(v.Identities, identityView{
-			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name, Icon: b.iconURL(id.ConnectorID),
+			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name, Icon: h.iconURL(id.ConnectorID),
 			DisplayName: id.DisplayName, Picture: id.Picture, BoundAt: id.BoundAt, Web: web,
 			BoundLocal: localTime(id.BoundAt, pickLang(r)),
 		})
 	}
-	offered, hidden := b.offers(r, func(id string) bool { return !bound[id] })
+	offered, hidden := h.offers(r, func(id string) bool { return !bound[id] })
 	for _, k := range offered {
-		v.Unbound = append(v.Unbound, b.newChoice(r, k, ""))
+		v.Unbound = append(v.Unbound, h.newChoice(r, k, ""))
 	}
 	v.Note = offerNote(browserOf(r), offered, hidden, families)
-	b.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
+	h.render(w, r, http.StatusOK, "account.html", pageData{Title: msgAccountTitle, Account: v})
 }
 
 // reauthChoices are the connectors a person may sign in with again before
 // p: those of their own identities that work in this browser, except the
 // one p unbinds, unless it is the only one.
-func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendingAction) []choice {
+func (h *accountHandler) reauthChoices(r *http.Request, ids []storage.Identity, p pendingAction) []choice {
 	mine := map[string]bool{}
 	for _, id := range ids {
 		mine[id.ConnectorID] = true
 	}
 	var out []choice
 	var target *choice
-	offered, _ := b.browserConnectors(r, nil)
+	offered, _ := h.browserConnectors(r, nil)
 	for _, k := range offered {
 		if !mine[k.ID] {
 			continue
 		}
-		c := b.newChoice(r, k, "")
+		c := h.newChoice(r, k, "")
 		if p.Action == "unbind" && k.ID == p.Target {
 			target = &c
 			continue
@@ -263,11 +307,11 @@ func (b *Broker) reauthChoices(r *http.Request, ids []storage.Identity, p pendin
 
 // signInChoices are the account page's sign-in links, one per web
 // connector usable in this browser, and the note about the others.
-func (b *Broker) signInChoices(r *http.Request) ([]choice, msgID) {
+func (h *accountHandler) signInChoices(r *http.Request) ([]choice, msgID) {
 	var out []choice
-	offered, note := b.browserConnectors(r, nil)
+	offered, note := h.browserConnectors(r, nil)
 	for _, k := range offered {
-		out = append(out, b.newChoice(r, k, b.url("/account/login")+"?connector_id="+url.QueryEscape(k.ID)))
+		out = append(out, h.newChoice(r, k, h.url("/account/login")+"?connector_id="+url.QueryEscape(k.ID)))
 	}
 	return out, note
 }
@@ -285,121 +329,121 @@ func (s *site) redirectAccount(w http.ResponseWriter, r *http.Request, key strin
 }
 
 // handleAccountLogin signs the person in to the account page itself.
-func (b *Broker) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
-	conn, ok := b.connectors[r.URL.Query().Get("connector_id")]
+func (h *accountHandler) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
+	conn, ok := h.connectors[r.URL.Query().Get("connector_id")]
 	if _, web := conn.web(); !ok || !web {
-		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
+		h.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
 	}
-	b.startUpstream(w, r, conn, pendingData{Purpose: purposeAccount, RequestedAt: b.now().UTC()})
+	h.flow.startUpstream(w, r, conn, pendingData{Purpose: purposeAccount, RequestedAt: h.now().UTC()})
 }
 
-func (b *Broker) accountSession(w http.ResponseWriter, r *http.Request) *browserSession {
-	sess, err := b.currentSession(r)
+func (h *accountHandler) accountSession(w http.ResponseWriter, r *http.Request) *browserSession {
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return nil
 	}
 	if sess == nil {
-		b.redirectAccount(w, r, "error", msgSignInFirst)
+		h.redirectAccount(w, r, "error", msgSignInFirst)
 		return nil
 	}
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(b.accountCSRF(sess))) {
-		b.errorPage(w, r, http.StatusForbidden, msgBadCSRF)
+	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(h.accountCSRF(sess))) {
+		h.errorPage(w, r, http.StatusForbidden, msgBadCSRF)
 		return nil
 	}
 	return sess
 }
 
-func (b *Broker) handleAccountBind(w http.ResponseWriter, r *http.Request) {
-	sess := b.accountSession(w, r)
+func (h *accountHandler) handleAccountBind(w http.ResponseWriter, r *http.Request) {
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
-	conn, ok := b.connectors[r.PostForm.Get("connector_id")]
+	conn, ok := h.connectors[r.PostForm.Get("connector_id")]
 	if _, web := conn.web(); !ok || !web {
-		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		h.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	}
-	if !b.recentSignIn(sess.AuthTime) {
-		b.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: conn.ID})
+	if !h.recentSignIn(sess.AuthTime) {
+		h.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: conn.ID})
 		return
 	}
-	b.startUpstream(w, r, conn, pendingData{Purpose: purposeBind, UserID: sess.UserID, RequestedAt: b.now().UTC()})
+	h.flow.startUpstream(w, r, conn, pendingData{Purpose: purposeBind, UserID: sess.UserID, RequestedAt: h.now().UTC()})
 }
 
-func (b *Broker) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
+func (h *accountHandler) handleAccountUnbind(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	sess := b.accountSession(w, r)
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
 	connectorID := r.PostForm.Get("connector_id")
-	if !b.recentSignIn(sess.AuthTime) {
-		if _, known := b.connectors[connectorID]; !known {
-			b.redirectAccount(w, r, "error", msgUnknownConnector)
+	if !h.recentSignIn(sess.AuthTime) {
+		if _, known := h.connectors[connectorID]; !known {
+			h.redirectAccount(w, r, "error", msgUnknownConnector)
 			return
 		}
-		b.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
 		return
 	}
-	err := b.identity.unbind(ctx, sess.UserID, connectorID, "")
+	err := h.identity.unbind(ctx, sess.UserID, connectorID, "")
 	switch {
 	case err == nil:
 		// The store ended the sessions that came through the identity,
 		// this one too if it did: then the page shows the signed-out view.
-		b.redirectAccount(w, r, "status", msgUnboundOK)
+		h.redirectAccount(w, r, "status", msgUnboundOK)
 	case errors.Is(err, storage.ErrLastIdentity):
-		b.redirectAccount(w, r, "error", msgLastIdentity)
+		h.redirectAccount(w, r, "error", msgLastIdentity)
 	case errors.Is(err, storage.ErrNotFound):
-		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		h.redirectAccount(w, r, "error", msgUnknownConnector)
 	default:
-		b.log.Error("unbind failed", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.log.Error("unbind failed", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 	}
 }
 
 // handleAccountReauth starts a fresh sign-in, with one of the user's own
 // identities, for a bind or unbind the person asked for.
-func (b *Broker) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
-	sess := b.accountSession(w, r)
+func (h *accountHandler) handleAccountReauth(w http.ResponseWriter, r *http.Request) {
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
-	p, ok := b.pendingFrom(r.PostForm)
+	p, ok := h.pendingFrom(r.PostForm)
 	if !ok {
-		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		h.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	}
-	ids, err := b.store.ListIdentities(r.Context(), sess.UserID)
+	ids, err := h.store.ListIdentities(r.Context(), sess.UserID)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	connectorID := r.PostForm.Get("connector_id")
-	for _, c := range b.reauthChoices(r, ids, p) {
+	for _, c := range h.reauthChoices(r, ids, p) {
 		if c.ID == connectorID {
-			b.startUpstream(w, r, b.connectors[c.ID], pendingData{
+			h.flow.startUpstream(w, r, h.connectors[c.ID], pendingData{
 				Purpose: purposeReauth, UserID: sess.UserID, Action: p.Action, Target: p.Target,
-				RequestedAt: b.now().UTC(),
+				RequestedAt: h.now().UTC(),
 			})
 			return
 		}
 	}
-	b.redirectAccount(w, r, "error", msgUnknownConnector)
+	h.redirectAccount(w, r, "error", msgUnknownConnector)
 }
 
 // sessionOf is the browser's session when it belongs to userID, the user
 // an account-page sign-in was started for; otherwise it answers the
 // request (503 page, or back to the account page) and reports false.
-func (b *Broker) sessionOf(w http.ResponseWriter, r *http.Request, userID string) (*browserSession, bool) {
-	sess, err := b.currentSession(r)
+func (h *accountHandler) sessionOf(w http.ResponseWriter, r *http.Request, userID string) (*browserSession, bool) {
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return nil, false
 	}
 	if sess == nil || sess.UserID != userID {
-		b.redirectAccount(w, r, "error", msgSignInFirst)
+		h.redirectAccount(w, r, "error", msgSignInFirst)
 		return nil, false
 	}
 	return sess, true
@@ -410,76 +454,76 @@ func (b *Broker) sessionOf(w http.ResponseWriter, r *http.Request, userID string
 // is refused, the session stays as it was, no user is created and the
 // pending action is not performed. On success the person gets a new
 // session and is asked once more to confirm the pending action.
-func (b *Broker) finishReauth(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
+func (h *accountHandler) finishReauth(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
 	ctx := r.Context()
-	sess, ok := b.sessionOf(w, r, data.UserID)
+	sess, ok := h.sessionOf(w, r, data.UserID)
 	if !ok {
 		return
 	}
-	existing, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
+	existing, err := h.store.GetIdentity(ctx, conn.ID, ident.Subject)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		b.log.Error("re-authentication: loading identity", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.log.Error("re-authentication: loading identity", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
 	if err != nil || existing.UserID != data.UserID {
-		b.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeRefusedOtherPerson)).Inc()
-		b.audit(ctx, r, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeRefused),
+		h.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeRefusedOtherPerson)).Inc()
+		h.audit(ctx, r, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeRefused),
 			Detail: "signed in as another person"})
-		b.askReauth(w, r, msgReauthOtherPerson, pendingAction{Action: data.Action, Target: data.Target})
+		h.askReauth(w, r, msgReauthOtherPerson, pendingAction{Action: data.Action, Target: data.Target})
 		return
 	}
 	// The fresh session, the spent state and the audit event in one write.
-	now := b.now().UTC()
-	fresh, cookie := b.newBrowserSession(sess, data.UserID, conn.ID, ident.Subject, now)
-	done := &signIn{b: b, sess: fresh, cookie: cookie, conn: conn.ID, req: r, login: data, c: storage.LoginCompletion{
+	now := h.now().UTC()
+	fresh, cookie := h.newBrowserSession(sess, data.UserID, conn.ID, ident.Subject, now)
+	done := &signIn{sess: fresh, cookie: cookie, conn: conn.ID, req: r, login: data, c: storage.LoginCompletion{
 		State:          data.State,
 		StateConnector: conn.ID,
 		StateExpiresAt: data.ExpiresAt,
 		Session:        &fresh.Session,
 		DeleteSession:  sess.ID,
-		Audit:          []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})},
+		Audit:          []storage.AuditEvent{h.auditEvent(ctx, storage.AuditEvent{Action: string(actionReauth), UserID: data.UserID, ConnectorID: conn.ID, Result: string(outcomeSuccess)})},
 	}}
-	if !done.write(w, r) {
+	if !h.flow.writeSignIn(w, r, done) {
 		return
 	}
-	b.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeSuccess)).Inc()
+	h.metrics.bindOperations.WithLabelValues(string(actionReauth), string(outcomeSuccess)).Inc()
 	q := url.Values{"confirm": {"1"}, "action": {data.Action}, "target": {data.Target}}
-	http.Redirect(w, r, b.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, h.url("/account")+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // handleAccountSignOutEverywhere ends every browser session and revokes
 // every token of the user.
-func (b *Broker) handleAccountSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
-	sess := b.accountSession(w, r)
+func (h *accountHandler) handleAccountSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
-	if err := b.identity.signOutEverywhere(r.Context(), sess.UserID, ""); err != nil {
-		b.redirectAccount(w, r, "error", msgUnavailable)
+	if err := h.identity.signOutEverywhere(r.Context(), sess.UserID, ""); err != nil {
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.setCookie(w, sessionCookie, "", -1)
-	b.redirectAccount(w, r, "status", msgSignedOutEverywhere)
+	h.setCookie(w, sessionCookie, "", -1)
+	h.redirectAccount(w, r, "status", msgSignedOutEverywhere)
 }
 
 // finishBind completes a bind started on the account page.
-func (b *Broker) finishBind(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
-	sess, ok := b.sessionOf(w, r, data.UserID)
+func (h *accountHandler) finishBind(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, ident connectors.Identity) {
+	sess, ok := h.sessionOf(w, r, data.UserID)
 	if !ok {
 		return
 	}
-	_, outcome, err := b.identity.bind(r.Context(), conn, ident, sess.UserID, "")
+	_, outcome, err := h.identity.bind(r.Context(), conn, ident, sess.UserID, "")
 	switch {
 	case err != nil:
-		b.log.Error("bind failed", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.log.Error("bind failed", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 	case outcome == bindConflict:
-		b.offerMerge(w, r, sess, conn, ident)
+		h.offerMerge(w, r, sess, conn, ident)
 	case outcome == bindConnectorTaken:
-		b.redirectAccount(w, r, "error", msgConnectorTaken)
+		h.redirectAccount(w, r, "error", msgConnectorTaken)
 	default:
-		b.redirectAccount(w, r, "status", msgBoundOK)
+		h.redirectAccount(w, r, "status", msgBoundOK)
 	}
 }
 
@@ -511,10 +555,10 @@ type apiGrant struct {
 
 // apiUser authenticates the bearer token, from the Authorization header
 // only, and requires the account scope (RFC 6750 §3.1).
-func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool) {
-	ar, err := b.bearer(r, false)
+func (h *accountHandler) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool) {
+	ar, err := h.tokens.bearer(r, false)
 	if err != nil {
-		b.writeBearerError(w, err)
+		h.tokens.writeBearerError(w, err)
 		return apiGrant{}, false
 	}
 	g := apiGrant{userID: ar.GetSession().GetSubject(), scopes: ar.GetGrantedScopes()}
@@ -531,15 +575,15 @@ func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool
 			Description: "The account API needs a token with the account scope, which only clients with account_api may request."})
 		return apiGrant{}, false
 	}
-	if _, err := b.store.GetUser(r.Context(), g.userID); errors.Is(err, storage.ErrNotFound) {
-		b.writeBearerError(w, err)
+	if _, err := h.store.GetUser(r.Context(), g.userID); errors.Is(err, storage.ErrNotFound) {
+		h.tokens.writeBearerError(w, err)
 		return apiGrant{}, false
 	} else if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return apiGrant{}, false
 	}
-	if ok, wait := b.limits.allowClient(limitAccount, g.clientID, requestIP(r), b.now()); !ok {
-		b.rateLimited(w, r, limitAccount, limitByClient, wait, true)
+	if ok, wait := h.limits.allowClient(limitAccount, g.clientID, requestIP(r), h.now()); !ok {
+		h.rateLimited(w, r, limitAccount, limitByClient, wait, true)
 		return apiGrant{}, false
 	}
 	return g, true
@@ -550,11 +594,11 @@ func (b *Broker) apiUser(w http.ResponseWriter, r *http.Request) (apiGrant, bool
 // 401 with error="insufficient_user_authentication" and max_age, so that
 // the app signs the person in again (max_age or prompt=login at /auth,
 // or a new wx.login code for a mini-program) and retries.
-func (b *Broker) freshSignIn(w http.ResponseWriter, g apiGrant) bool {
-	if b.recentSignIn(g.authTime) {
+func (h *accountHandler) freshSignIn(w http.ResponseWriter, g apiGrant) bool {
+	if h.recentSignIn(g.authTime) {
 		return true
 	}
-	maxAge := int64(b.reauthWithin() / time.Second)
+	maxAge := int64(h.reauthWithin() / time.Second)
 	const desc = "A more recent sign-in is required to change the accounts bound to this user."
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="qiao", error="insufficient_user_authentication", error_description="%s", max_age=%d`, desc, maxAge))
 	writeJSON(w, http.StatusUnauthorized, struct {
@@ -571,12 +615,12 @@ func connectorDenied(w http.ResponseWriter) {
 		Description: "This application may only unbind connectors it may use."})
 }
 
-func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleMe(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
-	ids, err := b.store.ListIdentities(r.Context(), g.userID)
+	ids, err := h.store.ListIdentities(r.Context(), g.userID)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
@@ -589,7 +633,7 @@ func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
 		Identities []identityJSON `json:"identities"`
 	}{Sub: g.userID, Identities: []identityJSON{}}
 	if profiles {
-		p := b.identity.profileFrom(ids)
+		p := h.identity.profileFrom(ids)
 		out.Name, out.Picture = p.Name, p.Picture
 	}
 	for _, id := range ids {
@@ -603,8 +647,8 @@ func (b *Broker) handleMe(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleBindAPI(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
@@ -617,24 +661,24 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: `The body must be JSON {"connector_id": "...", "code": "..."}.`})
 		return
 	}
-	conn, found := b.connectors[req.ConnectorID]
+	conn, found := h.connectors[req.ConnectorID]
 	exchanger, isCode := conn.code()
 	if !found || !isCode || !g.client.allows(conn.ID) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "connector_id must name a mini-program connector this application may use."})
 		return
 	}
-	if !b.freshSignIn(w, g) {
+	if !h.freshSignIn(w, g) {
 		return
 	}
 	ident, err := exchanger.ExchangeCode(r.Context(), req.Code)
 	if err != nil {
-		b.loginFailed(r.Context(), conn, g.clientID, err).write(w)
+		h.loginFailed(r.Context(), conn, g.clientID, err).write(w)
 		return
 	}
-	row, outcome, err := b.identity.bind(r.Context(), conn, ident, g.userID, g.clientID)
+	row, outcome, err := h.identity.bind(r.Context(), conn, ident, g.userID, g.clientID)
 	switch {
 	case err != nil:
-		b.log.Error("bind failed", "err", err)
+		h.log.Error("bind failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 	case outcome == bindConflict:
 		writeJSON(w, http.StatusConflict, oauthError{Error: "identity_already_bound", Description: "This WeChat account is already bound to another user."})
@@ -647,8 +691,8 @@ func (b *Broker) handleBindAPI(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
@@ -657,10 +701,10 @@ func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
 		connectorDenied(w)
 		return
 	}
-	if !b.freshSignIn(w, g) {
+	if !h.freshSignIn(w, g) {
 		return
 	}
-	err := b.identity.unbind(r.Context(), g.userID, connectorID, g.clientID)
+	err := h.identity.unbind(r.Context(), g.userID, connectorID, g.clientID)
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
@@ -669,19 +713,19 @@ func (b *Broker) handleUnbindAPI(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, storage.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, oauthError{Error: "not_found", Description: "No identity of that connector is bound to this user."})
 	default:
-		b.log.Error("unbind failed", "err", err)
+		h.log.Error("unbind failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 	}
 }
 
 // handleSignOutEverywhereAPI ends every browser session and revokes every
 // token of the user, the calling one included.
-func (b *Broker) handleSignOutEverywhereAPI(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleSignOutEverywhereAPI(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
-	if err := b.identity.signOutEverywhere(r.Context(), g.userID, g.clientID); err != nil {
+	if err := h.identity.signOutEverywhere(r.Context(), g.userID, g.clientID); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}

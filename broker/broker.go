@@ -148,6 +148,7 @@ type Broker struct {
 	loginSealer *seal.Sealer
 	identity    *identityService
 	sessions    *grantSessions
+	account     *accountHandler
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -294,6 +295,14 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if b.pages, err = newPages(); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	merges, err := seal.New(secret, "merge-offer")
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.account = &accountHandler{
+		site: b.site, identity: b.identity, store: opts.Store, flow: b, tokens: b,
+		reauth: cfg.ReauthWithin, merges: merges,
+	}
 	return b, nil
 }
 
@@ -367,7 +376,7 @@ func (b *Broker) Handler() http.Handler {
 	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/callback/{connector}", b.limited(limitCallback, false, nil, b.handleCallback)).Methods(http.MethodGet, http.MethodPost)
 	(&pagesHandler{site: b.site}).Mount(s)
-	b.accountRoutes(s)
+	b.account.Mount(s)
 	b.scanRoutes(s)
 	// The OAuth endpoints answer any other method with a JSON error too.
 	for _, p := range oauthJSONPaths {

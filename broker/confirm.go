@@ -14,21 +14,21 @@ type unbindView struct {
 // unbind button leads here (a plain link, no JavaScript needed), and the
 // form here posts the unbind. An identity that cannot be unbound sends
 // the person back to the account page with the reason.
-func (b *Broker) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Request) {
+func (h *accountHandler) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	sess, err := b.currentSession(r)
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	if sess == nil {
-		b.redirectAccount(w, r, "error", msgSignInFirst)
+		h.redirectAccount(w, r, "error", msgSignInFirst)
 		return
 	}
 	connectorID := r.URL.Query().Get("connector_id")
-	ids, err := b.store.ListIdentities(ctx, sess.UserID)
+	ids, err := h.store.ListIdentities(ctx, sess.UserID)
 	if err != nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	var v *unbindView
@@ -36,9 +36,9 @@ func (b *Broker) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Reque
 		if id.ConnectorID != connectorID {
 			continue
 		}
-		v = &unbindView{ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: id.ConnectorID, DisplayName: id.DisplayName, Icon: b.iconURL(id.ConnectorID)}
-		if k, ok := b.connectors[id.ConnectorID]; ok {
-			v.Provider = b.providerName(k, r)
+		v = &unbindView{ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: id.ConnectorID, DisplayName: id.DisplayName, Icon: h.iconURL(id.ConnectorID)}
+		if k, ok := h.connectors[id.ConnectorID]; ok {
+			v.Provider = h.providerName(k, r)
 		}
 		if id.RealProfile {
 			v.Picture = id.Picture
@@ -46,15 +46,15 @@ func (b *Broker) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Reque
 	}
 	switch {
 	case v == nil:
-		b.redirectAccount(w, r, "error", msgUnknownConnector)
+		h.redirectAccount(w, r, "error", msgUnknownConnector)
 		return
 	case len(ids) == 1:
-		b.redirectAccount(w, r, "error", msgLastIdentity)
+		h.redirectAccount(w, r, "error", msgLastIdentity)
 		return
-	case !b.recentSignIn(sess.AuthTime):
-		b.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
+	case !h.recentSignIn(sess.AuthTime):
+		h.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
 		return
 	}
-	v.CSRF, v.Action, v.CancelURL = b.accountCSRF(sess), b.url("/account/unbind"), b.url("/account")
-	b.render(w, r, http.StatusOK, "unbind.html", pageData{Title: msgUnbindTitle, Unbind: v})
+	v.CSRF, v.Action, v.CancelURL = h.accountCSRF(sess), h.url("/account/unbind"), h.url("/account")
+	h.render(w, r, http.StatusOK, "unbind.html", pageData{Title: msgUnbindTitle, Unbind: v})
 }

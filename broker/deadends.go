@@ -235,17 +235,17 @@ func (s *site) redirectAccountCancelled(w http.ResponseWriter, r *http.Request, 
 // provider: its name for the message and its code for the details.
 // Both come from the query, so they are checked: a connector that is not
 // configured, or a code that is not a number, is not shown.
-func (b *Broker) accountErrorContext(r *http.Request, v *accountView) {
+func (h *accountHandler) accountErrorContext(r *http.Request, v *accountView) {
 	if v.Error != msgCancelledAt {
 		return
 	}
 	q := r.URL.Query()
-	conn, ok := b.connectors[q.Get("connector")]
+	conn, ok := h.connectors[q.Get("connector")]
 	if !ok {
 		v.Error = msgProviderFailed
 		return
 	}
-	v.ErrorArg = b.providerName(conn, r)
+	v.ErrorArg = h.providerName(conn, r)
 	v.ErrorDetail = conn.Type + " (access_denied)"
 	if code := q.Get("code"); code != "" && len(code) <= 12 && strings.Trim(code, "-0123456789") == "" {
 		v.ErrorDetail = conn.Type + ": error code " + code + " (access_denied)"
@@ -260,17 +260,17 @@ const fromCookie = "qiao_from"
 // accountBack is the account page's "Back to <app>": the application in
 // ?client_id=, else the one that opened the page earlier in this browser
 // session. Only a configured client with a home URL gives a link.
-func (b *Broker) accountBack(w http.ResponseWriter, r *http.Request) *link {
+func (h *accountHandler) accountBack(w http.ResponseWriter, r *http.Request) *link {
 	if id := r.URL.Query().Get("client_id"); id != "" {
-		back, ok := b.backLink(id)
+		back, ok := h.backLink(id)
 		if !ok {
 			return nil
 		}
-		b.setCookie(w, fromCookie, id, 0)
+		h.setCookie(w, fromCookie, id, 0)
 		return &back
 	}
-	if c, err := b.cookie(r, fromCookie); err == nil {
-		if back, ok := b.backLink(c.Value); ok {
+	if c, err := h.cookie(r, fromCookie); err == nil {
+		if back, ok := h.backLink(c.Value); ok {
 			return &back
 		}
 	}

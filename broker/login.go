@@ -456,10 +456,10 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b.spendLogin(w, r, data)
-		b.finishBind(w, r, conn, data, ident)
+		b.account.finishBind(w, r, conn, data, ident)
 		return
 	case purposeReauth:
-		b.finishReauth(w, r, conn, data, ident)
+		b.account.finishReauth(w, r, conn, data, ident)
 		return
 	}
 	userID, known, update, err := b.identity.resolveIdentity(ctx, conn, ident)
@@ -568,6 +568,14 @@ func (s *signIn) committed(w http.ResponseWriter) {
 	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
 	s.b.spendLogin(w, s.req, s.login)
 	s.b.metrics.logins.WithLabelValues(s.conn, string(outcomeSuccess)).Inc()
+}
+
+// writeSignIn stores a sign-in the account page completed (a
+// re-authentication) and sets its cookies; on failure it answers the
+// request and returns false.
+func (b *Broker) writeSignIn(w http.ResponseWriter, r *http.Request, done *signIn) bool {
+	done.b = b
+	return done.write(w, r)
 }
 
 // failed answers a sign-in whose writes failed with the store's reason,

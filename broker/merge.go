@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/qiaoidp/qiao/broker/seal"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
@@ -53,105 +52,96 @@ type mergeView struct {
 	CancelURL   string
 }
 
-func (b *Broker) mergeSealer() (*seal.Sealer, error) {
-	return seal.New(b.cfg.Secret, "merge-offer")
-}
-
 // offerMerge answers a bind that found the identity taken by another
 // user: the merge confirmation when that user has nothing else, an
 // explanation (ask the admin) when it has more, the old refusal when the
 // identity cannot move here at all.
-func (b *Broker) offerMerge(w http.ResponseWriter, r *http.Request, sess *browserSession, conn *Connector, ident connectors.Identity) {
+func (h *accountHandler) offerMerge(w http.ResponseWriter, r *http.Request, sess *browserSession, conn *Connector, ident connectors.Identity) {
 	ctx := r.Context()
-	owner, err := b.store.GetIdentity(ctx, conn.ID, ident.Subject)
+	owner, err := h.store.GetIdentity(ctx, conn.ID, ident.Subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Unbound meanwhile: the person may simply bind again.
-		b.redirectAccount(w, r, "error", msgAlreadyBound)
+		h.redirectAccount(w, r, "error", msgAlreadyBound)
 		return
 	} else if err != nil {
-		b.log.Error("merge: loading the identity", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.log.Error("merge: loading the identity", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
 	if owner.UserID == sess.UserID {
-		b.redirectAccount(w, r, "status", msgBoundOK)
+		h.redirectAccount(w, r, "status", msgBoundOK)
 		return
 	}
-	mine, err := b.store.ListIdentities(ctx, sess.UserID)
+	mine, err := h.store.ListIdentities(ctx, sess.UserID)
 	if err != nil {
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
 	for _, id := range mine {
 		if id.ConnectorID == conn.ID {
 			// One identity per connector: the account already has one.
-			b.redirectAccount(w, r, "error", msgAlreadyBound)
+			h.redirectAccount(w, r, "error", msgAlreadyBound)
 			return
 		}
 	}
-	theirs, err := b.store.ListIdentities(ctx, owner.UserID)
+	theirs, err := h.store.ListIdentities(ctx, owner.UserID)
 	if err != nil {
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
 	v := &mergeView{
-		Provider: b.providerName(conn, r), DisplayName: owner.DisplayName, Type: conn.Type, Icon: b.iconURL(conn.ID),
+		Provider: h.providerName(conn, r), DisplayName: owner.DisplayName, Type: conn.Type, Icon: h.iconURL(conn.ID),
 		IntoID: sess.UserID, FromID: owner.UserID, CanMerge: len(theirs) == 1,
-		CSRF: b.accountCSRF(sess), Action: b.url("/account/merge"), CancelURL: b.url("/account"),
+		CSRF: h.accountCSRF(sess), Action: h.url("/account/merge"), CancelURL: h.url("/account"),
 	}
 	if owner.RealProfile {
 		v.Picture = owner.Picture
 	}
 	if !v.CanMerge {
 		v.AdminHint = "qiao users merge " + owner.UserID + " " + sess.UserID
-		b.render(w, r, http.StatusOK, "merge.html", pageData{Title: msgMergeTitle, Merge: v})
-		return
-	}
-	sealer, err := b.mergeSealer()
-	if err != nil {
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.render(w, r, http.StatusOK, "merge.html", pageData{Title: msgMergeTitle, Merge: v})
 		return
 	}
 	raw, _ := json.Marshal(mergeOffer{
 		Session: sess.ID, Into: sess.UserID, From: owner.UserID,
-		Connector: conn.ID, Subject: ident.Subject, Expires: b.now().UTC().Add(mergeOfferTTL),
+		Connector: conn.ID, Subject: ident.Subject, Expires: h.now().UTC().Add(mergeOfferTTL),
 	})
-	v.Offer = base64.RawURLEncoding.EncodeToString(sealer.Seal(raw, []byte("merge-offer")))
-	b.render(w, r, http.StatusOK, "merge.html", pageData{Title: msgMergeTitle, Merge: v})
+	v.Offer = base64.RawURLEncoding.EncodeToString(h.merges.Seal(raw, []byte("merge-offer")))
+	h.render(w, r, http.StatusOK, "merge.html", pageData{Title: msgMergeTitle, Merge: v})
 }
 
 // handleAccountMerge carries out a confirmed merge.
-func (b *Broker) handleAccountMerge(w http.ResponseWriter, r *http.Request) {
+func (h *accountHandler) handleAccountMerge(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	sess := b.accountSession(w, r)
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
-	offer, ok := b.openMergeOffer(r.PostForm.Get("offer"))
-	if !ok || offer.Session != sess.ID || offer.Into != sess.UserID || !b.now().Before(offer.Expires) {
-		b.redirectAccount(w, r, "error", msgMergeExpired)
+	offer, ok := h.openMergeOffer(r.PostForm.Get("offer"))
+	if !ok || offer.Session != sess.ID || offer.Into != sess.UserID || !h.now().Before(offer.Expires) {
+		h.redirectAccount(w, r, "error", msgMergeExpired)
 		return
 	}
-	if !b.recentSignIn(sess.AuthTime) {
+	if !h.recentSignIn(sess.AuthTime) {
 		// After signing in again, the bind (and so this offer) starts over.
-		b.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: offer.Connector})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: offer.Connector})
 		return
 	}
-	result, err := b.identity.merge(ctx, offer.From, offer.Into, offer.Connector, offer.Subject)
+	result, err := h.identity.merge(ctx, offer.From, offer.Into, offer.Connector, offer.Subject)
 	switch result {
 	case outcomeSuccess:
-		b.redirectAccount(w, r, "status", msgMergedOK)
+		h.redirectAccount(w, r, "status", msgMergedOK)
 	case outcomeNotFound:
-		b.redirectAccount(w, r, "error", msgMergeExpired)
+		h.redirectAccount(w, r, "error", msgMergeExpired)
 	case outcomeRefusedChanged:
-		b.redirectAccount(w, r, "error", msgMergeChanged)
+		h.redirectAccount(w, r, "error", msgMergeChanged)
 	default:
-		b.log.Error("merge failed", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+		h.log.Error("merge failed", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 	}
 }
 
-func (b *Broker) openMergeOffer(s string) (mergeOffer, bool) {
+func (h *accountHandler) openMergeOffer(s string) (mergeOffer, bool) {
 	var o mergeOffer
 	if s == "" || len(s) > 2048 {
 		return o, false
@@ -160,11 +150,7 @@ func (b *Broker) openMergeOffer(s string) (mergeOffer, bool) {
 	if err != nil {
 		return o, false
 	}
-	sealer, err := b.mergeSealer()
-	if err != nil {
-		return o, false
-	}
-	raw, err := sealer.Open(sealed, []byte("merge-offer"))
+	raw, err := h.merges.Open(sealed, []byte("merge-offer"))
 	if err != nil || json.Unmarshal(raw, &o) != nil {
 		return o, false
 	}

@@ -80,8 +80,8 @@ func pictureType(b []byte) string {
 }
 
 // handleSetName is PATCH /api/v1/me: {"name": "..."} ("" clears).
-func (b *Broker) handleSetName(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleSetName(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
@@ -94,12 +94,12 @@ func (b *Broker) handleSetName(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: `The body must be {"name": "..."} (name may be "" to clear it).`})
 		return
 	}
-	if err := b.identity.setName(r.Context(), g.userID, g.clientID, *req.Name); err != nil {
-		b.log.Error("setting a name", "err", err)
+	if err := h.identity.setName(r.Context(), g.userID, g.clientID, *req.Name); err != nil {
+		h.log.Error("setting a name", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.handleMe(w, r)
+	h.handleMe(w, r)
 }
 
 // readPicture reads an uploaded picture: the whole body, or the first
@@ -142,8 +142,8 @@ func readPicture(w http.ResponseWriter, r *http.Request) ([]byte, string, bool) 
 
 // handleSetPicture is PUT or POST /api/v1/me/picture (the image as the
 // body, or a multipart file: wx.uploadFile) and DELETE.
-func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
-	g, ok := b.apiUser(w, r)
+func (h *accountHandler) handleSetPicture(w http.ResponseWriter, r *http.Request) {
+	g, ok := h.apiUser(w, r)
 	if !ok {
 		return
 	}
@@ -154,21 +154,21 @@ func (b *Broker) handleSetPicture(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := b.identity.setPicture(r.Context(), g.userID, g.clientID, data, ct); err != nil {
-		b.log.Error("setting a picture", "err", err)
+	if err := h.identity.setPicture(r.Context(), g.userID, g.clientID, data, ct); err != nil {
+		h.log.Error("setting a picture", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
-	b.handleMe(w, r)
+	h.handleMe(w, r)
 }
 
 // servePicture serves the picture a user set, with headers that keep it
 // an image: its sniffed type, nosniff, a CSP that runs nothing, and a
 // short public cache revalidated by ETag.
-func (b *Broker) servePicture(w http.ResponseWriter, r *http.Request) {
-	p, err := b.store.GetProfile(r.Context(), mux.Vars(r)["user"])
+func (h *accountHandler) servePicture(w http.ResponseWriter, r *http.Request) {
+	p, err := h.store.GetProfile(r.Context(), mux.Vars(r)["user"])
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		b.log.Error("loading a picture", "err", err)
+		h.log.Error("loading a picture", "err", err)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -178,19 +178,19 @@ func (b *Broker) servePicture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	etag := `"` + strconv.FormatInt(p.UpdatedAt.UnixMilli(), 36) + "-" + strconv.Itoa(len(p.Picture)) + `"`
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cache-Control", "public, max-age=300, must-revalidate")
-	h.Set("ETag", etag)
-	h.Set("Last-Modified", p.UpdatedAt.UTC().Format(http.TimeFormat))
-	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	hdr := w.Header()
+	hdr.Set("Content-Type", ct)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hdr.Set("Cache-Control", "public, max-age=300, must-revalidate")
+	hdr.Set("ETag", etag)
+	hdr.Set("Last-Modified", p.UpdatedAt.UTC().Format(http.TimeFormat))
+	hdr.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(p.Picture)))
+	hdr.Set("Content-Length", strconv.Itoa(len(p.Picture)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(p.Picture)
@@ -244,28 +244,28 @@ func init() {
 }
 
 // handleAccountProfile is the account page's name form.
-func (b *Broker) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
-	sess := b.accountSession(w, r)
+func (h *accountHandler) handleAccountProfile(w http.ResponseWriter, r *http.Request) {
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
-	if err := b.identity.setName(r.Context(), sess.UserID, "", r.PostForm.Get("name")); err != nil {
-		b.log.Error("setting a name", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+	if err := h.identity.setName(r.Context(), sess.UserID, "", r.PostForm.Get("name")); err != nil {
+		h.log.Error("setting a name", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.redirectAccount(w, r, "status", msgProfileSaved)
+	h.redirectAccount(w, r, "status", msgProfileSaved)
 }
 
 // handleAccountPicture is the account page's picture form (multipart:
 // csrf, picture; or remove=1).
-func (b *Broker) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
+func (h *accountHandler) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
 	// The remove button may come as a plain form; an upload is multipart.
 	if err := r.ParseMultipartForm(maxPictureBody); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		b.errorPage(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
+		h.errorPage(w, r, http.StatusRequestEntityTooLarge, msgTooLarge)
 		return
 	}
-	sess := b.accountSession(w, r)
+	sess := h.accountSession(w, r)
 	if sess == nil {
 		return
 	}
@@ -278,14 +278,14 @@ func (b *Broker) handleAccountPicture(w http.ResponseWriter, r *http.Request) {
 			f.Close()
 		}
 		if ct = pictureType(data); err != nil || ct == "" || len(data) > maxPicture {
-			b.redirectAccount(w, r, "error", msgPictureBad)
+			h.redirectAccount(w, r, "error", msgPictureBad)
 			return
 		}
 	}
-	if err := b.identity.setPicture(r.Context(), sess.UserID, "", data, ct); err != nil {
-		b.log.Error("setting a picture", "err", err)
-		b.redirectAccount(w, r, "error", msgUnavailable)
+	if err := h.identity.setPicture(r.Context(), sess.UserID, "", data, ct); err != nil {
+		h.log.Error("setting a picture", "err", err)
+		h.redirectAccount(w, r, "error", msgUnavailable)
 		return
 	}
-	b.redirectAccount(w, r, "status", msgProfileSaved)
+	h.redirectAccount(w, r, "status", msgProfileSaved)
 }
