@@ -149,6 +149,7 @@ type Broker struct {
 	identity    *identityService
 	sessions    *grantSessions
 	account     *accountHandler
+	oauth       *oauthHandler
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -299,8 +300,12 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	b.oauth = &oauthHandler{
+		site: b.site, provider: b.provider, fstore: b.fstore, store: opts.Store, keys: b.keys, profiles: b.identity,
+		algs: cfg.signingAlgorithms(), tokenTypes: subjectTokenTypes(b.order),
+	}
 	b.account = &accountHandler{
-		site: b.site, identity: b.identity, store: opts.Store, flow: b, tokens: b,
+		site: b.site, identity: b.identity, store: opts.Store, flow: b, tokens: b.oauth,
 		reauth: cfg.ReauthWithin, merges: merges,
 	}
 	return b, nil
@@ -366,14 +371,9 @@ func (b *Broker) Handler() http.Handler {
 		// The issuer as written, without the slash: its home page.
 		r.Handle(b.prefix, http.RedirectHandler(b.prefix+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	}
-	s.HandleFunc("/.well-known/openid-configuration", b.handleDiscovery).Methods(http.MethodGet)
-	s.HandleFunc("/keys", b.handleJWKS).Methods(http.MethodGet)
+	b.oauth.Mount(s)
+	// The browser login flow, still the Broker's own.
 	s.HandleFunc("/auth", b.limited(limitAuth, false, requestClientID, b.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/token", b.limited(limitToken, true, requestClientID, b.handleToken)).Methods(http.MethodPost)
-	s.HandleFunc("/userinfo", b.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/revoke", b.handleRevoke).Methods(http.MethodPost)
-	s.HandleFunc("/introspect", b.handleIntrospect).Methods(http.MethodPost)
-	s.HandleFunc("/logout", b.handleLogout).Methods(http.MethodGet, http.MethodPost)
 	s.HandleFunc("/callback/{connector}", b.limited(limitCallback, false, nil, b.handleCallback)).Methods(http.MethodGet, http.MethodPost)
 	(&pagesHandler{site: b.site}).Mount(s)
 	b.account.Mount(s)

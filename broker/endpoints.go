@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
 	"github.com/qiaoidp/qiao/storage"
@@ -26,19 +28,58 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
+// oauthStore is what the OAuth endpoints write besides tokens: a token
+// exchange's sign-in with its tokens, the end of a browser session.
+type oauthStore interface {
+	CompleteLogin(ctx context.Context, c storage.LoginCompletion) error
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// signingKeys publishes the signing keys and verifies what they signed.
+type signingKeys interface {
+	JWKS() jose.JSONWebKeySet
+	Verify(ctx context.Context, token string) (map[string]any, error)
+}
+
+// oauthHandler is the OAuth 2.0 and OpenID Connect endpoints programs
+// call (discovery, keys, token, userinfo, revocation, introspection) and
+// RP-initiated logout, over fosite's provider.
+type oauthHandler struct {
+	*site
+	provider fosite.OAuth2Provider
+	fstore   *fositeStore
+	store    oauthStore
+	keys     signingKeys
+	profiles profileReader
+	// algs are the ID token signing algorithms, RS256 first;
+	// tokenTypes the token exchange's subject_token_types.
+	algs, tokenTypes []string
+}
+
+// Mount adds the endpoints' routes to s, the router under the issuer.
+func (h *oauthHandler) Mount(s *mux.Router) {
+	s.HandleFunc("/.well-known/openid-configuration", h.handleDiscovery).Methods(http.MethodGet)
+	s.HandleFunc("/keys", h.handleJWKS).Methods(http.MethodGet)
+	s.HandleFunc("/token", h.limited(limitToken, true, requestClientID, h.handleToken)).Methods(http.MethodPost)
+	s.HandleFunc("/userinfo", h.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/revoke", h.handleRevoke).Methods(http.MethodPost)
+	s.HandleFunc("/introspect", h.handleIntrospect).Methods(http.MethodPost)
+	s.HandleFunc("/logout", h.handleLogout).Methods(http.MethodGet, http.MethodPost)
+}
+
+func (h *oauthHandler) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	// RS256 always (OpenID Connect Discovery §3), then the other
 	// configured algorithms.
-	algs := b.cfg.signingAlgorithms()
+	algs := h.algs
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                        b.issuerString(),
-		"authorization_endpoint":                        b.url("/auth"),
-		"token_endpoint":                                b.url("/token"),
-		"userinfo_endpoint":                             b.url("/userinfo"),
-		"jwks_uri":                                      b.url("/keys"),
-		"revocation_endpoint":                           b.url("/revoke"),
-		"introspection_endpoint":                        b.url("/introspect"),
-		"end_session_endpoint":                          b.url("/logout"),
+		"issuer":                                        h.issuerString(),
+		"authorization_endpoint":                        h.url("/auth"),
+		"token_endpoint":                                h.url("/token"),
+		"userinfo_endpoint":                             h.url("/userinfo"),
+		"jwks_uri":                                      h.url("/keys"),
+		"revocation_endpoint":                           h.url("/revoke"),
+		"introspection_endpoint":                        h.url("/introspect"),
+		"end_session_endpoint":                          h.url("/logout"),
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", grantTokenExchange},
@@ -58,55 +99,55 @@ func (b *Broker) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"frontchannel_logout_supported":           false,
 		"backchannel_logout_supported":            false,
 		"ui_locales_supported":                    []string{"zh-CN", "en"},
-		"qiao_connectors":                         b.connectorIDs(),
-		"qiao_token_exchange_subject_token_types": b.subjectTokenTypes(),
+		"qiao_connectors":                         h.connectorIDs(),
+		"qiao_token_exchange_subject_token_types": h.tokenTypes,
 	})
 }
 
-func (b *Broker) connectorIDs() []string {
-	ids := make([]string, 0, len(b.order))
-	for _, c := range b.order {
+func (h *oauthHandler) connectorIDs() []string {
+	ids := make([]string, 0, len(h.order))
+	for _, c := range h.order {
 		ids = append(ids, c.ID)
 	}
 	return ids
 }
 
-func (b *Broker) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+func (h *oauthHandler) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(b.keys.JWKS())
+	_ = json.NewEncoder(w).Encode(h.keys.JWKS())
 }
 
 // handleToken is the token endpoint: authorization code, refresh token and
 // the mini-program token exchange, all through fosite's handlers.
-func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
+func (h *oauthHandler) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The PKCE session that checking the request spends is deleted with
 	// the response's writes (or, if the request fails, on its own): one
 	// store transaction fewer per code redemption.
 	if gt := r.PostForm.Get("grant_type"); gt != "" && !grantTypes[gt] {
-		b.metrics.httpErrors.WithLabelValues("token", "unsupported_grant_type").Inc()
+		h.metrics.httpErrors.WithLabelValues("token", "unsupported_grant_type").Inc()
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: "The grant type " + gt + " is not supported."})
 		return
 	}
 	clientID := requestClientID(r)
-	if !b.checkClientAuth(w, r, limitToken, clientID) {
+	if !h.checkClientAuth(w, r, limitToken, clientID) {
 		return
 	}
 	held := &heldOps{}
 	check := &secretCheck{}
 	ctx := withReadCache(context.WithValue(context.WithValue(r.Context(), heldKey{}, held), secretCheckKey{}, check))
 	sess := newSession()
-	ar, err := b.provider.NewAccessRequest(ctx, r, sess)
+	ar, err := h.provider.NewAccessRequest(ctx, r, sess)
 	if check.done {
-		b.clientAuthResult(r, clientID, check.ok)
+		h.clientAuthResult(r, clientID, check.ok)
 	}
 	if err != nil {
 		failed := append(held.ops, held.onFailure...)
-		if herr := b.fstore.tokens.ApplyTokenOps(r.Context(), failed...); herr != nil &&
+		if herr := h.fstore.tokens.ApplyTokenOps(r.Context(), failed...); herr != nil &&
 			!errors.Is(herr, storage.ErrConflict) && !errors.Is(herr, storage.ErrNotFound) {
-			b.log.Warn("spending a code whose PKCE check failed", "err", herr)
+			h.log.Warn("spending a code whose PKCE check failed", "err", herr)
 		}
-		b.writeTokenError(w, r, ar, err)
+		h.writeTokenError(w, r, ar, err)
 		return
 	}
 	// One store transaction for everything the response writes (with
@@ -116,40 +157,40 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		flush = func(ctx context.Context, ops []storage.TokenOp) error {
 			c := *held.login
 			c.TokenOps = ops
-			return b.store.CompleteLogin(ctx, c)
+			return h.store.CompleteLogin(ctx, c)
 		}
 	}
 	var resp fosite.AccessResponder
-	err = b.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
-		if err := b.fstore.apply(ctx, held.ops...); err != nil {
+	err = h.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
+		if err := h.fstore.apply(ctx, held.ops...); err != nil {
 			return err
 		}
-		resp, err = b.provider.NewAccessResponse(ctx, ar)
+		resp, err = h.provider.NewAccessResponse(ctx, ar)
 		return err
 	})
 	if err != nil {
-		b.writeTokenError(w, r, ar, err)
+		h.writeTokenError(w, r, ar, err)
 		return
 	}
 	for _, gt := range ar.GetGrantTypes() {
-		b.metrics.tokens.WithLabelValues(gt).Inc()
+		h.metrics.tokens.WithLabelValues(gt).Inc()
 	}
-	b.provider.WriteAccessResponse(ctx, w, ar, resp)
+	h.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-func (b *Broker) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+func (h *oauthHandler) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	err = mapStorageError(err)
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		b.log.Warn("token endpoint unavailable", "error", rfc.ErrorField, "cause", errorCause(err), "debug", rfc.DebugField)
+		h.log.Warn("token endpoint unavailable", "error", rfc.ErrorField, "cause", errorCause(err), "debug", rfc.DebugField)
 	} else {
-		b.log.Info("token request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
+		h.log.Info("token request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
 	}
-	b.metrics.httpErrors.WithLabelValues("token", rfc.ErrorField).Inc()
+	h.metrics.httpErrors.WithLabelValues("token", rfc.ErrorField).Inc()
 	if ar == nil {
 		ar = fosite.NewAccessRequest(newSession())
 	}
-	b.provider.WriteAccessError(r.Context(), w, ar, rfc)
+	h.provider.WriteAccessError(r.Context(), w, ar, rfc)
 }
 
 // mapStorageError turns the loser of a race on a code or refresh token
@@ -189,26 +230,26 @@ func errorCause(err error) string {
 	return ""
 }
 
-func (b *Broker) handleRevoke(w http.ResponseWriter, r *http.Request) {
+func (h *oauthHandler) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	clientID := requestClientID(r)
-	if !b.checkClientAuth(w, r, "revoke", clientID) {
+	if !h.checkClientAuth(w, r, "revoke", clientID) {
 		return
 	}
 	check := &secretCheck{}
-	err := b.provider.NewRevocationRequest(context.WithValue(r.Context(), secretCheckKey{}, check), r)
+	err := h.provider.NewRevocationRequest(context.WithValue(r.Context(), secretCheckKey{}, check), r)
 	if check.done {
-		b.clientAuthResult(r, clientID, check.ok)
+		h.clientAuthResult(r, clientID, check.ok)
 	}
 	if err != nil {
-		b.metrics.httpErrors.WithLabelValues("revoke", fosite.ErrorToRFC6749Error(err).ErrorField).Inc()
+		h.metrics.httpErrors.WithLabelValues("revoke", fosite.ErrorToRFC6749Error(err).ErrorField).Inc()
 	}
-	b.provider.WriteRevocationResponse(r.Context(), w, err)
+	h.provider.WriteRevocationResponse(r.Context(), w, err)
 }
 
 // handleIntrospect answers RFC 7662 for authenticated confidential
 // clients only (HTTP Basic or client_secret_post), about the tokens issued
 // to that client (any token with introspect_any).
-func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+func (h *oauthHandler) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	if ok {
 		id, _ = url.QueryUnescape(id)
@@ -216,12 +257,12 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if !b.checkClientAuth(w, r, "introspect", id) {
+	if !h.checkClientAuth(w, r, "introspect", id) {
 		return
 	}
-	c, found := b.clients.get(id)
-	authenticated := found && !c.Public && secret != "" && b.clients.hasher.Compare(r.Context(), c.Secret, []byte(secret)) == nil
-	b.clientAuthResult(r, id, authenticated)
+	c, found := h.clients.get(id)
+	authenticated := found && !c.Public && secret != "" && h.clients.hasher.Compare(r.Context(), c.Secret, []byte(secret)) == nil
+	h.clientAuthResult(r, id, authenticated)
 	if !authenticated {
 		w.Header().Set("WWW-Authenticate", `Basic realm="qiao"`)
 		writeJSON(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "Introspection requires an authenticated confidential client."})
@@ -236,11 +277,11 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("token_type_hint") == "refresh_token" {
 		use = fosite.RefreshToken
 	}
-	tu, ar, err := b.provider.IntrospectToken(r.Context(), token, use, newSession())
+	tu, ar, err := h.provider.IntrospectToken(r.Context(), token, use, newSession())
 	if err != nil {
 		var rfc *fosite.RFC6749Error
 		if errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrServerError.ErrorField || errors.Is(err, errStoreFailed) {
-			b.log.Error("introspection failure", "cause", errorCause(err))
+			h.log.Error("introspection failure", "cause", errorCause(err))
 			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 			return
 		}
@@ -262,7 +303,7 @@ func (b *Broker) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		"iat":        ar.GetRequestedAt().Unix(),
 		"exp":        ar.GetSession().GetExpiresAt(tu).Unix(),
 		"sub":        ar.GetSession().GetSubject(),
-		"iss":        b.issuerString(),
+		"iss":        h.issuerString(),
 		"token_type": "Bearer",
 		"token_use":  "access_token",
 	}
@@ -303,7 +344,7 @@ func bearerToken(r *http.Request, form bool) (string, error) {
 
 // bearer validates the request's bearer access token (see bearerToken)
 // and returns its grant.
-func (b *Broker) bearer(r *http.Request, form bool) (fosite.AccessRequester, error) {
+func (h *oauthHandler) bearer(r *http.Request, form bool) (fosite.AccessRequester, error) {
 	token, err := bearerToken(r, form)
 	if err != nil {
 		return nil, err
@@ -311,14 +352,14 @@ func (b *Broker) bearer(r *http.Request, form bool) (fosite.AccessRequester, err
 	if token == "" {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("A bearer access token is required.")
 	}
-	_, ar, err := b.provider.IntrospectToken(r.Context(), token, fosite.AccessToken, newSession())
+	_, ar, err := h.provider.IntrospectToken(r.Context(), token, fosite.AccessToken, newSession())
 	if err != nil {
 		return nil, err
 	}
 	return ar, nil
 }
 
-func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
+func (h *oauthHandler) writeBearerError(w http.ResponseWriter, err error) {
 	if errors.Is(err, errTokenInQuery) {
 		const desc = "Send the access token in the Authorization header, not in the URL."
 		w.Header().Set("WWW-Authenticate", `Bearer realm="qiao", error="invalid_request", error_description="`+desc+`"`)
@@ -327,7 +368,7 @@ func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == fosite.ErrServerError.ErrorField || errors.Is(err, errStoreFailed) {
-		b.log.Error("bearer token check failed", "cause", errorCause(err))
+		h.log.Error("bearer token check failed", "cause", errorCause(err))
 		writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 		return
 	}
@@ -336,10 +377,10 @@ func (b *Broker) writeBearerError(w http.ResponseWriter, err error) {
 }
 
 // handleUserinfo returns the profile claims the token's scopes allow.
-func (b *Broker) handleUserinfo(w http.ResponseWriter, r *http.Request) {
-	ar, err := b.bearer(r, true)
+func (h *oauthHandler) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	ar, err := h.bearer(r, true)
 	if err != nil {
-		b.writeBearerError(w, err)
+		h.writeBearerError(w, err)
 		return
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
@@ -362,9 +403,9 @@ func (b *Broker) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ar.GetGrantedScopes().Has("profile") {
-		p, err := b.identity.profile(r.Context(), sub)
+		p, err := h.profiles.profile(r.Context(), sub)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			b.log.Error("userinfo: loading profile", "err", err)
+			h.log.Error("userinfo: loading profile", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, oauthError{Error: "temporarily_unavailable"})
 			return
 		}

@@ -327,13 +327,13 @@ func (a *authBackoff) result(id string, ok bool, now time.Time) (failed int, wai
 
 // checkClientAuth is the backoff check of a request that authenticates a
 // client by secret; false when it was answered.
-func (b *Broker) checkClientAuth(w http.ResponseWriter, r *http.Request, endpoint, id string) bool {
-	if !b.confidential(id) {
+func (s *site) checkClientAuth(w http.ResponseWriter, r *http.Request, endpoint, id string) bool {
+	if !s.confidential(id) {
 		return true
 	}
-	ok, wait := b.limits.clientAuth.allow(id, b.now())
+	ok, wait := s.limits.clientAuth.allow(id, s.now())
 	if !ok {
-		b.rateLimited(w, r, endpoint, limitByClientAuth, wait, true)
+		s.rateLimited(w, r, endpoint, limitByClientAuth, wait, true)
 	}
 	return ok
 }
@@ -341,17 +341,17 @@ func (b *Broker) checkClientAuth(w http.ResponseWriter, r *http.Request, endpoin
 // clientAuthResult records whether a confidential client's authentication
 // succeeded; a failure that opens a backoff window is logged for the
 // admin (at most one line per window and client).
-func (b *Broker) clientAuthResult(r *http.Request, id string, ok bool) {
-	if !b.confidential(id) {
+func (s *site) clientAuthResult(r *http.Request, id string, ok bool) {
+	if !s.confidential(id) {
 		return
 	}
-	if failed, wait := b.limits.clientAuth.result(id, ok, b.now()); wait > 0 {
-		b.log.Warn("client authentication keeps failing; backing off", "client_id", id,
+	if failed, wait := s.limits.clientAuth.result(id, ok, s.now()); wait > 0 {
+		s.log.Warn("client authentication keeps failing; backing off", "client_id", id,
 			"failures", failed, "wait", wait.String(), "ip", requestIP(r))
 	}
 }
 
-func (b *Broker) confidential(id string) bool {
-	c, ok := b.clients.get(id)
+func (s *site) confidential(id string) bool {
+	c, ok := s.clients.get(id)
 	return ok && !c.Public
 }

@@ -19,10 +19,10 @@ import (
 // confirmation page whose form, posted with its CSRF token, signs out and
 // still returns to the client's registered post_logout_redirect_uri with
 // state. So no page can sign people out with an <img>.
-func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
+func (h *oauthHandler) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
-		b.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
+		h.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
 		return
 	}
 	hint := r.Form.Get("id_token_hint")
@@ -33,14 +33,14 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 	var c *client
 	hintSubject := ""
 	if hint != "" {
-		claims, err := b.keys.Verify(ctx, hint)
-		if err != nil || claims["iss"] != b.issuerString() {
-			b.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
+		claims, err := h.keys.Verify(ctx, hint)
+		if err != nil || claims["iss"] != h.issuerString() {
+			h.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
 			return
 		}
 		auds := audiences(claims["aud"])
 		if clientID != "" && !contains(auds, clientID) {
-			b.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
+			h.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
 			return
 		}
 		if clientID == "" && len(auds) > 0 {
@@ -50,29 +50,29 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	if clientID != "" {
 		var ok bool
-		if c, ok = b.clients.get(clientID); !ok {
-			b.errorPage(w, r, http.StatusBadRequest, msgUnknownClient)
+		if c, ok = h.clients.get(clientID); !ok {
+			h.errorPage(w, r, http.StatusBadRequest, msgUnknownClient)
 			return
 		}
 	}
 	var target *url.URL
 	if redirect != "" {
 		if c == nil {
-			b.errorPage(w, r, http.StatusBadRequest, msgLogoutNeedsClient)
+			h.errorPage(w, r, http.StatusBadRequest, msgLogoutNeedsClient)
 			return
 		}
 		u, err := fosite.MatchRedirectURIWithClientRedirectURIs(redirect, &fosite.DefaultClient{RedirectURIs: c.PostLogout})
 		if err != nil {
-			b.errorPage(w, r, http.StatusBadRequest, msgBadLogoutRedirect)
+			h.errorPage(w, r, http.StatusBadRequest, msgBadLogoutRedirect)
 			return
 		}
 		target = u
 	}
 
-	sess, err := b.currentSession(r)
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.log.Error("logout: loading session", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.log.Error("logout: loading session", "err", err)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	// Only a hint for this session's user is proof enough to sign out
@@ -80,7 +80,7 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 	// nothing to do or to ask.
 	known := sess != nil && hintSubject != "" && hintSubject == sess.UserID
 	if !known && (sess != nil || target != nil) {
-		token := b.logoutToken(sess)
+		token := h.logoutToken(sess)
 		if r.Method != http.MethodPost || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(token)) {
 			hidden := map[string][]string{}
 			if clientID != "" {
@@ -92,20 +92,20 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 					hidden["state"] = []string{state}
 				}
 			}
-			b.render(w, r, http.StatusOK, "logout.html", pageData{Title: msgSignOut, Message: msgSignOutConfirm,
-				Action: b.url("/logout"), CSRF: token, Hidden: hidden})
+			h.render(w, r, http.StatusOK, "logout.html", pageData{Title: msgSignOut, Message: msgSignOutConfirm,
+				Action: h.url("/logout"), CSRF: token, Hidden: hidden})
 			return
 		}
 	}
 	if sess != nil {
-		if err := b.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			b.log.Error("logout: deleting session", "err", err)
-			b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		if err := h.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.log.Error("logout: deleting session", "err", err)
+			h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 			return
 		}
-		b.audit(ctx, r, storage.AuditEvent{Action: string(actionLogout), UserID: sess.UserID, ConnectorID: sess.ConnectorID, ClientID: clientID, Result: string(outcomeSuccess)})
+		h.audit(ctx, r, storage.AuditEvent{Action: string(actionLogout), UserID: sess.UserID, ConnectorID: sess.ConnectorID, ClientID: clientID, Result: string(outcomeSuccess)})
 	}
-	b.setCookie(w, sessionCookie, "", -1)
+	h.setCookie(w, sessionCookie, "", -1)
 
 	if target != nil {
 		q := target.Query()
@@ -116,7 +116,7 @@ func (b *Broker) handleLogout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target.String(), http.StatusFound)
 		return
 	}
-	b.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut, Notice: true})
+	h.render(w, r, http.StatusOK, "message.html", pageData{Title: msgSignedOutTitle, Message: msgSignedOut, Notice: true})
 }
 
 // logoutToken is the CSRF token of the confirmation form: bound to the

@@ -198,12 +198,6 @@ func subjectTokenTypes(order []*Connector) []string {
 	return out
 }
 
-// subjectTokenTypes are the subject_token_types of the configured code
-// connectors, each once, in configuration order.
-func (b *Broker) subjectTokenTypes() []string {
-	return subjectTokenTypes(b.order)
-}
-
 func (h *tokenExchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
