@@ -130,26 +130,23 @@ type Options struct {
 }
 
 // Broker is the OpenID Connect provider: New composes the identity
-// service, fosite and the handlers; Handler mounts them. The browser
-// login flow and the OAuth endpoints are still its own methods.
+// service, fosite and the handlers; Handler mounts them; Run does the
+// background work.
 type Broker struct {
 	*site
 	cfg      Options // as given to New
 	store    storage.Storage
 	holder   string
-	prefix   string // the issuer's path, without a trailing slash
-	secure   bool   // an https issuer
 	keys     *keys.Manager
 	provider fosite.OAuth2Provider
 	fconf    *fosite.Config
 	oidc     *openid.DefaultStrategy
 	fstore   *fositeStore
-	// loginSealer seals pending upstream logins into the login cookie.
-	loginSealer *seal.Sealer
-	identity    *identityService
-	sessions    *grantSessions
-	account     *accountHandler
-	oauth       *oauthHandler
+	identity *identityService
+	sessions *grantSessions
+	login    *loginHandler
+	account  *accountHandler
+	oauth    *oauthHandler
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -179,8 +176,6 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		cfg:    cfg,
 		store:  opts.Store,
 		holder: opts.Holder,
-		prefix: prefix,
-		secure: secure,
 	}
 	if b.log == nil {
 		b.log = slog.Default()
@@ -210,7 +205,8 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.identity = &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuerString(), now: b.now, events: b.rec}
-	if b.loginSealer, err = seal.New(secret, "login-cookie"); err != nil {
+	loginSealer, err := seal.New(secret, "login-cookie")
+	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	keySealer, err := seal.New(secret, "signing-keys")
@@ -304,10 +300,19 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		site: b.site, provider: b.provider, fstore: b.fstore, store: opts.Store, keys: b.keys, profiles: b.identity,
 		algs: cfg.signingAlgorithms(), tokenTypes: subjectTokenTypes(b.order),
 	}
+	resumes, err := seal.New(secret, "resume-request")
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.login = &loginHandler{
+		site: b.site, provider: b.provider, fstore: b.fstore, store: opts.Store,
+		identity: b.identity, sessions: b.sessions, loginSealer: loginSealer, resumes: resumes,
+	}
 	b.account = &accountHandler{
-		site: b.site, identity: b.identity, store: opts.Store, flow: b, tokens: b.oauth,
+		site: b.site, identity: b.identity, store: opts.Store, flow: b.login, tokens: b.oauth,
 		reauth: cfg.ReauthWithin, merges: merges,
 	}
+	b.login.account = b.account
 	return b, nil
 }
 
@@ -372,12 +377,9 @@ func (b *Broker) Handler() http.Handler {
 		r.Handle(b.prefix, http.RedirectHandler(b.prefix+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	}
 	b.oauth.Mount(s)
-	// The browser login flow, still the Broker's own.
-	s.HandleFunc("/auth", b.limited(limitAuth, false, requestClientID, b.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
-	s.HandleFunc("/callback/{connector}", b.limited(limitCallback, false, nil, b.handleCallback)).Methods(http.MethodGet, http.MethodPost)
+	b.login.Mount(s)
 	(&pagesHandler{site: b.site}).Mount(s)
 	b.account.Mount(s)
-	b.scanRoutes(s)
 	// The OAuth endpoints answer any other method with a JSON error too.
 	for _, p := range oauthJSONPaths {
 		s.HandleFunc(p, func(w http.ResponseWriter, req *http.Request) {

@@ -121,18 +121,6 @@ func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) 
 }
 func (s *site) jar() cookieJar { return cookieJar{secure: s.secure, prefix: s.prefix} }
 
-// The browser login flow, still the Broker's own, keeps its cookies with
-// the Broker's secure and prefix (a Broker holding only its login sealer
-// can set a login cookie).
-func (b *Broker) cookieName(name string) string { return b.jar().name(name) }
-func (b *Broker) cookie(r *http.Request, name string) (*http.Cookie, error) {
-	return b.jar().get(r, name)
-}
-func (b *Broker) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
-	b.jar().set(w, name, value, maxAge)
-}
-func (b *Broker) jar() cookieJar { return cookieJar{secure: b.secure, prefix: b.prefix} }
-
 func isWeChatBrowser(r *http.Request) bool {
 	return strings.Contains(r.UserAgent(), "MicroMessenger")
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qiaoidp/qiao/broker/seal"
 	"github.com/qiaoidp/qiao/connectors"
 )
 
@@ -36,38 +35,31 @@ type resumeRecord struct {
 	Expires   time.Time   `json:"e"`
 }
 
-func (b *Broker) resumeSealer() (*seal.Sealer, error) {
-	return seal.New(b.cfg.Secret, "resume-request")
-}
-
 // rememberRequest records the request of a login the browser has spent,
 // if its cookie's value fits in room bytes.
-func (b *Broker) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData, room int) {
-	sealer, err := b.resumeSealer()
-	if err != nil {
-		return
-	}
+func (h *loginHandler) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData, room int) {
+	sealer := h.resumes
 	data.ConnData = nil // the connector's nonce or verifier stays with the login alone
-	raw, _ := json.Marshal(resumeRecord{State: state, Connector: connectorID, Data: data, Expires: b.now().UTC().Add(resumeTTL)})
+	raw, _ := json.Marshal(resumeRecord{State: state, Connector: connectorID, Data: data, Expires: h.now().UTC().Add(resumeTTL)})
 	v := base64.RawURLEncoding.EncodeToString(sealer.Seal(raw, []byte(resumeCookie)))
 	if len(v) > maxResumeCookie || len(v) > room {
 		return // an enormous request, or no room: it is simply not remembered
 	}
-	b.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
+	h.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
 }
 
 // originalRequest returns the request of the login whose upstream state
 // is state, when this browser still knows it: from its login cookie
 // (expired or not) while the login is not spent, from the resume cookie
 // after. It is the one place that knows where that is kept.
-func (b *Broker) originalRequest(r *http.Request, connectorID, state string) (pendingData, bool) {
-	if data, err := b.readLogin(r, state); err == nil {
+func (h *loginHandler) originalRequest(r *http.Request, connectorID, state string) (pendingData, bool) {
+	if data, err := h.readLogin(r, state); err == nil {
 		if data.ConnectorID == connectorID && sameState(data.State, state) {
 			data.ConnData = nil
 			return data, true
 		}
 	}
-	c, err := b.cookie(r, resumeCookie)
+	c, err := h.cookie(r, resumeCookie)
 	if err != nil || c.Value == "" || len(c.Value) > maxResumeCookie {
 		return pendingData{}, false
 	}
@@ -75,16 +67,12 @@ func (b *Broker) originalRequest(r *http.Request, connectorID, state string) (pe
 	if err != nil {
 		return pendingData{}, false
 	}
-	sealer, err := b.resumeSealer()
-	if err != nil {
-		return pendingData{}, false
-	}
-	raw, err := sealer.Open(sealed, []byte(resumeCookie))
+	raw, err := h.resumes.Open(sealed, []byte(resumeCookie))
 	var rec resumeRecord
 	if err != nil || json.Unmarshal(raw, &rec) != nil {
 		return pendingData{}, false
 	}
-	if rec.State != state || rec.Connector != connectorID || !b.now().Before(rec.Expires) {
+	if rec.State != state || rec.Connector != connectorID || !h.now().Before(rec.Expires) {
 		return pendingData{}, false
 	}
 	return rec.Data, true
@@ -93,50 +81,50 @@ func (b *Broker) originalRequest(r *http.Request, connectorID, state string) (pe
 // loginDeadEnd answers a callback whose pending login is gone: it
 // finishes the original request with the browser's session when it can,
 // and otherwise says what happened with a way forward.
-func (b *Broker) loginDeadEnd(w http.ResponseWriter, r *http.Request, conn *Connector, state string, msg msgID) {
-	data, known := b.originalRequest(r, conn.ID, state)
-	sess, err := b.currentSession(r)
+func (h *loginHandler) loginDeadEnd(w http.ResponseWriter, r *http.Request, conn *Connector, state string, msg msgID) {
+	data, known := h.originalRequest(r, conn.ID, state)
+	sess, err := h.currentSession(r)
 	if err != nil {
 		sess = nil
 	}
 	if !known {
-		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		h.errorPageText(w, r, http.StatusBadRequest, msg, "")
 		return
 	}
 	switch data.Purpose {
 	case purposeAccount, purposeBind, purposeReauth:
 		if sess != nil {
-			b.redirectAccount(w, r, "", "")
+			h.redirectAccount(w, r, "", "")
 			return
 		}
-		b.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: []link{
-			{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true},
-			{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"},
+		h.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: []link{
+			{Msg: msgTryAgain, URL: h.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true},
+			{Msg: msgAccountTitle, URL: h.url("/account"), Kind: "account"},
 		}})
 		return
 	}
-	ar, err := b.resumeAuthorize(r, data.AuthQuery)
+	ar, err := h.resumeAuthorize(r, data.AuthQuery)
 	if err != nil {
-		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		h.errorPageText(w, r, http.StatusBadRequest, msg, "")
 		return
 	}
 	c, _ := ar.GetClient().(*client)
 	if c == nil {
-		b.errorPageText(w, r, http.StatusBadRequest, msg, "")
+		h.errorPageText(w, r, http.StatusBadRequest, msg, "")
 		return
 	}
-	retry := b.url("/auth") + "?" + data.AuthQuery
-	if sess != nil && b.sessionUsable(sess, ar, c, ar.GetRequestForm().Get("connector_id"), b.now().UTC()) {
+	retry := h.url("/auth") + "?" + data.AuthQuery
+	if sess != nil && h.sessionUsable(sess, ar, c, ar.GetRequestForm().Get("connector_id"), h.now().UTC()) {
 		// Signed in already: the authorization endpoint answers the
 		// original request from the session (consent included).
 		http.Redirect(w, r, retry, http.StatusSeeOther)
 		return
 	}
 	links := []link{{Msg: msgTryAgain, URL: retry, Kind: "retry", Primary: true}}
-	if back, ok := b.backLink(c.ID); ok {
+	if back, ok := h.backLink(c.ID); ok {
 		links = append(links, back)
 	}
-	b.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: links})
+	h.render(w, r, http.StatusBadRequest, "message.html", pageData{Title: msgErrorTitle, Message: msg, Links: links})
 }
 
 // ------------------------------------------------- provider refusals
@@ -205,19 +193,19 @@ func cancelledHint(conn *Connector, err error) string {
 // providerFailedPage tells the person, on the broker's own page, that the
 // sign-in at the provider did not work, with the provider's code under
 // "Technical details" and a way forward.
-func (b *Broker) providerFailedPage(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
+func (h *loginHandler) providerFailedPage(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
 	d := pageData{Title: msgErrorTitle, Message: classify(err).Msg, Detail: technicalDetail(conn, err)}
 	if d.Message == msgCancelledAt {
-		d.MessageArg = b.providerName(conn, r)
+		d.MessageArg = h.providerName(conn, r)
 	}
 	if data.Purpose == purposeAccount {
-		d.Links = append(d.Links, link{Msg: msgTryAgain, URL: b.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true})
+		d.Links = append(d.Links, link{Msg: msgTryAgain, URL: h.url("/account/login") + "?connector_id=" + url.QueryEscape(conn.ID), Kind: "retry", Primary: true})
 	}
-	if back, ok := b.backLink(clientOf(data.AuthQuery)); ok {
+	if back, ok := h.backLink(clientOf(data.AuthQuery)); ok {
 		d.Links = append(d.Links, back)
 	}
-	d.Links = append(d.Links, link{Msg: msgAccountTitle, URL: b.url("/account"), Kind: "account"})
-	b.render(w, r, http.StatusBadGateway, "message.html", d)
+	d.Links = append(d.Links, link{Msg: msgAccountTitle, URL: h.url("/account"), Kind: "account"})
+	h.render(w, r, http.StatusBadGateway, "message.html", d)
 }
 
 // redirectAccountCancelled sends a bind the person cancelled at the

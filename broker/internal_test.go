@@ -101,7 +101,7 @@ func TestLoginCookieStaysUnder4KB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{loginSealer: s, secure: true}
+	b := &loginHandler{site: &site{secure: true}, loginSealer: s}
 	data := pendingData{
 		State: randomString(32), ConnectorID: strings.Repeat("c", 32), Purpose: "reauth",
 		AuthQuery: strings.Repeat("q", maxAuthQuery), UserID: newUserID(),

@@ -15,9 +15,47 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/qiaoidp/qiao/broker/keys"
+	"github.com/qiaoidp/qiao/broker/seal"
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/storage"
 )
+
+// loginStore is what the browser login flow writes and reads besides
+// browser sessions: pending scan logins, the scan status cache, the
+// sign-ins it completes.
+type loginStore interface {
+	CreateLogin(ctx context.Context, l storage.PendingLogin) error
+	TakeLogin(ctx context.Context, state string) (storage.PendingLogin, error)
+	PutCache(ctx context.Context, key string, value []byte, expiresAt time.Time) error
+	GetCache(ctx context.Context, key string) ([]byte, time.Time, error)
+	UpdateIdentity(ctx context.Context, id storage.Identity) error
+	CompleteLogin(ctx context.Context, c storage.LoginCompletion) error
+}
+
+// loginHandler is the browser login flow: the authorization endpoint
+// (chooser, consent, single sign-on), the provider login and its
+// callback, the scan login, and the dead ends of each (login.go,
+// logincookie.go, deadends.go, scan.go). Binds and re-authentications
+// the account page started end at the account handler.
+type loginHandler struct {
+	*site
+	provider fosite.OAuth2Provider
+	fstore   *fositeStore
+	store    loginStore
+	identity *identityService
+	sessions *grantSessions
+	account  *accountHandler
+	// loginSealer seals pending upstream logins into the login cookie,
+	// resumes the browser's last request into the resume cookie.
+	loginSealer, resumes *seal.Sealer
+}
+
+// Mount adds the flow's routes to s, the router under the issuer.
+func (h *loginHandler) Mount(s *mux.Router) {
+	s.HandleFunc("/auth", h.limited(limitAuth, false, requestClientID, h.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+	s.HandleFunc("/callback/{connector}", h.limited(limitCallback, false, nil, h.handleCallback)).Methods(http.MethodGet, http.MethodPost)
+	h.scanRoutes(s)
+}
 
 // ---------------------------------------------------------- authorize
 
@@ -30,7 +68,7 @@ func hasPrompt(ar fosite.AuthorizeRequester, p string) bool {
 	return false
 }
 
-func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+func (h *loginHandler) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// Request objects are not supported (OIDC Core 6): take them out so that
 	// fosite validates the redirect URI, then refuse with a redirect.
@@ -47,74 +85,74 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		// fosite's RFC 8252 loopback matching ignores a userinfo part
 		// (http://user@127.0.0.1/cb); no registered URI has one.
 		if u, err := url.Parse(r.Form.Get("redirect_uri")); err == nil && u.User != nil {
-			b.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, "The redirect_uri must not carry a user name or password.")
+			h.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, "The redirect_uri must not carry a user name or password.")
 			return
 		}
 	}
-	ar, err := b.provider.NewAuthorizeRequest(ctx, r)
+	ar, err := h.provider.NewAuthorizeRequest(ctx, r)
 	if err != nil {
-		b.writeAuthorizeError(w, r, ar, err)
+		h.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	if unsupported != nil {
-		b.writeAuthorizeError(w, r, ar, unsupported)
+		h.writeAuthorizeError(w, r, ar, unsupported)
 		return
 	}
 	c, _ := ar.GetClient().(*client)
 	if c == nil {
-		b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidClient)
+		h.writeAuthorizeError(w, r, ar, fosite.ErrInvalidClient)
 		return
 	}
 	if err := checkAuthorizeRequest(ar); err != nil {
-		b.writeAuthorizeError(w, r, ar, err)
+		h.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	form := ar.GetRequestForm()
 	connectorID := form.Get("connector_id")
 	if connectorID != "" {
-		conn, ok := b.connectors[connectorID]
+		conn, ok := h.connectors[connectorID]
 		if !ok || !conn.browserLogin() || !c.allows(connectorID) {
-			b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The connector_id %q is unknown or not allowed for this client.", connectorID))
+			h.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The connector_id %q is unknown or not allowed for this client.", connectorID))
 			return
 		}
 	}
-	sess, err := b.currentSession(r)
+	sess, err := h.currentSession(r)
 	if err != nil {
-		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+		h.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
-	now := b.now().UTC()
+	now := h.now().UTC()
 	// The answer to this session's consent page continues the request the
 	// page was shown for, which already had its sign-in (prompt=login and
 	// max_age were honoured then): asking the provider again would loop.
-	if sess != nil && b.answersConsent(r, sess, c) {
-		b.authorizeWithSession(w, r, ar, c, sess, sess.AuthTime)
+	if sess != nil && h.answersConsent(r, sess, c) {
+		h.authorizeWithSession(w, r, ar, c, sess, sess.AuthTime)
 		return
 	}
-	if sess != nil && b.sessionUsable(sess, ar, c, connectorID, now) {
-		b.authorizeWithSession(w, r, ar, c, sess, now)
+	if sess != nil && h.sessionUsable(sess, ar, c, connectorID, now) {
+		h.authorizeWithSession(w, r, ar, c, sess, now)
 		return
 	}
 	if hasPrompt(ar, "none") {
-		b.writeAuthorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in."))
+		h.writeAuthorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in."))
 		return
 	}
 	if connectorID == "" {
-		choices, note := b.chooserConnectors(r, c)
+		choices, note := h.chooserConnectors(r, c)
 		if len(choices) == 1 && note == "" {
 			connectorID = choices[0].ID
 		} else {
-			b.renderChooser(w, r, c, form, choices, note)
+			h.renderChooser(w, r, c, form, choices, note)
 			return
 		}
 	}
 	query, err := keptAuthQuery(form)
 	if err != nil {
-		b.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf(
+		h.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf(
 			"The authorization request is too large: its parameters may take at most %d bytes.", maxAuthQuery))
 		return
 	}
-	b.startUpstream(w, r, b.connectors[connectorID], pendingData{
+	h.startUpstream(w, r, h.connectors[connectorID], pendingData{
 		Purpose:     purposeLogin,
 		AuthQuery:   query,
 		RequestedAt: now,
@@ -123,7 +161,7 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 // sessionUsable reports whether the SSO session may answer this request
 // without the provider.
-func (b *Broker) sessionUsable(s *browserSession, ar fosite.AuthorizeRequester, c *client, connectorID string, now time.Time) bool {
+func (h *loginHandler) sessionUsable(s *browserSession, ar fosite.AuthorizeRequester, c *client, connectorID string, now time.Time) bool {
 	if hasPrompt(ar, "login") {
 		return false
 	}
@@ -143,43 +181,43 @@ func (b *Broker) sessionUsable(s *browserSession, ar fosite.AuthorizeRequester, 
 
 // answersConsent reports whether r is the POST of the consent page this
 // broker rendered for session s and client c.
-func (b *Broker) answersConsent(r *http.Request, s *browserSession, c *client) bool {
+func (h *loginHandler) answersConsent(r *http.Request, s *browserSession, c *client) bool {
 	return r.Method == http.MethodPost && r.PostForm.Get("consent_action") != "" &&
-		hmac.Equal([]byte(r.PostForm.Get("consent_csrf")), []byte(b.consentToken(s, c)))
+		hmac.Equal([]byte(r.PostForm.Get("consent_csrf")), []byte(h.consentToken(s, c)))
 }
 
 // authorizeWithSession answers the request from session s. requestedAt is
 // when the request counts as made: now, or for the answer to a consent
 // page, the sign-in that page followed.
-func (b *Broker) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession, requestedAt time.Time) {
-	if b.needsConsent(r, ar, c, s) {
+func (h *loginHandler) authorizeWithSession(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession, requestedAt time.Time) {
+	if h.needsConsent(r, ar, c, s) {
 		if hasPrompt(ar, "none") {
-			b.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not approved this application."))
+			h.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not approved this application."))
 			return
 		}
 		switch r.PostForm.Get("consent_action") {
 		case "":
-			b.renderConsent(w, r, ar, c, s)
+			h.renderConsent(w, r, ar, c, s)
 			return
 		case "allow":
-			if !hmac.Equal([]byte(r.PostForm.Get("consent_csrf")), []byte(b.consentToken(s, c))) {
-				b.errorPage(w, r, http.StatusBadRequest, msgBadCSRF)
+			if !hmac.Equal([]byte(r.PostForm.Get("consent_csrf")), []byte(h.consentToken(s, c))) {
+				h.errorPage(w, r, http.StatusBadRequest, msgBadCSRF)
 				return
 			}
 			s.data.Consents = append(s.data.Consents, c.ID)
-			if err := b.saveSession(r.Context(), s); err != nil {
-				b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+			if err := h.saveSession(r.Context(), s); err != nil {
+				h.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 				return
 			}
 		default:
-			b.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+			h.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 			return
 		}
 	}
-	b.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, requestedAt, nil, nil)
+	h.finishAuthorize(w, r, ar, s.UserID, s.ConnectorID, s.IdentitySubject, s.AuthTime, requestedAt, nil, nil)
 }
 
-func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
+func (h *loginHandler) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) bool {
 	if hasPrompt(ar, "consent") && r.PostForm.Get("consent_action") == "" {
 		return true
 	}
@@ -194,8 +232,8 @@ func (b *Broker) needsConsent(r *http.Request, ar fosite.AuthorizeRequester, c *
 	return true
 }
 
-func (b *Broker) consentToken(s *browserSession, c *client) string {
-	return b.mac("consent", s.ID+"\x00"+c.ID)
+func (h *loginHandler) consentToken(s *browserSession, c *client) string {
+	return h.mac("consent", s.ID+"\x00"+c.ID)
 }
 
 // finishAuthorize issues the code for user and redirects to the client.
@@ -205,7 +243,7 @@ func (b *Broker) consentToken(s *browserSession, c *client) string {
 // identity with a real profile), saving a query. done, for a sign-in that
 // just happened, is that sign-in's writes: the code is stored in the same
 // transaction, and the sign-in's cookies are set once it has committed.
-func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
+func (h *loginHandler) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
 	ctx := r.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		for _, ok := range scopesSupported {
@@ -214,9 +252,9 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 			}
 		}
 	}
-	sess, err := b.newUserSession(ctx, userID, idp, subject, authTime, requestedAt, ar.GetGrantedScopes(), known)
+	sess, err := h.newUserSession(ctx, userID, idp, subject, authTime, requestedAt, ar.GetGrantedScopes(), known)
 	if err != nil {
-		b.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+		h.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 		return
 	}
 	signFor(sess, ar.GetClient())
@@ -227,21 +265,21 @@ func (b *Broker) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fosi
 		flush = done.complete
 	}
 	var resp fosite.AuthorizeResponder
-	err = b.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
-		resp, err = b.provider.NewAuthorizeResponse(ctx, ar, sess)
+	err = h.fstore.inTxWith(ctx, flush, func(ctx context.Context) (err error) {
+		resp, err = h.provider.NewAuthorizeResponse(ctx, ar, sess)
 		return err
 	})
 	if err != nil {
 		if done != nil && done.failed(w, r, err) {
 			return
 		}
-		b.writeAuthorizeError(w, r, ar, err)
+		h.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	if done != nil {
 		done.committed(w)
 	}
-	b.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+	h.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
 // signFor makes the grant's ID tokens signed with the client's algorithm
@@ -254,33 +292,33 @@ func signFor(sess *grantSession, c fosite.Client) {
 }
 
 // newUserSession builds the claims of a grant for user (grantSessions.new).
-func (b *Broker) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*grantSession, error) {
-	return b.sessions.new(ctx, userID, idp, idpSubject, authTime, requestedAt, scopes, known)
+func (h *loginHandler) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*grantSession, error) {
+	return h.sessions.new(ctx, userID, idp, idpSubject, authTime, requestedAt, scopes, known)
 }
 
-func (b *Broker) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+func (h *loginHandler) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.ErrorField == fosite.ErrServerError.ErrorField {
 		if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 			// The browser went away mid-request: nothing for the admin.
-			b.log.Info("authorization request abandoned by the client", "cause", errorCause(err))
+			h.log.Info("authorization request abandoned by the client", "cause", errorCause(err))
 		} else {
-			b.log.Error("authorization failure", "cause", errorCause(err), "debug", rfc.DebugField)
+			h.log.Error("authorization failure", "cause", errorCause(err), "debug", rfc.DebugField)
 		}
 		rfc = fosite.ErrTemporarilyUnavailable.WithHint("The service is temporarily unavailable. Please try again.")
 	}
-	b.metrics.httpErrors.WithLabelValues("authorize", rfc.ErrorField).Inc()
+	h.metrics.httpErrors.WithLabelValues("authorize", rfc.ErrorField).Inc()
 	if ar != nil && ar.IsRedirectURIValid() {
-		b.provider.WriteAuthorizeError(r.Context(), w, ar, rfc)
+		h.provider.WriteAuthorizeError(r.Context(), w, ar, rfc)
 		return
 	}
-	b.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, rfc.GetDescription())
+	h.errorPageText(w, r, http.StatusBadRequest, msgBadAuthRequest, rfc.GetDescription())
 }
 
 // chooserConnectors lists the connectors the chooser offers this client
 // in this browser, and a note about the ones it cannot offer here.
-func (b *Broker) chooserConnectors(r *http.Request, c *client) ([]*Connector, msgID) {
-	offered, hidden := b.offersOf(r, c.allows, (*Connector).browserLogin)
+func (h *loginHandler) chooserConnectors(r *http.Request, c *client) ([]*Connector, msgID) {
+	offered, hidden := h.offersOf(r, c.allows, (*Connector).browserLogin)
 	return offered, offerNote(browserOf(r), offered, hidden, nil)
 }
 
@@ -368,23 +406,23 @@ func offerNote(br connectors.Browser, offered, hidden []*Connector, covered map[
 
 // startUpstream seals the pending login into a fresh login cookie and
 // sends the browser to the provider. Nothing is stored.
-func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
+func (h *loginHandler) startUpstream(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData) {
 	ctx := r.Context()
 	if sc, ok := conn.scanner(); ok && data.Purpose == purposeLogin {
-		b.startScan(w, r, conn, sc, data)
+		h.startScan(w, r, conn, sc, data)
 		return
 	}
 	web, ok := conn.web()
 	if !ok {
-		b.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
+		h.errorPage(w, r, http.StatusBadRequest, msgUnknownConnector)
 		return
 	}
 	data.State = randomString(32)
 	data.ConnectorID = conn.ID
-	data.ExpiresAt = b.now().UTC().Add(loginTTL)
+	data.ExpiresAt = h.now().UTC().Add(loginTTL)
 	u, connData, err := web.LoginURL(ctx, connectors.LoginRequest{
 		State:       data.State,
-		CallbackURL: b.callbackURL(conn.ID),
+		CallbackURL: h.callbackURL(conn.ID),
 		Mobile:      isMobile(r),
 	})
 	if err == nil && len(connData) > connectors.MaxLoginData {
@@ -392,88 +430,88 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, conn *Con
 	}
 	if errors.Is(err, connectors.ErrUnavailable) {
 		// A provider that must be asked first (discovery) is down.
-		b.log.Warn("upstream provider unavailable", "connector", conn.ID, "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.log.Warn("upstream provider unavailable", "connector", conn.ID, "err", err)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	} else if err != nil {
-		b.log.Error("building provider login URL", "connector", conn.ID, "err", err)
-		b.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
+		h.log.Error("building provider login URL", "connector", conn.ID, "err", err)
+		h.errorPage(w, r, http.StatusBadGateway, msgProviderConfig)
 		return
 	}
 	data.ConnData = connData
-	b.setLoginCookie(w, r, data)
+	h.setLoginCookie(w, r, data)
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
-func (b *Broker) callbackURL(connectorID string) string {
-	return b.url("/callback/" + connectorID)
+func (h *loginHandler) callbackURL(connectorID string) string {
+	return h.url("/callback/" + connectorID)
 }
 
 // handleCallback finishes an upstream login.
-func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
+func (h *loginHandler) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["connector"]
-	conn, ok := b.connectors[id]
+	conn, ok := h.connectors[id]
 	web, isWeb := conn.web()
 	if !ok || !isWeb {
-		b.errorPage(w, r, http.StatusNotFound, msgUnknownConnector)
+		h.errorPage(w, r, http.StatusNotFound, msgUnknownConnector)
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		b.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
+		h.errorPage(w, r, http.StatusBadRequest, msgBadRequest)
 		return
 	}
 	state := r.Form.Get("state")
 	if !validState(state) {
-		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
+		h.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
-	data, err := b.openLogin(r, state)
+	data, err := h.openLogin(r, state)
 	if errors.Is(err, http.ErrNoCookie) {
-		b.loginDeadEnd(w, r, conn, state, msgNoLoginCookie)
+		h.loginDeadEnd(w, r, conn, state, msgNoLoginCookie)
 		return
 	} else if err != nil {
-		b.loginDeadEnd(w, r, conn, state, msgLoginExpired)
+		h.loginDeadEnd(w, r, conn, state, msgLoginExpired)
 		return
 	}
 	if data.ConnectorID != id || !sameState(data.State, state) {
 		// Not this browser's login (or another tab's): the cookie stays,
 		// so that the rightful callback still works.
-		b.log.Warn("callback refused: state issued for another browser or connector", "connector", id)
-		b.errorPage(w, r, http.StatusBadRequest, msgBadState)
+		h.log.Warn("callback refused: state issued for another browser or connector", "connector", id)
+		h.errorPage(w, r, http.StatusBadRequest, msgBadState)
 		return
 	}
-	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: b.callbackURL(id), Mobile: isMobile(r), Data: data.ConnData}, r.Form)
+	ident, err := web.HandleCallback(ctx, connectors.LoginRequest{State: state, CallbackURL: h.callbackURL(id), Mobile: isMobile(r), Data: data.ConnData}, r.Form)
 	if err != nil {
-		b.upstreamFailed(w, r, conn, data, err)
+		h.upstreamFailed(w, r, conn, data, err)
 		return
 	}
 	switch data.Purpose {
 	case purposeBind:
 		// Spend the state first: a bind writes on its own.
-		if err := b.store.CompleteLogin(ctx, storage.LoginCompletion{State: data.State, StateConnector: id, StateExpiresAt: data.ExpiresAt}); err != nil {
-			b.signInFailed(w, r, err)
+		if err := h.store.CompleteLogin(ctx, storage.LoginCompletion{State: data.State, StateConnector: id, StateExpiresAt: data.ExpiresAt}); err != nil {
+			h.signInFailed(w, r, err)
 			return
 		}
-		b.spendLogin(w, r, data)
-		b.account.finishBind(w, r, conn, data, ident)
+		h.spendLogin(w, r, data)
+		h.account.finishBind(w, r, conn, data, ident)
 		return
 	case purposeReauth:
-		b.account.finishReauth(w, r, conn, data, ident)
+		h.account.finishReauth(w, r, conn, data, ident)
 		return
 	}
-	userID, known, update, err := b.identity.resolveIdentity(ctx, conn, ident)
+	userID, known, update, err := h.identity.resolveIdentity(ctx, conn, ident)
 	if err != nil {
-		b.metrics.logins.WithLabelValues(conn.ID, string(outcomeError)).Inc()
-		b.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.metrics.logins.WithLabelValues(conn.ID, string(outcomeError)).Inc()
+		h.log.Error("resolving the user of a login", "connector", conn.ID, "err", err)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	now := b.now().UTC()
-	old, _ := b.currentSession(r)
-	sess, cookie := b.newBrowserSession(old, userID, conn.ID, ident.Subject, now)
+	now := h.now().UTC()
+	old, _ := h.currentSession(r)
+	sess, cookie := h.newBrowserSession(old, userID, conn.ID, ident.Subject, now)
 	done := &signIn{
-		b:      b,
+		flow:   h,
 		sess:   sess,
 		cookie: cookie,
 		conn:   conn.ID,
@@ -493,47 +531,47 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	var ar fosite.AuthorizeRequester
 	clientID := ""
 	if data.Purpose != purposeAccount {
-		ar, err = b.resumeAuthorize(r, data.AuthQuery)
+		ar, err = h.resumeAuthorize(r, data.AuthQuery)
 		if err == nil {
 			clientID = ar.GetClient().GetID()
 		} else {
 			clientID = clientOf(data.AuthQuery)
 		}
 	}
-	done.c.Audit = []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeSuccess)})}
+	done.c.Audit = []storage.AuditEvent{h.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: userID, ConnectorID: conn.ID, ClientID: clientID, Result: string(outcomeSuccess)})}
 	if data.Purpose == purposeAccount || err != nil {
 		// The sign-in stands even if the stored request no longer passes.
 		if !done.write(w, r) {
 			return
 		}
 		if data.Purpose == purposeAccount {
-			b.redirectAccount(w, r, "", "")
+			h.redirectAccount(w, r, "", "")
 		} else {
-			b.writeAuthorizeError(w, r, ar, err)
+			h.writeAuthorizeError(w, r, ar, err)
 		}
 		return
 	}
-	b.consentOrFinish(w, r, ar, sess, userID, conn.ID, ident.Subject, now, data.RequestedAt, known, done)
+	h.consentOrFinish(w, r, ar, sess, userID, conn.ID, ident.Subject, now, data.RequestedAt, known, done)
 }
 
 // consentOrFinish ends a sign-in's authorization request: the consent
 // page when the client needs it, else the answer to the client.
-func (b *Broker) consentOrFinish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
+func (h *loginHandler) consentOrFinish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, sess *browserSession, userID, idp, subject string, authTime, requestedAt time.Time, known *profile, done *signIn) {
 	c, _ := ar.GetClient().(*client)
-	if c != nil && b.needsConsent(r, ar, c, sess) {
+	if c != nil && h.needsConsent(r, ar, c, sess) {
 		if done.write(w, r) {
-			b.renderConsent(w, r, ar, c, sess)
+			h.renderConsent(w, r, ar, c, sess)
 		}
 		return
 	}
-	b.finishAuthorize(w, r, ar, userID, idp, subject, authTime, requestedAt, known, done)
+	h.finishAuthorize(w, r, ar, userID, idp, subject, authTime, requestedAt, known, done)
 }
 
 // signIn is a sign-in that happened at the provider and is not yet
 // written: its completion (spent state, identity, session, audit), and
 // the session cookie to set once it is.
 type signIn struct {
-	b      *Broker
+	flow   *loginHandler
 	c      storage.LoginCompletion
 	sess   *browserSession
 	cookie string
@@ -548,14 +586,14 @@ type signIn struct {
 func (s *signIn) complete(ctx context.Context, ops []storage.TokenOp) error {
 	c := s.c
 	c.TokenOps = ops
-	return s.b.store.CompleteLogin(ctx, c)
+	return s.flow.store.CompleteLogin(ctx, c)
 }
 
 // write stores the sign-in alone and sets its cookies; on failure it
 // answers the request and returns false.
 func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
 	if err := s.complete(r.Context(), nil); err != nil {
-		s.b.signInFailed(w, r, err)
+		s.flow.signInFailed(w, r, err)
 		return false
 	}
 	s.committed(w)
@@ -565,16 +603,16 @@ func (s *signIn) write(w http.ResponseWriter, r *http.Request) bool {
 // committed sets the cookies of a written sign-in: the new session's,
 // and the spent login cookie removed.
 func (s *signIn) committed(w http.ResponseWriter) {
-	s.b.setCookie(w, sessionCookie, s.cookie, int(s.b.cfg.SessionTTL/time.Second))
-	s.b.spendLogin(w, s.req, s.login)
-	s.b.metrics.logins.WithLabelValues(s.conn, string(outcomeSuccess)).Inc()
+	s.flow.setCookie(w, sessionCookie, s.cookie, int(s.flow.sessionTTL/time.Second))
+	s.flow.spendLogin(w, s.req, s.login)
+	s.flow.metrics.logins.WithLabelValues(s.conn, string(outcomeSuccess)).Inc()
 }
 
 // writeSignIn stores a sign-in the account page completed (a
 // re-authentication) and sets its cookies; on failure it answers the
 // request and returns false.
-func (b *Broker) writeSignIn(w http.ResponseWriter, r *http.Request, done *signIn) bool {
-	done.b = b
+func (h *loginHandler) writeSignIn(w http.ResponseWriter, r *http.Request, done *signIn) bool {
+	done.flow = h
 	return done.write(w, r)
 }
 
@@ -582,7 +620,7 @@ func (b *Broker) writeSignIn(w http.ResponseWriter, r *http.Request, done *signI
 // if it is one (true), or leaves the answer to the caller (false).
 func (s *signIn) failed(w http.ResponseWriter, r *http.Request, err error) bool {
 	if errors.Is(err, storage.ErrStateUsed) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists) {
-		s.b.signInFailed(w, r, err)
+		s.flow.signInFailed(w, r, err)
 		return true
 	}
 	return false
@@ -591,14 +629,14 @@ func (s *signIn) failed(w http.ResponseWriter, r *http.Request, err error) bool 
 // signInFailed answers a callback whose writes failed: a replayed
 // callback (its state already spent) gets the "expired or completed"
 // page, anything else the "unavailable" one.
-func (b *Broker) signInFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (h *loginHandler) signInFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, storage.ErrStateUsed) {
-		b.log.Info("callback refused: its state was already used")
-		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
+		h.log.Info("callback refused: its state was already used")
+		h.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
 		return
 	}
-	b.log.Error("storing a sign-in", "err", err)
-	b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+	h.log.Error("storing a sign-in", "err", err)
+	h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 }
 
 func clientOf(authQuery string) string {
@@ -608,8 +646,8 @@ func clientOf(authQuery string) string {
 
 // resumeAuthorize re-parses (and so re-validates) the stored authorization
 // request.
-func (b *Broker) resumeAuthorize(r *http.Request, query string) (fosite.AuthorizeRequester, error) {
-	u, err := url.Parse(b.url("/auth") + "?" + query)
+func (h *loginHandler) resumeAuthorize(r *http.Request, query string) (fosite.AuthorizeRequester, error) {
+	u, err := url.Parse(h.url("/auth") + "?" + query)
 	if err != nil {
 		return nil, fosite.ErrInvalidRequest.WithWrap(err)
 	}
@@ -618,12 +656,12 @@ func (b *Broker) resumeAuthorize(r *http.Request, query string) (fosite.Authoriz
 	req.URL = u
 	req.Form, req.PostForm, req.Body = nil, nil, http.NoBody
 	req.Header.Del("Content-Type")
-	return b.provider.NewAuthorizeRequest(r.Context(), req)
+	return h.provider.NewAuthorizeRequest(r.Context(), req)
 }
 
 // upstreamFailed tells the user (and the client, where there is one) why
 // the provider login did not work, and the admin in a structured log line.
-func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
+func (h *loginHandler) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
 	ctx := r.Context()
 	attrs := []any{"connector", conn.ID, "type", conn.Type, "err", err.Error()}
 	var pe *connectors.ProviderError
@@ -635,33 +673,33 @@ func (b *Broker) upstreamFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	switch f.Result {
 	case outcomeDenied:
 		f.Hint = cancelledHint(conn, err)
-		b.log.Info("upstream login refused", attrs...)
+		h.log.Info("upstream login refused", attrs...)
 	case outcomeUnavailable:
-		b.log.Warn("upstream provider unavailable", attrs...)
+		h.log.Warn("upstream provider unavailable", attrs...)
 	case outcomeInvalidCode:
-		b.log.Warn("upstream code refused", attrs...)
+		h.log.Warn("upstream code refused", attrs...)
 	default:
-		b.log.Error("upstream login failed: check the connector configuration", attrs...)
+		h.log.Error("upstream login failed: check the connector configuration", attrs...)
 	}
 	rfc := f.rfc(nil)
-	b.metrics.logins.WithLabelValues(conn.ID, result).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: string(data.Purpose), UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
+	h.metrics.logins.WithLabelValues(conn.ID, result).Inc()
+	h.audit(ctx, r, storage.AuditEvent{Action: string(data.Purpose), UserID: data.UserID, ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: result, Detail: rfc.HintField})
 	if data.Purpose == purposeBind || data.Purpose == purposeReauth {
 		// The account page shows only the messages it knows.
 		switch f.Result {
 		case outcomeDenied:
-			b.redirectAccountCancelled(w, r, conn, err)
+			h.redirectAccountCancelled(w, r, conn, err)
 		case outcomeUnavailable:
-			b.redirectAccount(w, r, "error", msgUnavailable)
+			h.redirectAccount(w, r, "error", msgUnavailable)
 		default:
-			b.redirectAccount(w, r, "error", msgProviderFailed)
+			h.redirectAccount(w, r, "error", msgProviderFailed)
 		}
 		return
 	}
-	ar, perr := b.resumeAuthorize(r, data.AuthQuery)
+	ar, perr := h.resumeAuthorize(r, data.AuthQuery)
 	if perr != nil || !ar.IsRedirectURIValid() {
-		b.providerFailedPage(w, r, conn, data, err)
+		h.providerFailedPage(w, r, conn, data, err)
 		return
 	}
-	b.provider.WriteAuthorizeError(ctx, w, ar, rfc)
+	h.provider.WriteAuthorizeError(ctx, w, ar, rfc)
 }

@@ -91,12 +91,12 @@ type pendingData struct {
 var loginAAD = []byte("qiao login cookie v1")
 
 // sealLogin returns the login cookie's value for data.
-func (b *Broker) sealLogin(data pendingData) string {
+func (h *loginHandler) sealLogin(data pendingData) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // the query's '&' stays one byte
 	_ = enc.Encode(data)     // plain strings and times: cannot fail
-	return base64.RawURLEncoding.EncodeToString(b.loginSealer.Seal(buf.Bytes(), loginAAD))
+	return base64.RawURLEncoding.EncodeToString(h.loginSealer.Seal(buf.Bytes(), loginAAD))
 }
 
 // A browser may sign in in several tabs (or to several applications) at
@@ -130,33 +130,33 @@ func loginCookieName(state string) string {
 // openLogin returns the pending login of upstream state the request's
 // login cookies hold, or an error if there is none, it does not open, or
 // it has expired.
-func (b *Broker) openLogin(r *http.Request, state string) (pendingData, error) {
-	data, err := b.readLogin(r, state)
+func (h *loginHandler) openLogin(r *http.Request, state string) (pendingData, error) {
+	data, err := h.readLogin(r, state)
 	if err != nil {
 		return pendingData{}, err
 	}
-	if !b.now().Before(data.ExpiresAt) {
+	if !h.now().Before(data.ExpiresAt) {
 		return pendingData{}, errLoginExpired
 	}
 	return data, nil
 }
 
 // readLogin opens the login cookie of state, expired or not.
-func (b *Broker) readLogin(r *http.Request, state string) (pendingData, error) {
-	c, err := b.cookie(r, loginCookieName(state))
+func (h *loginHandler) readLogin(r *http.Request, state string) (pendingData, error) {
+	c, err := h.cookie(r, loginCookieName(state))
 	if err != nil || c.Value == "" {
 		return pendingData{}, http.ErrNoCookie
 	}
-	return b.openLoginValue(c.Value)
+	return h.openLoginValue(c.Value)
 }
 
 // openLoginValue opens a login cookie's value.
-func (b *Broker) openLoginValue(v string) (pendingData, error) {
+func (h *loginHandler) openLoginValue(v string) (pendingData, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(v)
 	if err != nil {
 		return pendingData{}, err
 	}
-	plain, err := b.loginSealer.Open(raw, loginAAD)
+	plain, err := h.loginSealer.Open(raw, loginAAD)
 	if err != nil {
 		return pendingData{}, err
 	}
@@ -183,22 +183,22 @@ type browserLogin struct {
 
 // otherLogins returns the login cookies of r (those this broker sealed)
 // but the one of state, newest first.
-func (b *Broker) otherLogins(r *http.Request, state string) []browserLogin {
+func (h *loginHandler) otherLogins(r *http.Request, state string) []browserLogin {
 	var out []browserLogin
 	if r == nil {
 		return nil
 	}
-	prefix, own := b.cookieName(loginCookie+"_"), b.cookieName(loginCookieName(state))
+	prefix, own := h.cookieName(loginCookie+"_"), h.cookieName(loginCookieName(state))
 	for _, c := range r.Cookies() {
 		if !strings.HasPrefix(c.Name, prefix) || c.Name == own {
 			continue
 		}
-		data, err := b.openLoginValue(c.Value)
+		data, err := h.openLoginValue(c.Value)
 		if err != nil {
 			continue // not this broker's (another one on the same host name)
 		}
 		out = append(out, browserLogin{
-			name:    strings.TrimPrefix(c.Name, b.cookieName("")),
+			name:    strings.TrimPrefix(c.Name, h.cookieName("")),
 			size:    len(c.Name) + len(c.Value),
 			started: data.ExpiresAt,
 		})
@@ -216,40 +216,40 @@ func (b *Broker) otherLogins(r *http.Request, state string) []browserLogin {
 // __Host- prefix requires Path=/): the login starts read the other
 // logins' cookies. Two brokers on one host name (cookies ignore the
 // port) keep their logins apart by name, and each counts only its own.
-func (b *Broker) setLoginCookie(w http.ResponseWriter, r *http.Request, data pendingData) {
-	name, value := loginCookieName(data.State), b.sealLogin(data)
-	total, kept := len(b.cookieName(name))+len(value), 1
-	for _, o := range b.otherLogins(r, data.State) {
+func (h *loginHandler) setLoginCookie(w http.ResponseWriter, r *http.Request, data pendingData) {
+	name, value := loginCookieName(data.State), h.sealLogin(data)
+	total, kept := len(h.cookieName(name))+len(value), 1
+	for _, o := range h.otherLogins(r, data.State) {
 		if kept < maxLoginFlows && total+o.size <= loginCookieBudget {
 			kept++
 			total += o.size
 			continue
 		}
-		b.setCookie(w, o.name, "", -1)
+		h.setCookie(w, o.name, "", -1)
 	}
 	if r != nil {
-		if _, err := b.cookie(r, resumeCookie); err == nil {
-			b.setCookie(w, resumeCookie, "", -1)
+		if _, err := h.cookie(r, resumeCookie); err == nil {
+			h.setCookie(w, resumeCookie, "", -1)
 		}
 	}
-	b.setCookie(w, name, value, int(resumeTTL/time.Second))
+	h.setCookie(w, name, value, int(resumeTTL/time.Second))
 }
 
 // spendLogin removes the login cookie of a spent login, and remembers its
 // request in the resume cookie (for a reloaded callback, Back after
 // signing in) when that fits with the browser's other logins in
 // loginCookieBudget.
-func (b *Broker) spendLogin(w http.ResponseWriter, r *http.Request, data pendingData) {
+func (h *loginHandler) spendLogin(w http.ResponseWriter, r *http.Request, data pendingData) {
 	if data.State == "" {
 		return // a scan login has no login cookie
 	}
-	b.setCookie(w, loginCookieName(data.State), "", -1)
+	h.setCookie(w, loginCookieName(data.State), "", -1)
 	if r == nil {
 		return
 	}
-	room := loginCookieBudget - len(b.cookieName(resumeCookie))
-	for _, o := range b.otherLogins(r, data.State) {
+	room := loginCookieBudget - len(h.cookieName(resumeCookie))
+	for _, o := range h.otherLogins(r, data.State) {
 		room -= o.size
 	}
-	b.rememberRequest(w, data.State, data.ConnectorID, data, room)
+	h.rememberRequest(w, data.State, data.ConnectorID, data, room)
 }

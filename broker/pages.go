@@ -312,7 +312,7 @@ func (s *site) backLink(clientID string) (link, bool) {
 	return link{Msg: msgBackTo, Arg: c.Name, URL: c.Home, Kind: "back"}, true
 }
 
-func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector, note msgID) {
+func (h *loginHandler) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector, note msgID) {
 	d := pageData{Title: msgChooseTitle, Client: c.Name, Note: note}
 	for _, k := range list {
 		q := url.Values{}
@@ -320,15 +320,15 @@ func (b *Broker) renderChooser(w http.ResponseWriter, r *http.Request, c *client
 			q[key] = v
 		}
 		q.Set("connector_id", k.ID)
-		d.Choices = append(d.Choices, b.newChoice(r, k, b.url("/auth")+"?"+q.Encode()))
+		d.Choices = append(d.Choices, h.newChoice(r, k, h.url("/auth")+"?"+q.Encode()))
 	}
 	if len(d.Choices) == 0 && note == "" {
 		d.Message = msgNoConnectors
 	}
-	b.render(w, r, http.StatusOK, "chooser.html", d)
+	h.render(w, r, http.StatusOK, "chooser.html", d)
 }
 
-func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) {
+func (h *loginHandler) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, s *browserSession) {
 	hidden := map[string][]string{}
 	for k, v := range ar.GetRequestForm() {
 		if k == "consent_action" || k == "consent_csrf" {
@@ -351,9 +351,9 @@ func (b *Broker) renderConsent(w http.ResponseWriter, r *http.Request, ar fosite
 			scopes = append(scopes, msgScopeAccount)
 		}
 	}
-	b.render(w, r, http.StatusOK, "consent.html", pageData{
+	h.render(w, r, http.StatusOK, "consent.html", pageData{
 		Title: msgConsentTitle, Client: c.Name, Scopes: scopes, Hidden: hidden,
-		Action: b.url("/auth"), CSRF: b.consentToken(s, c),
+		Action: h.url("/auth"), CSRF: h.consentToken(s, c),
 	})
 }
 

@@ -136,25 +136,25 @@ func validStateChars(s string) bool {
 	return true
 }
 
-func (b *Broker) scanRoutes(s *mux.Router) {
-	page := func(h http.HandlerFunc) http.HandlerFunc { return b.scanLimit(false, h) }
-	api := func(h http.HandlerFunc) http.HandlerFunc { return b.scanLimit(true, h) }
-	s.HandleFunc("/scan/{scene}", page(b.handleScanPage)).Methods(http.MethodGet)
-	s.HandleFunc("/scan/{scene}/code", page(b.handleScanImage)).Methods(http.MethodGet)
-	s.HandleFunc("/scan/{scene}/status", api(b.handleScanStatus)).Methods(http.MethodGet)
-	s.HandleFunc("/scan/{scene}/finish", page(b.handleScanFinish)).Methods(http.MethodGet)
-	s.HandleFunc("/scan/{scene}/back", page(b.handleScanBack)).Methods(http.MethodGet)
-	s.HandleFunc("/api/v1/scan/{scene}", api(b.handleScanAPI("scan"))).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/scan/{scene}/confirm", api(b.handleScanAPI("confirm"))).Methods(http.MethodPost)
-	s.HandleFunc("/api/v1/scan/{scene}/refuse", api(b.handleScanAPI("refuse"))).Methods(http.MethodPost)
+func (h *loginHandler) scanRoutes(s *mux.Router) {
+	page := func(next http.HandlerFunc) http.HandlerFunc { return h.scanLimit(false, next) }
+	api := func(next http.HandlerFunc) http.HandlerFunc { return h.scanLimit(true, next) }
+	s.HandleFunc("/scan/{scene}", page(h.handleScanPage)).Methods(http.MethodGet)
+	s.HandleFunc("/scan/{scene}/code", page(h.handleScanImage)).Methods(http.MethodGet)
+	s.HandleFunc("/scan/{scene}/status", api(h.handleScanStatus)).Methods(http.MethodGet)
+	s.HandleFunc("/scan/{scene}/finish", page(h.handleScanFinish)).Methods(http.MethodGet)
+	s.HandleFunc("/scan/{scene}/back", page(h.handleScanBack)).Methods(http.MethodGet)
+	s.HandleFunc("/api/v1/scan/{scene}", api(h.handleScanAPI("scan"))).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/scan/{scene}/confirm", api(h.handleScanAPI("confirm"))).Methods(http.MethodPost)
+	s.HandleFunc("/api/v1/scan/{scene}/refuse", api(h.handleScanAPI("refuse"))).Methods(http.MethodPost)
 }
 
 // scanLimit gives the scan endpoints the login endpoints' rate limit:
 // per address, as the provider callbacks (the scan is where a provider
 // sends the person back, in its way); JSON answers for the API and the
 // long poll.
-func (b *Broker) scanLimit(asJSON bool, h http.HandlerFunc) http.HandlerFunc {
-	return b.limited(limitCallback, asJSON, nil, h)
+func (h *loginHandler) scanLimit(asJSON bool, next http.HandlerFunc) http.HandlerFunc {
+	return h.limited(limitCallback, asJSON, nil, next)
 }
 
 // ------------------------------------------------------------ browser
@@ -162,45 +162,45 @@ func (b *Broker) scanLimit(asJSON bool, h http.HandlerFunc) http.HandlerFunc {
 // startScan asks WeChat for a code and shows it. A WeChat failure shows
 // the other connectors instead, never WeChat's words; the admin gets a
 // log line with WeChat's code.
-func (b *Broker) startScan(w http.ResponseWriter, r *http.Request, conn *Connector, sc scanCoder, data pendingData) {
+func (h *loginHandler) startScan(w http.ResponseWriter, r *http.Request, conn *Connector, sc scanCoder, data pendingData) {
 	ctx := r.Context()
 	scene := randomString(24)
 	img, ct, err := sc.ScanCode(ctx, scene)
 	if err != nil {
-		b.scanCodeFailed(w, r, conn, data, err)
+		h.scanCodeFailed(w, r, conn, data, err)
 		return
 	}
 	binding := ""
-	if c, err := b.cookie(r, scanCookie); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 && validStateChars(c.Value) {
+	if c, err := h.cookie(r, scanCookie); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 && validStateChars(c.Value) {
 		binding = c.Value
 	} else {
 		binding = randomString(32)
-		b.setCookie(w, scanCookie, binding, 0)
+		h.setCookie(w, scanCookie, binding, 0)
 	}
-	now := b.now().UTC()
+	now := h.now().UTC()
 	exp := now.Add(scanTTL)
 	rec, _ := json.Marshal(scanRecord{AuthQuery: data.AuthQuery, RequestedAt: data.RequestedAt})
 	st := scanStatus{Status: scanWaiting, Connector: conn.ID, Client: clientOf(data.AuthQuery), AuthQuery: data.AuthQuery,
-		Binding: b.mac("scan", binding), CreatedAt: now, ExpiresAt: exp}
-	err = b.store.PutCache(ctx, scanImageKey(scene), append([]byte(ct+"\n"), img...), exp)
+		Binding: h.mac("scan", binding), CreatedAt: now, ExpiresAt: exp}
+	err = h.store.PutCache(ctx, scanImageKey(scene), append([]byte(ct+"\n"), img...), exp)
 	if err == nil {
-		err = b.putScanStatus(ctx, scene, st)
+		err = h.putScanStatus(ctx, scene, st)
 	}
 	if err == nil {
-		err = b.store.CreateLogin(ctx, storage.PendingLogin{State: scanKey("new", scene), ConnectorID: conn.ID,
+		err = h.store.CreateLogin(ctx, storage.PendingLogin{State: scanKey("new", scene), ConnectorID: conn.ID,
 			Binding: st.Binding, Data: rec, CreatedAt: now, ExpiresAt: exp})
 	}
 	if err != nil {
-		b.log.Error("storing a pending scan", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.log.Error("storing a pending scan", "err", err)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	http.Redirect(w, r, b.url("/scan/"+scene), http.StatusSeeOther)
+	http.Redirect(w, r, h.url("/scan/"+scene), http.StatusSeeOther)
 }
 
 // scanCodeFailed shows the chooser without the scan connector and tells
 // the admin what WeChat said.
-func (b *Broker) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
+func (h *loginHandler) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Connector, data pendingData, err error) {
 	attrs := []any{"connector", conn.ID, "type", conn.Type, "err", err.Error()}
 	var pe *connectors.ProviderError
 	if errors.As(err, &pe) {
@@ -211,23 +211,23 @@ func (b *Broker) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Co
 	// errcode maps to.
 	result := outcomeUnavailable
 	if classify(err).Result == outcomeUnavailable {
-		b.log.Warn("mini-program code unavailable: scan login not offered", attrs...)
+		h.log.Warn("mini-program code unavailable: scan login not offered", attrs...)
 	} else {
 		result = outcomeError
-		b.log.Error("mini-program code refused: check the connector's scan_login configuration", attrs...)
+		h.log.Error("mini-program code refused: check the connector's scan_login configuration", attrs...)
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, string(result)).Inc()
-	b.audit(r.Context(), r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: string(result), Detail: "mini-program code not made"})
-	ar, perr := b.resumeAuthorize(r, data.AuthQuery)
+	h.metrics.logins.WithLabelValues(conn.ID, string(result)).Inc()
+	h.audit(r.Context(), r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: clientOf(data.AuthQuery), Result: string(result), Detail: "mini-program code not made"})
+	ar, perr := h.resumeAuthorize(r, data.AuthQuery)
 	var c *client
 	if perr == nil {
 		c, _ = ar.GetClient().(*client)
 	}
 	if c == nil {
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgScanUnavailable)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgScanUnavailable)
 		return
 	}
-	choices, note := b.chooserConnectors(r, c)
+	choices, note := h.chooserConnectors(r, c)
 	d := pageData{Title: msgChooseTitle, Client: c.Name, Note: note, Message: msgScanUnavailable}
 	form := ar.GetRequestForm()
 	for _, k := range choices {
@@ -239,23 +239,23 @@ func (b *Broker) scanCodeFailed(w http.ResponseWriter, r *http.Request, conn *Co
 			q[key] = v
 		}
 		q.Set("connector_id", k.ID)
-		d.Choices = append(d.Choices, b.newChoice(r, k, b.url("/auth")+"?"+q.Encode()))
+		d.Choices = append(d.Choices, h.newChoice(r, k, h.url("/auth")+"?"+q.Encode()))
 	}
-	b.render(w, r, http.StatusServiceUnavailable, "chooser.html", d)
+	h.render(w, r, http.StatusServiceUnavailable, "chooser.html", d)
 }
 
-func (b *Broker) putScanStatus(ctx context.Context, scene string, st scanStatus) error {
+func (h *loginHandler) putScanStatus(ctx context.Context, scene string, st scanStatus) error {
 	raw, _ := json.Marshal(st)
-	return b.store.PutCache(ctx, statusKey(scene), raw, st.ExpiresAt.Add(scanKeep))
+	return h.store.PutCache(ctx, statusKey(scene), raw, st.ExpiresAt.Add(scanKeep))
 }
 
 // scanStatusOf reads the status of scene; ErrNotFound if unknown.
-func (b *Broker) scanStatusOf(ctx context.Context, scene string) (scanStatus, error) {
+func (h *loginHandler) scanStatusOf(ctx context.Context, scene string) (scanStatus, error) {
 	var st scanStatus
 	if !validScene(scene) {
 		return st, storage.ErrNotFound
 	}
-	raw, _, err := b.store.GetCache(ctx, statusKey(scene))
+	raw, _, err := h.store.GetCache(ctx, statusKey(scene))
 	if err != nil {
 		return st, err
 	}
@@ -267,26 +267,26 @@ func (b *Broker) scanStatusOf(ctx context.Context, scene string) (scanStatus, er
 
 // ownScan returns the status of the request's scene when this browser
 // started it; otherwise it has answered (error page or JSON error).
-func (b *Broker) ownScan(w http.ResponseWriter, r *http.Request, asJSON bool) (string, scanStatus, bool) {
+func (h *loginHandler) ownScan(w http.ResponseWriter, r *http.Request, asJSON bool) (string, scanStatus, bool) {
 	scene := mux.Vars(r)["scene"]
-	st, err := b.scanStatusOf(r.Context(), scene)
+	st, err := h.scanStatusOf(r.Context(), scene)
 	fail := func(status int, msg msgID, code string) {
 		if asJSON {
 			writeJSON(w, status, oauthError{Error: code, Description: catalog["en"][msg]})
 		} else {
-			b.errorPage(w, r, status, msg)
+			h.errorPage(w, r, status, msg)
 		}
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		fail(http.StatusNotFound, msgScanUnknown, "unknown_scene")
 		return "", st, false
 	} else if err != nil {
-		b.log.Error("reading a scan", "err", err)
+		h.log.Error("reading a scan", "err", err)
 		fail(http.StatusServiceUnavailable, msgUnavailable, "temporarily_unavailable")
 		return "", st, false
 	}
-	c, err := b.cookie(r, scanCookie)
-	if err != nil || !hmac.Equal([]byte(b.mac("scan", c.Value)), []byte(st.Binding)) {
+	c, err := h.cookie(r, scanCookie)
+	if err != nil || !hmac.Equal([]byte(h.mac("scan", c.Value)), []byte(st.Binding)) {
 		fail(http.StatusForbidden, msgScanOtherBrowser, "other_browser")
 		return "", st, false
 	}
@@ -303,42 +303,42 @@ type scanView struct {
 	ExpiresUnix              int64
 }
 
-func (b *Broker) handleScanPage(w http.ResponseWriter, r *http.Request) {
-	scene, st, ok := b.ownScan(w, r, false)
+func (h *loginHandler) handleScanPage(w http.ResponseWriter, r *http.Request) {
+	scene, st, ok := h.ownScan(w, r, false)
 	if !ok {
 		return
 	}
 	lang := pickLang(r)
-	cur := st.current(b.now())
+	cur := st.current(h.now())
 	q, _ := url.ParseQuery(st.AuthQuery)
 	q.Set("connector_id", st.Connector)
 	v := &scanView{
 		Scene: scene, Status: cur,
-		ImageURL:    b.url("/scan/" + scene + "/code"),
-		StatusURL:   b.url("/scan/" + scene + "/status"),
-		FinishURL:   b.url("/scan/" + scene + "/finish"),
-		BackURL:     b.url("/scan/" + scene + "/back"),
-		NewURL:      b.url("/auth") + "?" + q.Encode(),
+		ImageURL:    h.url("/scan/" + scene + "/code"),
+		StatusURL:   h.url("/scan/" + scene + "/status"),
+		FinishURL:   h.url("/scan/" + scene + "/finish"),
+		BackURL:     h.url("/scan/" + scene + "/back"),
+		NewURL:      h.url("/auth") + "?" + q.Encode(),
 		Created:     localTime(st.CreatedAt, lang),
 		Expires:     localTime(st.ExpiresAt, lang),
 		ExpiresUnix: st.ExpiresAt.Unix(),
 	}
-	if k, ok := b.connectors[st.Connector]; ok {
+	if k, ok := h.connectors[st.Connector]; ok {
 		v.Connector = connectorName(k, lang)
 	}
 	clientName := st.Client
-	if c, ok := b.clients.get(st.Client); ok {
+	if c, ok := h.clients.get(st.Client); ok {
 		clientName = c.Name
 	}
-	b.render(w, r, http.StatusOK, "scan.html", pageData{Title: msgScanTitle, Client: clientName, Scan: v, Script: "scan.js"})
+	h.render(w, r, http.StatusOK, "scan.html", pageData{Title: msgScanTitle, Client: clientName, Scan: v, Script: "scan.js"})
 }
 
-func (b *Broker) handleScanImage(w http.ResponseWriter, r *http.Request) {
-	scene, _, ok := b.ownScan(w, r, false)
+func (h *loginHandler) handleScanImage(w http.ResponseWriter, r *http.Request) {
+	scene, _, ok := h.ownScan(w, r, false)
 	if !ok {
 		return
 	}
-	raw, exp, err := b.store.GetCache(r.Context(), scanImageKey(scene))
+	raw, exp, err := h.store.GetCache(r.Context(), scanImageKey(scene))
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -362,8 +362,8 @@ func (b *Broker) handleScanImage(w http.ResponseWriter, r *http.Request) {
 
 // handleScanStatus is the page's long poll: it answers when the status
 // differs from ?since= (or at once without it), or after scanPollWait.
-func (b *Broker) handleScanStatus(w http.ResponseWriter, r *http.Request) {
-	scene, st, ok := b.ownScan(w, r, true)
+func (h *loginHandler) handleScanStatus(w http.ResponseWriter, r *http.Request) {
+	scene, st, ok := h.ownScan(w, r, true)
 	if !ok {
 		return
 	}
@@ -372,7 +372,7 @@ func (b *Broker) handleScanStatus(w http.ResponseWriter, r *http.Request) {
 	defer deadline.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for since != "" && st.current(b.now()) == since {
+	for since != "" && st.current(h.now()) == since {
 		select {
 		case <-r.Context().Done():
 			return
@@ -381,77 +381,77 @@ func (b *Broker) handleScanStatus(w http.ResponseWriter, r *http.Request) {
 			continue
 		case <-tick.C:
 		}
-		next, err := b.scanStatusOf(r.Context(), scene)
+		next, err := h.scanStatusOf(r.Context(), scene)
 		if err == nil {
 			st = next
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": st.current(b.now()), "expires_at": st.ExpiresAt.Unix()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": st.current(h.now()), "expires_at": st.ExpiresAt.Unix()})
 }
 
 // handleScanFinish gives the browser that started a confirmed scan its
 // session, and resumes the authorization request.
-func (b *Broker) handleScanFinish(w http.ResponseWriter, r *http.Request) {
+func (h *loginHandler) handleScanFinish(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	scene, st, ok := b.ownScan(w, r, false)
+	scene, st, ok := h.ownScan(w, r, false)
 	if !ok {
 		return
 	}
-	pl, err := b.store.TakeLogin(ctx, scanKey("done", scene))
+	pl, err := h.store.TakeLogin(ctx, scanKey("done", scene))
 	if errors.Is(err, storage.ErrNotFound) {
 		// Not confirmed (yet), or already used: the page says which.
-		http.Redirect(w, r, b.url("/scan/"+scene), http.StatusSeeOther)
+		http.Redirect(w, r, h.url("/scan/"+scene), http.StatusSeeOther)
 		return
 	} else if err != nil {
-		b.log.Error("loading a confirmed scan", "err", err)
-		b.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+		h.log.Error("loading a confirmed scan", "err", err)
+		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
 	var rec scanRecord
-	conn, known := b.connectors[pl.ConnectorID]
+	conn, known := h.connectors[pl.ConnectorID]
 	if json.Unmarshal(pl.Data, &rec) != nil || !known || !hmac.Equal([]byte(pl.Binding), []byte(st.Binding)) {
-		b.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
+		h.errorPage(w, r, http.StatusBadRequest, msgLoginExpired)
 		return
 	}
-	now := b.now().UTC()
-	old, _ := b.currentSession(r)
-	sess, cookie := b.newBrowserSession(old, rec.UserID, conn.ID, rec.Subject, now)
-	done := &signIn{b: b, sess: sess, cookie: cookie, conn: conn.ID, c: storage.LoginCompletion{
+	now := h.now().UTC()
+	old, _ := h.currentSession(r)
+	sess, cookie := h.newBrowserSession(old, rec.UserID, conn.ID, rec.Subject, now)
+	done := &signIn{flow: h, sess: sess, cookie: cookie, conn: conn.ID, c: storage.LoginCompletion{
 		Session: &sess.Session,
-		Audit: []storage.AuditEvent{b.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: rec.UserID, ConnectorID: conn.ID,
+		Audit: []storage.AuditEvent{h.auditEvent(ctx, storage.AuditEvent{Action: string(actionLogin), UserID: rec.UserID, ConnectorID: conn.ID,
 			ClientID: clientOf(rec.AuthQuery), Result: string(outcomeSuccess), Detail: "scan"})},
 	}}
 	if old != nil {
 		done.c.DeleteSession = old.ID
 	}
-	ar, err := b.resumeAuthorize(r, rec.AuthQuery)
+	ar, err := h.resumeAuthorize(r, rec.AuthQuery)
 	if err != nil {
 		// The sign-in stands even if the stored request no longer passes.
 		if done.write(w, r) {
-			b.writeAuthorizeError(w, r, ar, err)
+			h.writeAuthorizeError(w, r, ar, err)
 		}
 		return
 	}
-	b.consentOrFinish(w, r, ar, sess, rec.UserID, conn.ID, rec.Subject, now, rec.RequestedAt, nil, done)
+	h.consentOrFinish(w, r, ar, sess, rec.UserID, conn.ID, rec.Subject, now, rec.RequestedAt, nil, done)
 }
 
 // handleScanBack sends the browser of a refused (or expired) scan back
 // to the app with access_denied.
-func (b *Broker) handleScanBack(w http.ResponseWriter, r *http.Request) {
-	_, st, ok := b.ownScan(w, r, false)
+func (h *loginHandler) handleScanBack(w http.ResponseWriter, r *http.Request) {
+	_, st, ok := h.ownScan(w, r, false)
 	if !ok {
 		return
 	}
-	ar, err := b.resumeAuthorize(r, st.AuthQuery)
+	ar, err := h.resumeAuthorize(r, st.AuthQuery)
 	if err != nil {
-		b.writeAuthorizeError(w, r, ar, err)
+		h.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	hint := "The sign-in was not completed."
-	if st.current(b.now()) == scanRefused {
+	if st.current(h.now()) == scanRefused {
 		hint = "The user refused the sign-in in the mini-program."
 	}
-	b.provider.WriteAuthorizeError(r.Context(), w, ar, fosite.ErrAccessDenied.WithHint(hint))
+	h.provider.WriteAuthorizeError(r.Context(), w, ar, fosite.ErrAccessDenied.WithHint(hint))
 }
 
 // ------------------------------------------------------- mini-program
@@ -468,7 +468,7 @@ func scanAPIError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // handleScanAPI serves the mini-program's scan, confirm and refuse.
-func (b *Broker) handleScanAPI(step string) http.HandlerFunc {
+func (h *loginHandler) handleScanAPI(step string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		var req scanRequest
@@ -479,16 +479,16 @@ func (b *Broker) handleScanAPI(step string) http.HandlerFunc {
 			return
 		}
 		scene := mux.Vars(r)["scene"]
-		st, err := b.scanStatusOf(ctx, scene)
+		st, err := h.scanStatusOf(ctx, scene)
 		if errors.Is(err, storage.ErrNotFound) {
 			scanAPIError(w, http.StatusNotFound, "unknown_scene", "This code is unknown: show a new code on the computer.")
 			return
 		} else if err != nil {
-			b.log.Error("reading a scan", "err", err)
+			h.log.Error("reading a scan", "err", err)
 			scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 			return
 		}
-		now := b.now().UTC()
+		now := h.now().UTC()
 		cur := st.current(now)
 		want := scanScanned
 		if step == "scan" {
@@ -498,7 +498,7 @@ func (b *Broker) handleScanAPI(step string) http.HandlerFunc {
 			scanStateError(w, step, cur)
 			return
 		}
-		conn := b.connectors[st.Connector]
+		conn := h.connectors[st.Connector]
 		exchanger, ok := conn.code()
 		if !ok {
 			scanAPIError(w, http.StatusNotFound, "unknown_scene", "This code's connector is no longer configured.")
@@ -515,17 +515,17 @@ func (b *Broker) handleScanAPI(step string) http.HandlerFunc {
 				return
 			}
 			if ident, err = exchanger.ExchangeCode(ctx, req.Code); err != nil {
-				b.loginFailed(ctx, conn, st.Client, err).write(w)
+				h.loginFailed(ctx, conn, st.Client, err).write(w)
 				return
 			}
 		}
 		switch step {
 		case "scan":
-			b.scanScan(w, r, scene, st, conn, ident)
+			h.scanScan(w, r, scene, st, conn, ident)
 		case "confirm":
-			b.scanConfirm(w, r, scene, st, conn, ident, req.Ticket)
+			h.scanConfirm(w, r, scene, st, conn, ident, req.Ticket)
 		default:
-			b.scanRefuse(w, r, scene, st, conn, req.Ticket)
+			h.scanRefuse(w, r, scene, st, conn, req.Ticket)
 		}
 	}
 }
@@ -544,34 +544,34 @@ func scanStateError(w http.ResponseWriter, step, cur string) {
 	}
 }
 
-func (b *Broker) scanScan(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ident connectors.Identity) {
+func (h *loginHandler) scanScan(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ident connectors.Identity) {
 	ctx := r.Context()
-	pl, err := b.store.TakeLogin(ctx, scanKey("new", scene))
+	pl, err := h.store.TakeLogin(ctx, scanKey("new", scene))
 	if errors.Is(err, storage.ErrNotFound) {
 		scanAPIError(w, http.StatusConflict, "already_scanned", "This code has already been scanned.")
 		return
 	} else if err != nil {
-		b.log.Error("taking a pending scan", "err", err)
+		h.log.Error("taking a pending scan", "err", err)
 		scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 		return
 	}
 	var rec scanRecord
 	_ = json.Unmarshal(pl.Data, &rec)
 	ticket := randomString(32)
-	rec.Subject, rec.Ticket = ident.Subject, b.mac("scan-ticket", ticket)
+	rec.Subject, rec.Ticket = ident.Subject, h.mac("scan-ticket", ticket)
 	raw, _ := json.Marshal(rec)
 	pl.State, pl.Data = scanKey("seen", scene), raw
 	st.Status = scanScanned
-	if err := b.store.CreateLogin(ctx, pl); err != nil {
-		b.log.Error("recording a scan", "err", err)
+	if err := h.store.CreateLogin(ctx, pl); err != nil {
+		h.log.Error("recording a scan", "err", err)
 		scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 		return
 	}
-	if err := b.putScanStatus(ctx, scene, st); err != nil {
-		b.log.Warn("updating a scan's status", "err", err)
+	if err := h.putScanStatus(ctx, scene, st); err != nil {
+		h.log.Warn("updating a scan's status", "err", err)
 	}
 	clientName := st.Client
-	if c, ok := b.clients.get(st.Client); ok {
+	if c, ok := h.clients.get(st.Client); ok {
 		clientName = c.Name
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -587,29 +587,29 @@ func (b *Broker) scanScan(w http.ResponseWriter, r *http.Request, scene string, 
 
 // takeScanned takes the scanned record when ticket (and, to confirm,
 // subject) match; otherwise it puts it back and has answered.
-func (b *Broker) takeScanned(w http.ResponseWriter, r *http.Request, scene, ticket, subject string, needSubject bool) (storage.PendingLogin, scanRecord, bool) {
+func (h *loginHandler) takeScanned(w http.ResponseWriter, r *http.Request, scene, ticket, subject string, needSubject bool) (storage.PendingLogin, scanRecord, bool) {
 	ctx := r.Context()
 	var rec scanRecord
-	pl, err := b.store.TakeLogin(ctx, scanKey("seen", scene))
+	pl, err := h.store.TakeLogin(ctx, scanKey("seen", scene))
 	if errors.Is(err, storage.ErrNotFound) {
 		scanAPIError(w, http.StatusConflict, "not_scanned", "This code has not been scanned, or its sign-in is over.")
 		return pl, rec, false
 	} else if err != nil {
-		b.log.Error("taking a scanned scan", "err", err)
+		h.log.Error("taking a scanned scan", "err", err)
 		scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 		return pl, rec, false
 	}
 	_ = json.Unmarshal(pl.Data, &rec)
 	bad := ""
 	switch {
-	case !hmac.Equal([]byte(rec.Ticket), []byte(b.mac("scan-ticket", ticket))):
+	case !hmac.Equal([]byte(rec.Ticket), []byte(h.mac("scan-ticket", ticket))):
 		bad = "The ticket is not the one this scan was given."
 	case needSubject && rec.Subject != subject:
 		bad = "The wx.login code is not from the person who scanned."
 	}
 	if bad != "" {
-		if err := b.store.CreateLogin(ctx, pl); err != nil {
-			b.log.Warn("restoring a scanned scan", "err", err)
+		if err := h.store.CreateLogin(ctx, pl); err != nil {
+			h.log.Warn("restoring a scanned scan", "err", err)
 		}
 		scanAPIError(w, http.StatusForbidden, "access_denied", bad)
 		return pl, rec, false
@@ -617,23 +617,23 @@ func (b *Broker) takeScanned(w http.ResponseWriter, r *http.Request, scene, tick
 	return pl, rec, true
 }
 
-func (b *Broker) scanConfirm(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ident connectors.Identity, ticket string) {
+func (h *loginHandler) scanConfirm(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ident connectors.Identity, ticket string) {
 	ctx := r.Context()
-	pl, rec, ok := b.takeScanned(w, r, scene, ticket, ident.Subject, true)
+	pl, rec, ok := h.takeScanned(w, r, scene, ticket, ident.Subject, true)
 	if !ok {
 		return
 	}
 	// The same user and sub the token exchange gives this person.
-	userID, _, update, err := b.identity.resolveIdentity(ctx, conn, ident)
+	userID, _, update, err := h.identity.resolveIdentity(ctx, conn, ident)
 	if err == nil && update != nil {
 		// What the token exchange writes with its tokens (last use, the
 		// new session_key) is written here, at the confirm.
-		err = b.store.UpdateIdentity(ctx, *update)
+		err = h.store.UpdateIdentity(ctx, *update)
 	}
 	if err != nil {
-		b.log.Error("resolving the user of a scan login", "connector", conn.ID, "err", err)
-		if err := b.store.CreateLogin(ctx, pl); err != nil {
-			b.log.Warn("restoring a scanned scan", "err", err)
+		h.log.Error("resolving the user of a scan login", "connector", conn.ID, "err", err)
+		if err := h.store.CreateLogin(ctx, pl); err != nil {
+			h.log.Warn("restoring a scanned scan", "err", err)
 		}
 		scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 		return
@@ -641,32 +641,32 @@ func (b *Broker) scanConfirm(w http.ResponseWriter, r *http.Request, scene strin
 	rec.UserID = userID
 	raw, _ := json.Marshal(rec)
 	pl.State, pl.Data = scanKey("done", scene), raw
-	if min := b.now().UTC().Add(time.Minute); pl.ExpiresAt.Before(min) {
+	if min := h.now().UTC().Add(time.Minute); pl.ExpiresAt.Before(min) {
 		pl.ExpiresAt = min // time for the browser to notice
 	}
-	if err := b.store.CreateLogin(ctx, pl); err != nil {
-		b.log.Error("recording a confirmed scan", "err", err)
+	if err := h.store.CreateLogin(ctx, pl); err != nil {
+		h.log.Error("recording a confirmed scan", "err", err)
 		scanAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Please try again.")
 		return
 	}
 	st.Status = scanConfirmed
-	if err := b.putScanStatus(ctx, scene, st); err != nil {
-		b.log.Warn("updating a scan's status", "err", err)
+	if err := h.putScanStatus(ctx, scene, st); err != nil {
+		h.log.Warn("updating a scan's status", "err", err)
 	}
-	b.audit(ctx, r, storage.AuditEvent{Action: string(actionScanConfirm), UserID: userID, ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeSuccess)})
+	h.audit(ctx, r, storage.AuditEvent{Action: string(actionScanConfirm), UserID: userID, ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeSuccess)})
 	writeJSON(w, http.StatusOK, map[string]any{"status": scanConfirmed})
 }
 
-func (b *Broker) scanRefuse(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ticket string) {
+func (h *loginHandler) scanRefuse(w http.ResponseWriter, r *http.Request, scene string, st scanStatus, conn *Connector, ticket string) {
 	ctx := r.Context()
-	if _, _, ok := b.takeScanned(w, r, scene, ticket, "", false); !ok {
+	if _, _, ok := h.takeScanned(w, r, scene, ticket, "", false); !ok {
 		return
 	}
 	st.Status = scanRefused
-	if err := b.putScanStatus(ctx, scene, st); err != nil {
-		b.log.Warn("updating a scan's status", "err", err)
+	if err := h.putScanStatus(ctx, scene, st); err != nil {
+		h.log.Warn("updating a scan's status", "err", err)
 	}
-	b.metrics.logins.WithLabelValues(conn.ID, string(outcomeDenied)).Inc()
-	b.audit(ctx, r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeDenied), Detail: "refused in the mini-program"})
+	h.metrics.logins.WithLabelValues(conn.ID, string(outcomeDenied)).Inc()
+	h.audit(ctx, r, storage.AuditEvent{Action: string(actionLogin), ConnectorID: conn.ID, ClientID: st.Client, Result: string(outcomeDenied), Detail: "refused in the mini-program"})
 	writeJSON(w, http.StatusOK, map[string]any{"status": scanRefused})
 }
