@@ -175,10 +175,17 @@ var errorMessages = map[string]msgID{
 	msgConnectorTaken:    msgConnectorTaken,
 }
 
+// The account actions that wait for a fresh sign-in (pendingAction,
+// pendingData.Action), as the account page's forms and links name them.
+const (
+	pendingBind   = "bind"
+	pendingUnbind = "unbind"
+)
+
 // pendingAction is a bind or unbind the person asked for (with a POST and
 // its CSRF token) and that waits for a fresh sign-in.
 type pendingAction struct {
-	Action string // "bind" or "unbind"
+	Action string // pendingBind or pendingUnbind
 	Target string // the connector id to bind or unbind
 }
 
@@ -186,7 +193,7 @@ type pendingAction struct {
 // false unless it names a known connector.
 func (h *accountHandler) pendingFrom(v url.Values) (pendingAction, bool) {
 	p := pendingAction{Action: v.Get("action"), Target: v.Get("target")}
-	if p.Action != "bind" && p.Action != "unbind" {
+	if p.Action != pendingBind && p.Action != pendingUnbind {
 		return pendingAction{}, false
 	}
 	if _, ok := h.connectors[p.Target]; !ok {
@@ -247,7 +254,7 @@ func (h *accountHandler) handleAccount(w http.ResponseWriter, r *http.Request) {
 		case q.Get("confirm") != "":
 			v.Confirm = true
 			v.ConfirmURL = v.BindURL
-			if pa.Action == "unbind" {
+			if pa.Action == pendingUnbind {
 				v.ConfirmURL = v.UnbindURL
 			}
 		}
@@ -293,7 +300,7 @@ func (h *accountHandler) reauthChoices(r *http.Request, ids []storage.Identity, 
 			continue
 		}
 		c := h.newChoice(r, k, "")
-		if p.Action == "unbind" && k.ID == p.Target {
+		if p.Action == pendingUnbind && k.ID == p.Target {
 			target = &c
 			continue
 		}
@@ -366,7 +373,7 @@ func (h *accountHandler) handleAccountBind(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if !h.recentSignIn(sess.AuthTime) {
-		h.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: conn.ID})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: pendingBind, Target: conn.ID})
 		return
 	}
 	h.flow.startUpstream(w, r, conn, pendingData{Purpose: purposeBind, UserID: sess.UserID, RequestedAt: h.now().UTC()})
@@ -384,7 +391,7 @@ func (h *accountHandler) handleAccountUnbind(w http.ResponseWriter, r *http.Requ
 			h.redirectAccount(w, r, "error", msgUnknownConnector)
 			return
 		}
-		h.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: pendingUnbind, Target: connectorID})
 		return
 	}
 	err := h.identity.unbind(ctx, sess.UserID, connectorID, "")

@@ -52,7 +52,7 @@ func (h *accountHandler) handleAccountUnbindConfirm(w http.ResponseWriter, r *ht
 		h.redirectAccount(w, r, "error", msgLastIdentity)
 		return
 	case !h.recentSignIn(sess.AuthTime):
-		h.askReauth(w, r, msgReauth, pendingAction{Action: "unbind", Target: connectorID})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: pendingUnbind, Target: connectorID})
 		return
 	}
 	v.CSRF, v.Action, v.CancelURL = h.accountCSRF(sess), h.url("/account/unbind"), h.url("/account")

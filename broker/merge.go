@@ -124,7 +124,7 @@ func (h *accountHandler) handleAccountMerge(w http.ResponseWriter, r *http.Reque
 	}
 	if !h.recentSignIn(sess.AuthTime) {
 		// After signing in again, the bind (and so this offer) starts over.
-		h.askReauth(w, r, msgReauth, pendingAction{Action: "bind", Target: offer.Connector})
+		h.askReauth(w, r, msgReauth, pendingAction{Action: pendingBind, Target: offer.Connector})
 		return
 	}
 	result, err := h.identity.merge(ctx, offer.From, offer.Into, offer.Connector, offer.Subject)
