@@ -134,19 +134,13 @@ type Options struct {
 // background work.
 type Broker struct {
 	*site
-	cfg      Options // as given to New
-	store    storage.Storage
-	holder   string
-	keys     *keys.Manager
-	provider fosite.OAuth2Provider
-	fconf    *fosite.Config
-	oidc     *openid.DefaultStrategy
-	fstore   *fositeStore
-	identity *identityService
-	sessions *grantSessions
-	login    *loginHandler
-	account  *accountHandler
-	oauth    *oauthHandler
+	cfg     Options // as given to New
+	store   storage.Storage
+	holder  string
+	keys    *keys.Manager
+	login   *loginHandler
+	account *accountHandler
+	oauth   *oauthHandler
 }
 
 // New builds the broker: it loads (or creates) the signing keys and
@@ -204,7 +198,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	b.identity = &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuerString(), now: b.now, events: b.rec}
+	identity := &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuerString(), now: b.now, events: b.rec}
 	loginSealer, err := seal.New(secret, "login-cookie")
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -231,7 +225,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: signing keys: %w", err)
 	}
 
-	b.fconf = &fosite.Config{
+	fconf := &fosite.Config{
 		AccessTokenLifespan:         cfg.Tokens.AccessTokenTTL,
 		RefreshTokenLifespan:        cfg.Tokens.RefreshTokenTTL,
 		IDTokenLifespan:             cfg.Tokens.IDTokenTTL,
@@ -254,16 +248,16 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		// exactly, so plain http (an intranet app) is the admin's choice.
 		RedirectSecureChecker: func(context.Context, *url.URL) bool { return true },
 	}
-	core := newTokenStrategy(b.fconf)
-	b.fstore = &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
-	b.oidc = &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: b.fconf}
-	b.sessions = &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: b.identity}
+	core := newTokenStrategy(fconf)
+	fstore := &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
+	oidc := &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: fconf}
+	sessions := &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: identity}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
-		OpenIDConnectTokenStrategy: b.oidc,
+		OpenIDConnectTokenStrategy: oidc,
 		Signer:                     b.keys.Signer(),
 	}
-	b.provider = compose.Compose(b.fconf, b.fstore, strategy,
+	provider := compose.Compose(fconf, fstore, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenIntrospectionFactory,
@@ -274,17 +268,17 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		(&tokenExchangeHandler{
 			Connectors:      b.connectors,
 			TokenTypes:      subjectTokenTypes(b.order),
-			Identities:      b.identity,
-			Sessions:        b.sessions,
+			Identities:      identity,
+			Sessions:        sessions,
 			Logins:          opts.Store,
-			Tokens:          b.fstore,
+			Tokens:          fstore,
 			AccessTokens:    core,
 			RefreshTokens:   core,
-			IDTokens:        &openid.IDTokenHandleHelper{IDTokenStrategy: b.oidc},
-			ScopeStrategy:   b.fconf.ScopeStrategy,
-			AccessTokenTTL:  b.fconf.AccessTokenLifespan,
-			RefreshTokenTTL: b.fconf.RefreshTokenLifespan,
-			IDTokenTTL:      b.fconf.IDTokenLifespan,
+			IDTokens:        &openid.IDTokenHandleHelper{IDTokenStrategy: oidc},
+			ScopeStrategy:   fconf.ScopeStrategy,
+			AccessTokenTTL:  fconf.AccessTokenLifespan,
+			RefreshTokenTTL: fconf.RefreshTokenLifespan,
+			IDTokenTTL:      fconf.IDTokenLifespan,
 			Now:             b.now,
 			Events:          b.rec,
 		}).factory(),
@@ -297,7 +291,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.oauth = &oauthHandler{
-		site: b.site, provider: b.provider, fstore: b.fstore, store: opts.Store, keys: b.keys, profiles: b.identity,
+		site: b.site, provider: provider, fstore: fstore, store: opts.Store, keys: b.keys, profiles: identity,
 		algs: cfg.signingAlgorithms(), tokenTypes: subjectTokenTypes(b.order),
 	}
 	resumes, err := seal.New(secret, "resume-request")
@@ -305,11 +299,11 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.login = &loginHandler{
-		site: b.site, provider: b.provider, fstore: b.fstore, store: opts.Store,
-		identity: b.identity, sessions: b.sessions, loginSealer: loginSealer, resumes: resumes,
+		site: b.site, provider: provider, fstore: fstore, store: opts.Store,
+		identity: identity, sessions: sessions, loginSealer: loginSealer, resumes: resumes,
 	}
 	b.account = &accountHandler{
-		site: b.site, identity: b.identity, store: opts.Store, flow: b.login, tokens: b.oauth,
+		site: b.site, identity: identity, store: opts.Store, flow: b.login, tokens: b.oauth,
 		reauth: cfg.ReauthWithin, merges: merges,
 	}
 	b.login.account = b.account
