@@ -75,51 +75,36 @@ func (s *site) mac(label, v string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// cookieJar names, reads and sets the broker's cookies. Under https the
+// cookieName is the name a cookie has on the wire. Under https the
 // session and login cookies carry the __Host- prefix: the browser then
 // accepts them only from this host, over https, for the whole host, so a
 // sibling subdomain or a network attacker cannot plant them (login CSRF).
-type cookieJar struct {
-	secure bool
-	prefix string // the issuer's path, without a trailing slash
-}
-
-// name is the name a cookie has on the wire.
-func (j cookieJar) name(name string) string {
-	if j.secure {
+func (s *site) cookieName(name string) string {
+	if s.secure {
 		return "__Host-" + name
 	}
 	return name
 }
 
-func (j cookieJar) get(r *http.Request, name string) (*http.Cookie, error) {
-	return r.Cookie(j.name(name))
+func (s *site) cookie(r *http.Request, name string) (*http.Cookie, error) {
+	return r.Cookie(s.cookieName(name))
 }
 
-func (j cookieJar) set(w http.ResponseWriter, name, value string, maxAge int) {
-	path := j.prefix + "/"
-	if j.secure {
+func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	path := s.prefix + "/"
+	if s.secure {
 		path = "/" // required by the __Host- prefix
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     j.name(name),
+		Name:     s.cookieName(name),
 		Value:    value,
 		Path:     path,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   j.secure,
+		Secure:   s.secure,
 		SameSite: http.SameSiteLaxMode,
 	})
 }
-
-func (s *site) cookieName(name string) string { return s.jar().name(name) }
-func (s *site) cookie(r *http.Request, name string) (*http.Cookie, error) {
-	return s.jar().get(r, name)
-}
-func (s *site) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
-	s.jar().set(w, name, value, maxAge)
-}
-func (s *site) jar() cookieJar { return cookieJar{secure: s.secure, prefix: s.prefix} }
 
 func isWeChatBrowser(r *http.Request) bool {
 	return strings.Contains(r.UserAgent(), "MicroMessenger")
