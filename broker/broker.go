@@ -251,7 +251,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	core := newTokenStrategy(fconf)
 	fstore := &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
 	oidc := &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: fconf}
-	sessions := &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: identity}
+	grants := &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: identity}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: oidc,
@@ -269,7 +269,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 			Connectors:      b.connectors,
 			TokenTypes:      subjectTokenTypes(b.order),
 			Identities:      identity,
-			Sessions:        sessions,
+			Sessions:        grants,
 			Logins:          opts.Store,
 			Tokens:          fstore,
 			AccessTokens:    core,
@@ -300,7 +300,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	b.login = &loginHandler{
 		site: b.site, provider: provider, fstore: fstore, store: opts.Store,
-		identity: identity, sessions: sessions, loginSealer: loginSealer, resumes: resumes,
+		identity: identity, grants: grants, loginSealer: loginSealer, resumes: resumes,
 	}
 	b.account = &accountHandler{
 		site: b.site, identity: identity, store: opts.Store, flow: b.login, tokens: b.oauth,

@@ -43,7 +43,7 @@ type loginHandler struct {
 	fstore   *fositeStore
 	store    loginStore
 	identity *identityService
-	sessions *grantSessions
+	grants   *grantSessions // the claims of new grants
 	account  *accountHandler
 	// loginSealer seals pending upstream logins into the login cookie,
 	// resumes the browser's last request into the resume cookie.
@@ -293,7 +293,7 @@ func signFor(sess *grantSession, c fosite.Client) {
 
 // newUserSession builds the claims of a grant for user (grantSessions.new).
 func (h *loginHandler) newUserSession(ctx context.Context, userID, idp, idpSubject string, authTime, requestedAt time.Time, scopes fosite.Arguments, known *profile) (*grantSession, error) {
-	return h.sessions.new(ctx, userID, idp, idpSubject, authTime, requestedAt, scopes, known)
+	return h.grants.new(ctx, userID, idp, idpSubject, authTime, requestedAt, scopes, known)
 }
 
 func (h *loginHandler) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {

@@ -24,7 +24,7 @@ type site struct {
 	secure     bool   // an https issuer: __Host- and Secure cookies
 	cookieKey  []byte
 	sessionTTL time.Duration
-	sessions   sessionStore
+	sessions   sessionStore // browser sessions
 	connectors map[string]*Connector
 	order      []*Connector // as configured
 	clients    *clientRegistry
