@@ -39,6 +39,7 @@ type Browser struct {
 func (w *World) Browser(ua ...string) *Browser {
 	b := NewBrowser(func(u *url.URL) bool { return !w.isWorld(u.Host) })
 	b.w = w
+	b.Client.Transport, b.once.Transport = w.transport(), w.transport()
 	if len(ua) > 0 {
 		b.UserAgent = ua[0]
 	}
@@ -222,7 +223,7 @@ func (b *Browser) CallbackOf(t testing.TB, u, person string) string {
 
 // atPicker reports whether p is a simulator's picker page.
 func (b *Browser) atPicker(p *Page) bool {
-	if b.w == nil || p.Status != http.StatusOK || p.URL == nil || p.URL.Host == b.w.listen || !b.w.isWorld(p.URL.Host) {
+	if b.w == nil || p.Status != http.StatusOK || p.URL == nil || b.w.isBroker(p.URL.Host) || !b.w.isWorld(p.URL.Host) {
 		return false
 	}
 	links, err := p.Links("data-person")

@@ -289,6 +289,14 @@ func WithBinary() Option { return func(s *settings) { s.binary = true } }
 // WithIssuerPath puts the broker under a path prefix ("/sso").
 func WithIssuerPath(p string) Option { return func(s *settings) { s.issuerPath = p } }
 
+// WithIssuer is the broker's issuer, e.g. "https://sso.example.test/qiao":
+// an origin other than the broker's loopback address, as behind a
+// TLS-terminating proxy. The world's clients (HTTP, browsers, relying
+// parties) reach the issuer's host at the broker over plain HTTP, so
+// that cookies and redirects behave as they would at the issuer. The
+// simulators' back-channel calls to the broker (scan login) do not.
+func WithIssuer(u string) Option { return func(s *settings) { s.cfg.Issuer = u } }
+
 // WithListener serves the in-process broker on ln (whose address a test
 // needed before the world started); the issuer is on its address.
 func WithListener(ln net.Listener) Option { return func(s *settings) { s.ln = ln } }

@@ -16,6 +16,7 @@
 //		qiaotest.WithStore(qiaotest.Postgres),   // internal/pgtest: skips without PostgreSQL unless CI is set
 //		qiaotest.WithBinary(),                   // `qiao serve` built once per test binary (use qiaotest.Main)
 //		qiaotest.WithIssuerPath("/sso"),
+//		qiaotest.WithIssuer("https://sso.example.test/qiao"), // another origin, reached at the broker
 //		qiaotest.WithNow(clock),                 // the in-process broker's clock
 //		qiaotest.WithPersons(qiaotest.Persons(45)),
 //		qiaotest.WithSimulators(func(s *qiaotest.Simulators) { ... }), // sandbox options
@@ -35,6 +36,7 @@
 //	p = br.StepGet(t, u); p = br.StepForm(t, "POST", u, form) // one request, no redirect followed
 //	code := w.LoginCode("wechat_miniprogram", "alice")   // wx.login()
 //	w.PostToken(t, qiaotest.ExchangeForm(...)); w.UserInfo(t, at); w.VerifyIDToken(t, raw, client)
+//	p = w.Post(t, "/revoke", form, client, secret); p.JSON() // HTTP Basic, no redirect followed
 //	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)

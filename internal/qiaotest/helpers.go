@@ -184,3 +184,36 @@ func (w *World) LogLines(msg string) []map[string]any {
 	}
 	return out
 }
+
+// Post posts form to path under the issuer (e.g. "/token") without
+// cookies and without following a redirect; with user set it
+// authenticates as that client with HTTP Basic (RFC 6749 2.3.1: the id
+// and secret form-encoded). A failed request fails t.
+func (w *World) Post(t testing.TB, path string, form url.Values, user, pass string) *Page {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, w.Issuer+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	c := &http.Client{Transport: w.HTTP.Transport, Timeout: w.HTTP.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	p, err := (&Browser{}).do(c, req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return p
+}
+
+// JSON is the page's body decoded as a JSON object (nil if it is not
+// one).
+func (p *Page) JSON() map[string]any {
+	var m map[string]any
+	if json.Unmarshal([]byte(p.Body), &m) != nil {
+		return nil
+	}
+	return m
+}

@@ -244,3 +244,38 @@ func TestFakeConnectorAndRestart(t *testing.T) {
 		t.Errorf("an ID token from before the restart: %v", err)
 	}
 }
+
+// TestIssuerOnAnotherOrigin: with an https issuer on a name of its own,
+// the world's browsers and clients reach the broker at that origin: a
+// login works, the session cookie is the https one, and Post
+// authenticates a client with HTTP Basic.
+func TestIssuerOnAnotherOrigin(t *testing.T) {
+	const issuer = "https://sso.example.test/qiao"
+	w := qiaotest.Start(t, qiaotest.WithIssuer(issuer))
+	if w.Issuer != issuer || w.Provider.Endpoint().TokenURL != issuer+"/token" {
+		t.Fatalf("issuer %s, token endpoint %s", w.Issuer, w.Provider.Endpoint().TokenURL)
+	}
+	br := w.Browser()
+	tk, err := br.Login("weibo", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(issuer + "/")
+	var secure bool
+	for _, c := range br.Jar().Cookies(u) {
+		secure = secure || c.Name == "__Host-qiao_session"
+	}
+	if !secure {
+		t.Errorf("no __Host-qiao_session cookie for %s: %v", issuer, br.Jar().Cookies(u))
+	}
+	p := w.Post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Token.RefreshToken}}, qiaotest.WebClient, qiaotest.WebSecret)
+	if p.Status != http.StatusOK || p.JSON()["access_token"] == nil {
+		t.Fatalf("refresh with HTTP Basic: %d %s", p.Status, p.Body)
+	}
+	if p := w.Post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Token.RefreshToken}}, qiaotest.WebClient, "wrong"); p.Status != http.StatusUnauthorized {
+		t.Errorf("wrong secret: %d %s", p.Status, p.Body)
+	}
+	if p := br.StepGet(t, issuer+"/keys"); p.Status != http.StatusOK || p.URL.String() != issuer+"/keys" {
+		t.Errorf("a page of the issuer: HTTP %d at %s, want 200 at %s/keys", p.Status, p.URL, issuer)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,7 @@ type World struct {
 
 	calls  map[string]*atomic.Int64
 	listen string // the broker's host:port
+	front  string // the issuer's host:port, when it is not listen
 	now    func() time.Time
 	server *httptest.Server
 }
@@ -151,7 +153,8 @@ func Start(t testing.TB, opts ...Option) *World {
 		})
 		w.startInProcess(brokerLn)
 	}
-	w.Provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(context.Background(), w.Issuer), w.Issuer)
+	ctx := oidc.ClientContext(context.Background(), w.HTTP)
+	w.Provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, w.Issuer), w.Issuer)
 	if err != nil {
 		t.Fatalf("qiaotest: discovery: %v", err)
 	}
@@ -167,6 +170,12 @@ func (w *World) settle(s *settings, cfg Config) Config {
 		cfg.Issuer = "http://" + w.listen + s.issuerPath
 	}
 	w.Issuer = cfg.Issuer
+	if iu, err := url.Parse(w.Issuer); err == nil && iu.Host != w.listen {
+		// An issuer on another origin (as behind a TLS-terminating
+		// proxy): the world's clients reach its host at the broker.
+		w.front = iu.Host
+		w.HTTP.Transport = w.transport()
+	}
 	if s.binary {
 		if cfg.HTTP == nil {
 			cfg.HTTP = &HTTP{}
@@ -396,14 +405,50 @@ func WithPersons(p []sandbox.Person) Option {
 	})
 }
 
-// isWorld reports whether u is on the broker or a simulator.
+// isWorld reports whether host is the broker's or a simulator's.
 func (w *World) isWorld(host string) bool {
-	for _, base := range []string{"http://" + w.listen, w.WeChatURL, w.QQURL, w.WeiboURL} {
+	if w.isBroker(host) {
+		return true
+	}
+	for _, base := range []string{w.WeChatURL, w.QQURL, w.WeiboURL} {
 		if strings.TrimPrefix(base, "http://") == host {
 			return true
 		}
 	}
 	return false
+}
+
+// isBroker reports whether host is the broker's address or its issuer's.
+func (w *World) isBroker(host string) bool {
+	return host == w.listen || (w.front != "" && host == w.front)
+}
+
+// transport sends requests for the issuer's host to the broker over
+// plain HTTP (nil when the issuer is on the broker's address): cookies
+// and redirects then behave as they would for a browser at the issuer.
+func (w *World) transport() http.RoundTripper {
+	if w.front == "" {
+		return nil
+	}
+	return frontTransport{from: w.front, to: w.listen}
+}
+
+// frontTransport rewrites requests for host from to plain HTTP at to.
+type frontTransport struct{ from, to string }
+
+// The response names the request as sent to the issuer (so that a
+// Location resolves against the issuer).
+func (f frontTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != f.from {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	out := r.Clone(r.Context())
+	out.URL.Scheme, out.URL.Host = "http", f.to
+	resp, err := http.DefaultTransport.RoundTrip(out)
+	if resp != nil {
+		resp.Request = r
+	}
+	return resp, err
 }
 
 // Listen listens on a free loopback port.
