@@ -88,7 +88,10 @@
 //     and securitytest), as are revocation and introspection answers.
 //   - internal/securitytest: attacks and leaks (redirect and PKCE
 //     abuse, cross-client token use, secrets in logs and pages, headers,
-//     fuzzing).
+//     fuzzing) on the in-process world, the real connectors against the
+//     simulators: hostile provider profiles come from simulator persons
+//     (the broker's own cleaning of raw connector output is tested in
+//     broker).
 //   - internal/uitest: what a person sees in Chromium (pages,
 //     accessibility, screenshots).
 //   - internal/replicas: several replicas on one PostgreSQL (cross-replica

@@ -3,44 +3,19 @@ package securitytest
 import (
 	"html"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// walk follows redirects within the broker one at a time, with the
-// browser's cookies, and returns every response on the way.
-func (br *browser) walk(u string) []response {
-	br.e.t.Helper()
-	c := br.e.noFollow(br.client.Jar)
-	var out []response
-	for i := 0; i < 10; i++ {
-		r := do(br.e.t, c, mustGet(br.e.t, u))
-		out = append(out, r)
-		loc := r.location()
-		if loc == "" {
-			return out
-		}
-		next, err := url.Parse(u)
-		if err != nil {
-			br.e.t.Fatal(err)
-		}
-		if next, err = next.Parse(loc); err != nil || next.Host != br.e.host {
-			return out
-		}
-		u = next.String()
-	}
-	br.e.t.Fatalf("too many redirects from %s", u)
-	return nil
-}
-
 // firstSetCookies is setCookies keeping the first value each cookie got.
-func firstSetCookies(rs []response) map[string]*http.Cookie {
+func firstSetCookies(rs []*qiaotest.Page) map[string]*http.Cookie {
 	out := map[string]*http.Cookie{}
 	for _, r := range rs {
-		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		for _, c := range (&http.Response{Header: r.Header}).Cookies() {
 			if out[c.Name] == nil {
 				out[c.Name] = c
 			}
@@ -49,10 +24,10 @@ func firstSetCookies(rs []response) map[string]*http.Cookie {
 	return out
 }
 
-func setCookies(rs []response) map[string]*http.Cookie {
+func setCookies(rs []*qiaotest.Page) map[string]*http.Cookie {
 	out := map[string]*http.Cookie{}
 	for _, r := range rs {
-		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		for _, c := range (&http.Response{Header: r.Header}).Cookies() {
 			out[c.Name] = c
 		}
 	}
@@ -66,13 +41,17 @@ func TestCookieFlags(t *testing.T) {
 			name = "https issuer"
 		}
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, envOptions{issuer: issuer})
+			var opts []qiaotest.Option
+			if issuer != "" {
+				opts = append(opts, qiaotest.WithIssuer(issuer))
+			}
+			e := newEnv(t, opts...)
 			secure := strings.HasPrefix(e.issuer, "https://")
 			br := e.newBrowser()
 			p := e.authParams("web", "https://app.example/cb")
 			rs := br.walk(e.issuer + "/auth?" + p.Encode() + "&lang=en")
-			if last := rs[len(rs)-1]; !strings.HasPrefix(last.location(), "https://app.example/cb?code=") {
-				t.Fatalf("login ended at %d %q", last.status, last.location())
+			if last := rs[len(rs)-1]; !strings.HasPrefix(location(last), "https://app.example/cb?code=") {
+				t.Fatalf("login ended at %d %q", last.Status, location(last))
 			}
 			// The login cookie is set at /auth and removed once the sign-in
 			// is written (the callback): check the flags it was set with.
@@ -120,7 +99,7 @@ func TestCookieFlags(t *testing.T) {
 					t.Errorf("%s value has %d characters", n, len(c.Value))
 				}
 			}
-			lang := setCookies([]response{br.walk(e.issuer + "/account?lang=en")[0]})["qiao_lang"]
+			lang := setCookies([]*qiaotest.Page{br.walk(e.issuer + "/account?lang=en")[0]})["qiao_lang"]
 			if lang == nil || lang.Secure != secure || lang.Path != "/qiao/" {
 				t.Errorf("qiao_lang cookie %+v", lang)
 			}
@@ -135,12 +114,12 @@ func TestCookieFlags(t *testing.T) {
 }
 
 func TestSessionFixation(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	u, _ := url.Parse(e.issuer + "/")
 	planted := strings.Repeat("A", 43)
-	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: planted, Path: "/qiao/"}})
-	e.accountLogin(br, "alpha", "alice", nil)
+	br.Jar().SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: planted, Path: "/qiao/"}})
+	e.accountLogin(br, "alpha", "alice")
 	got := br.cookie("qiao_session")
 	if got == "" || got == planted {
 		t.Fatalf("session cookie after login = %q (planted %q)", got, planted)
@@ -148,13 +127,12 @@ func TestSessionFixation(t *testing.T) {
 
 	t.Run("a new login replaces the session id and kills the old one", func(t *testing.T) {
 		old := got
-		e.accountLogin(br, "beta", "alice", nil)
+		e.accountLogin(br, "beta", "alice")
 		if now := br.cookie("qiao_session"); now == old {
 			t.Fatal("the session id did not change on a new login")
 		}
-		jar, _ := cookiejar.New(nil)
-		other := &browser{e: e, client: e.noFollow(jar)}
-		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: old, Path: "/qiao/"}})
+		other := e.newBrowser()
+		other.Jar().SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: old, Path: "/qiao/"}})
 		if signedIn(t, e, other) {
 			t.Fatal("the old session id still signs in")
 		}
@@ -162,9 +140,8 @@ func TestSessionFixation(t *testing.T) {
 	t.Run("a logged-out session id is dead", func(t *testing.T) {
 		id := br.cookie("qiao_session")
 		br.confirmLogout(url.Values{"client_id": {"web"}})
-		jar, _ := cookiejar.New(nil)
-		other := &browser{e: e, client: e.noFollow(jar)}
-		jar.SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: id, Path: "/qiao/"}})
+		other := e.newBrowser()
+		other.Jar().SetCookies(u, []*http.Cookie{{Name: "qiao_session", Value: id, Path: "/qiao/"}})
 		if signedIn(t, e, other) {
 			t.Fatal("the session id survived logout")
 		}
@@ -172,24 +149,23 @@ func TestSessionFixation(t *testing.T) {
 }
 
 func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	victim := e.newBrowser()
-	e.accountLogin(victim, "alpha", "alice", nil)
+	e.accountLogin(victim, "alpha", "alice")
 	attacker := e.newBrowser()
-	e.accountLogin(attacker, "alpha", "mallory", nil)
+	e.accountLogin(attacker, "alpha", "mallory")
 	csrfOf := func(br *browser) string {
 		r := br.get(e.issuer + "/account?lang=en")
-		return parsePage(t, r.body).hiddenInputs().Get("csrf")
+		return parsePage(t, r.Body).hiddenInputs().Get("csrf")
 	}
 	victimCSRF, attackerCSRF := csrfOf(victim), csrfOf(attacker)
 	if victimCSRF == "" || attackerCSRF == "" || victimCSRF == attackerCSRF {
 		t.Fatalf("csrf tokens %q %q", victimCSRF, attackerCSRF)
 	}
 	// Bind beta first so that an unbind has something to remove.
-	if r := victim.postForm(e.issuer+"/account/bind", url.Values{"csrf": {victimCSRF}, "connector_id": {"beta"}}); !strings.Contains(r.body, `data-identity="beta"`) {
-		t.Fatalf("bind with the right token failed: %d", r.status)
+	if r := victim.pick(victim.postForm(e.issuer+"/account/bind", url.Values{"csrf": {victimCSRF}, "connector_id": {"beta"}}), "alice"); !strings.Contains(r.Body, `data-identity="beta"`) {
+		t.Fatalf("bind with the right token failed: %d", r.Status)
 	}
-	victimNoFollow := e.noFollow(victim.client.Jar)
 	tests := []struct {
 		name, path string
 		form       url.Values
@@ -210,20 +186,20 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, e.issuer+tc.path, strings.NewReader(tc.form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Origin", "https://evil.example")
-			r := do(t, victimNoFollow, req)
-			if r.status != http.StatusForbidden || r.location() != "" {
-				t.Fatalf("status %d location %q, want 403", r.status, r.location())
+			r := do(t, victim, req)
+			if r.Status != http.StatusForbidden || location(r) != "" {
+				t.Fatalf("status %d location %q, want 403", r.Status, location(r))
 			}
-			if !strings.Contains(victim.get(e.issuer+"/account?lang=en").body, `data-identity="beta"`) {
+			if !strings.Contains(victim.get(e.issuer+"/account?lang=en").Body, `data-identity="beta"`) {
 				t.Fatal("beta was unbound")
 			}
 		})
 	}
 	t.Run("bind and unbind refuse GET", func(t *testing.T) {
 		for _, path := range []string{"/account/bind", "/account/unbind"} {
-			r := do(t, victimNoFollow, mustGet(t, e.issuer+path+"?csrf="+victimCSRF+"&connector_id=beta"))
-			if r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
-				t.Fatalf("GET %s: %d", path, r.status)
+			r := do(t, victim, mustGet(t, e.issuer+path+"?csrf="+victimCSRF+"&connector_id=beta"))
+			if r.Status != http.StatusMethodNotAllowed && r.Status != http.StatusNotFound {
+				t.Fatalf("GET %s: %d", path, r.Status)
 			}
 		}
 	})
@@ -231,9 +207,9 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 		for _, m := range []struct{ method, path string }{{"GET", "/api/v1/me"}, {"DELETE", "/api/v1/me/identities/beta"}, {"POST", "/api/v1/me/identities"}} {
 			req, _ := http.NewRequest(m.method, e.issuer+m.path, strings.NewReader(`{"connector_id":"mini","code":"alice:1"}`))
 			req.Header.Set("Content-Type", "application/json")
-			r := do(t, victimNoFollow, req)
-			if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-				t.Fatalf("%s %s with only a cookie: %d", m.method, m.path, r.status)
+			r := do(t, victim, req)
+			if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("%s %s with only a cookie: %d", m.method, m.path, r.Status)
 			}
 		}
 	})
@@ -241,12 +217,12 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 	t.Run("consent", func(t *testing.T) {
 		p := e.authParams("consent", "https://consent.example/cb")
 		r := victim.get(e.issuer + "/auth?" + p.Encode())
-		form := parsePage(t, r.body).hiddenInputs()
+		form := parsePage(t, r.Body).hiddenInputs()
 		if form.Get("consent_csrf") == "" {
-			t.Fatalf("no consent form: %.300s", r.body)
+			t.Fatalf("no consent form: %.300s", r.Body)
 		}
 		ap := e.authParams("consent", "https://consent.example/cb")
-		attackerForm := parsePage(t, attacker.get(e.issuer+"/auth?"+ap.Encode()).body).hiddenInputs()
+		attackerForm := parsePage(t, attacker.get(e.issuer+"/auth?"+ap.Encode()).Body).hiddenInputs()
 		cases := []struct {
 			name  string
 			token string
@@ -268,17 +244,17 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 			}
 			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(f.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r := do(t, victimNoFollow, req)
-			if strings.Contains(r.location(), "code=") || r.status < 400 {
-				t.Errorf("%s: status %d location %q", c.name, r.status, r.location())
+			r := do(t, victim, req)
+			if strings.Contains(location(r), "code=") || r.Status < 400 {
+				t.Errorf("%s: status %d location %q", c.name, r.Status, location(r))
 			}
 		}
 		// The real token works, so the refusals above were the token's.
 		form.Set("consent_action", "allow")
 		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if r := do(t, victimNoFollow, req); !strings.Contains(r.location(), "code=") {
-			t.Fatalf("consent with the right token: %d %q", r.status, r.location())
+		if r := do(t, victim, req); !strings.Contains(location(r), "code=") {
+			t.Fatalf("consent with the right token: %d %q", r.Status, location(r))
 		}
 	})
 }
@@ -287,12 +263,12 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 // client_id (a link any page could carry) shows a confirmation; only its
 // POST with the page's token ends the session.
 func TestBareLogoutAsksFirst(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
-	e.accountLogin(br, "alpha", "alice", nil)
+	e.accountLogin(br, "alpha", "alice")
 	page := br.get(e.issuer + "/logout")
-	if page.status != http.StatusOK || !strings.Contains(page.body, "data-confirm-logout") {
-		t.Fatalf("bare logout: %d, no confirmation form", page.status)
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, "data-confirm-logout") {
+		t.Fatalf("bare logout: %d, no confirmation form", page.Status)
 	}
 	if !signedIn(t, e, br) {
 		t.Fatal("a bare GET /logout ended the session")
@@ -303,7 +279,7 @@ func TestBareLogoutAsksFirst(t *testing.T) {
 			t.Fatalf("POST /logout with token %q ended the session", token)
 		}
 	}
-	token := between(page.body, `name="csrf" value="`, `"`)
+	token := between(page.Body, `name="csrf" value="`, `"`)
 	br.postForm(e.issuer+"/logout", url.Values{"csrf": {token}})
 	if signedIn(t, e, br) {
 		t.Fatal("the confirmed logout kept the session")
@@ -312,15 +288,15 @@ func TestBareLogoutAsksFirst(t *testing.T) {
 
 // confirmLogout asks for /logout with q and answers its confirmation page
 // ("sign out"), as a person would; it returns every response on the way.
-func (br *browser) confirmLogout(q url.Values) []response {
+func (br *browser) confirmLogout(q url.Values) []*qiaotest.Page {
 	br.e.t.Helper()
 	page := br.walk(br.e.issuer + "/logout?" + q.Encode())
 	last := page[len(page)-1]
-	if last.status != http.StatusOK || !strings.Contains(last.body, "data-confirm-logout") {
-		br.e.t.Fatalf("logout?%s: %d, no confirmation page", q.Encode(), last.status)
+	if last.Status != http.StatusOK || !strings.Contains(last.Body, "data-confirm-logout") {
+		br.e.t.Fatalf("logout?%s: %d, no confirmation page", q.Encode(), last.Status)
 	}
 	form := url.Values{}
-	for _, m := range hiddenInput.FindAllStringSubmatch(last.body, -1) {
+	for _, m := range hiddenInput.FindAllStringSubmatch(last.Body, -1) {
 		form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 	}
 	return append(page, br.walkPost(br.e.issuer+"/logout", form)...)

@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func TestHTMLPagesForbidFramingAndSniffing(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	pages := map[string]string{
 		"chooser":      "/auth?" + e.authParams("web", "https://app.example/cb", "connector_id", "").Encode(),
@@ -21,8 +23,8 @@ func TestHTMLPagesForbidFramingAndSniffing(t *testing.T) {
 	}
 	for name, path := range pages {
 		t.Run(name, func(t *testing.T) {
-			r := do(t, e.noFollow(br.client.Jar), mustGet(t, e.issuer+path))
-			h := r.header
+			r := do(t, br, mustGet(t, e.issuer+path))
+			h := r.Header
 			if !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 				t.Fatalf("Content-Type %q", h.Get("Content-Type"))
 			}
@@ -51,43 +53,43 @@ func TestHTMLPagesForbidFramingAndSniffing(t *testing.T) {
 }
 
 func TestTokenBearingResponsesAreNotStored(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	p := e.authParams("web", "https://app.example/cb", "scope", accountScope)
 	rs := br.walk(e.issuer + "/auth?" + p.Encode())
 	redirect := rs[len(rs)-1]
-	code, _ := url.Parse(redirect.location())
+	code, _ := url.Parse(location(redirect))
 	if code.Query().Get("code") == "" {
-		t.Fatalf("no code: %q", redirect.location())
+		t.Fatalf("no code: %q", location(redirect))
 	}
 	tok := e.redeem(code.Query().Get("code"), p, "web", webSecret)
-	at := str(tok.json, "access_token")
-	bearer := func(method, path string) response {
+	at := str(tok.JSON(), "access_token")
+	bearer := func(method, path string) *qiaotest.Page {
 		req, _ := http.NewRequest(method, e.issuer+path, nil)
 		req.Header.Set("Authorization", "Bearer "+at)
-		return do(t, e.noFollow(nil), req)
+		return do(t, e.newBrowser(), req)
 	}
-	cases := map[string]response{
+	cases := map[string]*qiaotest.Page{
 		"authorization redirect with the code": redirect,
 		"token response":                       tok,
 		"token error":                          e.redeem("nope", p, "web", webSecret),
-		"token exchange":                       e.miniTokens("miniapp", "alice:"+randomToken()),
+		"token exchange":                       e.miniTokens("miniapp", e.LoginCode("mini", "alice")),
 		"userinfo":                             bearer(http.MethodGet, "/userinfo"),
 		"account API":                          bearer(http.MethodGet, "/api/v1/me"),
-		"introspection":                        e.post("/introspect", url.Values{"token": {at}}, "web", webSecret),
+		"introspection":                        e.Post(t, "/introspect", url.Values{"token": {at}}, "web", webSecret),
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
-			if r.status >= 500 {
-				t.Fatalf("status %d", r.status)
+			if r.Status >= 500 {
+				t.Fatalf("status %d", r.Status)
 			}
-			if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 				t.Errorf("Cache-Control %q", cc)
 			}
-			if name != "authorization redirect with the code" && r.header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Errorf("X-Content-Type-Options %q", r.header.Get("X-Content-Type-Options"))
+			if name != "authorization redirect with the code" && r.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("X-Content-Type-Options %q", r.Header.Get("X-Content-Type-Options"))
 			}
-			if rp := r.header.Get("Referrer-Policy"); rp != "no-referrer" {
+			if rp := r.Header.Get("Referrer-Policy"); rp != "no-referrer" {
 				t.Errorf("Referrer-Policy %q", rp)
 			}
 		})
@@ -95,51 +97,51 @@ func TestTokenBearingResponsesAreNotStored(t *testing.T) {
 }
 
 func TestRequestSizeLimits(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	big := strings.Repeat("a", 70<<10)
-	c := e.noFollow(nil)
-	post := func(path, ctype, body string) response {
+	c := e.newBrowser()
+	post := func(path, ctype, body string) *qiaotest.Page {
 		req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", ctype)
 		return do(t, c, req)
 	}
 	tests := []struct {
 		name string
-		r    func() response
+		r    func() *qiaotest.Page
 		want int
 	}{
-		{"token form body", func() response {
+		{"token form body", func() *qiaotest.Page {
 			return post("/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token="+big)
 		}, http.StatusRequestEntityTooLarge},
-		{"auth POST body", func() response {
+		{"auth POST body", func() *qiaotest.Page {
 			return post("/auth", "application/x-www-form-urlencoded", "client_id=web&state="+big)
 		}, http.StatusRequestEntityTooLarge},
-		{"logout POST body", func() response {
+		{"logout POST body", func() *qiaotest.Page {
 			return post("/logout", "application/x-www-form-urlencoded", "id_token_hint="+big)
 		}, http.StatusRequestEntityTooLarge},
-		{"auth query string", func() response {
+		{"auth query string", func() *qiaotest.Page {
 			return do(t, c, mustGet(t, e.issuer+"/auth?client_id=web&state="+big))
 		}, http.StatusRequestURITooLong},
-		{"callback query string", func() response {
+		{"callback query string", func() *qiaotest.Page {
 			return do(t, c, mustGet(t, e.issuer+"/callback/alpha?code="+big))
 		}, http.StatusRequestURITooLong},
-		{"multipart body", func() response {
+		{"multipart body", func() *qiaotest.Page {
 			var b bytes.Buffer
 			b.WriteString("--X\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n" + big + "\r\n--X--\r\n")
 			return post("/token", "multipart/form-data; boundary=X", b.String())
 		}, 0},
-		{"account API JSON body", func() response {
+		{"account API JSON body", func() *qiaotest.Page {
 			return post("/api/v1/me/identities", "application/json", `{"connector_id":"mini","code":"`+big+`"}`)
 		}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r()
-			if tc.want != 0 && r.status != tc.want {
-				t.Fatalf("status %d, want %d", r.status, tc.want)
+			if tc.want != 0 && r.Status != tc.want {
+				t.Fatalf("status %d, want %d", r.Status, tc.want)
 			}
-			if r.status < 400 || r.status >= 500 {
-				t.Fatalf("status %d, want a 4xx", r.status)
+			if r.Status < 400 || r.Status >= 500 {
+				t.Fatalf("status %d, want a 4xx", r.Status)
 			}
 		})
 	}

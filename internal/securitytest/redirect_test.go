@@ -23,7 +23,7 @@ import (
 // redirect_uri is a near miss of a registered one: the broker must show
 // its own error page and redirect nowhere.
 func TestRedirectURITricksNeverMatch(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	tricks := []string{
 		"https://APP.example/cb",
@@ -53,27 +53,30 @@ func TestRedirectURITricksNeverMatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := do(t, br.client, req)
-			if loc := r.location(); loc != "" {
-				t.Fatalf("redirected to %q (status %d)", loc, r.status)
+			r, err := br.Do(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if r.status != http.StatusBadRequest {
-				t.Fatalf("status %d, want 400", r.status)
+			if loc := location(r); loc != "" {
+				t.Fatalf("redirected to %q (status %d)", loc, r.Status)
+			}
+			if r.Status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", r.Status)
 			}
 		})
 	}
 	t.Run("unknown client with an attacker redirect", func(t *testing.T) {
 		p := e.authParams("ghost", "https://evil.example/cb")
 		r := br.get(e.issuer + "/auth?" + p.Encode())
-		if r.location() != "" || r.status != http.StatusBadRequest {
-			t.Fatalf("status %d location %q", r.status, r.location())
+		if location(r) != "" || r.Status != http.StatusBadRequest {
+			t.Fatalf("status %d location %q", r.Status, location(r))
 		}
 	})
 	t.Run("registered URI of another client", func(t *testing.T) {
 		p := e.authParams("web", "https://other.example/cb")
 		r := br.get(e.issuer + "/auth?" + p.Encode())
-		if r.location() != "" || r.status != http.StatusBadRequest {
-			t.Fatalf("status %d location %q", r.status, r.location())
+		if location(r) != "" || r.Status != http.StatusBadRequest {
+			t.Fatalf("status %d location %q", r.Status, location(r))
 		}
 	})
 	t.Run("errors go to the registered URI only", func(t *testing.T) {
@@ -86,7 +89,7 @@ func TestRedirectURITricksNeverMatch(t *testing.T) {
 }
 
 func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	tok := e.loginTokens(br)
 	hint := str(tok, "id_token")
@@ -107,19 +110,19 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := do(t, e.noFollow(nil), mustGet(t, e.issuer+"/logout?"+tc.form.Encode()))
-			if r.location() != "" {
-				t.Fatalf("redirected to %q", r.location())
+			r := do(t, e.newBrowser(), mustGet(t, e.issuer+"/logout?"+tc.form.Encode()))
+			if location(r) != "" {
+				t.Fatalf("redirected to %q", location(r))
 			}
-			if r.status != http.StatusBadRequest {
-				t.Fatalf("status %d, want 400", r.status)
+			if r.Status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", r.Status)
 			}
 		})
 	}
 	t.Run("registered URI gets state and nothing else", func(t *testing.T) {
-		r := do(t, e.noFollow(br.client.Jar), mustGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode()))
-		if r.status != http.StatusFound || r.location() != "https://app.example/bye?state=s1" {
-			t.Fatalf("status %d location %q", r.status, r.location())
+		r := do(t, br, mustGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode()))
+		if r.Status != http.StatusFound || location(r) != "https://app.example/bye?state=s1" {
+			t.Fatalf("status %d location %q", r.Status, location(r))
 		}
 	})
 }
@@ -137,7 +140,7 @@ func mustGet(t testing.TB, u string) *http.Request {
 // key and its own algorithm; a refused hint neither redirects nor ends the
 // browser's session.
 func TestForgedIDTokenHintsAreRefused(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 	tok := e.loginTokens(br)
 	hint := str(tok, "id_token")
@@ -157,10 +160,10 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 	_ = json.Unmarshal(pb, &claims)
 
 	// The broker's public key, as a key confusion attack would use it.
-	jwks := do(t, e.noFollow(nil), mustGet(t, e.issuer+"/keys"))
-	pubJSON, _ := json.Marshal(jwks.json)
+	jwks := do(t, e.newBrowser(), mustGet(t, e.issuer+"/keys"))
+	pubJSON, _ := json.Marshal(jwks.JSON())
 	var pubPEM []byte
-	if keys, _ := jwks.json["keys"].([]any); len(keys) > 0 {
+	if keys, _ := jwks.JSON()["keys"].([]any); len(keys) > 0 {
 		k, _ := keys[0].(map[string]any)
 		n, _ := base64.RawURLEncoding.DecodeString(k["n"].(string))
 		eb, _ := base64.RawURLEncoding.DecodeString(k["e"].(string))
@@ -223,8 +226,8 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			form := url.Values{"id_token_hint": {tc.hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}
 			r := br.get(e.issuer + "/logout?" + form.Encode())
-			if r.status != http.StatusBadRequest || r.location() != "" {
-				t.Fatalf("status %d location %q, want 400 without redirect", r.status, r.location())
+			if r.Status != http.StatusBadRequest || location(r) != "" {
+				t.Fatalf("status %d location %q, want 400 without redirect", r.Status, location(r))
 			}
 			if !signedIn(t, e, br) {
 				t.Fatal("a refused logout ended the session")
@@ -233,8 +236,8 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 	}
 	t.Run("the genuine hint logs out", func(t *testing.T) {
 		form := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}}
-		if r := br.get(e.issuer + "/logout?" + form.Encode()); r.status != http.StatusFound {
-			t.Fatalf("status %d", r.status)
+		if r := br.get(e.issuer + "/logout?" + form.Encode()); r.Status != http.StatusFound {
+			t.Fatalf("status %d", r.Status)
 		}
 		if signedIn(t, e, br) {
 			t.Fatal("still signed in after logout")
@@ -247,8 +250,8 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 func signedIn(t *testing.T, e *env, br *browser) bool {
 	t.Helper()
 	r := br.get(e.issuer + "/account?lang=en")
-	if r.status != http.StatusOK {
-		t.Fatalf("account page: %d", r.status)
+	if r.Status != http.StatusOK {
+		t.Fatalf("account page: %d", r.Status)
 	}
-	return strings.Contains(r.body, "data-user-id")
+	return strings.Contains(r.Body, "data-user-id")
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // secrets collects every secret value a run of the broker handles.
@@ -46,52 +48,66 @@ func contains(list []string, s string) bool {
 // log, every response the broker sent (except where the protocol hands a
 // value to its owner) and the SQLite files for them.
 func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	s := secrets{}
 	s.add("broker secret", brokerSecret)
 	s.add("client secret", webSecret, otherSecret, consentSecret, webOnlySecret)
-	s.add("provider secret", alphaSecret, betaSecret, miniSecret)
-	s.add("session_key", sessionKeyOf("alice"), sessionKeyOf("bob"))
+	s.add("provider secret", e.providerSecrets()...)
+	sessionKey := func(person string) { s.add("session_key", e.WeChat.SessionKey(e.AppID("mini"), person)) }
 
-	var bodies []response // responses that must carry no secret at all
-	keep := func(r response) response { bodies = append(bodies, r); return r }
+	var bodies []*qiaotest.Page // responses that must carry no secret at all
+	keep := func(r *qiaotest.Page) *qiaotest.Page { bodies = append(bodies, r); return r }
+	keepBroker := func(rs []*qiaotest.Page) { // a walk's responses from the broker
+		for _, r := range rs {
+			if r.URL.Host == e.host {
+				keep(r)
+			}
+		}
+	}
 
 	br := e.newBrowser()
 	// A web login, its tokens, a refresh, the refused replays.
 	p := e.authParams("web", "https://app.example/cb", "scope", accountScope)
 	rs := br.walk(e.issuer + "/auth?" + p.Encode())
-	for _, r := range rs[:len(rs)-1] {
-		keep(r)
+	keepBroker(rs[:len(rs)-1])
+	var callback string // the provider's redirect to the broker's callback
+	for _, r := range rs {
+		if strings.HasPrefix(location(r), e.issuer+"/callback/") {
+			callback = location(r)
+		}
 	}
-	cu, _ := url.Parse(rs[len(rs)-1].location())
+	if callback == "" {
+		t.Fatal("the login did not pass the broker's callback")
+	}
+	cu, _ := url.Parse(location(rs[len(rs)-1]))
 	code := cu.Query().Get("code")
 	s.add("authorization code", code)
 	s.add("PKCE verifier", p.verifier)
 	tok := e.redeem(code, p, "web", webSecret)
-	if tok.status != http.StatusOK {
-		t.Fatalf("redeem: %d %s", tok.status, tok.body)
+	if tok.Status != http.StatusOK {
+		t.Fatalf("redeem: %d %s", tok.Status, tok.Body)
 	}
-	at, rt, idt := str(tok.json, "access_token"), str(tok.json, "refresh_token"), str(tok.json, "id_token")
+	at, rt, idt := str(tok.JSON(), "access_token"), str(tok.JSON(), "refresh_token"), str(tok.JSON(), "id_token")
 	s.add("access token", at)
 	s.add("refresh token", rt)
 	s.add("ID token", idt)
 	s.add("session cookie", br.cookie("qiao_session"))
 	s.add("login binding cookie", br.cookie("qiao_login"))
 	r2 := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
-	if r2.status != http.StatusOK {
-		t.Fatalf("refresh: %d %s", r2.status, r2.body)
+	if r2.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r2.Status, r2.Body)
 	}
-	s.add("access token", str(r2.json, "access_token"))
-	s.add("refresh token", str(r2.json, "refresh_token"))
+	s.add("access token", str(r2.JSON(), "access_token"))
+	s.add("refresh token", str(r2.JSON(), "refresh_token"))
 	keep(e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret))
-	keep(e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {str(r2.json, "refresh_token")}}, "other", otherSecret))
+	keep(e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {str(r2.JSON(), "refresh_token")}}, "other", otherSecret))
 	keep(e.redeem(code, p, "other", otherSecret))
 	keep(e.redeem(code, p, "web", webSecret))
 	// Wrong client secrets (each contains the real one), both ways.
 	keep(e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret+"x"))
 	keep(e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"web"}, "client_secret": {"x" + webSecret}}, "", ""))
-	keep(e.post("/introspect", url.Values{"token": {at}}, "web", webSecret+"x"))
-	keep(e.post("/revoke", url.Values{"token": {at}}, "web", webSecret+"x"))
+	keep(e.Post(t, "/introspect", url.Values{"token": {at}}, "web", webSecret+"x"))
+	keep(e.Post(t, "/revoke", url.Values{"token": {at}}, "web", webSecret+"x"))
 
 	// A client_secret_post login.
 	p2 := e.authParams("other", "https://other.example/cb")
@@ -99,50 +115,48 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 	s.add("authorization code", code2)
 	s.add("PKCE verifier", p2.verifier)
 	tok2 := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code2}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p2.verifier}, "client_id": {"other"}, "client_secret": {otherSecret}}, "", "")
-	if tok2.status != http.StatusOK {
-		t.Fatalf("client_secret_post: %d %s", tok2.status, tok2.body)
+	if tok2.Status != http.StatusOK {
+		t.Fatalf("client_secret_post: %d %s", tok2.Status, tok2.Body)
 	}
-	s.add("access token", str(tok2.json, "access_token"))
-	s.add("refresh token", str(tok2.json, "refresh_token"))
-	keep(e.post("/introspect", url.Values{"token": {str(tok2.json, "access_token")}, "client_id": {"other"}, "client_secret": {otherSecret}}, "", ""))
-	keep(e.post("/revoke", url.Values{"token": {str(tok2.json, "refresh_token")}}, "other", otherSecret))
+	s.add("access token", str(tok2.JSON(), "access_token"))
+	s.add("refresh token", str(tok2.JSON(), "refresh_token"))
+	keep(e.Post(t, "/introspect", url.Values{"token": {str(tok2.JSON(), "access_token")}, "client_id": {"other"}, "client_secret": {otherSecret}}, "", ""))
+	keep(e.Post(t, "/revoke", url.Values{"token": {str(tok2.JSON(), "refresh_token")}}, "other", otherSecret))
 
 	// The mini-program exchange, its replay, and a bind through the API.
-	mcode := "alice:" + randomToken()
+	mcode := e.LoginCode("mini", "alice")
 	s.add("wx.login code", mcode)
 	mt := e.miniTokens("miniapp", mcode)
-	if mt.status != http.StatusOK {
-		t.Fatalf("mini: %d %s", mt.status, mt.body)
+	if mt.Status != http.StatusOK {
+		t.Fatalf("mini: %d %s", mt.Status, mt.Body)
 	}
-	s.add("access token", str(mt.json, "access_token"))
-	s.add("refresh token", str(mt.json, "refresh_token"))
+	sessionKey("alice")
+	s.add("access token", str(mt.JSON(), "access_token"))
+	s.add("refresh token", str(mt.JSON(), "refresh_token"))
 	keep(e.miniTokens("miniapp", mcode))
-	keep(e.miniTokens("webonly", "alice:"+randomToken()))
-	bcode := "bob:" + randomToken()
+	keep(e.miniTokens("webonly", e.LoginCode("mini", "alice")))
+	bcode := e.LoginCode("mini", "bob")
 	s.add("wx.login code", bcode)
 	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/api/v1/me/identities", strings.NewReader(`{"connector_id":"mini","code":"`+bcode+`"}`))
 	req.Header.Set("Authorization", "Bearer "+at)
 	req.Header.Set("Content-Type", "application/json")
-	keep(do(t, e.noFollow(nil), req))
+	keep(do(t, e.newBrowser(), req))
+	sessionKey("bob")
 	req, _ = http.NewRequest(http.MethodGet, e.issuer+"/api/v1/me", nil)
-	req.Header.Set("Authorization", "Bearer "+str(mt.json, "access_token"))
-	keep(do(t, e.noFollow(nil), req))
+	req.Header.Set("Authorization", "Bearer "+str(mt.JSON(), "access_token"))
+	keep(do(t, e.newBrowser(), req))
 
 	// The account page, a bind, a callback replay, a bad hint, a logout.
 	acct := keep(br.get(e.issuer + "/account?lang=en"))
-	csrf := parsePage(t, acct.body).hiddenInputs().Get("csrf")
+	csrf := parsePage(t, acct.Body).hiddenInputs().Get("csrf")
 	s.add("account CSRF token", csrf)
-	for _, r := range br.walkPost(e.issuer+"/account/bind", url.Values{"csrf": {csrf}, "connector_id": {"beta"}}) {
-		keep(r)
-	}
-	keep(do(t, e.noFollow(br.client.Jar), mustGet(t, rs[0].location()))) // the provider's callback, replayed
+	keepBroker(br.walkPost(e.issuer+"/account/bind", url.Values{"csrf": {csrf}, "connector_id": {"beta"}}))
+	keep(do(t, br, mustGet(t, callback))) // the provider's callback, replayed
 	keep(br.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(idt[:len(idt)-4]+"AAAA")))
-	for _, r := range br.walk(e.issuer + "/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode()) {
-		keep(r)
-	}
+	keepBroker(br.walk(e.issuer + "/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode()))
 
 	t.Run("log", func(t *testing.T) {
-		logs := e.logs.String()
+		logs := e.Logs.String()
 		if len(logs) == 0 {
 			t.Fatal("nothing was logged")
 		}
@@ -151,14 +165,14 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 	t.Run("responses", func(t *testing.T) {
 		for _, r := range bodies {
 			// A consent or account page carries its own CSRF token.
-			s.findIn(t, "a response body", r.body, "account CSRF token")
-			for k, vs := range r.header {
+			s.findIn(t, "a response body", r.Body, "account CSRF token")
+			for k, vs := range r.Header {
 				s.findIn(t, "response header "+k, strings.Join(vs, "\n"), "session cookie", "login binding cookie")
 			}
 		}
 	})
 	t.Run("store", func(t *testing.T) {
-		files, _ := filepath.Glob(e.dbPath + "*")
+		files, _ := filepath.Glob(e.Config.Storage.SQLite.Path + "*")
 		if len(files) == 0 {
 			t.Fatal("no SQLite files")
 		}
@@ -170,21 +184,4 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 			s.findIn(t, "SQLite file "+filepath.Base(f), string(data), "ID token", "PKCE verifier")
 		}
 	})
-}
-
-// walkPost posts a form and follows the redirects within the broker.
-func (br *browser) walkPost(u string, form url.Values) []response {
-	br.e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r := do(br.e.t, br.e.noFollow(br.client.Jar), req)
-	out := []response{r}
-	if loc := r.location(); loc != "" {
-		base, _ := url.Parse(u)
-		next, err := base.Parse(loc)
-		if err == nil && next.Host == br.e.host {
-			out = append(out, br.walk(next.String())...)
-		}
-	}
-	return out
 }

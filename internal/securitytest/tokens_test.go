@@ -4,61 +4,63 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func TestCodeAndRefreshTokenAreBoundToTheirClient(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 
 	t.Run("code of web redeemed by other fails and stays usable by web", func(t *testing.T) {
 		p := e.authParams("web", "https://app.example/cb")
 		code := br.code(p)
 		r := e.redeem(code, p, "other", otherSecret)
-		if r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
-			t.Fatalf("other redeemed web's code: %d %s", r.status, r.body)
+		if r.Status != http.StatusBadRequest || str(r.JSON(), "error") != "invalid_grant" {
+			t.Fatalf("other redeemed web's code: %d %s", r.Status, r.Body)
 		}
 		// Redeeming with other's registered redirect URI does not help.
 		r = e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p.verifier}}, "other", otherSecret)
-		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
-			t.Fatalf("other redeemed web's code with its own redirect: %d %s", r.status, r.body)
+		if r.Status < 400 || r.Status >= 500 || r.JSON()["access_token"] != nil {
+			t.Fatalf("other redeemed web's code with its own redirect: %d %s", r.Status, r.Body)
 		}
-		if r := e.redeem(code, p, "web", webSecret); r.status != http.StatusOK {
-			t.Fatalf("web's own redemption after other's attempts: %d %s", r.status, r.body)
+		if r := e.redeem(code, p, "web", webSecret); r.Status != http.StatusOK {
+			t.Fatalf("web's own redemption after other's attempts: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("code redeemed with a wrong client secret fails", func(t *testing.T) {
 		p := e.authParams("web", "https://app.example/cb")
 		r := e.redeem(br.code(p), p, "web", webSecret+"x")
-		if r.status != http.StatusUnauthorized || str(r.json, "error") != "invalid_client" {
-			t.Fatalf("wrong secret: %d %s", r.status, r.body)
+		if r.Status != http.StatusUnauthorized || str(r.JSON(), "error") != "invalid_client" {
+			t.Fatalf("wrong secret: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("refresh token of web used by other fails and stays usable by web", func(t *testing.T) {
 		tok := e.loginTokens(br)
 		rt := str(tok, "refresh_token")
 		r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "other", otherSecret)
-		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
-			t.Fatalf("other refreshed web's token: %d %s", r.status, r.body)
+		if r.Status < 400 || r.Status >= 500 || r.JSON()["access_token"] != nil {
+			t.Fatalf("other refreshed web's token: %d %s", r.Status, r.Body)
 		}
 		r = e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
-		if r.status != http.StatusOK {
-			t.Fatalf("web's own refresh after other's attempt: %d %s", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("web's own refresh after other's attempt: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("refresh token of a confidential client used by a public client fails", func(t *testing.T) {
 		tok := e.loginTokens(br)
 		r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {str(tok, "refresh_token")}, "client_id": {"spa"}}, "", "")
-		if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
-			t.Fatalf("spa refreshed web's token: %d %s", r.status, r.body)
+		if r.Status < 400 || r.Status >= 500 || r.JSON()["access_token"] != nil {
+			t.Fatalf("spa refreshed web's token: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("other cannot revoke web's tokens", func(t *testing.T) {
 		tok := e.loginTokens(br)
 		at, rt := str(tok, "access_token"), str(tok, "refresh_token")
 		for _, token := range []string{at, rt} {
-			r := e.post("/revoke", url.Values{"token": {token}}, "other", otherSecret)
-			if r.status >= 500 {
-				t.Fatalf("revoke by other: %d %s", r.status, r.body)
+			r := e.Post(t, "/revoke", url.Values{"token": {token}}, "other", otherSecret)
+			if r.Status >= 500 {
+				t.Fatalf("revoke by other: %d %s", r.Status, r.Body)
 			}
 		}
 		if !e.active(at, "") || !e.active(rt, "refresh_token") {
@@ -68,7 +70,7 @@ func TestCodeAndRefreshTokenAreBoundToTheirClient(t *testing.T) {
 }
 
 func TestPKCE(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	br := e.newBrowser()
 
 	t.Run("plain method is refused", func(t *testing.T) {
@@ -93,7 +95,7 @@ func TestPKCE(t *testing.T) {
 		verifier func(p authParams) string
 	}{
 		{"missing verifier when a challenge was sent", func(authParams) string { return "" }},
-		{"wrong verifier", func(authParams) string { return randomToken() + randomToken() }},
+		{"wrong verifier", func(authParams) string { return qiaotest.RandString() + qiaotest.RandString() }},
 		{"the challenge itself as verifier", func(p authParams) string { return p.Get("code_challenge") }},
 	}
 	for _, tc := range tests {
@@ -111,8 +113,8 @@ func TestPKCE(t *testing.T) {
 					user = ""
 				}
 				r := e.token(form, user, client.secret)
-				if r.status != http.StatusBadRequest || r.json["access_token"] != nil {
-					t.Fatalf("status %d %s, want 400 and no token", r.status, r.body)
+				if r.Status != http.StatusBadRequest || r.JSON()["access_token"] != nil {
+					t.Fatalf("status %d %s, want 400 and no token", r.Status, r.Body)
 				}
 				// The right verifier does not revive the code afterwards
 				// either way: it must simply not have leaked a token.
@@ -122,7 +124,7 @@ func TestPKCE(t *testing.T) {
 }
 
 func TestMiniProgramExchangeRefusesDisallowedClients(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t)
 	tests := []struct {
 		name, client, user, pass, issuer string
 	}{
@@ -134,33 +136,27 @@ func TestMiniProgramExchangeRefusesDisallowedClients(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.mini.calls.Load()
-			form := url.Values{
-				"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
-				"subject_token":      {"alice:" + randomToken()},
-				"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
-				"subject_issuer":     {tc.issuer},
-				"scope":              {"openid"},
-			}
-			if tc.user == "" {
-				form.Set("client_id", tc.client)
+			before := e.SimulatorCalls("wechat")
+			form := qiaotest.ExchangeForm(tc.issuer, tc.client, e.LoginCode("mini", "alice"), "openid")
+			if tc.user != "" {
+				form.Del("client_id")
 			}
 			r := e.token(form, tc.user, tc.pass)
-			if r.status < 400 || r.status >= 500 || r.json["access_token"] != nil {
-				t.Fatalf("status %d %s, want a 4xx without tokens", r.status, r.body)
+			if r.Status < 400 || r.Status >= 500 || r.JSON()["access_token"] != nil {
+				t.Fatalf("status %d %s, want a 4xx without tokens", r.Status, r.Body)
 			}
-			if n := e.mini.calls.Load() - before; n != 0 {
+			if n := e.SimulatorCalls("wechat") - before; n != 0 {
 				t.Fatalf("the code was sent to WeChat %d times for a refused request (it is burnt)", n)
 			}
 		})
 	}
 	t.Run("allowed client succeeds and the code works once", func(t *testing.T) {
-		code := "alice:" + randomToken()
-		if r := e.miniTokens("miniapp", code); r.status != http.StatusOK {
-			t.Fatalf("allowed: %d %s", r.status, r.body)
+		code := e.LoginCode("mini", "alice")
+		if r := e.miniTokens("miniapp", code); r.Status != http.StatusOK {
+			t.Fatalf("allowed: %d %s", r.Status, r.Body)
 		}
-		if r := e.miniTokens("miniapp", code); r.status != http.StatusBadRequest || str(r.json, "error") != "invalid_grant" {
-			t.Fatalf("replayed code: %d %s", r.status, r.body)
+		if r := e.miniTokens("miniapp", code); r.Status != http.StatusBadRequest || str(r.JSON(), "error") != "invalid_grant" {
+			t.Fatalf("replayed code: %d %s", r.Status, r.Body)
 		}
 	})
 }
