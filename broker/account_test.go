@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/connectors"
 )
 
@@ -100,7 +99,7 @@ func (e *env) miniToken(clientID, secret, code, scope string) string {
 // the identity the token came through revokes that token).
 func TestAccountAPI(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
-	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	e := newEnv(t, mini(code))
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	alice := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	api := apiClient{e: e, token: alice.token.AccessToken}
@@ -179,12 +178,9 @@ func TestAccountAPI(t *testing.T) {
 	}
 }
 
-var miniConfig = strings.Replace(testConfig, "connectors:\n",
-	"connectors:\n  - { id: mini, type: wechat_miniprogram, name: Mini, config: { client_id: wxmini, client_secret: s } }\n", 1)
-
 func TestConcurrentBindsOneWins(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
-	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	e := newEnv(t, mini(code))
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	const n = 8
 	var tokens []string
@@ -216,7 +212,7 @@ func TestConcurrentBindsOneWins(t *testing.T) {
 // accountBrowser drives the account page with plain HTTP; csrf is the
 // form token of the last page that showed one.
 type accountBrowser struct {
-	t    *testing.T
+	t    testing.TB
 	e    *env
 	br   *browser
 	csrf string
@@ -265,7 +261,7 @@ func (a *accountBrowser) post(path string, form url.Values) string {
 	}
 	req, _ := http.NewRequest("POST", a.e.issuer+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := a.br.client.Do(req)
+	resp, err := a.br.Client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -404,7 +400,7 @@ func TestBindOfASecondIdentityOfAConnectorIsRefused(t *testing.T) {
 	if !strings.Contains(body, `data-error="connector_taken"`) || strings.Contains(body, `data-confirm-merge`) {
 		t.Fatalf("second alpha bind:\n%s", body)
 	}
-	ids, err := e.store.ListIdentities(t.Context(), userID)
+	ids, err := e.Store.ListIdentities(t.Context(), userID)
 	if err != nil {
 		t.Fatal(err)
 	}

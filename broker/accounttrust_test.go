@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
 
@@ -20,8 +19,9 @@ import (
 // mini-program connector.
 func miniEnv(t *testing.T, now func() time.Time) *env {
 	code := &fakeCode{used: map[string]bool{}}
-	return newEnv(t, envOptions{yaml: miniConfig, now: now,
-		extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	o := mini(code)
+	o.now = now
+	return newEnv(t, o)
 }
 
 // identitiesOf lists the connector ids bound to the user, through the API.
@@ -390,7 +390,7 @@ func TestReauthOffersOnlyOwnConnectorsAndResumesBind(t *testing.T) {
 // countUsers counts the users in the env's SQLite file.
 func countUsers(t *testing.T, e *env) int {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), e.dbPath)
+	store, err := sqlite.Open(context.Background(), e.dbPath())
 	if err != nil {
 		t.Fatal(err)
 	}

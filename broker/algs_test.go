@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func jwtAlg(t *testing.T, raw string) string {
@@ -51,11 +53,9 @@ func TestEachClientGetsIDTokensOfItsAlgorithm(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			y := testConfig
-			if tc.webAlg != "" {
-				y = strings.Replace(y, "    name: Web App\n", "    name: Web App\n    id_token_signed_response_alg: "+tc.webAlg+"\n", 1)
-			}
-			e := newEnv(t, envOptions{alg: tc.defaultAlg, yaml: y})
+			e := newEnv(t, envOptions{alg: tc.defaultAlg, config: func(c *qiaotest.Config) {
+				c.Client("web").IDTokenSignedResponseAlg = tc.webAlg
+			}})
 			d := discovery(t, e)
 			if got, _ := d["id_token_signing_alg_values_supported"].([]any); !equalAny(got, tc.wantDiscovery) {
 				t.Errorf("id_token_signing_alg_values_supported = %v, want %v", got, tc.wantDiscovery)

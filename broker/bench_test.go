@@ -1,33 +1,22 @@
 package broker_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
-
-	"github.com/qiaoidp/qiao/broker"
-	"github.com/qiaoidp/qiao/cmd/qiao/registry"
-	"github.com/qiaoidp/qiao/cmd/qiao/wire"
-	"github.com/qiaoidp/qiao/config"
-	"github.com/qiaoidp/qiao/storage/sqlite"
 )
 
 // The benchmarks run the whole broker in this process, on a real HTTP
-// server on loopback and a SQLite file, with the harness's fakeWeb
+// server on loopback and a SQLite file (qiaotest's world), with the harness's fakeWeb
 // connectors (no upstream HTTP calls). The relying party and the browser
 // are in the same process, so the CPU figures they report (cpu-ms/op)
 // include the client's work: TLS-free HTTP on both sides, go-oidc's
@@ -36,71 +25,15 @@ import (
 
 // newBenchEnv is newEnv for a benchmark: the same configuration, fakes
 // and relying party, with the broker logging at info level (as `qiao
-// serve` does by default) to nowhere.
+// serve` does by default).
 func newBenchEnv(b *testing.B, alg string) *env {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := &env{issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}}
-	e.dbPath = filepath.Join(b.TempDir(), "qiao.db")
-	y := strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath, "ALG", alg).Replace(testConfig)
-	cfg, err := config.Parse([]byte(y), "bench.yaml", nil, registry.Types())
-	if err != nil {
-		b.Fatalf("config: %v", err)
-	}
-	e.cfg = cfg
-	e.fakes = map[string]*fakeWeb{}
-	var conns []broker.Connector
-	for _, k := range cfg.Connectors {
-		f := &fakeWeb{person: "alice"}
-		e.fakes[k.ID] = f
-		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: f})
-	}
-	store, err := sqlite.Open(context.Background(), e.dbPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts := wire.Options(cfg)
-	opts.Store, opts.Connectors, opts.Logger = store, conns, log
-	br, err := broker.New(context.Background(), opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.broker = br
-	srv := &http.Server{Handler: br.Handler()}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() {
-		_ = srv.Close()
-		store.Close()
-	})
-	ctx := oidc.InsecureIssuerURLContext(context.Background(), e.issuer)
-	e.provider, err = oidc.NewProvider(ctx, e.issuer)
-	if err != nil {
-		b.Fatalf("discovery: %v", err)
-	}
-	return e
+	return newEnv(b, envOptions{alg: alg, config: func(c *qiaotest.Config) { c.Log = &qiaotest.Log{Level: "info", Format: "json"} }})
 }
 
 // benchBrowser is a fresh cookie jar that follows redirects within the
-// broker's host and stops at any other (the relying party).
-func (e *env) benchBrowser() *http.Client {
-	jar, _ := cookiejar.New(nil) // never fails without options
-	u, _ := url.Parse(e.issuer)  // parsed by the broker's configuration already
-	host := u.Host
-	return &http.Client{
-		Jar: jar,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if req.URL.Host != host {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-		Timeout: 30 * time.Second,
-	}
-}
+// broker and stops at the relying party (a qiaotest browser's client).
+func (e *env) benchBrowser() *http.Client { return e.Browser().Client }
 
 // authorizeCode runs an authorization request in browser and returns the
 // code the client received.

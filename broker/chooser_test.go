@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 const (
@@ -46,31 +47,19 @@ var (
 	officialAccount = func(b connectors.Browser) bool { return b.WeChat }
 )
 
-const browserConfig = `
-issuer: ISSUER
-secret: "` + testSecret + `"
-storage: { type: sqlite, sqlite: { path: DBPATH } }
-keys: { algorithm: ALG }
-connectors:
-  - { id: qr, type: weibo, config: { client_id: a, client_secret: a-secret } }
-  - { id: mp, type: weibo, config: { client_id: b, client_secret: b-secret } }
-  - { id: other, type: weibo, config: { client_id: c, client_secret: c-secret } }
-clients:
-  - id: web
-    secret: web-secret-0123456789abcdef0123456789
-    redirect_uris: [http://127.0.0.1:9/callback]
-  - id: qronly
-    secret: qronly-secret-0123456789abcdef0123456789
-    redirect_uris: [http://127.0.0.1:9/qr]
-    connectors: [qr, other]
-  - id: mponly
-    secret: mponly-secret-0123456789abcdef0123456789
-    redirect_uris: [http://127.0.0.1:9/mp]
-    connectors: [mp]
-`
+// browserConfig: three connectors without names (qr, mp, other) and
+// clients allowed all of them, qr and other, or mp alone.
+func browserConfig(c *qiaotest.Config) {
+	c.Connectors = []qiaotest.Connector{fakeConnector("qr", ""), fakeConnector("mp", ""), fakeConnector("other", "")}
+	c.Clients = []qiaotest.Client{
+		{ID: "web", Secret: "web-secret-0123456789abcdef0123456789", RedirectURIs: []string{"http://127.0.0.1:9/callback"}},
+		{ID: "qronly", Secret: "qronly-secret-0123456789abcdef0123456789", RedirectURIs: []string{"http://127.0.0.1:9/qr"}, Connectors: []string{"qr", "other"}},
+		{ID: "mponly", Secret: "mponly-secret-0123456789abcdef0123456789", RedirectURIs: []string{"http://127.0.0.1:9/mp"}, Connectors: []string{"mp"}},
+	}
+}
 
 func newBrowserEnv(t *testing.T) *env {
-	return newEnv(t, envOptions{yaml: browserConfig, wrap: func(id string, f *fakeWeb) any {
+	return newEnv(t, envOptions{config: browserConfig, wrap: func(id string, f *fakeWeb) any {
 		switch id {
 		case "qr":
 			return pluginFake{fakeWeb: f, offered: qrCode, ns: "wechat"}
@@ -88,11 +77,11 @@ var connectorIDRE = regexp.MustCompile(`data-connector-id="([^"]+)"`)
 func page(t *testing.T, e *env, u, ua, lang string) (ids []string, note, body string) {
 	t.Helper()
 	br := e.newBrowser()
-	br.ua = ua
+	br.UserAgent = ua
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("User-Agent", ua)
 	req.Header.Set("Accept-Language", lang)
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,14 +159,16 @@ func TestAccountPageOnAPhoneOutsideWeChatHidesTheQRCode(t *testing.T) {
 // ("WeChat", "微信") unless the configuration names it (name: in every
 // language, names: per language), and its own icon.
 func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
-	y := strings.NewReplacer(
-		"{ id: alpha, type: weibo, name: Alpha,", "{ id: alpha, type: weibo,",
-		"  - { id: beta, type: weibo, name: Beta,", "  - { id: gamma, type: weibo, name: Gamma, config: { client_id: g, client_secret: g } }\n"+
-			"  - { id: beta, type: weibo, names: { en: Beta Login, zh-CN: 贝塔 },",
-	).Replace(testConfig)
+	// alpha without a name, gamma named in every language, beta per
+	// language.
+	config := func(c *qiaotest.Config) {
+		beta := fakeConnector("beta", "")
+		beta.Names = map[string]string{"en": "Beta Login", "zh-CN": "贝塔"}
+		c.Connectors = []qiaotest.Connector{fakeConnector("alpha", ""), fakeConnector("gamma", "Gamma"), beta}
+	}
 	icon := []byte(`<svg xmlns="http://www.w3.org/2000/svg" data-test-icon="wx"/>`)
 	own := map[string]string{"en": "WeChat", "zh-CN": "微信"}
-	e := newEnv(t, envOptions{yaml: y, wrap: func(_ string, f *fakeWeb) any {
+	e := newEnv(t, envOptions{config: config, wrap: func(_ string, f *fakeWeb) any {
 		return pluginFake{fakeWeb: f, names: own, icon: icon, ns: "wechat"}
 	}})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
@@ -223,7 +214,7 @@ func TestAccountPageNoteOnlyForWhatThePersonLacks(t *testing.T) {
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	r.login(br, oauth2.SetAuthURLParam("connector_id", "qr"))
 	get := func(ua string) (ids []string, note string) {
-		br.ua = ua
+		br.UserAgent = ua
 		resp := br.get(e.issuer + "/account")
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)

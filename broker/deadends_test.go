@@ -12,21 +12,22 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // english makes the broker's pages speak English to br.
 func (br *browser) english(issuer string) {
 	u, _ := url.Parse(issuer)
-	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_lang", Value: "en", Path: "/"}})
+	br.Client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_lang", Value: "en", Path: "/"}})
 }
 
 // startLogin sends br to the authorization endpoint and returns the
 // provider callback URL it was sent to, without following it.
 func startLoginAt(t *testing.T, e *env, br *browser, a authRequest) string {
 	t.Helper()
-	keep := br.client.CheckRedirect
-	br.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	defer func() { br.client.CheckRedirect = keep }()
+	keep := br.Client.CheckRedirect
+	br.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	defer func() { br.Client.CheckRedirect = keep }()
 	resp := br.get(a.url)
 	resp.Body.Close()
 	cb := resp.Header.Get("Location")
@@ -67,7 +68,7 @@ func TestReloadedCallbackFinishesTheRequestWithTheSession(t *testing.T) {
 	// After a browser restart the sign-in cookie (a session cookie) is
 	// gone while the SSO session lives on: the reload still finishes.
 	u, _ := url.Parse(e.issuer)
-	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: "x", Path: u.Path + "/", MaxAge: -1}})
+	br.Client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login", Value: "x", Path: u.Path + "/", MaxAge: -1}})
 	again = br.get(cb)
 	again.Body.Close()
 	if loc, _ := url.Parse(again.Header.Get("Location")); loc == nil || loc.Query().Get("state") != a.state || loc.Query().Get("code") == "" {
@@ -198,7 +199,7 @@ func TestProviderRefusalReadsTheSameForEveryProvider(t *testing.T) {
 // round trips, and an unknown client_id gives no link (never an open
 // redirect).
 func TestAccountPageOpenedFromAnAppLeadsBack(t *testing.T) {
-	e := newEnv(t, envOptions{yaml: strings.Replace(testConfig, "    name: SPA\n", "    name: SPA\n    home_url: https://spa.example/start\n", 1)})
+	e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { c.Client("spa").HomeURL = "https://spa.example/start" }})
 	br := e.newBrowser()
 	br.english(e.issuer)
 	_, body := br.getPage(e.issuer + "/account?client_id=spa")

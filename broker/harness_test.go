@@ -2,39 +2,25 @@ package broker_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/qiaoidp/qiao/internal/syncbuf"
-
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
-	"github.com/qiaoidp/qiao/cmd/qiao/registry"
-	"github.com/qiaoidp/qiao/cmd/qiao/wire"
-	"github.com/qiaoidp/qiao/config"
 	"github.com/qiaoidp/qiao/connectors"
-	"github.com/qiaoidp/qiao/storage"
-	"github.com/qiaoidp/qiao/storage/postgres"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
+
+// The broker tests run on qiaotest's world in process, every connector
+// played by a test's own connector (qiaotest.WithFake): by default a
+// fakeWeb per configured connector.
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 
@@ -89,246 +75,156 @@ func (f *fakeWeb) setPerson(p string) {
 	f.mu.Unlock()
 }
 
-// env is a broker on a real HTTP server and SQLite file.
-type env struct {
-	t        *testing.T
-	issuer   string
-	cfg      *config.Config
-	broker   *broker.Broker
-	server   *httptest.Server
-	dbPath   string
-	fakes    map[string]*fakeWeb
-	extra    []broker.Connector
-	wrap     func(id string, f *fakeWeb) any
-	logs     *syncBuffer
-	provider *oidc.Provider
-	pgDSN    string          // the PostgreSQL database, instead of dbPath
-	store    storage.Storage // the running broker's store
+// fakeConnector is connector id of type weibo, played by a test's fake
+// (its app is not registered at the simulator).
+func fakeConnector(id, name string) qiaotest.Connector {
+	k := qiaotest.Weibo(id, name)
+	k.NotAtSimulator = true
+	return k
 }
 
-type syncBuffer = syncbuf.Buffer
+// testConfig is the broker tests' configuration: the web connectors
+// alpha and beta, and clients of every kind.
+func testConfig(c *qiaotest.Config) {
+	c.Secret = testSecret
+	c.Keys = &qiaotest.Keys{Algorithm: "RS256"}
+	c.Connectors = []qiaotest.Connector{fakeConnector("alpha", "Alpha"), fakeConnector("beta", "Beta")}
+	c.Clients = []qiaotest.Client{
+		{ID: "web", Secret: "web-secret-0123456789abcdef0123456789", Name: "Web App", RedirectURIs: []string{"http://127.0.0.1:9/callback"},
+			PostLogoutRedirectURIs: []string{"http://127.0.0.1:9/bye"}, AccountAPI: true},
+		{ID: "spa", Public: true, Name: "SPA", RedirectURIs: []string{"http://127.0.0.1:9/spa"}},
+		{ID: "second", Secret: "second-secret-0123456789abcdef0123456789", RedirectURIs: []string{"https://second.example/cb"}},
+		{ID: "onlybeta", Secret: "onlybeta-secret-0123456789abcdef0123456789", RedirectURIs: []string{"https://beta.example/cb"}, Connectors: []string{"beta"}},
+		{ID: "consent", Secret: "consent-secret-0123456789abcdef0123456789", RedirectURIs: []string{"https://consent.example/cb"}, RequireConsent: true},
+		{ID: "onlyalpha", Secret: "onlyalpha-secret-0123456789abcdef0123456789", RedirectURIs: []string{"https://alpha.example/cb"},
+			Connectors: []string{"alpha"}, AccountAPI: true},
+	}
+}
 
-const testConfig = `
-issuer: ISSUER
-secret: "` + testSecret + `"
-storage: { type: sqlite, sqlite: { path: DBPATH } }
-keys: { algorithm: ALG }
-connectors:
-  - { id: alpha, type: weibo, name: Alpha, config: { client_id: a, client_secret: a-secret } }
-  - { id: beta, type: weibo, name: Beta, config: { client_id: b, client_secret: b-secret } }
-clients:
-  - id: web
-    secret: web-secret-0123456789abcdef0123456789
-    name: Web App
-    redirect_uris: [http://127.0.0.1:9/callback]
-    post_logout_redirect_uris: [http://127.0.0.1:9/bye]
-    account_api: true
-  - id: spa
-    public: true
-    name: SPA
-    redirect_uris: [http://127.0.0.1:9/spa]
-  - id: second
-    secret: second-secret-0123456789abcdef0123456789
-    redirect_uris: [https://second.example/cb]
-  - id: onlybeta
-    secret: onlybeta-secret-0123456789abcdef0123456789
-    redirect_uris: [https://beta.example/cb]
-    connectors: [beta]
-  - id: consent
-    secret: consent-secret-0123456789abcdef0123456789
-    redirect_uris: [https://consent.example/cb]
-    require_consent: true
-  - id: onlyalpha
-    secret: onlyalpha-secret-0123456789abcdef0123456789
-    redirect_uris: [https://alpha.example/cb]
-    connectors: [alpha]
-    account_api: true
-`
+// withMini adds the mini-program connector mini (first, before alpha and
+// beta) to the configuration.
+func withMini(c *qiaotest.Config) {
+	mini := qiaotest.MiniProgram("mini", "Mini")
+	mini.NotAtSimulator = true
+	c.Connectors = append([]qiaotest.Connector{mini}, c.Connectors...)
+}
+
+// extra sets the top-level key of the configuration to v.
+func extra(c *qiaotest.Config, key string, v any) {
+	if c.Extra == nil {
+		c.Extra = map[string]any{}
+	}
+	c.Extra[key] = v
+}
+
+// env is a qiaotest world whose connectors are the test's fakes.
+type env struct {
+	*qiaotest.World
+	t      testing.TB
+	issuer string
+	// fakes are the fakeWeb of each connector the test did not play
+	// with a connector of its own.
+	fakes map[string]*fakeWeb
+}
 
 type envOptions struct {
-	alg    string
-	dbPath string
-	yaml   string // replaces testConfig
-	extra  []broker.Connector
-	now    func() time.Time
+	alg string // keys.algorithm; "": RS256
+	// config changes testConfig.
+	config func(*qiaotest.Config)
+	// play are the connectors the test plays with its own
+	// implementation (by id); every other one is a fakeWeb.
+	play map[string]any
+	now  func() time.Time
 	// wrap gives the fake of connector id more capabilities; nil: none.
-	wrap  func(id string, f *fakeWeb) any
-	pgDSN string // run on this PostgreSQL database instead of SQLite
+	wrap func(id string, f *fakeWeb) any
+	pg   bool // PostgreSQL instead of SQLite
+	// opts are more world options (e.g. qiaotest.WithIssuer).
+	opts []qiaotest.Option
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+// mini is the options of a world with the mini-program connector mini,
+// played by impl.
+func mini(impl any) envOptions {
+	return envOptions{config: withMini, play: map[string]any{"mini": impl}}
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	cfg := qiaotest.Base()
+	testConfig(&cfg)
+	if o.alg != "" {
+		cfg.Keys.Algorithm = o.alg
 	}
-	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}, extra: o.extra, wrap: o.wrap, pgDSN: o.pgDSN}
-	e.dbPath = o.dbPath
-	if e.dbPath == "" {
-		e.dbPath = filepath.Join(t.TempDir(), "qiao.db")
+	if o.config != nil {
+		o.config(&cfg)
 	}
-	if o.alg == "" {
-		o.alg = "RS256"
+	e := &env{t: t, fakes: map[string]*fakeWeb{}}
+	opts := []qiaotest.Option{
+		qiaotest.WithIssuerPath("/qiao"),
+		qiaotest.WithConfig(func(c *qiaotest.Config) { *c = cfg }),
+		qiaotest.WithNow(o.now),
 	}
-	y := o.yaml
-	if y == "" {
-		y = testConfig
-	}
-	y = strings.NewReplacer("ISSUER", e.issuer, "DBPATH", e.dbPath, "ALG", o.alg).Replace(y)
-	cfg, err := config.Parse([]byte(y), "test.yaml", nil, registry.Types())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	e.cfg = cfg
-	e.fakes = map[string]*fakeWeb{}
-	var conns []broker.Connector
 	for _, k := range cfg.Connectors {
-		if hasConnector(o.extra, k.ID) {
-			continue
+		impl, ok := o.play[k.ID]
+		if !ok {
+			f := &fakeWeb{person: "alice"}
+			e.fakes[k.ID] = f
+			impl = f
+			if o.wrap != nil {
+				impl = o.wrap(k.ID, f)
+			}
 		}
-		f := &fakeWeb{person: "alice"}
-		e.fakes[k.ID] = f
-		conns = append(conns, e.fakeConnector(k, f))
+		opts = append(opts, qiaotest.WithFake(k.ID, impl))
 	}
-	conns = append(conns, o.extra...)
-	e.start(ln, conns, o.now)
+	if o.pg {
+		opts = append(opts, qiaotest.WithStore(qiaotest.Postgres))
+	}
+	e.World = qiaotest.Start(t, append(opts, o.opts...)...)
+	e.issuer = e.Issuer
 	return e
 }
 
-func (e *env) start(ln net.Listener, conns []broker.Connector, now func() time.Time) {
-	t := e.t
-	var store storage.Storage
-	var err error
-	if e.pgDSN != "" {
-		store, err = postgres.Open(context.Background(), e.pgDSN)
-	} else {
-		store, err = sqlite.Open(context.Background(), e.dbPath)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = store
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := wire.Options(e.cfg)
-	opts.Store, opts.Connectors, opts.Logger, opts.Now = store, conns, log, now
-	b, err := broker.New(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.broker = b
-	srv := httptest.NewUnstartedServer(b.Handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	e.server = srv
-	t.Cleanup(func() {
-		srv.Close()
-		store.Close()
-	})
-	ctx := oidc.InsecureIssuerURLContext(context.Background(), e.issuer)
-	e.provider, err = oidc.NewProvider(ctx, e.issuer)
-	if err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
-}
+// dbPath is the broker's SQLite file.
+func (e *env) dbPath() string { return e.Config.Storage.SQLite.Path }
 
-// fakeConnector is the configured connector k played by f.
-func (e *env) fakeConnector(k config.Connector, f *fakeWeb) broker.Connector {
-	var impl any = f
-	if e.wrap != nil {
-		impl = e.wrap(k.ID, f)
-	}
-	return broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Names: k.Names, LinkByUnionID: k.LinkByUnionID, Impl: impl}
-}
-
-// restart stops the server and store and starts a new broker on the same
-// SQLite file and address.
-func (e *env) restart() {
-	addr := e.server.Listener.Addr().String()
-	e.server.Close()
-	var conns []broker.Connector
-	for _, k := range e.cfg.Connectors {
-		if f, ok := e.fakes[k.ID]; ok {
-			conns = append(conns, e.fakeConnector(k, f))
-		}
-	}
-	conns = append(conns, e.extra...)
-	var ln net.Listener
-	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.start(ln, conns, nil)
-}
-
-// browser is a user agent with its own cookies that stops at the RP.
+// browser is a qiaotest browser: its own cookies, following redirects
+// within the broker and stopping at the relying party.
 type browser struct {
-	t      *testing.T
-	client *http.Client
-	ua     string
+	*qiaotest.Browser
+	t testing.TB
 }
 
-func (e *env) newBrowser() *browser {
-	jar, _ := cookiejar.New(nil)
-	br := &browser{t: e.t}
-	br.client = &http.Client{
-		Jar: jar,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if req.URL.Host != e.server.Listener.Addr().String() {
-				return http.ErrUseLastResponse // arrived at the client
-			}
-			if br.ua != "" {
-				req.Header.Set("User-Agent", br.ua)
-			}
-			return nil
-		},
-		Timeout: 30 * time.Second,
-	}
-	return br
-}
+func (e *env) newBrowser() *browser { return &browser{Browser: e.Browser(), t: e.t} }
 
+// get loads u (with the browser's User-Agent); the caller closes the
+// body.
 func (br *browser) get(u string) *http.Response {
 	br.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		br.t.Fatal(err)
 	}
-	if br.ua != "" {
-		req.Header.Set("User-Agent", br.ua)
+	if br.UserAgent != "" {
+		req.Header.Set("User-Agent", br.UserAgent)
 	}
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		br.t.Fatal(err)
 	}
 	return resp
 }
 
-// rp is a relying party on go-oidc and x/oauth2.
+// rp is a configured client as a relying party (qiaotest.RP) with the
+// given secret and redirect URI.
 type rp struct {
-	e        *env
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
-	public   bool
+	*qiaotest.RP
+	e *env
 }
 
 func (e *env) rp(clientID, secret, redirect string, scopes ...string) *rp {
-	if len(scopes) == 0 {
-		scopes = []string{oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess}
-	}
-	return &rp{
-		e:        e,
-		oauth:    oauth2.Config{ClientID: clientID, ClientSecret: secret, RedirectURL: redirect, Endpoint: e.provider.Endpoint(), Scopes: scopes},
-		verifier: e.provider.Verifier(&oidc.Config{ClientID: clientID}),
-		public:   secret == "",
-	}
+	r := e.RP(clientID, scopes...)
+	r.OAuth.ClientSecret, r.OAuth.RedirectURL = secret, redirect
+	return &rp{RP: r, e: e}
 }
 
 // authRequest is one authorization request in flight.
@@ -336,34 +232,28 @@ type authRequest struct {
 	url, state, nonce, verifier string
 }
 
+// authURL is an authorization request with state, nonce and PKCE S256.
 func (r *rp) authURL(extra ...oauth2.AuthCodeOption) authRequest {
-	a := authRequest{state: randString(), nonce: randString(), verifier: oauth2.GenerateVerifier()}
-	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(a.nonce), oauth2.S256ChallengeOption(a.verifier)}, extra...)
-	a.url = r.oauth.AuthCodeURL(a.state, opts...)
-	return a
-}
-
-func randString() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	a := r.AuthRequest("", extra...)
+	return authRequest{url: a.URL, state: a.State, nonce: a.Nonce, verifier: a.Verifier}
 }
 
 // authorize runs the browser through the authorization request and
 // returns the query the client received.
 func (r *rp) authorize(br *browser, a authRequest) url.Values {
 	r.e.t.Helper()
-	resp := br.get(a.url)
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-		body, _ := io.ReadAll(resp.Body)
-		r.e.t.Fatalf("authorize: status %d, want a redirect to the client; body: %.400s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
+	p, err := br.Get(a.url)
 	if err != nil {
 		r.e.t.Fatal(err)
 	}
-	return loc.Query()
+	if p.Status != http.StatusFound && p.Status != http.StatusSeeOther {
+		r.e.t.Fatalf("authorize: status %d, want a redirect to the client; body: %.400s", p.Status, p.Body)
+	}
+	q, err := p.RedirectQuery()
+	if err != nil {
+		r.e.t.Fatalf("authorize: %v", err)
+	}
+	return q
 }
 
 // tokens is what a login yields.
@@ -375,33 +265,28 @@ type tokens struct {
 }
 
 func (r *rp) exchange(code, verifier string) (*tokens, error) {
-	ctx := context.Background()
-	tok, err := r.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := r.OAuth.Exchange(r.Context(), code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, err
 	}
 	return r.verify(tok)
 }
 
+// verify verifies the ID token of a token response (qiaotest.RP.Verify:
+// signature, audience, at_hash), if it has one.
 func (r *rp) verify(tok *oauth2.Token) (*tokens, error) {
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
+	if raw, _ := tok.Extra("id_token").(string); raw == "" {
 		return &tokens{token: tok}, nil
 	}
-	idt, err := r.verifier.Verify(context.Background(), raw)
+	v, err := r.Verify(tok)
 	if err != nil {
-		return nil, fmt.Errorf("verifying ID token: %w", err)
-	}
-	if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return nil, fmt.Errorf("at_hash: %w", err)
-		}
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
 		return nil, err
 	}
-	return &tokens{token: tok, idToken: idt, raw: raw, claims: claims}, nil
+	idt, err := r.Verifier.Verify(r.Context(), v.IDToken)
+	if err != nil {
+		return nil, err
+	}
+	return &tokens{token: tok, idToken: idt, raw: v.IDToken, claims: v.Claims}, nil
 }
 
 // login runs a whole login and returns verified tokens.
@@ -426,48 +311,24 @@ func (r *rp) login(br *browser, extra ...oauth2.AuthCodeOption) *tokens {
 }
 
 func (r *rp) refresh(refreshToken string) (*tokens, error) {
-	src := r.oauth.TokenSource(context.Background(), &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Now().Add(-time.Hour)})
-	tok, err := src.Token()
+	tok, err := r.OAuth.TokenSource(r.Context(), &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
 	if err != nil {
 		return nil, err
 	}
 	return r.verify(tok)
 }
 
-// postForm posts to a broker endpoint, with HTTP Basic if user is set.
+// postForm posts to a broker endpoint, with HTTP Basic if user is set
+// (qiaotest's World.Post), and returns the answer's status and headers
+// and its JSON.
 func (e *env) postForm(path string, form url.Values, user, pass string) (*http.Response, map[string]any) {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	return resp, m
+	p := e.Post(e.t, path, form, user, pass)
+	return &http.Response{StatusCode: p.Status, Header: p.Header}, p.JSON()
 }
 
-func oauthErrorOf(err error) string {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		return re.ErrorCode
-	}
-	return ""
-}
+func oauthErrorOf(err error) string { return qiaotest.OAuthError(err) }
 
 func asRetrieve(err error, re **oauth2.RetrieveError) bool { return errors.As(err, re) }
 
-func hasConnector(list []broker.Connector, id string) bool {
-	for _, c := range list {
-		if c.ID == id {
-			return true
-		}
-	}
-	return false
-}
+func ptr[T any](v T) *T { return &v }

@@ -26,7 +26,7 @@ func TestIssuerURLServesAPageThatSaysWhatThisIs(t *testing.T) {
 		br := e.newBrowser()
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		req.Header.Set("Accept-Language", tc.lang)
-		resp, err := br.client.Do(req)
+		resp, err := br.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestIssuerURLServesAPageThatSaysWhatThisIs(t *testing.T) {
 			t.Errorf("GET %s: links %v", tc.url, links)
 		}
 		for _, u := range links {
-			r, err := br.client.Get(u)
+			r, err := br.Client.Get(u)
 			if err != nil {
 				t.Fatal(err)
 			}

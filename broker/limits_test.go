@@ -11,14 +11,24 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// limitsYAML is the test configuration with a reverse proxy on loopback
-// (so that X-Forwarded-For names the client) and the given limits.
-func limitsYAML(limits string) string {
-	return strings.Replace(testConfig, "keys: { algorithm: ALG }\n",
-		"keys: { algorithm: ALG }\nhttp: { trusted_proxies: [127.0.0.1] }\n"+limits, 1)
+// limitsConfig is the test configuration with a reverse proxy on
+// loopback (so that X-Forwarded-For names the client) and the given
+// limits: section (nil: none).
+func limitsConfig(limits map[string]any) envOptions {
+	return envOptions{config: func(c *qiaotest.Config) {
+		c.HTTP = &qiaotest.HTTP{TrustedProxies: []string{"127.0.0.1"}}
+		if limits != nil {
+			extra(c, "limits", limits)
+		}
+	}}
 }
+
+// limit is one endpoint's limits.
+type limit = map[string]any
 
 // fakeClock is a settable clock for the broker.
 type fakeClock struct {
@@ -59,38 +69,22 @@ func (e *env) send(method, path, ip string, form url.Values, header http.Header)
 		req.Header[k] = v
 	}
 	req.Header.Set("X-Forwarded-For", ip)
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	p, err := e.Browser().Step(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return &http.Response{StatusCode: p.Status, Header: p.Header}, p.Body
 }
 
-// metricValue reads one series from /metrics; -1 when absent.
-func (e *env) metricValue(series string) float64 {
+// rateLimited is the count qiao_rate_limited_total{endpoint,limit} of
+// /metrics; -1 when absent.
+func (e *env) rateLimited(endpoint, limit string) float64 {
 	e.t.Helper()
-	resp, err := http.Get(e.server.URL + "/metrics")
-	if err != nil {
-		e.t.Fatal(err)
+	v, ok := e.Metric(e.t, "qiao_rate_limited_total", map[string]string{"endpoint": endpoint, "limit": limit})
+	if !ok {
+		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				e.t.Fatalf("metric %s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return -1
-}
-
-func rateLimitedSeries(endpoint, limit string) string {
-	return `qiao_rate_limited_total{endpoint="` + endpoint + `",limit="` + limit + `"}`
+	return v
 }
 
 // TestRateLimitsAnswer429WithRetryAfterAndMetric: each endpoint's limit
@@ -98,12 +92,12 @@ func rateLimitedSeries(endpoint, limit string) string {
 // Retry-After, the endpoint's own kind of answer (OAuth JSON or the
 // message page), and counts it; another address is not affected.
 func TestRateLimitsAnswer429WithRetryAfterAndMetric(t *testing.T) {
-	e := newEnv(t, envOptions{yaml: limitsYAML(`limits:
-  auth: { per_ip: 0.1, per_ip_burst: 2, per_client: 0 }
-  token: { per_ip: 0.1, per_ip_burst: 2, per_client: 0 }
-  callback: { per_ip: 0.1, per_ip_burst: 2 }
-  account: { per_ip: 0.1, per_ip_burst: 2, per_client: 0 }
-`)})
+	e := newEnv(t, limitsConfig(map[string]any{
+		"auth":     limit{"per_ip": 0.1, "per_ip_burst": 2, "per_client": 0},
+		"token":    limit{"per_ip": 0.1, "per_ip_burst": 2, "per_client": 0},
+		"callback": limit{"per_ip": 0.1, "per_ip_burst": 2},
+		"account":  limit{"per_ip": 0.1, "per_ip_burst": 2, "per_client": 0},
+	}))
 	authQuery := url.Values{"client_id": {"web"}, "response_type": {"code"}, "redirect_uri": {"http://127.0.0.1:9/callback"}, "scope": {"openid"}, "state": {"s"}}
 	tokenForm := url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "client_id": {"spa"}}
 	tests := []struct {
@@ -125,7 +119,7 @@ func TestRateLimitsAnswer429WithRetryAfterAndMetric(t *testing.T) {
 					t.Fatalf("request %d within the burst refused: %s", n+1, body)
 				}
 			}
-			before := e.metricValue(rateLimitedSeries(tc.endpoint, "ip"))
+			before := e.rateLimited(tc.endpoint, "ip")
 			resp, body := e.send(tc.method, tc.path, ip, tc.form, nil)
 			if resp.StatusCode != http.StatusTooManyRequests {
 				t.Fatalf("third request: HTTP %d, want 429; body %.300s", resp.StatusCode, body)
@@ -141,7 +135,7 @@ func TestRateLimitsAnswer429WithRetryAfterAndMetric(t *testing.T) {
 			} else if !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, "请求过多") {
 				t.Errorf("page endpoint answered %s: %.400s", ct, body)
 			}
-			if after := e.metricValue(rateLimitedSeries(tc.endpoint, "ip")); after != before+1 {
+			if after := e.rateLimited(tc.endpoint, "ip"); after != before+1 {
 				t.Errorf("qiao_rate_limited_total{endpoint=%q,limit=ip} went %v -> %v, want +1", tc.endpoint, before, after)
 			}
 			if resp, _ := e.send(tc.method, tc.path, "198.51.100.200", tc.form, nil); resp.StatusCode == http.StatusTooManyRequests {
@@ -154,10 +148,10 @@ func TestRateLimitsAnswer429WithRetryAfterAndMetric(t *testing.T) {
 // TestRateLimitsPerClient: a client id's bucket is shared by every
 // address, and is separate from the other clients'.
 func TestRateLimitsPerClient(t *testing.T) {
-	e := newEnv(t, envOptions{yaml: limitsYAML(`limits:
-  auth: { per_ip: 0, per_client: 0.1, per_client_burst: 2 }
-  token: { per_ip: 0, per_client: 0.1, per_client_burst: 2 }
-`)})
+	e := newEnv(t, limitsConfig(map[string]any{
+		"auth":  limit{"per_ip": 0, "per_client": 0.1, "per_client_burst": 2},
+		"token": limit{"per_ip": 0, "per_client": 0.1, "per_client_burst": 2},
+	}))
 	authQuery := func(client string) url.Values {
 		return url.Values{"client_id": {client}, "response_type": {"code"}, "redirect_uri": {"http://127.0.0.1:9/callback"}, "scope": {"openid"}, "state": {"s"}}
 	}
@@ -183,7 +177,7 @@ func TestRateLimitsPerClient(t *testing.T) {
 			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 				t.Fatalf("third request of the client from a third address: HTTP %d, Retry-After %q; %.300s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 			}
-			if got := e.metricValue(rateLimitedSeries(tc.endpoint, "client")); got != 1 {
+			if got := e.rateLimited(tc.endpoint, "client"); got != 1 {
 				t.Errorf("qiao_rate_limited_total{endpoint=%q,limit=client} = %v, want 1", tc.endpoint, got)
 			}
 			if resp, _ := e.send(tc.method, tc.path, "203.0.113.99", tc.form("second"), nil); resp.StatusCode == http.StatusTooManyRequests {
@@ -202,9 +196,9 @@ func TestRateLimitsPerClient(t *testing.T) {
 // TestAccountAPIRateLimitPerClient: the account API counts each client's
 // calls, whichever address they come from.
 func TestAccountAPIRateLimitPerClient(t *testing.T) {
-	e := newEnv(t, envOptions{yaml: limitsYAML(`limits:
-  account: { per_ip: 0, per_client: 0.1, per_client_burst: 2 }
-`)})
+	e := newEnv(t, limitsConfig(map[string]any{
+		"account": limit{"per_ip": 0, "per_client": 0.1, "per_client_burst": 2},
+	}))
 	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha)
 	auth := http.Header{"Authorization": {"Bearer " + tk.token.AccessToken}}
 	for n := 0; n < 2; n++ {
@@ -216,7 +210,7 @@ func TestAccountAPIRateLimitPerClient(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "temporarily_unavailable") {
 		t.Fatalf("third call: HTTP %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	if got := e.metricValue(rateLimitedSeries("account", "client")); got != 1 {
+	if got := e.rateLimited("account", "client"); got != 1 {
 		t.Errorf("qiao_rate_limited_total{endpoint=account,limit=client} = %v, want 1", got)
 	}
 }
@@ -228,8 +222,9 @@ func TestAccountAPIRateLimitPerClient(t *testing.T) {
 func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	// Defaults, except that loopback, where the test runs, is not exempt.
-	e := newEnv(t, envOptions{now: clock.Now, yaml: strings.Replace(testConfig, "keys: { algorithm: ALG }\n",
-		"keys: { algorithm: ALG }\nlimits: { exempt: [] }\n", 1)})
+	e := newEnv(t, envOptions{now: clock.Now, config: func(c *qiaotest.Config) {
+		extra(c, "limits", map[string]any{"exempt": []string{}})
+	}})
 	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for i := 0; i < 60; i++ {
 		if tk := web.login(e.newBrowser(), alpha); tk.idToken == nil {
@@ -237,7 +232,7 @@ func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
 		}
 	}
 	for _, endpoint := range []string{"auth", "callback", "token"} {
-		if got := e.metricValue(rateLimitedSeries(endpoint, "ip")); got != 0 {
+		if got := e.rateLimited(endpoint, "ip"); got != 0 {
 			t.Errorf("qiao_rate_limited_total{endpoint=%q,limit=ip} = %v, want 0", endpoint, got)
 		}
 	}
@@ -247,8 +242,9 @@ func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
 // the admin did not list in trusted_proxies must not make every person
 // one client address.
 func TestLoopbackIsExemptByDefault(t *testing.T) {
-	e := newEnv(t, envOptions{yaml: strings.Replace(testConfig, "keys: { algorithm: ALG }\n",
-		"keys: { algorithm: ALG }\nlimits: { auth: { per_ip: 0.1, per_ip_burst: 1 } }\n", 1)})
+	e := newEnv(t, envOptions{config: func(c *qiaotest.Config) {
+		extra(c, "limits", map[string]any{"auth": limit{"per_ip": 0.1, "per_ip_burst": 1}})
+	}})
 	for n := 0; n < 5; n++ {
 		resp, body := e.send(http.MethodGet, "/auth", "", url.Values{"client_id": {"web"}}, nil)
 		if resp.StatusCode == http.StatusTooManyRequests {
@@ -265,15 +261,17 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	// The clock starts in the past: fosite refuses an auth_time ahead of
 	// its own clock.
 	clock := &fakeClock{now: time.Now().Add(-2 * time.Minute)}
-	e := newEnv(t, envOptions{now: clock.Now, yaml: limitsYAML("")})
+	o := limitsConfig(nil)
+	o.now = clock.Now
+	e := newEnv(t, o)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Log(e.logs.String())
+			t.Log(e.Logs.String())
 		}
 	})
 	guess := func(ip string) *http.Response {
 		resp, _ := e.send(http.MethodPost, "/token", ip, url.Values{"grant_type": {"authorization_code"}, "code": {"x"}},
-			http.Header{"Authorization": {"Basic " + basic("web", "guess-"+randString())}})
+			http.Header{"Authorization": {"Basic " + basic("web", "guess-"+qiaotest.RandString())}})
 		return resp
 	}
 	// One simulated minute of guessing, 20 a second from rotating
@@ -299,10 +297,10 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	if checked > 5+15 {
 		t.Errorf("%d of 1200 guesses were checked in a minute, want at most 20", checked)
 	}
-	if got := e.metricValue(rateLimitedSeries("token", "client_auth")); got != float64(refused) || refused == 0 {
+	if got := e.rateLimited("token", "client_auth"); got != float64(refused) || refused == 0 {
 		t.Errorf("qiao_rate_limited_total{endpoint=token,limit=client_auth} = %v, want %d", got, refused)
 	}
-	if !strings.Contains(e.logs.String(), `"msg":"client authentication keeps failing; backing off","client_id":"web"`) {
+	if !strings.Contains(e.Logs.String(), `"msg":"client authentication keeps failing; backing off","client_id":"web"`) {
 		t.Error("no warning for the admin about the failing client authentications")
 	}
 	// Another client is not affected.
@@ -313,7 +311,7 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	// The guessing stops; within the cap the rightful client is back.
 	clock.Advance(5 * time.Second)
 	if tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha); tk.idToken == nil {
-		t.Fatalf("the rightful client got no ID token; %s", e.logs.String())
+		t.Fatalf("the rightful client got no ID token; %s", e.Logs.String())
 	}
 	// Its success forgot the failures: one wrong secret is checked again.
 	if resp := guess("192.0.2.1"); resp.StatusCode != http.StatusUnauthorized {
@@ -327,7 +325,9 @@ func TestClientAuthBackoffCoversIntrospectionAndRevocation(t *testing.T) {
 	for _, endpoint := range []string{"introspect", "revoke"} {
 		t.Run(endpoint, func(t *testing.T) {
 			clock := &fakeClock{now: time.Now()}
-			e := newEnv(t, envOptions{now: clock.Now, yaml: limitsYAML("limits: { client_auth: { failures: 2, max_backoff: 3s } }\n")})
+			o := limitsConfig(map[string]any{"client_auth": limit{"failures": 2, "max_backoff": "3s"}})
+			o.now = clock.Now
+			e := newEnv(t, o)
 			try := func(secret string) *http.Response {
 				resp, _ := e.send(http.MethodPost, "/"+endpoint, "192.0.2.7", url.Values{"token": {"x"}},
 					http.Header{"Authorization": {"Basic " + basic("web", secret)}})
@@ -342,7 +342,7 @@ func TestClientAuthBackoffCoversIntrospectionAndRevocation(t *testing.T) {
 			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 				t.Fatalf("in the backoff window, even the right secret: HTTP %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
-			if got := e.metricValue(rateLimitedSeries(endpoint, "client_auth")); got != 1 {
+			if got := e.rateLimited(endpoint, "client_auth"); got != 1 {
 				t.Errorf("qiao_rate_limited_total{endpoint=%q,limit=client_auth} = %v, want 1", endpoint, got)
 			}
 			clock.Advance(time.Second)

@@ -1,43 +1,32 @@
 package broker_test
 
 import (
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
 )
 
 // tabBrowser is one browser (one cookie jar) that does not follow
 // redirects, so that several sign-ins can be interleaved in it.
 type tabBrowser struct {
-	t      *testing.T
-	jar    *cookiejar.Jar
-	client *http.Client
+	*qiaotest.Browser
+	t *testing.T
 }
 
-func newTabBrowser(t *testing.T) *tabBrowser {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tabBrowser{t: t, jar: jar, client: &http.Client{Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+func newTabBrowser(t *testing.T, e *env) *tabBrowser {
+	return &tabBrowser{Browser: e.Browser(), t: t}
 }
 
+// get loads u without following a redirect: its status and headers, and
+// its body.
 func (b *tabBrowser) get(u string) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.client.Get(u)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sb strings.Builder
-	_, _ = io.Copy(&sb, resp.Body)
-	return resp, sb.String()
+	p := b.StepGet(b.t, u)
+	return &http.Response{StatusCode: p.Status, Header: p.Header}, p.Body
 }
 
 // start sends an authorization request and returns the callback the
@@ -60,7 +49,7 @@ func (b *tabBrowser) cookieHeader(u string) int {
 		b.t.Fatal(err)
 	}
 	n := 0
-	for i, c := range b.jar.Cookies(p) {
+	for i, c := range b.Jar().Cookies(p) {
 		if i > 0 {
 			n += len("; ")
 		}
@@ -86,7 +75,7 @@ func TestConcurrentSignInsInOneBrowser(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{})
 			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-			b := newTabBrowser(t)
+			b := newTabBrowser(t, e)
 			callbacks := []string{b.start(r), b.start(r)}
 			for _, i := range tc.order {
 				if resp, body := b.get(callbacks[i]); !finished(resp) {
@@ -104,7 +93,7 @@ func TestConcurrentSignInsInOneBrowser(t *testing.T) {
 func TestOldestConcurrentSignInIsEvicted(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	b := newTabBrowser(t)
+	b := newTabBrowser(t, e)
 	var callbacks []string
 	for range keptSignIns + 1 {
 		callbacks = append(callbacks, b.start(r))
@@ -134,7 +123,7 @@ const maxCookieHeader = 4608
 func TestSignInCookieHeaderStaysSmall(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	b := newTabBrowser(t)
+	b := newTabBrowser(t, e)
 	// A signed-in browser: the session cookie is sent too.
 	if resp, _ := b.get(b.start(r)); !finished(resp) {
 		t.Fatal("first sign-in did not finish")

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,8 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
-	"github.com/qiaoidp/qiao/internal/pgtest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"github.com/qiaoidp/qiao/storage"
 )
 
@@ -27,14 +25,14 @@ type counted interface {
 
 func counts(t *testing.T, e *env) storage.Counts {
 	t.Helper()
-	c, ok := e.store.(counted)
+	c, ok := e.Store.(counted)
 	if !ok {
-		t.Fatalf("%T does not count its round trips", e.store)
+		t.Fatalf("%T does not count its round trips", e.Store)
 	}
 	return c.Counts()
 }
 
-// rawClient sends one request with the given cookies and follows nothing.
+// rawGet sends one request with the given cookies and follows nothing.
 func rawGet(t *testing.T, u string, cookies ...*http.Cookie) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
@@ -44,14 +42,11 @@ func rawGet(t *testing.T, u string, cookies ...*http.Cookie) *http.Response {
 	for _, c := range cookies {
 		req.AddCookie(c)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	p, err := qiaotest.NewBrowser(nil).Step(req) // a fresh jar: only these cookies
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	return &http.Response{StatusCode: p.Status, Header: p.Header}
 }
 
 // loginCookieOf returns the login cookie (one per login, named after its
@@ -99,7 +94,7 @@ func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha")) // warm: keys, user
 	before := counts(t, e)
-	info, err := os.Stat(e.dbPath)
+	info, err := os.Stat(e.dbPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +120,7 @@ func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 	if d := counts(t, e).Sub(before); d.RoundTrips != 0 || d.Commits != 0 {
 		t.Errorf("200 unauthenticated authorization requests cost %d round trips and %d commits, want none", d.RoundTrips, d.Commits)
 	}
-	after, err := os.Stat(e.dbPath)
+	after, err := os.Stat(e.dbPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,12 +226,8 @@ func TestLoginRoundTripBudget(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := envOptions{yaml: miniConfig}
-			if tc.pg {
-				o.pgDSN = pgtest.Start(t).NewDatabase(t)
-			}
-			code := &fakeCode{used: map[string]bool{}}
-			o.extra = []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}
+			o := mini(&fakeCode{used: map[string]bool{}})
+			o.pg = tc.pg
 			e := newEnv(t, o)
 			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			alpha := oauth2.SetAuthURLParam("connector_id", "alpha")
@@ -308,7 +299,7 @@ func TestCodesOfTheOldLayoutStillRedeem(t *testing.T) {
 	if !ok {
 		t.Fatalf("code %q has no signature part", code)
 	}
-	db, err := sql.Open("sqlite", e.dbPath)
+	db, err := sql.Open("sqlite", e.dbPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 // logoutForm returns the hidden fields of a logout confirmation page.
-func logoutForm(t *testing.T, resp *http.Response) url.Values {
+func logoutForm(t testing.TB, resp *http.Response) url.Values {
 	t.Helper()
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -35,7 +35,7 @@ func (br *browser) confirmLogout(page *http.Response) *http.Response {
 	form := logoutForm(br.t, page)
 	req, _ := http.NewRequest(http.MethodPost, page.Request.URL.Scheme+"://"+page.Request.URL.Host+page.Request.URL.Path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		br.t.Fatal(err)
 	}

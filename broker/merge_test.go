@@ -28,7 +28,7 @@ func (br *browser) postPage(u string, form url.Values) (int, string) {
 	br.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		br.t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestMergeAccountsByBinding(t *testing.T) {
 		t.Fatalf("beta now signs in as %s, want %s", tk.idToken.Subject, mine)
 	}
 
-	store, err := sqlite.Open(context.Background(), e.dbPath)
+	store, err := sqlite.Open(context.Background(), e.dbPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func TestLoginIssuesVerifiableTokens(t *testing.T) {
@@ -37,7 +38,7 @@ func TestLoginIssuesVerifiableTokens(t *testing.T) {
 			if tk.token.RefreshToken == "" {
 				t.Error("no refresh token despite offline_access")
 			}
-			ui, err := e.provider.UserInfo(t.Context(), oauth2.StaticTokenSource(tk.token))
+			ui, err := e.Provider.UserInfo(t.Context(), oauth2.StaticTokenSource(tk.token))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,7 +253,7 @@ func TestPKCERequiredForPublicClients(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("spa", "", "http://127.0.0.1:9/spa")
 	// Without a code challenge: an error redirect.
-	u := r.oauth.AuthCodeURL("state-1234567890", oauth2.SetAuthURLParam("connector_id", "alpha"))
+	u := r.OAuth.AuthCodeURL("state-1234567890", oauth2.SetAuthURLParam("connector_id", "alpha"))
 	resp := e.newBrowser().get(u)
 	resp.Body.Close()
 	loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -376,7 +377,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 	csrf := between(string(body), `name="csrf" value="`, `"`)
 	req, _ := http.NewRequest("POST", e.issuer+"/account/bind", strings.NewReader(url.Values{"connector_id": {"beta"}, "csrf": {csrf}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +406,7 @@ func TestShortStateIsEchoed(t *testing.T) {
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	for _, state := range []string{"xyz", "1"} {
 		verifier := oauth2.GenerateVerifier()
-		u := r.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("connector_id", "alpha"), oidc.Nonce("n"))
+		u := r.OAuth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("connector_id", "alpha"), oidc.Nonce("n"))
 		q := r.authorize(e.newBrowser(), authRequest{url: u, state: state, verifier: verifier})
 		if q.Get("code") == "" || q.Get("state") != state {
 			t.Fatalf("state %q: got %v", state, q)
@@ -530,28 +531,32 @@ func (u unionFake) UnionNamespace() (string, bool) { return u.ns, u.link }
 // with one union id are one user.
 func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 	for _, tc := range []struct {
-		name, linking, connKey string
-		byDefault, same        bool
+		name          string
+		linking       map[string]bool // the deprecated linking: keys
+		linkByUnionID *bool           // each connector's link_by_unionid
+		byDefault     bool
+		same          bool
 	}{
-		{"qq default: not linked", "", "", false, false},
-		{"wechat default: linked", "", "", true, true},
-		{"deprecated qq_unionid true", "linking: { qq_unionid: true }", "", false, true},
-		{"deprecated qq_unionid false", "linking: { qq_unionid: false }", "", false, false},
-		{"deprecated wechat_unionid false", "linking: { wechat_unionid: false }", "", true, false},
-		{"link_by_unionid true", "", "link_by_unionid: true, ", false, true},
-		{"link_by_unionid false beats the deprecated key", "linking: { qq_unionid: true }", "link_by_unionid: false, ", false, false},
+		{"qq default: not linked", nil, nil, false, false},
+		{"wechat default: linked", nil, nil, true, true},
+		{"deprecated qq_unionid true", map[string]bool{"qq_unionid": true}, nil, false, true},
+		{"deprecated qq_unionid false", map[string]bool{"qq_unionid": false}, nil, false, false},
+		{"deprecated wechat_unionid false", map[string]bool{"wechat_unionid": false}, nil, true, false},
+		{"link_by_unionid true", nil, ptr(true), false, true},
+		{"link_by_unionid false beats the deprecated key", map[string]bool{"qq_unionid": true}, ptr(false), false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := "qq"
 			if tc.byDefault {
 				ns = "wechat"
 			}
-			y := strings.NewReplacer(
-				"{ id: alpha, type: weibo,", "{ id: alpha, type: weibo, "+tc.connKey,
-				"{ id: beta, type: weibo,", "{ id: beta, type: weibo, "+tc.connKey,
-				"keys: { algorithm: ALG }", "keys: { algorithm: ALG }\n"+tc.linking,
-			).Replace(testConfig)
-			e := newEnv(t, envOptions{yaml: y, wrap: func(_ string, f *fakeWeb) any { return unionFake{f, ns, tc.byDefault} }})
+			config := func(c *qiaotest.Config) {
+				c.Linking = tc.linking
+				for i := range c.Connectors {
+					c.Connectors[i].LinkByUnionID = tc.linkByUnionID
+				}
+			}
+			e := newEnv(t, envOptions{config: config, wrap: func(_ string, f *fakeWeb) any { return unionFake{f, ns, tc.byDefault} }})
 			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
 			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
 			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
@@ -565,8 +570,7 @@ func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 }
 
 func TestLogoutAcceptsAnExpiredIDTokenHint(t *testing.T) {
-	y := strings.Replace(testConfig, "keys: { algorithm: ALG }", "keys: { algorithm: ALG }\ntokens: { id_token_ttl: 1s }", 1)
-	e := newEnv(t, envOptions{yaml: y})
+	e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { extra(c, "tokens", map[string]any{"id_token_ttl": "1s"}) }})
 	br := e.newBrowser()
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))

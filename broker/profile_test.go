@@ -192,7 +192,7 @@ func TestAccountPageSetsNameAndPicture(t *testing.T) {
 		_ = mw.Close()
 		req, _ := http.NewRequest("POST", e.issuer+"/account/picture", &mp)
 		req.Header.Set("Content-Type", mw.FormDataContentType())
-		resp, err := a.br.client.Do(req)
+		resp, err := a.br.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -19,12 +20,11 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 		wantLeft int
 	}{
 		{"1h", 1},
-		{`"0"`, 2},
+		{"0", 2},
 	} {
 		t.Run(tc.retain, func(t *testing.T) {
-			e := newEnv(t, envOptions{yaml: strings.Replace(testConfig, "keys: { algorithm: ALG }\n",
-				"keys: { algorithm: ALG }\naudit: { retain: "+tc.retain+" }\n", 1)})
-			store, err := sqlite.Open(t.Context(), e.dbPath)
+			e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { extra(c, "audit", map[string]any{"retain": tc.retain}) }})
+			store, err := sqlite.Open(t.Context(), e.dbPath())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,12 +37,12 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan struct{})
-			go func() { e.broker.Run(ctx); close(done) }()
+			go func() { e.Broker.Run(ctx); close(done) }()
 			defer func() { cancel(); <-done }()
 			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(e.logs.String(), `"msg":"garbage collected"`) {
+			for !strings.Contains(e.Logs.String(), `"msg":"garbage collected"`) {
 				if time.Now().After(deadline) {
-					t.Fatalf("no garbage collection within 10s; logs: %s", e.logs.String())
+					t.Fatalf("no garbage collection within 10s; logs: %s", e.Logs.String())
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

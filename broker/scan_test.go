@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
 	"github.com/qiaoidp/qiao/connectors"
 )
 
@@ -36,8 +35,9 @@ func (f *fakeScan) ScanCode(_ context.Context, scene string) ([]byte, string, er
 
 func scanEnv(t *testing.T, now func() time.Time) (*env, *fakeScan) {
 	f := &fakeScan{fakeCode: &fakeCode{used: map[string]bool{}}}
-	return newEnv(t, envOptions{yaml: miniConfig, now: now,
-		extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: f}}}), f
+	o := mini(f)
+	o.now = now
+	return newEnv(t, o), f
 }
 
 // startScan opens the scan login in br and returns its scene.
@@ -116,7 +116,7 @@ func TestScanLoginNotOfferedOnPhones(t *testing.T) {
 		want bool
 	}{{"Mozilla/5.0 (X11; Linux x86_64)", true}, {"Mozilla/5.0 (iPhone) Mobile", false}} {
 		br := e.newBrowser()
-		br.ua = tc.ua
+		br.UserAgent = tc.ua
 		resp := br.get(r.authURL().url)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -1,99 +1,57 @@
 package broker_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
-	"github.com/qiaoidp/qiao/cmd/qiao/registry"
-	"github.com/qiaoidp/qiao/cmd/qiao/wire"
-	"github.com/qiaoidp/qiao/config"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	u, _ := url.Parse(e.issuer + "/")
-	noFollow := func(jar http.CookieJar) *http.Client {
-		return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
 	// The attacker planted a login cookie whose value they know.
 	planted := strings.Repeat("P", 32)
 	victim := e.newBrowser()
-	victim.client.Jar.SetCookies(u, []*http.Cookie{{Name: "qiao_login_PPPPPPPP", Value: planted, Path: "/qiao/"}})
-	// The victim starts a sign-in; the fake provider sends the browser
-	// straight to the callback, which the attacker learns.
-	resp, err := noFollow(victim.client.Jar).Get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	victim.Jar().SetCookies(u, []*http.Cookie{{Name: "qiao_login_PPPPPPPP", Value: planted, Path: "/qiao/"}})
+	// The victim starts a sign-in (one request at a time); the fake
+	// provider sends the browser straight to the callback, which the
+	// attacker learns.
+	resp := victim.StepGet(t, r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
 	callback := resp.Header.Get("Location")
 	if !strings.Contains(callback, "/callback/alpha?") {
-		t.Fatalf("no provider redirect: %d %q", resp.StatusCode, callback)
+		t.Fatalf("no provider redirect: %d %q", resp.Status, callback)
 	}
 	// With only the planted value, the attacker cannot finish it.
-	attackerJar, _ := cookiejar.New(nil)
+	attacker := e.newBrowser()
 	// The attacker names it after the state (the login cookie's name).
 	cb, _ := url.Parse(callback)
-	attackerJar.SetCookies(u, []*http.Cookie{{Name: "qiao_login_" + cb.Query().Get("state")[:8], Value: planted, Path: "/qiao/"}})
-	resp, err = noFollow(attackerJar).Get(callback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("the planted login cookie finished the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	attacker.Jar().SetCookies(u, []*http.Cookie{{Name: "qiao_login_" + cb.Query().Get("state")[:8], Value: planted, Path: "/qiao/"}})
+	resp = attacker.StepGet(t, callback)
+	if resp.Status != http.StatusBadRequest {
+		t.Fatalf("the planted login cookie finished the victim's sign-in: %d %q", resp.Status, resp.Header.Get("Location"))
 	}
 	// The victim's own browser finishes it.
-	resp, err = noFollow(victim.client.Jar).Get(callback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
-		t.Fatalf("the victim's sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	resp = victim.StepGet(t, callback)
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.Status != http.StatusFound && resp.Status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the victim's sign-in: %d %q", resp.Status, resp.Header.Get("Location"))
 	}
 }
 
-// newHandler is a broker for issuer served in process, with no server.
+// newHandler is the handler of a broker for issuer, called in process.
 func newHandler(t *testing.T, issuer string) http.Handler {
 	t.Helper()
-	y := strings.NewReplacer("ISSUER", issuer, "DBPATH", filepath.Join(t.TempDir(), "qiao.db"), "ALG", "RS256").Replace(testConfig)
-	cfg, err := config.Parse([]byte(y), "test.yaml", nil, registry.Types())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(context.Background(), cfg.Storage.SQLite.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	var conns []broker.Connector
-	for _, k := range cfg.Connectors {
-		conns = append(conns, broker.Connector{ID: k.ID, Type: k.Type, Name: k.Name, Impl: &fakeWeb{person: "alice"}})
-	}
-	opts := wire.Options(cfg)
-	opts.Store, opts.Connectors, opts.Logger = store, conns, slog.New(slog.DiscardHandler)
-	b, err := broker.New(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Handler()
+	return newEnv(t, envOptions{opts: []qiaotest.Option{qiaotest.WithIssuer(issuer)}}).Broker.Handler()
 }
 
 func TestHSTSOnEveryAnswerOfAnHTTPSIssuer(t *testing.T) {
@@ -169,7 +127,7 @@ func TestConsentAfterPromptLoginCompletes(t *testing.T) {
 	calls := e.fakes["alpha"].calls.Load()
 	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +146,7 @@ func TestConsentAfterPromptLoginCompletes(t *testing.T) {
 
 func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
-	e := newEnv(t, envOptions{yaml: miniConfig, extra: []broker.Connector{{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Impl: code}}})
+	e := newEnv(t, mini(code))
 	exchange := func(scope, jsCode string) (*http.Response, map[string]any) {
 		return e.postForm("/token", url.Values{
 			"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
@@ -211,11 +169,7 @@ func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
 func TestIntrospectionAnswersOnlyAboutTheClientsOwnTokens(t *testing.T) {
 	for _, anyToken := range []bool{false, true} {
 		t.Run(fmt.Sprintf("introspect_any %v", anyToken), func(t *testing.T) {
-			y := testConfig
-			if anyToken {
-				y = strings.Replace(y, "redirect_uris: [https://second.example/cb]", "redirect_uris: [https://second.example/cb]\n    introspect_any: true", 1)
-			}
-			e := newEnv(t, envOptions{yaml: y})
+			e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { c.Client("second").IntrospectAny = anyToken }})
 			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			for _, tu := range []struct{ token, hint string }{{tk.token.AccessToken, ""}, {tk.token.RefreshToken, "refresh_token"}} {

@@ -76,7 +76,8 @@
 //     fidelity to the real APIs).
 //   - broker: the broker's own logic with connectors played by fakes
 //     (sessions, consent, account binding rules, fosite wiring, key
-//     rotation, limits), in process.
+//     rotation, limits), in process: a world whose every connector is a
+//     test's own (WithFake).
 //   - internal/e2e: whole flows through the simulators with the broker
 //     in process: each connector's login, provider faults becoming OAuth
 //     errors, unionid linking, the mini-program exchange, scan login,
@@ -91,7 +92,8 @@
 //     fuzzing) on the in-process world, the real connectors against the
 //     simulators: hostile provider profiles come from simulator persons
 //     (the broker's own cleaning of raw connector output is tested in
-//     broker).
+//     broker). Secrets kept out of the log are tested here only (broker
+//     had a narrower copy).
 //   - internal/uitest: what a person sees in Chromium (pages,
 //     accessibility, screenshots).
 //   - internal/replicas: several replicas on one PostgreSQL (cross-replica
