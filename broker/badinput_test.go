@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
-
-	"github.com/qiaoidp/qiao/connectors"
 )
 
 // TestBadInputNeverServerError sends malformed, oversized, forged and
@@ -137,27 +134,6 @@ func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 	}
 }
 
-func TestProviderRefusalAndOutageBecomeOAuthErrors(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	f := e.fakes["alpha"]
-	f.mu.Lock()
-	f.refuse = true
-	f.mu.Unlock()
-	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
-	if q := r.authorize(e.newBrowser(), a); q.Get("error") != "access_denied" || q.Get("state") != a.state {
-		t.Fatalf("refusal: %v", q)
-	}
-	f.mu.Lock()
-	f.refuse = false
-	f.fail = unavailableErr{}
-	f.mu.Unlock()
-	a = r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
-	if q := r.authorize(e.newBrowser(), a); q.Get("error") != "temporarily_unavailable" {
-		t.Fatalf("outage: %v", q)
-	}
-}
-
 func TestHealthReadyAndMetrics(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
@@ -179,42 +155,5 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		if path == "/metrics" && !strings.Contains(string(b), `qiao_tokens_issued_total{grant_type="authorization_code"} 1`) {
 			t.Errorf("metrics lack the token counter")
 		}
-	}
-}
-
-type unavailableErr struct{}
-
-func (unavailableErr) Error() string { return "provider down" }
-func (unavailableErr) Is(target error) bool {
-	return target == connectorsErrUnavailable
-}
-
-var connectorsErrUnavailable = connectors.ErrUnavailable
-
-func TestRestartKeepsUsersTokensAndKeys(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	kid := tk.idToken // verified with the JWKS before the restart
-	e.Restart()
-	r = e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	// The old ID token still verifies against the JWKS after the restart.
-	if _, err := r.Verifier.Verify(context.Background(), tk.raw); err != nil {
-		t.Fatalf("ID token from before the restart: %v", err)
-	}
-	if !e.introspect(tk.token.AccessToken) {
-		t.Fatal("access token lost in the restart")
-	}
-	next, err := r.refresh(tk.token.RefreshToken)
-	if err != nil {
-		t.Fatalf("refresh after restart: %v", err)
-	}
-	if next.idToken.Subject != kid.Subject {
-		t.Fatalf("sub changed across restart: %s vs %s", next.idToken.Subject, kid.Subject)
-	}
-	// The same person logging in again is the same user.
-	again := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	if again.idToken.Subject != kid.Subject {
-		t.Fatal("user not found after restart")
 	}
 }

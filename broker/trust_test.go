@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -70,41 +69,6 @@ func TestHSTSOnEveryAnswerOfAnHTTPSIssuer(t *testing.T) {
 	plain.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9/qiao/keys", nil))
 	if v := rec.Header().Get("Strict-Transport-Security"); v != "" {
 		t.Errorf("an http issuer sends Strict-Transport-Security %q", v)
-	}
-}
-
-func TestTokenEndpointErrorsAreAlwaysOAuthJSON(t *testing.T) {
-	h := newHandler(t, "http://127.0.0.1:9/qiao")
-	tests := []struct {
-		name, method, body string
-		status             int
-	}{
-		{"malformed percent-encoding", http.MethodPost, "grant_type=%zz&code=x", http.StatusBadRequest},
-		{"body too large", http.MethodPost, "code=" + strings.Repeat("a", 70<<10), http.StatusRequestEntityTooLarge},
-		{"GET", http.MethodGet, "", http.StatusMethodNotAllowed},
-		{"unknown grant", http.MethodPost, "grant_type=password", http.StatusBadRequest},
-	}
-	for _, path := range []string{"/qiao/token", "/qiao/revoke", "/qiao/introspect"} {
-		for _, tc := range tests {
-			if tc.name == "unknown grant" && path != "/qiao/token" {
-				continue
-			}
-			t.Run(path+" "+tc.name, func(t *testing.T) {
-				req := httptest.NewRequest(tc.method, "http://127.0.0.1:9"+path, strings.NewReader(tc.body))
-				if tc.method == http.MethodPost {
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				}
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				var body struct {
-					Error string `json:"error"`
-				}
-				if rec.Code != tc.status || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") ||
-					json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Error == "" {
-					t.Fatalf("%d %q %.200s, want %d with an RFC 6749 JSON error", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), tc.status)
-				}
-			})
-		}
 	}
 }
 

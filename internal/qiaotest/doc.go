@@ -86,9 +86,15 @@
 //     contract in docs/endpoints.md (one test per SPEC sentence),
 //     including the token lifecycle: refresh rotation and reuse
 //     revoking the family is tested here only (it was also in broker
-//     and securitytest), as are revocation and introspection answers.
+//     and securitytest), as are revocation and introspection answers,
+//     prompt=none, SSO for a second client and max_age, loopback
+//     redirect ports, PKCE required of public clients, the token
+//     endpoints' error JSON and what survives a restart (each was also
+//     in broker, whose assertions moved here); the QQ unionid permission
+//     message is e2e's.
 //   - internal/securitytest: attacks and leaks (redirect and PKCE
-//     abuse, cross-client token use, secrets in logs and pages, headers,
+//     abuse: plain for confidential clients, wrong verifiers spending
+//     the code; cross-client token use, secrets in logs and pages, headers,
 //     fuzzing) on the in-process world, the real connectors against the
 //     simulators: hostile provider profiles come from simulator persons
 //     (the broker's own cleaning of raw connector output is tested in
@@ -99,15 +105,6 @@
 //   - internal/replicas: several replicas on one PostgreSQL (cross-replica
 //     refresh, races, outages) and the deployment files.
 //
-// Overlaps still to fold as the broker and securitytest harnesses move
-// onto this package (each pair tests one property at two layers; keep
-// the spectest or e2e one and move any assertion only the other has):
-// prompt=none without a session (broker, spectest), SSO for a second
-// client (broker, spectest), max_age (broker, spectest), revocation and
-// introspection (broker, spectest), loopback redirect ports (broker,
-// spectest), PKCE for public clients (broker, securitytest, spectest),
-// token-endpoint errors as OAuth JSON (broker, spectest), provider
-// refusals and outages as OAuth errors (broker, e2e, spectest), the QQ
-// unionid permission message (e2e, spectest), restart survival (broker,
-// spectest).
+// Still at two layers: provider refusals and outages as OAuth errors
+// (e2e, spectest).
 package qiaotest

@@ -73,21 +73,14 @@ func TestPKCE(t *testing.T) {
 	e := newEnv(t)
 	br := e.newBrowser()
 
-	t.Run("plain method is refused", func(t *testing.T) {
-		for _, client := range []struct{ id, redirect string }{{"spa", "https://spa.example/cb"}, {"web", "https://app.example/cb"}} {
-			p := e.authParams(client.id, client.redirect, "code_challenge_method", "plain")
-			p.Set("code_challenge", p.verifier)
-			u := br.authorize(p)
-			if u.Query().Get("code") != "" || u.Query().Get("error") != "invalid_request" {
-				t.Fatalf("%s with plain PKCE: %s", client.id, u)
-			}
-		}
-	})
-	t.Run("public client without a challenge is refused", func(t *testing.T) {
-		p := e.authParams("spa", "https://spa.example/cb", "code_challenge", "", "code_challenge_method", "")
+	// A public client without a challenge or with plain is refused at
+	// /auth: spectest's TestPublicClientsMustUsePKCES256.
+	t.Run("plain method is refused for a confidential client too", func(t *testing.T) {
+		p := e.authParams("web", "https://app.example/cb", "code_challenge_method", "plain")
+		p.Set("code_challenge", p.verifier)
 		u := br.authorize(p)
-		if u.Query().Get("code") != "" || u.Query().Get("error") == "" {
-			t.Fatalf("spa without PKCE: %s", u)
+		if u.Query().Get("code") != "" || u.Query().Get("error") != "invalid_request" {
+			t.Fatalf("web with plain PKCE: %s", u)
 		}
 	})
 	tests := []struct {
@@ -116,8 +109,18 @@ func TestPKCE(t *testing.T) {
 				if r.Status != http.StatusBadRequest || r.JSON()["access_token"] != nil {
 					t.Fatalf("status %d %s, want 400 and no token", r.Status, r.Body)
 				}
-				// The right verifier does not revive the code afterwards
-				// either way: it must simply not have leaked a token.
+				if tc.name != "wrong verifier" {
+					return // the right verifier may or may not revive the code: no token leaked
+				}
+				// A wrong guess is invalid_grant and spends the code: the
+				// right verifier does not work after it (no guessing).
+				if r.JSON()["error"] != "invalid_grant" {
+					t.Errorf("wrong verifier: %s, want invalid_grant", r.Body)
+				}
+				form.Set("code_verifier", p.verifier)
+				if r := e.token(form, user, client.secret); r.Status == http.StatusOK || r.JSON()["access_token"] != nil {
+					t.Fatalf("the right verifier worked after a wrong one: %d %s", r.Status, r.Body)
+				}
 			})
 		}
 	}

@@ -127,6 +127,16 @@ func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
 			}
 		})
 	}
+	// Another path, or a userinfo part, is refused even on a loopback
+	// URI: a 400 page and no redirect.
+	for _, redirect := range []string{"http://127.0.0.1:54321/other", "http://user@127.0.0.1:54321/cb"} {
+		t.Run(redirect, func(t *testing.T) {
+			p := s.Browser(desktopUA).StepGet(t, newAuthReq(webClient, redirect, "weibo").url(s.Issuer))
+			if p.Status != http.StatusBadRequest || p.Location != "" {
+				t.Errorf("%d %q, want 400 without a redirect", p.Status, p.Location)
+			}
+		})
+	}
 }
 
 var upstreamStateRE = regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`)
@@ -281,6 +291,13 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		if isRedirect(p.Status) && strings.HasPrefix(p.Location, rp2Redirect) {
 			t.Fatalf("prompt=login reused the session: %s", p.Location)
 		}
+		// With the session's connector named, straight to its provider.
+		a = newAuthReq(web2Client, rp2Redirect, "weibo")
+		a.extra = url.Values{"prompt": {"login"}}
+		p = b.StepGet(t, a.url(s.Issuer))
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL) {
+			t.Fatalf("prompt=login with connector_id weibo: status %d Location %q, want a redirect to Weibo", p.Status, p.Location)
+		}
 	})
 	t.Run("prompt=none with a session returns a code", func(t *testing.T) {
 		a := newAuthReq(web2Client, rp2Redirect, "")
@@ -289,6 +306,9 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		u, _ := url.Parse(p.Location)
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") || u.Query().Get("code") == "" {
 			t.Fatalf("status %d Location %q, want a code at %s", p.Status, p.Location, rp2Redirect)
+		}
+		if c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken); c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
+			t.Errorf("prompt=none sign-in sub=%v idp=%v, want sub=%v idp=weibo", c["sub"], c["idp"], firstClaims["sub"])
 		}
 	})
 	t.Run("max_age not yet passed reuses the session", func(t *testing.T) {
@@ -301,6 +321,27 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken)
 		if c["auth_time"] == nil {
 			t.Error("no auth_time with max_age")
+		}
+	})
+	t.Run("max_age=0 with prompt=none is a code or login_required", func(t *testing.T) {
+		// A session from the same second may still count as fresh.
+		a := newAuthReq(web2Client, rp2Redirect, "")
+		a.extra = url.Values{"max_age": {"0"}, "prompt": {"none"}}
+		p := b.StepGet(t, a.url(s.Issuer))
+		u, _ := url.Parse(p.Location)
+		if q := u.Query(); !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") ||
+			q.Get("code") == "" && q.Get("error") != "login_required" {
+			t.Fatalf("status %d Location %q, want a code or error=login_required at %s", p.Status, p.Location, rp2Redirect)
+		}
+	})
+	t.Run("another connector_id signs in there and idp follows it", func(t *testing.T) {
+		a := newAuthReq(web2Client, rp2Redirect, "qq")
+		p := s.follow(t, b, a.url(s.Issuer), "p06")
+		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
+			t.Fatalf("status %d Location %q, want a redirect to %s after QQ", p.Status, p.Location, rp2Redirect)
+		}
+		if c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken); c["idp"] != "qq" {
+			t.Errorf("idp %v after signing in with QQ, want qq", c["idp"])
 		}
 	})
 }

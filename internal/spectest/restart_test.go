@@ -117,6 +117,8 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	t.Run("refresh tokens survive", func(t *testing.T) {
 		if st, r := refresh(t, s, web.RefreshToken, webClient, webSecret); st != 200 || r.IDToken == "" {
 			t.Errorf("web refresh after a restart: %d %+v", st, r)
+		} else if claims(t, r.IDToken)["sub"] != claims(t, web.IDToken)["sub"] {
+			t.Errorf("the refreshed ID token after a restart has another sub")
 		}
 		if st, r := refresh(t, s, mini.RefreshToken, miniClient, ""); st != 200 {
 			t.Errorf("mini-program refresh after a restart: %d %+v", st, r)

@@ -259,6 +259,9 @@ func TestRevocation(t *testing.T) {
 		if st, r := refresh(t, s, tk.RefreshToken, webClient, webSecret); st != http.StatusBadRequest || r.Error != "invalid_grant" {
 			t.Errorf("refresh after revocation: %d %q", st, r.Error)
 		}
+		if got := introspect(t, s, tk.AccessToken); got["active"] != false {
+			t.Errorf("the access token of a revoked grant: %v, want inactive", got)
+		}
 	})
 	t.Run("an unknown token answers 200", func(t *testing.T) {
 		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {"not-a-token"}}, webClient, webSecret)
@@ -314,9 +317,17 @@ func TestIntrospectionForAuthenticatedConfidentialClients(t *testing.T) {
 				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {spaClient}}, "", "")
 				return st
 			},
+			"public client with HTTP Basic": func() int {
+				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, spaClient, "")
+				return st
+			},
+			"unknown client": func() int {
+				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, "who", "x")
+				return st
+			},
 		} {
-			if st := try(); st != http.StatusUnauthorized && st != http.StatusBadRequest && st != http.StatusForbidden {
-				t.Errorf("%s: %d, want a refusal", name, st)
+			if st := try(); st != http.StatusUnauthorized {
+				t.Errorf("%s: %d, want 401", name, st)
 			}
 		}
 	})
