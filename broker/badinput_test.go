@@ -133,27 +133,3 @@ func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 		t.Fatalf("second use of a state reached the provider: %d callbacks, want %d", n, calls)
 	}
 }
-
-func TestHealthReadyAndMetrics(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	root := strings.TrimSuffix(e.issuer, "/qiao")
-	for path, want := range map[string]string{
-		"/healthz": "ok",
-		"/readyz":  "ok",
-		"/metrics": `qiao_logins_total{connector="alpha",result="success"} 1`,
-	} {
-		resp, err := http.Get(root + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
-			t.Errorf("%s: %d, missing %q", path, resp.StatusCode, want)
-		}
-		if path == "/metrics" && !strings.Contains(string(b), `qiao_tokens_issued_total{grant_type="authorization_code"} 1`) {
-			t.Errorf("metrics lack the token counter")
-		}
-	}
-}

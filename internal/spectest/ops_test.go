@@ -17,8 +17,12 @@ func TestHealthReadyAndMetricsAtTheRootWithAnIssuerPrefix(t *testing.T) {
 	b := s.Browser("")
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		t.Run(path, func(t *testing.T) {
-			if p := b.StepGet(t, s.Root()+path); p.Status != 200 {
+			p := b.StepGet(t, s.Root()+path)
+			if p.Status != 200 {
 				t.Errorf("GET %s%s: %d", s.Root(), path, p.Status)
+			}
+			if path != "/metrics" && !strings.Contains(p.Body, "ok") {
+				t.Errorf("GET %s%s: %q, want ok", s.Root(), path, p.Body)
 			}
 		})
 	}
