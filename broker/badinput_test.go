@@ -69,21 +69,6 @@ func TestBadInputNeverServerError(t *testing.T) {
 	_ = r
 }
 
-func TestUnknownConnectorRedirectsInvalidRequest(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for _, tc := range []struct{ client, secret, redirect, connector string }{
-		{"web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", "nope"},
-		{"onlybeta", "onlybeta-secret-0123456789abcdef0123456789", "https://beta.example/cb", "alpha"}, // not allowed for the client
-	} {
-		r := e.rp(tc.client, tc.secret, tc.redirect)
-		a := r.authURL(oauth2.SetAuthURLParam("connector_id", tc.connector))
-		q := r.authorize(e.newBrowser(), a)
-		if q.Get("error") != "invalid_request" || q.Get("state") != a.state {
-			t.Errorf("%s/%s: %v", tc.client, tc.connector, q)
-		}
-	}
-}
-
 func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")

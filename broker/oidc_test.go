@@ -51,39 +51,6 @@ func TestLoginIssuesVerifiableTokens(t *testing.T) {
 	}
 }
 
-func TestChooserListsClientConnectors(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for _, tc := range []struct {
-		client, redirect string
-		want, not        []string
-	}{
-		{"web", "http://127.0.0.1:9/callback", []string{`data-connector-id="alpha"`, `data-connector-id="beta"`}, nil},
-		{"consent", "https://consent.example/cb", []string{`data-connector-id="alpha"`, `data-connector-id="beta"`}, nil},
-	} {
-		r := e.rp(tc.client, "x", tc.redirect)
-		resp := e.newBrowser().get(r.authURL().url)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: chooser status %d", tc.client, resp.StatusCode)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(string(body), w) {
-				t.Errorf("%s: chooser lacks %s", tc.client, w)
-			}
-		}
-	}
-	// A client limited to one connector goes straight to it.
-	r := e.rp("onlybeta", "onlybeta-secret-0123456789abcdef0123456789", "https://beta.example/cb")
-	q := r.authorize(e.newBrowser(), r.authURL())
-	if q.Get("code") == "" {
-		t.Fatalf("single-connector client: %v", q)
-	}
-	if e.fakes["beta"].calls.Load() != 1 || e.fakes["alpha"].calls.Load() != 0 {
-		t.Errorf("calls alpha=%d beta=%d", e.fakes["alpha"].calls.Load(), e.fakes["beta"].calls.Load())
-	}
-}
-
 func TestRefreshNeedsOfflineAccess(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")
@@ -138,51 +105,6 @@ func TestAuthorizationCodeRedeemedOnce(t *testing.T) {
 	// A later replay fails too.
 	if _, err := r.exchange(code, a.verifier); oauthErrorOf(err) != "invalid_grant" {
 		t.Fatalf("replay: %v", err)
-	}
-}
-
-func TestLogout(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	br := e.newBrowser()
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
-	q := url.Values{"id_token_hint": {tk.raw}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}, "state": {"bye-state"}}
-	resp := br.get(e.issuer + "/logout?" + q.Encode())
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || loc != "http://127.0.0.1:9/bye?state=bye-state" {
-		t.Fatalf("logout: %d %q", resp.StatusCode, loc)
-	}
-	// The session is gone: prompt=none now needs a login.
-	a := r.authURL(oauth2.SetAuthURLParam("prompt", "none"))
-	if got := r.authorize(br, a).Get("error"); got != "login_required" {
-		t.Fatalf("after logout prompt=none gave %q", got)
-	}
-	for _, tc := range []struct {
-		name string
-		q    url.Values
-	}{
-		{"unregistered redirect", url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://evil.example/"}}},
-		{"redirect without client", url.Values{"post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}},
-		{"forged hint", url.Values{"id_token_hint": {"eyJhbGciOiJub25lIn0.e30."}}},
-	} {
-		resp := br.get(e.issuer + "/logout?" + tc.q.Encode())
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: status %d, want 400", tc.name, resp.StatusCode)
-		}
-	}
-	// With client_id alone and no session, the broker asks first (issue
-	// 8: client_id alone never signs out without asking), and the
-	// confirmation still returns to the client.
-	nb := e.newBrowser()
-	resp = nb.get(e.issuer + "/logout?" + url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"}}.Encode())
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("client_id logout: %d, want the confirmation page", resp.StatusCode)
-	}
-	resp = nb.confirmLogout(resp)
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:9/bye" {
-		t.Errorf("client_id logout after confirming: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

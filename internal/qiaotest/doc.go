@@ -89,10 +89,12 @@
 //     and securitytest), as are revocation and introspection answers,
 //     prompt=none, SSO for a second client and max_age, loopback
 //     redirect ports, PKCE required of public clients, the token
-//     endpoints' error JSON, what survives a restart and the health
-//     and readiness answers (each was also in broker, whose assertions
-//     moved here; the login and token counters are e2e's metrics
-//     tests); the QQ unionid permission message is e2e's.
+//     endpoints' error JSON, what survives a restart, the health and
+//     readiness answers, the chooser's connectors per client, logout
+//     with a hint or client_id, and connector_id errors (each was also
+//     in broker, whose assertions moved here or to securitytest; the
+//     login and token counters are e2e's metrics tests); the QQ unionid
+//     permission message is e2e's.
 //   - internal/securitytest: attacks and leaks (redirect and PKCE
 //     abuse: plain for confidential clients, wrong verifiers spending
 //     the code; cross-client token use, secrets in logs and pages, headers,

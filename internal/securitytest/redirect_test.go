@@ -100,6 +100,7 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 		{"attacker URI with client_id", url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"https://evil.example/bye"}}},
 		{"attacker URI with hint", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/bye"}}},
 		{"attacker URI without client", url.Values{"post_logout_redirect_uri": {"https://evil.example/bye"}}},
+		{"registered URI without client or hint", url.Values{"post_logout_redirect_uri": {"https://app.example/bye"}}},
 		{"another client's registered URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://other.example/bye"}}},
 		{"hint of web with client_id other", url.Values{"id_token_hint": {hint}, "client_id": {"other"}, "post_logout_redirect_uri": {"https://other.example/bye"}}},
 		{"a redirect_uri (not a logout URI)", url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {"https://app.example/cb"}}},
