@@ -88,12 +88,12 @@ func (h *accountHandler) Mount(s *mux.Router) {
 	s.HandleFunc("/account/merge", page(h.handleAccountMerge)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(h.handleMe)).Methods(http.MethodGet)
 	s.HandleFunc("/account/profile", page(h.handleAccountProfile)).Methods(http.MethodPost)
-	s.HandleFunc("/account/picture", page(h.handleAccountPicture)).Methods(http.MethodPost)
+	s.HandleFunc("/account/picture", page(withBodyLimit(maxPictureBody, h.handleAccountPicture))).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me", api(h.handleSetName)).Methods(http.MethodPatch)
 	// wx.request knows no PATCH and wx.uploadFile only POSTs: the
 	// mini-program uses PUT /api/v1/me/name and POST /api/v1/me/picture.
 	s.HandleFunc("/api/v1/me/name", api(h.handleSetName)).Methods(http.MethodPut)
-	s.HandleFunc("/api/v1/me/picture", api(h.handleSetPicture)).Methods(http.MethodPut, http.MethodPost, http.MethodDelete)
+	s.HandleFunc("/api/v1/me/picture", api(withBodyLimit(maxPictureBody, h.handleSetPicture))).Methods(http.MethodPut, http.MethodPost, http.MethodDelete)
 	s.HandleFunc("/pictures/{user}", page(h.servePicture)).Methods(http.MethodGet, http.MethodHead)
 	s.HandleFunc("/api/v1/me/identities", api(h.handleBindAPI)).Methods(http.MethodPost)
 	s.HandleFunc("/api/v1/me/identities/{connector}", api(h.handleUnbindAPI)).Methods(http.MethodDelete)

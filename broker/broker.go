@@ -392,7 +392,8 @@ func (b *Broker) Handler() http.Handler {
 	return b.middleware(r)
 }
 
-// maxRequestBody caps every request body: OAuth requests are small.
+// maxRequestBody caps a request body unless its route declares another
+// limit (withBodyLimit): OAuth requests are small.
 const maxRequestBody = 64 << 10
 
 func (b *Broker) middleware(next http.Handler) http.Handler {
@@ -416,12 +417,7 @@ func (b *Broker) middleware(next http.Handler) http.Handler {
 			b.requestError(w, r, http.StatusRequestURITooLong, msgTooLarge)
 			return
 		}
-		if (r.Method == http.MethodPut || r.Method == http.MethodPost) &&
-			(strings.HasSuffix(r.URL.Path, "/api/v1/me/picture") || strings.HasSuffix(r.URL.Path, "/account/picture")) {
-			r.Body = http.MaxBytesReader(w, r.Body, maxPictureBody) // a picture, up to 256 KB
-		} else {
-			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
-		}
+		capBody(w, r, maxRequestBody) // a route may declare more (withBodyLimit)
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError

@@ -30,7 +30,8 @@ const (
 	// maxPicture is the largest picture a person may upload.
 	maxPicture = 256 << 10
 	// maxPictureBody is the request body a picture upload may have: the
-	// picture and a multipart envelope around it.
+	// picture and a multipart envelope around it (the picture routes'
+	// withBodyLimit).
 	maxPictureBody = maxPicture + 16<<10
 )
 
@@ -103,10 +104,9 @@ func (h *accountHandler) handleSetName(w http.ResponseWriter, r *http.Request) {
 }
 
 // readPicture reads an uploaded picture: the whole body, or the first
-// file of a multipart/form-data body (wx.uploadFile). It answers the
-// errors itself.
+// file of a multipart/form-data body (wx.uploadFile), which its route
+// caps at maxPictureBody. It answers the errors itself.
 func readPicture(w http.ResponseWriter, r *http.Request) ([]byte, string, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxPictureBody)
 	var src io.Reader = r.Body
 	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/form-data" {
 		mr := multipart.NewReader(r.Body, params["boundary"])
