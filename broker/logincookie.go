@@ -116,6 +116,12 @@ const (
 	loginCookieBudget = 4096
 	// loginStatePrefix is how much of the state names the cookie.
 	loginStatePrefix = 8
+	// maxLoginCandidates caps the login cookies of a request that are
+	// unsealed, so that a request carrying many costs no more than a
+	// browser's own: this broker's maxLoginFlows and as many of another
+	// broker's on the same host name (under http, cookies ignore the
+	// port). Further ones are ignored unopened.
+	maxLoginCandidates = 2 * maxLoginFlows
 )
 
 // loginCookieName is the (unprefixed) name of the login cookie of the
@@ -182,16 +188,23 @@ type browserLogin struct {
 }
 
 // otherLogins returns the login cookies of r (those this broker sealed)
-// but the one of state, newest first.
+// but the one of state, newest first. Only cookies that could be a login
+// cookie (a state's prefix for a name, a value under loginCookieBudget)
+// are unsealed, the first maxLoginCandidates of them.
 func (h *loginHandler) otherLogins(r *http.Request, state string) []browserLogin {
 	var out []browserLogin
 	if r == nil {
 		return nil
 	}
 	prefix, own := h.cookieName(loginCookie+"_"), h.cookieName(loginCookieName(state))
+	tried := 0
 	for _, c := range r.Cookies() {
-		if !strings.HasPrefix(c.Name, prefix) || c.Name == own {
+		suffix, ok := strings.CutPrefix(c.Name, prefix)
+		if !ok || c.Name == own || len(suffix) != loginStatePrefix || !validStateChars(suffix) || len(c.Value) > loginCookieBudget {
 			continue
+		}
+		if tried++; tried > maxLoginCandidates {
+			break
 		}
 		data, err := h.openLoginValue(c.Value)
 		if err != nil {
