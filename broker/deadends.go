@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 )
 
 // A callback whose pending login is gone (the callback reloaded, Back
-// after signing in, a provider page left open past loginTTL) used to end
-// on "This sign-in has expired or was already completed". The browser
-// remembers its last request in a sealed cookie, so the broker can finish
-// it with the SSO session, or offer to start it again.
+// after signing in, a provider page left open past loginTTL, a sign-in
+// evicted by newer ones) used to end on "This sign-in has expired or was
+// already completed". The browser remembers those requests in a sealed
+// cookie, so the broker can finish them with the SSO session, or offer to
+// start them again.
 
 const (
 	resumeCookie = "qiao_resume"
@@ -27,31 +29,67 @@ const (
 	maxResumeCookie = 3500
 )
 
-// resumeRecord is what the resume cookie holds.
+// resumeRecord is one request the resume cookie holds: of a sign-in
+// completed in this browser, or of one newer sign-ins evicted
+// (setLoginCookie) before it came back.
 type resumeRecord struct {
 	State     string      `json:"s"`
 	Connector string      `json:"c"`
 	Data      pendingData `json:"d"`
 	Expires   time.Time   `json:"e"`
+	Evicted   bool        `json:"x,omitempty"`
 }
 
-// rememberRequest records the request of a login the browser has spent,
-// if its cookie's value fits in room bytes.
-func (h *loginHandler) rememberRequest(w http.ResponseWriter, state, connectorID string, data pendingData, room int) {
-	sealer := h.resumes
+// resumeRecordOf is the record of the request of data.
+func (h *loginHandler) resumeRecordOf(data pendingData, evicted bool) resumeRecord {
 	data.ConnData = nil // the connector's nonce or verifier stays with the login alone
-	raw, _ := json.Marshal(resumeRecord{State: state, Connector: connectorID, Data: data, Expires: h.now().UTC().Add(resumeTTL)})
-	v := base64.RawURLEncoding.EncodeToString(sealer.Seal(raw, []byte(resumeCookie)))
-	if len(v) > maxResumeCookie || len(v) > room {
-		return // an enormous request, or no room: it is simply not remembered
+	return resumeRecord{State: data.State, Connector: data.ConnectorID, Data: data, Expires: h.now().UTC().Add(resumeTTL), Evicted: evicted}
+}
+
+// resumeRecords returns the requests r's resume cookie holds that have
+// not expired, newest first.
+func (h *loginHandler) resumeRecords(r *http.Request) []resumeRecord {
+	if r == nil {
+		return nil
 	}
-	h.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
+	c, err := h.cookie(r, resumeCookie)
+	if err != nil || c.Value == "" || len(c.Value) > maxResumeCookie {
+		return nil
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return nil
+	}
+	raw, err := h.resumes.Open(sealed, []byte(resumeCookie))
+	var recs []resumeRecord
+	if err != nil || json.Unmarshal(raw, &recs) != nil {
+		return nil
+	}
+	now := h.now()
+	return slices.DeleteFunc(recs, func(rec resumeRecord) bool { return !now.Before(rec.Expires) })
+}
+
+// writeResume sets the resume cookie to recs, newest first, leaving out
+// the oldest until its value fits in room bytes (and maxResumeCookie). It
+// reports whether it set the cookie: an enormous request, or no room, is
+// simply not remembered.
+func (h *loginHandler) writeResume(w http.ResponseWriter, recs []resumeRecord, room int) bool {
+	for n := len(recs); n > 0; n-- {
+		raw, _ := json.Marshal(recs[:n])
+		v := base64.RawURLEncoding.EncodeToString(h.resumes.Seal(raw, []byte(resumeCookie)))
+		if len(v) <= maxResumeCookie && len(v) <= room {
+			h.setCookie(w, resumeCookie, v, int(resumeTTL/time.Second))
+			return true
+		}
+	}
+	return false
 }
 
 // originalRequest returns the request of the login whose upstream state
 // is state, when this browser still knows it: from its login cookie
 // (expired or not) while the login is not spent, from the resume cookie
-// after. It is the one place that knows where that is kept.
+// after it was spent or evicted. It is the one place that knows where
+// that is kept.
 func (h *loginHandler) originalRequest(r *http.Request, connectorID, state string) (pendingData, bool) {
 	if data, err := h.readLogin(r, state); err == nil {
 		if data.ConnectorID == connectorID && sameState(data.State, state) {
@@ -59,23 +97,12 @@ func (h *loginHandler) originalRequest(r *http.Request, connectorID, state strin
 			return data, true
 		}
 	}
-	c, err := h.cookie(r, resumeCookie)
-	if err != nil || c.Value == "" || len(c.Value) > maxResumeCookie {
-		return pendingData{}, false
+	for _, rec := range h.resumeRecords(r) {
+		if rec.State == state && rec.Connector == connectorID {
+			return rec.Data, true
+		}
 	}
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return pendingData{}, false
-	}
-	raw, err := h.resumes.Open(sealed, []byte(resumeCookie))
-	var rec resumeRecord
-	if err != nil || json.Unmarshal(raw, &rec) != nil {
-		return pendingData{}, false
-	}
-	if rec.State != state || rec.Connector != connectorID || !h.now().Before(rec.Expires) {
-		return pendingData{}, false
-	}
-	return rec.Data, true
+	return pendingData{}, false
 }
 
 // loginDeadEnd answers a callback whose pending login is gone: it

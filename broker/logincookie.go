@@ -182,9 +182,9 @@ func sameState(a, b string) bool {
 
 // browserLogin is one of the browser's login cookies.
 type browserLogin struct {
-	name    string // unprefixed
-	size    int    // name and value
-	started time.Time
+	name string // unprefixed
+	size int    // name and value
+	data pendingData
 }
 
 // otherLogins returns the login cookies of r (those this broker sealed)
@@ -211,19 +211,21 @@ func (h *loginHandler) otherLogins(r *http.Request, state string) []browserLogin
 			continue // not this broker's (another one on the same host name)
 		}
 		out = append(out, browserLogin{
-			name:    strings.TrimPrefix(c.Name, h.cookieName("")),
-			size:    len(c.Name) + len(c.Value),
-			started: data.ExpiresAt,
+			name: strings.TrimPrefix(c.Name, h.cookieName("")),
+			size: len(c.Name) + len(c.Value),
+			data: data,
 		})
 	}
-	slices.SortFunc(out, func(x, y browserLogin) int { return y.started.Compare(x.started) })
+	slices.SortFunc(out, func(x, y browserLogin) int { return y.data.ExpiresAt.Compare(x.data.ExpiresAt) })
 	return out
 }
 
 // setLoginCookie sets the login cookie of data, keeps the browser's
 // newest other logins within maxLoginFlows and loginCookieBudget and
-// deletes the rest, and the resume cookie (the new login is now the
-// browser's last request).
+// deletes the rest, whose requests the resume cookie remembers instead
+// (so that their callbacks still offer a way forward), as far as they fit
+// the same budget. The completed requests it held are forgotten: the new
+// login is now the browser's last request.
 //
 // Its Path is the broker's, as for its other cookies (under https the
 // __Host- prefix requires Path=/): the login starts read the other
@@ -232,6 +234,7 @@ func (h *loginHandler) otherLogins(r *http.Request, state string) []browserLogin
 func (h *loginHandler) setLoginCookie(w http.ResponseWriter, r *http.Request, data pendingData) {
 	name, value := loginCookieName(data.State), h.sealLogin(data)
 	total, kept := len(h.cookieName(name))+len(value), 1
+	var evicted []resumeRecord
 	for _, o := range h.otherLogins(r, data.State) {
 		if kept < maxLoginFlows && total+o.size <= loginCookieBudget {
 			kept++
@@ -239,8 +242,15 @@ func (h *loginHandler) setLoginCookie(w http.ResponseWriter, r *http.Request, da
 			continue
 		}
 		h.setCookie(w, o.name, "", -1)
+		evicted = append(evicted, h.resumeRecordOf(o.data, true))
 	}
-	if r != nil {
+	for _, rec := range h.resumeRecords(r) {
+		if rec.Evicted {
+			evicted = append(evicted, rec)
+		}
+	}
+	room := loginCookieBudget - total - len(h.cookieName(resumeCookie))
+	if !h.writeResume(w, evicted, room) && r != nil {
 		if _, err := h.cookie(r, resumeCookie); err == nil {
 			h.setCookie(w, resumeCookie, "", -1)
 		}
@@ -250,8 +260,8 @@ func (h *loginHandler) setLoginCookie(w http.ResponseWriter, r *http.Request, da
 
 // spendLogin removes the login cookie of a spent login, and remembers its
 // request in the resume cookie (for a reloaded callback, Back after
-// signing in) when that fits with the browser's other logins in
-// loginCookieBudget.
+// signing in) in front of those it holds, as far as they fit with the
+// browser's other logins in loginCookieBudget.
 func (h *loginHandler) spendLogin(w http.ResponseWriter, r *http.Request, data pendingData) {
 	if data.State == "" {
 		return // a scan login has no login cookie
@@ -264,5 +274,11 @@ func (h *loginHandler) spendLogin(w http.ResponseWriter, r *http.Request, data p
 	for _, o := range h.otherLogins(r, data.State) {
 		room -= o.size
 	}
-	h.rememberRequest(w, data.State, data.ConnectorID, data, room)
+	recs := []resumeRecord{h.resumeRecordOf(data, false)}
+	for _, rec := range h.resumeRecords(r) {
+		if rec.State != data.State {
+			recs = append(recs, rec)
+		}
+	}
+	h.writeResume(w, recs, room)
 }

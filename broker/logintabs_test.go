@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -148,5 +149,49 @@ func TestSignInCookieHeaderStaysSmall(t *testing.T) {
 			t.Fatalf("the newest maximal sign-in: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 		t.Logf("callback %d: Cookie header %d bytes, status %d", i, n, resp.StatusCode)
+	}
+}
+
+// TestEvictedSignInOffersAWayForward: the callback of a sign-in evicted
+// by newer ones is no dead end: in a browser without a session it says
+// the browser no longer has it, with "Try again" (its own request) and
+// "Back to <app>", as an expired sign-in does; once another tab has
+// signed in, it finishes through the session with the app's own state.
+func TestEvictedSignInOffersAWayForward(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	issuer, _ := url.Parse(e.issuer)
+	for _, signedIn := range []bool{false, true} {
+		b := newTabBrowser(t, e)
+		b.Jar().SetCookies(issuer, []*http.Cookie{{Name: "qiao_lang", Value: "en", Path: "/"}})
+		first := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
+		resp, _ := b.get(first.url)
+		evicted := resp.Header.Get("Location")
+		var callbacks []string
+		for range keptSignIns {
+			callbacks = append(callbacks, b.start(r))
+		}
+		if signedIn {
+			if resp, body := b.get(callbacks[len(callbacks)-1]); !finished(resp) {
+				t.Fatalf("the newest sign-in: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+		}
+		resp, body := b.get(evicted)
+		next := resp.Header.Get("Location")
+		if !signedIn {
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Your browser no longer has this sign-in") {
+				t.Fatalf("evicted sign-in: %d %q\n%s", resp.StatusCode, next, body)
+			}
+			if !strings.Contains(body, `href="http://127.0.0.1:9/" data-link="back">Back to Web App</a>`) || !strings.Contains(body, `data-link="retry">Try again</a>`) {
+				t.Fatalf("evicted sign-in offers no Try again and Back to the app:\n%s", body)
+			}
+			retry, _ := b.get(html.UnescapeString(between(body, `<a class="button primary" href="`, `"`)))
+			next = retry.Header.Get("Location") // the provider, then the callback
+		}
+		resp, body = b.get(next)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if !finished(resp) || loc.Query().Get("state") != first.state {
+			t.Errorf("signed in %v: the evicted sign-in's way forward ended on %d %q, want the app with its own state\n%s", signedIn, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
 	}
 }
