@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,8 +42,9 @@ func Check(out, errOut io.Writer, path string, types ConnectorTypes) int {
 }
 
 // WriteSummary prints a short, secret-free description of the
-// configuration: issuer, listen address, store, keys, each connector with
-// its callback URL and each client.
+// configuration: issuer, listen address, store, keys (RS256 always among
+// them), the abuse limits, each connector with its callback URL and each
+// client.
 func (c *Config) WriteSummary(w io.Writer, path string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s: configuration is valid\n", path)
@@ -52,7 +55,41 @@ func (c *Config) WriteSummary(w io.Writer, path string) {
 	}
 	fmt.Fprintf(tw, "listen:\t%s\n", listen)
 	fmt.Fprintf(tw, "store:\t%s\n", c.storeSummary())
-	fmt.Fprintf(tw, "keys:\t%s, rotated every %s\n", c.Keys.Algorithm, shortDuration(c.Keys.RotateEvery))
+	fmt.Fprintf(tw, "keys:\t%s by default, rotated every %s\n", c.Keys.Algorithm, shortDuration(c.Keys.RotateEvery))
+	if c.Keys.Algorithm == "RS256" {
+		fmt.Fprintf(tw, "\tthe RS256 key is always kept (OpenID Connect requires it)\n")
+	} else {
+		fmt.Fprintf(tw, "\tan RS256 key is always kept too (OpenID Connect requires it)\n")
+	}
+	if algs := c.clientAlgorithms(); len(algs) > 0 {
+		fmt.Fprintf(tw, "\tand a key for %s, which clients ask for\n", strings.Join(algs, ", "))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "limits (requests per second, burst):\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	l := c.Limits
+	fmt.Fprintf(tw, "  /auth\t%s\n", l.Auth.summary(true))
+	fmt.Fprintf(tw, "  /token\t%s\n", l.Token.summary(true))
+	fmt.Fprintf(tw, "  /callback\t%s\n", l.Callback.summary(false))
+	fmt.Fprintf(tw, "  account\t%s\n", l.Account.summary(true))
+	if l.ClientAuth.Failures > 0 {
+		fmt.Fprintf(tw, "  client auth\ta backoff after %d failures in a row, up to %s\n", l.ClientAuth.Failures, shortDuration(l.ClientAuth.MaxBackoff))
+	} else {
+		fmt.Fprintf(tw, "  client auth\tno backoff\n")
+	}
+	exempt := make([]string, 0, len(l.Exempt))
+	for _, p := range l.Exempt {
+		if p.IsSingleIP() {
+			exempt = append(exempt, p.Addr().String())
+		} else {
+			exempt = append(exempt, p.String())
+		}
+	}
+	if len(exempt) == 0 {
+		exempt = append(exempt, "none")
+	}
+	fmt.Fprintf(tw, "  exempt\t%s\n", strings.Join(exempt, ", "))
 	tw.Flush()
 
 	fmt.Fprintf(w, "connectors (%d):\n", len(c.Connectors))
@@ -80,6 +117,35 @@ func (c *Config) WriteSummary(w io.Writer, path string) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d redirect URI%s\n", cl.ID, kind, len(cl.RedirectURIs), plural)
 	}
 	tw.Flush()
+}
+
+// clientAlgorithms are the ID token algorithms clients ask for beyond
+// the default and RS256, in the order they first appear.
+func (c *Config) clientAlgorithms() []string {
+	var algs []string
+	for _, cl := range c.Clients {
+		a := c.IDTokenAlg(cl)
+		if a != c.Keys.Algorithm && a != "RS256" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs
+}
+
+// summary describes a rate limit: "50 (200) per address, 500 (2000) per
+// client", "off" for a bucket switched off.
+func (r Rate) summary(perClient bool) string {
+	bucket := func(rate float64, burst int, per string) string {
+		if rate == 0 {
+			return "off per " + per
+		}
+		return fmt.Sprintf("%s (%d) per %s", strconv.FormatFloat(rate, 'f', -1, 64), burst, per)
+	}
+	s := bucket(r.PerIP, r.PerIPBurst, "address")
+	if perClient {
+		s += ", " + bucket(r.PerClient, r.PerClientBurst, "client")
+	}
+	return s
 }
 
 // storeSummary names the store without any credential: the SQLite path,

@@ -44,7 +44,15 @@ clients:
 issuer:  https://id.example.com/sso
 listen:  :8443 (TLS)
 store:   postgres db.internal:5432/qiao
-keys:    ES256, rotated every 1h30m
+keys:    ES256 by default, rotated every 1h30m
+         an RS256 key is always kept too (OpenID Connect requires it)
+limits (requests per second, burst):
+  /auth        50 (200) per address, 500 (2000) per client
+  /token       200 (1000) per address, 500 (2000) per client
+  /callback    50 (200) per address
+  account      20 (100) per address, 100 (500) per client
+  client auth  a backoff after 5 failures in a row, up to 5s
+  exempt       127.0.0.0/8, ::1
 connectors (2):
   mp    wechat_mp           https://id.example.com/sso/callback/mp
   mini  wechat_miniprogram  (token endpoint only, no callback)

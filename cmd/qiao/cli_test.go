@@ -62,6 +62,56 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestCheckConfigSummarySaysLimitsAndKeys: check-config's summary says
+// the rate limits as they will apply (defaults, a changed rate with its
+// derived burst, a switched-off bucket, the backoff, the exempt
+// addresses) and that an RS256 key is kept whatever keys.algorithm says.
+func TestCheckConfigSummarySaysLimitsAndKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string // extra goes into the file
+		want        []string
+	}{
+		{"defaults", "", []string{
+			"keys:    RS256 by default, rotated every 720h\n         the RS256 key is always kept",
+			"  /auth        50 (200) per address, 500 (2000) per client\n",
+			"  /token       200 (1000) per address, 500 (2000) per client\n",
+			"  /callback    50 (200) per address\n",
+			"  account      20 (100) per address, 100 (500) per client\n",
+			"  client auth  a backoff after 5 failures in a row, up to 5s\n",
+			"  exempt       127.0.0.0/8, ::1\n",
+		}},
+		{"changed", `keys: { algorithm: EdDSA }
+limits: { auth: { per_ip: 0.5 }, callback: { per_ip: 0 }, client_auth: { failures: 0 }, exempt: [] }
+`, []string{
+			"keys:    EdDSA by default, rotated every 720h\n         an RS256 key is always kept too",
+			"  /auth        0.5 (2) per address, 500 (2000) per client\n",
+			"  /callback    off per address\n",
+			"  client auth  no backoff\n",
+			"  exempt       none\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := writeConfig(t, "127.0.0.1:5556")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, append(raw, tc.extra...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, "check-config", "--config", path)
+			if code != 0 {
+				t.Fatalf("check-config: %d\n%s", code, errOut)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("the summary lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
 func TestCheckConfig(t *testing.T) {
 	path, _ := writeConfig(t, "127.0.0.1:5556")
 	if code, out, errOut := runCLI(t, "check-config", "--config", path); code != 0 || !strings.Contains(out, "callback/weibo") {
