@@ -451,23 +451,22 @@ func (p *parser) burst(m *mapping, key string, rate, defRate float64, defBurst i
 
 // whole is the value of key as a whole number, 0 or more; def when absent.
 func (p *parser) whole(m *mapping, key string, def int) int {
-	if !m.has(key) {
-		return def
-	}
-	s, ok := p.str(m, key)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 1e9 {
-		p.errorf(m.lines[key], join(m.path, key), "must be a whole number, 0 or more, got %q", s)
-		return def
-	}
-	return n
+	return int(p.nonNegative(m, key, float64(def), "a whole number", func(s string) (float64, error) {
+		n, err := strconv.Atoi(s)
+		return float64(n), err
+	}))
 }
 
 // number is the value of key as a non-negative number; def when absent.
 func (p *parser) number(m *mapping, key string, def float64) float64 {
+	return p.nonNegative(m, key, def, "a number", func(s string) (float64, error) {
+		return strconv.ParseFloat(s, 64)
+	})
+}
+
+// nonNegative is the value of key as parse reads it, from 0 to 1e9; def
+// when absent. Anything else is an error saying it must be what.
+func (p *parser) nonNegative(m *mapping, key string, def float64, what string, parse func(string) (float64, error)) float64 {
 	if !m.has(key) {
 		return def
 	}
@@ -475,9 +474,9 @@ func (p *parser) number(m *mapping, key string, def float64) float64 {
 	if !ok {
 		return def
 	}
-	f, err := strconv.ParseFloat(s, 64)
+	f, err := parse(s)
 	if err != nil || f < 0 || f != f || f > 1e9 {
-		p.errorf(m.lines[key], join(m.path, key), "must be a number, 0 or more, got %q", s)
+		p.errorf(m.lines[key], join(m.path, key), "must be %s, 0 or more, got %q", what, s)
 		return def
 	}
 	return f
