@@ -467,9 +467,6 @@ func (p *parser) number(m *mapping, key string, def float64) float64 {
 // nonNegative is the value of key as parse reads it, from 0 to 1e9; def
 // when absent. Anything else is an error saying it must be what.
 func (p *parser) nonNegative(m *mapping, key string, def float64, what string, parse func(string) (float64, error)) float64 {
-	if !m.has(key) {
-		return def
-	}
 	s, ok := p.str(m, key)
 	if !ok {
 		return def
@@ -484,9 +481,6 @@ func (p *parser) nonNegative(m *mapping, key string, def float64, what string, p
 
 // durationOrZero is duration that also accepts 0 (for "never").
 func (p *parser) durationOrZero(m *mapping, key string, def time.Duration) time.Duration {
-	if !m.has(key) {
-		return def
-	}
 	s, ok := p.str(m, key)
 	switch {
 	case !ok:

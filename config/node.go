@@ -192,9 +192,6 @@ func (p *parser) required(m *mapping, key string) (string, bool) {
 
 // oneOf is the value of key, which must be one of allowed; def when absent.
 func (p *parser) oneOf(m *mapping, key, def string, allowed ...string) string {
-	if !m.has(key) {
-		return def
-	}
 	s, ok := p.str(m, key)
 	if !ok {
 		return def
@@ -208,9 +205,6 @@ func (p *parser) oneOf(m *mapping, key, def string, allowed ...string) string {
 
 // boolean is the value of key as true or false; def when absent.
 func (p *parser) boolean(m *mapping, key string, def bool) bool {
-	if !m.has(key) {
-		return def
-	}
 	s, ok := p.str(m, key)
 	if !ok {
 		return def
@@ -227,9 +221,6 @@ func (p *parser) boolean(m *mapping, key string, def bool) bool {
 
 // duration is the value of key as a positive Go duration; def when absent.
 func (p *parser) duration(m *mapping, key string, def time.Duration) time.Duration {
-	if !m.has(key) {
-		return def
-	}
 	s, ok := p.str(m, key)
 	if !ok {
 		return def
