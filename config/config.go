@@ -544,18 +544,8 @@ func (p *parser) http(m *mapping) HTTP {
 	case h.TLSCert == "" && h.TLSKey != "":
 		p.errorf(m.lineOf("tls_cert"), join(m.path, "tls_cert"), "required when tls_key is set")
 	}
-	proxies, from, _ := p.strings(m, "trusted_proxies")
-	for i, v := range proxies {
-		pfx, err := netip.ParsePrefix(v)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(v)
-			if aerr != nil {
-				p.errorf(from[i].line, from[i].path, "must be an IP address or a CIDR like 10.0.0.0/8")
-				continue
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		h.TrustedProxies = append(h.TrustedProxies, pfx.Masked())
+	if m.has("trusted_proxies") {
+		h.TrustedProxies = p.prefixes(m, "trusted_proxies")
 	}
 	return h
 }
