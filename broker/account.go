@@ -345,7 +345,9 @@ func (h *accountHandler) handleAccountLogin(w http.ResponseWriter, r *http.Reque
 	h.flow.startUpstream(w, r, conn, pendingData{Purpose: purposeAccount, RequestedAt: h.now().UTC()})
 }
 
-func (h *accountHandler) accountSession(w http.ResponseWriter, r *http.Request) *browserSession {
+// signedIn is the browser's session; without one it answers the request
+// (503 page, or back to the account page to sign in) and returns nil.
+func (h *accountHandler) signedIn(w http.ResponseWriter, r *http.Request) *browserSession {
 	sess, err := h.currentSession(r)
 	if err != nil {
 		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
@@ -353,6 +355,16 @@ func (h *accountHandler) accountSession(w http.ResponseWriter, r *http.Request) 
 	}
 	if sess == nil {
 		h.redirectAccount(w, r, "error", msgSignInFirst)
+		return nil
+	}
+	return sess
+}
+
+// accountSession is signedIn for a form of the account page, whose CSRF
+// token it checks too.
+func (h *accountHandler) accountSession(w http.ResponseWriter, r *http.Request) *browserSession {
+	sess := h.signedIn(w, r)
+	if sess == nil {
 		return nil
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(h.accountCSRF(sess))) {
@@ -444,12 +456,11 @@ func (h *accountHandler) handleAccountReauth(w http.ResponseWriter, r *http.Requ
 // an account-page sign-in was started for; otherwise it answers the
 // request (503 page, or back to the account page) and reports false.
 func (h *accountHandler) sessionOf(w http.ResponseWriter, r *http.Request, userID string) (*browserSession, bool) {
-	sess, err := h.currentSession(r)
-	if err != nil {
-		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
+	sess := h.signedIn(w, r)
+	if sess == nil {
 		return nil, false
 	}
-	if sess == nil || sess.UserID != userID {
+	if sess.UserID != userID {
 		h.redirectAccount(w, r, "error", msgSignInFirst)
 		return nil, false
 	}

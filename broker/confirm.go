@@ -16,13 +16,8 @@ type unbindView struct {
 // the person back to the account page with the reason.
 func (h *accountHandler) handleAccountUnbindConfirm(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	sess, err := h.currentSession(r)
-	if err != nil {
-		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
+	sess := h.signedIn(w, r)
 	if sess == nil {
-		h.redirectAccount(w, r, "error", msgSignInFirst)
 		return
 	}
 	connectorID := r.URL.Query().Get("connector_id")
