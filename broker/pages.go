@@ -312,15 +312,21 @@ func (s *site) backLink(clientID string) (link, bool) {
 	return link{Msg: msgBackTo, Arg: c.Name, URL: c.Home, Kind: "back"}, true
 }
 
+// authURLWith is the authorization request form again, with conn as its
+// connector_id: a choice on the chooser.
+func (h *loginHandler) authURLWith(form url.Values, conn *Connector) string {
+	q := url.Values{}
+	for key, v := range form {
+		q[key] = v
+	}
+	q.Set("connector_id", conn.ID)
+	return h.url("/auth") + "?" + q.Encode()
+}
+
 func (h *loginHandler) renderChooser(w http.ResponseWriter, r *http.Request, c *client, form url.Values, list []*Connector, note msgID) {
 	d := pageData{Title: msgChooseTitle, Client: c.Name, Note: note}
 	for _, k := range list {
-		q := url.Values{}
-		for key, v := range form {
-			q[key] = v
-		}
-		q.Set("connector_id", k.ID)
-		d.Choices = append(d.Choices, h.newChoice(r, k, h.url("/auth")+"?"+q.Encode()))
+		d.Choices = append(d.Choices, h.newChoice(r, k, h.authURLWith(form, k)))
 	}
 	if len(d.Choices) == 0 && note == "" {
 		d.Message = msgNoConnectors

@@ -234,12 +234,7 @@ func (h *loginHandler) scanCodeFailed(w http.ResponseWriter, r *http.Request, co
 		if k.ID == conn.ID {
 			continue
 		}
-		q := url.Values{}
-		for key, v := range form {
-			q[key] = v
-		}
-		q.Set("connector_id", k.ID)
-		d.Choices = append(d.Choices, h.newChoice(r, k, h.url("/auth")+"?"+q.Encode()))
+		d.Choices = append(d.Choices, h.newChoice(r, k, h.authURLWith(form, k)))
 	}
 	h.render(w, r, http.StatusServiceUnavailable, "chooser.html", d)
 }
