@@ -510,6 +510,18 @@ func (p *parser) prefixes(m *mapping, key string) []netip.Prefix {
 	return out
 }
 
+// uniqueID reports id (of a connector or a client: kind) at m's "id" when
+// seen holds it already, with the line of its first occurrence, and
+// otherwise records it.
+func (p *parser) uniqueID(seen map[string]int, m *mapping, kind, id string) {
+	line := m.lines["id"]
+	if first, dup := seen[id]; dup {
+		p.errorf(line, join(m.path, "id"), "duplicate %s id %q (first at line %d)", kind, id, first)
+		return
+	}
+	seen[id] = line
+}
+
 func (p *parser) issuer(m *mapping) string {
 	s, ok := p.required(m, "issuer")
 	if !ok {
@@ -602,15 +614,10 @@ func (p *parser) connectors(root *mapping) []Connector {
 		c := Connector{}
 		if id, ok := p.required(m, "id"); ok {
 			c.ID = id
-			line := m.lines["id"]
 			if !connectorID.MatchString(id) {
-				p.errorf(line, join(m.path, "id"), "%q must match [a-z0-9_-]+", id)
+				p.errorf(m.lines["id"], join(m.path, "id"), "%q must match [a-z0-9_-]+", id)
 			}
-			if first, dup := seen[id]; dup {
-				p.errorf(line, join(m.path, "id"), "duplicate connector id %q (first at line %d)", id, first)
-			} else {
-				seen[id] = line
-			}
+			p.uniqueID(seen, m, "connector", id)
 		}
 		var typ ConnectorType
 		known := false
@@ -689,12 +696,7 @@ func (p *parser) clients(root *mapping, connectors []Connector) []Client {
 		c := Client{}
 		if id, ok := p.required(m, "id"); ok {
 			c.ID = id
-			line := m.lines["id"]
-			if first, dup := seen[id]; dup {
-				p.errorf(line, join(m.path, "id"), "duplicate client id %q (first at line %d)", id, first)
-			} else {
-				seen[id] = line
-			}
+			p.uniqueID(seen, m, "client", id)
 		}
 		c.Secret = p.clientSecret(m)
 		c.Name = p.strDefault(m, "name", c.ID)
