@@ -30,6 +30,7 @@
 //	a := r.AuthRequest("wechat")                         // state, nonce, PKCE S256, connector_id
 //	p, err := w.Browser(qiaotest.WeChatUA).LoginAt(a.URL, "bob") // picks bob on the simulator's page
 //	tk, err = r.Finish(p, a)                             // code → tokens, ID token and nonce verified
+//	tk, err = r.FinishQuery(q, a)                        // the same for an RP that got the redirect itself (Chromium)
 //	q = r.LoginError(t, br, "qq", "alice", inject)       // a login that must come back with an error
 //	p, err = br.Through(authURL, "carol")                // follow within the world, pick at a picker (RefusePick refuses)
 //	cb := br.CallbackOf(t, authURL, "carol")             // the provider's redirect to the broker's callback, not loaded

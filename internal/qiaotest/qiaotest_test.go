@@ -169,6 +169,38 @@ func TestDenyYieldsAccessDenied(t *testing.T) {
 	}
 }
 
+// TestFinishQueryRedeemsWhatTheRPReceived: a relying party that got
+// the redirect itself redeems its query; a query with another state or an
+// error is refused before any exchange.
+func TestFinishQueryRedeemsWhatTheRPReceived(t *testing.T) {
+	w := qiaotest.Start(t)
+	rp := w.RP(qiaotest.WebClient)
+	b := w.Browser()
+	a := rp.AuthRequest("qq")
+	p, err := b.LoginAt(a.URL, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.RedirectQuery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := url.Values{"code": {q.Get("code")}, "state": {"another"}}
+	if _, err := rp.FinishQuery(forged, a); err == nil {
+		t.Error("FinishQuery accepted another state")
+	}
+	if _, err := rp.FinishQuery(url.Values{"error": {"access_denied"}, "state": {a.State}}, a); err == nil {
+		t.Error("FinishQuery accepted an error")
+	}
+	tk, err := rp.FinishQuery(q, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Claims["idp"] != "qq" || tk.Claims["nonce"] != a.Nonce {
+		t.Errorf("claims %v, want idp qq and the request's nonce", tk.Claims)
+	}
+}
+
 // TestBinaryWorldServesUnderAPrefix: the built binary reads the
 // marshalled configuration, serves under the issuer's path, logs to
 // World.Logs, and a login through a simulator works against it.

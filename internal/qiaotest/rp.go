@@ -93,6 +93,12 @@ func (r *RP) Code(p *Page, a AuthRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return codeOf(q, a)
+}
+
+// codeOf checks the query a relying party received for a (no error, the
+// state) and returns its code.
+func codeOf(q url.Values, a AuthRequest) (string, error) {
 	if e := q.Get("error"); e != "" {
 		return "", fmt.Errorf("authorization error %s: %s", e, q.Get("error_description"))
 	}
@@ -109,6 +115,22 @@ func (r *RP) Finish(p *Page, a AuthRequest) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.redeem(code, a)
+}
+
+// FinishQuery is Finish for a relying party that received the redirect
+// itself (a served redirect URI, where a real browser lands): q is the
+// query it got.
+func (r *RP) FinishQuery(q url.Values, a AuthRequest) (*Tokens, error) {
+	code, err := codeOf(q, a)
+	if err != nil {
+		return nil, err
+	}
+	return r.redeem(code, a)
+}
+
+// redeem exchanges the code of a and verifies the ID token and its nonce.
+func (r *RP) redeem(code string, a AuthRequest) (*Tokens, error) {
 	tok, err := r.OAuth.Exchange(r.Context(), code, oauth2.VerifierOption(a.Verifier))
 	if err != nil {
 		return nil, fmt.Errorf("exchange: %w", err)
