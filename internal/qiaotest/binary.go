@@ -120,22 +120,29 @@ func (w *World) StartServe() {
 	t := w.T
 	t.Helper()
 	w.Process = StartProcess(t, nil, w.Logs, "serve", "--config", w.ConfigPath)
+	if err := w.Process.waitHealthy(w.Root()); err != nil {
+		t.Fatalf("%v\n%s", err, w.Logs.String())
+	}
+}
+
+// waitHealthy waits up to 20 s for root/healthz to answer 200.
+func (p *Process) waitHealthy(root string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(w.Root() + "/healthz")
+		resp, err := http.Get(root + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
-		case <-w.Process.done:
-			t.Fatalf("qiao serve exited: %v\n%s", w.Process.err, w.Logs.String())
+		case <-p.done:
+			return fmt.Errorf("qiao serve exited: %v", p.err)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("qiao serve not up after 20 s:\n%s", w.Logs.String())
+			return fmt.Errorf("qiao serve not up after 20 s")
 		}
 	}
 }

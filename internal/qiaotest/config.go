@@ -250,6 +250,7 @@ type settings struct {
 	sims       []func(*Simulators)
 	ln         net.Listener
 	fakes      map[string]any
+	replicas   int
 }
 
 // WithConfig lets f change the configuration.

@@ -22,6 +22,7 @@
 //		qiaotest.WithSimulators(func(s *qiaotest.Simulators) { ... }), // sandbox options
 //		qiaotest.WithListener(ln),               // serve on an address known beforehand
 //		qiaotest.WithFake("weibo", impl),        // the in-process broker uses impl as connector weibo
+//		qiaotest.WithReplicas(2),                // two brokers (or `qiao serve`s) on one store, started together
 //	)
 //
 //	tk, err := w.Browser().Login("qq", "alice")          // /auth → picker → callback → code → verified tokens (client "web")
@@ -42,6 +43,7 @@
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
 //	w.Restart()                                          // the broker again, same address and store
+//	w.Replicas[1].URL("/token"); w.Replicas[1].Process    // WithReplicas: each its own address, log, process
 //	w.SimulatorCalls("weibo")                            // requests a simulator has had
 //	qiaotest.Binary(t); qiaotest.StartProcess(t, env, out, args...) // other qiao commands
 //	func TestMain(m *testing.M) { os.Exit(qiaotest.Main(m)) }       // removes the built binary
@@ -58,7 +60,11 @@
 // connector's app at its simulator, and builds the broker in one
 // function (newBroker, through cmd/qiao/wire as `qiao serve` does). In
 // binary mode the same marshalled YAML is the file `qiao serve` reads;
-// nothing is ever built by replacing text in YAML.
+// nothing is ever built by replacing text in YAML. With WithReplicas the
+// brokers share the configuration (each `qiao serve` its own file, which
+// differs only in http.listen), the store and the simulators; a
+// configured issuer (a load balancer in front) is kept, and discovery is
+// read from the first broker itself.
 //
 // A browser follows redirects within the world (the broker and the
 // simulators) and stops at a redirect that leaves it: the relying

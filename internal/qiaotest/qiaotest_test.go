@@ -2,6 +2,7 @@ package qiaotest_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,6 +242,52 @@ func TestPostgresWorld(t *testing.T) {
 	sub, _ := tk.Claims["sub"].(string)
 	if _, err := w.Store.GetUser(t.Context(), sub); err != nil {
 		t.Errorf("the user %s is not in the PostgreSQL store: %v", sub, err)
+	}
+}
+
+// TestReplicasShareOneStore: WithReplicas(2) starts two brokers on one
+// PostgreSQL database, each on its own address: a login through the
+// first (the issuer's) is refreshed at the second, which publishes the
+// same signing key.
+func TestReplicasShareOneStore(t *testing.T) {
+	w := qiaotest.Start(t, qiaotest.WithStore(qiaotest.Postgres), qiaotest.WithReplicas(2))
+	if len(w.Replicas) != 2 || w.Replicas[0].Addr == w.Replicas[1].Addr {
+		t.Fatalf("replicas %+v, want two on their own addresses", w.Replicas)
+	}
+	if w.Broker != w.Replicas[0].Broker || w.Root() != "http://"+w.Replicas[0].Addr {
+		t.Error("the world's broker is not the first replica")
+	}
+	tk, err := w.Browser().Login("qq", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.Token.RefreshToken}, "client_id": {qiaotest.WebClient}, "client_secret": {qiaotest.WebSecret}}
+	resp, err := http.PostForm(w.Replicas[1].URL("/token"), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("refresh at %s: HTTP %d, want 200", w.Replicas[1].Name, resp.StatusCode)
+	}
+	keys := func(r *qiaotest.Replica) string {
+		resp, err := http.Get(r.URL("/keys"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var set struct {
+			Keys []struct {
+				Kid string `json:"kid"`
+			} `json:"keys"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || len(set.Keys) == 0 {
+			t.Fatalf("%s JWKS: %v %+v", r.Name, err, set)
+		}
+		return set.Keys[0].Kid
+	}
+	if a, b := keys(w.Replicas[0]), keys(w.Replicas[1]); a != b {
+		t.Errorf("signing keys: %s on A, %s on B; want one key", a, b)
 	}
 }
 

@@ -80,6 +80,8 @@ type World struct {
 	ConfigPath string
 	// Process is the running `qiao serve` (binary mode).
 	Process *Process
+	// Replicas are the brokers of a world started WithReplicas.
+	Replicas []*Replica
 
 	calls  map[string]*atomic.Int64
 	listen string // the broker's host:port
@@ -143,9 +145,12 @@ func Start(t testing.TB, opts ...Option) *World {
 			t.Logf("broker log:\n%s", w.Logs.String())
 		}
 	})
-	if s.binary {
+	switch {
+	case s.replicas > 1:
+		w.startReplicas(s.replicas, s.binary, brokerLn)
+	case s.binary:
 		w.startBinary()
-	} else {
+	default:
 		t.Cleanup(func() {
 			if w.Store != nil {
 				w.Store.Close()
@@ -153,8 +158,14 @@ func Start(t testing.TB, opts ...Option) *World {
 		})
 		w.startInProcess(brokerLn)
 	}
+	// Discovery from the (first) broker itself: the issuer may be on a
+	// load balancer the test puts in front of the replicas afterwards.
+	iss, err := url.Parse(w.Issuer)
+	if err != nil {
+		t.Fatalf("qiaotest: issuer: %v", err)
+	}
 	ctx := oidc.ClientContext(context.Background(), w.HTTP)
-	w.Provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, w.Issuer), w.Issuer)
+	w.Provider, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, w.Issuer), w.Root()+strings.TrimSuffix(iss.Path, "/"))
 	if err != nil {
 		t.Fatalf("qiaotest: discovery: %v", err)
 	}
@@ -170,7 +181,7 @@ func (w *World) settle(s *settings, cfg Config) Config {
 		cfg.Issuer = "http://" + w.listen + s.issuerPath
 	}
 	w.Issuer = cfg.Issuer
-	if iu, err := url.Parse(w.Issuer); err == nil && iu.Host != w.listen {
+	if iu, err := url.Parse(w.Issuer); err == nil && iu.Host != w.listen && s.replicas == 0 {
 		// An issuer on another origin (as behind a TLS-terminating
 		// proxy): the world's clients reach its host at the broker.
 		w.front = iu.Host
@@ -186,7 +197,7 @@ func (w *World) settle(s *settings, cfg Config) Config {
 	case Postgres:
 		cfg.Storage = Storage{Type: "postgres", Postgres: &PostgresConfig{DSN: pgtest.Shared(t).NewDatabase(t)}}
 	default:
-		if cfg.Storage.SQLite == nil {
+		if cfg.Storage.SQLite == nil && cfg.Storage.Postgres == nil {
 			cfg.Storage = Storage{Type: "sqlite", SQLite: &SQLiteConfig{Path: filepath.Join(t.TempDir(), "qiao.db")}}
 		}
 	}
@@ -410,7 +421,14 @@ func (w *World) isWorld(host string) bool {
 	if w.isBroker(host) {
 		return true
 	}
-	for _, base := range []string{w.WeChatURL, w.QQURL, w.WeiboURL} {
+	bases := []string{w.WeChatURL, w.QQURL, w.WeiboURL}
+	if iss, err := url.Parse(w.Issuer); err == nil {
+		bases = append(bases, "http://"+iss.Host) // a load balancer in front of the replicas
+	}
+	for _, r := range w.Replicas {
+		bases = append(bases, "http://"+r.Addr)
+	}
+	for _, base := range bases {
 		if strings.TrimPrefix(base, "http://") == host {
 			return true
 		}
