@@ -126,7 +126,7 @@ func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 	if st, er := bind(t, signedIn, "weibo", "alice"); st != "bound_ok" {
 		t.Fatalf("binding: status %q, error %q", st, er)
 	}
-	chooser := e.authRequest(webClientID, webClientSecret).url
+	chooser := e.authRequest(webClientID).URL
 	for _, lang := range []string{"zh-CN", "en"} {
 		for _, dev := range []struct {
 			name string
@@ -137,13 +137,13 @@ func TestPagesHaveAccessibleNamesAltTextLangAndContrast(t *testing.T) {
 				tab             context.Context
 			}{
 				{"chooser", chooser, "[data-connector-id]", ctx},
-				{"account page signed out", e.issuer + "/account", "[data-connector-id]", ctx},
-				{"account page signed in", e.issuer + "/account", "[data-user-id]", signedIn},
-				{"error page", e.issuer + "/auth?client_id=nobody", "main h1", ctx},
-				{"signed-out page", e.issuer + "/logout", "main h1", ctx},
-				{"callback without its cookie", e.issuer + "/callback/qq?code=x&state=" + strings.Repeat("A", 32), "[data-link]", ctx},
-				{"unbind confirmation", e.issuer + "/account/unbind/confirm?connector_id=weibo", "[data-confirm-unbind]", signedIn},
-				{"account page from an app", e.issuer + "/account?client_id=" + webClientID, `[data-link="back"]`, signedIn},
+				{"account page signed out", e.Issuer + "/account", "[data-connector-id]", ctx},
+				{"account page signed in", e.Issuer + "/account", "[data-user-id]", signedIn},
+				{"error page", e.Issuer + "/auth?client_id=nobody", "main h1", ctx},
+				{"signed-out page", e.Issuer + "/logout", "main h1", ctx},
+				{"callback without its cookie", e.Issuer + "/callback/qq?code=x&state=" + strings.Repeat("A", 32), "[data-link]", ctx},
+				{"unbind confirmation", e.Issuer + "/account/unbind/confirm?connector_id=weibo", "[data-confirm-unbind]", signedIn},
+				{"account page from an app", e.Issuer + "/account?client_id=" + webClientID, `[data-link="back"]`, signedIn},
 			} {
 				name := pg.name + " (" + dev.name + ", " + lang + ")"
 				do(t, pg.tab, "opening the "+name, dev.emu, chromedp.Navigate(pg.url), chromedp.WaitVisible(chromedp.CSS(pg.wait)))
@@ -161,8 +161,8 @@ func TestLanguageSwitchGoesBothWaysAndKeepsTheRequest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
-	a := e.authRequest(webClientID, webClientSecret)
-	do(t, ctx, "opening the chooser in Chinese", browsertest.Emulate(browsertest.Phone, "zh-CN,zh;q=0.9"), chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
+	a := e.authRequest(webClientID)
+	do(t, ctx, "opening the chooser in Chinese", browsertest.Emulate(browsertest.Phone, "zh-CN,zh;q=0.9"), chromedp.Navigate(a.URL), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
 	page := func() (lang, h1, switchText string) {
 		return eval[string](t, ctx, `document.documentElement.lang`),
 			eval[string](t, ctx, `document.querySelector('main h1').textContent.trim()`),
@@ -183,12 +183,12 @@ func TestLanguageSwitchGoesBothWaysAndKeepsTheRequest(t *testing.T) {
 	}
 	// The choice sticks: the account page, asked in Chinese, answers in
 	// English.
-	do(t, ctx, "opening the account page", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	do(t, ctx, "opening the account page", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("main h1")))
 	if lang, h1, _ := page(); lang != "en" || h1 != "Your accounts" {
 		t.Errorf("the account page after choosing English: lang %q, h1 %q", lang, h1)
 	}
 	// The request survived the switches: the login still reaches the client.
-	do(t, ctx, "back to the chooser", chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
+	do(t, ctx, "back to the chooser", chromedp.Navigate(a.URL), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
 	click(t, ctx, `[data-connector-id="qq"]`, `[data-person="alice"]`)
 	click(t, ctx, `[data-person="alice"]`, `[data-rp-callback]`)
 	if claims := e.redeem(a); claims["idp"] != "qq" {
@@ -228,8 +228,8 @@ func TestKeyboardReachesEveryProviderWithAVisibleFocus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
-	a := e.authRequest(webClientID, webClientSecret)
-	do(t, ctx, "opening the chooser", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
+	a := e.authRequest(webClientID)
+	do(t, ctx, "opening the chooser", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.URL), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
 	seq := tabThrough(t, ctx, 4)
 	var ids []string
 	for _, f := range seq {
@@ -248,13 +248,13 @@ func TestKeyboardReachesEveryProviderWithAVisibleFocus(t *testing.T) {
 		t.Fatalf("after Shift+Tab the focus is on %q, want qq", f.ID)
 	}
 	do(t, ctx, "pressing Enter on QQ", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`[data-person="alice"]`)))
-	if at := location(t, ctx); !strings.HasPrefix(at, e.qqURL+"/oauth2.0/authorize?") {
+	if at := location(t, ctx); !strings.HasPrefix(at, e.QQURL+"/oauth2.0/authorize?") {
 		t.Errorf("Enter on the QQ link led to %s", at)
 	}
 
 	// On the account page the keyboard reaches the sign-in links, and
 	// once signed in the bind and unbind buttons.
-	do(t, ctx, "opening the account page", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
+	do(t, ctx, "opening the account page", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
 	ids = ids[:0]
 	for _, f := range tabThrough(t, ctx, 4) {
 		ids = append(ids, f.ID)

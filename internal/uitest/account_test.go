@@ -16,10 +16,10 @@ import (
 // person, and returns the user id the page shows.
 func (e *env) signIn(t *testing.T, tab context.Context, connector, person string) string {
 	t.Helper()
-	do(t, tab, "opening the account page", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id="`+connector+`"]`)))
+	do(t, tab, "opening the account page", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id="`+connector+`"]`)))
 	click(t, tab, `[data-connector-id="`+connector+`"]`, `[data-person="`+person+`"]`)
 	click(t, tab, `[data-person="`+person+`"]`, `[data-user-id]`)
-	if at := location(t, tab); !strings.HasPrefix(at, e.issuer+"/account") {
+	if at := location(t, tab); !strings.HasPrefix(at, e.Issuer+"/account") {
 		t.Fatalf("after signing in the browser is at %s, want the account page", at)
 	}
 	id := eval[string](t, tab, `document.querySelector('[data-user-id]').textContent.trim()`)
@@ -102,7 +102,7 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 		t.Fatalf("after the first sign-in: %+v; want identity qq, bind wechat and weibo, no unbind", got)
 	}
 	click(t, alice, `[data-bind="wechat"]`, `[data-person="alice"]`)
-	if at := location(t, alice); !strings.HasPrefix(at, e.wechatURL+"/connect/qrconnect?") {
+	if at := location(t, alice); !strings.HasPrefix(at, e.WeChatURL+"/connect/qrconnect?") {
 		t.Errorf("binding WeChat on a desktop went to %s, want the QR-code login", at)
 	}
 	click(t, alice, `[data-person="alice"]`, `[data-status], [data-error]`)
@@ -123,7 +123,7 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 	if after := readAccount(t, alice); !slices.Equal(after.identities, before.identities) || after.userID != user {
 		t.Errorf("the refused bind changed alice's account: %+v, was %+v", after, before)
 	}
-	do(t, bobTab, "reloading bob's page", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
+	do(t, bobTab, "reloading bob's page", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
 	if got := readAccount(t, bobTab); got.userID != bob || !slices.Equal(got.identities, []string{"weibo"}) {
 		t.Errorf("the refused bind changed bob's account: %+v", got)
 	}
@@ -144,7 +144,7 @@ func TestAccountBindingEndToEnd(t *testing.T) {
 
 	// Signing out and in again with Weibo is the same person.
 	click(t, alice, `[data-logout]`, `main h1`)
-	do(t, alice, "opening the account page signed out", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id]`)))
+	do(t, alice, "opening the account page signed out", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id]`)))
 	if n := eval[int](t, alice, `document.querySelectorAll('[data-user-id]').length`); n != 0 {
 		t.Fatal("the account page still shows a user after signing out")
 	}
@@ -203,7 +203,7 @@ func screenshotsOfAccount(t *testing.T, e *env, tab context.Context) {
 		emu  chromedp.Action[chromedp.Void]
 	}{{"phone", browsertest.Emulate(browsertest.Phone, "")}, {"desktop", browsertest.Emulate(browsertest.Desktop, "")}} {
 		for _, lang := range []string{"zh-CN", "en"} {
-			do(t, tab, "showing the account page", dev.emu, chromedp.Navigate(e.issuer+"/account?lang="+lang), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
+			do(t, tab, "showing the account page", dev.emu, chromedp.Navigate(e.Issuer+"/account?lang="+lang), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
 			if got := eval[string](t, tab, `document.documentElement.lang`); got != lang {
 				t.Errorf("%s: <html lang> = %q, want %q", dev.name, got, lang)
 			}
@@ -213,7 +213,7 @@ func screenshotsOfAccount(t *testing.T, e *env, tab context.Context) {
 			browsertest.Screenshot(t, tab, "account-"+dev.name+"-"+lang)
 		}
 	}
-	do(t, tab, "back to the desktop", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(e.issuer+"/account?lang=en"), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
+	do(t, tab, "back to the desktop", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(e.Issuer+"/account?lang=en"), chromedp.WaitVisible(chromedp.CSS("[data-user-id]")))
 }
 
 func TestAccountBindRefusedAtTheProviderSaysSoAndChangesNothing(t *testing.T) {
@@ -269,7 +269,7 @@ func TestMergeConfirmationEndToEnd(t *testing.T) {
 		t.Fatalf("after the merge: %+v; want user %s with qq and weibo", got, user)
 	}
 	// The absorbed user's session ended with it.
-	do(t, phone, "reloading the other browser", chromedp.Navigate(e.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id]`)))
+	do(t, phone, "reloading the other browser", chromedp.Navigate(e.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`[data-connector-id]`)))
 	if n := eval[int](t, phone, `document.querySelectorAll('[data-user-id]').length`); n != 0 {
 		t.Fatal("the absorbed user is still signed in elsewhere")
 	}

@@ -31,8 +31,8 @@ func TestChooserListsTheWebConnectorsOfTheClientForTheBrowser(t *testing.T) {
 		{"client limited to QQ, Weibo and the mini-program, in WeChat", browsertest.WeChat, limitedClientID, []string{"qq", "weibo"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := e.authRequest(tc.client, "unused")
-			do(t, ctx, "opening the chooser", browsertest.Emulate(tc.dev, "en"), chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
+			a := e.authRequest(tc.client)
+			do(t, ctx, "opening the chooser", browsertest.Emulate(tc.dev, "en"), chromedp.Navigate(a.URL), chromedp.WaitVisible(chromedp.CSS("[data-connector-id]")))
 			got := attrs(t, ctx, "data-connector-id")
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("data-connector-id = %q, want %q", got, tc.want)
@@ -56,9 +56,9 @@ func TestChooserIsSkippedForAClientWithOneWebConnector(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
-	a := e.authRequest(singleClientID, "single-secret-0123456789abcdef0123456789")
-	do(t, ctx, "authorizing", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS(`[data-person="alice"]`)))
-	if at := location(t, ctx); !strings.HasPrefix(at, e.qqURL+"/oauth2.0/authorize?") {
+	a := e.authRequest(singleClientID)
+	do(t, ctx, "authorizing", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.URL), chromedp.WaitVisible(chromedp.CSS(`[data-person="alice"]`)))
+	if at := location(t, ctx); !strings.HasPrefix(at, e.QQURL+"/oauth2.0/authorize?") {
 		t.Fatalf("the browser is at %s, want QQ's authorize page", at)
 	}
 }
@@ -74,18 +74,18 @@ func TestChooserLoginReturnsACodeToTheClient(t *testing.T) {
 		providerURL string
 		wantDisplay string // QQ's display parameter
 	}{
-		{"QQ on a desktop", browsertest.Desktop, "qq", e.qqURL + "/oauth2.0/authorize", ""},
-		{"QQ on a phone gets the mobile page", browsertest.Phone, "qq", e.qqURL + "/oauth2.0/authorize", "mobile"},
-		{"Weibo", browsertest.Desktop, "weibo", e.weiboURL + "/oauth2/authorize", ""},
-		{"WeChat QR code on a desktop", browsertest.Desktop, "wechat", e.wechatURL + "/connect/qrconnect", ""},
-		{"WeChat Official Account in the WeChat browser", browsertest.WeChat, "wechat_mp", e.wechatURL + "/connect/oauth2/authorize", ""},
+		{"QQ on a desktop", browsertest.Desktop, "qq", e.QQURL + "/oauth2.0/authorize", ""},
+		{"QQ on a phone gets the mobile page", browsertest.Phone, "qq", e.QQURL + "/oauth2.0/authorize", "mobile"},
+		{"Weibo", browsertest.Desktop, "weibo", e.WeiboURL + "/oauth2/authorize", ""},
+		{"WeChat QR code on a desktop", browsertest.Desktop, "wechat", e.WeChatURL + "/connect/qrconnect", ""},
+		{"WeChat Official Account in the WeChat browser", browsertest.WeChat, "wechat_mp", e.WeChatURL + "/connect/oauth2/authorize", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each login in a fresh profile, so that no SSO session skips
 			// the provider.
 			tab := browsertest.NewProfile(t, ctx)
-			a := e.authRequest(webClientID, webClientSecret)
-			do(t, tab, "opening the chooser", browsertest.Emulate(tc.dev, "zh-CN"), chromedp.Navigate(a.url))
+			a := e.authRequest(webClientID)
+			do(t, tab, "opening the chooser", browsertest.Emulate(tc.dev, "zh-CN"), chromedp.Navigate(a.URL))
 			click(t, tab, `[data-connector-id="`+tc.connector+`"]`, `[data-person="alice"]`)
 			at := location(t, tab)
 			if !strings.HasPrefix(at, tc.providerURL+"?") {
@@ -119,12 +119,12 @@ func TestChooserDenyAtTheProviderReturnsAccessDenied(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := browsertest.New(t)
-	a := e.authRequest(webClientID, webClientSecret)
-	do(t, ctx, "opening the chooser", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.url))
+	a := e.authRequest(webClientID)
+	do(t, ctx, "opening the chooser", browsertest.Emulate(browsertest.Desktop, "en"), chromedp.Navigate(a.URL))
 	click(t, ctx, `[data-connector-id="weibo"]`, `[data-deny]`)
 	click(t, ctx, `[data-deny]`, `[data-rp-callback]`)
 	q := e.rp.last(t)
-	if q.Get("error") != "access_denied" || q.Get("state") != a.state || q.Get("code") != "" {
+	if q.Get("error") != "access_denied" || q.Get("state") != a.State || q.Get("code") != "" {
 		t.Errorf("the client got %v, want error=access_denied with its state and no code", q)
 	}
 }

@@ -1,9 +1,7 @@
 package uitest
 
 import (
-	"bufio"
 	"context"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/qiaoidp/qiao/internal/browsertest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // demo is a running `qiao demo`, built from this tree.
@@ -19,55 +18,34 @@ type demo struct {
 	appURL, issuer string
 }
 
-// startDemo runs `qiao demo` (built once per test binary) until the test
-// ends; the end sends SIGINT and expects exit status 0.
+// startDemo runs `qiao demo` (the binary qiaotest builds once per test
+// binary) until the test ends; the end sends SIGINT and expects exit
+// status 0.
 func startDemo(t *testing.T) demo {
 	t.Helper()
-	bin := qiaoBinary.path(t)
-	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1", "--data", t.TempDir())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := qiaotest.StartProcess(t, nil, nil, "demo", "--listen", "127.0.0.1", "--data", t.TempDir())
+	// Registered after StartProcess's own cleanup, so it runs first: the
+	// demo stops on SIGINT, as at a terminal.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = p.Cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("qiao demo after SIGINT: %v, want exit status 0\n%s", err, stderr.String())
+		case <-p.Done():
+			if err := p.Err(); err != nil {
+				t.Errorf("qiao demo after SIGINT: %v, want exit status 0\n%s", err, p.Out.String())
 			}
 		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = p.Cmd.Process.Kill()
 			t.Errorf("qiao demo did not stop within 30 s of SIGINT")
 		}
 	})
 
 	// The demo prints its URLs, then "Press Ctrl-C to stop."
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	var d demo
-	var printed []string
-	deadline := time.After(60 * time.Second)
-	for d.appURL == "" || d.issuer == "" || !strings.Contains(strings.Join(printed, "\n"), "Ctrl-C") {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("qiao demo ended its output early:\n%s\nstderr:\n%s", strings.Join(printed, "\n"), stderr.String())
-			}
-			printed = append(printed, l)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := p.Out.String()
+		d = demo{}
+		for _, l := range strings.Split(out, "\n") {
 			key, val, _ := strings.Cut(strings.TrimSpace(l), ":")
 			if f := strings.Fields(val); len(f) > 0 {
 				val = f[0]
@@ -78,16 +56,19 @@ func startDemo(t *testing.T) demo {
 			case "broker issuer":
 				d.issuer = val
 			}
-		case err := <-exited:
-			t.Fatalf("qiao demo exited: %v\n%s\nstderr:\n%s", err, strings.Join(printed, "\n"), stderr.String())
-		case <-deadline:
-			t.Fatalf("qiao demo printed no URLs within 60 s:\n%s\nstderr:\n%s", strings.Join(printed, "\n"), stderr.String())
+		}
+		if d.appURL != "" && d.issuer != "" && strings.Contains(out, "Ctrl-C") {
+			break
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("qiao demo exited: %v\n%s", p.Err(), out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("qiao demo printed no URLs within 60 s:\n%s", out)
 		}
 	}
-	go func() {
-		for range lines {
-		}
-	}()
 	t.Logf("demo: app %s, issuer %s", d.appURL, d.issuer)
 	return d
 }

@@ -2,184 +2,73 @@ package uitest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"html"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/qiaoidp/qiao/internal/syncbuf"
-
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 
-	"github.com/qiaoidp/qiao/broker"
-	"github.com/qiaoidp/qiao/cmd/qiao/registry"
-	"github.com/qiaoidp/qiao/cmd/qiao/wire"
-	"github.com/qiaoidp/qiao/config"
-	"github.com/qiaoidp/qiao/connectors/sandbox"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// The apps registered at the simulators, and the broker's clients.
+// The broker's clients.
 const (
-	wechatWebAppID  = "wx00000000000000a1"
-	wechatMPAppID   = "wx00000000000000a2"
-	wechatMiniAppID = "wx00000000000000a3"
-	qqAppID         = "101000777"
-	weiboAppKey     = "1352000777"
-
-	webClientID     = "web"
-	webClientSecret = "web-client-secret-for-the-ui-tests"
+	webClientID = qiaotest.WebClient
 	// limitedClientID may use QQ, Weibo and the mini-program.
 	limitedClientID = "limited"
 	// singleClientID has one web connector (QQ), and the mini-program.
 	singleClientID = "single"
 )
 
-const configYAML = `
-issuer: {{ISSUER}}
-storage: { type: sqlite, sqlite: { path: "{{DB}}" } }
-secret: "0123456789abcdef0123456789abcdef-ui-tests"
-keys: { algorithm: ES256 }
-connectors:
-  - id: wechat
-    type: wechat
-    config: { client_id: ` + wechatWebAppID + `, client_secret: wechat-web-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
-  - id: wechat_mp
-    type: wechat_mp
-    config: { client_id: ` + wechatMPAppID + `, client_secret: wechat-mp-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scope: snsapi_userinfo }
-  - id: wechat_mini
-    type: wechat_miniprogram
-    config: { client_id: ` + wechatMiniAppID + `, client_secret: wechat-mini-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }
-  - id: qq
-    type: qq
-    name: QQ
-    config: { client_id: "` + qqAppID + `", client_secret: qq-secret, auth_base_url: "{{QQ}}", api_base_url: "{{QQ}}" }
-  - id: weibo
-    type: weibo
-    config: { client_id: "` + weiboAppKey + `", client_secret: weibo-secret, auth_base_url: "{{WEIBO}}", api_base_url: "{{WEIBO}}" }
-clients:
-  - id: ` + webClientID + `
-    secret: ` + webClientSecret + `
-    name: Example Shop
-    redirect_uris: ["{{RP}}/callback"]
-  - id: ` + limitedClientID + `
-    secret: limited-secret-0123456789abcdef0123456789
-    name: QQ and Weibo
-    redirect_uris: ["{{RP}}/callback"]
-    connectors: [qq, weibo, wechat_mini]
-  - id: ` + singleClientID + `
-    secret: single-secret-0123456789abcdef0123456789
-    name: QQ Only
-    redirect_uris: ["{{RP}}/callback"]
-    connectors: [qq, wechat_mini]
-`
-
-// env is a broker with the three simulated providers and a relying
-// party, each on its own loopback server. The issuer has a path prefix.
-type env struct {
-	t                          *testing.T
-	issuer                     string
-	cfg                        *config.Config
-	wechat                     *sandbox.WeChat
-	qq                         *sandbox.QQ
-	weibo                      *sandbox.Weibo
-	wechatURL, qqURL, weiboURL string
-	rp                         *relyingParty
-	logs                       *syncBuffer
-}
-
-// newEnv starts the env; now, if given, is the broker's clock.
-func newEnv(t *testing.T, now ...func() time.Time) *env {
-	t.Helper()
-	return newEnvYAML(t, configYAML, now...)
-}
-
-// newEnvYAML is newEnv with another configuration (configYAML changed).
-func newEnvYAML(t *testing.T, configYAML string, now ...func() time.Time) *env {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, issuer: "http://" + ln.Addr().String() + "/qiao", logs: &syncBuffer{}}
-	callback := func(id string) string { return e.issuer + "/callback/" + id }
-
-	e.wechat, err = sandbox.NewWeChat(sandbox.WeChatOptions{Apps: []sandbox.WeChatApp{
-		{AppID: wechatWebAppID, Secret: "wechat-web-secret", Type: sandbox.WeChatWebsite, CallbackDomain: "127.0.0.1"},
-		{AppID: wechatMPAppID, Secret: "wechat-mp-secret", Type: sandbox.WeChatMP, CallbackDomain: "127.0.0.1"},
-		{AppID: wechatMiniAppID, Secret: "wechat-mini-secret", Type: sandbox.WeChatMiniProgram},
-	}, ScanLoginAPI: e.issuer + "/api/v1/scan"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.qq = sandbox.NewQQ(sandbox.QQOptions{Apps: []sandbox.QQApp{{ClientID: qqAppID, Secret: "qq-secret", RedirectURI: callback("qq")}}})
-	e.weibo = sandbox.NewWeibo(sandbox.WeiboOptions{Apps: []sandbox.WeiboApp{{ClientID: weiboAppKey, Secret: "weibo-secret", RedirectURI: callback("weibo")}}})
-	for _, s := range []struct {
-		h   http.Handler
-		url *string
-	}{{e.wechat, &e.wechatURL}, {e.qq, &e.qqURL}, {e.weibo, &e.weiboURL}} {
-		srv := httptest.NewServer(s.h)
-		t.Cleanup(srv.Close)
-		*s.url = srv.URL
-	}
-	e.rp = newRelyingParty(t)
-
-	dbPath := filepath.Join(t.TempDir(), "qiao.db")
-	y := strings.NewReplacer("{{ISSUER}}", e.issuer, "{{DB}}", dbPath,
-		"{{WECHAT}}", e.wechatURL, "{{QQ}}", e.qqURL, "{{WEIBO}}", e.weiboURL, "{{RP}}", e.rp.url).Replace(configYAML)
-	e.cfg, err = config.Parse([]byte(y), "uitest.yaml", nil, registry.Types())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	for _, id := range []string{"qq", "weibo"} {
-		if got := e.cfg.CallbackURL(id); got != callback(id) {
-			t.Fatalf("callback URL of %s = %q; the simulator has %q", id, got, callback(id))
+// uiConfig is the configuration of the UI tests: ES256 keys; the five
+// connectors with their providers' own display names (only QQ's is set),
+// the Official Account asking for the profile, the mini-program as
+// wechat_mini; three clients redirecting to the served relying party at
+// rpURL: web (every connector), limited and single.
+func uiConfig(rpURL string) qiaotest.Option {
+	return qiaotest.WithConfig(func(c *qiaotest.Config) {
+		c.Keys = &qiaotest.Keys{Algorithm: "ES256"}
+		mp := qiaotest.WeChatMP("wechat_mp", "")
+		mp.Config["scope"] = "snsapi_userinfo"
+		c.Connectors = []qiaotest.Connector{
+			qiaotest.WeChat("wechat", ""),
+			mp,
+			qiaotest.MiniProgram("wechat_mini", ""),
+			qiaotest.QQ("qq", "QQ"),
+			qiaotest.Weibo("weibo", ""),
 		}
-	}
-
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	conns, err := wire.Connectors(e.cfg, wire.Deps{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := wire.Options(e.cfg)
-	opts.Store, opts.Connectors, opts.Logger = store, conns, log
-	if len(now) > 0 {
-		opts.Now = now[0]
-	}
-	b, err := broker.New(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(b.Handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		store.Close()
-		if t.Failed() {
-			t.Logf("broker log:\n%s", e.logs.String())
+		cb := []string{rpURL + "/callback"}
+		c.Clients = []qiaotest.Client{
+			{ID: webClientID, Secret: qiaotest.WebSecret, Name: "Example Shop", RedirectURIs: cb},
+			{ID: limitedClientID, Secret: "limited-secret-0123456789abcdef0123456789", Name: "QQ and Weibo", RedirectURIs: cb, Connectors: []string{"qq", "weibo", "wechat_mini"}},
+			{ID: singleClientID, Secret: "single-secret-0123456789abcdef0123456789", Name: "QQ Only", RedirectURIs: cb, Connectors: []string{"qq", "wechat_mini"}},
 		}
 	})
-	return e
+}
+
+// env is a qiaotest world (the broker in process under the path /qiao,
+// the three simulators) with the clients' redirect URI served, so that
+// Chromium lands on a page there.
+type env struct {
+	*qiaotest.World
+	t  *testing.T
+	rp *relyingParty
+}
+
+// newEnv starts the env with the UI configuration changed by opts (e.g.
+// qiaotest.WithNow for the broker's clock).
+func newEnv(t *testing.T, opts ...qiaotest.Option) *env {
+	t.Helper()
+	rp := newRelyingParty(t)
+	w := qiaotest.Start(t, append([]qiaotest.Option{qiaotest.WithIssuerPath("/qiao"), uiConfig(rp.url)}, opts...)...)
+	return &env{World: w, t: t, rp: rp}
 }
 
 // relyingParty is the client's redirect URI: it records what arrives and
@@ -221,67 +110,30 @@ func (rp *relyingParty) last(t *testing.T) url.Values {
 	return rp.received[len(rp.received)-1]
 }
 
-// authRequest is an authorization request of the web client.
+// authRequest is an authorization request of a client: state, nonce
+// and PKCE S256, scopes openid and profile, no connector (the chooser).
 type authRequest struct {
-	url, state, nonce, verifier string
-	oauth                       oauth2.Config
+	qiaotest.AuthRequest
+	rp *qiaotest.RP
 }
 
-func (e *env) authRequest(clientID, secret string) authRequest {
-	a := authRequest{state: randString(), nonce: randString(), verifier: oauth2.GenerateVerifier()}
-	a.oauth = oauth2.Config{
-		ClientID: clientID, ClientSecret: secret, RedirectURL: e.rp.url + "/callback",
-		Endpoint: oauth2.Endpoint{AuthURL: e.issuer + "/auth", TokenURL: e.issuer + "/token"},
-		Scopes:   []string{oidc.ScopeOpenID, "profile"},
-	}
-	a.url = a.oauth.AuthCodeURL(a.state, oidc.Nonce(a.nonce), oauth2.S256ChallengeOption(a.verifier))
-	return a
+func (e *env) authRequest(clientID string) authRequest {
+	rp := e.RP(clientID, oidc.ScopeOpenID, "profile")
+	return authRequest{AuthRequest: rp.AuthRequest(""), rp: rp}
 }
 
-// redeem checks the callback the relying party got for a and exchanges
-// its code; it returns the verified ID token's claims.
+// redeem checks the callback the relying party got for a (no error, its
+// state) and exchanges its code; it returns the verified ID token's
+// claims (nonce and at_hash checked).
 func (e *env) redeem(a authRequest) map[string]any {
 	t := e.t
 	t.Helper()
-	q := e.rp.last(t)
-	if q.Get("error") != "" {
-		t.Fatalf("the client got error %q: %s", q.Get("error"), q.Get("error_description"))
-	}
-	if q.Get("state") != a.state {
-		t.Fatalf("state = %q, want %q", q.Get("state"), a.state)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tok, err := a.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(a.verifier))
+	tk, err := a.rp.FinishQuery(e.rp.last(t), a.AuthRequest)
 	if err != nil {
-		t.Fatalf("exchanging the code: %v", err)
+		t.Fatalf("the client's callback: %v", err)
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	provider, err := oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, e.issuer), e.issuer)
-	if err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
-	idt, err := provider.Verifier(&oidc.Config{ClientID: a.oauth.ClientID}).Verify(ctx, raw)
-	if err != nil {
-		t.Fatalf("verifying the ID token: %v", err)
-	}
-	if idt.Nonce != a.nonce {
-		t.Fatalf("nonce = %q, want %q", idt.Nonce, a.nonce)
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
+	return tk.Claims
 }
-
-func randString() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-type syncBuffer = syncbuf.Buffer
 
 // ------------------------------------------------------------ browser
 

@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/qiaoidp/qiao/internal/browsertest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestReauthCannotSwitchPeopleAndResumesTheUnbind: in a real browser, an
@@ -20,11 +21,11 @@ func TestReauthCannotSwitchPeopleAndResumesTheUnbind(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	offset := time.Duration(0)
-	e := newEnv(t, func() time.Time {
+	e := newEnv(t, qiaotest.WithNow(func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		return time.Now().Add(offset)
-	})
+	}))
 	tab := browsertest.New(t, browsertest.WithTimeout(60*time.Second))
 	do(t, tab, "emulating", browsertest.Emulate(browsertest.Desktop, "en"))
 

@@ -1,28 +1,34 @@
 package uitest
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/qiaoidp/qiao/internal/browsertest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// scanYAML turns on the mini-program's scan login.
-var scanYAML = strings.Replace(configYAML,
-	`client_secret: wechat-mini-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}" }`,
-	`client_secret: wechat-mini-secret, auth_base_url: "{{WECHAT}}", api_base_url: "{{WECHAT}}", scan_login: { page: pages/scan/index } }`, 1)
+// scanLogin turns on the mini-program's scan login.
+func scanLogin(t *testing.T) qiaotest.Option {
+	return qiaotest.WithConfig(func(c *qiaotest.Config) {
+		mini := c.Connector("wechat_mini")
+		if mini == nil {
+			t.Fatal("the UI configuration has no wechat_mini connector to turn the scan login on")
+		}
+		mini.Config["scan_login"] = map[string]any{"page": "pages/scan/index"}
+	})
+}
 
 // TestScanLoginPageUpdatesItself: the computer's tab shows the code and,
 // with no click or reload, follows the phone: "scanned" when the sandbox
 // phone (another browser) scans, then signed in at the app when it
 // confirms. A refusal turns the page to "refused" with a way back.
 func TestScanLoginPageUpdatesItself(t *testing.T) {
-	if scanYAML == configYAML {
-		t.Fatal("the scan configuration did not change the test configuration")
+	e := newEnv(t, scanLogin(t))
+	if e.Config.Connector("wechat_mini").Config["scan_login"] == nil {
+		t.Fatal("the scan option did not change the test configuration")
 	}
-	e := newEnvYAML(t, scanYAML)
 	ctx := browsertest.New(t)
 	phone := browsertest.NewProfile(t, ctx)
 
@@ -31,9 +37,9 @@ func TestScanLoginPageUpdatesItself(t *testing.T) {
 		confirm bool
 	}{{"refused", false}, {"confirmed", true}} { // refused first: after confirm the session answers
 		t.Run(tc.name, func(t *testing.T) {
-			a := e.authRequest(limitedClientID, "limited-secret-0123456789abcdef0123456789")
+			a := e.authRequest(limitedClientID)
 			do(t, ctx, "opening the scan login", browsertest.Emulate(browsertest.Desktop, "en"),
-				chromedp.Navigate(a.url+"&connector_id=wechat_mini"),
+				chromedp.Navigate(a.URL+"&connector_id=wechat_mini"),
 				chromedp.WaitVisible(chromedp.CSS(`[data-scan][data-status="waiting"] img.scan-code`)))
 			natural := eval[int](t, ctx, `document.querySelector('img.scan-code').naturalWidth`)
 			if natural == 0 {
@@ -44,7 +50,7 @@ func TestScanLoginPageUpdatesItself(t *testing.T) {
 
 			// The phone scans as alice.
 			do(t, phone, "scanning on the phone", browsertest.Emulate(browsertest.Phone, "en"),
-				chromedp.Navigate(e.wechatURL+"/sandbox/phone"),
+				chromedp.Navigate(e.WeChatURL+"/sandbox/phone"),
 				chromedp.WaitVisible(chromedp.CSS(`li:first-child [data-person="alice"]`)))
 			click(t, phone, `li:first-child [data-person="alice"]`, "[data-phone-approve]")
 			if got := eval[string](t, phone, `document.querySelector('[data-client-name]').textContent`); got != "QQ and Weibo" {
@@ -71,7 +77,7 @@ func TestScanLoginPageUpdatesItself(t *testing.T) {
 				chromedp.WaitVisible(chromedp.CSS(`[data-scan][data-status="refused"] [data-scan-back]`)))
 			browsertest.Screenshot(t, ctx, "scan-refused")
 			click(t, ctx, "[data-scan-back]", "[data-rp-callback]")
-			if q := e.rp.last(t); q.Get("error") != "access_denied" || q.Get("state") != a.state {
+			if q := e.rp.last(t); q.Get("error") != "access_denied" || q.Get("state") != a.State {
 				t.Errorf("back at the app with %v, want access_denied", q)
 			}
 		})
