@@ -113,7 +113,9 @@
 //   - internal/uitest: what a person sees in Chromium (pages,
 //     accessibility, screenshots).
 //   - internal/replicas: several replicas on one PostgreSQL (cross-replica
-//     refresh, races, outages) and the deployment files.
+//     refresh: rotated on one replica, reused on another; races, key
+//     rotation, outages), the token endpoint benchmarks, and the
+//     deployment files and static build.
 //
 // Still at two layers: provider refusals and outages as OAuth errors
 // (e2e, spectest).

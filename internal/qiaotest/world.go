@@ -146,7 +146,7 @@ func Start(t testing.TB, opts ...Option) *World {
 		}
 	})
 	switch {
-	case s.replicas > 1:
+	case s.replicas > 0:
 		w.startReplicas(s.replicas, s.binary, brokerLn)
 	case s.binary:
 		w.startBinary()
