@@ -2,20 +2,12 @@ package replicas
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/url"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/qiaoidp/qiao/internal/pgtest"
-	"github.com/qiaoidp/qiao/storage"
-	"github.com/qiaoidp/qiao/storage/postgres"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // The benchmarks run the broker in process (broker.New behind an
@@ -26,25 +18,11 @@ import (
 //	go test -run '^$' -bench . -benchtime 3s ./internal/replicas/
 
 var benchStores = []struct {
-	name string
-	open func(b *testing.B) storage.Storage
+	name  string
+	store qiaotest.Store
 }{
-	{"postgres", func(b *testing.B) storage.Storage {
-		s, err := postgres.Open(context.Background(), pgtest.Shared(b).NewDatabase(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		return s
-	}},
-	{"sqlite", func(b *testing.B) storage.Storage {
-		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "qiao.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		return s
-	}},
+	{"postgres", qiaotest.Postgres},
+	{"sqlite", qiaotest.SQLite},
 }
 
 // benchClients is the parallelism: clients per GOMAXPROCS.
@@ -59,7 +37,7 @@ func reportThroughput(b *testing.B, start time.Time) {
 func BenchmarkRefreshRotation(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run(st.name, func(b *testing.B) {
-			e := newInProcess(b, st.open(b), io.Discard)
+			e := newInProcess(b, st.store, quietLog)
 			ctx := context.Background()
 			var mu sync.Mutex
 			var seeds []string
@@ -100,19 +78,19 @@ func BenchmarkRefreshRotation(b *testing.B) {
 func BenchmarkCodeRedemption(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run(st.name, func(b *testing.B) {
-			e := newInProcess(b, st.open(b), io.Discard)
+			e := newInProcess(b, st.store, quietLog)
 			ctx := context.Background()
 			type minted struct {
 				code string
-				p    pending
+				p    qiaotest.AuthRequest
 			}
 			codes := make(chan minted, b.N)
 			var wg sync.WaitGroup
 			for w := range 4 {
 				wg.Go(func() {
 					for i := w; i < b.N; i += 4 {
-						p := newPending(e.issuer)
-						code, err := e.newBrowser().authorize(ctx, p, "bob", anyReplica, anyReplica)
+						p := e.authRequest()
+						code, err := e.authorize(ctx, e.newBrowser(), p, "bob", anyReplica, anyReplica)
 						if err != nil {
 							b.Error(err)
 							return
@@ -149,16 +127,12 @@ func BenchmarkCodeRedemption(b *testing.B) {
 func BenchmarkMiniProgramExchange(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run(st.name, func(b *testing.B) {
-			e := newInProcess(b, st.open(b), io.Discard)
+			e := newInProcess(b, st.store, quietLog)
 			ctx := context.Background()
 			persons := []string{"alice", "bob", "carol"}
 			codes := make(chan string, b.N)
 			for i := range b.N {
-				code, err := e.wechat.LoginCode(miniAppID, persons[i%len(persons)])
-				if err != nil {
-					b.Fatal(err)
-				}
-				codes <- code
+				codes <- e.LoginCode(miniConnector, persons[i%len(persons)])
 			}
 			close(codes)
 			b.SetParallelism(benchClients)
@@ -178,57 +152,18 @@ func BenchmarkMiniProgramExchange(b *testing.B) {
 	}
 }
 
-// exchange posts a mini-program token exchange as the public client.
-func (e *inProcess) exchange(ctx context.Context, code string) (tokenReply, error) {
-	form := url.Values{
-		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
-		"subject_token":      {code},
-		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
-		"subject_issuer":     {miniConnector},
-		"client_id":          {miniClientID},
-		"scope":              {"openid profile offline_access"},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.issuer+"/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return tokenReply{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := e.http.Do(req)
-	if err != nil {
-		return tokenReply{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return tokenReply{}, err
-	}
-	r := tokenReply{status: resp.StatusCode, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r, nil
-}
-
 // TestMiniProgramExchangeInProcess checks the benchmark's exchange once on
 // each store, so that a broken setup fails the tests and not only the
 // benchmarks.
 func TestMiniProgramExchangeInProcess(t *testing.T) {
 	for _, name := range []string{"postgres", "sqlite"} {
 		t.Run(name, func(t *testing.T) {
-			var store storage.Storage
-			var err error
+			st := qiaotest.SQLite
 			if name == "postgres" {
-				store, err = postgres.Open(context.Background(), pgtest.Shared(t).NewDatabase(t))
-			} else {
-				store, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "qiao.db"))
+				st = qiaotest.Postgres
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { store.Close() })
-			e := newInProcess(t, store, io.Discard)
-			code, err := e.wechat.LoginCode(miniAppID, "alice")
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := newInProcess(t, st)
+			code := e.LoginCode(miniConnector, "alice")
 			r, err := e.exchange(context.Background(), code)
 			if err != nil || r.status != http.StatusOK || r.str("refresh_token") == "" {
 				t.Fatalf("token exchange: %v %s, want 200 with a refresh token", err, r)

@@ -2,14 +2,10 @@ package replicas
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -23,47 +19,20 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-// Fixed test values. The secrets reach qiao through its environment, as
-// in production.
+// Fixed test values.
 const (
-	testSecret     = "replicas-test-secret-0123456789abcdef-0123456789"
-	clientID       = "web"
-	clientSecret   = "web-secret-for-the-replica-tests"
-	redirectURI    = "http://127.0.0.1:9/callback"
-	weiboAppKey    = "1352222456"
-	weiboAppSecret = "weibo-app-secret-for-tests"
-	issuerPath     = "/sso" // the issuer has a path prefix, as behind a shared proxy
-	routeHeader    = "X-Test-Replica"
-	anyReplica     = -1
+	clientID    = qiaotest.WebClient
+	redirectURI = qiaotest.RPRedirect
+	issuerPath  = "/sso" // the issuer has a path prefix, as behind a shared proxy
+	routeHeader = "X-Test-Replica"
+	anyReplica  = -1
 )
 
-const configTemplate = `
-issuer: @ISSUER@
-http: { listen: "127.0.0.1:0" }
-storage:
-  type: postgres
-  postgres: { dsn: "${QIAO_DATABASE_URL}" }
-secret: "${QIAO_SECRET}"
-keys: { algorithm: RS256, rotate_every: @ROTATE@ }
-tokens: { id_token_ttl: 10m, access_token_ttl: 10m, refresh_token_ttl: 1h }
-log: { level: debug, format: json }
-connectors:
-  - id: weibo
-    type: weibo
-    name: Weibo
-    config:
-      client_id: "` + weiboAppKey + `"
-      client_secret: "${WEIBO_APPSECRET}"
-      auth_base_url: @WEIBO@
-      api_base_url: @WEIBO@
-clients:
-  - id: ` + clientID + `
-    secret: "${WEB_SECRET}"
-    name: Web
-    redirect_uris: [` + redirectURI + `]
-`
+// tokenTTLs are the configuration's token lifetimes.
+var tokenTTLs = map[string]any{"id_token_ttl": "10m", "access_token_ttl": "10m", "refresh_token_ttl": "1h"}
 
 // balancer is the load balancer in front of the replicas. A request with
 // the header X-Test-Replica: N goes to replica N (the header is removed);
@@ -133,15 +102,15 @@ func (b *balancer) servedBy(i int, path string) int {
 	return b.served[fmt.Sprintf("%d %s", i, path)]
 }
 
-// cluster is n qiao processes behind a balancer, with a Weibo simulator.
+// cluster is a qiaotest world of n `qiao serve` replicas behind a
+// balancer (the issuer's host) on one PostgreSQL database, with the Weibo
+// simulator. The in-process world of the benchmarks is a cluster without
+// a balancer (the routing header is then ignored).
 type cluster struct {
+	*qiaotest.World
 	t        testing.TB
-	issuer   string
 	lb       *balancer
-	weibo    *sandbox.Weibo
-	weiboURL string
-	cfgPath  string
-	env      []string
+	rp       *qiaotest.RP
 	replicas []*replica
 	http     *http.Client // for API calls; no redirects followed
 }
@@ -154,76 +123,55 @@ type clusterOptions struct {
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
-	bin := qiaoBinary.qiao(t)
-	c := &cluster{t: t, lb: newBalancer()}
-	lbSrv := httptest.NewServer(c.lb)
+	lb := newBalancer()
+	lbSrv := httptest.NewServer(lb)
 	t.Cleanup(lbSrv.Close)
-	c.issuer = lbSrv.URL + issuerPath
-	c.weibo = sandbox.NewWeibo(sandbox.WeiboOptions{Apps: []sandbox.WeiboApp{{
-		ClientID: weiboAppKey, Secret: weiboAppSecret, RedirectURI: c.issuer + "/callback/weibo",
-	}}})
-	wbSrv := httptest.NewServer(c.weibo)
-	t.Cleanup(wbSrv.Close)
-	c.weiboURL = wbSrv.URL
 	if o.rotateEvery == "" {
 		o.rotateEvery = "720h"
 	}
-	cfg := strings.NewReplacer("@ISSUER@", c.issuer, "@WEIBO@", c.weiboURL, "@ROTATE@", o.rotateEvery).Replace(configTemplate)
-	c.cfgPath = writeFile(t, t.TempDir(), "qiao.yaml", cfg)
-	c.env = []string{
-		"QIAO_DATABASE_URL=" + o.dsn,
-		"QIAO_SECRET=" + testSecret,
-		"WEIBO_APPSECRET=" + weiboAppSecret,
-		"WEB_SECRET=" + clientSecret,
+	// The replicas start together, as a deployment does: they race for
+	// the migrations, the first signing key and the gc lease.
+	w := qiaotest.Start(t, qiaotest.WithBinary(), qiaotest.WithReplicas(o.replicas), qiaotest.WithConfig(func(c *qiaotest.Config) {
+		c.Issuer = lbSrv.URL + issuerPath
+		c.Storage = qiaotest.Storage{Type: "postgres", Postgres: &qiaotest.PostgresConfig{DSN: o.dsn}}
+		c.Keys = &qiaotest.Keys{Algorithm: "RS256", RotateEvery: o.rotateEvery}
+		c.Extra = map[string]any{"tokens": tokenTTLs}
+		c.Connectors = []qiaotest.Connector{qiaotest.Weibo("weibo", "Weibo")}
+		c.Clients = []qiaotest.Client{{ID: clientID, Secret: qiaotest.WebSecret, Name: "Web", RedirectURIs: []string{redirectURI}}}
+	}))
+	c := newWorldCluster(t, w)
+	c.lb = lb
+	var addrs []string
+	for _, r := range w.Replicas {
+		rep := &replica{r}
+		if err := poll(30*time.Second, func() bool { return rep.status("/readyz") == http.StatusOK }); err != nil {
+			t.Fatalf("%s /readyz 200: %v", r.Name, err)
+		}
+		c.replicas = append(c.replicas, rep)
+		addrs = append(addrs, r.Addr)
 	}
-	c.http = &http.Client{
+	lb.setTargets(addrs...)
+	return c
+}
+
+// newWorldCluster is the helpers of a cluster around a world.
+func newWorldCluster(t testing.TB, w *qiaotest.World) *cluster {
+	return &cluster{World: w, t: t, rp: w.RP(clientID), http: &http.Client{
 		Timeout:       30 * time.Second,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	// Start the replicas together, as a deployment does: they race for
-	// the migrations, the first signing key and the gc lease.
-	c.replicas = make([]*replica, o.replicas)
-	errs := make([]error, o.replicas)
-	var wg sync.WaitGroup
-	for i := range c.replicas {
-		wg.Go(func() {
-			c.replicas[i], errs[i] = startReplica(t, fmt.Sprintf("replica-%c", 'A'+i), bin, c.cfgPath, c.env)
-		})
-	}
-	wg.Wait()
-	var addrs []string
-	for i, r := range c.replicas {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		addrs = append(addrs, r.addr)
-	}
-	c.lb.setTargets(addrs...)
-	return c
+	}}
 }
 
 // ------------------------------------------------------------ browser
 
-// browser is a user agent with its own cookies. It follows no redirect by
-// itself: the test routes each hop.
-type browser struct {
-	c      *cluster
-	client *http.Client
-}
+// newBrowser is a user agent with its own cookies; the test routes each
+// hop (authorize).
+func (c *cluster) newBrowser() *qiaotest.Browser { return c.Browser() }
 
-func (c *cluster) newBrowser() *browser {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return &browser{c: c, client: &http.Client{
-		Jar:           jar,
-		Timeout:       30 * time.Second,
-		Transport:     c.http.Transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
+// authRequest is an authorization request of the web client through
+// Weibo: state, nonce, PKCE S256, scopes openid profile offline_access.
+func (c *cluster) authRequest() qiaotest.AuthRequest { return c.rp.AuthRequest("weibo") }
 
 // statusError is an unexpected HTTP answer at one step of a flow.
 type statusError struct {
@@ -243,106 +191,87 @@ func (e *authError) Error() string {
 	return fmt.Sprintf("authorization error %s: %s", e.code, e.description)
 }
 
-// get fetches u, sent to replica `on` when u is on the balancer.
-func (br *browser) get(ctx context.Context, u string, on int) (*http.Response, []byte, error) {
+// request is a GET of u, sent to replica `on` when u is on the balancer.
+func request(ctx context.Context, u string, on int) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if on != anyReplica {
 		req.Header.Set(routeHeader, strconv.Itoa(on))
 	}
-	resp, err := br.client.Do(req)
+	return req, nil
+}
+
+// step sends one request of br to u (on replica `on`), following no
+// redirect.
+func step(ctx context.Context, br *qiaotest.Browser, u string, on int) (*qiaotest.Page, error) {
+	req, err := request(ctx, u, on)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp, body, err
+	return br.Step(req)
 }
 
-// pending is an authorization request in flight.
-type pending struct {
-	state, nonce, verifier string
-	authURL                string
+func isRedirect(p *qiaotest.Page) bool {
+	return p.Status == http.StatusFound || p.Status == http.StatusSeeOther
 }
 
-func newPending(issuer string) pending {
-	p := pending{state: randString(), nonce: randString(), verifier: randString() + randString()}
-	sum := sha256.Sum256([]byte(p.verifier))
-	q := url.Values{
-		"response_type":         {"code"},
-		"client_id":             {clientID},
-		"redirect_uri":          {redirectURI},
-		"scope":                 {"openid profile offline_access"},
-		"state":                 {p.state},
-		"nonce":                 {p.nonce},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"},
-		"connector_id":          {"weibo"},
-	}
-	p.authURL = issuer + "/auth?" + q.Encode()
-	return p
-}
-
-func randString() string {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// authorize runs a login as person: the authorization request on replica
-// authOn, the Weibo page, the callback on replica callbackOn. It returns
-// the authorization code the client receives.
-func (br *browser) authorize(ctx context.Context, p pending, person string, authOn, callbackOn int) (string, error) {
-	resp, body, err := br.get(ctx, p.authURL, authOn)
+// authorize runs a login as person in br: the authorization request on
+// replica authOn, Weibo's page where the person is picked, the callback
+// on replica callbackOn. It returns the authorization code the client
+// receives.
+func (c *cluster) authorize(ctx context.Context, br *qiaotest.Browser, a qiaotest.AuthRequest, person string, authOn, callbackOn int) (string, error) {
+	p, err := step(ctx, br, a.URL, authOn)
 	if err != nil {
 		return "", fmt.Errorf("authorization request: %w", err)
 	}
-	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-		return "", &statusError{"authorization request", resp.StatusCode, string(body)}
+	if !isRedirect(p) {
+		return "", &statusError{"authorization request", p.Status, p.Body}
 	}
-	loc, err := resp.Location()
-	if err != nil {
-		return "", fmt.Errorf("authorization request: %w", err)
+	if !strings.HasPrefix(p.Location, c.WeiboURL+sandbox.WeiboPathAuthorize) {
+		return "", fmt.Errorf("authorization request redirected to %s, want the Weibo authorize page", p.Location)
 	}
-	if !strings.HasPrefix(loc.String(), br.c.weiboURL+sandbox.WeiboPathAuthorize) {
-		return "", fmt.Errorf("authorization request redirected to %s, want the Weibo authorize page", loc)
-	}
-	q := loc.Query()
-	q.Set("sandbox_person", person) // the person's pick on Weibo's page
-	loc.RawQuery = q.Encode()
-	resp, body, err = br.get(ctx, loc.String(), anyReplica)
+	picker, err := step(ctx, br, p.Location, anyReplica)
 	if err != nil {
 		return "", fmt.Errorf("weibo: %w", err)
 	}
-	if resp.StatusCode != http.StatusFound {
-		return "", &statusError{"weibo authorize", resp.StatusCode, string(body)}
+	if picker.Status != http.StatusOK {
+		return "", &statusError{"weibo authorize", picker.Status, picker.Body}
 	}
-	cb := resp.Header.Get("Location")
-	if !strings.HasPrefix(cb, br.c.issuer+"/callback/weibo?") {
-		return "", fmt.Errorf("weibo redirected to %s, want the broker's callback", cb)
+	pick, err := picker.Link("data-person", person)
+	if err != nil {
+		return "", fmt.Errorf("weibo: %w", err)
 	}
-	resp, body, err = br.get(ctx, cb, callbackOn)
+	p, err = step(ctx, br, pick.Href, anyReplica)
+	if err != nil {
+		return "", fmt.Errorf("weibo: %w", err)
+	}
+	if p.Status != http.StatusFound {
+		return "", &statusError{"weibo pick", p.Status, p.Body}
+	}
+	if !strings.HasPrefix(p.Location, c.Issuer+"/callback/weibo?") {
+		return "", fmt.Errorf("weibo redirected to %s, want the broker's callback", p.Location)
+	}
+	p, err = step(ctx, br, p.Location, callbackOn)
 	if err != nil {
 		return "", fmt.Errorf("callback: %w", err)
 	}
-	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-		return "", &statusError{"callback", resp.StatusCode, string(body)}
+	if !isRedirect(p) {
+		return "", &statusError{"callback", p.Status, p.Body}
 	}
-	back, err := resp.Location()
+	if !strings.HasPrefix(p.Location, redirectURI+"?") {
+		return "", fmt.Errorf("callback redirected to %s, want the client", p.Location)
+	}
+	bq, err := p.RedirectQuery()
 	if err != nil {
 		return "", fmt.Errorf("callback: %w", err)
 	}
-	if !strings.HasPrefix(back.String(), redirectURI+"?") {
-		return "", fmt.Errorf("callback redirected to %s, want the client", back)
-	}
-	bq := back.Query()
 	if e := bq.Get("error"); e != "" {
 		return "", &authError{code: e, description: bq.Get("error_description")}
 	}
-	if bq.Get("state") != p.state {
-		return "", fmt.Errorf("state %q, want %q", bq.Get("state"), p.state)
+	if bq.Get("state") != a.State {
+		return "", fmt.Errorf("state %q, want %q", bq.Get("state"), a.State)
 	}
 	return bq.Get("code"), nil
 }
@@ -363,12 +292,20 @@ func (r tokenReply) String() string { return fmt.Sprintf("HTTP %d %.300s", r.sta
 // token posts form to the token endpoint on replica `on`, as the
 // confidential client.
 func (c *cluster) token(ctx context.Context, form url.Values, on int) (tokenReply, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.issuer+"/token", strings.NewReader(form.Encode()))
+	return c.post(ctx, form, on, true)
+}
+
+// post posts form to the token endpoint on replica `on`, with the web
+// client's credentials when basicAuth.
+func (c *cluster) post(ctx context.Context, form url.Values, on int, basicAuth bool) (tokenReply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Issuer+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return tokenReply{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, clientSecret)
+	if basicAuth {
+		req.SetBasicAuth(clientID, qiaotest.WebSecret)
+	}
 	if on != anyReplica {
 		req.Header.Set(routeHeader, strconv.Itoa(on))
 	}
@@ -386,10 +323,10 @@ func (c *cluster) token(ctx context.Context, form url.Values, on int) (tokenRepl
 	return r, nil
 }
 
-func (c *cluster) redeem(ctx context.Context, code string, p pending, on int) (tokenReply, error) {
+func (c *cluster) redeem(ctx context.Context, code string, a qiaotest.AuthRequest, on int) (tokenReply, error) {
 	return c.token(ctx, url.Values{
 		"grant_type": {"authorization_code"}, "code": {code},
-		"redirect_uri": {redirectURI}, "code_verifier": {p.verifier},
+		"redirect_uri": {redirectURI}, "code_verifier": {a.Verifier},
 	}, on)
 }
 
@@ -397,31 +334,31 @@ func (c *cluster) refresh(ctx context.Context, refreshToken string, on int) (tok
 	return c.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, on)
 }
 
-// login runs a whole login and code redemption, failing the test on any
-// error.
-func (c *cluster) login(br *browser, person string, authOn, callbackOn, tokenOn int) (pending, tokenReply) {
+// login runs a whole login in br and the code redemption, failing the
+// test on any error.
+func (c *cluster) login(br *qiaotest.Browser, person string, authOn, callbackOn, tokenOn int) (qiaotest.AuthRequest, tokenReply) {
 	c.t.Helper()
 	ctx := context.Background()
-	p := newPending(c.issuer)
-	code, err := br.authorize(ctx, p, person, authOn, callbackOn)
+	a := c.authRequest()
+	code, err := c.authorize(ctx, br, a, person, authOn, callbackOn)
 	if err != nil {
 		c.t.Fatalf("login: %v", err)
 	}
-	tr, err := c.redeem(ctx, code, p, tokenOn)
+	tr, err := c.redeem(ctx, code, a, tokenOn)
 	if err != nil {
 		c.t.Fatalf("redeem: %v", err)
 	}
 	if tr.status != http.StatusOK || tr.str("id_token") == "" || tr.str("refresh_token") == "" {
 		c.t.Fatalf("redeem: %s, want 200 with an ID token and a refresh token", tr)
 	}
-	return p, tr
+	return a, tr
 }
 
 // verifyIDToken checks an ID token against the JWKS of replica r, fetched
 // from r directly.
 func (c *cluster) verifyIDToken(ctx context.Context, r *replica, raw string) (*oidc.IDToken, error) {
 	keys := oidc.NewRemoteKeySet(ctx, r.url(issuerPath+"/keys"))
-	v := oidc.NewVerifier(c.issuer, keys, &oidc.Config{ClientID: clientID})
+	v := oidc.NewVerifier(c.Issuer, keys, &oidc.Config{ClientID: clientID})
 	return v.Verify(ctx, raw)
 }
 
@@ -433,7 +370,7 @@ func (c *cluster) jwks(r *replica) ([]string, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s JWKS: HTTP %d", r.name, resp.StatusCode)
+		return nil, fmt.Errorf("%s JWKS: HTTP %d", r.Name, resp.StatusCode)
 	}
 	var set struct {
 		Keys []struct {

@@ -110,8 +110,8 @@ func TestConcurrentClientsOnPostgres(t *testing.T) {
 			person := persons[i%len(persons)]
 			for n := 0; ctx.Err() == nil; n++ {
 				br := c.newBrowser() // no SSO session: a full login at Weibo each time
-				p := newPending(c.issuer)
-				code, err := br.authorize(ctx, p, person, anyReplica, anyReplica)
+				p := c.authRequest()
+				code, err := c.authorize(ctx, br, p, person, anyReplica, anyReplica)
 				if err != nil {
 					if ctx.Err() == nil {
 						var se *statusError
@@ -200,7 +200,7 @@ func TestConcurrentClientsOnPostgres(t *testing.T) {
 	}
 	for _, r := range c.replicas {
 		if !r.running() {
-			t.Errorf("%s died: %v", r.name, r.err)
+			t.Errorf("%s died: %v", r.Name, r.err())
 		}
 		r.checkLog(t)
 	}

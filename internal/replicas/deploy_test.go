@@ -3,7 +3,6 @@ package replicas
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"debug/buildinfo"
 	"debug/elf"
 	"net/http"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/qiaoidp/qiao/cmd/qiao/registry"
 	"github.com/qiaoidp/qiao/config"
-	"github.com/qiaoidp/qiao/storage/sqlite"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // No Docker engine runs here: these tests check what can be checked
@@ -284,19 +283,14 @@ func TestStaticBinariesBuildWithoutCgo(t *testing.T) {
 
 	// The probe against a real /readyz (a broker on SQLite), a failing
 	// one, and nothing at all.
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "qiao.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	e := newInProcess(t, store, &syncBuffer{})
+	e := newInProcess(t, qiaotest.SQLite)
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
-	readyz := strings.TrimSuffix(e.issuer, issuerPath) + "/readyz"
+	readyz := e.Root() + "/readyz"
 	for _, c := range []struct {
 		name, url string
 		wantExit  int

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qiaoidp/qiao/internal/pgtest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestDatabaseOutage stops PostgreSQL under traffic and starts it again:
@@ -74,7 +75,7 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("refresh during the outage: %v %s, want 503 temporarily_unavailable", err, rr)
 	}
 	// A login cannot start.
-	_, err := c.newBrowser().authorize(ctx, newPending(c.issuer), "bob", anyReplica, anyReplica)
+	_, err := c.authorize(ctx, c.newBrowser(), c.authRequest(), "bob", anyReplica, anyReplica)
 	var se *statusError
 	if !errors.As(err, &se) || se.status != http.StatusServiceUnavailable {
 		t.Errorf("login during the outage: %v, want HTTP 503 at the authorization request", err)
@@ -106,7 +107,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// is down.
 	ireq, _ := http.NewRequest(http.MethodPost, r.url(issuerPath+"/introspect"), strings.NewReader("token="+at))
 	ireq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	ireq.SetBasicAuth(clientID, clientSecret)
+	ireq.SetBasicAuth(clientID, qiaotest.WebSecret)
 	if resp, err := http.DefaultClient.Do(ireq); err != nil {
 		t.Errorf("introspection during the outage: %v", err)
 	} else {
@@ -117,7 +118,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "background traffic to meet the outage", func() bool { return tl.get("503") >= 5 })
 	if !r.running() {
-		t.Fatalf("qiao died during the outage: %v", r.err)
+		t.Fatalf("qiao died during the outage: %v", r.err())
 	}
 
 	pg.Restart(t)
@@ -138,10 +139,10 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Error(f)
 	}
 	if !r.running() {
-		t.Fatalf("qiao died: %v", r.err)
+		t.Fatalf("qiao died: %v", r.err())
 	}
 	r.checkLog(t)
-	if strings.Contains(r.stderr.String(), `"level":"ERROR","msg":"panic`) {
+	if strings.Contains(r.log(), `"level":"ERROR","msg":"panic`) {
 		t.Error("qiao logged a recovered panic")
 	}
 	r.stop(t)
@@ -173,8 +174,8 @@ func background(ctx context.Context, c *cluster, tl *tally, person string, pendi
 		}
 		return
 	}
-	p := newPending(c.issuer)
-	code, err := c.newBrowser().authorize(ctx, p, person, anyReplica, anyReplica)
+	p := c.authRequest()
+	code, err := c.authorize(ctx, c.newBrowser(), p, person, anyReplica, anyReplica)
 	var se *statusError
 	var ae *authError
 	switch {
@@ -238,8 +239,8 @@ func TestSmallPoolQueues(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range concurrent {
 		wg.Go(func() {
-			p := newPending(c.issuer)
-			code, err := c.newBrowser().authorize(ctx, p, []string{"alice", "bob", "carol"}[i%3], anyReplica, anyReplica)
+			p := c.authRequest()
+			code, err := c.authorize(ctx, c.newBrowser(), p, []string{"alice", "bob", "carol"}[i%3], anyReplica, anyReplica)
 			if err != nil {
 				tl.fail("login: %v", err)
 				return

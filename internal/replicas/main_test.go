@@ -2,22 +2,22 @@ package replicas
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/qiaoidp/qiao/internal/pgtest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
-func TestMain(m *testing.M) {
-	code := pgtest.Main(m)
-	if qiaoBinary.dir != "" {
-		_ = os.RemoveAll(qiaoBinary.dir)
-	}
-	os.Exit(code)
-}
+// TestMain shares one PostgreSQL cluster among the tests and removes the
+// qiao binary qiaotest built.
+func TestMain(m *testing.M) { os.Exit(qiaotest.Main(withPostgres{m})) }
+
+// withPostgres runs the tests with the shared PostgreSQL cluster.
+type withPostgres struct{ m *testing.M }
+
+func (r withPostgres) Run() int { return pgtest.Main(r.m) }
 
 // repoRoot is the module root, two levels above this package.
 func repoRoot(tb testing.TB) string {
@@ -27,34 +27,4 @@ func repoRoot(tb testing.TB) string {
 		tb.Fatal("cannot locate the test source")
 	}
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// binary builds cmd/qiao once per test binary run.
-type binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-	out  []byte
-}
-
-var qiaoBinary binary
-
-// qiao returns the path of a freshly built qiao binary.
-func (b *binary) qiao(tb testing.TB) string {
-	tb.Helper()
-	b.once.Do(func() {
-		b.dir, b.err = os.MkdirTemp("", "qiao-bin-")
-		if b.err != nil {
-			return
-		}
-		b.path = filepath.Join(b.dir, "qiao")
-		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/qiao")
-		cmd.Dir = repoRoot(tb)
-		b.out, b.err = cmd.CombinedOutput()
-	})
-	if b.err != nil {
-		tb.Fatalf("go build ./cmd/qiao: %v\n%s", b.err, b.out)
-	}
-	return b.path
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qiaoidp/qiao/internal/pgtest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 const (
@@ -58,22 +59,22 @@ func TestTwoReplicas(t *testing.T) {
 		for _, r := range c.replicas {
 			idt, err := c.verifyIDToken(ctx, r, tr.str("id_token"))
 			if err != nil {
-				t.Fatalf("ID token from B against %s's JWKS: %v", r.name, err)
+				t.Fatalf("ID token from B against %s's JWKS: %v", r.Name, err)
 			}
-			if idt.Nonce != p.nonce {
-				t.Errorf("nonce %q, want %q", idt.Nonce, p.nonce)
+			if idt.Nonce != p.Nonce {
+				t.Errorf("nonce %q, want %q", idt.Nonce, p.Nonce)
 			}
 		}
 
 		// The SSO session B created is honoured by A: no provider hop.
-		p2 := newPending(c.issuer)
-		resp, body, err := br.get(ctx, p2.authURL, replicaA)
+		p2 := c.authRequest()
+		resp, err := step(ctx, br, p2.URL, replicaA)
 		if err != nil {
 			t.Fatal(err)
 		}
-		loc := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, redirectURI+"?") {
-			t.Fatalf("SSO authorization on A: HTTP %d to %q (%.200s), want a redirect straight to the client", resp.StatusCode, loc, body)
+		loc := resp.Location
+		if !isRedirect(resp) || !strings.HasPrefix(loc, redirectURI+"?") {
+			t.Fatalf("SSO authorization on A: HTTP %d to %q (%.200s), want a redirect straight to the client", resp.Status, loc, resp.Body)
 		}
 		q := must[*url.URL](t)(url.Parse(loc)).Query()
 		tr2, err := c.redeem(ctx, q.Get("code"), p2, replicaA)
@@ -121,7 +122,7 @@ func TestTwoReplicas(t *testing.T) {
 		collected := func() int {
 			n := 0
 			for _, r := range c.replicas {
-				if strings.Contains(r.stderr.String(), `"msg":"garbage collected"`) {
+				if strings.Contains(r.log(), `"msg":"garbage collected"`) {
 					n++
 				}
 			}
@@ -135,8 +136,8 @@ func TestTwoReplicas(t *testing.T) {
 			t.Errorf("%d live gc leases, want 1", n)
 		}
 		for _, r := range c.replicas {
-			if strings.Contains(r.stderr.String(), "garbage collection failed") {
-				t.Errorf("%s: garbage collection failed:\n%s", r.name, tail(r.stderr.String(), 2000))
+			if strings.Contains(r.log(), "garbage collection failed") {
+				t.Errorf("%s: garbage collection failed:\n%s", r.Name, tail(r.log(), 2000))
 			}
 		}
 	})
@@ -145,8 +146,8 @@ func TestTwoReplicas(t *testing.T) {
 		for _, r := range []*replica{a, b} {
 			r.stop(t)
 			r.checkLog(t)
-			if !strings.Contains(r.stderr.String(), `"msg":"stopped"`) {
-				t.Errorf("%s did not log that it stopped", r.name)
+			if !strings.Contains(r.log(), `"msg":"stopped"`) {
+				t.Errorf("%s did not log that it stopped", r.Name)
 			}
 		}
 	})
@@ -314,9 +315,9 @@ func keyTimes(t testing.TB, dsn string) []time.Time {
 // introspect reports whether the access token is active on replica `on`.
 func (c *cluster) introspect(t *testing.T, token string, on int) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, c.issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, c.Issuer+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, clientSecret)
+	req.SetBasicAuth(clientID, qiaotest.WebSecret)
 	req.Header.Set(routeHeader, string(rune('0'+on)))
 	resp, err := c.http.Do(req)
 	if err != nil {
