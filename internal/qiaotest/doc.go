@@ -64,7 +64,9 @@
 // brokers share the configuration (each `qiao serve` its own file, which
 // differs only in http.listen), the store and the simulators; a
 // configured issuer (a load balancer in front) is kept, and discovery is
-// read from the first broker itself.
+// read from the first broker itself. In every world a store the
+// configuration names (a PostgreSQL DSN of a test's private cluster, or
+// with pool settings; an SQLite path) is kept.
 //
 // A browser follows redirects within the world (the broker and the
 // simulators) and stops at a redirect that leaves it: the relying
