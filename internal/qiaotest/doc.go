@@ -63,8 +63,10 @@
 // nothing is ever built by replacing text in YAML. With WithReplicas the
 // brokers share the configuration (each `qiao serve` its own file, which
 // differs only in http.listen), the store and the simulators; a
-// configured issuer (a load balancer in front) is kept, and discovery is
-// read from the first broker itself. In every world a store the
+// configured issuer is then the test's load balancer in front, which the
+// world's clients reach as it is (WithIssuer alone reaches the issuer's
+// host at the broker), and discovery is read from the first broker
+// itself. In every world a store the
 // configuration names (a PostgreSQL DSN of a test's private cluster, or
 // with pool settings; an SQLite path) is kept.
 //
