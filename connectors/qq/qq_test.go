@@ -257,7 +257,7 @@ func TestProfileIsOptionalWhenTheUserDidNotGrantGetUserInfo(t *testing.T) {
 	e := newEnv(t, sandbox.QQOptions{})
 	c := e.connector(t, qq.Config{})
 	q := e.browse(t, c, "alice")
-	e.sim.FailNext(sandbox.QQPathUserInfo, 1, 100030)
+	e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathUserInfo, Code: 100030, Times: 1})
 	id, err := c.HandleCallback(context.Background(), e.request(false), q)
 	if err != nil {
 		t.Fatal(err)
@@ -291,39 +291,38 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 			req.CallbackURL += "/elsewhere"
 		}, connectors.ErrConfig, 100010},
 		{"token refused at /me", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.FailNext(sandbox.QQPathMe, 1, 100016)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathMe, Code: 100016, Times: 1})
 		}, connectors.ErrInvalidCode, 100016},
 		{"unknown QQ failure", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.FailNext(sandbox.QQPathToken, 1, 100021)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Code: 100021, Times: 1})
 		}, connectors.ErrUnavailable, 100021},
 		{"gateway busy", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.BusyNext(sandbox.QQPathToken, 1)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultBusy, Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"down", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.SetDown(true)
+			e.sim.InjectFault(sandbox.Fault{Kind: sandbox.FaultDown})
 		}, connectors.ErrUnavailable, 0},
 		{"slower than the timeout", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.StallNext(sandbox.QQPathMe, 1)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathMe, Kind: sandbox.FaultTimeout, Times: 1})
 			e.client.Timeout = 200 * time.Millisecond
 		}, connectors.ErrUnavailable, 0},
 		{"empty token reply", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.QQPathToken, 1, 200, "text/html", "")
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"HTML token reply", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.QQPathToken, 1, 200, "text/html", "<html><body>维护中</body></html>")
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "<html><body>维护中</body></html>"})
 		}, connectors.ErrUnavailable, 0},
 		{"JSONP wrapping garbage", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.QQPathMe, 1, 200, "text/html", "callback( {\"openid\": ); garbage")
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathMe, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "callback( {\"openid\": ); garbage"})
 		}, connectors.ErrUnavailable, 0},
 		{"user info not an object", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.QQPathUserInfo, 1, 200, "text/html", "[]")
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathUserInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "[]"})
 		}, connectors.ErrUnavailable, 0},
 		{"HTTP 404", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.QQPathToken, 1, 404, "text/html", "not found")
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 404, ContentType: "text/html", Times: 1, Body: "not found"})
 		}, connectors.ErrUnavailable, 0},
 		{"error echoing the secret and code", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, q url.Values) {
-			e.sim.RawNext(sandbox.QQPathToken, 1, 200, "text/html",
-				`callback( {"error":100019,"error_description":"bad code `+q.Get("code")+` for secret `+secret+`",} );`)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: `callback( {"error":100019,"error_description":"bad code ` + q.Get("code") + ` for secret ` + secret + `",} );`})
 		}, connectors.ErrInvalidCode, 100019},
 	}
 	for _, tt := range tests {

@@ -268,7 +268,7 @@ h2{font-size:15px;font-weight:500;margin:0 0 .6em}
 <header><div>{{template "weibo-logo" 30}}<span>微博</span><span class="hint" style="font-weight:400">应用授权</span></div></header>
 <main>
 <div class="card">
-<h1>授权 {{.AppKey}} 访问你的微博帐号</h1>
+<h1>授权 {{.AppID}} 访问你的微博帐号</h1>
 <p class="perm">将获得：获得你的个人信息（昵称、头像）</p>
 </div>
 <div class="card">

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -54,41 +53,41 @@ type QQOptions struct {
 // answer is HTTP 200, the token comes form-encoded unless fmt=json, errors
 // and /me come as JSONP `callback( {...} );` unless fmt=json, openids are
 // per (app, person), and unionids go only to apps with the permission.
+// Faults come through InjectFault (Fault).
 type QQ struct {
-	apiFaults // FailNext, BusyNext, StallNext, RawNext, SetDown
-	opts      QQOptions
-
-	mu      sync.Mutex
-	codes   map[string]*qqCode
-	tokens  map[string]*qqGrant // access tokens
-	refresh map[string]*qqGrant // refresh tokens
-}
-
-type qqCode struct {
-	app         *QQApp
-	person      Person
-	redirectURI string
-	expires     time.Time
-	used        bool
-}
-
-type qqGrant struct {
-	app     *QQApp
-	person  Person
-	expires time.Time
+	oauthSim[QQApp]
+	opts QQOptions
 }
 
 // NewQQ returns a QQ simulator for opts.Apps and the persons.
 func NewQQ(opts QQOptions) *QQ {
-	if opts.Persons == nil {
-		opts.Persons = DefaultPersons()
-	}
-	return &QQ{
-		opts:    opts,
-		codes:   map[string]*qqCode{},
-		tokens:  map[string]*qqGrant{},
-		refresh: map[string]*qqGrant{},
-	}
+	q := &QQ{opts: opts}
+	newToken := func() string { return strings.ToUpper(randomHex(16)) }
+	q.init(opts.Apps, opts.Persons, opts.Clock, oauthSpec{
+		authorizePath: QQPathAuthorize,
+		routes: map[string]http.HandlerFunc{
+			QQPathAuthorize: q.authorize,
+			QQPathToken:     q.token,
+			QQPathMe:        q.me,
+			QQPathUserInfo:  q.userInfo,
+		},
+		notFound:       http.NotFound,
+		badForm:        100029,
+		apiError:       q.apiError,
+		errorPage:      func(w http.ResponseWriter, code int) { q.errorPage(w, code, qqMessage(code)) },
+		badRedirect:    100010,
+		faults:         faultWire{contentType: "text/html", emptyType: "text/html", busy: qqBusy},
+		codeTTL:        qqCodeTTL,
+		tokenTTL:       qqTokenTTL,
+		newCode:        newToken,
+		newToken:       newToken,
+		pickerPage:     "qq-picker",
+		defaultDisplay: "pc",
+		avatar:         qqHTTP,
+		denied:         q.closed,
+		unknownPerson:  func(w http.ResponseWriter) { q.errorPage(w, 100029, "unknown sandbox person") },
+	})
+	return q
 }
 
 // OpenID is the person's openid in the app: 32 uppercase hex characters,
@@ -108,53 +107,11 @@ func qqHash(parts ...string) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:16]))
 }
 
-func (q *QQ) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if q.faults.isDown() {
-		if !hangUp(w) {
-			w.WriteHeader(http.StatusBadGateway)
-		}
-		return
-	}
-	if serveAvatar(w, r, q.opts.Persons) {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		q.apiError(w, r, 100029, "bad http request")
-		return
-	}
-	if f, ok := q.faults.next(r.URL.Path); ok {
-		f.serve(w, r, qqBusy, q.fail)
-		return
-	}
-	switch r.URL.Path {
-	case QQPathAuthorize:
-		q.authorize(w, r)
-	case QQPathToken:
-		q.token(w, r)
-	case QQPathMe:
-		q.me(w, r)
-	case QQPathUserInfo:
-		q.userInfo(w, r)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
 // qqBusy is the gateway's answer when QQ is overloaded.
-func qqBusy(w http.ResponseWriter) {
+func qqBusy(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write([]byte("<html><body><h1>503 Service Unavailable</h1><hr>tws</body></html>\n"))
-}
-
-// fail answers QQ error code: the error page on the authorize path, an
-// API error in the endpoint's shape elsewhere.
-func (q *QQ) fail(w http.ResponseWriter, r *http.Request, code int) {
-	if r.URL.Path == QQPathAuthorize {
-		q.errorPage(w, code, qqMessage(code))
-	} else {
-		q.apiError(w, r, code, qqMessage(code))
-	}
 }
 
 // qqMessage is QQ's description of a code (public return codes, §6.6).
@@ -198,16 +155,6 @@ func qqMessage(code int) string {
 	return "system error"
 }
 
-// app finds a configured app.
-func (q *QQ) app(clientID string) (*QQApp, bool) {
-	for i := range q.opts.Apps {
-		if q.opts.Apps[i].ClientID == clientID {
-			return &q.opts.Apps[i], true
-		}
-	}
-	return nil, false
-}
-
 // qqRedirectAllowed: same scheme and host as the registered callback,
 // and a path at or under its path.
 func qqRedirectAllowed(registered, got string) bool {
@@ -234,7 +181,8 @@ func (q *QQ) writeObject(w http.ResponseWriter, r *http.Request, body []byte) {
 // apiError answers an API error with HTTP 200 in the endpoint's shape:
 // ret/msg JSON for get_user_info, else error/error_description, JSONP
 // unless fmt=json.
-func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+func (q *QQ) apiError(w http.ResponseWriter, r *http.Request, code int) {
+	msg := qqMessage(code)
 	if r.URL.Path == QQPathUserInfo {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write(plainJSON(map[string]any{"ret": code, "msg": msg}))
@@ -276,20 +224,7 @@ func (q *QQ) authorize(w http.ResponseWriter, r *http.Request) {
 		q.errorPage(w, 100029, "state is empty")
 		return
 	}
-	if f.Get(denyParam) != "" {
-		q.closed(w, r, redirectURI)
-		return
-	}
-	if id := f.Get(personParam); id != "" {
-		person, ok := findPerson(q.opts.Persons, id)
-		if !ok {
-			q.errorPage(w, 100029, "unknown sandbox person")
-			return
-		}
-		q.grant(w, r, app, person, redirectURI, f.Get("state"))
-		return
-	}
-	q.picker(w, r, app)
+	q.answer(w, r, app, redirectURI)
 }
 
 // closed is what stays of QQ's window after a cancel on a computer: the
@@ -304,39 +239,13 @@ func (q *QQ) closed(w http.ResponseWriter, r *http.Request, redirectURI string) 
 	writePage(w, http.StatusOK, pageTmpl, "qq-closed", data)
 }
 
-func (q *QQ) picker(w http.ResponseWriter, r *http.Request, app *QQApp) {
-	persons, deny := pickerLinks(q.opts.Persons, func(p Person) string { return qqHTTP(avatarURL(r, p)) }, formLink(r.Form))
-	display := r.Form.Get("display")
-	if display == "" {
-		display = "pc"
-	}
-	writePage(w, http.StatusOK, pageTmpl, "qq-picker", map[string]any{
-		"AppID": app.ClientID, "Display": display, "Mobile": display == "mobile",
-		"Persons": persons, "DenyHref": deny,
-	})
-}
-
-// grant issues a code and redirects to redirect_uri?code=..&state=..,
-// keeping any query redirect_uri already has.
-func (q *QQ) grant(w http.ResponseWriter, r *http.Request, app *QQApp, person Person, redirectURI, state string) {
-	now := q.opts.Clock.now()
-	code := strings.ToUpper(randomHex(16))
-	q.mu.Lock()
-	for k, c := range q.codes {
-		if now.After(c.expires) {
-			delete(q.codes, k)
-		}
-	}
-	q.codes[code] = &qqCode{app: app, person: person, redirectURI: redirectURI, expires: now.Add(qqCodeTTL)}
-	q.mu.Unlock()
-
-	u, _ := url.Parse(redirectURI) // checked by qqRedirectAllowed
-	v := u.Query()
-	v.Set("code", code)
-	v.Set("state", state)
-	u.RawQuery = v.Encode()
-	http.Redirect(w, r, u.String(), http.StatusFound)
-}
+// QQ's codes for the problems the shared core finds.
+var (
+	qqClientErrors  = map[clientProblem]int{clientMissing: 100001, clientUnknown: 100008, secretMissing: 100002, secretWrong: 100009}
+	qqCodeErrors    = map[grantProblem]int{grantMissing: 100005, grantInvalid: 100019, grantUsed: 100020, grantRedirect: 100010}
+	qqRefreshErrors = map[grantProblem]int{grantMissing: 100006, grantInvalid: 100019}
+	qqTokenErrors   = map[tokenProblem]int{tokenMissing: 100007, tokenUnknown: 100016, tokenExpired: 100014}
+)
 
 // token serves GET|POST /oauth2.0/token for authorization_code and
 // refresh_token grants.
@@ -344,72 +253,31 @@ func (q *QQ) token(w http.ResponseWriter, r *http.Request) {
 	f := r.Form
 	grantType := f.Get("grant_type")
 	if grantType != "authorization_code" && grantType != "refresh_token" {
-		q.apiError(w, r, 100004, qqMessage(100004))
+		q.apiError(w, r, 100004)
 		return
 	}
-	if f.Get("client_id") == "" {
-		q.apiError(w, r, 100001, qqMessage(100001))
+	app, problem := q.client(f.Get("client_id"), f.Get("client_secret"))
+	if problem != clientOK {
+		q.apiError(w, r, qqClientErrors[problem])
 		return
 	}
-	app, ok := q.app(f.Get("client_id"))
-	if !ok {
-		q.apiError(w, r, 100008, qqMessage(100008))
-		return
-	}
-	if f.Get("client_secret") == "" {
-		q.apiError(w, r, 100002, qqMessage(100002))
-		return
-	}
-	if f.Get("client_secret") != app.Secret {
-		q.apiError(w, r, 100009, qqMessage(100009))
-		return
-	}
-	now := q.opts.Clock.now()
 	var person Person
-	q.mu.Lock()
 	if grantType == "authorization_code" {
-		code := f.Get("code")
-		c, found := q.codes[code]
-		switch {
-		case code == "":
-			q.mu.Unlock()
-			q.apiError(w, r, 100005, qqMessage(100005))
-			return
-		case !found || c.app != app || now.After(c.expires):
-			q.mu.Unlock()
-			q.apiError(w, r, 100019, qqMessage(100019))
-			return
-		case c.used:
-			q.mu.Unlock()
-			q.apiError(w, r, 100020, qqMessage(100020))
-			return
-		case f.Get("redirect_uri") != c.redirectURI:
-			q.mu.Unlock()
-			q.apiError(w, r, 100010, qqMessage(100010))
+		c, problem := q.redeem(f.Get("code"), app, f.Get("redirect_uri"))
+		if problem != grantOK {
+			q.apiError(w, r, qqCodeErrors[problem])
 			return
 		}
-		c.used = true
 		person = c.person
 	} else {
-		rt := f.Get("refresh_token")
-		g, found := q.refresh[rt]
-		switch {
-		case rt == "":
-			q.mu.Unlock()
-			q.apiError(w, r, 100006, qqMessage(100006))
-			return
-		case !found || g.app != app:
-			q.mu.Unlock()
-			q.apiError(w, r, 100019, qqMessage(100019))
+		g, problem := q.redeemRefresh(f.Get("refresh_token"), app)
+		if problem != grantOK {
+			q.apiError(w, r, qqRefreshErrors[problem])
 			return
 		}
-		delete(q.refresh, rt)
 		person = g.person
 	}
-	access, refresh := strings.ToUpper(randomHex(16)), strings.ToUpper(randomHex(16))
-	q.tokens[access] = &qqGrant{app: app, person: person, expires: now.Add(qqTokenTTL)}
-	q.refresh[refresh] = &qqGrant{app: app, person: person}
-	q.mu.Unlock()
+	access, refresh := q.issueTokens(app, person, "", true)
 
 	expiresIn := strconv.Itoa(int(qqTokenTTL / time.Second))
 	openID := q.OpenID(app.ClientID, person.ID)
@@ -431,35 +299,28 @@ func (q *QQ) token(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(body))
 }
 
-// lookup finds a live access token.
-func (q *QQ) lookup(token string) (qqGrant, int) {
-	if token == "" {
-		return qqGrant{}, 100007
+// grantFor finds the live access token of a request, or answers QQ's
+// error for it.
+func (q *QQ) grantFor(w http.ResponseWriter, r *http.Request) (oauthGrant[QQApp], bool) {
+	g, problem := q.lookup(r.Form.Get("access_token"))
+	if problem != tokenOK {
+		q.apiError(w, r, qqTokenErrors[problem])
+		return g, false
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	g, ok := q.tokens[token]
-	switch {
-	case !ok:
-		return qqGrant{}, 100016
-	case q.opts.Clock.now().After(g.expires):
-		return qqGrant{}, 100014
-	}
-	return *g, 0
+	return g, true
 }
 
 // me serves /oauth2.0/me: JSONP by default, unionid on request for apps
 // that have the permission.
 func (q *QQ) me(w http.ResponseWriter, r *http.Request) {
-	g, code := q.lookup(r.Form.Get("access_token"))
-	if code != 0 {
-		q.apiError(w, r, code, qqMessage(code))
+	g, ok := q.grantFor(w, r)
+	if !ok {
 		return
 	}
 	body := `{"client_id":` + string(plainJSON(g.app.ClientID)) + `,"openid":"` + q.OpenID(g.app.ClientID, g.person.ID) + `"`
 	if r.Form.Get("unionid") == "1" {
 		if !g.app.UnionID {
-			q.apiError(w, r, 100048, qqMessage(100048))
+			q.apiError(w, r, 100048)
 			return
 		}
 		body += `,"unionid":"` + q.UnionID(g.person.ID) + `"`
@@ -472,9 +333,8 @@ func (q *QQ) me(w http.ResponseWriter, r *http.Request) {
 // slashes, as QQ sends them).
 func (q *QQ) userInfo(w http.ResponseWriter, r *http.Request) {
 	f := r.Form
-	g, code := q.lookup(f.Get("access_token"))
-	if code != 0 {
-		q.apiError(w, r, code, qqMessage(code))
+	g, ok := q.grantFor(w, r)
+	if !ok {
 		return
 	}
 	key := f.Get("oauth_consumer_key")
@@ -483,10 +343,10 @@ func (q *QQ) userInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case key == "":
-		q.apiError(w, r, 100001, qqMessage(100001))
+		q.apiError(w, r, 100001)
 		return
 	case key != g.app.ClientID || f.Get("openid") != q.OpenID(g.app.ClientID, g.person.ID):
-		q.apiError(w, r, 100016, qqMessage(100016))
+		q.apiError(w, r, 100016)
 		return
 	}
 	openID := q.OpenID(g.app.ClientID, g.person.ID)

@@ -407,19 +407,19 @@ func TestQQRefreshTokenGrant(t *testing.T) {
 
 func TestQQFaultsHitOnlyTheNextCalls(t *testing.T) {
 	e := newQQTestEnv(t, QQOptions{})
-	e.sim.FailNext(QQPathMe, 2, 100016)
+	e.sim.InjectFault(Fault{Path: QQPathMe, Code: 100016, Times: 2})
 	for i := range 3 {
 		_, body := e.get(t, QQPathMe, url.Values{"access_token": {"x"}, "fmt": {"json"}})
 		if n, _ := qqDecode(t, body)["error"].(json.Number); n.String() != "100016" {
 			t.Errorf("call %d: %s", i, body)
 		}
 	}
-	e.sim.FailNext(QQPathUserInfo, 1, 100030)
+	e.sim.InjectFault(Fault{Path: QQPathUserInfo, Code: 100030, Times: 1})
 	if _, body := e.get(t, QQPathUserInfo, nil); !strings.Contains(body, `"ret":100030`) {
 		t.Errorf("get_user_info fault: %s, want ret 100030", body)
 	}
 
-	e.sim.BusyNext(QQPathToken, 1)
+	e.sim.InjectFault(Fault{Path: QQPathToken, Kind: FaultBusy, Times: 1})
 	if resp, _ := e.get(t, QQPathToken, nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("busy: status %d", resp.StatusCode)
 	}
@@ -427,21 +427,21 @@ func TestQQFaultsHitOnlyTheNextCalls(t *testing.T) {
 		t.Errorf("after the busy call: status %d, %q", resp.StatusCode, body)
 	}
 
-	e.sim.RawNext(QQPathToken, 1, 200, "text/html", "")
+	e.sim.InjectFault(Fault{Path: QQPathToken, Kind: FaultRaw, Status: 200, ContentType: "text/html", Times: 1})
 	if resp, body := e.get(t, QQPathToken, nil); resp.StatusCode != 200 || body != "" {
 		t.Errorf("raw: status %d body %q", resp.StatusCode, body)
 	}
 
-	e.sim.SetDown(true)
+	e.sim.InjectFault(Fault{Kind: FaultDown})
 	if _, err := e.client.Get(e.srv.URL + QQPathMe); err == nil {
 		t.Errorf("a call while down got an answer")
 	}
-	e.sim.SetDown(false)
+	e.sim.ClearFaults()
 	if _, err := e.client.Get(e.srv.URL + QQPathMe); err != nil {
 		t.Errorf("a call after down: %v", err)
 	}
 
-	e.sim.StallNext(QQPathMe, 1)
+	e.sim.InjectFault(Fault{Path: QQPathMe, Kind: FaultTimeout, Times: 1})
 	stalled := &http.Client{Timeout: 100 * time.Millisecond}
 	_, err := stalled.Get(e.srv.URL + QQPathMe)
 	var ne interface{ Timeout() bool }

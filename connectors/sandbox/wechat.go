@@ -83,32 +83,6 @@ type WeChatOptions struct {
 	ScanLoginAPI string
 }
 
-// WeChatFault makes the next calls of an API path fail. The first set
-// field of Down, Hang, Empty, HTML, Body, Errcode is what happens.
-type WeChatFault struct {
-	// Path is an API path ("/sns/oauth2/access_token"); "" means every
-	// API path (not the authorize pages, not /sandbox/).
-	Path string
-	// Down closes the connection without an answer (as a dead host or a
-	// reset would); over HTTP/2 it answers 503. Go's client retries an
-	// idempotent request once on a reused connection, so use Times 0 (or
-	// 2) to be sure the caller sees it.
-	Down bool
-	// Hang holds the request until the client gives up.
-	Hang bool
-	// Empty answers HTTP 200, Content-Type "text/html; charset=gbk" and
-	// no body (seen on cgi-bin/token).
-	Empty bool
-	// HTML answers HTTP 200 with an HTML page (a captive portal or proxy).
-	HTML bool
-	// Body answers HTTP 200 with exactly this body.
-	Body string
-	// Errcode answers this WeChat error: -1 (busy), 45011, 45009, 40030...
-	Errcode int
-	// Times is how many calls fail; 0 means until ClearFaults.
-	Times int
-}
-
 // Code lifetimes (upstream-apis §2.1, §3.1, §4.1, §4.4) and token lifetimes.
 const (
 	wxQRCodeTTL      = 10 * time.Minute
@@ -210,13 +184,15 @@ type wechatDaily struct {
 // WeChat simulates open.weixin.qq.com and api.weixin.qq.com on one
 // handler. Its API answers as WeChat does: always HTTP 200, JSON in a
 // text/plain reply, errcode/errmsg with a ", rid: ..." suffix, "\/" in
-// strings, sex 0 and an empty region.
+// strings, sex 0 and an empty region. Faults come through InjectFault
+// (Fault).
 type WeChat struct {
-	opts    WeChatOptions
-	apps    map[string]WeChatApp
-	persons []Person
-	clock   Clock
-	account string
+	faultBox // InjectFault, ClearFaults, Calls
+	opts     WeChatOptions
+	apps     map[string]WeChatApp
+	persons  []Person
+	clock    Clock
+	account  string
 
 	mu          sync.Mutex
 	noUnion     map[string]bool // appid → unionid switched off
@@ -230,11 +206,8 @@ type WeChat struct {
 	lastPlain   map[string]string        // appid → newest cgi-bin/token
 	plainDaily  map[string]*wechatDaily
 	sessionKeys map[string]string // appid "\x00" person → session_key
-	calls       map[string]int
 	wxaCodes    []WeChatCode
 	wxaMinute   map[string]*wxaMinute
-
-	faults faults[WeChatFault]
 }
 
 // NewWeChat returns a simulator for the given apps.
@@ -256,7 +229,6 @@ func NewWeChat(opts WeChatOptions) (*WeChat, error) {
 		lastPlain:   map[string]string{},
 		plainDaily:  map[string]*wechatDaily{},
 		sessionKeys: map[string]string{},
-		calls:       map[string]int{},
 		wxaMinute:   map[string]*wxaMinute{},
 	}
 	if w.persons == nil {
@@ -324,20 +296,6 @@ func (w *WeChat) SetUnionID(appID string, on bool) error {
 	}
 	w.noUnion[appID] = !on
 	return nil
-}
-
-// InjectFault adds a fault; faults are tried in the order added.
-func (w *WeChat) InjectFault(f WeChatFault) { w.faults.add(f.Path, f.Times, f) }
-
-// ClearFaults removes every fault.
-func (w *WeChat) ClearFaults() { w.faults.clear() }
-
-// Calls returns how many requests a path has received (faulted ones
-// included).
-func (w *WeChat) Calls(path string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.calls[path]
 }
 
 // RevokeAccessTokens makes every app access token of an app unknown
@@ -447,36 +405,9 @@ func (w *WeChat) unionID(appID, person, scope string, snapshot bool) string {
 	return w.UnionID(person)
 }
 
-// ServeHTTP routes the open.weixin.qq.com pages, the api.weixin.qq.com
-// API and the /sandbox/ helpers.
-func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w.mu.Lock()
-	w.calls[r.URL.Path]++
-	w.mu.Unlock()
-	if serveAvatar(rw, r, w.persons) {
-		return
-	}
-	switch r.URL.Path {
-	case "/connect/qrconnect":
-		w.authorize(rw, r, false)
-		return
-	case "/connect/oauth2/authorize":
-		w.authorize(rw, r, true)
-		return
-	case "/sandbox/wx.login":
-		w.sandboxCode(rw, r, w.LoginCode)
-		return
-	case "/sandbox/getPhoneNumber":
-		w.sandboxCode(rw, r, w.PhoneCode)
-		return
-	case "/sandbox/fault":
-		w.sandboxFault(rw, r)
-		return
-	case "/sandbox/phone":
-		w.phone(rw, r)
-		return
-	}
-	api := map[string]func(http.ResponseWriter, *http.Request){
+// wechatAPI maps each api.weixin.qq.com path to its handler.
+func (w *WeChat) wechatAPI(path string) (func(http.ResponseWriter, *http.Request), bool) {
+	h, ok := map[string]func(http.ResponseWriter, *http.Request){
 		"/sns/oauth2/access_token":         w.oauthToken,
 		"/sns/oauth2/refresh_token":        w.refreshToken,
 		"/sns/auth":                        w.snsAuth,
@@ -487,45 +418,76 @@ func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		"/wxa/business/getuserphonenumber": w.phoneNumber,
 		"/wxa/checksession":                w.checkSession,
 		"/wxa/getwxacodeunlimit":           w.wxaCode,
-	}
-	h, ok := api[r.URL.Path]
-	if !ok {
-		http.NotFound(rw, r)
+	}[path]
+	return h, ok
+}
+
+// ServeHTTP routes the open.weixin.qq.com pages, the api.weixin.qq.com
+// API and the /sandbox/ helpers.
+func (w *WeChat) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.count(r.URL.Path)
+	if serveAvatar(rw, r, w.persons) {
 		return
 	}
-	if w.fault(rw, r) {
+	switch r.URL.Path {
+	case "/sandbox/wx.login":
+		w.sandboxCode(rw, r, w.LoginCode)
+		return
+	case "/sandbox/getPhoneNumber":
+		w.sandboxCode(rw, r, w.PhoneCode)
+		return
+	case faultPath:
+		w.sandboxFault(rw, r)
+		return
+	case "/sandbox/phone":
+		w.phone(rw, r)
+		return
+	}
+	if w.fault(rw, r, faultWire{contentType: w.opts.ContentType, emptyType: "text/html; charset=gbk", busy: w.busy, fail: w.faultError}) {
+		return
+	}
+	switch r.URL.Path {
+	case wechatQRPath:
+		w.authorize(rw, r, false)
+		return
+	case wechatOAuthPath:
+		w.authorize(rw, r, true)
+		return
+	}
+	h, ok := w.wechatAPI(r.URL.Path)
+	if !ok {
+		http.NotFound(rw, r)
 		return
 	}
 	h(rw, r)
 }
 
-// fault applies the first matching fault, if any.
-func (w *WeChat) fault(rw http.ResponseWriter, r *http.Request) bool {
-	f, found := w.faults.next(r.URL.Path)
-	if !found {
-		return false
-	}
-	switch {
-	case f.Down:
-		if !hangUp(rw) {
-			rw.WriteHeader(http.StatusServiceUnavailable)
+// The authorize pages: the website app's QR code, the Official Account's
+// web authorization.
+const (
+	wechatQRPath    = "/connect/qrconnect"
+	wechatOAuthPath = "/connect/oauth2/authorize"
+)
+
+// busy is WeChat's "system busy": errcode -1.
+func (w *WeChat) busy(rw http.ResponseWriter, r *http.Request) { w.faultError(rw, r, -1) }
+
+// faultError answers an injected errcode in the endpoint's shape: the
+// error page on the authorize pages, the errcode JSON elsewhere (with
+// the mini-program code call's own messages there).
+func (w *WeChat) faultError(rw http.ResponseWriter, r *http.Request, code int) {
+	switch r.URL.Path {
+	case wechatQRPath, wechatOAuthPath:
+		msg, ok := wechatErrmsg[code]
+		if !ok {
+			msg = "unknown error"
 		}
-	case f.Hang:
-		<-r.Context().Done()
-	case f.Empty:
-		rw.Header().Set("Content-Type", "text/html; charset=gbk")
-		rw.Header().Set("Content-Length", "0")
-		rw.WriteHeader(http.StatusOK)
-	case f.HTML:
-		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(rw, "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n")
-	case f.Body != "":
-		rw.Header().Set("Content-Type", w.opts.ContentType)
-		_, _ = io.WriteString(rw, f.Body)
+		w.errorPage(rw, r.URL.Path == wechatOAuthPath, strconv.Itoa(code), msg)
+	case "/wxa/getwxacodeunlimit":
+		w.failWxa(rw, code)
 	default:
-		w.fail(rw, f.Errcode)
+		w.fail(rw, code)
 	}
-	return true
 }
 
 // reply writes v as WeChat does: HTTP 200, text/plain, "\/" in strings.
@@ -1042,44 +1004,6 @@ func (w *WeChat) sandboxCode(rw http.ResponseWriter, r *http.Request, issue func
 		return
 	}
 	_ = json.NewEncoder(rw).Encode(map[string]string{"code": code})
-}
-
-// sandboxFault serves POST /sandbox/fault, InjectFault over HTTP for
-// tests in other processes (the mini-program SDK's) and for people
-// rehearsing WeChat's bad days in the demo: path=/sns/jscode2session
-// &errcode=-1&times=2 makes the next two calls of that path answer
-// errcode -1 (busy); clear=1 removes every fault.
-func (w *WeChat) sandboxFault(rw http.ResponseWriter, r *http.Request) {
-	rw.Header().Set("Content-Type", "application/json")
-	bad := func(msg string) {
-		rw.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(rw).Encode(map[string]string{"error": msg})
-	}
-	if r.Method != http.MethodPost {
-		rw.Header().Set("Allow", http.MethodPost)
-		rw.WriteHeader(http.StatusMethodNotAllowed)
-		_ = json.NewEncoder(rw).Encode(map[string]string{"error": "use POST"})
-		return
-	}
-	if r.FormValue("clear") != "" {
-		w.ClearFaults()
-		_ = json.NewEncoder(rw).Encode(map[string]string{"faults": "cleared"})
-		return
-	}
-	path := r.FormValue("path")
-	errcode, err1 := strconv.Atoi(r.FormValue("errcode"))
-	times, err2 := strconv.Atoi(r.FormValue("times"))
-	switch {
-	case path == "" || !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/sandbox/") || strings.HasPrefix(path, "/connect/"):
-		bad("path must be an API path such as /sns/jscode2session")
-	case err1 != nil || errcode == 0:
-		bad("errcode must be a non-zero WeChat errcode such as -1")
-	case err2 != nil || times < 1 || times > 1000:
-		bad("times must be a number of calls from 1 to 1000")
-	default:
-		w.InjectFault(WeChatFault{Path: path, Errcode: errcode, Times: times})
-		_ = json.NewEncoder(rw).Encode(map[string]any{"path": path, "errcode": errcode, "times": times})
-	}
 }
 
 // wechatOAStateRE is the Official Account's rule for state.

@@ -529,7 +529,7 @@ func TestWeChatCountryCodeAsNumber(t *testing.T) {
 
 func TestWeChatFaultInjection(t *testing.T) {
 	e := newWXEnv(t, nil)
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1, Times: 2})
+	e.sim.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: -1, Times: 2})
 	q := url.Values{"appid": {wxMini}, "secret": {wxSecret}, "js_code": {"x"}, "grant_type": {"authorization_code"}}
 	for i, want := range []int{-1, -1, 40029} {
 		if got := e.get(t, "/sns/jscode2session", q).errcode(); got != want {
@@ -539,17 +539,17 @@ func TestWeChatFaultInjection(t *testing.T) {
 	if got := e.sim.Calls("/sns/jscode2session"); got != 3 {
 		t.Errorf("Calls = %d, want 3", got)
 	}
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/cgi-bin/token", Empty: true, Times: 1})
+	e.sim.InjectFault(sandbox.Fault{Path: "/cgi-bin/token", Kind: sandbox.FaultEmpty, Times: 1})
 	r := e.get(t, "/cgi-bin/token", url.Values{"grant_type": {"client_credential"}, "appid": {wxMini}, "secret": {wxSecret}})
 	if r.status != 200 || r.raw != "" || r.contentType != "text/html; charset=gbk" {
 		t.Errorf("empty fault: %d %q %q", r.status, r.contentType, r.raw)
 	}
-	e.sim.InjectFault(sandbox.WeChatFault{Errcode: 45011})
+	e.sim.InjectFault(sandbox.Fault{Code: 45011})
 	if got := e.get(t, "/sns/userinfo", nil).errcode(); got != 45011 {
 		t.Errorf("45011 on every path: got %d", got)
 	}
 	e.sim.ClearFaults()
-	e.sim.InjectFault(sandbox.WeChatFault{Down: true})
+	e.sim.InjectFault(sandbox.Fault{Kind: sandbox.FaultDown})
 	if _, err := http.Get(e.srv.URL + "/sns/userinfo"); err == nil {
 		t.Error("down: the call succeeded")
 	}

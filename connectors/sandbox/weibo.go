@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -53,49 +52,55 @@ type WeiboOptions struct {
 // the form-POST token call, get_token_info, revokeoauth2, users/show and
 // the email API, with Weibo's quirks: errors are real 4xx replies with a
 // JSON body, JSON is sent as text/plain;charset=UTF-8, uids are global
-// strings and the numeric id in profiles can exceed 2^53.
+// strings and the numeric id in profiles can exceed 2^53. Faults come
+// through InjectFault (Fault).
 type Weibo struct {
-	apiFaults // FailNext, BusyNext, StallNext, RawNext, SetDown
-	opts      WeiboOptions
-
-	mu     sync.Mutex
-	codes  map[string]*weiboCode
-	tokens map[string]*weiboGrant
-}
-
-type weiboCode struct {
-	app         *WeiboApp
-	person      Person
-	redirectURI string
-	scope       string
-	expires     time.Time
-	used        bool
-}
-
-type weiboGrant struct {
-	app     *WeiboApp
-	person  Person
-	scope   string
-	created time.Time
-	expires time.Time
+	oauthSim[WeiboApp]
 }
 
 // NewWeibo returns a Weibo simulator for opts.Apps and the persons.
 func NewWeibo(opts WeiboOptions) *Weibo {
-	if opts.Persons == nil {
-		opts.Persons = DefaultPersons()
-	}
 	if opts.CodeTTL == 0 {
 		opts.CodeTTL = weiboDefaultCodeTTL
 	}
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = weiboDefaultTokenTTL
 	}
-	return &Weibo{
-		opts:   opts,
-		codes:  map[string]*weiboCode{},
-		tokens: map[string]*weiboGrant{},
-	}
+	wb := &Weibo{}
+	wb.init(opts.Apps, opts.Persons, opts.Clock, oauthSpec{
+		authorizePath: WeiboPathAuthorize,
+		routes: map[string]http.HandlerFunc{
+			WeiboPathAuthorize: wb.authorize,
+			WeiboPathToken:     wb.token,
+			WeiboPathTokenInfo: wb.tokenInfo,
+			WeiboPathRevoke:    wb.revoke,
+			WeiboPathUsersShow: wb.usersShow,
+			WeiboPathEmail:     wb.email,
+		},
+		notFound:    func(w http.ResponseWriter, r *http.Request) { wb.apiError(w, r, 10020, "") },
+		badForm:     10008,
+		apiError:    func(w http.ResponseWriter, r *http.Request, code int) { wb.apiError(w, r, code, "") },
+		errorPage:   wb.errorPage,
+		badRedirect: 21322,
+		faults: faultWire{contentType: weiboContentType, emptyType: weiboContentType, busy: func(w http.ResponseWriter, r *http.Request) {
+			weiboWrite(w, http.StatusServiceUnavailable, weiboErrorBody(r.URL.Path, 10002, ""))
+		}},
+		codeTTL:        opts.CodeTTL,
+		tokenTTL:       opts.TokenTTL,
+		newCode:        func() string { return randomHex(16) },
+		newToken:       func() string { return "2.00" + randomHex(13) },
+		pickerPage:     "weibo-picker",
+		defaultDisplay: "default",
+		avatar:         func(u string) string { return u },
+		denied: func(w http.ResponseWriter, r *http.Request, redirectURI string) {
+			wb.redirect(w, r, redirectURI, url.Values{
+				"error": {"access_denied"}, "error_code": {"21330"},
+				"error_description": {"user denied your request."},
+			})
+		},
+		unknownPerson: func(w http.ResponseWriter) { wb.errorPage(w, 21323) },
+	})
+	return wb
 }
 
 // UID is the person's Weibo uid (the same in every app), or "" for an
@@ -104,7 +109,7 @@ func NewWeibo(opts WeiboOptions) *Weibo {
 // that reads the numeric id as a float corrupts.
 func (wb *Weibo) UID(personID string) string {
 	fixed := [...]string{"1404376560", "9007199254740993", "2583117564"}
-	for i, p := range wb.opts.Persons {
+	for i, p := range wb.persons {
 		if p.ID != personID {
 			continue
 		}
@@ -118,54 +123,12 @@ func (wb *Weibo) UID(personID string) string {
 }
 
 func (wb *Weibo) personByUID(uid string) (Person, bool) {
-	for _, p := range wb.opts.Persons {
+	for _, p := range wb.persons {
 		if wb.UID(p.ID) == uid {
 			return p, true
 		}
 	}
 	return Person{}, false
-}
-
-// RateLimitNext makes the next n calls of path answer 403 with 10023
-// "User requests out of rate limit!".
-func (wb *Weibo) RateLimitNext(path string, n int) { wb.FailNext(path, n, 10023) }
-
-func (wb *Weibo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if wb.faults.isDown() {
-		if !hangUp(w) {
-			w.WriteHeader(http.StatusBadGateway)
-		}
-		return
-	}
-	if serveAvatar(w, r, wb.opts.Persons) {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		wb.apiError(w, r, 10008, "")
-		return
-	}
-	if f, ok := wb.faults.next(r.URL.Path); ok {
-		f.serve(w, r, func(w http.ResponseWriter) {
-			weiboWrite(w, http.StatusServiceUnavailable, weiboErrorBody(r.URL.Path, 10002, ""))
-		}, wb.fail)
-		return
-	}
-	switch r.URL.Path {
-	case WeiboPathAuthorize:
-		wb.authorize(w, r)
-	case WeiboPathToken:
-		wb.token(w, r)
-	case WeiboPathTokenInfo:
-		wb.tokenInfo(w, r)
-	case WeiboPathRevoke:
-		wb.revoke(w, r)
-	case WeiboPathUsersShow:
-		wb.usersShow(w, r)
-	case WeiboPathEmail:
-		wb.email(w, r)
-	default:
-		wb.apiError(w, r, 10020, "")
-	}
 }
 
 // weiboErrorInfo gives the error string and HTTP status Weibo sends
@@ -237,36 +200,20 @@ func weiboErrorBody(path string, code int, description string) []byte {
 	return plainJSON(body)
 }
 
+// weiboContentType is the Content-Type of Weibo's JSON.
+const weiboContentType = "text/plain;charset=UTF-8"
+
 // weiboWrite sends JSON the way Weibo does: as text/plain.
 func weiboWrite(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+	w.Header().Set("Content-Type", weiboContentType)
 	w.Header().Set("Server", "weibo")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-// fail answers Weibo error code: the error page on the authorize path,
-// the error JSON elsewhere.
-func (wb *Weibo) fail(w http.ResponseWriter, r *http.Request, code int) {
-	if r.URL.Path == WeiboPathAuthorize {
-		wb.errorPage(w, code)
-	} else {
-		wb.apiError(w, r, code, "")
-	}
-}
-
 func (wb *Weibo) apiError(w http.ResponseWriter, r *http.Request, code int, description string) {
 	_, status := weiboErrorInfo(code)
 	weiboWrite(w, status, weiboErrorBody(r.URL.Path, code, description))
-}
-
-func (wb *Weibo) app(clientID string) (*WeiboApp, bool) {
-	for i := range wb.opts.Apps {
-		if wb.opts.Apps[i].ClientID == clientID {
-			return &wb.opts.Apps[i], true
-		}
-	}
-	return nil, false
 }
 
 // errorPage is Weibo's own error page, for errors it cannot redirect.
@@ -297,60 +244,7 @@ func (wb *Weibo) authorize(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if f.Get(denyParam) != "" {
-		wb.redirect(w, r, redirectURI, url.Values{
-			"error": {"access_denied"}, "error_code": {"21330"},
-			"error_description": {"user denied your request."},
-		})
-		return
-	}
-	if id := f.Get(personParam); id != "" {
-		person, ok := findPerson(wb.opts.Persons, id)
-		if !ok {
-			wb.errorPage(w, 21323)
-			return
-		}
-		now := wb.opts.Clock.now()
-		code := randomHex(16)
-		wb.mu.Lock()
-		for k, c := range wb.codes {
-			if now.After(c.expires) {
-				delete(wb.codes, k)
-			}
-		}
-		wb.codes[code] = &weiboCode{app: app, person: person, redirectURI: redirectURI, scope: f.Get("scope"), expires: now.Add(wb.opts.CodeTTL)}
-		wb.mu.Unlock()
-		wb.redirect(w, r, redirectURI, url.Values{"code": {code}})
-		return
-	}
-	persons, deny := pickerLinks(wb.opts.Persons, func(p Person) string { return avatarURL(r, p) }, formLink(f))
-	display := f.Get("display")
-	if display == "" {
-		display = "default"
-	}
-	writePage(w, http.StatusOK, pageTmpl, "weibo-picker", map[string]any{
-		"AppKey": app.ClientID, "Display": display, "Mobile": display == "mobile",
-		"Persons": persons, "DenyHref": deny,
-	})
-}
-
-// redirect sends the browser to redirectURI with params and the state,
-// keeping any query redirectURI already has.
-func (wb *Weibo) redirect(w http.ResponseWriter, r *http.Request, redirectURI string, params url.Values) {
-	u, err := url.Parse(redirectURI)
-	if err != nil {
-		wb.errorPage(w, 21322)
-		return
-	}
-	q := u.Query()
-	for k, v := range params {
-		q[k] = v
-	}
-	if s := r.Form.Get("state"); s != "" {
-		q.Set("state", s)
-	}
-	u.RawQuery = q.Encode()
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	wb.answer(w, r, app, redirectURI)
 }
 
 // token serves POST /oauth2/access_token.
@@ -364,13 +258,14 @@ func (wb *Weibo) token(w http.ResponseWriter, r *http.Request) {
 		wb.apiError(w, r, 21323, "miss client id or secret")
 		return
 	}
-	app, ok := wb.app(f.Get("client_id"))
-	if !ok {
-		wb.apiError(w, r, 21324, "client_id error.")
-		return
-	}
-	if f.Get("client_secret") != app.Secret {
+	app, problem := wb.client(f.Get("client_id"), f.Get("client_secret"))
+	switch problem {
+	case clientOK:
+	case secretWrong:
 		wb.apiError(w, r, 21324, "client_secret error.")
+		return
+	default:
+		wb.apiError(w, r, 21324, "client_id error.")
 		return
 	}
 	if f.Get("grant_type") != "authorization_code" {
@@ -378,56 +273,56 @@ func (wb *Weibo) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := f.Get("code")
-	if code == "" {
+	c, used := wb.redeem(code, app, f.Get("redirect_uri"))
+	switch used {
+	case grantOK:
+	case grantMissing:
 		wb.apiError(w, r, 21323, "miss required parameter code")
 		return
-	}
-	now := wb.opts.Clock.now()
-	wb.mu.Lock()
-	c, found := wb.codes[code]
-	switch {
-	case !found || c.used || c.app != app || now.After(c.expires):
-		wb.mu.Unlock()
+	case grantRedirect:
+		wb.apiError(w, r, 21322, "redirect_uri_mismatch")
+		return
+	default:
 		// Weibo echoes the code in the description.
 		wb.apiError(w, r, 21325, "invalid authorization code:"+code)
 		return
-	case f.Get("redirect_uri") != c.redirectURI:
-		wb.mu.Unlock()
-		wb.apiError(w, r, 21322, "redirect_uri_mismatch")
-		return
 	}
-	c.used = true
-	token := "2.00" + randomHex(13)
-	wb.tokens[token] = &weiboGrant{app: app, person: c.person, scope: c.scope, created: now, expires: now.Add(wb.opts.TokenTTL)}
-	wb.mu.Unlock()
+	token, _ := wb.issueTokens(app, c.person, c.scope, false)
 
-	ttl := int(wb.opts.TokenTTL / time.Second)
+	ttl := int(wb.spec.tokenTTL / time.Second)
 	var b bytes.Buffer
 	b.WriteString(`{"access_token":"` + token + `","remind_in":"` + strconv.Itoa(ttl) + `","expires_in":` + strconv.Itoa(ttl))
 	b.WriteString(`,"uid":"` + wb.UID(c.person.ID) + `","isRealName":"true"}`)
 	weiboWrite(w, http.StatusOK, b.Bytes())
 }
 
+// Weibo's codes for the problems of an access token.
+var weiboTokenErrors = map[tokenProblem]int{tokenMissing: 10006, tokenUnknown: 21332, tokenExpired: 21327}
+
 // grantFor finds the live token of a request: the access_token parameter
 // or an "Authorization: OAuth2 <token>" header.
-func (wb *Weibo) grantFor(r *http.Request) (weiboGrant, string, int) {
+func (wb *Weibo) grantFor(r *http.Request) (oauthGrant[WeiboApp], string, int) {
 	token := r.Form.Get("access_token")
 	if token == "" {
 		token, _ = strings.CutPrefix(r.Header.Get("Authorization"), "OAuth2 ")
 	}
-	if token == "" {
-		return weiboGrant{}, "", 10006
+	g, problem := wb.lookup(token)
+	return g, token, weiboTokenErrors[problem]
+}
+
+// postGrant finds the live token of a call that must be a POST, or
+// answers Weibo's error.
+func (wb *Weibo) postGrant(w http.ResponseWriter, r *http.Request) (oauthGrant[WeiboApp], string, bool) {
+	if r.Method != http.MethodPost {
+		wb.apiError(w, r, 10021, "")
+		return oauthGrant[WeiboApp]{}, "", false
 	}
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
-	g, ok := wb.tokens[token]
-	switch {
-	case !ok:
-		return weiboGrant{}, token, 21332
-	case wb.opts.Clock.now().After(g.expires):
-		return weiboGrant{}, token, 21327
+	g, token, code := wb.grantFor(r)
+	if code != 0 {
+		wb.apiError(w, r, code, "")
+		return g, token, false
 	}
-	return *g, token, 0
+	return g, token, true
 }
 
 // weiboNumber is a JSON number written from its exact digits, or a
@@ -442,16 +337,11 @@ func weiboNumber(s string) json.RawMessage {
 // tokenInfo serves POST /oauth2/get_token_info: numbers, not strings,
 // and expire_in (not expires_in).
 func (wb *Weibo) tokenInfo(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		wb.apiError(w, r, 10021, "")
+	g, _, ok := wb.postGrant(w, r)
+	if !ok {
 		return
 	}
-	g, _, code := wb.grantFor(r)
-	if code != 0 {
-		wb.apiError(w, r, code, "")
-		return
-	}
-	now := wb.opts.Clock.now()
+	now := wb.clock.now()
 	var scope any
 	if g.scope != "" {
 		scope = g.scope
@@ -467,18 +357,11 @@ func (wb *Weibo) tokenInfo(w http.ResponseWriter, r *http.Request) {
 
 // revoke serves POST /oauth2/revokeoauth2.
 func (wb *Weibo) revoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		wb.apiError(w, r, 10021, "")
+	_, token, ok := wb.postGrant(w, r)
+	if !ok {
 		return
 	}
-	_, token, code := wb.grantFor(r)
-	if code != 0 {
-		wb.apiError(w, r, code, "")
-		return
-	}
-	wb.mu.Lock()
-	delete(wb.tokens, token)
-	wb.mu.Unlock()
+	wb.revokeToken(token)
 	weiboWrite(w, http.StatusOK, []byte(`{"result":"true"}`))
 }
 
@@ -495,7 +378,7 @@ func (wb *Weibo) usersShow(w http.ResponseWriter, r *http.Request) {
 	case r.Form.Get("uid") != "":
 		person, ok = wb.personByUID(r.Form.Get("uid"))
 	case r.Form.Get("screen_name") != "":
-		for _, p := range wb.opts.Persons {
+		for _, p := range wb.persons {
 			if p.Name == r.Form.Get("screen_name") {
 				person, ok = p, true
 			}

@@ -371,7 +371,7 @@ func TestWeiboFaultsHitOnlyTheNextCalls(t *testing.T) {
 	token := e.accessToken(t, weiboTestApp, "alice", "")
 	show := url.Values{"access_token": {token}, "uid": {e.sim.UID("alice")}}
 
-	e.sim.RateLimitNext(WeiboPathUsersShow, 2)
+	e.sim.InjectFault(Fault{Path: WeiboPathUsersShow, Code: 10023, Times: 2})
 	for range 2 {
 		resp, body := e.do(t, http.MethodGet, WeiboPathUsersShow, show)
 		weiboWantError(t, resp, body, 403, "10023")
@@ -380,32 +380,32 @@ func TestWeiboFaultsHitOnlyTheNextCalls(t *testing.T) {
 		t.Errorf("after the rate limit: status %d", resp.StatusCode)
 	}
 
-	e.sim.FailNext(WeiboPathUsersShow, 1, 21327)
+	e.sim.InjectFault(Fault{Path: WeiboPathUsersShow, Code: 21327, Times: 1})
 	resp, body := e.do(t, http.MethodGet, WeiboPathUsersShow, show)
 	weiboWantError(t, resp, body, 401, "21327")
 
-	e.sim.BusyNext(WeiboPathTokenInfo, 1)
+	e.sim.InjectFault(Fault{Path: WeiboPathTokenInfo, Kind: FaultBusy, Times: 1})
 	if resp, _ := e.do(t, http.MethodPost, WeiboPathTokenInfo, url.Values{"access_token": {token}}); resp.StatusCode != 503 {
 		t.Errorf("busy: status %d", resp.StatusCode)
 	}
 
-	e.sim.FailNext(WeiboPathAuthorize, 1, 21331)
+	e.sim.InjectFault(Fault{Path: WeiboPathAuthorize, Code: 21331, Times: 1})
 	if _, page := e.do(t, http.MethodGet, WeiboPathAuthorize, weiboAuthorizeQuery(weiboTestApp, weiboTestRedirect)); !strings.Contains(page, `data-error-code="21331"`) {
 		t.Errorf("authorize fault: %s", page)
 	}
 
-	e.sim.RawNext(WeiboPathToken, 1, 200, "text/html", "<html>")
+	e.sim.InjectFault(Fault{Path: WeiboPathToken, Kind: FaultRaw, Status: 200, ContentType: "text/html", Body: "<html>", Times: 1})
 	if resp, body := e.do(t, http.MethodPost, WeiboPathToken, nil); resp.StatusCode != 200 || body != "<html>" {
 		t.Errorf("raw: %d %q", resp.StatusCode, body)
 	}
 
-	e.sim.SetDown(true)
+	e.sim.InjectFault(Fault{Kind: FaultDown})
 	if _, err := e.client.Get(e.srv.URL + WeiboPathUsersShow); err == nil {
 		t.Errorf("a call while down got an answer")
 	}
-	e.sim.SetDown(false)
+	e.sim.ClearFaults()
 
-	e.sim.StallNext(WeiboPathToken, 1)
+	e.sim.InjectFault(Fault{Path: WeiboPathToken, Kind: FaultTimeout, Times: 1})
 	_, err := (&http.Client{Timeout: 100 * time.Millisecond}).PostForm(e.srv.URL+WeiboPathToken, nil)
 	var ne interface{ Timeout() bool }
 	if !errors.As(err, &ne) || !ne.Timeout() {

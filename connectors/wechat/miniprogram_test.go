@@ -93,7 +93,7 @@ func TestQuotaErrorIsLoggedForTheAdmin(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, _ := e.sim.LoginCode(appMini, "bob")
-			e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: errcode, Times: 1})
+			e.sim.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: errcode, Times: 1})
 			_, err = m.ExchangeCode(t.Context(), code)
 			if !errors.Is(err, connectors.ErrUnavailable) || providerCode(err) != errcode {
 				t.Fatalf("got %v, want ErrUnavailable %d", err, errcode)
@@ -114,17 +114,17 @@ func TestQuotaErrorIsLoggedForTheAdmin(t *testing.T) {
 func TestExchangeCodeErrors(t *testing.T) {
 	cases := []struct {
 		name  string
-		fault sandbox.WeChatFault
+		fault sandbox.Fault
 		want  error
 		calls int
 	}{
-		{"rate limit", sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 45011}, connectors.ErrUnavailable, 1},
-		{"blocked user", sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 40226}, connectors.ErrAccessDenied, 1},
-		{"busy twice", sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1}, connectors.ErrUnavailable, 2},
-		{"busy once", sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1, Times: 1}, nil, 2},
-		{"empty body", sandbox.WeChatFault{Path: "/sns/jscode2session", Empty: true}, connectors.ErrUnavailable, 1},
-		{"no session_key", sandbox.WeChatFault{Path: "/sns/jscode2session", Body: `{"openid":"o1"}`}, connectors.ErrUnavailable, 1},
-		{"garbage", sandbox.WeChatFault{Path: "/sns/jscode2session", HTML: true}, connectors.ErrUnavailable, 1},
+		{"rate limit", sandbox.Fault{Path: "/sns/jscode2session", Code: 45011}, connectors.ErrUnavailable, 1},
+		{"blocked user", sandbox.Fault{Path: "/sns/jscode2session", Code: 40226}, connectors.ErrAccessDenied, 1},
+		{"busy twice", sandbox.Fault{Path: "/sns/jscode2session", Code: -1}, connectors.ErrUnavailable, 2},
+		{"busy once", sandbox.Fault{Path: "/sns/jscode2session", Code: -1, Times: 1}, nil, 2},
+		{"empty body", sandbox.Fault{Path: "/sns/jscode2session", Kind: sandbox.FaultEmpty}, connectors.ErrUnavailable, 1},
+		{"no session_key", sandbox.Fault{Path: "/sns/jscode2session", Kind: sandbox.FaultRaw, Body: `{"openid":"o1"}`}, connectors.ErrUnavailable, 1},
+		{"garbage", sandbox.Fault{Path: "/sns/jscode2session", Kind: sandbox.FaultHTML}, connectors.ErrUnavailable, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestPhoneNumberIsE164(t *testing.T) {
 func TestPhoneNumberErrors(t *testing.T) {
 	cases := []struct {
 		name  string
-		fault *sandbox.WeChatFault
+		fault *sandbox.Fault
 		code  func(e *env) string
 		want  error
 	}{
@@ -205,13 +205,13 @@ func TestPhoneNumberErrors(t *testing.T) {
 			return c
 		}, connectors.ErrInvalidCode},
 		{"wx.login code", nil, func(e *env) string { c, _ := e.sim.LoginCode(appMini, "alice"); return c }, connectors.ErrInvalidCode},
-		{"rate limit", &sandbox.WeChatFault{Path: "/wxa/business/getuserphonenumber", Errcode: 45011}, nil, connectors.ErrUnavailable},
-		{"no phone_info", &sandbox.WeChatFault{Path: "/wxa/business/getuserphonenumber", Body: `{"errcode":0,"errmsg":"ok"}`}, nil, connectors.ErrUnavailable},
-		{"not a number", &sandbox.WeChatFault{Path: "/wxa/business/getuserphonenumber", Body: `{"phone_info":{"purePhoneNumber":"138-0013","countryCode":"86"}}`}, nil, connectors.ErrUnavailable},
-		{"another app's number", &sandbox.WeChatFault{Path: "/wxa/business/getuserphonenumber", Body: `{"phone_info":{"purePhoneNumber":"13800138000","countryCode":"86","watermark":{"appid":"wxother"}}}`}, nil, connectors.ErrUnavailable},
-		{"token endpoint empty", &sandbox.WeChatFault{Path: "/cgi-bin/stable_token", Empty: true}, nil, connectors.ErrUnavailable},
-		{"token endpoint bad secret", &sandbox.WeChatFault{Path: "/cgi-bin/stable_token", Errcode: 40001}, nil, connectors.ErrConfig},
-		{"token without expires_in", &sandbox.WeChatFault{Path: "/cgi-bin/stable_token", Body: `{"access_token":"abc"}`}, nil, connectors.ErrUnavailable},
+		{"rate limit", &sandbox.Fault{Path: "/wxa/business/getuserphonenumber", Code: 45011}, nil, connectors.ErrUnavailable},
+		{"no phone_info", &sandbox.Fault{Path: "/wxa/business/getuserphonenumber", Kind: sandbox.FaultRaw, Body: `{"errcode":0,"errmsg":"ok"}`}, nil, connectors.ErrUnavailable},
+		{"not a number", &sandbox.Fault{Path: "/wxa/business/getuserphonenumber", Kind: sandbox.FaultRaw, Body: `{"phone_info":{"purePhoneNumber":"138-0013","countryCode":"86"}}`}, nil, connectors.ErrUnavailable},
+		{"another app's number", &sandbox.Fault{Path: "/wxa/business/getuserphonenumber", Kind: sandbox.FaultRaw, Body: `{"phone_info":{"purePhoneNumber":"13800138000","countryCode":"86","watermark":{"appid":"wxother"}}}`}, nil, connectors.ErrUnavailable},
+		{"token endpoint empty", &sandbox.Fault{Path: "/cgi-bin/stable_token", Kind: sandbox.FaultEmpty}, nil, connectors.ErrUnavailable},
+		{"token endpoint bad secret", &sandbox.Fault{Path: "/cgi-bin/stable_token", Code: 40001}, nil, connectors.ErrConfig},
+		{"token without expires_in", &sandbox.Fault{Path: "/cgi-bin/stable_token", Kind: sandbox.FaultRaw, Body: `{"access_token":"abc"}`}, nil, connectors.ErrUnavailable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,7 +314,7 @@ func TestExpiredAccessTokenIsRefreshedAndRetriedOnce(t *testing.T) {
 		t.Errorf("stable_token called %d times, want 2", n)
 	}
 
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/wxa/business/getuserphonenumber", Errcode: 40001})
+	e.sim.InjectFault(sandbox.Fault{Path: "/wxa/business/getuserphonenumber", Code: 40001})
 	code := phoneCodes(t, e, 1)[0]
 	_, err := m.PhoneNumber(t.Context(), code)
 	if !errors.Is(err, connectors.ErrUnavailable) || providerCode(err) != 40001 {
@@ -331,7 +331,7 @@ func TestExpiredAccessTokenIsRefreshedAndRetriedOnce(t *testing.T) {
 func TestStableTokenBusyIsRetried(t *testing.T) {
 	e := newEnv(t, nil)
 	m := e.mini(t, nil)
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/cgi-bin/stable_token", Errcode: -1, Times: 1})
+	e.sim.InjectFault(sandbox.Fault{Path: "/cgi-bin/stable_token", Code: -1, Times: 1})
 	concurrently(t, m, phoneCodes(t, e, 2))
 	if n := e.sim.Calls("/cgi-bin/stable_token"); n != 2 {
 		t.Errorf("stable_token called %d times, want 2", n)

@@ -58,16 +58,16 @@ func TestScanCodeErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		page    string
-		fault   *sandbox.WeChatFault
+		fault   *sandbox.Fault
 		code    int
 		kind    error
 		retried bool
 	}{
 		{"page not released", "pages/other/index", nil, 41030, connectors.ErrConfig, false},
-		{"daily quota", "pages/scan/index", &sandbox.WeChatFault{Errcode: 45009, Times: 1}, 45009, connectors.ErrUnavailable, false},
-		{"busy twice", "pages/scan/index", &sandbox.WeChatFault{Errcode: -1, Times: 2}, -1, connectors.ErrUnavailable, false},
-		{"too frequent", "pages/scan/index", &sandbox.WeChatFault{Errcode: 45011, Times: 1}, 45011, connectors.ErrUnavailable, false},
-		{"not an image", "pages/scan/index", &sandbox.WeChatFault{HTML: true, Times: 1}, 0, connectors.ErrUnavailable, false},
+		{"daily quota", "pages/scan/index", &sandbox.Fault{Code: 45009, Times: 1}, 45009, connectors.ErrUnavailable, false},
+		{"busy twice", "pages/scan/index", &sandbox.Fault{Code: -1, Times: 2}, -1, connectors.ErrUnavailable, false},
+		{"too frequent", "pages/scan/index", &sandbox.Fault{Code: 45011, Times: 1}, 45011, connectors.ErrUnavailable, false},
+		{"not an image", "pages/scan/index", &sandbox.Fault{Kind: sandbox.FaultHTML, Times: 1}, 0, connectors.ErrUnavailable, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, func(o *sandbox.WeChatOptions) { o.Apps[2].Pages = []string{"pages/scan/index"} })

@@ -255,7 +255,7 @@ func TestProviderErrcodesMapToConnectorErrors(t *testing.T) {
 			e := newEnv(t, nil)
 			w := e.web(t)
 			q := e.webLogin(t, w, "alice")
-			e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Errcode: c.errcode})
+			e.sim.InjectFault(sandbox.Fault{Path: "/sns/oauth2/access_token", Code: c.errcode})
 			_, err := w.HandleCallback(t.Context(), loginReq, q)
 			if !errors.Is(err, c.want) || providerCode(err) != c.errcode {
 				t.Errorf("errcode %d: got %v, want %v", c.errcode, err, c.want)
@@ -278,7 +278,7 @@ func TestBusyIsRetriedOnce(t *testing.T) {
 			e := newEnv(t, nil)
 			w := e.web(t)
 			q := e.webLogin(t, w, "carol")
-			e.sim.InjectFault(sandbox.WeChatFault{Path: path, Errcode: -1, Times: 1})
+			e.sim.InjectFault(sandbox.Fault{Path: path, Code: -1, Times: 1})
 			id, err := w.HandleCallback(t.Context(), loginReq, q)
 			if err != nil || id.DisplayName != "卡罗尔" {
 				t.Fatalf("got %+v, %v", id, err)
@@ -293,19 +293,19 @@ func TestBusyIsRetriedOnce(t *testing.T) {
 func TestUnreadableRepliesAreUnavailable(t *testing.T) {
 	cases := []struct {
 		name  string
-		fault sandbox.WeChatFault
+		fault sandbox.Fault
 	}{
-		{"empty 200", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Empty: true}},
-		{"HTML page", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", HTML: true}},
-		{"JSON without fields", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `{}`}},
-		{"token without openid", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `{"access_token":"abc","expires_in":7200}`}},
-		{"truncated JSON", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `{"access_token":"abc","openid":`}},
-		{"JSON array", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `[1,2]`}},
-		{"wrong types", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `{"access_token":5,"openid":{}}`}},
-		{"errcode as text", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Body: `{"errcode":"oops"}`}},
-		{"userinfo without openid", sandbox.WeChatFault{Path: "/sns/userinfo", Body: `{"nickname":"x"}`}},
-		{"userinfo of someone else", sandbox.WeChatFault{Path: "/sns/userinfo", Body: `{"openid":"oSomeoneElse","nickname":"x"}`}},
-		{"provider down", sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Down: true}},
+		{"empty 200", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultEmpty}},
+		{"HTML page", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultHTML}},
+		{"JSON without fields", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `{}`}},
+		{"token without openid", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `{"access_token":"abc","expires_in":7200}`}},
+		{"truncated JSON", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `{"access_token":"abc","openid":`}},
+		{"JSON array", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `[1,2]`}},
+		{"wrong types", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `{"access_token":5,"openid":{}}`}},
+		{"errcode as text", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultRaw, Body: `{"errcode":"oops"}`}},
+		{"userinfo without openid", sandbox.Fault{Path: "/sns/userinfo", Kind: sandbox.FaultRaw, Body: `{"nickname":"x"}`}},
+		{"userinfo of someone else", sandbox.Fault{Path: "/sns/userinfo", Kind: sandbox.FaultRaw, Body: `{"openid":"oSomeoneElse","nickname":"x"}`}},
+		{"provider down", sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultDown}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -330,7 +330,7 @@ func TestSlowProviderTimesOut(t *testing.T) {
 	e.caller.HTTP = &http.Client{Timeout: 200 * time.Millisecond}
 	w := e.web(t)
 	q := e.webLogin(t, w, "alice")
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Hang: true})
+	e.sim.InjectFault(sandbox.Fault{Path: "/sns/oauth2/access_token", Kind: sandbox.FaultTimeout})
 	start := time.Now()
 	_, err := w.HandleCallback(t.Context(), loginReq, q)
 	if !errors.Is(err, connectors.ErrUnavailable) || !strings.Contains(err.Error(), "timeout") {
@@ -348,8 +348,8 @@ func TestErrorsNeverCarrySecretOrCode(t *testing.T) {
 	q := e.webLogin(t, w, "alice")
 	code := q.Get("code")
 	// A provider that echoes what it was sent.
-	e.sim.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token",
-		Body: `{"errcode":40029,"errmsg":"invalid code ` + code + ` for secret ` + secret + `, rid: 1-2-3"}`})
+	e.sim.InjectFault(sandbox.Fault{Path: "/sns/oauth2/access_token",
+		Kind: sandbox.FaultRaw, Body: `{"errcode":40029,"errmsg":"invalid code ` + code + ` for secret ` + secret + `, rid: 1-2-3"}`})
 	_, err := w.HandleCallback(t.Context(), loginReq, q)
 	if !errors.Is(err, connectors.ErrInvalidCode) {
 		t.Errorf("got %v", err)

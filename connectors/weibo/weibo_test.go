@@ -209,12 +209,12 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 	type setupFunc func(t *testing.T, e *env, cfg *weibo.Config, req *connectors.LoginRequest, q url.Values)
 	raw := func(path string, status int, body string) setupFunc {
 		return func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(path, 1, status, "text/plain;charset=UTF-8", body)
+			e.sim.InjectFault(sandbox.Fault{Path: path, Kind: sandbox.FaultRaw, Status: status, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: body})
 		}
 	}
 	fail := func(path string, code int) setupFunc {
 		return func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.FailNext(path, 1, code)
+			e.sim.InjectFault(sandbox.Fault{Path: path, Code: code, Times: 1})
 		}
 	}
 	tests := []struct {
@@ -241,7 +241,7 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 		}, connectors.ErrConfig, 21322},
 		{"IP rate limit", fail(sandbox.WeiboPathToken, 10022), connectors.ErrUnavailable, 10022},
 		{"user rate limit", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RateLimitNext(sandbox.WeiboPathUsersShow, 1)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathUsersShow, Code: 10023, Times: 1})
 		}, connectors.ErrUnavailable, 10023},
 		{"user rate limit for an API", fail(sandbox.WeiboPathTokenInfo, 10024), connectors.ErrUnavailable, 10024},
 		{"error_code as a string", raw(sandbox.WeiboPathToken, 400,
@@ -249,21 +249,19 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 		{"error in a 200", raw(sandbox.WeiboPathUsersShow, 200,
 			`{"error":"expired_token","error_code":21327,"request":"/2/users/show.json"}`), connectors.ErrInvalidCode, 21327},
 		{"error echoing the code and secret", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, q url.Values) {
-			e.sim.RawNext(sandbox.WeiboPathToken, 1, 400, "text/plain;charset=UTF-8",
-				`{"error":"invalid_grant","error_code":21325,"error_description":"invalid authorization code:`+q.Get("code")+` `+secret+`"}`)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultRaw, Status: 400, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: `{"error":"invalid_grant","error_code":21325,"error_description":"invalid authorization code:` + q.Get("code") + ` ` + secret + `"}`})
 		}, connectors.ErrInvalidCode, 21325},
 		{"token of another app", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.RawNext(sandbox.WeiboPathTokenInfo, 1, 200, "text/plain;charset=UTF-8",
-				`{"uid":`+e.sim.UID("alice")+`,"appkey":999,"scope":null,"create_at":1,"expire_in":2}`)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathTokenInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: `{"uid":` + e.sim.UID("alice") + `,"appkey":999,"scope":null,"create_at":1,"expire_in":2}`})
 		}, connectors.ErrConfig, 0},
 		{"busy", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.BusyNext(sandbox.WeiboPathToken, 1)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultBusy, Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"down", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.SetDown(true)
+			e.sim.InjectFault(sandbox.Fault{Kind: sandbox.FaultDown})
 		}, connectors.ErrUnavailable, 0},
 		{"slower than the timeout", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.StallNext(sandbox.WeiboPathUsersShow, 1)
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathUsersShow, Kind: sandbox.FaultTimeout, Times: 1})
 			e.client.Timeout = 200 * time.Millisecond
 		}, connectors.ErrUnavailable, 0},
 		{"empty 200", raw(sandbox.WeiboPathToken, 200, ""), connectors.ErrUnavailable, 0},

@@ -32,39 +32,41 @@ func TestProviderErrorsDuringWebLoginBecomeOAuthErrors(t *testing.T) {
 		want      string // OAuth error at the RP
 		result    string // qiao_logins_total result label
 	}{
-		{"wechat busy twice (-1)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat quota (45011)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45011, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat daily quota (45009)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 45009, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat down", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Down: true}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat empty gbk reply", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Empty: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat captive portal HTML", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, HTML: true, Times: 1}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat code invalid (40029)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40029, Times: 1}) }, "access_denied", "invalid_code"},
-		{"wechat code used (40163)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40163, Times: 1}) }, "access_denied", "invalid_code"},
-		{"wechat high-risk user (40226)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40226, Times: 1}) }, "access_denied", "denied"},
-		{"wechat bad secret (40125)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxToken, Errcode: 40125, Times: 1}) }, "server_error", "error"},
-		{"wechat_mp userinfo busy", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
-		{"wechat_mp API not granted (48001)", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.WeChatFault{Path: wxUserInfo, Errcode: 48001, Times: 1}) }, "server_error", "error"},
-		{"qq gateway 503", "qq", "", func() { s.QQ.BusyNext(qqToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"qq down", "qq", "", func() { s.QQ.SetDown(true) }, "temporarily_unavailable", "unavailable"},
-		{"qq bad code (100019)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100019) }, "access_denied", "invalid_code"},
-		{"qq code reused (100020)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100020) }, "access_denied", "invalid_code"},
-		{"qq bad app key (100009)", "qq", "", func() { s.QQ.FailNext(qqToken, 1, 100009) }, "server_error", "error"},
-		{"qq token refused at /me (100016)", "qq", "", func() { s.QQ.FailNext(qqMe, 1, 100016) }, "access_denied", "invalid_code"},
-		{"qq get_user_info busy", "qq", "", func() { s.QQ.BusyNext(qqInfo, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo 503", "weibo", "", func() { s.Weibo.BusyNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo rate limit (10023)", "weibo", "", func() { s.Weibo.RateLimitNext(wbToken, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo down", "weibo", "", func() { s.Weibo.SetDown(true) }, "temporarily_unavailable", "unavailable"},
-		{"weibo invalid grant (21325)", "weibo", "", func() { s.Weibo.FailNext(wbToken, 1, 21325) }, "access_denied", "invalid_code"},
-		{"weibo invalid client (21324)", "weibo", "", func() { s.Weibo.FailNext(wbToken, 1, 21324) }, "server_error", "error"},
-		{"weibo users/show rate limit", "weibo", "", func() { s.Weibo.RateLimitNext(wbShow, 1) }, "temporarily_unavailable", "unavailable"},
-		{"weibo users/show garbage", "weibo", "", func() { s.Weibo.RawNext(wbShow, 1, 200, "text/html", "<html>portal</html>") }, "temporarily_unavailable", "unavailable"},
+		{"wechat busy twice (-1)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat quota (45011)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 45011, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat daily quota (45009)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 45009, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat down", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Kind: sandbox.FaultDown}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat empty gbk reply", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Kind: sandbox.FaultEmpty, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat captive portal HTML", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Kind: sandbox.FaultHTML, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat code invalid (40029)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 40029, Times: 1}) }, "access_denied", "invalid_code"},
+		{"wechat code used (40163)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 40163, Times: 1}) }, "access_denied", "invalid_code"},
+		{"wechat high-risk user (40226)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 40226, Times: 1}) }, "access_denied", "denied"},
+		{"wechat bad secret (40125)", "wechat", "", func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxToken, Code: 40125, Times: 1}) }, "server_error", "error"},
+		{"wechat_mp userinfo busy", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxUserInfo, Code: -1, Times: 2}) }, "temporarily_unavailable", "unavailable"},
+		{"wechat_mp API not granted (48001)", "wechat_mp", qiaotest.WeChatUA, func() { s.WeChat.InjectFault(sandbox.Fault{Path: wxUserInfo, Code: 48001, Times: 1}) }, "server_error", "error"},
+		{"qq gateway 503", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqToken, Kind: sandbox.FaultBusy, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"qq down", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Kind: sandbox.FaultDown}) }, "temporarily_unavailable", "unavailable"},
+		{"qq bad code (100019)", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqToken, Code: 100019, Times: 1}) }, "access_denied", "invalid_code"},
+		{"qq code reused (100020)", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqToken, Code: 100020, Times: 1}) }, "access_denied", "invalid_code"},
+		{"qq bad app key (100009)", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqToken, Code: 100009, Times: 1}) }, "server_error", "error"},
+		{"qq token refused at /me (100016)", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqMe, Code: 100016, Times: 1}) }, "access_denied", "invalid_code"},
+		{"qq get_user_info busy", "qq", "", func() { s.QQ.InjectFault(sandbox.Fault{Path: qqInfo, Kind: sandbox.FaultBusy, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"weibo 503", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Path: wbToken, Kind: sandbox.FaultBusy, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"weibo rate limit (10023)", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Path: wbToken, Code: 10023, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"weibo down", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Kind: sandbox.FaultDown}) }, "temporarily_unavailable", "unavailable"},
+		{"weibo invalid grant (21325)", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Path: wbToken, Code: 21325, Times: 1}) }, "access_denied", "invalid_code"},
+		{"weibo invalid client (21324)", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Path: wbToken, Code: 21324, Times: 1}) }, "server_error", "error"},
+		{"weibo users/show rate limit", "weibo", "", func() { s.Weibo.InjectFault(sandbox.Fault{Path: wbShow, Code: 10023, Times: 1}) }, "temporarily_unavailable", "unavailable"},
+		{"weibo users/show garbage", "weibo", "", func() {
+			s.Weibo.InjectFault(sandbox.Fault{Path: wbShow, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Body: "<html>portal</html>", Times: 1})
+		}, "temporarily_unavailable", "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Cleanup(func() {
 				s.WeChat.ClearFaults()
-				s.QQ.SetDown(false)
-				s.Weibo.SetDown(false)
+				s.QQ.ClearFaults()
+				s.Weibo.ClearFaults()
 			})
 			labels := map[string]string{"connector": tt.connector, "result": tt.result}
 			before, _ := s.Metric(t, "qiao_logins_total", labels)
@@ -107,7 +109,9 @@ func TestSlowProviderIsTemporarilyUnavailable(t *testing.T) {
 		t.Skip("waits for the 5 s provider timeout")
 	}
 	s := newWorld(t)
-	q := s.RP(qiaotest.WebClient).LoginError(t, s.Browser(""), "qq", "alice", func() { s.QQ.StallNext(sandbox.QQPathToken, 1) })
+	q := s.RP(qiaotest.WebClient).LoginError(t, s.Browser(""), "qq", "alice", func() {
+		s.QQ.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultTimeout, Times: 1})
+	})
 	if q.Get("error") != "temporarily_unavailable" {
 		t.Fatalf("error = %q (%s), want temporarily_unavailable", q.Get("error"), q.Get("error_description"))
 	}

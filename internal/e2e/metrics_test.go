@@ -39,7 +39,7 @@ func TestMetricsCountLoginsAndUpstreamCalls(t *testing.T) {
 	}
 
 	t.Run("failures", func(t *testing.T) {
-		s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 45011, Times: 1})
+		s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: 45011, Times: 1})
 		if status, _, body := s.PostToken(t, exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")); status != http.StatusServiceUnavailable {
 			t.Fatalf("HTTP %d: %s", status, body)
 		}

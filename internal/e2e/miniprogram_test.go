@@ -118,20 +118,20 @@ func TestMiniProgramExchangeErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		form       func() url.Values
-		fault      *sandbox.WeChatFault
+		fault      *sandbox.Fault
 		wantStatus int
 		wantError  string
 	}{
 		{"replayed code", func() url.Values { return exchangeForm(used, "openid") }, nil, 400, "invalid_grant"},
 		{"garbage code", func() url.Values { return exchangeForm("not-a-code-at-all", "openid") }, nil, 400, "invalid_grant"},
-		{"busy twice (-1)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: -1, Times: 2}, 503, "temporarily_unavailable"},
-		{"quota (45011)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 45011, Times: 1}, 503, "temporarily_unavailable"},
-		{"down", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Down: true}, 503, "temporarily_unavailable"},
-		{"HTML from a proxy", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, HTML: true, Times: 1}, 503, "temporarily_unavailable"},
-		{"blocked user (40226)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40226, Times: 1}, 400, "invalid_grant"},
+		{"busy twice (-1)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Code: -1, Times: 2}, 503, "temporarily_unavailable"},
+		{"quota (45011)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Code: 45011, Times: 1}, 503, "temporarily_unavailable"},
+		{"down", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Kind: sandbox.FaultDown}, 503, "temporarily_unavailable"},
+		{"HTML from a proxy", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Kind: sandbox.FaultHTML, Times: 1}, 503, "temporarily_unavailable"},
+		{"blocked user (40226)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Code: 40226, Times: 1}, 400, "invalid_grant"},
 		// A refused AppSecret is the admin's to fix; the app is told to
 		// retry later, not handed a 500.
-		{"bad AppSecret (40125)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.WeChatFault{Path: jscode, Errcode: 40125, Times: 1}, 503, "temporarily_unavailable"},
+		{"bad AppSecret (40125)", func() url.Values { return exchangeForm(s.LoginCode(miniConnector, "alice"), "openid") }, &sandbox.Fault{Path: jscode, Code: 40125, Times: 1}, 503, "temporarily_unavailable"},
 		{"unsupported subject_token_type", func() url.Values {
 			f := exchangeForm(s.LoginCode(miniConnector, "alice"), "openid")
 			f.Set("subject_token_type", "urn:ietf:params:oauth:token-type:access_token")

@@ -252,7 +252,7 @@ func TestScanLoginWeChatRefusingTheAppIsTemporarilyUnavailable(t *testing.T) {
 	br := s.Browser("")
 	scene, _ := scanPage(t, s, br, s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram"))
 	code := s.LoginCode(miniConnector, "alice")
-	s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: 40125, Times: 1})
+	s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: 40125, Times: 1})
 	st, m := scanAPI(t, s, scene, "", map[string]string{"code": code})
 	if st != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || m["error_description"] == "" {
 		t.Fatalf("scan with WeChat refusing the AppSecret: HTTP %d %v, want 503 temporarily_unavailable with a description", st, m)
@@ -329,7 +329,7 @@ func TestScanLoginWeChatErrorsOfferOtherConnectors(t *testing.T) {
 			"ERROR": "mini-program code refused: check the connector's scan_login configuration"}[tc.level]
 		t.Run(tc.name, func(t *testing.T) {
 			s := newWorld(t, scanLogin())
-			s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/wxa/getwxacodeunlimit", Errcode: tc.errcode, Times: tc.times})
+			s.WeChat.InjectFault(sandbox.Fault{Path: "/wxa/getwxacodeunlimit", Code: tc.errcode, Times: tc.times})
 			br := s.Browser("")
 			p, err := br.Get(s.RP(qiaotest.WebClient).AuthRequest("wechat_miniprogram").URL)
 			if err != nil {

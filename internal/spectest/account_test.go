@@ -142,7 +142,7 @@ func TestAccountAPIBindAndUnbind(t *testing.T) {
 		{name: "WeChat busy is 503 temporarily_unavailable", method: http.MethodPost, path: "/api/v1/me/identities",
 			body: func() any { return map[string]string{"connector_id": "mini", "code": code(wxMiniAppID, "p18")} },
 			setup: func(t *testing.T) {
-				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
+				s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: -1})
 				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "an identity bound to someone else is 409 identity_already_bound", method: http.MethodPost, path: "/api/v1/me/identities",

@@ -35,15 +35,17 @@ func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
 				t.Cleanup(func() { s.WeChat.SetSnapshotUser("p31", false) })
 			}},
 		{name: "Weibo busy is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "weibo", person: "p01", want: "temporarily_unavailable",
-			setup: func(t *testing.T) { s.Weibo.BusyNext(sandbox.WeiboPathToken, 1) }},
+			setup: func(t *testing.T) {
+				s.Weibo.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultBusy, Times: 1})
+			}},
 		{name: "WeChat busy (errcode -1) is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "wechat", person: "p01", want: "temporarily_unavailable",
 			setup: func(t *testing.T) {
-				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/oauth2/access_token", Errcode: -1})
+				s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/oauth2/access_token", Code: -1})
 				t.Cleanup(s.WeChat.ClearFaults)
 			}},
 		{name: "QQ unreachable is temporarily_unavailable", client: webClient, redirect: rpRedirect, connector: "qq", person: "p01", want: "temporarily_unavailable",
 			setup: func(t *testing.T) {
-				s.QQ.StallNext(sandbox.QQPathToken, 1)
+				s.QQ.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultTimeout, Times: 1})
 			}},
 	}
 	for _, tc := range tests {

@@ -106,17 +106,17 @@ func TestTokenExchangeErrors(t *testing.T) {
 		{name: "a web connector as subject_issuer is invalid_request", form: func() url.Values { return exchangeForm(fresh(), "weibo", "openid") }, status: 400, err: "invalid_request"},
 		{name: "WeChat busy is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Errcode: -1})
+				s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Code: -1})
 				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "WeChat unreachable is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", Down: true})
+				s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Kind: sandbox.FaultDown})
 				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 		{name: "WeChat answering an HTML page is temporarily_unavailable", form: func() url.Values { return exchangeForm(fresh(), "mini", "openid") },
 			setup: func(t *testing.T) {
-				s.WeChat.InjectFault(sandbox.WeChatFault{Path: "/sns/jscode2session", HTML: true})
+				s.WeChat.InjectFault(sandbox.Fault{Path: "/sns/jscode2session", Kind: sandbox.FaultHTML})
 				t.Cleanup(s.WeChat.ClearFaults)
 			}, status: 503, err: "temporarily_unavailable"},
 	}

@@ -44,7 +44,7 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 
 	// An in-flight login: the broker is waiting for Weibo's token endpoint
 	// (which never answers) when SIGTERM arrives.
-	s.Weibo.StallNext(sandbox.WeiboPathToken, 1)
+	s.Weibo.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultTimeout, Times: 1})
 	b := s.Browser(desktopUA)
 	a := newAuthReq(webClient, rpRedirect, "weibo")
 	callback := b.CallbackOf(t, a.url(s.Issuer), "p03")
