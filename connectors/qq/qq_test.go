@@ -310,19 +310,19 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"HTML token reply", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "<html><body>维护中</body></html>"})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Body: "<html><body>维护中</body></html>", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"JSONP wrapping garbage", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathMe, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "callback( {\"openid\": ); garbage"})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathMe, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Body: "callback( {\"openid\": ); garbage", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"user info not an object", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathUserInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: "[]"})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathUserInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Body: "[]", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"HTTP 404", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 404, ContentType: "text/html", Times: 1, Body: "not found"})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 404, ContentType: "text/html", Body: "not found", Times: 1})
 		}, connectors.ErrUnavailable, 0},
 		{"error echoing the secret and code", func(_ *testing.T, e *env, _ *qq.Config, _ *connectors.LoginRequest, q url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Times: 1, Body: `callback( {"error":100019,"error_description":"bad code ` + q.Get("code") + ` for secret ` + secret + `",} );`})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.QQPathToken, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/html", Body: `callback( {"error":100019,"error_description":"bad code ` + q.Get("code") + ` for secret ` + secret + `",} );`, Times: 1})
 		}, connectors.ErrInvalidCode, 100019},
 	}
 	for _, tt := range tests {

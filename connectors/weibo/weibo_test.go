@@ -209,7 +209,7 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 	type setupFunc func(t *testing.T, e *env, cfg *weibo.Config, req *connectors.LoginRequest, q url.Values)
 	raw := func(path string, status int, body string) setupFunc {
 		return func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: path, Kind: sandbox.FaultRaw, Status: status, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: body})
+			e.sim.InjectFault(sandbox.Fault{Path: path, Kind: sandbox.FaultRaw, Status: status, ContentType: "text/plain;charset=UTF-8", Body: body, Times: 1})
 		}
 	}
 	fail := func(path string, code int) setupFunc {
@@ -249,10 +249,10 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 		{"error in a 200", raw(sandbox.WeiboPathUsersShow, 200,
 			`{"error":"expired_token","error_code":21327,"request":"/2/users/show.json"}`), connectors.ErrInvalidCode, 21327},
 		{"error echoing the code and secret", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, q url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultRaw, Status: 400, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: `{"error":"invalid_grant","error_code":21325,"error_description":"invalid authorization code:` + q.Get("code") + ` ` + secret + `"}`})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultRaw, Status: 400, ContentType: "text/plain;charset=UTF-8", Body: `{"error":"invalid_grant","error_code":21325,"error_description":"invalid authorization code:` + q.Get("code") + ` ` + secret + `"}`, Times: 1})
 		}, connectors.ErrInvalidCode, 21325},
 		{"token of another app", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
-			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathTokenInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/plain;charset=UTF-8", Times: 1, Body: `{"uid":` + e.sim.UID("alice") + `,"appkey":999,"scope":null,"create_at":1,"expire_in":2}`})
+			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathTokenInfo, Kind: sandbox.FaultRaw, Status: 200, ContentType: "text/plain;charset=UTF-8", Body: `{"uid":` + e.sim.UID("alice") + `,"appkey":999,"scope":null,"create_at":1,"expire_in":2}`, Times: 1})
 		}, connectors.ErrConfig, 0},
 		{"busy", func(_ *testing.T, e *env, _ *weibo.Config, _ *connectors.LoginRequest, _ url.Values) {
 			e.sim.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultBusy, Times: 1})
