@@ -83,7 +83,7 @@ func NewWeibo(opts WeiboOptions) *Weibo {
 		errorPage:   wb.errorPage,
 		badRedirect: 21322,
 		faults: faultWire{contentType: weiboContentType, emptyType: weiboContentType, busy: func(w http.ResponseWriter, r *http.Request) {
-			weiboWrite(w, http.StatusServiceUnavailable, weiboErrorBody(r.URL.Path, 10002, ""))
+			wb.apiError(w, r, 10002, "") // HTTP 503, error JSON even on the authorize path
 		}},
 		codeTTL:        opts.CodeTTL,
 		tokenTTL:       opts.TokenTTL,
