@@ -32,6 +32,10 @@ type faultSim struct {
 	wantBusy  func(t *testing.T, path string, a faultAnswer)
 }
 
+// callTimeout bounds a call that should be answered, generously: the
+// machine may be busy.
+const callTimeout = 10 * time.Second
+
 // faultAnswer is what a client got for one call.
 type faultAnswer struct {
 	err         error
@@ -117,11 +121,11 @@ func (a faultAnswer) want(t *testing.T, status int, contentType string, bodyPart
 	}
 }
 
-// call sends one POST to path on a connection of its own (so that Go's
-// client does not retry a dropped one).
-func faultCall(srv *httptest.Server, path string) faultAnswer {
+// faultCall sends one POST to path on a connection of its own (so that
+// Go's client does not retry a dropped one), and gives up after timeout.
+func faultCall(srv *httptest.Server, path string, timeout time.Duration) faultAnswer {
 	c := &http.Client{
-		Timeout:       300 * time.Millisecond,
+		Timeout:       timeout,
 		Transport:     &http.Transport{DisableKeepAlives: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -180,7 +184,10 @@ func TestEveryFaultKindAnswersAlikeOnEveryEndpoint(t *testing.T) {
 		for _, path := range s.endpoints {
 			t.Run(s.name+path, func(t *testing.T) {
 				t.Parallel()
-				unfaulted := faultCall(srv, path)
+				unfaulted := faultCall(srv, path, callTimeout)
+				if unfaulted.err != nil {
+					t.Fatalf("%s without a fault: %v", path, unfaulted.err)
+				}
 				for _, k := range kinds {
 					f := k.fault
 					f.Path, f.Times = path, 1
@@ -211,8 +218,12 @@ func TestEveryFaultKindAnswersAlikeOnEveryEndpoint(t *testing.T) {
 						t.Run(f.Kind.String()+" via "+via, func(t *testing.T) {
 							calls := s.handler.Calls(path)
 							inject[via](t)
-							k.check(t, s, path, faultCall(srv, path))
-							if after := faultCall(srv, path); after.err != nil || after.status != unfaulted.status || after.contentType != unfaulted.contentType {
+							timeout := callTimeout
+							if f.Kind == FaultTimeout {
+								timeout = 200 * time.Millisecond
+							}
+							k.check(t, s, path, faultCall(srv, path, timeout))
+							if after := faultCall(srv, path, callTimeout); after.err != nil || after.status != unfaulted.status || after.contentType != unfaulted.contentType {
 								t.Errorf("the call after the fault: %v, HTTP %d %q; want it unfaulted (HTTP %d %q)", after.err, after.status, after.contentType, unfaulted.status, unfaulted.contentType)
 							}
 							if got := s.handler.Calls(path); got != calls+2 {
@@ -236,7 +247,7 @@ func TestFaultsOnEveryPathLeaveTheSandboxHelpersAlone(t *testing.T) {
 			defer srv.Close()
 			s.handler.InjectFault(Fault{Kind: FaultDown})
 			for _, path := range s.endpoints {
-				if a := faultCall(srv, path); a.err == nil {
+				if a := faultCall(srv, path, callTimeout); a.err == nil {
 					t.Errorf("%s answered HTTP %d while down", path, a.status)
 				}
 			}
@@ -250,7 +261,7 @@ func TestFaultsOnEveryPathLeaveTheSandboxHelpersAlone(t *testing.T) {
 				t.Fatalf("clearing while down: %v %v", resp, err)
 			}
 			resp.Body.Close()
-			if a := faultCall(srv, s.endpoints[0]); a.err != nil {
+			if a := faultCall(srv, s.endpoints[0], callTimeout); a.err != nil {
 				t.Errorf("%s after clear=1: %v", s.endpoints[0], a.err)
 			}
 		})
@@ -282,7 +293,7 @@ func TestFaultFormRefusesWhatItCannotDo(t *testing.T) {
 				t.Errorf("%s, %s: HTTP %d, want 400", s.name, name, resp.StatusCode)
 			}
 		}
-		if a := faultCall(srv, s.endpoints[1]); a.err != nil || a.status == 418 {
+		if a := faultCall(srv, s.endpoints[1], callTimeout); a.err != nil || a.status == 418 {
 			t.Errorf("%s: a refused fault was injected: %+v", s.name, a)
 		}
 	}
