@@ -43,8 +43,9 @@ type Store struct {
 	w *sql.DB // the writer: one connection, BEGIN IMMEDIATE
 	r *sql.DB // the readers
 
-	ws map[string]*stmt // prepared on w
-	rs map[string]*stmt // prepared on r
+	ws  map[string]*stmt // prepared on w
+	rs  map[string]*stmt // prepared on r
+	raw rawCache         // prepared on w's driver connections (rawTx)
 
 	n counters
 
@@ -259,6 +260,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both pools. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.raw.close()
 		for _, st := range s.rs {
 			st.Close()
 		}

@@ -21,9 +21,9 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 			return fmt.Errorf("sqlite: token op %d: %w", i, err)
 		}
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.rawTx(ctx, func(c *rawConn) error {
 		for i, op := range ops {
-			if err := s.applyOp(ctx, tx, op); err != nil {
+			if err := applyOp(c, op); err != nil {
 				return fmt.Errorf("sqlite: token op %d (%s %s): %w", i, opName(op.Type), opKind(op), mapErr(err))
 			}
 		}
@@ -31,40 +31,35 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops ...storage.TokenOp) error
 	})
 }
 
-func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op storage.TokenOp) error {
+func applyOp(c *rawConn, op storage.TokenOp) error {
 	switch op.Type {
 	case storage.OpCreate:
 		r := op.Record
-		_, err := s.wstmt(ctx, tx, qInsertToken).ExecContext(ctx,
-			string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, boolInt(r.Active),
+		_, err := c.exec(qInsertToken,
+			string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, int64(boolInt(r.Active)),
 			blob(r.Data), ms(r.CreatedAt), ms(r.ExpiresAt), r.IdentityConnector, r.IdentitySubject)
 		return err
 	case storage.OpDeactivate:
-		res, err := s.wstmt(ctx, tx, qDeactivateToken).ExecContext(ctx, string(op.Kind), op.Signature)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := c.exec(qDeactivateToken, string(op.Kind), op.Signature)
 		if err != nil {
 			return err
 		}
 		if n == 1 {
 			return nil
 		}
-		var one int
-		err = s.wstmt(ctx, tx, qTokenExists).QueryRowContext(ctx, string(op.Kind), op.Signature).Scan(&one)
+		found, err := c.exists(qTokenExists, string(op.Kind), op.Signature)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return storage.ErrNotFound
 		case err != nil:
 			return err
+		case !found:
+			return storage.ErrNotFound
 		}
 		return storage.ErrConflict
 	case storage.OpDelete:
-		_, err := s.wstmt(ctx, tx, qDeleteToken).ExecContext(ctx, string(op.Kind), op.Signature)
+		_, err := c.exec(qDeleteToken, string(op.Kind), op.Signature)
 		return err
 	case storage.OpRevokeRequest:
-		_, err := s.wstmt(ctx, tx, qRevokeRequest).ExecContext(ctx, op.RequestID, string(op.Kind))
+		_, err := c.exec(qRevokeRequest, op.RequestID, string(op.Kind))
 		return err
 	}
 	return fmt.Errorf("unknown op type %d", op.Type)
