@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -10,11 +11,12 @@ import (
 )
 
 // The two write transactions of every login (CompleteLogin and
-// ApplyTokenOps) run on the writer's driver connection directly, with
-// statements prepared once per connection: database/sql's transaction
-// (a goroutine watching its context, a BEGIN and a COMMIT parsed anew)
-// and its per-statement wrappers cost more than the statements. Other
-// writes keep database/sql's transactions (tx).
+// ApplyTokenOps) and its two reads (GetIdentity and GetToken) run on a
+// driver connection directly, with statements prepared once per
+// connection: database/sql's transaction (a goroutine watching its
+// context, a BEGIN and a COMMIT parsed anew) and its per-statement and
+// per-row wrappers cost more than the statements. Other statements keep
+// database/sql.
 
 const (
 	qBegin    = `BEGIN IMMEDIATE`
@@ -22,8 +24,8 @@ const (
 	qRollback = `ROLLBACK`
 )
 
-// rawQueries are prepared on each writer connection that runs a rawTx.
-func rawQueries() []string {
+// rawWrites are prepared on each writer connection that runs a rawTx.
+func rawWrites() []string {
 	return []string{
 		qBegin, qCommit, qRollback,
 		qInsertLogin, qUpdateIdentity, qDeleteSession, qInsertSession, qInsertAudit,
@@ -31,21 +33,28 @@ func rawQueries() []string {
 	}
 }
 
+// rawReads are prepared on each reader connection that runs a rawRead.
+func rawReads() []string {
+	return []string{qGetToken, qGetIdentity}
+}
+
 // rawStmts are the statements prepared on one driver connection.
 type rawStmts struct {
 	stmts map[string]driver.Stmt
 }
 
-// rawCache holds the prepared statements of each writer connection (one,
-// unless the pools are shared). A connection is used by one goroutine
-// at a time; mu guards only the map.
+// rawCache holds the prepared statements (queries) of each connection of
+// a pool. A connection is used by one goroutine at a time; mu guards
+// only the map.
 type rawCache struct {
+	queries func() []string
+
 	mu     sync.Mutex
 	conns  map[any]*rawStmts
 	closed bool
 }
 
-// rawConn is a writer connection inside a rawTx.
+// rawConn is a connection inside a rawTx or a rawRead.
 type rawConn struct {
 	ctx  context.Context
 	st   *rawStmts
@@ -63,7 +72,7 @@ func (s *Store) rawTx(ctx context.Context, fn func(*rawConn) error) error {
 	}
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
-		st, err := s.raw.stmtsOf(ctx, dc)
+		st, err := s.rawW.stmtsOf(ctx, dc)
 		if err != nil {
 			return err
 		}
@@ -72,10 +81,10 @@ func (s *Store) rawTx(ctx context.Context, fn func(*rawConn) error) error {
 			return err
 		}
 		if err := fn(c); err != nil {
-			return s.raw.rollback(c, dc, err)
+			return s.rawW.rollback(c, dc, err)
 		}
 		if _, err := c.exec(qCommit); err != nil {
-			return s.raw.rollback(c, dc, err)
+			return s.rawW.rollback(c, dc, err)
 		}
 		return nil
 	})
@@ -102,7 +111,7 @@ func (r *rawCache) stmtsOf(ctx context.Context, dc any) (*rawStmts, error) {
 		return nil, fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
 	}
 	st := &rawStmts{stmts: map[string]driver.Stmt{}}
-	for _, q := range rawQueries() {
+	for _, q := range r.queries() {
 		ds, err := p.PrepareContext(ctx, q)
 		if err != nil {
 			st.close()
@@ -189,4 +198,77 @@ func (r *rawCache) rollback(c *rawConn, dc any, err error) error {
 		return errors.Join(err, driver.ErrBadConn)
 	}
 	return err
+}
+
+// rawRead runs the read q on a reader connection and passes its first
+// row to scan; sql.ErrNoRows if there is none.
+func (s *Store) rawRead(ctx context.Context, scan func(rawRow) error, q string, args ...any) error {
+	ctx = uncancelled(ctx)
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		st, err := s.rawR.stmtsOf(ctx, dc)
+		if err != nil {
+			return err
+		}
+		c := &rawConn{ctx: ctx, st: st, n: &s.n}
+		c.n.statements.Add(1)
+		rows, err := c.st.stmts[q].(driver.StmtQueryContext).QueryContext(ctx, c.bind(args))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		row := make(rawRow, len(rows.Columns()))
+		switch err := rows.Next(row); {
+		case errors.Is(err, io.EOF):
+			return sql.ErrNoRows
+		case err != nil:
+			return err
+		}
+		return scan(row)
+	})
+}
+
+// rawRow is a row as the driver returns it (int64, float64, string,
+// []byte or nil). Its Scan converts to what the store's scans ask.
+type rawRow []driver.Value
+
+func (r rawRow) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return fmt.Errorf("sqlite: scan %d columns into %d values", len(r), len(dest))
+	}
+	for i, d := range dest {
+		v := r[i]
+		var ok bool
+		switch d := d.(type) {
+		case *string:
+			switch v := v.(type) {
+			case string:
+				*d, ok = v, true
+			case []byte:
+				*d, ok = string(v), true
+			}
+		case *int64:
+			*d, ok = v.(int64)
+		case *[]byte:
+			switch v := v.(type) {
+			case []byte:
+				*d, ok = v, true
+			case string:
+				*d, ok = []byte(v), true
+			}
+		case sql.Scanner:
+			if err := d.Scan(v); err != nil {
+				return fmt.Errorf("sqlite: column %d: %w", i, err)
+			}
+			ok = true
+		}
+		if !ok {
+			return fmt.Errorf("sqlite: column %d: cannot scan %T into %T", i, v, d)
+		}
+	}
+	return nil
 }

@@ -43,9 +43,10 @@ type Store struct {
 	w *sql.DB // the writer: one connection, BEGIN IMMEDIATE
 	r *sql.DB // the readers
 
-	ws  map[string]*stmt // prepared on w
-	rs  map[string]*stmt // prepared on r
-	raw rawCache         // prepared on w's driver connections (rawTx)
+	ws   map[string]*stmt // prepared on w
+	rs   map[string]*stmt // prepared on r
+	rawW rawCache         // prepared on w's driver connections (rawTx)
+	rawR rawCache         // prepared on r's driver connections (rawRead)
 
 	n counters
 
@@ -90,7 +91,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		o.readConns = max(4, runtime.GOMAXPROCS(0))
 	}
 
-	s := &Store{}
+	s := &Store{rawW: rawCache{queries: rawWrites}, rawR: rawCache{queries: rawReads}}
 	s.w, err = sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -260,7 +261,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both pools. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.raw.close()
+		s.rawW.close()
+		s.rawR.close()
 		for _, st := range s.rs {
 			st.Close()
 		}

@@ -94,9 +94,10 @@ func (s *Store) GetToken(ctx context.Context, kind storage.TokenKind, signature 
 		active           int64
 		created, expires sql.NullInt64
 	)
-	err := s.rs[qGetToken].QueryRowContext(ctx, string(kind), signature).Scan(
-		&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &active, &r.Data, &created, &expires,
-		&r.IdentityConnector, &r.IdentitySubject)
+	err := s.rawRead(ctx, func(row rawRow) error {
+		return row.Scan(&k, &r.Signature, &r.RequestID, &r.ClientID, &r.Subject, &active, &r.Data, &created, &expires,
+			&r.IdentityConnector, &r.IdentitySubject)
+	}, qGetToken, string(kind), signature)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && expired(expires, time.Now())) {
 		return storage.TokenRecord{}, fmt.Errorf("sqlite: %s: %w", kind, storage.ErrNotFound)
 	}

@@ -123,7 +123,11 @@ func (s *Store) RevokeUserGrants(ctx context.Context, userID string) error {
 
 // GetIdentity returns the identity (connectorID, subject).
 func (s *Store) GetIdentity(ctx context.Context, connectorID, subject string) (storage.Identity, error) {
-	id, err := scanIdentity(s.rs[qGetIdentity].QueryRowContext(ctx, connectorID, subject))
+	var id storage.Identity
+	err := s.rawRead(ctx, func(r rawRow) (err error) {
+		id, err = scanIdentity(r)
+		return err
+	}, qGetIdentity, connectorID, subject)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Identity{}, fmt.Errorf("sqlite: identity of connector %q: %w", connectorID, storage.ErrNotFound)
 	}
