@@ -91,7 +91,7 @@ func (s *Store) rawTx(ctx context.Context, fn func(*rawConn) error) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	s.n.commits.Add(1)
+	s.n.commit()
 	return nil
 }
 

@@ -47,6 +47,7 @@ type Store struct {
 	rs   map[string]*stmt // prepared on r
 	rawW rawCache         // prepared on w's driver connections (rawTx)
 	rawR rawCache         // prepared on r's driver connections (rawRead)
+	ckpt *checkpointer    // WAL checkpoints, off the request path
 
 	n counters
 
@@ -135,6 +136,10 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.startCheckpointer(abs); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	return s, nil
 }
 
@@ -159,16 +164,36 @@ func createPrivate(path string) error {
 }
 
 // dsn builds the connection string for the file at abs. The writer's
-// transactions begin IMMEDIATE; the readers are query-only.
+// transactions begin IMMEDIATE; the readers are query-only; the
+// checkpointer (neither) only checkpoints.
 func dsn(abs string, writer bool) string {
+	role := roleReader
+	if writer {
+		role = roleWriter
+	}
+	return roleDSN(abs, role)
+}
+
+// A connection's role on the file.
+type connRole int
+
+const (
+	roleReader connRole = iota
+	roleWriter
+	roleCheckpointer
+)
+
+func roleDSN(abs string, role connRole) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	q.Set("_foreign_keys", "1")
 	q.Set("_synchronous", "NORMAL")
-	if writer {
+	switch role {
+	case roleWriter:
 		q.Set("_journal_mode", "WAL")
 		q.Set("_txlock", "immediate")
-	} else {
+		q.Add("_pragma", "wal_autocheckpoint(0)") // see checkpointer
+	case roleReader:
 		q.Set("_query_only", "1")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
@@ -195,6 +220,19 @@ func prepareAll(ctx context.Context, db *sql.DB, queries []string, n *counters, 
 type counters struct {
 	statements atomic.Int64
 	commits    atomic.Int64
+	// kick, if set, wakes the checkpointer every checkpointCommits
+	// commits.
+	kick chan struct{}
+}
+
+// commit counts a committed write transaction.
+func (n *counters) commit() {
+	if c := n.commits.Add(1); c%checkpointCommits == 0 && n.kick != nil {
+		select {
+		case n.kick <- struct{}{}:
+		default: // a checkpoint is pending already
+		}
+	}
 }
 
 // Counts reports the statements run and the write transactions
@@ -215,7 +253,7 @@ type stmt struct {
 func (st *stmt) count() {
 	st.n.statements.Add(1)
 	if st.commits {
-		st.n.commits.Add(1)
+		st.n.commit()
 	}
 }
 
@@ -261,6 +299,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both pools. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		var errs []error
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.close())
+		}
 		s.rawW.close()
 		s.rawR.close()
 		for _, st := range s.rs {
@@ -269,7 +311,6 @@ func (s *Store) Close() error {
 		for _, st := range s.ws {
 			st.Close()
 		}
-		var errs []error
 		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
@@ -349,7 +390,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return mapErr(err)
 	}
-	s.n.commits.Add(1)
+	s.n.commit()
 	return nil
 }
 
