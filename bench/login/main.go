@@ -18,7 +18,10 @@
 // get_token_info and users/show), the redirect with the code to the
 // relying party's loopback redirect URI (not followed), and POST /token
 // with the code, the PKCE verifier and the client secret. -mode refresh
-// times refresh-token rotations instead, one chain per worker.
+// times refresh-token rotations instead, one chain per worker; -mode
+// exchange times mini-program logins (the RFC 8693 token exchange of a
+// wx.login code, which the broker redeems at a WeChat simulator run by
+// this command: one jscode2session call each).
 //
 // The run is bounded by -n and -timeout and talks to loopback only.
 package main
@@ -98,7 +101,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "c", 8, "concurrent logins")
 	flag.IntVar(&o.count, "n", 2000, "logins (or refreshes with -mode refresh) to time")
 	flag.IntVar(&o.warmup, "warmup", -1, "untimed logins first (-1: one per person, so that every user exists)")
-	flag.StringVar(&o.mode, "mode", "login", "login: full logins; refresh: refresh-token rotations")
+	flag.StringVar(&o.mode, "mode", "login", "login: full logins; refresh: refresh-token rotations; exchange: mini-program token exchanges")
 	flag.StringVar(&o.alg, "alg", "RS256", "signing algorithm of the started broker: RS256, ES256 or EdDSA")
 	flag.IntVar(&o.persons, "persons", 50, "distinct Weibo users the logins cycle through")
 	flag.IntVar(&o.flood, "flood", 0, "during the timed phase, this many clients also send authorization requests with a 60 KiB query that nobody signs in to")
@@ -137,8 +140,10 @@ func (o *options) check() error {
 		return fmt.Errorf("-c %d: want 1 to 256", o.concurrency)
 	case o.count < 1 || o.count > 1_000_000:
 		return fmt.Errorf("-n %d: want 1 to 1000000", o.count)
-	case o.mode != "login" && o.mode != "refresh":
-		return fmt.Errorf("-mode %q: want login or refresh", o.mode)
+	case o.mode != "login" && o.mode != "refresh" && o.mode != "exchange":
+		return fmt.Errorf("-mode %q: want login, refresh or exchange", o.mode)
+	case o.mode == "exchange" && o.issuer != "":
+		return errors.New("-mode exchange configures the broker it starts; it cannot be used with -issuer")
 	case o.persons < 1 || o.persons > 10_000:
 		return fmt.Errorf("-persons %d: want 1 to 10000", o.persons)
 	case o.issuer != "" && o.secret == "":
@@ -191,9 +196,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer sim.close()
 
+	var wx *wechatSim
+	if o.mode == "exchange" {
+		if wx, err = startWeChat(o); err != nil {
+			return err
+		}
+		defer wx.close()
+	}
+
 	var target *broker
 	if o.issuer == "" {
-		target, err = startBroker(ctx, o, simURL)
+		target, err = startBroker(ctx, o, simURL, wx)
 		if err != nil {
 			return err
 		}
@@ -209,13 +222,18 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		sim.setCallback(o.issuer + "/callback/" + o.connector)
 	}
 	d := newDriver(target, o)
+	d.wx = wx
 
 	fmt.Fprintf(out, "machine: %d CPUs (%s), GOMAXPROCS %d, load average %s\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), loadAverage())
 	fmt.Fprintf(out, "broker: %s (%s, store %s unless -issuer says otherwise), mode %s, c=%d, n=%d, warm-up %d\n", target.issuer, o.alg, o.store, o.mode, o.concurrency, o.count, o.warmup)
 
 	// Warm up: every person logs in once (their user is created), and the
 	// connections are open.
-	if res, err := d.runPhase(ctx, o.warmup, d.login); err != nil {
+	warm := d.login
+	if o.mode == "exchange" {
+		warm = d.exchange
+	}
+	if res, err := d.runPhase(ctx, o.warmup, warm); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	} else if res.failed > 0 {
 		return fmt.Errorf("warm-up: %d of %d logins failed; first error: %v", res.failed, o.warmup, res.firstErr)
@@ -224,6 +242,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	switch o.mode {
 	case "login":
 		op = d.login
+	case "exchange":
+		op = d.exchange
 	case "refresh":
 		op = d.refresh
 		// Every worker's chain starts with a login, outside the timing.
@@ -246,6 +266,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	simBefore := sim.counts()
+	if wx != nil {
+		simBefore = wx.counts()
+	}
 	selfBefore := selfCPU()
 	dbBefore := target.storeSize()
 	stopFlood := d.startFlood(ctx, o.flood)
@@ -265,6 +288,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	simAfter := sim.counts()
+	if wx != nil {
+		simAfter = wx.counts()
+	}
 	res.print(out, o.mode)
 	if o.flood > 0 {
 		fmt.Fprintf(out, "flood: %d unauthenticated authorization requests (%d not redirected to the provider) by %d clients\n", flooded.sent, flooded.failed, o.flood)
@@ -397,7 +423,7 @@ type broker struct {
 	pg      *pgtest.Server // the throwaway cluster of -store postgres
 }
 
-func startBroker(ctx context.Context, o options, simURL string) (*broker, error) {
+func startBroker(ctx context.Context, o options, simURL string, wx *wechatSim) (*broker, error) {
 	dir, err := os.MkdirTemp("", "qiao-bench-")
 	if err != nil {
 		return nil, err
@@ -431,17 +457,24 @@ func startBroker(ctx context.Context, o options, simURL string) (*broker, error)
 	b.metrics = b.issuer + "/metrics"
 	// The configuration as Go values (internal/qiaotest's), marshalled
 	// into the file qiao serve reads.
+	conns := []qiaotest.Connector{{ID: connectorID, Type: "weibo", Name: "Weibo", Config: map[string]any{
+		"client_id": o.weiboAppKey, "client_secret": o.weiboSecret, "auth_base_url": simURL, "api_base_url": simURL,
+	}}}
+	if wx != nil {
+		// -mode exchange: the mini-program at the WeChat simulator.
+		conns = append(conns, qiaotest.Connector{ID: "mini", Type: "wechat_miniprogram", Name: "Mini", Config: map[string]any{
+			"client_id": miniAppID, "client_secret": wx.secret, "auth_base_url": wx.url, "api_base_url": wx.url,
+		}})
+	}
 	cfg, err := qiaotest.Config{
-		Issuer:  b.issuer,
-		HTTP:    &qiaotest.HTTP{Listen: addr},
-		Storage: storage,
-		Secret:  randomToken(48),
-		Keys:    &qiaotest.Keys{Algorithm: o.alg},
-		Log:     &qiaotest.Log{Level: o.logLevel, Format: "json"},
-		Connectors: []qiaotest.Connector{{ID: connectorID, Type: "weibo", Name: "Weibo", Config: map[string]any{
-			"client_id": o.weiboAppKey, "client_secret": o.weiboSecret, "auth_base_url": simURL, "api_base_url": simURL,
-		}}},
-		Clients: []qiaotest.Client{{ID: clientID, Secret: b.secret, Name: "Bench", RedirectURIs: []string{redirectURI}}},
+		Issuer:     b.issuer,
+		HTTP:       &qiaotest.HTTP{Listen: addr},
+		Storage:    storage,
+		Secret:     randomToken(48),
+		Keys:       &qiaotest.Keys{Algorithm: o.alg},
+		Log:        &qiaotest.Log{Level: o.logLevel, Format: "json"},
+		Connectors: conns,
+		Clients:    []qiaotest.Client{{ID: clientID, Secret: b.secret, Name: "Bench", RedirectURIs: []string{redirectURI}}},
 	}.Marshal()
 	if err != nil {
 		return fail(err)
@@ -834,6 +867,7 @@ func (d *driver) startFlood(ctx context.Context, n int) func() floodCount {
 
 type driver struct {
 	b         *broker
+	wx        *wechatSim // -mode exchange
 	o         options
 	transport *http.Transport
 	next      atomic.Int64 // person counter
@@ -1023,6 +1057,87 @@ func (d *driver) refresh(ctx context.Context, w *worker) error {
 	}
 	w.refresh = tok.RefreshToken
 	return nil
+}
+
+// exchange is one mini-program login: a wx.login code of the next person,
+// from the simulator, exchanged at the token endpoint (RFC 8693) for the
+// same tokens a web login gives.
+func (d *driver) exchange(ctx context.Context, _ *worker) error {
+	person := "p" + strconv.FormatInt(d.next.Add(1)%int64(d.o.persons), 10)
+	code, err := d.wx.wx.LoginCode(miniAppID, person)
+	if err != nil {
+		return fmt.Errorf("wx.login: %w", err)
+	}
+	tok, err := d.token(ctx, url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {code},
+		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
+		"subject_issuer":     {"mini"},
+		"scope":              {"openid profile offline_access"},
+	})
+	if err != nil {
+		return err
+	}
+	if tok.RefreshToken == "" {
+		return errors.New("exchange: no refresh token")
+	}
+	return nil
+}
+
+// The mini-program the WeChat simulator knows (-mode exchange).
+const miniAppID = "wx5555555555555555"
+
+// wechatSim is the WeChat simulator of -mode exchange.
+type wechatSim struct {
+	wx     *sandbox.WeChat
+	srv    *http.Server
+	url    string
+	secret string
+	api    atomic.Int64
+	conns  atomic.Int64
+}
+
+func (s *wechatSim) counts() simCounts { return simCounts{s.api.Load(), s.conns.Load()} }
+
+func startWeChat(o options) (*wechatSim, error) {
+	persons := make([]sandbox.Person, o.persons)
+	for i := range persons {
+		id := "p" + strconv.Itoa(i)
+		persons[i] = sandbox.Person{ID: id, Name: "Bench " + id, Avatar: "https://img.example/" + id + ".png"}
+	}
+	s := &wechatSim{secret: randomToken(24)}
+	var err error
+	s.wx, err = sandbox.NewWeChat(sandbox.WeChatOptions{Persons: persons, Apps: []sandbox.WeChatApp{{
+		AppID: miniAppID, Secret: s.secret, Type: sandbox.WeChatMiniProgram,
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the WeChat simulator: %w", err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	s.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.api.Add(1)
+			s.wx.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		},
+	}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *wechatSim) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
 }
 
 // redirect GETs u and returns where its 302 or 303 points.
