@@ -30,9 +30,16 @@ func (s *Store) CompleteLogin(ctx context.Context, lc storage.LoginCompletion) e
 			}
 		}
 		if id := lc.UpdateIdentity; id != nil {
-			n, err := c.exec(qUpdateIdentity,
-				id.UnionID, id.DisplayName, id.Picture, int64(boolInt(id.RealProfile)), blob(id.Secret),
-				ms(id.LastUsedAt), id.ConnectorID, id.Subject)
+			// Mostly the union id stays: try that first; a second
+			// statement only if it changed (or the identity is gone).
+			n, err := c.exec(qUpdateSameUnion,
+				id.DisplayName, id.Picture, int64(boolInt(id.RealProfile)), blob(id.Secret),
+				ms(id.LastUsedAt), id.ConnectorID, id.Subject, id.UnionID)
+			if err == nil && n == 0 {
+				n, err = c.exec(qUpdateIdentity,
+					id.UnionID, id.DisplayName, id.Picture, int64(boolInt(id.RealProfile)), blob(id.Secret),
+					ms(id.LastUsedAt), id.ConnectorID, id.Subject)
+			}
 			if err != nil {
 				return fmt.Errorf("identity: %w", err)
 			}

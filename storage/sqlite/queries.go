@@ -28,6 +28,12 @@ const (
 		WHERE union_id = ? AND union_id <> '' ORDER BY bound_at, connector_id, subject`
 	qUpdateIdentity = `UPDATE identities SET union_id = ?, display_name = ?, picture = ?,
 		real_profile = ?, secret = ?, last_used_at = ? WHERE connector_id = ? AND subject = ?`
+	// qUpdateSameUnion is qUpdateIdentity for an identity whose union id
+	// stays: it leaves union_id out of SET, so that SQLite does not
+	// rewrite the entry of identities_union (it rewrites the index
+	// entries of every column SET names, changed or not).
+	qUpdateSameUnion = `UPDATE identities SET display_name = ?, picture = ?, real_profile = ?, secret = ?,
+		last_used_at = ? WHERE connector_id = ? AND subject = ? AND union_id = ?`
 	qCountIdentities = `SELECT count(*), coalesce(sum(connector_id = ?), 0) FROM identities WHERE user_id = ?`
 	qUnbindIdentity  = `DELETE FROM identities WHERE user_id = ? AND connector_id = ?`
 	// Before the identities go: what came through them (or whose

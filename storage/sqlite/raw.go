@@ -28,7 +28,7 @@ const (
 func rawWrites() []string {
 	return []string{
 		qBegin, qCommit, qRollback,
-		qInsertLogin, qUpdateIdentity, qDeleteSession, qInsertSession, qInsertAudit,
+		qInsertLogin, qUpdateSameUnion, qUpdateIdentity, qDeleteSession, qInsertSession, qInsertAudit,
 		qInsertToken, qDeactivateToken, qTokenExists, qDeleteToken, qRevokeRequest,
 	}
 }

@@ -17,6 +17,7 @@ func completionTests() []suiteTest {
 		{"CompleteLoginOfAGoneIdentityWritesNothing", testCompleteLoginIdentityGone},
 		{"CompleteLoginWithAFailingTokenOpWritesNothing", testCompleteLoginTokenOpFails},
 		{"CompleteLoginSpendsAStateOnce", testCompleteLoginRace},
+		{"CompleteLoginUpdatesTheUnionID", testCompleteLoginUnionID},
 	}
 }
 
@@ -151,4 +152,45 @@ func testCompleteLoginRace(t *testing.T, s storage.Storage) {
 		}
 	}
 	checkCompleted(t, s, cs[w], true)
+}
+
+// testCompleteLoginUnionID: the identity's update sets its union id, new
+// or changed, and the union id lookup follows it; an update that keeps
+// it changes the rest.
+func testCompleteLoginUnionID(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u, id := createUser(t, s)
+	find := func(union string) int {
+		t.Helper()
+		ids, err := s.FindIdentitiesByUnionID(ctx, union)
+		must(t, "FindIdentitiesByUnionID", err)
+		n := 0
+		for _, got := range ids {
+			if got.ConnectorID == id.ConnectorID && got.Subject == id.Subject {
+				n++
+			}
+		}
+		return n
+	}
+	for _, union := range []string{uniq("union"), uniq("union"), ""} {
+		old := id.UnionID
+		id.UnionID = union
+		c := completion(u, id)
+		must(t, "CompleteLogin", s.CompleteLogin(ctx, c))
+		got, err := s.GetIdentity(ctx, id.ConnectorID, id.Subject)
+		must(t, "GetIdentity", err)
+		same(t, "the identity with union id "+union, got, *c.UpdateIdentity, normIdentity)
+		if union != "" && find(union) != 1 {
+			t.Errorf("union id %q: the identity is not found by it after CompleteLogin", union)
+		}
+		if old != "" && find(old) != 0 {
+			t.Errorf("union id %q: the identity is still found by its old union id", old)
+		}
+		// The same union id again: the rest of the identity changes.
+		c = completion(u, id)
+		must(t, "CompleteLogin keeping the union id", s.CompleteLogin(ctx, c))
+		got, err = s.GetIdentity(ctx, id.ConnectorID, id.Subject)
+		must(t, "GetIdentity", err)
+		same(t, "the identity updated with the same union id", got, *c.UpdateIdentity, normIdentity)
+	}
 }
