@@ -93,7 +93,7 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	ops := tx.ops
 	tx.ops = nil
 	for _, c := range tx.codes {
-		data, err := json.Marshal(c.sr)
+		data, err := encodeRequest(&c.sr)
 		if err != nil {
 			return fmt.Errorf("encoding request: %w", err)
 		}
@@ -219,7 +219,7 @@ func (s *fositeStore) record(ctx context.Context, kind storage.TokenKind, signat
 	if err != nil {
 		return storage.TokenRecord{}, err
 	}
-	if rec.Data, err = json.Marshal(sr); err != nil {
+	if rec.Data, err = encodeRequest(&sr); err != nil {
 		return storage.TokenRecord{}, fmt.Errorf("encoding request: %w", err)
 	}
 	return rec, nil
@@ -236,7 +236,7 @@ func (s *fositeStore) recordParts(ctx context.Context, kind storage.TokenKind, s
 		sess = tx.lastSessionJSON
 	} else {
 		var err error
-		if sess, err = json.Marshal(r.GetSession()); err != nil {
+		if sess, err = encodeSession(r.GetSession()); err != nil {
 			return storage.TokenRecord{}, storedRequest{}, fmt.Errorf("encoding session: %w", err)
 		}
 		if tx != nil {
