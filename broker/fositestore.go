@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 
@@ -204,7 +207,9 @@ func (f storedForm) MarshalJSON() ([]byte, error) {
 func (f *storedForm) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var q string
-		if err := json.Unmarshal(b, &q); err != nil {
+		if plain, ok := formString(b); ok {
+			q = plain
+		} else if err := json.Unmarshal(b, &q); err != nil {
 			return err
 		}
 		v, err := url.ParseQuery(q)
@@ -212,6 +217,40 @@ func (f *storedForm) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	return json.Unmarshal(b, (*url.Values)(f))
+}
+
+// formString reads the JSON string of a form as encodeRequest writes it:
+// query-escaped text, whose only JSON escape is the "&" between pairs
+// (\u0026). ok is false for anything else, which encoding/json reads.
+func formString(b []byte) (string, bool) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	n := 0 // bytes of the result
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\':
+			if !bytes.HasPrefix(b[i:], []byte(`\u0026`)) {
+				return "", false
+			}
+			i += len(`\u0026`) - 1
+		case c < 0x20 || c == '"' || c >= utf8.RuneSelf:
+			return "", false
+		}
+		n++
+	}
+	var out strings.Builder
+	out.Grow(n)
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' {
+			out.WriteByte('&')
+			i += len(`\u0026`) - 1
+			continue
+		}
+		out.WriteByte(b[i])
+	}
+	return out.String(), true
 }
 
 func (s *fositeStore) record(ctx context.Context, kind storage.TokenKind, signature string, r fosite.Requester, expiryOf fosite.TokenType) (storage.TokenRecord, error) {

@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/json"
 	"errors"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -312,6 +311,45 @@ func appendRequest(b []byte, r *storedRequest) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// appendForm writes the JSON string of url.Values(f).Encode(): its keys
+// sorted, keys and values query-escaped, "&" (which encoding/json writes
+// as \u0026) between the pairs.
 func appendForm(b []byte, f storedForm) []byte {
-	return appendString(b, url.Values(f).Encode())
+	var buf [16]string
+	keys := buf[:0]
+	for k := range f {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '"')
+	first := true
+	for _, k := range keys {
+		for _, v := range f[k] {
+			if !first {
+				b = append(b, `\u0026`...)
+			}
+			first = false
+			b = appendQueryEscape(b, k)
+			b = append(b, '=')
+			b = appendQueryEscape(b, v)
+		}
+	}
+	return append(b, '"')
 }
+
+// appendQueryEscape appends url.QueryEscape(s).
+func appendQueryEscape(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', upperHex[c>>4], upperHex[c&0xF])
+		}
+	}
+	return b
+}
+
+const upperHex = "0123456789ABCDEF"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/url"
+	"reflect"
 	"testing"
 	"time"
 
@@ -43,7 +44,11 @@ func TestRecordEncodingIsEncodingJSON(t *testing.T) {
 		"full":               full(),
 		"no claims, headers": {DefaultSession: openid.DefaultSession{}},
 		"empty maps":         {DefaultSession: openid.DefaultSession{Claims: &jwt.IDTokenClaims{Extra: map[string]any{}}, Headers: &jwt.Headers{}, ExpiresAt: map[fosite.TokenType]time.Time{}}},
-		"year 12000":         func() *grantSession { s := newSession(); s.Claims.AuthTime = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC); return s }(),
+		"year 12000": func() *grantSession {
+			s := newSession()
+			s.Claims.AuthTime = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+			return s
+		}(),
 	}
 	for name, s := range sessions {
 		want, wantErr := json.Marshal(s)
@@ -71,6 +76,14 @@ func TestRecordEncodingIsEncodingJSON(t *testing.T) {
 			t.Errorf("request %s:\n got %s (%v)\nwant %s (%v)", name, got, err, want, wantErr)
 		}
 	}
+	// Forms: every escape url.Values.Encode makes, in encoding/json's
+	// string.
+	for _, f := range []url.Values{nil, {}, {"": {""}}, {"a": {"1", "2"}, "b": {}, "c d": {"x&y=z/ü~-_.!*'()"}}} {
+		want, _ := json.Marshal(storedForm(f))
+		if got := appendForm(nil, storedForm(f)); !bytes.Equal(got, want) {
+			t.Errorf("form %v: got %s, want %s", f, got, want)
+		}
+	}
 	// Strings: every escape encoding/json makes.
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"a", "\"", "\\", "<", ">", "&", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f",
@@ -83,6 +96,22 @@ func TestRecordEncodingIsEncodingJSON(t *testing.T) {
 		want, _ := json.Marshal(s)
 		if got := appendString(nil, s); !bytes.Equal(got, want) {
 			t.Fatalf("string %q: got %s, want %s", s, got, want)
+		}
+		f := url.Values{s: {s, "x"}}
+		want, _ = json.Marshal(storedForm(f))
+		if got := appendForm(nil, storedForm(f)); !bytes.Equal(got, want) {
+			t.Fatalf("form %v: got %s, want %s", f, got, want)
+		}
+		// Read back: the fast path and encoding/json agree.
+		var back storedForm
+		if err := json.Unmarshal(want, &back); err != nil || !reflect.DeepEqual(url.Values(back), f) {
+			t.Fatalf("form %s read back as %v (%v), want %v", want, back, err, f)
+		}
+		quoted, _ := json.Marshal(s)
+		var viaJSON string
+		_ = json.Unmarshal(quoted, &viaJSON)
+		if got, ok := formString(quoted); ok && got != viaJSON {
+			t.Fatalf("formString(%s) = %q, want %q", quoted, got, viaJSON)
 		}
 	}
 }
