@@ -265,7 +265,7 @@ func BenchmarkSignIn(b *testing.B) {
 
 // signInLoop returns a function that runs the i-th sign-in of
 // BenchmarkSignIn (creating its 50 users first).
-func signInLoop(b *testing.B, s *Store) func(ctx context.Context, i int) error {
+func signInLoop(b testing.TB, s *Store) func(ctx context.Context, i int) error {
 	ctx := context.Background()
 	now := time.Now()
 	const users = 50

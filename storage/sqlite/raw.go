@@ -38,9 +38,13 @@ func rawReads() []string {
 	return []string{qGetToken, qGetIdentity}
 }
 
-// rawStmts are the statements prepared on one driver connection.
+// rawStmts are the statements prepared on one driver connection, and
+// the rawConn that runs them (reused: the connection runs one rawTx or
+// rawRead at a time).
 type rawStmts struct {
 	stmts map[string]driver.Stmt
+	conn  rawConn
+	row   rawRow
 }
 
 // rawCache holds the prepared statements (queries) of each connection of
@@ -76,7 +80,7 @@ func (s *Store) rawTx(ctx context.Context, fn func(*rawConn) error) error {
 		if err != nil {
 			return err
 		}
-		c := &rawConn{ctx: ctx, st: st, n: &s.n}
+		c := st.use(ctx, &s.n)
 		if _, err := c.exec(qBegin); err != nil {
 			return err
 		}
@@ -136,6 +140,24 @@ func (r *rawCache) close() {
 		st.close()
 	}
 	r.conns = nil
+}
+
+// use returns the connection's rawConn for one rawTx or rawRead.
+func (st *rawStmts) use(ctx context.Context, n *counters) *rawConn {
+	st.conn = rawConn{ctx: ctx, st: st, n: n, args: st.conn.args[:0]}
+	return &st.conn
+}
+
+// rowOf returns the connection's row buffer with n columns, cleared. A
+// scan copies what it keeps out of it (strings, and the driver's []byte
+// which it allocated for this row).
+func (st *rawStmts) rowOf(n int) rawRow {
+	if cap(st.row) < n {
+		st.row = make(rawRow, n)
+	}
+	st.row = st.row[:n]
+	clear(st.row)
+	return st.row
 }
 
 func (st *rawStmts) close() {
@@ -214,14 +236,14 @@ func (s *Store) rawRead(ctx context.Context, scan func(rawRow) error, q string, 
 		if err != nil {
 			return err
 		}
-		c := &rawConn{ctx: ctx, st: st, n: &s.n}
+		c := st.use(ctx, &s.n)
 		c.n.statements.Add(1)
 		rows, err := c.st.stmts[q].(driver.StmtQueryContext).QueryContext(ctx, c.bind(args))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		row := make(rawRow, len(rows.Columns()))
+		row := st.rowOf(len(rows.Columns()))
 		switch err := rows.Next(row); {
 		case errors.Is(err, io.EOF):
 			return sql.ErrNoRows
