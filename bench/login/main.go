@@ -312,6 +312,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			fmt.Fprintf(out, "store: %.2f round trips (SQLite: statements) and %.2f commits per %s (qiao_store_*_total)\n",
 				(after.roundTrips-before.roundTrips)/ok, (after.commits-before.commits)/ok, o.mode)
 		}
+		if after.mallocs >= 0 && before.mallocs >= 0 {
+			fmt.Fprintf(out, "broker allocations: %.0f per %s (go_memstats_mallocs_total; the broker's own, background work included)\n",
+				(after.mallocs-before.mallocs)/ok, o.mode)
+		}
 		if after.rss > 0 {
 			fmt.Fprintf(out, "broker RSS: %.1f MB after the run\n", float64(after.rss)/(1<<20))
 		}
@@ -581,6 +585,8 @@ type sample struct {
 	// The store's counters (-1: unknown, e.g. a broker without them).
 	roundTrips, commits float64
 	rss                 float64
+	// mallocs is the broker's heap allocations so far (-1: unknown).
+	mallocs float64
 	// The PostgreSQL cluster's processes, with -store postgres.
 	pgCPU   time.Duration
 	pgXacts float64
@@ -598,7 +604,7 @@ func (b *broker) sample(ctx context.Context) (sample, error) {
 	if err != nil && b.pid == 0 {
 		return sample{}, fmt.Errorf("reading the broker's metrics: %w", err)
 	}
-	s := sample{upstream: -1, roundTrips: -1, commits: -1}
+	s := sample{upstream: -1, roundTrips: -1, commits: -1, mallocs: -1}
 	if err == nil {
 		if v, ok := m["qiao_upstream_requests_total"]; ok {
 			s.upstream = v
@@ -607,6 +613,9 @@ func (b *broker) sample(ctx context.Context) (sample, error) {
 			s.roundTrips, s.commits = v, m["qiao_store_commits_total"]
 		}
 		s.rss = m["process_resident_memory_bytes"]
+		if v, ok := m["go_memstats_mallocs_total"]; ok {
+			s.mallocs = v
+		}
 		s.cpu = time.Duration(m["process_cpu_seconds_total"] * float64(time.Second))
 	}
 	if b.pid > 0 {

@@ -50,7 +50,7 @@ func TestExchangeMode(t *testing.T) {
 	if err := run(ctx, o, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"exchange: 4 ok, 0 errors", "commits per exchange", "simulator: 1.00 API calls"} {
+	for _, want := range []string{"exchange: 4 ok, 0 errors", "commits per exchange", "simulator: 1.00 API calls", "broker allocations: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output has no %q:\n%s", want, out.String())
 		}
