@@ -131,12 +131,18 @@ func (r *rawCache) stmtsOf(ctx context.Context, dc any) (*rawStmts, error) {
 }
 
 // close finalizes every prepared statement; the store closes its pools
-// right after, so no connection is in use.
+// right after, so no connection is in use. A connection that database/sql
+// discarded (one interrupted by a cancelled request, say) may be closed
+// already, and finalizing on it would touch freed memory: its statements
+// are left unfinalized (a few statements' memory, once, at shutdown).
 func (r *rawCache) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	for _, st := range r.conns {
+	for dc, st := range r.conns {
+		if v, ok := dc.(driver.Validator); ok && !v.IsValid() {
+			continue
+		}
 		st.close()
 	}
 	r.conns = nil
