@@ -10,8 +10,10 @@
 // as integer unix milliseconds UTC; the zero time is stored as NULL and,
 // as an expiry, means "never expires". A statement or transaction, once
 // started, runs to its end even if the caller's context is cancelled (see
-// uncancelled). Counts reports the statements and commits, for tests and
-// the qiao_store_* metrics.
+// uncancelled). The statements of a login run on the driver connections
+// directly (rawTx, rawRead), and WAL checkpoints run in the background,
+// off the request path (checkpointer). Counts reports the statements and
+// commits, for tests and the qiao_store_* metrics.
 package sqlite
 
 import (
@@ -296,7 +298,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools. Closing twice is harmless.
+// Close stops the checkpointer and closes the pools. Closing twice is
+// harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
