@@ -2,6 +2,7 @@ package qiaotest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -191,7 +193,55 @@ func (w *World) LogLines(msg string) []map[string]any {
 // and secret form-encoded). A failed request fails t.
 func (w *World) Post(t testing.TB, path string, form url.Values, user, pass string) *Page {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, w.Issuer+path, strings.NewReader(form.Encode()))
+	return w.Do(t, FormRequest(t, w.Issuer+path, form, user, pass))
+}
+
+// Bearer sends method to path under the issuer with an access token
+// (Authorization: Bearer; "" sends none) and body as JSON (nil: no
+// body), without cookies and without following a redirect.
+func (w *World) Bearer(t testing.TB, method, path, token string, body any) *Page {
+	t.Helper()
+	return w.Do(t, BearerRequest(t, method, w.Issuer+path, token, body))
+}
+
+// Do sends req on the world's back channel (no cookies, no redirect
+// followed) and reads the answer; a failed request fails t.
+func (w *World) Do(t testing.TB, req *http.Request) *Page {
+	t.Helper()
+	return Do(t, w.HTTP.Transport, req)
+}
+
+// Do sends req on rt (nil: http.DefaultTransport) without cookies and
+// without following a redirect, and reads the answer (a redirect's
+// Location resolved against the request's URL); a failed request fails
+// t. It is for servers outside a World (a `qiao demo`).
+func Do(t testing.TB, rt http.RoundTripper, req *http.Request) *Page {
+	t.Helper()
+	c := &http.Client{Transport: rt, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	p, err := (&Browser{}).do(c, req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return p
+}
+
+// NewRequest is a request of method to u with no body; a bad URL fails t.
+func NewRequest(t testing.TB, method, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// FormRequest is a POST of form to u; with user set it authenticates as
+// that client with HTTP Basic (RFC 6749 2.3.1: the id and secret
+// form-encoded).
+func FormRequest(t testing.TB, u string, form url.Values, user, pass string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,13 +249,32 @@ func (w *World) Post(t testing.TB, path string, form url.Values, user, pass stri
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	}
-	c := &http.Client{Transport: w.HTTP.Transport, Timeout: w.HTTP.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	p, err := (&Browser{}).do(c, req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+	return req
+}
+
+// BearerRequest is method to u with an access token (Authorization:
+// Bearer; "" sends none) and body as JSON (nil: no body).
+func BearerRequest(t testing.TB, method, u, token string, body any) *http.Request {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
 	}
-	return p
+	req, err := http.NewRequest(method, u, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
 }
 
 // JSON is the page's body decoded as a JSON object (nil if it is not
@@ -214,6 +283,17 @@ func (p *Page) JSON() map[string]any {
 	var m map[string]any
 	if json.Unmarshal([]byte(p.Body), &m) != nil {
 		return nil
+	}
+	return m
+}
+
+// MustJSON is JSON for a body that must be a JSON object: anything else
+// fails t.
+func (p *Page) MustJSON(t testing.TB) map[string]any {
+	t.Helper()
+	m := p.JSON()
+	if m == nil {
+		t.Fatalf("not a JSON object: HTTP %d %.300s", p.Status, p.Body)
 	}
 	return m
 }

@@ -275,3 +275,51 @@ func (b *Browser) Deny(connector string) (url.Values, error) {
 	}
 	return q, nil
 }
+
+// RawAuth is an authorization request built parameter by parameter
+// (response_type code, scope openid profile offline_access, state, nonce,
+// PKCE S256, connector_id), for tests that send unusual or invalid
+// requests: change its Values with Set and Del. RP.AuthRequest is a
+// relying party's own request.
+type RawAuth struct {
+	url.Values
+	Verifier string // the PKCE code_verifier
+}
+
+// NewRawAuth is client's authorization request redirecting to redirect,
+// through connector ("": no connector_id, the chooser).
+func NewRawAuth(client, redirect, connector string) RawAuth {
+	v := oauth2.GenerateVerifier()
+	a := RawAuth{Values: url.Values{
+		"response_type":         {"code"},
+		"client_id":             {client},
+		"redirect_uri":          {redirect},
+		"scope":                 {"openid profile offline_access"},
+		"state":                 {RandString()},
+		"nonce":                 {RandString()},
+		"code_challenge":        {oauth2.S256ChallengeFromVerifier(v)},
+		"code_challenge_method": {"S256"},
+	}, Verifier: v}
+	if connector != "" {
+		a.Set("connector_id", connector)
+	}
+	return a
+}
+
+// URL is the request at issuer's authorization endpoint.
+func (a RawAuth) URL(issuer string) string { return issuer + "/auth?" + a.Encode() }
+
+// State is the request's state.
+func (a RawAuth) State() string { return a.Get("state") }
+
+// CodeForm is the token request redeeming code issued for a
+// (authorization_code grant, its redirect_uri and code_verifier); the
+// client authenticates as the caller adds.
+func (a RawAuth) CodeForm(code string) url.Values {
+	return url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {a.Get("redirect_uri")},
+		"code_verifier": {a.Verifier},
+	}
+}

@@ -17,10 +17,10 @@ type apiCall struct {
 
 func (s *stack) api(t *testing.T, method, path, token string, body any) apiCall {
 	t.Helper()
-	status, data, hdr := bearer(t, method, s.Issuer+path, token, body)
-	c := apiCall{status: status, header: hdr}
-	if len(strings.TrimSpace(string(data))) > 0 {
-		c.body = jsonMap(t, data)
+	res := s.Bearer(t, method, path, token, body)
+	c := apiCall{status: res.Status, header: res.Header}
+	if len(strings.TrimSpace(res.Body)) > 0 {
+		c.body = res.MustJSON(t)
 	}
 	return c
 }
@@ -71,7 +71,7 @@ func TestAccountAPIMeShape(t *testing.T) {
 func TestAccountAPIRefusesMissingBadOrRevokedTokens(t *testing.T) {
 	s := shared
 	tk := s.accountLogin(t, "weibo", "p22")
-	if st, _, _ := post(t, s.Issuer+"/revoke", map[string][]string{"token": {tk.AccessToken}}, webClient, webSecret); st != 200 {
+	if st := s.Post(t, "/revoke", map[string][]string{"token": {tk.AccessToken}}, webClient, webSecret).Status; st != 200 {
 		t.Fatalf("revoke: %d", st)
 	}
 	for name, token := range map[string]string{"missing": "", "bad": "ory_at_bad.bad", "revoked": tk.AccessToken} {

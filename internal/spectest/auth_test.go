@@ -58,8 +58,8 @@ func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
 				ua = desktopUA
 			}
 			b := s.Browser(ua)
-			a := newAuthReq(tc.client, tc.redirect, tc.connector)
-			p := s.follow(t, b, a.url(s.Issuer), tc.person)
+			a := qiaotest.NewRawAuth(tc.client, tc.redirect, tc.connector)
+			p := s.follow(t, b, a.URL(s.Issuer), tc.person)
 			if !isRedirect(p.Status) {
 				t.Fatalf("status %d, want a redirect to %s; body: %.300s", p.Status, tc.redirect, p.Body)
 			}
@@ -68,8 +68,8 @@ func TestAuthorizationErrorsRedirectWithErrorAndState(t *testing.T) {
 			}
 			u, _ := url.Parse(p.Location)
 			q := u.Query()
-			if q.Get("error") != tc.want || q.Get("state") != a.state {
-				t.Errorf("error=%q state=%q, want error=%q state=%q (%s)", q.Get("error"), q.Get("state"), tc.want, a.state, p.Location)
+			if q.Get("error") != tc.want || q.Get("state") != a.State() {
+				t.Errorf("error=%q state=%q, want error=%q state=%q (%s)", q.Get("error"), q.Get("state"), tc.want, a.State(), p.Location)
 			}
 			if q.Get("code") != "" {
 				t.Errorf("an error redirect carries a code: %s", p.Location)
@@ -99,8 +99,8 @@ func TestWithoutValidClientAndRedirectURIA400Page(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := s.Browser(desktopUA)
-			a := newAuthReq(tc.client, tc.redirect, "weibo")
-			p := b.StepGet(t, a.url(s.Issuer))
+			a := qiaotest.NewRawAuth(tc.client, tc.redirect, "weibo")
+			p := b.StepGet(t, a.URL(s.Issuer))
 			if p.Status != http.StatusBadRequest {
 				t.Fatalf("status %d (Location %q), want 400", p.Status, p.Location)
 			}
@@ -118,8 +118,8 @@ func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
 		redirect := "http://127.0.0.1" + port + "/cb"
 		t.Run(redirect, func(t *testing.T) {
 			b := s.Browser(desktopUA)
-			a := newAuthReq(webClient, redirect, "weibo")
-			p := s.follow(t, b, a.url(s.Issuer), "p07")
+			a := qiaotest.NewRawAuth(webClient, redirect, "weibo")
+			p := s.follow(t, b, a.URL(s.Issuer), "p07")
 			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, redirect+"?") {
 				t.Fatalf("status %d Location %q, want a redirect to %s", p.Status, p.Location, redirect)
 			}
@@ -133,7 +133,7 @@ func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
 	// URI: a 400 page and no redirect.
 	for _, redirect := range []string{"http://127.0.0.1:54321/other", "http://user@127.0.0.1:54321/cb"} {
 		t.Run(redirect, func(t *testing.T) {
-			p := s.Browser(desktopUA).StepGet(t, newAuthReq(webClient, redirect, "weibo").url(s.Issuer))
+			p := s.Browser(desktopUA).StepGet(t, qiaotest.NewRawAuth(webClient, redirect, "weibo").URL(s.Issuer))
 			if p.Status != http.StatusBadRequest || p.Location != "" {
 				t.Errorf("%d %q, want 400 without a redirect", p.Status, p.Location)
 			}
@@ -159,7 +159,7 @@ func TestConnectorIDGoesStraightToProviderWithWeChatStyleState(t *testing.T) {
 			states := map[string]bool{}
 			for i := 0; i < 3; i++ {
 				b := s.Browser(tc.ua)
-				p := b.StepGet(t, newAuthReq(webClient, rpRedirect, tc.connector).url(s.Issuer))
+				p := b.StepGet(t, qiaotest.NewRawAuth(webClient, rpRedirect, tc.connector).URL(s.Issuer))
 				if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, tc.base+tc.path+"?") {
 					t.Fatalf("status %d Location %q, want a redirect to %s%s", p.Status, p.Location, tc.base, tc.path)
 				}
@@ -209,7 +209,7 @@ func TestChooserListsTheClientsConnectorsWithDataConnectorID(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := s.Browser(tc.ua)
-			p := b.StepGet(t, newAuthReq(tc.client, tc.redirect, "").url(s.Issuer))
+			p := b.StepGet(t, qiaotest.NewRawAuth(tc.client, tc.redirect, "").URL(s.Issuer))
 			if p.Status != http.StatusOK {
 				t.Fatalf("status %d Location %q, want the chooser page", p.Status, p.Location)
 			}
@@ -237,7 +237,7 @@ func TestQQGetsDisplayMobileOnPhones(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.ua, func(t *testing.T) {
 			b := s.Browser(tc.ua)
-			p := b.StepGet(t, newAuthReq(webClient, rpRedirect, "qq").url(s.Issuer))
+			p := b.StepGet(t, qiaotest.NewRawAuth(webClient, rpRedirect, "qq").URL(s.Issuer))
 			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.QQURL) {
 				t.Fatalf("status %d Location %q, want a redirect to QQ", p.Status, p.Location)
 			}
@@ -259,8 +259,8 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 	firstClaims := claims(t, first.IDToken)
 
 	t.Run("second client without connector_id signs in without the provider", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "")
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
@@ -274,37 +274,37 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		}
 	})
 	t.Run("the session's connector as connector_id signs in without the provider", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "weibo")
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "weibo")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
 	})
 	t.Run("another connector_id starts a fresh login with that provider", func(t *testing.T) {
-		p := b.StepGet(t, newAuthReq(web2Client, rp2Redirect, "qq").url(s.Issuer))
+		p := b.StepGet(t, qiaotest.NewRawAuth(web2Client, rp2Redirect, "qq").URL(s.Issuer))
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.QQURL+sandbox.QQPathAuthorize) {
 			t.Fatalf("status %d Location %q, want a redirect to QQ", p.Status, p.Location)
 		}
 	})
 	t.Run("prompt=login starts a fresh login with the provider", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "")
-		a.extra = url.Values{"prompt": {"login"}}
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "")
+		a.Set("prompt", "login")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		if isRedirect(p.Status) && strings.HasPrefix(p.Location, rp2Redirect) {
 			t.Fatalf("prompt=login reused the session: %s", p.Location)
 		}
 		// With the session's connector named, straight to its provider.
-		a = newAuthReq(web2Client, rp2Redirect, "weibo")
-		a.extra = url.Values{"prompt": {"login"}}
-		p = b.StepGet(t, a.url(s.Issuer))
+		a = qiaotest.NewRawAuth(web2Client, rp2Redirect, "weibo")
+		a.Set("prompt", "login")
+		p = b.StepGet(t, a.URL(s.Issuer))
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL) {
 			t.Fatalf("prompt=login with connector_id weibo: status %d Location %q, want a redirect to Weibo", p.Status, p.Location)
 		}
 	})
 	t.Run("prompt=none with a session returns a code", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "")
-		a.extra = url.Values{"prompt": {"none"}}
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "")
+		a.Set("prompt", "none")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		u, _ := url.Parse(p.Location)
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") || u.Query().Get("code") == "" {
 			t.Fatalf("status %d Location %q, want a code at %s", p.Status, p.Location, rp2Redirect)
@@ -314,9 +314,9 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		}
 	})
 	t.Run("max_age not yet passed reuses the session", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "")
-		a.extra = url.Values{"max_age": {"3600"}}
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "")
+		a.Set("max_age", "3600")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
@@ -327,9 +327,10 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 	})
 	t.Run("max_age=0 with prompt=none is a code or login_required", func(t *testing.T) {
 		// A session from the same second may still count as fresh.
-		a := newAuthReq(web2Client, rp2Redirect, "")
-		a.extra = url.Values{"max_age": {"0"}, "prompt": {"none"}}
-		p := b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "")
+		a.Set("max_age", "0")
+		a.Set("prompt", "none")
+		p := b.StepGet(t, a.URL(s.Issuer))
 		u, _ := url.Parse(p.Location)
 		if q := u.Query(); !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") ||
 			q.Get("code") == "" && q.Get("error") != "login_required" {
@@ -337,8 +338,8 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		}
 	})
 	t.Run("another connector_id signs in there and idp follows it", func(t *testing.T) {
-		a := newAuthReq(web2Client, rp2Redirect, "qq")
-		p := s.follow(t, b, a.url(s.Issuer), "p06")
+		a := qiaotest.NewRawAuth(web2Client, rp2Redirect, "qq")
+		p := s.follow(t, b, a.URL(s.Issuer), "p06")
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect to %s after QQ", p.Status, p.Location, rp2Redirect)
 		}
@@ -367,13 +368,13 @@ func containsAny(v any, want string) bool {
 func TestPromptNoneWithoutSessionIsLoginRequired(t *testing.T) {
 	s := shared
 	b := s.Browser(desktopUA)
-	a := newAuthReq(webClient, rpRedirect, "")
-	a.extra = url.Values{"prompt": {"none"}}
-	p := b.StepGet(t, a.url(s.Issuer))
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "")
+	a.Set("prompt", "none")
+	p := b.StepGet(t, a.URL(s.Issuer))
 	u, _ := url.Parse(p.Location)
 	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpRedirect+"?") ||
-		u.Query().Get("error") != "login_required" || u.Query().Get("state") != a.state {
-		t.Fatalf("status %d Location %q, want error=login_required&state=%s", p.Status, p.Location, a.state)
+		u.Query().Get("error") != "login_required" || u.Query().Get("state") != a.State() {
+		t.Fatalf("status %d Location %q, want error=login_required&state=%s", p.Status, p.Location, a.State())
 	}
 }
 
@@ -385,16 +386,16 @@ func TestMaxAgePassedAsksTheProviderAgain(t *testing.T) {
 	for time.Now().Unix() < authTime+2 {
 		time.Sleep(100 * time.Millisecond)
 	}
-	a := newAuthReq(webClient, rpRedirect, "")
-	a.extra = url.Values{"max_age": {"1"}}
-	p := b.StepGet(t, a.url(s.Issuer))
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "")
+	a.Set("max_age", "1")
+	p := b.StepGet(t, a.URL(s.Issuer))
 	if isRedirect(p.Status) && strings.HasPrefix(p.Location, rpRedirect) {
 		t.Fatalf("max_age=1 after 2 s reused the session: %s", p.Location)
 	}
 	// Signing in again gives a fresh auth_time.
-	a = newAuthReq(webClient, rpRedirect, "weibo")
-	a.extra = url.Values{"max_age": {"1"}}
-	p = s.follow(t, b, a.url(s.Issuer), "p25")
+	a = qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+	a.Set("max_age", "1")
+	p = s.follow(t, b, a.URL(s.Issuer), "p25")
 	if !strings.HasPrefix(p.Location, rpRedirect+"?") {
 		t.Fatalf("status %d Location %q after the provider", p.Status, p.Location)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // SPEC "Errors and bad input": "an oversized or malformed request: a clear
@@ -24,8 +26,8 @@ func TestMalformedAuthorizationRequestIsRefusedBeforeTheProvider(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newAuthReq(tc.client, tc.redirect, "weibo")
-			u, _ := url.Parse(a.url(s.Issuer))
+			a := qiaotest.NewRawAuth(tc.client, tc.redirect, "weibo")
+			u, _ := url.Parse(a.URL(s.Issuer))
 			q := u.Query()
 			for k, v := range tc.mod {
 				if v == nil {
@@ -37,14 +39,14 @@ func TestMalformedAuthorizationRequestIsRefusedBeforeTheProvider(t *testing.T) {
 			u.RawQuery = q.Encode()
 			p := s.Browser(desktopUA).StepGet(t, u.String())
 			lu, _ := url.Parse(p.Location)
-			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, tc.redirect+"?") || lu.Query().Get("error") != "invalid_request" || lu.Query().Get("state") != a.state {
+			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, tc.redirect+"?") || lu.Query().Get("error") != "invalid_request" || lu.Query().Get("state") != a.State() {
 				t.Errorf("%d %q, want an invalid_request redirect to %s at once (not the provider's login page)", p.Status, p.Location, tc.redirect)
 			}
 		})
 	}
 	t.Run("no user is created by a refused request", func(t *testing.T) {
-		a := newAuthReq(spaClient, spaRedirect, "weibo")
-		u, _ := url.Parse(a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(spaClient, spaRedirect, "weibo")
+		u, _ := url.Parse(a.URL(s.Issuer))
 		q := u.Query()
 		q.Del("code_challenge")
 		q.Del("code_challenge_method")
@@ -62,9 +64,9 @@ func TestUnknownGrantTypeIsUnsupportedGrantType(t *testing.T) {
 	s := shared
 	for _, gt := range []string{"password", "client_credentials", "urn:example:bogus"} {
 		t.Run(gt, func(t *testing.T) {
-			status, body, _ := post(t, s.Issuer+"/token", url.Values{"grant_type": {gt}}, webClient, webSecret)
-			if status != http.StatusBadRequest || jsonMap(t, body)["error"] != "unsupported_grant_type" {
-				t.Errorf("%d %s, want 400 unsupported_grant_type", status, body)
+			res := s.Post(t, "/token", url.Values{"grant_type": {gt}}, webClient, webSecret)
+			if res.Status != http.StatusBadRequest || res.MustJSON(t)["error"] != "unsupported_grant_type" {
+				t.Errorf("%d %s, want 400 unsupported_grant_type", res.Status, res.Body)
 			}
 		})
 	}
@@ -77,11 +79,11 @@ func TestRequestObjectsAreRefusedByRedirect(t *testing.T) {
 	s := shared
 	for param, want := range map[string]string{"request": "request_not_supported", "request_uri": "request_uri_not_supported"} {
 		t.Run(param, func(t *testing.T) {
-			a := newAuthReq(webClient, rpRedirect, "weibo")
-			a.extra = url.Values{param: {"eyJhbGciOiJub25lIn0.e30."}}
-			p := s.Browser(desktopUA).StepGet(t, a.url(s.Issuer))
+			a := qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+			a.Set(param, "eyJhbGciOiJub25lIn0.e30.")
+			p := s.Browser(desktopUA).StepGet(t, a.URL(s.Issuer))
 			lu, _ := url.Parse(p.Location)
-			if !isRedirect(p.Status) || lu.Query().Get("error") != want || lu.Query().Get("state") != a.state {
+			if !isRedirect(p.Status) || lu.Query().Get("error") != want || lu.Query().Get("state") != a.State() {
 				t.Errorf("%d %q, want a redirect with error=%s and state", p.Status, p.Location, want)
 			}
 		})
@@ -93,9 +95,9 @@ func TestRequestObjectsAreRefusedByRedirect(t *testing.T) {
 func TestPromptNoneWithAnotherValueIsInvalidRequest(t *testing.T) {
 	s := shared
 	_, b := s.webLogin(t, "weibo", "p41")
-	a := newAuthReq(webClient, rpRedirect, "")
-	a.extra = url.Values{"prompt": {"none login"}}
-	p := b.StepGet(t, a.url(s.Issuer))
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "")
+	a.Set("prompt", "none login")
+	p := b.StepGet(t, a.URL(s.Issuer))
 	lu, _ := url.Parse(p.Location)
 	if lu == nil || lu.Query().Get("error") != "invalid_request" {
 		t.Errorf("%d %q, want error=invalid_request", p.Status, p.Location)
@@ -106,8 +108,7 @@ func TestPromptNoneWithAnotherValueIsInvalidRequest(t *testing.T) {
 // should advertise both.
 func TestDiscoveryAdvertisesIntrospectionClientSecretPost(t *testing.T) {
 	s := shared
-	_, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/.well-known/openid-configuration"))
-	if d := jsonMap(t, body); !containsAny(d["introspection_endpoint_auth_methods_supported"], "client_secret_post") {
+	if d := s.Bearer(t, http.MethodGet, "/.well-known/openid-configuration", "", nil).MustJSON(t); !containsAny(d["introspection_endpoint_auth_methods_supported"], "client_secret_post") {
 		t.Errorf("introspection_endpoint_auth_methods_supported %v lacks client_secret_post, which works", d["introspection_endpoint_auth_methods_supported"])
 	}
 }
@@ -115,8 +116,8 @@ func TestDiscoveryAdvertisesIntrospectionClientSecretPost(t *testing.T) {
 // RFC 7636 §4.2: code_challenge is 43 characters (S256: base64url of 32 bytes).
 func TestMalformedCodeChallengeIsRefused(t *testing.T) {
 	s := shared
-	a := newAuthReq(webClient, rpRedirect, "weibo")
-	u, _ := url.Parse(a.url(s.Issuer))
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+	u, _ := url.Parse(a.URL(s.Issuer))
 	q := u.Query()
 	q.Set("code_challenge", "abc")
 	u.RawQuery = q.Encode()

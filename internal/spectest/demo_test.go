@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // SPEC: "`qiao demo`: zero-config sandbox: simulated WeChat/QQ/Weibo, the
@@ -34,13 +36,13 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(p.Out.String(), "Press Ctrl-C to stop.") }, "the end of the demo's banner")
 
 	t.Run("the broker's discovery", func(t *testing.T) {
-		status, body, _ := doReq(t, mustReq(t, http.MethodGet, issuer+"/.well-known/openid-configuration"))
-		if status != 200 || jsonMap(t, body)["issuer"] != issuer {
-			t.Errorf("discovery: %d %s", status, body)
+		res := qiaotest.Do(t, nil, qiaotest.NewRequest(t, http.MethodGet, issuer+"/.well-known/openid-configuration"))
+		if res.Status != 200 || res.MustJSON(t)["issuer"] != issuer {
+			t.Errorf("discovery: %d %s", res.Status, res.Body)
 		}
 	})
 	t.Run("the example app", func(t *testing.T) {
-		if status, _, _ := doReq(t, mustReq(t, http.MethodGet, app)); status != 200 {
+		if status := qiaotest.Do(t, nil, qiaotest.NewRequest(t, http.MethodGet, app)).Status; status != 200 {
 			t.Errorf("example app: %d", status)
 		}
 	})
@@ -49,21 +51,20 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 		if m == nil {
 			t.Fatalf("no wx.login command in the output")
 		}
-		status, body, _ := post(t, wechat+"/sandbox/wx.login?appid="+m[1]+"&person=alice", url.Values{}, "", "")
+		res := qiaotest.Do(t, nil, qiaotest.FormRequest(t, wechat+"/sandbox/wx.login?appid="+m[1]+"&person=alice", url.Values{}, "", ""))
 		var c struct{ Code string }
-		if status != 200 || json.Unmarshal(body, &c) != nil || c.Code == "" {
-			t.Fatalf("wx.login: %d %s", status, body)
+		if res.Status != 200 || json.Unmarshal([]byte(res.Body), &c) != nil || c.Code == "" {
+			t.Fatalf("wx.login: %d %s", res.Status, res.Body)
 		}
-		form := url.Values{"grant_type": {tokenExGrant}, "subject_token": {c.Code}, "subject_token_type": {jsCodeType},
-			"subject_issuer": {"wechat_miniprogram"}, "client_id": {"miniprogram"}, "scope": {"openid profile offline_access"}}
-		status, body, _ = post(t, issuer+"/token", form, "", "")
-		got := jsonMap(t, body)
-		if status != 200 || got["id_token"] == nil || got["refresh_token"] == nil {
-			t.Fatalf("token exchange: %d %s", status, body)
+		form := qiaotest.ExchangeForm("wechat_miniprogram", "miniprogram", c.Code, "openid profile offline_access")
+		res = qiaotest.Do(t, nil, qiaotest.FormRequest(t, issuer+"/token", form, "", ""))
+		got := res.MustJSON(t)
+		if res.Status != 200 || got["id_token"] == nil || got["refresh_token"] == nil {
+			t.Fatalf("token exchange: %d %s", res.Status, res.Body)
 		}
-		status, body, _ = post(t, issuer+"/token", form, "", "")
-		if status != 400 || jsonMap(t, body)["error"] != "invalid_grant" {
-			t.Errorf("the same code again: %d %s, want 400 invalid_grant", status, body)
+		res = qiaotest.Do(t, nil, qiaotest.FormRequest(t, issuer+"/token", form, "", ""))
+		if res.Status != 400 || res.MustJSON(t)["error"] != "invalid_grant" {
+			t.Errorf("the same code again: %d %s, want 400 invalid_grant", res.Status, res.Body)
 		}
 	})
 	if code := p.Stop(t); code != 0 {

@@ -8,19 +8,17 @@ import (
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 func exchange(t *testing.T, s *stack, form url.Values) (int, map[string]any) {
 	t.Helper()
-	status, body, _ := post(t, s.Issuer+"/token", form, "", "")
-	return status, jsonMap(t, body)
+	res := s.Post(t, "/token", form, "", "")
+	return res.Status, res.MustJSON(t)
 }
 
 func exchangeForm(code, issuer, scope string) url.Values {
-	return url.Values{
-		"grant_type": {tokenExGrant}, "subject_token": {code}, "subject_token_type": {jsCodeType},
-		"subject_issuer": {issuer}, "client_id": {miniClient}, "scope": {scope},
-	}
+	return qiaotest.ExchangeForm(issuer, miniClient, code, scope)
 }
 
 // SPEC: "Mini-program login (token exchange, RFC 8693)" → 200 with
@@ -159,9 +157,9 @@ func TestTokenExchangePhoneNumberIsE164AndVerified(t *testing.T) {
 	if c["phone_number"] != want || c["phone_number_verified"] != true {
 		t.Errorf("phone_number=%v verified=%v, want %s true", c["phone_number"], c["phone_number_verified"], want)
 	}
-	st, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", got["access_token"].(string), nil)
-	u := jsonMap(t, body)
-	if st != 200 || u["phone_number"] != want || u["phone_number_verified"] != true {
+	res := s.Bearer(t, http.MethodGet, "/userinfo", got["access_token"].(string), nil)
+	u := res.MustJSON(t)
+	if st := res.Status; st != 200 || u["phone_number"] != want || u["phone_number_verified"] != true {
 		t.Errorf("userinfo %d %v, want phone_number %s verified", st, u, want)
 	}
 	t.Run("without scope phone no phone claims", func(t *testing.T) {

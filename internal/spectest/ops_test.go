@@ -136,7 +136,7 @@ func TestUsersAdminCommands(t *testing.T) {
 		})
 	}
 	t.Run("the deleted user's tokens no longer work", func(t *testing.T) {
-		if st, _, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", web.AccessToken, nil); st != http.StatusUnauthorized {
+		if st := s.Bearer(t, http.MethodGet, "/userinfo", web.AccessToken, nil).Status; st != http.StatusUnauthorized {
 			t.Errorf("userinfo with a deleted user's token: %d, want 401", st)
 		}
 		if st, r := refresh(t, s, web.RefreshToken, webClient, webSecret); st != http.StatusBadRequest || r.Error != "invalid_grant" {

@@ -2,10 +2,14 @@ package spectest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
+	"golang.org/x/oauth2"
 )
 
 // SPEC: "only for a registered loopback URI (`http://127.0.0.1/…`,
@@ -27,7 +31,7 @@ func TestRegisteredLoopbackURIWithoutPortMatchesAnyPort(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.redirect, func(t *testing.T) {
 			b := s.Browser(desktopUA)
-			p := b.StepGet(t, newAuthReq("native", tc.redirect, "weibo").url(s.Issuer))
+			p := b.StepGet(t, qiaotest.NewRawAuth("native", tc.redirect, "weibo").URL(s.Issuer))
 			if tc.ok && (!isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL)) {
 				t.Errorf("%d %q, want a redirect to Weibo", p.Status, p.Location)
 			}
@@ -41,7 +45,7 @@ func TestRegisteredLoopbackURIWithoutPortMatchesAnyPort(t *testing.T) {
 // README: "With exactly one usable connector the chooser is skipped."
 func TestChooserSkippedWithOneUsableConnector(t *testing.T) {
 	s := shared
-	p := s.Browser(desktopUA).StepGet(t, newAuthReq(weiboClient, "https://weibo-only.example.com/cb", "").url(s.Issuer))
+	p := s.Browser(desktopUA).StepGet(t, qiaotest.NewRawAuth(weiboClient, "https://weibo-only.example.com/cb", "").URL(s.Issuer))
 	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, s.WeiboURL) {
 		t.Errorf("%d %q, want a redirect to Weibo", p.Status, p.Location)
 	}
@@ -54,10 +58,10 @@ func TestTokenExchangeByAConfidentialClientWithHTTPBasic(t *testing.T) {
 	code, _ := s.WeChat.LoginCode(wxMiniAppID, "p33")
 	form := exchangeForm(code, "mini", "openid")
 	form.Del("client_id")
-	status, body, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
-	got := jsonMap(t, body)
-	if status != 200 || got["id_token"] == nil {
-		t.Fatalf("%d %v", status, got)
+	res := s.Post(t, "/token", form, webClient, webSecret)
+	got := res.MustJSON(t)
+	if res.Status != 200 || got["id_token"] == nil {
+		t.Fatalf("%d %v", res.Status, got)
 	}
 	if c := claims(t, got["id_token"].(string)); c["aud"] != webClient && !containsAny(c["aud"], webClient) {
 		t.Errorf("aud %v, want %s", c["aud"], webClient)
@@ -69,8 +73,8 @@ func TestTokenExchangeByAConfidentialClientWithHTTPBasic(t *testing.T) {
 func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 	s := shared
 	b := s.Browser(desktopUA)
-	a := newAuthReq(webClient, rpRedirect, "weibo")
-	p := s.follow(t, b, a.url(s.Issuer), "p34")
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+	p := s.follow(t, b, a.URL(s.Issuer), "p34")
 	cb, _ := url.Parse(p.Location)
 	code := cb.Query().Get("code")
 	if code == "" {
@@ -83,16 +87,16 @@ func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 		status     int
 		err        string
 	}{
-		{"wrong PKCE verifier", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {randString(50)}}, webClient, webSecret, 400, "invalid_grant"},
-		{"another redirect_uri", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://127.0.0.1:9/other"}, "code_verifier": {a.verifier}}, webClient, webSecret, 400, "invalid_grant"},
-		{"wrong client secret", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}, webClient, "wrong-wrong-wrong-wrong-wrong-wrong", 401, "invalid_client"},
-		{"another client's code", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}, web2Client, web2Secret, 400, "invalid_grant"},
+		{"wrong PKCE verifier", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {oauth2.GenerateVerifier()}}, webClient, webSecret, 400, "invalid_grant"},
+		{"another redirect_uri", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://127.0.0.1:9/other"}, "code_verifier": {a.Verifier}}, webClient, webSecret, 400, "invalid_grant"},
+		{"wrong client secret", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.Verifier}}, webClient, "wrong-wrong-wrong-wrong-wrong-wrong", 401, "invalid_client"},
+		{"another client's code", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.Verifier}}, web2Client, web2Secret, 400, "invalid_grant"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body, hdr := post(t, s.Issuer+"/token", tc.form, tc.user, tc.pass)
-			if status != tc.status || jsonMap(t, body)["error"] != tc.err || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
-				t.Errorf("%d %s (%s), want %d %s JSON", status, body, hdr.Get("Content-Type"), tc.status, tc.err)
+			res := s.Post(t, "/token", tc.form, tc.user, tc.pass)
+			if res.Status != tc.status || res.MustJSON(t)["error"] != tc.err || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+				t.Errorf("%d %s (%s), want %d %s JSON", res.Status, res.Body, res.Header.Get("Content-Type"), tc.status, tc.err)
 			}
 		})
 	}
@@ -119,22 +123,22 @@ func TestTokenEndpointErrorsAreRFC6749JSON(t *testing.T) {
 				if tc.method == http.MethodPost {
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				}
-				status, body, hdr := doReq(t, req)
+				res := s.Do(t, req)
 				var e struct {
 					Error string `json:"error"`
 				}
-				if status != tc.status || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") || json.Unmarshal(body, &e) != nil || e.Error == "" {
-					t.Errorf("%d %q %.200s, want %d with an RFC 6749 JSON error", status, hdr.Get("Content-Type"), body, tc.status)
+				if res.Status != tc.status || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") || json.Unmarshal([]byte(res.Body), &e) != nil || e.Error == "" {
+					t.Errorf("%d %q %.200s, want %d with an RFC 6749 JSON error", res.Status, res.Header.Get("Content-Type"), res.Body, tc.status)
 				}
 			})
 		}
 	}
 	t.Run("the code still works once, then never again", func(t *testing.T) {
-		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}
-		st1, body1, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
-		st2, body2, _ := post(t, s.Issuer+"/token", form, webClient, webSecret)
-		if st2 != 400 || jsonMap(t, body2)["error"] != "invalid_grant" {
-			t.Errorf("second redemption: %d %s, want 400 invalid_grant (first: %d %s)", st2, body2, st1, body1)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.Verifier}}
+		first := s.Post(t, "/token", form, webClient, webSecret)
+		second := s.Post(t, "/token", form, webClient, webSecret)
+		if second.Status != 400 || second.MustJSON(t)["error"] != "invalid_grant" {
+			t.Errorf("second redemption: %d %s, want 400 invalid_grant (first: %d %s)", second.Status, second.Body, first.Status, first.Body)
 		}
 	})
 }
@@ -145,11 +149,11 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 	s := shared
 	for name, params := range map[string]url.Values{
 		"no code_challenge":    {"code_challenge": nil, "code_challenge_method": nil},
-		"plain code_challenge": {"code_challenge": {randString(50)}, "code_challenge_method": {"plain"}},
+		"plain code_challenge": {"code_challenge": {oauth2.GenerateVerifier()}, "code_challenge_method": {"plain"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			a := newAuthReq(spaClient, spaRedirect, "weibo")
-			u, _ := url.Parse(a.url(s.Issuer))
+			a := qiaotest.NewRawAuth(spaClient, spaRedirect, "weibo")
+			u, _ := url.Parse(a.URL(s.Issuer))
 			q := u.Query()
 			for k, v := range params {
 				if v == nil {
@@ -162,14 +166,14 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 			p := s.follow(t, s.Browser(desktopUA), u.String(), "p39")
 			lu, _ := url.Parse(p.Location)
 			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, spaRedirect) || lu.Query().Get("error") != "invalid_request" ||
-				lu.Query().Get("code") != "" || lu.Query().Get("state") != a.state {
+				lu.Query().Get("code") != "" || lu.Query().Get("state") != a.State() {
 				t.Errorf("%d %q, want an invalid_request redirect to %s with state and no code", p.Status, p.Location, spaRedirect)
 			}
 		})
 	}
 	t.Run("with S256 the public client signs in", func(t *testing.T) {
-		a := newAuthReq(spaClient, spaRedirect, "weibo")
-		p := s.follow(t, s.Browser(desktopUA), a.url(s.Issuer), "p39")
+		a := qiaotest.NewRawAuth(spaClient, spaRedirect, "weibo")
+		p := s.follow(t, s.Browser(desktopUA), a.URL(s.Issuer), "p39")
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, spaRedirect+"?") {
 			t.Fatalf("%d %q, want a redirect to %s", p.Status, p.Location, spaRedirect)
 		}
@@ -184,8 +188,8 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 	s := shared
 	b := s.Browser(desktopUA)
-	a := newAuthReq(webClient, rpRedirect, "weibo")
-	cb := b.CallbackOf(t, a.url(s.Issuer), "p35")
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+	cb := b.CallbackOf(t, a.URL(s.Issuer), "p35")
 	if !strings.HasPrefix(cb, s.Issuer+"/callback/weibo?") {
 		t.Fatalf("Weibo sent the browser to %q", cb)
 	}
@@ -203,14 +207,14 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 	// the original request is answered through the SSO session.
 	t.Run("a replayed state in the signed-in browser", func(t *testing.T) {
 		got := b.StepGet(t, cb)
-		if !isRedirect(got.Status) || !strings.HasPrefix(got.Location, s.Issuer+"/auth?") || !strings.Contains(got.Location, "state="+a.state) {
+		if !isRedirect(got.Status) || !strings.HasPrefix(got.Location, s.Issuer+"/auth?") || !strings.Contains(got.Location, "state="+a.State()) {
 			t.Errorf("%d %q, want a redirect to the authorization endpoint with the original request", got.Status, got.Location)
 		}
 	})
 	bad := map[string]string{
-		"a forged state":     s.Issuer + "/callback/weibo?code=abc&state=" + randString(32),
+		"a forged state":     s.Issuer + "/callback/weibo?code=abc&state=" + qiaotest.RandString(),
 		"no state":           s.Issuer + "/callback/weibo?code=abc",
-		"unknown connector":  s.Issuer + "/callback/nosuch?code=abc&state=" + randString(32),
+		"unknown connector":  s.Issuer + "/callback/nosuch?code=abc&state=" + qiaotest.RandString(),
 		"an oversized query": s.Issuer + "/auth?client_id=web&x=" + strings.Repeat("a", 70<<10),
 	}
 	for name, u := range bad {
@@ -222,19 +226,19 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 		})
 	}
 	t.Run("an oversized token request", func(t *testing.T) {
-		status, _, _ := post(t, s.Issuer+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}, webClient, webSecret)
+		status := s.Post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}, webClient, webSecret).Status
 		if status != http.StatusRequestEntityTooLarge {
 			t.Errorf("%d, want 413", status)
 		}
 	})
 	t.Run("malformed JSON at the account API", func(t *testing.T) {
 		tk := s.accountLogin(t, "weibo", "p35")
-		req, _ := http.NewRequest(http.MethodPost, s.Issuer+"/api/v1/me/identities", strings.NewReader("{not json"))
-		req.Header.Set("Authorization", "Bearer "+tk.AccessToken)
+		req := qiaotest.BearerRequest(t, http.MethodPost, s.Issuer+"/api/v1/me/identities", tk.AccessToken, nil)
+		req.Body = io.NopCloser(strings.NewReader("{not json"))
 		req.Header.Set("Content-Type", "application/json")
-		status, body, _ := doReq(t, req)
-		if status != 400 || jsonMap(t, body)["error"] != "invalid_request" {
-			t.Errorf("%d %s, want 400 invalid_request", status, body)
+		res := s.Do(t, req)
+		if res.Status != 400 || res.MustJSON(t)["error"] != "invalid_request" {
+			t.Errorf("%d %s, want 400 invalid_request", res.Status, res.Body)
 		}
 	})
 }

@@ -17,12 +17,12 @@ import (
 
 func jwksKids(t *testing.T, s *stack) map[string]bool {
 	t.Helper()
-	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/keys"))
-	if status != 200 {
-		t.Fatalf("jwks: %d", status)
+	res := s.Bearer(t, http.MethodGet, "/keys", "", nil)
+	if res.Status != 200 {
+		t.Fatalf("jwks: %d", res.Status)
 	}
 	kids := map[string]bool{}
-	keys, _ := jsonMap(t, body)["keys"].([]any)
+	keys, _ := res.MustJSON(t)["keys"].([]any)
 	for _, k := range keys {
 		kid, _ := k.(map[string]any)["kid"].(string)
 		kids[kid] = true
@@ -46,8 +46,8 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	// (which never answers) when SIGTERM arrives.
 	s.Weibo.InjectFault(sandbox.Fault{Path: sandbox.WeiboPathToken, Kind: sandbox.FaultTimeout, Times: 1})
 	b := s.Browser(desktopUA)
-	a := newAuthReq(webClient, rpRedirect, "weibo")
-	callback := b.CallbackOf(t, a.url(s.Issuer), "p03")
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, "weibo")
+	callback := b.CallbackOf(t, a.URL(s.Issuer), "p03")
 	if !strings.HasPrefix(callback, s.Issuer+"/callback/weibo") {
 		t.Fatalf("Weibo sent the browser to %q", callback)
 	}
@@ -99,8 +99,8 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	})
 	t.Run("access tokens survive", func(t *testing.T) {
 		for name, tk := range map[string]string{"web": web.AccessToken, "mini-program": mini.AccessToken} {
-			if st, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk, nil); st != 200 {
-				t.Errorf("%s access token after a restart: %d %s", name, st, body)
+			if res := s.Bearer(t, http.MethodGet, "/userinfo", tk, nil); res.Status != 200 {
+				t.Errorf("%s access token after a restart: %d %s", name, res.Status, res.Body)
 			}
 		}
 	})

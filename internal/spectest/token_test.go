@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
 )
 
@@ -22,19 +23,19 @@ func refresh(t *testing.T, s *stack, rt, client, secret string) (int, tokens) {
 		form.Set("client_id", client)
 		user = ""
 	}
-	status, body, _ := post(t, s.Issuer+"/token", form, user, secret)
+	res := s.Post(t, "/token", form, user, secret)
 	var tk tokens
-	_ = json.Unmarshal(body, &tk)
-	return status, tk
+	_ = json.Unmarshal([]byte(res.Body), &tk)
+	return res.Status, tk
 }
 
 func introspect(t *testing.T, s *stack, token string) map[string]any {
 	t.Helper()
-	status, body, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {token}}, webClient, webSecret)
-	if status != 200 {
-		t.Fatalf("introspect: %d %s", status, body)
+	res := s.Post(t, "/introspect", url.Values{"token": {token}}, webClient, webSecret)
+	if res.Status != 200 {
+		t.Fatalf("introspect: %d %s", res.Status, res.Body)
 	}
-	return jsonMap(t, body)
+	return res.MustJSON(t)
 }
 
 // SPEC: "All OIDC endpoint paths are published in
@@ -42,11 +43,11 @@ func introspect(t *testing.T, s *stack, token string) map[string]any {
 // userinfo, jwks, revocation, introspection, end_session)."
 func TestDiscoveryPublishesEveryEndpointUnderTheIssuer(t *testing.T) {
 	s := shared
-	status, body, _ := doReq(t, mustReq(t, http.MethodGet, s.Issuer+"/.well-known/openid-configuration"))
-	if status != 200 {
-		t.Fatalf("discovery: %d", status)
+	res := s.Bearer(t, http.MethodGet, "/.well-known/openid-configuration", "", nil)
+	if res.Status != 200 {
+		t.Fatalf("discovery: %d", res.Status)
 	}
-	d := jsonMap(t, body)
+	d := res.MustJSON(t)
 	if d["issuer"] != s.Issuer {
 		t.Errorf("issuer %v, want %s", d["issuer"], s.Issuer)
 	}
@@ -75,15 +76,6 @@ func TestDiscoveryPublishesEveryEndpointUnderTheIssuer(t *testing.T) {
 	}
 }
 
-func mustReq(t *testing.T, method, u string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
 // SPEC: "Web apps log in with standard OIDC (authorization code + PKCE)
 // using any certified OIDC client library" and the ID token claims
 // "iss sub aud exp iat auth_time nonce at_hash, idp, with scope profile:
@@ -99,7 +91,7 @@ func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	conf := oauth2.Config{ClientID: webClient, ClientSecret: webSecret, Endpoint: provider.Endpoint(),
 		RedirectURL: rpRedirect, Scopes: []string{oidc.ScopeOpenID, "profile", "offline_access"}}
 	verifier := oauth2.GenerateVerifier()
-	state, nonce := randString(24), randString(24)
+	state, nonce := qiaotest.RandString(), qiaotest.RandString()
 	authURL := conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier),
 		oauth2.SetAuthURLParam("connector_id", "weibo"))
 	b := s.Browser(desktopUA)
@@ -175,9 +167,9 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 	s := shared
 	t.Run("no offline_access, no refresh token", func(t *testing.T) {
 		b := s.Browser(desktopUA)
-		a := newAuthReq(webClient, rpRedirect, "qq")
-		a.scope = "openid profile"
-		p := s.follow(t, b, a.url(s.Issuer), "p08")
+		a := qiaotest.NewRawAuth(webClient, rpRedirect, "qq")
+		a.Set("scope", "openid profile")
+		p := s.follow(t, b, a.URL(s.Issuer), "p08")
 		tk := s.redeem(t, a, p.Location, webSecret)
 		if tk.RefreshToken != "" || tk.IDToken == "" {
 			t.Errorf("refresh_token=%q id_token set=%v, want no refresh token and an ID token", tk.RefreshToken, tk.IDToken != "")
@@ -227,9 +219,9 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 		if got := introspect(t, s, second.RefreshToken); got["active"] != false {
 			t.Errorf("newest refresh token after reuse: %v, want inactive", got)
 		}
-		st, _, hdr := bearer(t, http.MethodGet, s.Issuer+"/userinfo", second.AccessToken, nil)
-		if st != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("userinfo with a revoked token: %d %q, want 401 Bearer", st, hdr.Get("WWW-Authenticate"))
+		res := s.Bearer(t, http.MethodGet, "/userinfo", second.AccessToken, nil)
+		if res.Status != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("userinfo with a revoked token: %d %q, want 401 Bearer", res.Status, res.Header.Get("WWW-Authenticate"))
 		}
 	})
 }
@@ -239,20 +231,20 @@ func TestRevocation(t *testing.T) {
 	s := shared
 	t.Run("revoking an access token makes it inactive", func(t *testing.T) {
 		tk, _ := s.webLogin(t, "weibo", "p09")
-		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {tk.AccessToken}, "token_type_hint": {"access_token"}}, webClient, webSecret)
-		if status != 200 {
-			t.Fatalf("revoke: %d %s", status, body)
+		res := s.Post(t, "/revoke", url.Values{"token": {tk.AccessToken}, "token_type_hint": {"access_token"}}, webClient, webSecret)
+		if res.Status != 200 {
+			t.Fatalf("revoke: %d %s", res.Status, res.Body)
 		}
 		if got := introspect(t, s, tk.AccessToken); got["active"] != false {
 			t.Errorf("after revocation: %v", got)
 		}
-		if st, _, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk.AccessToken, nil); st != http.StatusUnauthorized {
+		if st := s.Bearer(t, http.MethodGet, "/userinfo", tk.AccessToken, nil).Status; st != http.StatusUnauthorized {
 			t.Errorf("userinfo after revocation: %d, want 401", st)
 		}
 	})
 	t.Run("revoking a refresh token stops it", func(t *testing.T) {
 		tk, _ := s.webLogin(t, "weibo", "p09")
-		status, _, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {tk.RefreshToken}}, webClient, webSecret)
+		status := s.Post(t, "/revoke", url.Values{"token": {tk.RefreshToken}}, webClient, webSecret).Status
 		if status != 200 {
 			t.Fatalf("revoke: %d", status)
 		}
@@ -264,15 +256,15 @@ func TestRevocation(t *testing.T) {
 		}
 	})
 	t.Run("an unknown token answers 200", func(t *testing.T) {
-		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {"not-a-token"}}, webClient, webSecret)
-		if status != 200 {
-			t.Errorf("revoke of an unknown token: %d %s, want 200 (RFC 7009 2.2)", status, body)
+		res := s.Post(t, "/revoke", url.Values{"token": {"not-a-token"}}, webClient, webSecret)
+		if res.Status != 200 {
+			t.Errorf("revoke of an unknown token: %d %s, want 200 (RFC 7009 2.2)", res.Status, res.Body)
 		}
 	})
 	t.Run("a wrong client secret is invalid_client", func(t *testing.T) {
-		status, body, _ := post(t, s.Issuer+"/revoke", url.Values{"token": {"x"}}, webClient, "wrong-secret-wrong-secret-wrong-secret")
-		if status != http.StatusUnauthorized || jsonMap(t, body)["error"] != "invalid_client" {
-			t.Errorf("revoke with a bad secret: %d %s, want 401 invalid_client", status, body)
+		res := s.Post(t, "/revoke", url.Values{"token": {"x"}}, webClient, "wrong-secret-wrong-secret-wrong-secret")
+		if res.Status != http.StatusUnauthorized || res.MustJSON(t)["error"] != "invalid_client" {
+			t.Errorf("revoke with a bad secret: %d %s, want 401 invalid_client", res.Status, res.Body)
 		}
 	})
 }
@@ -298,31 +290,31 @@ func TestIntrospectionForAuthenticatedConfidentialClients(t *testing.T) {
 		}
 	})
 	t.Run("client_secret_post works too", func(t *testing.T) {
-		status, body, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {webClient}, "client_secret": {webSecret}}, "", "")
-		if status != 200 || jsonMap(t, body)["active"] != true {
-			t.Errorf("client_secret_post: %d %s", status, body)
+		res := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {webClient}, "client_secret": {webSecret}}, "", "")
+		if res.Status != 200 || res.MustJSON(t)["active"] != true {
+			t.Errorf("client_secret_post: %d %s", res.Status, res.Body)
 		}
 	})
 	t.Run("unauthenticated and public callers are refused", func(t *testing.T) {
 		for name, try := range map[string]func() int{
 			"no client authentication": func() int {
-				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, "", "")
+				st := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, "", "").Status
 				return st
 			},
 			"wrong secret": func() int {
-				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, webClient, "nope-nope-nope-nope-nope-nope-nope")
+				st := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, webClient, "nope-nope-nope-nope-nope-nope-nope").Status
 				return st
 			},
 			"public client": func() int {
-				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {spaClient}}, "", "")
+				st := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}, "client_id": {spaClient}}, "", "").Status
 				return st
 			},
 			"public client with HTTP Basic": func() int {
-				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, spaClient, "")
+				st := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, spaClient, "").Status
 				return st
 			},
 			"unknown client": func() int {
-				st, _, _ := post(t, s.Issuer+"/introspect", url.Values{"token": {tk.AccessToken}}, "who", "x")
+				st := s.Post(t, "/introspect", url.Values{"token": {tk.AccessToken}}, "who", "x").Status
 				return st
 			},
 		} {
@@ -345,11 +337,11 @@ func TestUserinfoReturnsTheProfileClaims(t *testing.T) {
 	c := claims(t, tk.IDToken)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
-			status, body, _ := bearer(t, method, s.Issuer+"/userinfo", tk.AccessToken, nil)
-			if status != 200 {
-				t.Fatalf("userinfo: %d %s", status, body)
+			res := s.Bearer(t, method, "/userinfo", tk.AccessToken, nil)
+			if res.Status != 200 {
+				t.Fatalf("userinfo: %d %s", res.Status, res.Body)
 			}
-			u := jsonMap(t, body)
+			u := res.MustJSON(t)
 			if u["sub"] != c["sub"] || u["name"] != c["name"] || u["picture"] != c["picture"] || u["name"] != "Person p11" {
 				t.Errorf("userinfo %v, ID token %v", u, c)
 			}
@@ -357,22 +349,21 @@ func TestUserinfoReturnsTheProfileClaims(t *testing.T) {
 	}
 	t.Run("without profile scope no name", func(t *testing.T) {
 		b := s.Browser(desktopUA)
-		a := newAuthReq(webClient, rpRedirect, "qq")
-		a.scope = "openid"
-		p := s.follow(t, b, a.url(s.Issuer), "p11")
+		a := qiaotest.NewRawAuth(webClient, rpRedirect, "qq")
+		a.Set("scope", "openid")
+		p := s.follow(t, b, a.URL(s.Issuer), "p11")
 		tk := s.redeem(t, a, p.Location, webSecret)
 		if n, ok := claims(t, tk.IDToken)["name"]; ok {
 			t.Errorf("ID token without profile scope has name %v", n)
 		}
-		_, body, _ := bearer(t, http.MethodGet, s.Issuer+"/userinfo", tk.AccessToken, nil)
-		if n, ok := jsonMap(t, body)["name"]; ok {
+		if n, ok := s.Bearer(t, http.MethodGet, "/userinfo", tk.AccessToken, nil).MustJSON(t)["name"]; ok {
 			t.Errorf("userinfo without profile scope has name %v", n)
 		}
 	})
 	t.Run("no token is 401 with WWW-Authenticate Bearer", func(t *testing.T) {
-		status, _, hdr := bearer(t, http.MethodGet, s.Issuer+"/userinfo", "", nil)
-		if status != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("%d %q", status, hdr.Get("WWW-Authenticate"))
+		res := s.Bearer(t, http.MethodGet, "/userinfo", "", nil)
+		if res.Status != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%d %q", res.Status, res.Header.Get("WWW-Authenticate"))
 		}
 	})
 }
@@ -384,16 +375,16 @@ func TestLogoutRedirectsToRegisteredURIWithState(t *testing.T) {
 	s := shared
 	t.Run("id_token_hint", func(t *testing.T) {
 		tk, b := s.webLogin(t, "weibo", "p12")
-		state := randString(16)
+		state := qiaotest.RandString()
 		p := b.StepGet(t, s.Issuer+"/logout?"+url.Values{"id_token_hint": {tk.IDToken}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
 		u, _ := url.Parse(p.Location)
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpLogout) || u.Query().Get("state") != state {
 			t.Fatalf("logout: %d Location %q, want %s?state=%s", p.Status, p.Location, rpLogout, state)
 		}
 		// The session is gone: prompt=none now needs a login.
-		a := newAuthReq(webClient, rpRedirect, "")
-		a.extra = url.Values{"prompt": {"none"}}
-		p = b.StepGet(t, a.url(s.Issuer))
+		a := qiaotest.NewRawAuth(webClient, rpRedirect, "")
+		a.Set("prompt", "none")
+		p = b.StepGet(t, a.URL(s.Issuer))
 		u, _ = url.Parse(p.Location)
 		if u == nil || u.Query().Get("error") != "login_required" {
 			t.Errorf("prompt=none after logout: %d %q, want login_required", p.Status, p.Location)
@@ -404,7 +395,7 @@ func TestLogoutRedirectsToRegisteredURIWithState(t *testing.T) {
 	// its state.
 	t.Run("client_id", func(t *testing.T) {
 		_, b := s.webLogin(t, "weibo", "p12")
-		state := randString(16)
+		state := qiaotest.RandString()
 		p := b.StepGet(t, s.Issuer+"/logout?"+url.Values{"client_id": {webClient}, "post_logout_redirect_uri": {rpLogout}, "state": {state}}.Encode())
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, "data-confirm-logout") {
 			t.Fatalf("logout with client_id alone: %d Location %q, want the confirmation page", p.Status, p.Location)

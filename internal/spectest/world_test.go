@@ -8,13 +8,10 @@ package spectest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -98,7 +95,6 @@ func specConfig(c *qiaotest.Config) {
 		{ID: spaClient, Public: true, RedirectURIs: []string{spaRedirect}, Connectors: []string{"wechat", "qq", "weibo"}},
 		{ID: miniClient, Public: true, Connectors: []string{"mini"}, AccountAPI: true},
 		{ID: "native", Public: true, RedirectURIs: []string{"http://127.0.0.1/native", "http://[::1]/cb"}, Connectors: []string{"weibo", "qq"}},
-		{ID: "qqclient", Secret: webSecret, RedirectURIs: []string{rpRedirect}, Connectors: []string{"qqu"}},
 		{ID: weiboClient, Secret: weiboSecret2, RedirectURIs: []string{"https://weibo-only.example.com/cb"}, Connectors: []string{"weibo"}},
 	}
 }
@@ -223,47 +219,6 @@ func (s *stack) follow(t testing.TB, b *qiaotest.Browser, u, person string) *qia
 	return p
 }
 
-// authURL builds an authorization request of client with PKCE S256.
-type authReq struct {
-	client, redirect, scope, state, nonce, connector, verifier string
-	extra                                                      url.Values
-}
-
-func newAuthReq(client, redirect, connector string) *authReq {
-	return &authReq{client: client, redirect: redirect, connector: connector,
-		scope: "openid profile offline_access", state: randString(20), nonce: randString(20), verifier: randString(50)}
-}
-
-func (a *authReq) url(issuer string) string {
-	v := url.Values{
-		"response_type": {"code"}, "client_id": {a.client}, "redirect_uri": {a.redirect},
-		"scope": {a.scope}, "state": {a.state}, "nonce": {a.nonce},
-		"code_challenge": {pkceChallenge(a.verifier)}, "code_challenge_method": {"S256"},
-	}
-	if a.connector != "" {
-		v.Set("connector_id", a.connector)
-	}
-	for k, vs := range a.extra {
-		v[k] = vs
-	}
-	return issuer + "/auth?" + v.Encode()
-}
-
-func pkceChallenge(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func randString(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 // tokens is a token endpoint answer.
 type tokens struct {
 	AccessToken     string `json:"access_token"`
@@ -276,54 +231,8 @@ type tokens struct {
 	Error           string `json:"error"`
 }
 
-// post sends a form to u, with HTTP Basic when user is set.
-func post(t testing.TB, u string, form url.Values, user, pass string) (int, []byte, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
-	}
-	return doReq(t, req)
-}
-
-func doReq(t testing.TB, req *http.Request) (int, []byte, http.Header) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, resp.Header
-}
-
-// bearer sends method u with an access token and an optional JSON body.
-func bearer(t testing.TB, method, u, token string, body any) (int, []byte, http.Header) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		data, _ := json.Marshal(body)
-		r = strings.NewReader(string(data))
-	}
-	req, err := http.NewRequest(method, u, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return doReq(t, req)
-}
-
 // redeem trades the code in the callback URL cb for tokens.
-func (s *stack) redeem(t testing.TB, a *authReq, cb string, secret string) tokens {
+func (s *stack) redeem(t testing.TB, a qiaotest.RawAuth, cb string, secret string) tokens {
 	t.Helper()
 	u, err := url.Parse(cb)
 	if err != nil {
@@ -333,20 +242,20 @@ func (s *stack) redeem(t testing.TB, a *authReq, cb string, secret string) token
 	if code == "" {
 		t.Fatalf("no code in %s", cb)
 	}
-	if got := u.Query().Get("state"); got != a.state {
-		t.Fatalf("callback state %q, want %q", got, a.state)
+	if got := u.Query().Get("state"); got != a.State() {
+		t.Fatalf("callback state %q, want %q", got, a.State())
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {a.verifier}}
+	form := a.CodeForm(code)
 	user := ""
 	if secret == "" {
-		form.Set("client_id", a.client)
+		form.Set("client_id", a.Get("client_id"))
 	} else {
-		user = a.client
+		user = a.Get("client_id")
 	}
-	status, body, _ := post(t, s.Issuer+"/token", form, user, secret)
+	r := s.Post(t, "/token", form, user, secret)
 	var tk tokens
-	if err := json.Unmarshal(body, &tk); err != nil || status != 200 {
-		t.Fatalf("code redemption: %d %s", status, body)
+	if err := json.Unmarshal([]byte(r.Body), &tk); err != nil || r.Status != 200 {
+		t.Fatalf("code redemption: %d %s", r.Status, r.Body)
 	}
 	return tk
 }
@@ -370,11 +279,11 @@ func (s *stack) accountLogin(t testing.TB, connector, person string) tokens {
 func (s *stack) loginWith(t testing.TB, connector, person, extra string) (tokens, *qiaotest.Browser) {
 	t.Helper()
 	b := s.Browser(desktopUA)
-	a := newAuthReq(webClient, rpRedirect, connector)
+	a := qiaotest.NewRawAuth(webClient, rpRedirect, connector)
 	if extra != "" {
-		a.scope += " " + extra
+		a.Set("scope", a.Get("scope")+" "+extra)
 	}
-	p := s.follow(t, b, a.url(s.Issuer), person)
+	p := s.follow(t, b, a.URL(s.Issuer), person)
 	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpRedirect) {
 		t.Fatalf("login at %s as %s: %d %s %s", connector, person, p.Status, p.Location, p.Body)
 	}
@@ -388,13 +297,10 @@ func (s *stack) miniLogin(t testing.TB, person, scope string) tokens {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body, _ := post(t, s.Issuer+"/token", url.Values{
-		"grant_type": {tokenExGrant}, "subject_token": {code}, "subject_token_type": {jsCodeType},
-		"subject_issuer": {"mini"}, "client_id": {miniClient}, "scope": {scope},
-	}, "", "")
+	r := s.Post(t, "/token", qiaotest.ExchangeForm("mini", miniClient, code, scope), "", "")
 	var tk tokens
-	if err := json.Unmarshal(body, &tk); err != nil || status != 200 {
-		t.Fatalf("token exchange: %d %s", status, body)
+	if err := json.Unmarshal([]byte(r.Body), &tk); err != nil || r.Status != 200 {
+		t.Fatalf("token exchange: %d %s", r.Status, r.Body)
 	}
 	return tk
 }
@@ -414,15 +320,6 @@ func claims(t testing.TB, jwt string) map[string]any {
 	m := map[string]any{}
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
-	}
-	return m
-}
-
-func jsonMap(t testing.TB, data []byte) map[string]any {
-	t.Helper()
-	m := map[string]any{}
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("not a JSON object: %s", data)
 	}
 	return m
 }
