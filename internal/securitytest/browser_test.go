@@ -197,7 +197,7 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 	}
 	t.Run("bind and unbind refuse GET", func(t *testing.T) {
 		for _, path := range []string{"/account/bind", "/account/unbind"} {
-			r := do(t, victim, mustGet(t, e.issuer+path+"?csrf="+victimCSRF+"&connector_id=beta"))
+			r := victim.StepGet(t, e.issuer+path+"?csrf="+victimCSRF+"&connector_id=beta")
 			if r.Status != http.StatusMethodNotAllowed && r.Status != http.StatusNotFound {
 				t.Fatalf("GET %s: %d", path, r.Status)
 			}

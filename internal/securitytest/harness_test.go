@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/oauth2"
-
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
@@ -220,25 +218,11 @@ func (e *env) inWorld(host string) bool {
 // account API.
 const accountScope = "openid profile offline_access account"
 
-// authParams is an authorization request with PKCE S256.
-type authParams struct {
-	url.Values
-	verifier string
-}
-
-func (e *env) authParams(clientID, redirect string, extra ...string) authParams {
-	v := qiaotest.RandString() + qiaotest.RandString() // 44 characters: PKCE wants 43-128
-	p := authParams{Values: url.Values{
-		"client_id":             {clientID},
-		"redirect_uri":          {redirect},
-		"response_type":         {"code"},
-		"scope":                 {"openid profile offline_access"},
-		"state":                 {"st" + qiaotest.RandString()},
-		"nonce":                 {"nn" + qiaotest.RandString()},
-		"code_challenge":        {oauth2.S256ChallengeFromVerifier(v)},
-		"code_challenge_method": {"S256"},
-		"connector_id":          {"alpha"},
-	}, verifier: v}
+// authParams is client's authorization request through connector alpha
+// (qiaotest.RawAuth) with the parameters in extra, name and value pairs,
+// set ("" deletes the parameter).
+func (e *env) authParams(clientID, redirect string, extra ...string) qiaotest.RawAuth {
+	p := qiaotest.NewRawAuth(clientID, redirect, "alpha")
 	for i := 0; i+1 < len(extra); i += 2 {
 		if extra[i+1] == "" {
 			p.Del(extra[i])
@@ -252,7 +236,7 @@ func (e *env) authParams(clientID, redirect string, extra ...string) authParams 
 // authorize runs the browser through /auth (alice picked at the
 // provider, if it asks) and returns the redirect the client received (or
 // fails the test when there is none).
-func (br *browser) authorize(p authParams) *url.URL {
+func (br *browser) authorize(p qiaotest.RawAuth) *url.URL {
 	br.e.t.Helper()
 	r, err := br.Through(br.e.issuer+"/auth?"+p.Encode(), "alice")
 	if err != nil {
@@ -269,7 +253,7 @@ func (br *browser) authorize(p authParams) *url.URL {
 }
 
 // code runs a login and returns the authorization code.
-func (br *browser) code(p authParams) string {
+func (br *browser) code(p qiaotest.RawAuth) string {
 	br.e.t.Helper()
 	u := br.authorize(p)
 	q := u.Query()
@@ -302,14 +286,9 @@ func (e *env) token(form url.Values, user, pass string) *qiaotest.Page {
 }
 
 // redeem exchanges a code for tokens as a confidential client.
-func (e *env) redeem(code string, p authParams, user, pass string) *qiaotest.Page {
+func (e *env) redeem(code string, p qiaotest.RawAuth, user, pass string) *qiaotest.Page {
 	e.t.Helper()
-	return e.token(url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {p.Get("redirect_uri")},
-		"code_verifier": {p.verifier},
-	}, user, pass)
+	return e.token(p.CodeForm(code), user, pass)
 }
 
 // loginTokens runs a full web login for client web and returns the token

@@ -23,7 +23,7 @@ func TestHTMLPagesForbidFramingAndSniffing(t *testing.T) {
 	}
 	for name, path := range pages {
 		t.Run(name, func(t *testing.T) {
-			r := do(t, br, mustGet(t, e.issuer+path))
+			r := br.StepGet(t, e.issuer+path)
 			h := r.Header
 			if !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 				t.Fatalf("Content-Type %q", h.Get("Content-Type"))
@@ -65,9 +65,7 @@ func TestTokenBearingResponsesAreNotStored(t *testing.T) {
 	tok := e.redeem(code.Query().Get("code"), p, "web", webSecret)
 	at := str(tok.JSON(), "access_token")
 	bearer := func(method, path string) *qiaotest.Page {
-		req, _ := http.NewRequest(method, e.issuer+path, nil)
-		req.Header.Set("Authorization", "Bearer "+at)
-		return do(t, e.newBrowser(), req)
+		return e.Bearer(t, method, path, at, nil)
 	}
 	cases := map[string]*qiaotest.Page{
 		"authorization redirect with the code": redirect,
@@ -120,10 +118,10 @@ func TestRequestSizeLimits(t *testing.T) {
 			return post("/logout", "application/x-www-form-urlencoded", "id_token_hint="+big)
 		}, http.StatusRequestEntityTooLarge},
 		{"auth query string", func() *qiaotest.Page {
-			return do(t, c, mustGet(t, e.issuer+"/auth?client_id=web&state="+big))
+			return c.StepGet(t, e.issuer+"/auth?client_id=web&state="+big)
 		}, http.StatusRequestURITooLong},
 		{"callback query string", func() *qiaotest.Page {
-			return do(t, c, mustGet(t, e.issuer+"/callback/alpha?code="+big))
+			return c.StepGet(t, e.issuer+"/callback/alpha?code="+big)
 		}, http.StatusRequestURITooLong},
 		{"multipart body", func() *qiaotest.Page {
 			var b bytes.Buffer

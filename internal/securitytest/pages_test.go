@@ -10,6 +10,7 @@ import (
 
 	"github.com/qiaoidp/qiao/connectors"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // page is a parsed HTML page.
@@ -230,7 +231,7 @@ func TestPagesEscapeRequestParameters(t *testing.T) {
 	}
 	for _, path := range errorPages {
 		t.Run(path, func(t *testing.T) {
-			r := do(t, e.newBrowser(), mustGet(t, e.issuer+path))
+			r := e.newBrowser().StepGet(t, e.issuer+path)
 			if r.Status >= 500 {
 				t.Fatalf("status %d", r.Status)
 			}
@@ -245,7 +246,7 @@ func TestPagesEscapeRequestParameters(t *testing.T) {
 	t.Run("root-relative paths", func(t *testing.T) {
 		// Paths the router may clean: no page may link off the origin.
 		for _, raw := range []string{"//evil.example/x", "/\\evil.example/x", "/qiao//evil.example"} {
-			req := mustGet(t, e.issuer)
+			req := qiaotest.NewRequest(t, http.MethodGet, e.issuer)
 			req.URL.Path, req.URL.RawPath = raw, ""
 			r := do(t, e.newBrowser(), req)
 			if loc := location(r); strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") {

@@ -111,7 +111,7 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := do(t, e.newBrowser(), mustGet(t, e.issuer+"/logout?"+tc.form.Encode()))
+			r := e.newBrowser().StepGet(t, e.issuer+"/logout?"+tc.form.Encode())
 			if location(r) != "" {
 				t.Fatalf("redirected to %q", location(r))
 			}
@@ -121,20 +121,11 @@ func TestLogoutRedirectsOnlyToRegisteredURIs(t *testing.T) {
 		})
 	}
 	t.Run("registered URI gets state and nothing else", func(t *testing.T) {
-		r := do(t, br, mustGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode()))
+		r := br.StepGet(t, e.issuer+"/logout?"+url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}.Encode())
 		if r.Status != http.StatusFound || location(r) != "https://app.example/bye?state=s1" {
 			t.Fatalf("status %d location %q", r.Status, location(r))
 		}
 	})
-}
-
-func mustGet(t testing.TB, u string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }
 
 // TestForgedIDTokenHintsAreRefused: a hint must verify with a published
@@ -161,7 +152,7 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 	_ = json.Unmarshal(pb, &claims)
 
 	// The broker's public key, as a key confusion attack would use it.
-	jwks := do(t, e.newBrowser(), mustGet(t, e.issuer+"/keys"))
+	jwks := e.newBrowser().StepGet(t, e.issuer+"/keys")
 	pubJSON, _ := json.Marshal(jwks.JSON())
 	var pubPEM []byte
 	if keys, _ := jwks.JSON()["keys"].([]any); len(keys) > 0 {

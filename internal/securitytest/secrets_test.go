@@ -82,7 +82,7 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 	cu, _ := url.Parse(location(rs[len(rs)-1]))
 	code := cu.Query().Get("code")
 	s.add("authorization code", code)
-	s.add("PKCE verifier", p.verifier)
+	s.add("PKCE verifier", p.Verifier)
 	tok := e.redeem(code, p, "web", webSecret)
 	if tok.Status != http.StatusOK {
 		t.Fatalf("redeem: %d %s", tok.Status, tok.Body)
@@ -113,8 +113,8 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 	p2 := e.authParams("other", "https://other.example/cb")
 	code2 := br.code(p2)
 	s.add("authorization code", code2)
-	s.add("PKCE verifier", p2.verifier)
-	tok2 := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code2}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p2.verifier}, "client_id": {"other"}, "client_secret": {otherSecret}}, "", "")
+	s.add("PKCE verifier", p2.Verifier)
+	tok2 := e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code2}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p2.Verifier}, "client_id": {"other"}, "client_secret": {otherSecret}}, "", "")
 	if tok2.Status != http.StatusOK {
 		t.Fatalf("client_secret_post: %d %s", tok2.Status, tok2.Body)
 	}
@@ -137,21 +137,16 @@ func TestSecretsStayOutOfLogsPagesAndTheStore(t *testing.T) {
 	keep(e.miniTokens("webonly", e.LoginCode("mini", "alice")))
 	bcode := e.LoginCode("mini", "bob")
 	s.add("wx.login code", bcode)
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/api/v1/me/identities", strings.NewReader(`{"connector_id":"mini","code":"`+bcode+`"}`))
-	req.Header.Set("Authorization", "Bearer "+at)
-	req.Header.Set("Content-Type", "application/json")
-	keep(do(t, e.newBrowser(), req))
+	keep(e.Bearer(t, http.MethodPost, "/api/v1/me/identities", at, map[string]string{"connector_id": "mini", "code": bcode}))
 	sessionKey("bob")
-	req, _ = http.NewRequest(http.MethodGet, e.issuer+"/api/v1/me", nil)
-	req.Header.Set("Authorization", "Bearer "+str(mt.JSON(), "access_token"))
-	keep(do(t, e.newBrowser(), req))
+	keep(e.Bearer(t, http.MethodGet, "/api/v1/me", str(mt.JSON(), "access_token"), nil))
 
 	// The account page, a bind, a callback replay, a bad hint, a logout.
 	acct := keep(br.get(e.issuer + "/account?lang=en"))
 	csrf := parsePage(t, acct.Body).hiddenInputs().Get("csrf")
 	s.add("account CSRF token", csrf)
 	keepBroker(br.walkPost(e.issuer+"/account/bind", url.Values{"csrf": {csrf}, "connector_id": {"beta"}}))
-	keep(do(t, br, mustGet(t, callback))) // the provider's callback, replayed
+	keep(br.StepGet(t, callback)) // the provider's callback, replayed
 	keep(br.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(idt[:len(idt)-4]+"AAAA")))
 	keepBroker(br.walk(e.issuer + "/logout?" + url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://app.example/bye"}}.Encode()))
 

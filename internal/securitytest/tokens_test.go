@@ -20,7 +20,7 @@ func TestCodeAndRefreshTokenAreBoundToTheirClient(t *testing.T) {
 			t.Fatalf("other redeemed web's code: %d %s", r.Status, r.Body)
 		}
 		// Redeeming with other's registered redirect URI does not help.
-		r = e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p.verifier}}, "other", otherSecret)
+		r = e.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://other.example/cb"}, "code_verifier": {p.Verifier}}, "other", otherSecret)
 		if r.Status < 400 || r.Status >= 500 || r.JSON()["access_token"] != nil {
 			t.Fatalf("other redeemed web's code with its own redirect: %d %s", r.Status, r.Body)
 		}
@@ -77,7 +77,7 @@ func TestPKCE(t *testing.T) {
 	// /auth: spectest's TestPublicClientsMustUsePKCES256.
 	t.Run("plain method is refused for a confidential client too", func(t *testing.T) {
 		p := e.authParams("web", "https://app.example/cb", "code_challenge_method", "plain")
-		p.Set("code_challenge", p.verifier)
+		p.Set("code_challenge", p.Verifier)
 		u := br.authorize(p)
 		if u.Query().Get("code") != "" || u.Query().Get("error") != "invalid_request" {
 			t.Fatalf("web with plain PKCE: %s", u)
@@ -85,11 +85,11 @@ func TestPKCE(t *testing.T) {
 	})
 	tests := []struct {
 		name     string
-		verifier func(p authParams) string
+		verifier func(p qiaotest.RawAuth) string
 	}{
-		{"missing verifier when a challenge was sent", func(authParams) string { return "" }},
-		{"wrong verifier", func(authParams) string { return qiaotest.RandString() + qiaotest.RandString() }},
-		{"the challenge itself as verifier", func(p authParams) string { return p.Get("code_challenge") }},
+		{"missing verifier when a challenge was sent", func(qiaotest.RawAuth) string { return "" }},
+		{"wrong verifier", func(qiaotest.RawAuth) string { return qiaotest.RandString() + qiaotest.RandString() }},
+		{"the challenge itself as verifier", func(p qiaotest.RawAuth) string { return p.Get("code_challenge") }},
 	}
 	for _, tc := range tests {
 		for _, client := range []struct{ id, redirect, secret string }{{"spa", "https://spa.example/cb", ""}, {"web", "https://app.example/cb", webSecret}} {
@@ -117,7 +117,7 @@ func TestPKCE(t *testing.T) {
 				if r.JSON()["error"] != "invalid_grant" {
 					t.Errorf("wrong verifier: %s, want invalid_grant", r.Body)
 				}
-				form.Set("code_verifier", p.verifier)
+				form.Set("code_verifier", p.Verifier)
 				if r := e.token(form, user, client.secret); r.Status == http.StatusOK || r.JSON()["access_token"] != nil {
 					t.Fatalf("the right verifier worked after a wrong one: %d %s", r.Status, r.Body)
 				}
