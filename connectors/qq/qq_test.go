@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,8 +33,7 @@ const (
 type recorder struct {
 	conntest.Recorder
 	stripFmt bool
-	mu       sync.Mutex
-	observed []string // endpoint=result
+	conntest.Observed
 }
 
 var hex32 = regexp.MustCompile(`[0-9A-F]{32}`)
@@ -60,12 +58,6 @@ func newRecorder() *recorder {
 		return req
 	}
 	return r
-}
-
-func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.observed = append(r.observed, endpoint+"="+result)
 }
 
 // assertNoLeak fails if err's text holds a code, secret or token.
@@ -111,7 +103,7 @@ func (e *env) connector(t *testing.T, cfg qq.Config) *qq.Connector {
 		cfg.ClientSecret = secret
 	}
 	cfg.AuthBaseURL, cfg.APIBaseURL = e.srv.URL, e.srv.URL
-	c, err := qq.New(cfg, &connectors.Caller{HTTP: e.client, ConnectorID: "qq", Observe: e.rec.observe})
+	c, err := qq.New(cfg, &connectors.Caller{HTTP: e.client, ConnectorID: "qq", Observe: e.rec.Observe})
 	if err != nil {
 		t.Fatalf("qq.New: %v", err)
 	}
@@ -131,17 +123,6 @@ func (e *env) browse(t *testing.T, c *qq.Connector, person string) url.Values {
 		t.Fatalf("LoginURL: %v", err)
 	}
 	return conntest.Browse(t, loginURL, `data-person="`+person+`"`, e.callback)
-}
-
-func person(t *testing.T, id string) sandbox.Person {
-	t.Helper()
-	for _, p := range sandbox.DefaultPersons() {
-		if p.ID == id {
-			return p
-		}
-	}
-	t.Fatalf("no default person %s", id)
-	return sandbox.Person{}
 }
 
 func TestLoginURLCarriesTheAppCallbackStateAndMobileDisplay(t *testing.T) {
@@ -190,7 +171,10 @@ func TestLoginYieldsOpenIDAndProfileWhateverShapeQQAnswersIn(t *testing.T) {
 			if err != nil {
 				t.Fatalf("HandleCallback: %v", err)
 			}
-			alice := person(t, "alice")
+			alice, ok := sandbox.DefaultPerson("alice")
+			if !ok {
+				t.Fatal("no default person alice")
+			}
 			want := connectors.Identity{
 				Subject:     e.sim.OpenID(appID, "alice"),
 				DisplayName: alice.Name,
@@ -202,7 +186,7 @@ func TestLoginYieldsOpenIDAndProfileWhateverShapeQQAnswersIn(t *testing.T) {
 				t.Errorf("identity %+v, want %+v", id, want)
 			}
 			wantObs := "oauth2.0/token=ok oauth2.0/me=ok user/get_user_info=ok"
-			if got := strings.Join(e.rec.observed, " "); got != wantObs {
+			if got := strings.Join(e.rec.List(), " "); got != wantObs {
 				t.Errorf("observer saw %q, want %q", got, wantObs)
 			}
 		})

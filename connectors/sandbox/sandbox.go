@@ -35,6 +35,9 @@ func DefaultPersons() []Person {
 	}
 }
 
+// DefaultPerson is the default person id (alice, bob or carol).
+func DefaultPerson(id string) (Person, bool) { return findPerson(DefaultPersons(), id) }
+
 // Clock tells the time; simulators take one so that tests can move time
 // forward to expire codes and tokens.
 type Clock func() time.Time

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,29 +24,11 @@ const (
 	state    = "State0123456789abcdef"
 )
 
-// observed records what the Caller's Observer is told.
-type observed struct {
-	mu    sync.Mutex
-	calls []string // "endpoint result"
-}
-
-func (o *observed) observe(_, endpoint, result string, _ time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.calls = append(o.calls, endpoint+" "+result)
-}
-
-func (o *observed) list() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.calls...)
-}
-
 type env struct {
 	sim    *sandbox.WeChat
 	srv    *httptest.Server
 	clock  *conntest.Clock
-	obs    *observed
+	obs    *conntest.Observed
 	caller *connectors.Caller
 }
 
@@ -71,10 +52,10 @@ func newEnv(t *testing.T, mutate func(*sandbox.WeChatOptions)) *env {
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	obs := &observed{}
+	obs := &conntest.Observed{}
 	return &env{
 		sim: sim, srv: srv, clock: c, obs: obs,
-		caller: &connectors.Caller{HTTP: &http.Client{Timeout: 2 * time.Second}, ConnectorID: "wechat", Observe: obs.observe},
+		caller: &connectors.Caller{HTTP: &http.Client{Timeout: 2 * time.Second}, ConnectorID: "wechat", Observe: obs.Observe},
 	}
 }
 

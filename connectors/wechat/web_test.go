@@ -100,7 +100,7 @@ func TestWebLoginYieldsProfileAndUnionID(t *testing.T) {
 		id.Picture != want.Picture || !id.RealProfile || id.Secret != nil {
 		t.Errorf("identity %+v, want %+v", id, want)
 	}
-	if got, want := e.obs.list(), []string{"sns/oauth2/access_token ok", "sns/userinfo ok"}; !slices.Equal(got, want) {
+	if got, want := e.obs.List(), []string{"sns/oauth2/access_token=ok", "sns/userinfo=ok"}; !slices.Equal(got, want) {
 		t.Errorf("observed %v, want %v", got, want)
 	}
 }
@@ -318,7 +318,7 @@ func TestUnreadableRepliesAreUnavailable(t *testing.T) {
 				t.Errorf("got %v, want ErrUnavailable", err)
 			}
 			assertClean(t, err, q.Get("code"))
-			if obs := e.obs.list(); len(obs) == 0 || !strings.HasSuffix(obs[len(obs)-1], " unavailable") {
+			if obs := e.obs.List(); len(obs) == 0 || !strings.HasSuffix(obs[len(obs)-1], "=unavailable") {
 				t.Errorf("observer told %v, want a last unavailable", obs)
 			}
 		})

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +30,7 @@ const (
 // strings, form bodies and token replies) and what the observer was told.
 type recorder struct {
 	conntest.Recorder
-	mu       sync.Mutex
-	observed []string // endpoint=result
+	conntest.Observed
 }
 
 var tokenPattern = regexp.MustCompile(`2\.00[0-9a-f]+`)
@@ -42,12 +40,6 @@ func newRecorder() *recorder {
 	r.Keys = []string{"code", "client_secret", "access_token"}
 	r.Replies = func(_ string, body []byte) []string { return tokenPattern.FindAllString(string(body), -1) }
 	return r
-}
-
-func (r *recorder) observe(_, endpoint, result string, _ time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.observed = append(r.observed, endpoint+"="+result)
 }
 
 func (r *recorder) assertNoLeak(t *testing.T, err error) {
@@ -87,7 +79,7 @@ func (e *env) connector(t *testing.T, cfg weibo.Config) *weibo.Connector {
 		cfg.ClientSecret = secret
 	}
 	cfg.AuthBaseURL, cfg.APIBaseURL = e.srv.URL, e.srv.URL
-	c, err := weibo.New(cfg, &connectors.Caller{HTTP: e.client, ConnectorID: "weibo", Observe: e.rec.observe})
+	c, err := weibo.New(cfg, &connectors.Caller{HTTP: e.client, ConnectorID: "weibo", Observe: e.rec.Observe})
 	if err != nil {
 		t.Fatalf("weibo.New: %v", err)
 	}
@@ -111,17 +103,6 @@ func (e *env) browse(t *testing.T, c *weibo.Connector, attr string) url.Values {
 		t.Fatalf("callback without the state: %s", q.Encode())
 	}
 	return q
-}
-
-func person(t *testing.T, id string) sandbox.Person {
-	t.Helper()
-	for _, p := range sandbox.DefaultPersons() {
-		if p.ID == id {
-			return p
-		}
-	}
-	t.Fatalf("no default person %s", id)
-	return sandbox.Person{}
 }
 
 func TestLoginURLUsesTheMobilePageOnPhones(t *testing.T) {
@@ -176,13 +157,16 @@ func TestLoginYieldsTheStringUIDAndProfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("HandleCallback: %v", err)
 	}
-	bob := person(t, "bob")
+	bob, ok := sandbox.DefaultPerson("bob")
+	if !ok {
+		t.Fatal("no default person bob")
+	}
 	if id.Subject != e.sim.UID("bob") || id.Subject != "9007199254740993" || id.UnionID != "" ||
 		id.DisplayName != bob.Name || id.Picture != sandbox.AvatarURL(e.srv.URL, "bob") || !id.RealProfile || id.Secret != nil {
 		t.Errorf("identity %+v, want uid %s, %s, %s", id, e.sim.UID("bob"), bob.Name, sandbox.AvatarURL(e.srv.URL, "bob"))
 	}
 	want := "oauth2/access_token=ok oauth2/get_token_info=ok 2/users/show.json=ok"
-	if got := strings.Join(e.rec.observed, " "); got != want {
+	if got := strings.Join(e.rec.List(), " "); got != want {
 		t.Errorf("observer saw %q, want %q", got, want)
 	}
 }

@@ -388,13 +388,11 @@ func (w *World) LoginCode(connectorID, person string) string {
 // Person returns the default simulator person id (alice, bob, carol).
 func Person(t testing.TB, id string) sandbox.Person {
 	t.Helper()
-	for _, p := range sandbox.DefaultPersons() {
-		if p.ID == id {
-			return p
-		}
+	p, ok := sandbox.DefaultPerson(id)
+	if !ok {
+		t.Fatalf("qiaotest: no sandbox person %q", id)
 	}
-	t.Fatalf("qiaotest: no sandbox person %q", id)
-	return sandbox.Person{}
+	return p
 }
 
 // Persons are n simulator persons p01, p02, ... with avatar URLs, for

@@ -1,7 +1,8 @@
 // Package conntest holds the fixtures the connector and simulator tests
 // share: a hand-moved clock, a browser that walks a simulator's person
-// picker, and a transport that notes the secret values a login exchanges
-// so that a test can check no error carries one.
+// picker, a transport that notes the secret values a login exchanges
+// so that a test can check no error carries one, and a record of what a
+// connector's Caller told its observer.
 package conntest
 
 import (
@@ -185,4 +186,25 @@ func AssertNoLeak(t testing.TB, err error, secrets ...string) {
 			t.Errorf("error %q contains the secret value %q", err, s)
 		}
 	}
+}
+
+// Observed records what a connectors.Caller's Observe is told, one
+// "endpoint=result" a call.
+type Observed struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+// Observe is a connectors.Caller's Observe.
+func (o *Observed) Observe(_, endpoint, result string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, endpoint+"="+result)
+}
+
+// List is what was observed so far, in order.
+func (o *Observed) List() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.calls...)
 }
