@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // fakeCode is a mini-program connector for the tests: code "person:N"
@@ -242,7 +243,7 @@ func accountCSRF(page string) string {
 		}
 		form := rest[:i]
 		if j := strings.LastIndex(form, `action="`); j >= 0 && strings.Contains(form[j:], "/account/") {
-			return between(rest[i:], `name="csrf" value="`, `"`)
+			return qiaotest.Between(rest[i:], `name="csrf" value="`, `"`)
 		}
 		rest = rest[i+1:]
 	}
@@ -282,7 +283,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	if !strings.Contains(body, `data-identity="alpha"`) || !strings.Contains(body, `data-bind="beta"`) || strings.Contains(body, `data-unbind=`) {
 		t.Fatalf("account page after sign-in is wrong:\n%s", body)
 	}
-	userID := between(body, `data-user-id>`, `<`)
+	userID := qiaotest.Between(body, `data-user-id>`, `<`)
 	// A bind without the CSRF token is refused.
 	if b := a.post("/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {""}}); strings.Contains(b, `data-identity="beta"`) {
 		t.Fatal("bind without CSRF token went through")
@@ -300,7 +301,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	}
 	// Signed in again with beta: the same user.
 	body = a.get("/account/login?connector_id=beta")
-	if got := between(body, `data-user-id>`, `<`); got != userID {
+	if got := qiaotest.Between(body, `data-user-id>`, `<`); got != userID {
 		t.Fatalf("beta sign-in is user %q, want %q", got, userID)
 	}
 	// Binding an identity that belongs to someone else changes nothing:
@@ -320,19 +321,6 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	if tk.idToken.Subject != userID {
 		t.Fatalf("beta login gave sub %s, not the account's user %s", tk.idToken.Subject, userID)
 	}
-}
-
-func between(s, a, b string) string {
-	i := strings.Index(s, a)
-	if i < 0 {
-		return ""
-	}
-	s = s[i+len(a):]
-	j := strings.Index(s, b)
-	if j < 0 {
-		return ""
-	}
-	return s[:j]
 }
 
 // clock is a test clock that can jump ahead.
@@ -391,7 +379,7 @@ func TestBindOfASecondIdentityOfAConnectorIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	a := e.accountBrowser()
 	body := a.get("/account/login?connector_id=alpha")
-	userID := between(body, `data-user-id>`, `<`)
+	userID := qiaotest.Between(body, `data-user-id>`, `<`)
 	if userID == "" {
 		t.Fatalf("no user after sign-in:\n%s", body)
 	}

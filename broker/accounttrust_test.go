@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
 
@@ -324,7 +325,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 	e.fakes["alpha"].setPerson("alice")
 	a := e.accountBrowser()
 	body := a.get("/account/login?connector_id=alpha")
-	aliceID := between(body, `data-user-id>`, `<`)
+	aliceID := qiaotest.Between(body, `data-user-id>`, `<`)
 	if b := a.post("/account/bind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-identity="beta"`) {
 		t.Fatalf("bind beta:\n%s", b)
 	}
@@ -341,7 +342,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 		if !strings.Contains(b, `data-error="reauth_other_person"`) || strings.Contains(b, `data-confirm=`) || !strings.Contains(b, `data-reauth-with="alpha"`) {
 			t.Fatalf("re-authentication as %s was not refused:\n%s", person, b)
 		}
-		if got := between(b, `data-user-id>`, `<`); got != aliceID {
+		if got := qiaotest.Between(b, `data-user-id>`, `<`); got != aliceID {
 			t.Fatalf("after re-authentication as %s the page shows user %q, want alice %q", person, got, aliceID)
 		}
 		if !strings.Contains(b, `data-identity="beta"`) {

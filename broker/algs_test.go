@@ -1,10 +1,8 @@
 package broker_test
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -14,17 +12,9 @@ import (
 
 func jwtAlg(t *testing.T, raw string) string {
 	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h.Alg
+	h, _ := qiaotest.JWT(t, raw)
+	alg, _ := h["alg"].(string)
+	return alg
 }
 
 func discovery(t *testing.T, e *env) map[string]any {

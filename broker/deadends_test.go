@@ -105,7 +105,7 @@ func TestExpiredLoginOffersTryAgainAndBackToTheApp(t *testing.T) {
 	if !strings.Contains(body, `href="http://127.0.0.1:9/" data-link="back">Back to Web App</a>`) {
 		t.Errorf("no way back to the app:\n%s", body)
 	}
-	u := html.UnescapeString(between(body, `<a class="button primary" href="`, `"`))
+	u := html.UnescapeString(qiaotest.Between(body, `<a class="button primary" href="`, `"`))
 	if !strings.HasPrefix(u, e.issuer+"/auth?") || !strings.Contains(body, `data-link="retry">Try again</a>`) {
 		t.Fatalf("no Try again with the original request:\n%s", body)
 	}
@@ -182,7 +182,7 @@ func TestProviderRefusalReadsTheSameForEveryProvider(t *testing.T) {
 
 	// Binding: the account page says it.
 	_, body = br.getPage(e.issuer + "/account/login?connector_id=alpha")
-	csrf := between(body, `name="csrf" value="`, `"`)
+	csrf := qiaotest.Between(body, `name="csrf" value="`, `"`)
 	_, body = br.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {csrf}})
 	if !strings.Contains(body, `data-error="cancelled_at">The sign-in was cancelled at Beta.</p>`) || !strings.Contains(body, "weibo: error code 21330 (access_denied)") {
 		t.Fatalf("account page after a refused bind:\n%s", body)

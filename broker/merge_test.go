@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"github.com/qiaoidp/qiao/storage"
 	"github.com/qiaoidp/qiao/storage/sqlite"
 )
@@ -53,8 +54,8 @@ func TestMergeAccountsByBinding(t *testing.T) {
 
 	br := e.newBrowser()
 	_, body := br.getPage(e.issuer + "/account/login?connector_id=alpha")
-	mine := between(body, "data-user-id>", "<")
-	csrf := between(body, `name="csrf" value="`, `"`)
+	mine := qiaotest.Between(body, "data-user-id>", "<")
+	csrf := qiaotest.Between(body, `name="csrf" value="`, `"`)
 	if mine == "" || mine == oldSub || csrf == "" {
 		t.Fatalf("account page after sign-in: user %q, csrf %q", mine, csrf)
 	}
@@ -63,7 +64,7 @@ func TestMergeAccountsByBinding(t *testing.T) {
 	if st != 200 || !strings.Contains(body, "data-confirm-merge") || !strings.Contains(body, oldSub) {
 		t.Fatalf("binding an identity of a one-identity user does not offer the merge: %d\n%s", st, body)
 	}
-	offer := between(body, `name="offer" value="`, `"`)
+	offer := qiaotest.Between(body, `name="offer" value="`, `"`)
 	if offer == "" {
 		t.Fatal("no merge offer in the page")
 	}
@@ -90,7 +91,7 @@ func TestMergeAccountsByBinding(t *testing.T) {
 	// Another browser (another session) cannot spend this browser's offer.
 	other := e.newBrowser()
 	_, ob := other.getPage(e.issuer + "/account/login?connector_id=alpha")
-	_, b := other.postPage(e.issuer+"/account/merge", url.Values{"offer": {offer}, "csrf": {between(ob, `name="csrf" value="`, `"`)}})
+	_, b := other.postPage(e.issuer+"/account/merge", url.Values{"offer": {offer}, "csrf": {qiaotest.Between(ob, `name="csrf" value="`, `"`)}})
 	if !strings.Contains(b, `data-error="merge_expired"`) {
 		t.Fatalf("another session used the offer:\n%.600s", b)
 	}
@@ -144,16 +145,16 @@ func TestMergeOfUserWithMoreIdentitiesAsksTheAdmin(t *testing.T) {
 	e.fakes["beta"].setPerson("carol")
 	carol := e.newBrowser()
 	_, body := carol.getPage(e.issuer + "/account/login?connector_id=alpha")
-	carolID := between(body, "data-user-id>", "<")
-	if _, b := carol.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {between(body, `name="csrf" value="`, `"`)}}); !strings.Contains(b, `data-identity="beta"`) {
+	carolID := qiaotest.Between(body, "data-user-id>", "<")
+	if _, b := carol.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {qiaotest.Between(body, `name="csrf" value="`, `"`)}}); !strings.Contains(b, `data-identity="beta"`) {
 		t.Fatal("carol's bind failed")
 	}
 	// Dave (alpha) binds carol's beta.
 	e.fakes["alpha"].setPerson("dave")
 	dave := e.newBrowser()
 	_, body = dave.getPage(e.issuer + "/account/login?connector_id=alpha")
-	daveID := between(body, "data-user-id>", "<")
-	st, b := dave.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {between(body, `name="csrf" value="`, `"`)}})
+	daveID := qiaotest.Between(body, "data-user-id>", "<")
+	st, b := dave.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {qiaotest.Between(body, `name="csrf" value="`, `"`)}})
 	if st != 200 || !strings.Contains(b, "data-merge-admin") || strings.Contains(b, "data-confirm-merge") ||
 		!strings.Contains(b, carolID) || !strings.Contains(b, daveID) || !strings.Contains(b, "qiao users merge "+carolID+" "+daveID) {
 		t.Fatalf("ask-the-admin page is wrong: %d\n%s", st, b)
@@ -176,7 +177,7 @@ func TestUnbindAsksForConfirmation(t *testing.T) {
 	if _, b := br.getPage(e.issuer + "/account/unbind/confirm?connector_id=alpha"); !strings.Contains(b, `data-error="last_identity"`) {
 		t.Fatalf("confirming the unbind of the last identity:\n%s", b)
 	}
-	csrf := between(body, `name="csrf" value="`, `"`)
+	csrf := qiaotest.Between(body, `name="csrf" value="`, `"`)
 	if _, b := br.postPage(e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {csrf}}); !strings.Contains(b, `data-identity="beta"`) || strings.Contains(b, "data-last-identity") {
 		t.Fatalf("after binding a second identity:\n%s", b)
 	}
@@ -190,7 +191,7 @@ func TestUnbindAsksForConfirmation(t *testing.T) {
 	if _, b := br.getPage(e.issuer + "/account/unbind/confirm?connector_id=nope"); !strings.Contains(b, `data-error="unknown_connector"`) {
 		t.Fatalf("confirming an unknown connector:\n%s", b)
 	}
-	_, b = br.postPage(e.issuer+"/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {between(b, `name="csrf" value="`, `"`)}})
+	_, b = br.postPage(e.issuer+"/account/unbind", url.Values{"connector_id": {"beta"}, "csrf": {qiaotest.Between(b, `name="csrf" value="`, `"`)}})
 	if !strings.Contains(b, `data-status="unbound_ok"`) || strings.Contains(b, `data-identity="beta"`) {
 		t.Fatalf("after confirming:\n%s", b)
 	}

@@ -138,7 +138,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 	resp := br.get(e.issuer + "/account")
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	csrf := between(string(body), `name="csrf" value="`, `"`)
+	csrf := qiaotest.Between(string(body), `name="csrf" value="`, `"`)
 	req, _ := http.NewRequest("POST", e.issuer+"/account/bind", strings.NewReader(url.Values{"connector_id": {"beta"}, "csrf": {csrf}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := br.Client.Do(req)

@@ -39,12 +39,8 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 			done := make(chan struct{})
 			go func() { e.Broker.Run(ctx); close(done) }()
 			defer func() { cancel(); <-done }()
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(e.Logs.String(), `"msg":"garbage collected"`) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no garbage collection within 10s; logs: %s", e.Logs.String())
-				}
-				time.Sleep(20 * time.Millisecond)
+			if !qiaotest.Eventually(10*time.Second, func() bool { return strings.Contains(e.Logs.String(), `"msg":"garbage collected"`) }) {
+				t.Fatalf("no garbage collection within 10s; logs: %s", e.Logs.String())
 			}
 			evs, err := store.ListAudit(t.Context(), storage.AuditFilter{UserID: "u-retain"})
 			if err != nil {

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"github.com/qiaoidp/qiao/internal/syncbuf"
 
 	"github.com/qiaoidp/qiao/storage"
@@ -256,19 +256,8 @@ func TestServeStartsAndDrains(t *testing.T) {
 	ow, ew := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, ow, ew) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !qiaotest.Eventually(20*time.Second, func() bool { return qiaotest.Healthy("http://" + addr) }) {
+		t.Fatalf("server did not come up")
 	}
 	cancel()
 	select {

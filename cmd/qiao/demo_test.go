@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -45,16 +44,16 @@ func TestDemoRunsTheSandboxAndAnExampleAppLogin(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- runDemo(ctx, demoOptions{host: "127.0.0.1", anyPort: true}, stdout, stderr) }()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "Press Ctrl-C to stop.") {
+	printed := qiaotest.Eventually(30*time.Second, func() bool {
 		select {
 		case code := <-done:
 			t.Fatalf("the demo exited with %d; stderr:\n%s", code, stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo printed no URLs in 30 s; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		}
+		return strings.Contains(stdout.String(), "Press Ctrl-C to stop.")
+	})
+	if !printed {
+		t.Fatalf("the demo printed no URLs in 30 s; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 	out := stdout.String()
 	appURL := printedURL(out, "example app:")
@@ -198,17 +197,17 @@ func startTestDemo(t *testing.T, opts demoOptions) string {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "Press Ctrl-C to stop.") {
+	started := qiaotest.Eventually(30*time.Second, func() bool {
 		select {
 		case code := <-done:
 			stopped = true
 			t.Fatalf("the demo exited with %d; stderr:\n%s", code, stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo did not start in 30 s; stderr:\n%s", stderr.String())
-		}
+		return strings.Contains(stdout.String(), "Press Ctrl-C to stop.")
+	})
+	if !started {
+		t.Fatalf("the demo did not start in 30 s; stderr:\n%s", stderr.String())
 	}
 	return stdout.String()
 }
@@ -246,19 +245,12 @@ func demoMiniLogin(t *testing.T, out, person string) string {
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("token exchange: HTTP %d, %v", resp.StatusCode, err)
 	}
-	parts := strings.Split(tok.IDToken, ".")
-	if len(parts) != 3 {
-		t.Fatalf("id_token %q", tok.IDToken)
+	_, claims := qiaotest.JWT(t, tok.IDToken)
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		t.Fatalf("id_token claims %v: no sub", claims)
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims struct{ Sub string }
-	if err := json.Unmarshal(payload, &claims); err != nil || claims.Sub == "" {
-		t.Fatalf("id_token claims %s: %v", payload, err)
-	}
-	return claims.Sub
+	return sub
 }
 
 // TestDemoKeepsADataDirectory: with --data, the store and the secrets

@@ -2,7 +2,6 @@ package qiaotest
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,24 +126,23 @@ func (w *World) StartServe() {
 
 // waitHealthy waits up to 20 s for root/healthz to answer 200.
 func (p *Process) waitHealthy(root string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(root + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
+	var exited error
+	up := Eventually(20*time.Second, func() bool {
 		select {
 		case <-p.done:
-			return fmt.Errorf("qiao serve exited: %v", p.err)
-		case <-time.After(50 * time.Millisecond):
+			exited = fmt.Errorf("qiao serve exited: %v", p.err)
+			return true
+		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("qiao serve not up after 20 s")
-		}
+		return Healthy(root)
+	})
+	if exited != nil {
+		return exited
 	}
+	if !up {
+		return fmt.Errorf("qiao serve not up after 20 s")
+	}
+	return nil
 }
 
 // StopServe stops `qiao serve` and returns its exit code.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -296,4 +297,64 @@ func (p *Page) MustJSON(t testing.TB) map[string]any {
 		t.Fatalf("not a JSON object: HTTP %d %.300s", p.Status, p.Body)
 	}
 	return m
+}
+
+// JWT decodes a compact JWT's header and claims without verifying them
+// (VerifyIDToken verifies); anything but three base64url parts whose
+// first two are JSON objects fails t.
+func JWT(t testing.TB, raw string) (header, claims map[string]any) {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", raw)
+	}
+	var out [2]map[string]any
+	for i := range out {
+		data, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatalf("JWT part %d: %v", i+1, err)
+		}
+		if err := json.Unmarshal(data, &out[i]); err != nil || out[i] == nil {
+			t.Fatalf("JWT part %d is not a JSON object: %s", i+1, data)
+		}
+	}
+	return out[0], out[1]
+}
+
+// Between is the text of s between the first a and the next b after it
+// ("" when either is missing).
+func Between(s, a, b string) string {
+	_, after, ok := strings.Cut(s, a)
+	if !ok {
+		return ""
+	}
+	in, _, ok := strings.Cut(after, b)
+	if !ok {
+		return ""
+	}
+	return in
+}
+
+// Healthy reports whether the broker at root answers /healthz with 200.
+func Healthy(root string) bool {
+	resp, err := http.Get(root + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout has passed,
+// and reports whether it held (the caller fails the test with what it
+// waited for).
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }

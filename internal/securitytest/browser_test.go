@@ -279,7 +279,7 @@ func TestBareLogoutAsksFirst(t *testing.T) {
 			t.Fatalf("POST /logout with token %q ended the session", token)
 		}
 	}
-	token := between(page.Body, `name="csrf" value="`, `"`)
+	token := qiaotest.Between(page.Body, `name="csrf" value="`, `"`)
 	br.postForm(e.issuer+"/logout", url.Values{"csrf": {token}})
 	if signedIn(t, e, br) {
 		t.Fatal("the confirmed logout kept the session")
@@ -303,15 +303,3 @@ func (br *browser) confirmLogout(q url.Values) []*qiaotest.Page {
 }
 
 var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-
-func between(s, a, b string) string {
-	i := strings.Index(s, a)
-	if i < 0 {
-		return ""
-	}
-	s = s[i+len(a):]
-	if j := strings.Index(s, b); j >= 0 {
-		return s[:j]
-	}
-	return ""
-}

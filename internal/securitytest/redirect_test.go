@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // TestRedirectURITricksNeverMatch sends authorization requests whose
@@ -140,16 +142,9 @@ func TestForgedIDTokenHintsAreRefused(t *testing.T) {
 	if len(parts) != 3 {
 		t.Fatalf("id_token %q", hint)
 	}
-	var header map[string]any
-	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
-	if err := json.Unmarshal(hb, &header); err != nil {
-		t.Fatal(err)
-	}
+	header, claims := qiaotest.JWT(t, hint)
 	kid, _ := header["kid"].(string)
 	payload := parts[1]
-	claims := map[string]any{}
-	pb, _ := base64.RawURLEncoding.DecodeString(payload)
-	_ = json.Unmarshal(pb, &claims)
 
 	// The broker's public key, as a key confusion attack would use it.
 	jwks := e.newBrowser().StepGet(t, e.issuer+"/keys")

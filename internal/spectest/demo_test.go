@@ -71,15 +71,8 @@ func TestDemoRunsWithoutConfigurationAndPrintsItsURLs(t *testing.T) {
 		t.Errorf("qiao demo exit %d after SIGTERM, want 0", code)
 	}
 	t.Run("the temporary data directory is removed on exit", func(t *testing.T) {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, err := os.Stat(data); os.IsNotExist(err) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still exists", data)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !qiaotest.Eventually(5*time.Second, func() bool { _, err := os.Stat(data); return os.IsNotExist(err) }) {
+			t.Fatalf("%s still exists", data)
 		}
 	})
 	if strings.Contains(p.Out.String(), "panic") {

@@ -37,7 +37,8 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 	s := newStack(t, "") // an issuer without a path prefix
 	web := s.accountLogin(t, "weibo", "p01")
 	mini := s.miniLogin(t, "p02", "openid offline_access")
-	kid, _ := headerOf(t, web.IDToken)["kid"].(string)
+	h, _ := qiaotest.JWT(t, web.IDToken)
+	kid, _ := h["kid"].(string)
 	if !jwksKids(t, s)[kid] {
 		t.Fatalf("kid %q not in the JWKS", kid)
 	}
@@ -128,11 +129,7 @@ func TestSIGTERMDrainsAndExitsZeroAndEverythingSurvivesARestart(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !qiaotest.Eventually(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

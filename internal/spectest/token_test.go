@@ -130,7 +130,7 @@ func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	if sub, _ := c["sub"].(string); sub == "" || sub == s.Weibo.UID("p24") {
 		t.Errorf("sub %q must be the broker's own id, not the Weibo uid", sub)
 	}
-	if h := headerOf(t, raw); h["kid"] == nil {
+	if h, _ := qiaotest.JWT(t, raw); h["kid"] == nil {
 		t.Errorf("ID token header has no kid: %v", h)
 	}
 	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
@@ -151,12 +151,6 @@ func TestGoOIDCRelyingPartySignsInWithPKCE(t *testing.T) {
 	if nt.RefreshToken == tok.RefreshToken || nt.RefreshToken == "" {
 		t.Errorf("refresh token not rotated")
 	}
-}
-
-func headerOf(t *testing.T, jwt string) map[string]any {
-	t.Helper()
-	h, _, _ := strings.Cut(jwt, ".")
-	return claims(t, "x."+h+".y")
 }
 
 // SPEC: "Refresh tokens are issued only with scope `offline_access`; a

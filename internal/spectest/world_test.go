@@ -8,7 +8,6 @@ package spectest
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,23 +304,12 @@ func (s *stack) miniLogin(t testing.TB, person, scope string) tokens {
 	return tk
 }
 
-// claims decodes a JWT's payload without verifying it (go-oidc verifies
-// where it matters).
+// claims are a JWT's claims, not verified (go-oidc verifies where it
+// matters).
 func claims(t testing.TB, jwt string) map[string]any {
 	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", jwt)
-	}
-	data, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	_, c := qiaotest.JWT(t, jwt)
+	return c
 }
 
 // runCLI runs qiao with args and returns its exit code, stdout and stderr.
