@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -51,29 +50,11 @@ type apiClient struct {
 
 func (a apiClient) do(method, path, body string) (int, map[string]any) {
 	a.e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, a.e.issuer+path, rd)
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+	status, m, header := a.doHeader(method, path, body)
+	if status == http.StatusUnauthorized && header.Get("WWW-Authenticate") == "" {
 		a.e.t.Errorf("401 without WWW-Authenticate")
 	}
-	return resp.StatusCode, m
+	return status, m
 }
 
 // accountScopes are what a first-party app asks for to use the account API.

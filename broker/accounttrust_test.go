@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -153,25 +152,12 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 // doHeader is do that also returns the response headers.
 func (a apiClient) doHeader(method, path, body string) (int, map[string]any, http.Header) {
 	a.e.t.Helper()
-	var rd io.Reader
+	var b any
 	if body != "" {
-		rd = strings.NewReader(body)
+		b = body
 	}
-	req, _ := http.NewRequest(method, a.e.issuer+path, rd)
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m, resp.Header
+	p := a.e.Bearer(a.e.t, method, path, a.token, b)
+	return p.Status, p.JSON(), p.Header
 }
 
 func TestAccessTokenInURLQueryIsRefused(t *testing.T) {

@@ -2,8 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,24 +16,21 @@ import (
 // getPage fetches a broker page in br and returns its status and body.
 func (br *browser) getPage(u string) (int, string) {
 	br.t.Helper()
-	resp := br.get(u)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	p, err := br.Get(u)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	return p.Status, p.Body
 }
 
 // postPage posts a form in br and returns the final status and body.
 func (br *browser) postPage(u string, form url.Values) (int, string) {
 	br.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := br.Client.Do(req)
+	p, err := br.PostForm(u, form)
 	if err != nil {
 		br.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return p.Status, p.Body
 }
 
 // TestMergeAccountsByBinding: a person with a beta user of its own signs

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
 )
 
@@ -29,18 +30,13 @@ func testPNG(t *testing.T) []byte {
 // putPicture uploads body as the picture (contentType as sent).
 func putPicture(t *testing.T, e *env, token, contentType string, body []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, e.issuer+"/api/v1/me/picture", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
+	req := qiaotest.BearerRequest(t, http.MethodPut, e.issuer+"/api/v1/me/picture", token, nil)
+	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
+	p := e.Do(t, req)
+	return p.Status, p.Body
 }
 
 // TestProfileSetByThePersonWinsOverTheProviders: a name and a picture

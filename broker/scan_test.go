@@ -1,9 +1,7 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -54,17 +52,8 @@ func startScan(t *testing.T, e *env, br *browser) string {
 
 func scanCall(t *testing.T, e *env, scene, step, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(e.issuer+"/api/v1/scan/"+scene+step, "application/json", bytes.NewReader([]byte(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("HTTP %d, not JSON: %.200s", resp.StatusCode, raw)
-	}
-	return resp.StatusCode, m
+	p := e.Bearer(t, http.MethodPost, "/api/v1/scan/"+scene+step, "", body)
+	return p.Status, p.MustJSON(t)
 }
 
 // TestScanLoginExpires: after a few minutes a code can no longer be

@@ -1,12 +1,10 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"image"
 	_ "image/jpeg"
 	_ "image/png"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,21 +32,11 @@ func scanPage(t *testing.T, s *qiaotest.World, br *qiaotest.Browser, a qiaotest.
 // "/confirm" or "/refuse") and decodes the JSON answer.
 func scanAPI(t *testing.T, s *qiaotest.World, scene, step string, body any) (int, map[string]any) {
 	t.Helper()
-	raw, _ := json.Marshal(body)
-	resp, err := s.HTTP.Post(s.Issuer+"/api/v1/scan/"+url.PathEscape(scene)+step, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("scan API%s: HTTP %d, not JSON: %.300s", step, resp.StatusCode, data)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	p := s.Bearer(t, http.MethodPost, "/api/v1/scan/"+url.PathEscape(scene)+step, "", body)
+	if ct := p.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("scan API%s: Content-Type %q", step, ct)
 	}
-	return resp.StatusCode, m
+	return p.Status, p.MustJSON(t)
 }
 
 // scanStatus reads the page's status endpoint in br.

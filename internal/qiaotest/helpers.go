@@ -198,8 +198,8 @@ func (w *World) Post(t testing.TB, path string, form url.Values, user, pass stri
 }
 
 // Bearer sends method to path under the issuer with an access token
-// (Authorization: Bearer; "" sends none) and body as JSON (nil: no
-// body), without cookies and without following a redirect.
+// (Authorization: Bearer; "" sends none) and a JSON body (as
+// BearerRequest), without cookies and without following a redirect.
 func (w *World) Bearer(t testing.TB, method, path, token string, body any) *Page {
 	t.Helper()
 	return w.Do(t, BearerRequest(t, method, w.Issuer+path, token, body))
@@ -254,12 +254,18 @@ func FormRequest(t testing.TB, u string, form url.Values, user, pass string) *ht
 }
 
 // BearerRequest is method to u with an access token (Authorization:
-// Bearer; "" sends none) and body as JSON (nil: no body).
+// Bearer; "" sends none) and a JSON body: nil sends none, a string is
+// sent as it is (JSON text, or broken JSON on purpose), anything else is
+// marshalled.
 func BearerRequest(t testing.TB, method, u, token string, body any) *http.Request {
 	t.Helper()
 	var r io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}

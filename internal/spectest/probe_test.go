@@ -2,7 +2,6 @@ package spectest
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -233,10 +232,7 @@ func TestBadCallbacksAndOversizedRequestsAre4xx(t *testing.T) {
 	})
 	t.Run("malformed JSON at the account API", func(t *testing.T) {
 		tk := s.accountLogin(t, "weibo", "p35")
-		req := qiaotest.BearerRequest(t, http.MethodPost, s.Issuer+"/api/v1/me/identities", tk.AccessToken, nil)
-		req.Body = io.NopCloser(strings.NewReader("{not json"))
-		req.Header.Set("Content-Type", "application/json")
-		res := s.Do(t, req)
+		res := s.Bearer(t, http.MethodPost, "/api/v1/me/identities", tk.AccessToken, "{not json")
 		if res.Status != 400 || res.MustJSON(t)["error"] != "invalid_request" {
 			t.Errorf("%d %s, want 400 invalid_request", res.Status, res.Body)
 		}
