@@ -31,7 +31,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -976,21 +975,9 @@ func (d *driver) httpClient() *http.Client {
 // token in w.
 func (d *driver) login(ctx context.Context, w *worker) error {
 	browser := d.httpClient()
-	state, nonce, verifier := randomToken(16), randomToken(16), randomToken(64)
-	challenge := sha256.Sum256([]byte(verifier))
-	q := url.Values{
-		"response_type":         {"code"},
-		"client_id":             {d.b.client},
-		"redirect_uri":          {redirectURI},
-		"scope":                 {"openid profile offline_access"},
-		"state":                 {state},
-		"nonce":                 {nonce},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
-		"code_challenge_method": {"S256"},
-		"connector_id":          {d.b.connector},
-	}
+	a := qiaotest.NewRawAuth(d.b.client, redirectURI, d.b.connector)
 	// 1. The authorization request: a redirect to the provider.
-	authURL, err := url.Parse(d.b.issuer + "/auth?" + q.Encode())
+	authURL, err := url.Parse(a.URL(d.b.issuer))
 	if err != nil {
 		return fmt.Errorf("authorize: %w", err)
 	}
@@ -1029,20 +1016,15 @@ func (d *driver) login(ctx context.Context, w *worker) error {
 	if e := bq.Get("error"); e != "" {
 		return fmt.Errorf("callback: %s: %s", e, bq.Get("error_description"))
 	}
-	if back.Host != "127.0.0.1:9" || bq.Get("state") != state || bq.Get("code") == "" {
+	if back.Host != "127.0.0.1:9" || bq.Get("state") != a.State() || bq.Get("code") == "" {
 		return fmt.Errorf("callback: redirected to %s://%s%s without the code and state", back.Scheme, back.Host, back.Path)
 	}
 	// 5. The token exchange.
-	tok, err := d.token(ctx, url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {bq.Get("code")},
-		"redirect_uri":  {redirectURI},
-		"code_verifier": {verifier},
-	})
+	tok, err := d.token(ctx, a.CodeForm(bq.Get("code")))
 	if err != nil {
 		return err
 	}
-	if tok.nonce != nonce {
+	if tok.nonce != a.Get("nonce") {
 		return errors.New("token: the ID token's nonce is not the request's")
 	}
 	w.refresh = tok.RefreshToken
