@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/oidc"
 )
 
@@ -278,13 +279,7 @@ func TestCallbackErrorsAndLostLoginData(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	err := (&oidc.Config{Issuer: "ftp://x", Scopes: []string{"openid", "two words"}}).Validate()
-	var fields []string
-	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var fe *connectors.FieldError
-		if errors.As(e, &fe) {
-			fields = append(fields, fe.Field)
-		}
-	}
+	fields := conntest.Fields(err)
 	if strings.Join(fields, ",") != "issuer,client_id,scopes[1]" {
 		t.Errorf("fields %v, want issuer, client_id, scopes[1]", fields)
 	}

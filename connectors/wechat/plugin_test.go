@@ -1,11 +1,11 @@
 package wechat_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/wechat"
 )
 
@@ -80,15 +80,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range tests {
 		cfg := wechat.NewConfig(tc.typ)
 		cfg.ClientID, cfg.ClientSecret, cfg.Scope = "wx1", "s", tc.scope
-		var got []string
-		if err := cfg.Validate(); err != nil {
-			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-				var fe *connectors.FieldError
-				if errors.As(e, &fe) {
-					got = append(got, fe.Field)
-				}
-			}
-		}
+		got := conntest.Fields(cfg.Validate())
 		if strings.Join(got, ",") != tc.fields {
 			t.Errorf("%s scope %q: problems with %v, want %q", tc.typ, tc.scope, got, tc.fields)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 	"github.com/qiaoidp/qiao/connectors/sandbox"
 	"github.com/qiaoidp/qiao/connectors/wechat"
 )
@@ -131,15 +132,7 @@ func TestScanLoginConfigValidate(t *testing.T) {
 	} {
 		cfg := wechat.NewConfig(tc.typ)
 		cfg.ClientID, cfg.ClientSecret, cfg.ScanLogin = "wx1", "s", tc.scan
-		var got []string
-		if err := cfg.Validate(); err != nil {
-			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-				var fe *connectors.FieldError
-				if errors.As(e, &fe) {
-					got = append(got, fe.Field)
-				}
-			}
-		}
+		got := conntest.Fields(cfg.Validate())
 		if strings.Join(got, ",") != tc.fields {
 			t.Errorf("%s %+v: problems with %v, want %q", tc.typ, tc.scan, got, tc.fields)
 		}

@@ -2,11 +2,13 @@
 // share: a hand-moved clock, a browser that walks a simulator's person
 // picker, a transport that notes the secret values a login exchanges
 // so that a test can check no error carries one, and a record of what a
-// connector's Caller told its observer.
+// connector's Caller told its observer, and the fields a configuration's
+// Validate complained about.
 package conntest
 
 import (
 	"bytes"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -16,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qiaoidp/qiao/connectors"
 )
 
 // Clock is a clock the test moves by hand.
@@ -207,4 +211,23 @@ func (o *Observed) List() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]string(nil), o.calls...)
+}
+
+// Fields are the paths (connectors.FieldError's Field) of the problems a
+// connector configuration's Validate returned, in order; nil for nil.
+func Fields(err error) []string {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	var fields []string
+	for _, e := range errs {
+		var fe *connectors.FieldError
+		if errors.As(e, &fe) {
+			fields = append(fields, fe.Field)
+		}
+	}
+	return fields
 }
