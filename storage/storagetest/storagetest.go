@@ -42,6 +42,7 @@
 package storagetest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -245,6 +246,24 @@ func oneWinner(t *testing.T, what string, errs []error, loserErr error) int {
 		t.Fatalf("%s: no racer succeeded", what)
 	}
 	return winner
+}
+
+// winnerHasTheIdentity checks that the contested identity went to the
+// winner w of a race: its user has two identities, every other racer's
+// user its own one.
+func winnerHasTheIdentity(ctx context.Context, t *testing.T, s storage.Storage, users []storage.User, w int) {
+	t.Helper()
+	for i, u := range users {
+		ids, err := s.ListIdentities(ctx, u.ID)
+		must(t, "ListIdentities", err)
+		want := 1
+		if i == w {
+			want = 2
+		}
+		if len(ids) != want {
+			t.Errorf("racer %d's user has %d identities, want %d", i, len(ids), want)
+		}
+	}
 }
 
 // ------------------------------------------------------------- fixtures

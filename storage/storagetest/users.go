@@ -256,17 +256,7 @@ func testBindRace(t *testing.T, s storage.Storage) {
 	if got.UserID != users[w].ID {
 		t.Errorf("identity bound to %q, want the winner %q", got.UserID, users[w].ID)
 	}
-	for i, u := range users {
-		ids, err := s.ListIdentities(ctx, u.ID)
-		must(t, "ListIdentities", err)
-		want := 1
-		if i == w {
-			want = 2
-		}
-		if len(ids) != want {
-			t.Errorf("racer %d's user has %d identities, want %d", i, len(ids), want)
-		}
-	}
+	winnerHasTheIdentity(ctx, t, s, users, w)
 }
 
 // A user has at most one identity per connector: a second one is refused
