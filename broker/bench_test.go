@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -178,8 +177,7 @@ func BenchmarkUserinfo(b *testing.B) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	measureCPU(b, "cpu-ms/op", func() {
-		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
-		req.Header.Set("Authorization", "Bearer "+tk.token.AccessToken)
+		req := qiaotest.BearerRequest(b, http.MethodGet, e.issuer+"/userinfo", tk.token.AccessToken, nil)
 		var claims map[string]any
 		if err := doJSON(client, req, &claims); err != nil {
 			b.Fatalf("userinfo: %v", err)
@@ -198,11 +196,9 @@ func BenchmarkIntrospect(b *testing.B) {
 		b.Fatal(err)
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	form := url.Values{"token": {tk.token.AccessToken}}.Encode()
+	form := url.Values{"token": {tk.token.AccessToken}}
 	measureCPU(b, "cpu-ms/op", func() {
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader(form))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("web", "web-secret-0123456789abcdef0123456789")
+		req := qiaotest.FormRequest(b, e.issuer+"/introspect", form, "web", "web-secret-0123456789abcdef0123456789")
 		var reply struct {
 			Active bool   `json:"active"`
 			Sub    string `json:"sub"`
