@@ -39,6 +39,15 @@
 //	code := w.LoginCode("wechat_miniprogram", "alice")   // wx.login()
 //	w.PostToken(t, qiaotest.ExchangeForm(...)); w.UserInfo(t, at); w.VerifyIDToken(t, raw, client)
 //	p = w.Post(t, "/revoke", form, client, secret); p.JSON() // HTTP Basic, no redirect followed
+//	p = w.Bearer(t, "GET", "/userinfo", at, nil)         // access token, JSON body (a string is sent as it is)
+//	p = w.Do(t, req); p.MustJSON(t)                      // any request on the back channel; a body that must be JSON
+//	qiaotest.Do(t, nil, qiaotest.FormRequest(t, u, form, user, pass)) // a server outside the world (qiao demo)
+//	qiaotest.NewRequest(t, method, u); qiaotest.BearerRequest(t, method, u, at, body)
+//	a := qiaotest.NewRawAuth("web", redirect, "qq")      // an /auth request parameter by parameter: state, nonce, PKCE S256
+//	a.Set("prompt", "none"); a.Del("code_challenge"); u := a.URL(w.Issuer); a.State(); a.CodeForm(code)
+//	header, claims := qiaotest.JWT(t, raw)               // decoded, not verified
+//	ok := qiaotest.Eventually(10*time.Second, cond)      // poll a condition; qiaotest.Healthy(root) is /healthz 200
+//	qiaotest.Between(page, `value="`, `"`); qiaotest.RandString(); qiaotest.Person(t, "alice")
 //	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
@@ -76,6 +85,13 @@
 // picker page's `<a data-person=ID>` link (data-deny refuses), as a
 // person would click it. Browser.Step sends one request without
 // following redirects.
+//
+// A test that needs a request no relying party would send (a missing or
+// plain PKCE challenge, a foreign redirect URI, prompt or max_age
+// values) starts from NewRawAuth and changes its parameters; a test that
+// talks to an endpoint directly uses Post, Bearer or Do and reads the
+// Page. A harness keeps only adapters over these (its own defaults and
+// names), never a second copy.
 //
 // # Where each property is tested
 //
