@@ -37,7 +37,7 @@ type Browser struct {
 // within the world and stops at a redirect leaving it (to a relying
 // party). ua, if given, is its User-Agent.
 func (w *World) Browser(ua ...string) *Browser {
-	b := NewBrowser(func(u *url.URL) bool { return !w.isWorld(u.Host) })
+	b := NewBrowser(func(u *url.URL) bool { return !w.IsWorld(u.Host) })
 	b.w = w
 	b.Client.Transport, b.once.Transport = w.transport(), w.transport()
 	if len(ua) > 0 {
@@ -196,7 +196,7 @@ const RefusePick = "!refuse"
 // page that is not a picker.
 func (b *Browser) Through(u, person string) (*Page, error) {
 	p, err := b.Get(u)
-	if err != nil || person == "" || !b.atPicker(p) {
+	if err != nil || person == "" || !b.AtPicker(p) {
 		return p, err
 	}
 	if person == RefusePick {
@@ -221,9 +221,10 @@ func (b *Browser) CallbackOf(t testing.TB, u, person string) string {
 	return b.StepGet(t, l.Href).Location
 }
 
-// atPicker reports whether p is a simulator's picker page.
-func (b *Browser) atPicker(p *Page) bool {
-	if b.w == nil || p.Status != http.StatusOK || p.URL == nil || b.w.isBroker(p.URL.Host) || !b.w.isWorld(p.URL.Host) {
+// AtPicker reports whether p is a simulator's picker page (a page of a
+// simulator of the browser's world with `<a data-person>` links).
+func (b *Browser) AtPicker(p *Page) bool {
+	if b.w == nil || p.Status != http.StatusOK || p.URL == nil || b.w.isBroker(p.URL.Host) || !b.w.IsWorld(p.URL.Host) {
 		return false
 	}
 	links, err := p.Links("data-person")

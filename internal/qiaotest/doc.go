@@ -35,6 +35,7 @@
 //	q = r.LoginError(t, br, "qq", "alice", inject)       // a login that must come back with an error
 //	p, err = br.Through(authURL, "carol")                // follow within the world, pick at a picker (RefusePick refuses)
 //	cb := br.CallbackOf(t, authURL, "carol")             // the provider's redirect to the broker's callback, not loaded
+//	br.AtPicker(p); w.IsWorld(host)                      // a simulator's picker page; the broker's or a simulator's host
 //	p = br.StepGet(t, u); p = br.StepForm(t, "POST", u, form) // one request, no redirect followed
 //	code := w.LoginCode("wechat_miniprogram", "alice")   // wx.login()
 //	w.PostToken(t, qiaotest.ExchangeForm(...)); w.UserInfo(t, at); w.VerifyIDToken(t, raw, client)

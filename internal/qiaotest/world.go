@@ -414,8 +414,9 @@ func WithPersons(p []sandbox.Person) Option {
 	})
 }
 
-// isWorld reports whether host is the broker's or a simulator's.
-func (w *World) isWorld(host string) bool {
+// IsWorld reports whether host is the broker's (its address or its
+// issuer's) or a simulator's.
+func (w *World) IsWorld(host string) bool {
 	if w.isBroker(host) {
 		return true
 	}

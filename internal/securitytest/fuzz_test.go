@@ -71,7 +71,7 @@ func (fe *fuzzEnv) allowedRedirect(loc string) bool {
 	if iss, _ := url.Parse(fe.issuer); u.Scheme == iss.Scheme && u.Host == iss.Host && u.User == nil {
 		return true
 	}
-	if u.Scheme == "http" && u.User == nil && u.Host != "" && fe.inWorld(u.Host) {
+	if u.Scheme == "http" && u.User == nil && u.Host != "" && fe.IsWorld(u.Host) {
 		return true // a provider (the simulators)
 	}
 	bare := u.Scheme + "://" + u.Host + u.Path

@@ -142,7 +142,7 @@ func (br *browser) postForm(u string, form url.Values) *qiaotest.Page {
 // where the browser stopped.
 func (br *browser) pick(p *qiaotest.Page, person string) *qiaotest.Page {
 	br.e.t.Helper()
-	if links, err := p.Links("data-person"); err != nil || len(links) == 0 || p.URL.Host == br.e.host {
+	if !br.AtPicker(p) {
 		return p
 	}
 	p, err := br.Pick(p, person)
@@ -173,7 +173,7 @@ func (br *browser) walk(u string) []*qiaotest.Page {
 		p := br.StepGet(br.e.t, u)
 		out = append(out, p)
 		if p.Location == "" {
-			if links, err := p.Links("data-person"); err == nil && len(links) > 0 && p.URL.Host != br.e.host {
+			if br.AtPicker(p) {
 				l, err := p.Link("data-person", "alice")
 				if err != nil {
 					br.e.t.Fatal(err)
@@ -184,7 +184,7 @@ func (br *browser) walk(u string) []*qiaotest.Page {
 			return out
 		}
 		next, err := url.Parse(p.Location)
-		if err != nil || !br.e.inWorld(next.Host) {
+		if err != nil || !br.e.IsWorld(next.Host) {
 			return out
 		}
 		u = next.String()
@@ -198,20 +198,10 @@ func (br *browser) walkPost(u string, form url.Values) []*qiaotest.Page {
 	br.e.t.Helper()
 	p := br.StepForm(br.e.t, http.MethodPost, u, form)
 	out := []*qiaotest.Page{p}
-	if next, err := url.Parse(p.Location); p.Location != "" && err == nil && br.e.inWorld(next.Host) {
+	if next, err := url.Parse(p.Location); p.Location != "" && err == nil && br.e.IsWorld(next.Host) {
 		out = append(out, br.walk(next.String())...)
 	}
 	return out
-}
-
-// inWorld reports whether host is the broker's or a simulator's.
-func (e *env) inWorld(host string) bool {
-	for _, base := range []string{e.issuer, e.WeChatURL, e.QQURL, e.WeiboURL} {
-		if u, err := url.Parse(base); err == nil && u.Host == host {
-			return true
-		}
-	}
-	return false
 }
 
 // accountScope is what the first-party web client asks for to use the
