@@ -253,33 +253,22 @@ type Link struct {
 // Links returns the page's <a href> elements that have the attribute
 // attr (any value).
 func (p *Page) Links(attr string) ([]Link, error) {
-	doc, err := html.Parse(strings.NewReader(p.Body))
+	els, err := p.Elements("a", attr)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the page at %s: %w", p.URL, err)
+		return nil, err
 	}
 	var out []Link
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == "a" {
-			attrs := map[string]string{}
-			for _, a := range n.Attr {
-				attrs[a.Key] = a.Val
-			}
-			if _, ok := attrs[attr]; ok {
-				if href, ok := attrs["href"]; ok {
-					l := Link{Attrs: attrs, Href: href, Text: strings.TrimSpace(textOf(n))}
-					if ref, err := url.Parse(href); err == nil && p.URL != nil {
-						l.Href = p.URL.ResolveReference(ref).String()
-					}
-					out = append(out, l)
-				}
-			}
+	for _, e := range els {
+		href, ok := e.Attrs["href"]
+		if !ok {
+			continue
 		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
+		l := Link{Attrs: e.Attrs, Href: href, Text: e.Text}
+		if ref, err := url.Parse(href); err == nil && p.URL != nil {
+			l.Href = p.URL.ResolveReference(ref).String()
 		}
+		out = append(out, l)
 	}
-	walk(doc)
 	return out, nil
 }
 
