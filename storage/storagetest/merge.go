@@ -78,15 +78,7 @@ func testMerge(t *testing.T, s storage.Storage) {
 	if got.UserID != into.ID {
 		t.Errorf("moved identity belongs to %q, want %q", got.UserID, into.ID)
 	}
-	left, err := s.ListIdentities(ctx, from.ID)
-	must(t, "ListIdentities of the absorbed user", err)
-	if len(left) != 0 {
-		t.Errorf("the absorbed user still has %d identities", len(left))
-	}
-	_, err = s.GetSession(ctx, fromSess.ID)
-	wantErr(t, "GetSession of the absorbed user", err, storage.ErrNotFound)
-	tokenGone(t, s, fromAccess)
-	tokenGone(t, s, fromRefresh)
+	nothingLeft(t, s, "the absorbed user", from.ID, fromSess.ID, fromAccess, fromRefresh)
 
 	_, err = s.GetSession(ctx, intoSess.ID)
 	must(t, "GetSession of the remaining user", err)

@@ -346,6 +346,22 @@ func tokenIs(t *testing.T, s storage.Storage, r storage.TokenRecord, active bool
 }
 
 // tokenGone checks that the token is not found.
+// nothingLeft checks that the user userID (what it is, for messages) has
+// no identities, its session sessionID is gone, and so are its tokens.
+func nothingLeft(t *testing.T, s storage.Storage, what, userID, sessionID string, tokens ...storage.TokenRecord) {
+	t.Helper()
+	ids, err := s.ListIdentities(t.Context(), userID)
+	must(t, "ListIdentities of "+what, err)
+	if len(ids) != 0 {
+		t.Errorf("%s still has %d identities, want none", what, len(ids))
+	}
+	_, err = s.GetSession(t.Context(), sessionID)
+	wantErr(t, "GetSession of "+what, err, storage.ErrNotFound)
+	for _, r := range tokens {
+		tokenGone(t, s, r)
+	}
+}
+
 func tokenGone(t *testing.T, s storage.Storage, r storage.TokenRecord) {
 	t.Helper()
 	_, err := s.GetToken(t.Context(), r.Kind, r.Signature)
