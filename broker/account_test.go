@@ -64,11 +64,7 @@ var accountScopes = []string{"openid", "profile", "offline_access", "account"}
 // the access token.
 func (e *env) miniToken(clientID, secret, code, scope string) string {
 	e.t.Helper()
-	resp, m := e.postForm("/token", url.Values{
-		"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {code},
-		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"}, "subject_issuer": {"mini"},
-		"scope": {scope},
-	}, clientID, secret)
+	resp, m := e.exchange(clientID, secret, code, scope)
 	tok, _ := m["access_token"].(string)
 	if resp.StatusCode != 200 || tok == "" {
 		e.t.Fatalf("token exchange: %d %v", resp.StatusCode, m)

@@ -50,11 +50,7 @@ func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 		t.Fatalf("/auth with scope account for a client without account_api: %v", q)
 	}
 	// At the token exchange: invalid_scope, and WeChat is not called.
-	resp, m := e.postForm("/token", url.Values{
-		"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {"alice:1"},
-		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"}, "subject_issuer": {"mini"},
-		"scope": {"openid account"},
-	}, "second", "second-secret-0123456789abcdef0123456789")
+	resp, m := e.exchange("second", "second-secret-0123456789abcdef0123456789", "alice:1", "openid account")
 	if resp.StatusCode != 400 || m["error"] != "invalid_scope" {
 		t.Fatalf("token exchange with scope account for a client without account_api: %d %v", resp.StatusCode, m)
 	}

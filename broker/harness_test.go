@@ -327,6 +327,15 @@ func (e *env) postForm(path string, form url.Values, user, pass string) (*http.R
 	return &http.Response{StatusCode: p.Status, Header: p.Header}, p.JSON()
 }
 
+// exchange trades a wx.login code at the connector mini for tokens with
+// scope, as the confidential client clientID (HTTP Basic).
+func (e *env) exchange(clientID, secret, code, scope string) (*http.Response, map[string]any) {
+	e.t.Helper()
+	form := qiaotest.ExchangeForm("mini", clientID, code, scope)
+	form.Del("client_id")
+	return e.postForm("/token", form, clientID, secret)
+}
+
 func oauthErrorOf(err error) string { return qiaotest.OAuthError(err) }
 
 func asRetrieve(err error, re **oauth2.RetrieveError) bool { return errors.As(err, re) }

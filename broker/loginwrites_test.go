@@ -270,13 +270,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 			n := 0
 			exchange := func() {
 				n++
-				_, m := e.postForm("/token", url.Values{
-					"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
-					"subject_token":      {"carol:" + strings.Repeat("x", n)},
-					"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
-					"subject_issuer":     {"mini"},
-					"scope":              {"openid profile"},
-				}, "web", "web-secret-0123456789abcdef0123456789")
+				_, m := e.exchange("web", "web-secret-0123456789abcdef0123456789", "carol:"+strings.Repeat("x", n), "openid profile")
 				if m["access_token"] == nil {
 					t.Fatalf("token exchange: %v", m)
 				}

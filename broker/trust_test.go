@@ -112,10 +112,7 @@ func TestTokenExchangeRefusesUnknownScopes(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, mini(code))
 	exchange := func(scope, jsCode string) (*http.Response, map[string]any) {
-		return e.postForm("/token", url.Values{
-			"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
-			"subject_issuer": {"mini"}, "subject_token": {jsCode}, "scope": {scope},
-		}, "web", "web-secret-0123456789abcdef0123456789")
+		return e.exchange("web", "web-secret-0123456789abcdef0123456789", jsCode, scope)
 	}
 	resp, m := exchange("openid admin", "alice:1")
 	if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_scope" {

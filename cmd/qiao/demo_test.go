@@ -227,14 +227,7 @@ func demoMiniLogin(t *testing.T, out, person string) string {
 	if err != nil || code.Code == "" {
 		t.Fatalf("wx.login: %v %+v", err, code)
 	}
-	resp, err = http.PostForm(issuer+"/token", url.Values{
-		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
-		"subject_token":      {code.Code},
-		"subject_token_type": {"urn:qiao:params:oauth:token-type:wechat-js-code"},
-		"subject_issuer":     {demoMiniConnector},
-		"client_id":          {demoMiniClientID},
-		"scope":              {"openid"},
-	})
+	resp, err = http.PostForm(issuer+"/token", qiaotest.ExchangeForm(demoMiniConnector, demoMiniClientID, code.Code, "openid"))
 	if err != nil {
 		t.Fatal(err)
 	}
