@@ -50,6 +50,7 @@
 //	ok := qiaotest.Eventually(10*time.Second, cond)      // poll a condition; qiaotest.Healthy(root) is /healthz 200
 //	qiaotest.Between(page, `value="`, `"`); qiaotest.RandString(); qiaotest.Person(t, "alice")
 //	w.Metric(t, "qiao_logins_total", labels); w.LogLines("msg"); w.Config.Secrets()
+//	for _, s := range qiaotest.Samples(body) { s.Name; s.Labels; s.Value } // a /metrics body read elsewhere
 //	w.WeChat, w.QQ, w.Weibo                              // the simulators: faults, snapshot users, openids
 //	w.Broker, w.Store (in process); w.Process, w.ConfigPath, w.StopServe, w.StartServe (binary)
 //	w.Restart()                                          // the broker again, same address and store

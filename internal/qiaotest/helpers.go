@@ -1,7 +1,6 @@
 package qiaotest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -105,28 +104,47 @@ func (w *World) Metric(t testing.TB, name string, labels map[string]string) (flo
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		sampleName, lbls, value, ok := parseSample(line)
-		if !ok || sampleName != name {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Samples(string(body)) {
+		if s.Name != name {
 			continue
 		}
 		match := true
 		for k, v := range labels {
-			if lbls[k] != v {
+			if s.Labels[k] != v {
 				match = false
 			}
 		}
 		if match {
-			return value, true
+			return s.Value, true
 		}
 	}
 	return 0, false
+}
+
+// Sample is one sample of a Prometheus text exposition.
+type Sample struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
+}
+
+// Samples are the samples of a /metrics body, in order (comments and
+// lines that are not a sample are passed over).
+func Samples(body string) []Sample {
+	var out []Sample
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if name, labels, value, ok := parseSample(line); ok {
+			out = append(out, Sample{Name: name, Labels: labels, Value: value})
+		}
+	}
+	return out
 }
 
 // parseSample parses a Prometheus text sample `name{a="x",b="y"} 12`.

@@ -1,10 +1,14 @@
 package spectest
 
 import (
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // SPEC: "`/healthz`, `/readyz` and `/metrics` are served at the root of the
@@ -28,22 +32,14 @@ func TestHealthReadyAndMetricsAtTheRootWithAnIssuerPrefix(t *testing.T) {
 	}
 }
 
-var metricLine = regexp.MustCompile(`^([a-z_]+)\{([^}]*)\} `)
-
-// metricLabels returns, for each metric name, the label names of its
-// series.
+// metricLabels returns, for each metric name with labels, the label
+// names of its series (sorted, as the exposition writes them).
 func metricLabels(body string) map[string][]string {
 	got := map[string][]string{}
-	for _, l := range lines(body) {
-		m := metricLine.FindStringSubmatch(l)
-		if m == nil {
-			continue
+	for _, s := range qiaotest.Samples(body) {
+		if len(s.Labels) > 0 {
+			got[s.Name] = slices.Sorted(maps.Keys(s.Labels))
 		}
-		var names []string
-		for _, kv := range regexp.MustCompile(`([a-z_]+)="`).FindAllStringSubmatch(m[2], -1) {
-			names = append(names, kv[1])
-		}
-		got[m[1]] = names
 	}
 	return got
 }
