@@ -300,19 +300,24 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	}
 }
 
-// clock is a test clock that can jump ahead.
+// clock is the broker's clock in a test, moved ahead by Advance: the
+// wall time (a zero start), or a clock stopped at start.
 type clock struct {
 	mu     sync.Mutex
+	start  time.Time
 	offset time.Duration
 }
 
-func (c *clock) now() time.Time {
+func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
+	if c.start.IsZero() {
+		return time.Now().Add(c.offset)
+	}
+	return c.start.Add(c.offset)
 }
 
-func (c *clock) advance(d time.Duration) {
+func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.offset += d
 	c.mu.Unlock()
@@ -324,13 +329,13 @@ func (c *clock) advance(d time.Duration) {
 // only the user's own other identities, instead of a plain sign-in link).
 func TestUnbindNeedsRecentSignIn(t *testing.T) {
 	clk := &clock{}
-	e := newEnv(t, envOptions{now: clk.now})
+	e := newEnv(t, envOptions{now: clk.Now})
 	a := e.accountBrowser()
 	a.get("/account/login?connector_id=alpha")
 	if b := a.post("/account/bind", url.Values{"connector_id": {"beta"}}); !strings.Contains(b, `data-identity="beta"`) {
 		t.Fatal("bind failed")
 	}
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	b := a.post("/account/unbind", url.Values{"connector_id": {"beta"}})
 	if !strings.Contains(b, `data-error="reauth"`) || !strings.Contains(b, `data-identity="beta"`) || !strings.Contains(b, `data-reauth`) {
 		t.Fatalf("stale sign-in unbound anyway:\n%s", b)

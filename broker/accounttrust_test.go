@@ -77,7 +77,7 @@ func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 // nothing changes.
 func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	clk := &clock{}
-	e := miniEnv(t, clk.now)
+	e := miniEnv(t, clk.Now)
 	// Alice has alpha and beta (bound through the first-party app).
 	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
 	br := e.newBrowser()
@@ -118,7 +118,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	}
 
 	// A first-party token whose sign-in is too old: RFC 9470 step-up.
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	for _, req := range []struct{ method, path, body string }{
 		{"POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"mallory:2"}`},
 		{"DELETE", "/api/v1/me/identities/beta", ""},
@@ -300,7 +300,7 @@ func TestSignOutEverywhere(t *testing.T) {
 // pending action is not done.
 func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 	clk := &clock{}
-	e := miniEnv(t, clk.now)
+	e := miniEnv(t, clk.Now)
 	// Bob exists.
 	e.fakes["alpha"].setPerson("bob")
 	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
@@ -313,7 +313,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 	}
 	users := countUsers(t, e)
 
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	for _, person := range []string{"bob", "newcomer"} {
 		b := a.post("/account/unbind", url.Values{"connector_id": {"beta"}})
 		if !strings.Contains(b, `data-reauth-with="alpha"`) {
@@ -345,10 +345,10 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 // offers the same bind again.
 func TestReauthOffersOnlyOwnConnectorsAndResumesBind(t *testing.T) {
 	clk := &clock{}
-	e := miniEnv(t, clk.now)
+	e := miniEnv(t, clk.Now)
 	a := e.accountBrowser()
 	a.get("/account/login?connector_id=alpha")
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	b := a.post("/account/bind", url.Values{"connector_id": {"beta"}})
 	if !strings.Contains(b, `data-error="reauth"`) || !strings.Contains(b, `data-reauth-with="alpha"`) || strings.Contains(b, `data-reauth-with="beta"`) {
 		t.Fatalf("re-authentication before bind:\n%s", b)
@@ -390,14 +390,14 @@ func countUsers(t *testing.T, e *env) int {
 // (with the identity being unbound) rather than be stuck.
 func TestReauthOffersTheIdentityBeingUnboundWhenNoOtherCanSignIn(t *testing.T) {
 	clk := &clock{}
-	e := miniEnv(t, clk.now)
+	e := miniEnv(t, clk.Now)
 	a := e.accountBrowser()
 	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if st, m := (apiClient{e: e, token: tk.token.AccessToken}).do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"alice:1"}`); st != 201 {
 		t.Fatalf("bind mini: %d %v", st, m)
 	}
 	a.get("/account")
-	clk.advance(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	b := a.post("/account/unbind", url.Values{"connector_id": {"alpha"}})
 	if !strings.Contains(b, `data-reauth-with="alpha"`) || strings.Contains(b, `data-reauth-with="beta"`) {
 		t.Fatalf("re-authentication before unbinding alpha (the only web identity):\n%s", b)

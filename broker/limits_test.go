@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,24 +28,6 @@ func limitsConfig(limits map[string]any) envOptions {
 
 // limit is one endpoint's limits.
 type limit = map[string]any
-
-// fakeClock is a settable clock for the broker.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // send makes one request as the client at ip (through the trusted proxy).
 func (e *env) send(method, path, ip string, form url.Values, header http.Header) (*http.Response, string) {
@@ -220,7 +201,7 @@ func TestAccountAPIRateLimitPerClient(t *testing.T) {
 // same instant (the clock stands still: the worst case of "within a
 // second") passes untouched, authorization, callback and token request.
 func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
-	clock := &fakeClock{now: time.Now()}
+	clock := &clock{start: time.Now()}
 	// Defaults, except that loopback, where the test runs, is not exempt.
 	e := newEnv(t, envOptions{now: clock.Now, config: func(c *qiaotest.Config) {
 		extra(c, "limits", map[string]any{"exempt": []string{}})
@@ -260,7 +241,7 @@ func TestLoopbackIsExemptByDefault(t *testing.T) {
 func TestClientSecretGuessingBacksOff(t *testing.T) {
 	// The clock starts in the past: fosite refuses an auth_time ahead of
 	// its own clock.
-	clock := &fakeClock{now: time.Now().Add(-2 * time.Minute)}
+	clock := &clock{start: time.Now().Add(-2 * time.Minute)}
 	o := limitsConfig(nil)
 	o.now = clock.Now
 	e := newEnv(t, o)
@@ -324,7 +305,7 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 func TestClientAuthBackoffCoversIntrospectionAndRevocation(t *testing.T) {
 	for _, endpoint := range []string{"introspect", "revoke"} {
 		t.Run(endpoint, func(t *testing.T) {
-			clock := &fakeClock{now: time.Now()}
+			clock := &clock{start: time.Now()}
 			o := limitsConfig(map[string]any{"client_auth": limit{"failures": 2, "max_backoff": "3s"}})
 			o.now = clock.Now
 			e := newEnv(t, o)

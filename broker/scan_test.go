@@ -61,7 +61,7 @@ func scanCall(t *testing.T, e *env, scene, step, body string) (int, map[string]a
 // expired and offers a new code, and the long poll reports it.
 func TestScanLoginExpires(t *testing.T) {
 	clk := &clock{}
-	e, _ := scanEnv(t, clk.now)
+	e, _ := scanEnv(t, clk.Now)
 	br := e.newBrowser()
 	waiting := startScan(t, e, br)
 	scanned := startScan(t, e, br)
@@ -71,7 +71,7 @@ func TestScanLoginExpires(t *testing.T) {
 	}
 	ticket, _ := m["ticket"].(string)
 
-	clk.advance(3*time.Minute + time.Second)
+	clk.Advance(3*time.Minute + time.Second)
 	st, m = scanCall(t, e, waiting, "", `{"code":"alice:2"}`)
 	if st != http.StatusGone || m["error"] != "expired_scene" {
 		t.Errorf("scan of an expired code: %d %v, want 410 expired_scene", st, m)
