@@ -185,7 +185,7 @@ func TestEvictedSignInOffersAWayForward(t *testing.T) {
 			if !strings.Contains(body, `href="http://127.0.0.1:9/" data-link="back">Back to Web App</a>`) || !strings.Contains(body, `data-link="retry">Try again</a>`) {
 				t.Fatalf("evicted sign-in offers no Try again and Back to the app:\n%s", body)
 			}
-			retry, _ := b.get(html.UnescapeString(between(body, `<a class="button primary" href="`, `"`)))
+			retry, _ := b.get(html.UnescapeString(qiaotest.Between(body, `<a class="button primary" href="`, `"`)))
 			next = retry.Header.Get("Location") // the provider, then the callback
 		}
 		resp, body = b.get(next)
