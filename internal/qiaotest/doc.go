@@ -45,7 +45,8 @@
 //	qiaotest.Do(t, nil, qiaotest.FormRequest(t, u, form, user, pass)) // a server outside the world (qiao demo)
 //	qiaotest.NewRequest(t, method, u); qiaotest.BearerRequest(t, method, u, at, body)
 //	a := qiaotest.NewRawAuth("web", redirect, "qq")      // an /auth request parameter by parameter: state, nonce, PKCE S256
-//	a.Set("prompt", "none"); a.Del("code_challenge"); u := a.URL(w.Issuer); a.State(); a.CodeForm(code)
+//	a.Set("prompt", "none"); a.Del("code_challenge"); u := a.URL(w.Issuer); a.State()
+//	code := a.Code(t, p); w.Post(t, "/token", a.CodeForm(code), "web", secret) // the redirect back checked: state, no error
 //	header, claims := qiaotest.JWT(t, raw)               // decoded, not verified
 //	ok := qiaotest.Eventually(10*time.Second, cond)      // poll a condition; qiaotest.Healthy(root) is /healthz 200
 //	qiaotest.Between(page, `value="`, `"`); qiaotest.RandString(); qiaotest.Person(t, "alice")

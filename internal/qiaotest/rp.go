@@ -312,6 +312,30 @@ func (a RawAuth) URL(issuer string) string { return issuer + "/auth?" + a.Encode
 // State is the request's state.
 func (a RawAuth) State() string { return a.Get("state") }
 
+// Code checks that p is the redirect (302 or 303) back to a's redirect
+// URI with a's state, a code and no error, and returns the code;
+// anything else fails t.
+func (a RawAuth) Code(t testing.TB, p *Page) string {
+	t.Helper()
+	if p.Status != http.StatusFound && p.Status != http.StatusSeeOther {
+		t.Fatalf("authorization: HTTP %d at %s, want a redirect to the client; body: %.300s", p.Status, p.URL, p.Body)
+	}
+	if !strings.HasPrefix(p.Location, a.Get("redirect_uri")) {
+		t.Fatalf("authorization: redirected to %s, not to %s", p.Location, a.Get("redirect_uri"))
+	}
+	q, err := p.RedirectQuery()
+	if err != nil {
+		t.Fatalf("authorization: %v", err)
+	}
+	if q.Get("error") != "" || q.Get("code") == "" {
+		t.Fatalf("authorization: no code in %s", p.Location)
+	}
+	if q.Get("state") != a.State() {
+		t.Fatalf("callback state %q, want %q", q.Get("state"), a.State())
+	}
+	return q.Get("code")
+}
+
 // CodeForm is the token request redeeming code issued for a
 // (authorization_code grant, its redirect_uri and code_verifier); the
 // client authenticates as the caller adds.

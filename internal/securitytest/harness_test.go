@@ -245,15 +245,11 @@ func (br *browser) authorize(p qiaotest.RawAuth) *url.URL {
 // code runs a login and returns the authorization code.
 func (br *browser) code(p qiaotest.RawAuth) string {
 	br.e.t.Helper()
-	u := br.authorize(p)
-	q := u.Query()
-	if q.Get("error") != "" || q.Get("code") == "" {
-		br.e.t.Fatalf("authorize: %s", u)
+	r, err := br.Through(p.URL(br.e.issuer), "alice")
+	if err != nil {
+		br.e.t.Fatal(err)
 	}
-	if q.Get("state") != p.Get("state") {
-		br.e.t.Fatalf("state %q, want %q", q.Get("state"), p.Get("state"))
-	}
-	return q.Get("code")
+	return p.Code(br.e.t, r)
 }
 
 // accountLogin signs the browser in at the account page through

@@ -123,7 +123,7 @@ func TestLoopbackRedirectURIMayUseAnyPort(t *testing.T) {
 			if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, redirect+"?") {
 				t.Fatalf("status %d Location %q, want a redirect to %s", p.Status, p.Location, redirect)
 			}
-			tk := s.redeem(t, a, p.Location, webSecret)
+			tk := s.redeem(t, a, p, webSecret)
 			if tk.IDToken == "" {
 				t.Fatal("no id_token")
 			}
@@ -264,7 +264,7 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
-		tk := s.redeem(t, a, p.Location, web2Secret)
+		tk := s.redeem(t, a, p, web2Secret)
 		c := claims(t, tk.IDToken)
 		if c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
 			t.Errorf("SSO login sub=%v idp=%v, want sub=%v idp=weibo", c["sub"], c["idp"], firstClaims["sub"])
@@ -309,7 +309,7 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") || u.Query().Get("code") == "" {
 			t.Fatalf("status %d Location %q, want a code at %s", p.Status, p.Location, rp2Redirect)
 		}
-		if c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken); c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
+		if c := claims(t, s.redeem(t, a, p, web2Secret).IDToken); c["sub"] != firstClaims["sub"] || c["idp"] != "weibo" {
 			t.Errorf("prompt=none sign-in sub=%v idp=%v, want sub=%v idp=weibo", c["sub"], c["idp"], firstClaims["sub"])
 		}
 	})
@@ -320,7 +320,7 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect straight to %s", p.Status, p.Location, rp2Redirect)
 		}
-		c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken)
+		c := claims(t, s.redeem(t, a, p, web2Secret).IDToken)
 		if c["auth_time"] == nil {
 			t.Error("no auth_time with max_age")
 		}
@@ -343,7 +343,7 @@ func TestSSOSecondClientSkipsProviderAndKeepsIdp(t *testing.T) {
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rp2Redirect+"?") {
 			t.Fatalf("status %d Location %q, want a redirect to %s after QQ", p.Status, p.Location, rp2Redirect)
 		}
-		if c := claims(t, s.redeem(t, a, p.Location, web2Secret).IDToken); c["idp"] != "qq" {
+		if c := claims(t, s.redeem(t, a, p, web2Secret).IDToken); c["idp"] != "qq" {
 			t.Errorf("idp %v after signing in with QQ, want qq", c["idp"])
 		}
 	})
@@ -399,7 +399,7 @@ func TestMaxAgePassedAsksTheProviderAgain(t *testing.T) {
 	if !strings.HasPrefix(p.Location, rpRedirect+"?") {
 		t.Fatalf("status %d Location %q after the provider", p.Status, p.Location)
 	}
-	c := claims(t, s.redeem(t, a, p.Location, webSecret).IDToken)
+	c := claims(t, s.redeem(t, a, p, webSecret).IDToken)
 	if at := int64(c["auth_time"].(float64)); at < authTime+2 {
 		t.Errorf("auth_time %d after a fresh login, want >= %d", at, authTime+2)
 	}

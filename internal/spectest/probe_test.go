@@ -176,7 +176,7 @@ func TestPublicClientsMustUsePKCES256(t *testing.T) {
 		if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, spaRedirect+"?") {
 			t.Fatalf("%d %q, want a redirect to %s", p.Status, p.Location, spaRedirect)
 		}
-		if tk := s.redeem(t, a, p.Location, ""); tk.IDToken == "" {
+		if tk := s.redeem(t, a, p, ""); tk.IDToken == "" {
 			t.Error("no id_token for the public client")
 		}
 	})

@@ -164,7 +164,7 @@ func TestRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 		a := qiaotest.NewRawAuth(webClient, rpRedirect, "qq")
 		a.Set("scope", "openid profile")
 		p := s.follow(t, b, a.URL(s.Issuer), "p08")
-		tk := s.redeem(t, a, p.Location, webSecret)
+		tk := s.redeem(t, a, p, webSecret)
 		if tk.RefreshToken != "" || tk.IDToken == "" {
 			t.Errorf("refresh_token=%q id_token set=%v, want no refresh token and an ID token", tk.RefreshToken, tk.IDToken != "")
 		}
@@ -346,7 +346,7 @@ func TestUserinfoReturnsTheProfileClaims(t *testing.T) {
 		a := qiaotest.NewRawAuth(webClient, rpRedirect, "qq")
 		a.Set("scope", "openid")
 		p := s.follow(t, b, a.URL(s.Issuer), "p11")
-		tk := s.redeem(t, a, p.Location, webSecret)
+		tk := s.redeem(t, a, p, webSecret)
 		if n, ok := claims(t, tk.IDToken)["name"]; ok {
 			t.Errorf("ID token without profile scope has name %v", n)
 		}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,21 +229,11 @@ type tokens struct {
 	Error           string `json:"error"`
 }
 
-// redeem trades the code in the callback URL cb for tokens.
-func (s *stack) redeem(t testing.TB, a qiaotest.RawAuth, cb string, secret string) tokens {
+// redeem trades the code of the redirect back to the client cb for
+// tokens.
+func (s *stack) redeem(t testing.TB, a qiaotest.RawAuth, cb *qiaotest.Page, secret string) tokens {
 	t.Helper()
-	u, err := url.Parse(cb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := u.Query().Get("code")
-	if code == "" {
-		t.Fatalf("no code in %s", cb)
-	}
-	if got := u.Query().Get("state"); got != a.State() {
-		t.Fatalf("callback state %q, want %q", got, a.State())
-	}
-	form := a.CodeForm(code)
+	form := a.CodeForm(a.Code(t, cb))
 	user := ""
 	if secret == "" {
 		form.Set("client_id", a.Get("client_id"))
@@ -282,11 +271,7 @@ func (s *stack) loginWith(t testing.TB, connector, person, extra string) (tokens
 	if extra != "" {
 		a.Set("scope", a.Get("scope")+" "+extra)
 	}
-	p := s.follow(t, b, a.URL(s.Issuer), person)
-	if !isRedirect(p.Status) || !strings.HasPrefix(p.Location, rpRedirect) {
-		t.Fatalf("login at %s as %s: %d %s %s", connector, person, p.Status, p.Location, p.Body)
-	}
-	return s.redeem(t, a, p.Location, webSecret), b
+	return s.redeem(t, a, s.follow(t, b, a.URL(s.Issuer), person), webSecret), b
 }
 
 // miniLogin trades a wx.login code of person at the mini app for tokens.
