@@ -7,25 +7,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 )
-
-// reports records what a Caller's Observer is told.
-type reports struct {
-	mu   sync.Mutex
-	seen []string // "connector endpoint result"
-}
-
-func (r *reports) observe(connectorID, endpoint, result string, _ time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.seen = append(r.seen, connectorID+" "+endpoint+" "+result)
-}
 
 func TestCallReportsEachCallOnceWithItsResult(t *testing.T) {
 	const secret, code = "app-secret-0123456789", "code-9876543210"
@@ -56,8 +43,8 @@ func TestCallReportsEachCallOnceWithItsResult(t *testing.T) {
 				_, _ = w.Write([]byte("{}\n"))
 			}))
 			defer srv.Close()
-			obs := &reports{}
-			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe}
+			obs := &conntest.Observed{}
+			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.Observe}
 			build := func() (*http.Request, error) {
 				return http.NewRequest(http.MethodGet, srv.URL+"/token?secret="+secret+"&code="+code, nil)
 			}
@@ -69,8 +56,8 @@ func TestCallReportsEachCallOnceWithItsResult(t *testing.T) {
 			} else if !errors.Is(err, tt.kind) || err.Error() != tt.want {
 				t.Fatalf("Call: %v, want %q wrapping %v", err, tt.want, tt.kind)
 			}
-			if got := strings.Join(obs.seen, ","); got != "p1 token "+tt.result {
-				t.Errorf("observer told %q, want once %q", got, "p1 token "+tt.result)
+			if got := strings.Join(obs.ListWithConnector(), ","); got != "p1 token="+tt.result {
+				t.Errorf("observer told %q, want once %q", got, "p1 token="+tt.result)
 			}
 		})
 	}
@@ -80,8 +67,8 @@ func TestCallFailuresBeforeAReplyNeverShowTheURL(t *testing.T) {
 	const secret = "app-secret-0123456789"
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close() // nothing listens there any more
-	obs := &reports{}
-	c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe}
+	obs := &conntest.Observed{}
+	c := &connectors.Caller{ConnectorID: "p1", Observe: obs.Observe}
 	parse := func(connectors.Reply) error { t.Error("parse called without a reply"); return nil }
 
 	err := c.Call(context.Background(), "p", "token", func() (*http.Request, error) {
@@ -90,19 +77,19 @@ func TestCallFailuresBeforeAReplyNeverShowTheURL(t *testing.T) {
 	if !errors.Is(err, connectors.ErrUnavailable) || !strings.HasPrefix(err.Error(), "p token: ") || strings.Contains(err.Error(), secret) {
 		t.Errorf("unreachable provider: %v, want ErrUnavailable without the URL", err)
 	}
-	if got := strings.Join(obs.seen, ","); got != "p1 token unavailable" {
+	if got := strings.Join(obs.ListWithConnector(), ","); got != "p1 token=unavailable" {
 		t.Errorf("observer told %q for an unreachable provider", got)
 	}
 
-	obs.seen = nil
+	obs.Reset()
 	err = c.Call(context.Background(), "p", "token", func() (*http.Request, error) {
 		return http.NewRequest("bad method", "http://x/?secret="+secret, nil)
 	}, []string{secret}, parse)
 	if !errors.Is(err, connectors.ErrConfig) || err.Error() != "p token: building request: "+connectors.ErrConfig.Error() {
 		t.Errorf("unbuildable request: %v, want ErrConfig", err)
 	}
-	if len(obs.seen) != 0 {
-		t.Errorf("observer told %q of a call that was never sent", obs.seen)
+	if seen := obs.List(); len(seen) != 0 {
+		t.Errorf("observer told %q of a call that was never sent", seen)
 	}
 }
 
@@ -177,9 +164,9 @@ func TestProviderCallsNeverFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, elsewhere.URL+"/steal", status)
 			}))
 			defer srv.Close()
-			obs := &reports{}
+			obs := &conntest.Observed{}
 			// Even a client that would follow redirects does not.
-			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.observe, HTTP: &http.Client{}}
+			c := &connectors.Caller{ConnectorID: "p1", Observe: obs.Observe, HTTP: &http.Client{}}
 			_, err := c.Get(context.Background(), "token", srv.URL, "/token", url.Values{"secret": {"s3cret"}})
 			if !errors.Is(err, connectors.ErrUnavailable) || !strings.Contains(err.Error(), "redirect") || strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("err = %v, want ErrUnavailable naming the refused redirect", err)
@@ -187,8 +174,8 @@ func TestProviderCallsNeverFollowRedirects(t *testing.T) {
 			if followed.Load() {
 				t.Fatal("the redirect was followed")
 			}
-			if len(obs.seen) != 1 || obs.seen[0] != "p1 token unavailable" {
-				t.Errorf("observer saw %v", obs.seen)
+			if seen := obs.ListWithConnector(); len(seen) != 1 || seen[0] != "p1 token=unavailable" {
+				t.Errorf("observer saw %v", seen)
 			}
 		})
 	}

@@ -192,25 +192,46 @@ func AssertNoLeak(t testing.TB, err error, secrets ...string) {
 	}
 }
 
-// Observed records what a connectors.Caller's Observe is told, one
-// "endpoint=result" a call.
+// Observed records what a connectors.Caller's Observe is told.
 type Observed struct {
 	mu    sync.Mutex
-	calls []string
+	calls [][3]string // connector, endpoint, result
 }
 
 // Observe is a connectors.Caller's Observe.
-func (o *Observed) Observe(_, endpoint, result string, _ time.Duration) {
+func (o *Observed) Observe(connectorID, endpoint, result string, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.calls = append(o.calls, endpoint+"="+result)
+	o.calls = append(o.calls, [3]string{connectorID, endpoint, result})
 }
 
-// List is what was observed so far, in order.
-func (o *Observed) List() []string {
+// List is what was observed so far, in order, one "endpoint=result" a
+// call.
+func (o *Observed) List() []string { return o.list(false) }
+
+// ListWithConnector is List with the connector id in front of each:
+// "connector endpoint=result".
+func (o *Observed) ListWithConnector() []string { return o.list(true) }
+
+func (o *Observed) list(withConnector bool) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]string(nil), o.calls...)
+	out := make([]string, 0, len(o.calls))
+	for _, c := range o.calls {
+		s := c[1] + "=" + c[2]
+		if withConnector {
+			s = c[0] + " " + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Reset forgets what was observed.
+func (o *Observed) Reset() {
+	o.mu.Lock()
+	o.calls = nil
+	o.mu.Unlock()
 }
 
 // Fields are the paths (connectors.FieldError's Field) of the problems a
