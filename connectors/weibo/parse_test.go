@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qiaoidp/qiao/connectors"
+	"github.com/qiaoidp/qiao/connectors/internal/conntest"
 )
 
 func TestParseKeepsUIDsExact(t *testing.T) {
@@ -76,12 +77,12 @@ func FuzzParsers(f *testing.F) {
 		if tok, err := parseTokenReply(body); err == nil && (tok.AccessToken == "" || tok.UID == "") {
 			t.Errorf("token reply accepted without token or uid")
 		} else if err != nil {
-			checkKind(t, err)
+			conntest.IsKind(t, err)
 		}
 		if info, err := parseTokenInfoReply(body); err == nil && (info.UID == "" || info.AppKey == "") {
 			t.Errorf("token info accepted without uid or appkey")
 		} else if err != nil {
-			checkKind(t, err)
+			conntest.IsKind(t, err)
 		}
 		if user, err := parseUserReply(body); err == nil {
 			if user.uid() == "" {
@@ -89,19 +90,9 @@ func FuzzParsers(f *testing.F) {
 			}
 			_, _ = user.displayName(), user.picture()
 		} else {
-			checkKind(t, err)
+			conntest.IsKind(t, err)
 		}
 		_ = hasErrorCode(body)
-		checkKind(t, parseErrorReply(400, body))
+		conntest.IsKind(t, parseErrorReply(400, body))
 	})
-}
-
-func checkKind(t *testing.T, err error) {
-	t.Helper()
-	for _, k := range []error{connectors.ErrAccessDenied, connectors.ErrInvalidCode, connectors.ErrUnavailable, connectors.ErrConfig} {
-		if errors.Is(err, k) {
-			return
-		}
-	}
-	t.Errorf("error %v is none of the connector errors", err)
 }

@@ -2,8 +2,9 @@
 // share: a hand-moved clock, a browser that walks a simulator's person
 // picker, a transport that notes the secret values a login exchanges
 // so that a test can check no error carries one, and a record of what a
-// connector's Caller told its observer, and the fields a configuration's
-// Validate complained about.
+// connector's Caller told its observer, the fields a configuration's
+// Validate complained about, and a check that an error is one of the
+// connector error kinds.
 package conntest
 
 import (
@@ -251,4 +252,17 @@ func Fields(err error) []string {
 		}
 	}
 	return fields
+}
+
+// IsKind fails the test unless err is one of the connector error kinds
+// (access denied, invalid code, unavailable, configuration): what a
+// provider's reply, however garbled, must parse into.
+func IsKind(t testing.TB, err error) {
+	t.Helper()
+	for _, k := range []error{connectors.ErrAccessDenied, connectors.ErrInvalidCode, connectors.ErrUnavailable, connectors.ErrConfig} {
+		if errors.Is(err, k) {
+			return
+		}
+	}
+	t.Errorf("error %v is none of the connector errors", err)
 }
