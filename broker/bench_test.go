@@ -168,14 +168,21 @@ func BenchmarkAuthorizeSSO(b *testing.B) {
 	}
 }
 
-func BenchmarkUserinfo(b *testing.B) {
+// benchSignedIn is an RS256 bench world where the web client has signed
+// in through alpha, its tokens, and a client for the calls to time.
+func benchSignedIn(b *testing.B) (*env, *tokens, *http.Client) {
+	b.Helper()
 	e := newBenchEnv(b, "RS256")
 	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	return e, tk, &http.Client{Timeout: 10 * time.Second}
+}
+
+func BenchmarkUserinfo(b *testing.B) {
+	e, tk, client := benchSignedIn(b)
 	measureCPU(b, "cpu-ms/op", func() {
 		req := qiaotest.BearerRequest(b, http.MethodGet, e.issuer+"/userinfo", tk.token.AccessToken, nil)
 		var claims map[string]any
@@ -189,13 +196,7 @@ func BenchmarkUserinfo(b *testing.B) {
 }
 
 func BenchmarkIntrospect(b *testing.B) {
-	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
-	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	e, tk, client := benchSignedIn(b)
 	form := url.Values{"token": {tk.token.AccessToken}}
 	measureCPU(b, "cpu-ms/op", func() {
 		req := qiaotest.FormRequest(b, e.issuer+"/introspect", form, "web", "web-secret-0123456789abcdef0123456789")
