@@ -45,13 +45,7 @@ func TestParseTokenReplyUnderstandsEveryShapeQQSends(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tt.kind) {
-				t.Fatalf("err = %v, want %v", err, tt.kind)
-			}
-			var pe *connectors.ProviderError
-			if errors.As(err, &pe) != (tt.code != 0) || (pe != nil && pe.Code != tt.code) {
-				t.Errorf("err = %#v, want provider code %d", err, tt.code)
-			}
+			conntest.WantError(t, err, tt.kind, tt.code)
 		})
 	}
 }

@@ -320,13 +320,7 @@ func TestErrorsMapToWhatTheBrokerShows(t *testing.T) {
 				tt.setup(t, e, &cfg, &req, q)
 				start := time.Now()
 				_, err := e.connector(t, cfg).HandleCallback(context.Background(), req, q)
-				if !errors.Is(err, tt.kind) {
-					t.Fatalf("err = %v, want %v", err, tt.kind)
-				}
-				var pe *connectors.ProviderError
-				if got := errors.As(err, &pe); got != (tt.code != 0) || (got && pe.Code != tt.code) {
-					t.Errorf("err = %#v, want provider code %d", err, tt.code)
-				}
+				conntest.WantError(t, err, tt.kind, tt.code)
 				if d := time.Since(start); d > 3*time.Second {
 					t.Errorf("took %v", d)
 				}

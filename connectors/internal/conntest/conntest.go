@@ -3,8 +3,8 @@
 // picker, a transport that notes the secret values a login exchanges
 // so that a test can check no error carries one, and a record of what a
 // connector's Caller told its observer, the fields a configuration's
-// Validate complained about, and a check that an error is one of the
-// connector error kinds.
+// Validate complained about, and checks of a connector's errors (one of
+// the kinds; a given kind and provider code).
 package conntest
 
 import (
@@ -265,4 +265,17 @@ func IsKind(t testing.TB, err error) {
 		}
 	}
 	t.Errorf("error %v is none of the connector errors", err)
+}
+
+// WantError checks a connector's error: err is kind (else the test stops)
+// and a ProviderError with code exactly when code is not 0.
+func WantError(t testing.TB, err, kind error, code int) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("err = %v, want %v", err, kind)
+	}
+	var pe *connectors.ProviderError
+	if got := errors.As(err, &pe); got != (code != 0) || (got && pe.Code != code) {
+		t.Errorf("err = %#v, want provider code %d", err, code)
+	}
 }
