@@ -44,6 +44,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
+	"github.com/qiaoidp/qiao/internal/syncbuf"
 )
 
 // Timeout is how long one test may drive its browser, unless WithTimeout
@@ -164,7 +165,7 @@ type browser struct {
 	once sync.Once
 	ctx  context.Context // the first tab; new tabs are made from it
 	stop func()
-	out  *syncBuffer
+	out  *syncbuf.Buffer // the browser's output, for an error message
 	err  error
 }
 
@@ -181,7 +182,7 @@ func Main(m *testing.M) int {
 // start launches Chromium with a fresh user data directory and waits for
 // its first tab. The process lives until stop is called.
 func (b *browser) start(execPath string) error {
-	b.out = &syncBuffer{}
+	b.out = &syncbuf.Buffer{Max: 64 << 10}
 	dir, err := os.MkdirTemp("", "qiao-chromium-")
 	if err != nil {
 		return err
@@ -380,25 +381,4 @@ func safeName(s string) string {
 		return "_"
 	}
 	return s
-}
-
-// syncBuffer collects the browser's output for an error message.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

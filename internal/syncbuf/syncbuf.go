@@ -9,6 +9,10 @@ import (
 
 // Buffer is an io.Writer safe for concurrent use.
 type Buffer struct {
+	// Max, if positive, is about how much it keeps: once it holds more,
+	// later writes are dropped (and reported written).
+	Max int
+
 	mu  sync.Mutex
 	buf strings.Builder
 }
@@ -16,6 +20,9 @@ type Buffer struct {
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Max > 0 && b.buf.Len() > b.Max {
+		return len(p), nil
+	}
 	return b.buf.Write(p)
 }
 

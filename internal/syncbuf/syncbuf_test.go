@@ -24,3 +24,15 @@ func TestConcurrentWritesAreAllKept(t *testing.T) {
 		t.Fatalf("%d lines, want 800", n)
 	}
 }
+
+func TestMaxDropsWritesOnceFull(t *testing.T) {
+	b := Buffer{Max: 4}
+	for _, s := range []string{"ab", "cd", "ef", "gh"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if got := b.String(); got != "abcdef" {
+		t.Errorf("kept %q, want %q (writes dropped once over Max)", got, "abcdef")
+	}
+}
