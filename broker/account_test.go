@@ -237,8 +237,7 @@ func (a *accountBrowser) post(path string, form url.Values) string {
 	if !form.Has("csrf") {
 		form.Set("csrf", a.csrf)
 	}
-	req, _ := http.NewRequest("POST", a.e.issuer+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := qiaotest.FormRequest(a.t, a.e.issuer+path, form, "", "")
 	resp, err := a.br.Client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
 )
 
@@ -46,8 +47,7 @@ func TestPictureRoutesDeclareTheirOwnBodyLimit(t *testing.T) {
 
 	// A form is no picture: the route's limit is not the form's.
 	form := url.Values{"csrf": {a.csrf}, "remove": {"1"}, "pad": {strings.Repeat("p", 100<<10)}}
-	req, _ = http.NewRequest(http.MethodPost, e.issuer+"/account/picture", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req = qiaotest.FormRequest(t, e.issuer+"/account/picture", form, "", "")
 	resp, err = a.br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 	"golang.org/x/oauth2"
 )
 
@@ -33,8 +34,7 @@ func logoutForm(t testing.TB, resp *http.Response) url.Values {
 func (br *browser) confirmLogout(page *http.Response) *http.Response {
 	br.t.Helper()
 	form := logoutForm(br.t, page)
-	req, _ := http.NewRequest(http.MethodPost, page.Request.URL.Scheme+"://"+page.Request.URL.Host+page.Request.URL.Path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := qiaotest.FormRequest(br.t, page.Request.URL.Scheme+"://"+page.Request.URL.Host+page.Request.URL.Path, form, "", "")
 	resp, err := br.Client.Do(req)
 	if err != nil {
 		br.t.Fatal(err)

@@ -139,8 +139,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	csrf := qiaotest.Between(string(body), `name="csrf" value="`, `"`)
-	req, _ := http.NewRequest("POST", e.issuer+"/account/bind", strings.NewReader(url.Values{"connector_id": {"beta"}, "csrf": {csrf}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := qiaotest.FormRequest(t, e.issuer+"/account/bind", url.Values{"connector_id": {"beta"}, "csrf": {csrf}}, "", "")
 	resp, err := br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

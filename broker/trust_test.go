@@ -89,8 +89,7 @@ func TestConsentAfterPromptLoginCompletes(t *testing.T) {
 	}
 	form.Set("consent_action", "allow")
 	calls := e.fakes["alpha"].calls.Load()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := qiaotest.FormRequest(t, e.issuer+"/auth", form, "", "")
 	resp, err := br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

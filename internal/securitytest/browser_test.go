@@ -183,8 +183,7 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, e.issuer+tc.path, strings.NewReader(tc.form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req := qiaotest.FormRequest(t, e.issuer+tc.path, tc.form, "", "")
 			req.Header.Set("Origin", "https://evil.example")
 			r := do(t, victim, req)
 			if r.Status != http.StatusForbidden || location(r) != "" {
@@ -242,8 +241,7 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 			} else {
 				f.Set("consent_csrf", c.token)
 			}
-			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(f.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req := qiaotest.FormRequest(t, e.issuer+"/auth", f, "", "")
 			r := do(t, victim, req)
 			if strings.Contains(location(r), "code=") || r.Status < 400 {
 				t.Errorf("%s: status %d location %q", c.name, r.Status, location(r))
@@ -251,8 +249,7 @@ func TestStateChangingRoutesNeedCSRFTokens(t *testing.T) {
 		}
 		// The real token works, so the refusals above were the token's.
 		form.Set("consent_action", "allow")
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/auth", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req := qiaotest.FormRequest(t, e.issuer+"/auth", form, "", "")
 		if r := do(t, victim, req); !strings.Contains(location(r), "code=") {
 			t.Fatalf("consent with the right token: %d %q", r.Status, location(r))
 		}
