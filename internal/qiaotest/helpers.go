@@ -77,8 +77,7 @@ func (w *World) UserInfo(t testing.TB, accessToken string) (map[string]any, stri
 	if err := w.Provider.Claims(&meta); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, meta.UserInfo, nil)
-	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req := BearerRequest(t, http.MethodGet, meta.UserInfo, accessToken, nil)
 	resp, err := w.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
