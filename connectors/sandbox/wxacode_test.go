@@ -87,6 +87,7 @@ func TestWeChatMiniProgramCodeErrors(t *testing.T) {
 		{"scene too long", tok, "application/json", `{"scene":"` + strings.Repeat("a", 33) + `"}`, 40129},
 		{"scene with %", tok, "application/json", `{"scene":"a%20b"}`, 40129},
 		{"page with a leading slash", tok, "application/json", `{"scene":"x","page":"/pages/scan/index"}`, 41030},
+		{"page with a query string", tok, "application/json", `{"scene":"x","page":"pages/scan/index?a=1"}`, 41030},
 		{"page not released", tok, "application/json", `{"scene":"x","page":"pages/new/index"}`, 41030},
 		{"bad env_version", tok, "application/json", `{"scene":"x","env_version":"beta"}`, 40097},
 	} {
@@ -95,6 +96,16 @@ func TestWeChatMiniProgramCodeErrors(t *testing.T) {
 		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil || m["errcode"] != float64(tc.want) || !strings.Contains(m["errmsg"].(string), "rid: ") {
 			t.Errorf("%s: HTTP %d %s, want errcode %d", tc.name, resp.StatusCode, b, tc.want)
 		}
+	}
+	// A GET is refused with 43002 (require POST method), not served.
+	resp, err := http.Get(e.srv.URL + "/wxa/getwxacodeunlimit?" + url.Values{"access_token": {tok}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"errcode":43002`) {
+		t.Errorf("GET: HTTP %d %s, want errcode 43002", resp.StatusCode, b)
 	}
 	// check_path false: an unreleased page is fine.
 	if resp, _ := e.wxaCode(t, tok, "application/json", `{"scene":"x","page":"pages/new/index","check_path":false,"env_version":"develop"}`); resp.Header.Get("Content-Type") != "image/jpeg" {
