@@ -199,14 +199,17 @@ h1{font-size:17px;font-weight:500;margin:0 0 .2em}h2{font-size:15px;font-weight:
 </main></body></html>
 {{end}}
 
-{{define "qq-error"}}<!DOCTYPE html>
-<html lang="zh-CN"><head>{{template "head"}}<title>QQ互联</title>
-<style>
-body{background:#ebf2f9;color:#222}
+{{/* qq-card-style: the QQ pages with one white card (error, closed). */}}
+{{define "qq-card-style"}}body{background:#ebf2f9;color:#222}
 header{background:#fff;border-bottom:3px solid #12b7f5}
 header div{max-width:40em;margin:0 auto;padding:.5em 1em;display:flex;align-items:center;gap:.5em;font-size:18px}
 main{max-width:40em;margin:1.5em auto;padding:1.5em;background:#fff;border:1px solid #d5e3f0;border-radius:4px}
-h1{font-size:20px;font-weight:500;margin:0 0 .6em}
+h1{font-size:20px;font-weight:500;margin:0 0 .6em}{{end}}
+
+{{define "qq-error"}}<!DOCTYPE html>
+<html lang="zh-CN"><head>{{template "head"}}<title>QQ互联</title>
+<style>
+{{template "qq-card-style"}}
 </style></head>
 <body data-provider="qq">
 {{template "banner" "QQ互联 QQ Connect"}}
@@ -221,11 +224,7 @@ h1{font-size:20px;font-weight:500;margin:0 0 .6em}
 {{define "qq-closed"}}<!DOCTYPE html>
 <html lang="zh-CN"><head>{{template "head"}}<title>QQ登录 · 已取消</title>
 <style>
-body{background:#ebf2f9;color:#222}
-header{background:#fff;border-bottom:3px solid #12b7f5}
-header div{max-width:40em;margin:0 auto;padding:.5em 1em;display:flex;align-items:center;gap:.5em;font-size:18px}
-main{max-width:40em;margin:1.5em auto;padding:1.5em;background:#fff;border:1px solid #d5e3f0;border-radius:4px}
-h1{font-size:20px;font-weight:500;margin:0 0 .6em}
+{{template "qq-card-style"}}
 .actions{display:flex;gap:.8em;flex-wrap:wrap;margin-top:1.2em}
 .actions a{display:inline-block;padding:.5em 1.1em;border-radius:4px;text-decoration:none}
 .primary{background:#0a6fbd;color:#fff}.secondary{border:1px solid #0a6fbd;color:#0a5da0}
