@@ -287,3 +287,53 @@ func TestValidate(t *testing.T) {
 		t.Error("a public client with an issuer is valid")
 	}
 }
+
+// TestDiscoveryDocumentIsChecked: a discovery document naming another
+// issuer, lacking an endpoint or without PKCE S256 is refused with a
+// clear error of the right kind, and a refused document is not cached.
+func TestDiscoveryDocumentIsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		shape func(doc map[string]any)
+		kind  error
+	}{
+		{"another issuer", func(d map[string]any) { d["issuer"] = "https://evil.example" }, connectors.ErrConfig},
+		{"no token endpoint", func(d map[string]any) { delete(d, "token_endpoint") }, connectors.ErrUnavailable},
+		{"jwks_uri not http", func(d map[string]any) { d["jwks_uri"] = "file:///etc/keys" }, connectors.ErrUnavailable},
+		{"plain PKCE only", func(d map[string]any) { d["code_challenge_methods_supported"] = []string{"plain"} }, connectors.ErrConfig},
+		{"not JSON", nil, connectors.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var broken atomic.Bool
+			broken.Store(true)
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				doc := map[string]any{
+					"issuer": srv.URL, "authorization_endpoint": srv.URL + "/auth", "token_endpoint": srv.URL + "/token",
+					"jwks_uri": srv.URL + "/keys", "code_challenge_methods_supported": []string{"S256"},
+				}
+				if broken.Load() {
+					if tc.shape == nil {
+						_, _ = w.Write([]byte("<html>"))
+						return
+					}
+					tc.shape(doc)
+				}
+				_ = json.NewEncoder(w).Encode(doc)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := oidc.New(oidc.Config{Issuer: srv.URL, ClientID: "qiao"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := connectors.LoginRequest{State: "state0123456789abcdef", CallbackURL: callbackURL}
+			if _, _, err := c.LoginURL(context.Background(), req); !errors.Is(err, tc.kind) {
+				t.Fatalf("LoginURL: %v, want %v", err, tc.kind)
+			}
+			broken.Store(false)
+			if u, _, err := c.LoginURL(context.Background(), req); err != nil || !strings.HasPrefix(u, srv.URL+"/auth?") {
+				t.Errorf("after the document was mended: %q, %v", u, err)
+			}
+		})
+	}
+}
