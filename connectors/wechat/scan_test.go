@@ -57,18 +57,20 @@ func TestScanCodeAsksWeChatForTheConfiguredCode(t *testing.T) {
 // leaves.
 func TestScanCodeErrors(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		page    string
-		fault   *sandbox.Fault
-		code    int
-		kind    error
-		retried bool
+		name  string
+		page  string
+		fault *sandbox.Fault
+		code  int
+		kind  error
+		calls int // to getwxacodeunlimit: the retries made
 	}{
-		{"page not released", "pages/other/index", nil, 41030, connectors.ErrConfig, false},
-		{"daily quota", "pages/scan/index", &sandbox.Fault{Code: 45009, Times: 1}, 45009, connectors.ErrUnavailable, false},
-		{"busy twice", "pages/scan/index", &sandbox.Fault{Code: -1, Times: 2}, -1, connectors.ErrUnavailable, false},
-		{"too frequent", "pages/scan/index", &sandbox.Fault{Code: 45011, Times: 1}, 45011, connectors.ErrUnavailable, false},
-		{"not an image", "pages/scan/index", &sandbox.Fault{Kind: sandbox.FaultHTML, Times: 1}, 0, connectors.ErrUnavailable, false},
+		{"page not released", "pages/other/index", nil, 41030, connectors.ErrConfig, 1},
+		{"daily quota", "pages/scan/index", &sandbox.Fault{Code: 45009, Times: 1}, 45009, connectors.ErrUnavailable, 1},
+		{"busy twice", "pages/scan/index", &sandbox.Fault{Code: -1, Times: 2}, -1, connectors.ErrUnavailable, 2},
+		{"too frequent", "pages/scan/index", &sandbox.Fault{Code: 45011, Times: 1}, 45011, connectors.ErrUnavailable, 1},
+		{"not an image", "pages/scan/index", &sandbox.Fault{Kind: sandbox.FaultHTML, Times: 1}, 0, connectors.ErrUnavailable, 1},
+		{"JSON without errcode", "pages/scan/index", &sandbox.Fault{Kind: sandbox.FaultRaw, Status: 200, ContentType: "application/json", Body: `{"ok":true}`, Times: 1}, 0, connectors.ErrUnavailable, 1},
+		{"token refused twice", "pages/scan/index", &sandbox.Fault{Code: 40001, Times: 2}, 40001, connectors.ErrUnavailable, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, func(o *sandbox.WeChatOptions) { o.Apps[2].Pages = []string{"pages/scan/index"} })
@@ -81,6 +83,9 @@ func TestScanCodeErrors(t *testing.T) {
 			_, _, err := m.ScanCode(t.Context(), "abc")
 			if !errors.Is(err, tc.kind) || (tc.code != 0 && providerCode(err) != tc.code) {
 				t.Errorf("err %v, want %v with code %d", err, tc.kind, tc.code)
+			}
+			if n := e.sim.Calls("/wxa/getwxacodeunlimit"); n != tc.calls {
+				t.Errorf("WeChat called %d times, want %d", n, tc.calls)
 			}
 		})
 	}
