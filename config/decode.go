@@ -108,11 +108,11 @@ func (p *parser) decode(n *yaml.Node, path string, line int, v reflect.Value) {
 			fv.SetBool(p.boolean(m, key, false))
 		case fv.Kind() == reflect.Int:
 			if s, ok := p.str(m, key); ok {
-				n, err := strconv.Atoi(s)
-				if err != nil {
+				if n, err := strconv.Atoi(s); err != nil {
 					p.errorf(m.lines[key], join(m.path, key), "must be a whole number")
+				} else {
+					fv.SetInt(int64(n))
 				}
-				fv.SetInt(int64(n))
 			}
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
 			values, _, _ := p.strings(m, key)

@@ -118,6 +118,20 @@ func TestConnectorBlockErrorsNameTheirLine(t *testing.T) {
 	}
 }
 
+// TestConnectorBlockNumberOutOfRangeIsNotPassedOn: a whole number too
+// large for an int is reported once, and Validate does not see the
+// clamped value (which would add a second, misleading problem).
+func TestConnectorBlockNumberOutOfRangeIsNotPassedOn(t *testing.T) {
+	src := head + `  - id: sink
+    type: sink
+    config: {issuer: i, claims: {email: m}, retries: 99999999999999999999999}
+`
+	_, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), sinkTypes())
+	if want := "t.yaml:9: connectors[1].config.retries: must be a whole number"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want only %q", err, want)
+	}
+}
+
 // listChecker reports a problem with one element of a list.
 type listChecker struct {
 	Scopes []string `yaml:"scopes"`
