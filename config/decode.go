@@ -186,7 +186,7 @@ func (p *parser) connectorBlock(m *mapping, typ ConnectorType) ConnectorConfig {
 			continue
 		}
 		full := join(path, fe.ConfigField())
-		if reported[full] {
+		if underReported(reported, full) {
 			continue
 		}
 		line, present := fieldLine(m.value["config"], fe.ConfigField())
@@ -197,6 +197,23 @@ func (p *parser) connectorBlock(m *mapping, typ ConnectorType) ConnectorConfig {
 		p.errorf(line, full, "%s", msg)
 	}
 	return cc
+}
+
+// underReported reports whether the parser already reported full or a key
+// it lies under ("claims" for "claims.email", "scopes" for "scopes[1]"):
+// a value of the wrong kind is one problem, not one per key inside it.
+func underReported(reported map[string]bool, full string) bool {
+	for p := full; p != ""; {
+		if reported[p] {
+			return true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+	return false
 }
 
 // leaves flattens joined errors.

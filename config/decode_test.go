@@ -132,6 +132,20 @@ func TestConnectorBlockNumberOutOfRangeIsNotPassedOn(t *testing.T) {
 	}
 }
 
+// TestConnectorBlockValueOfTheWrongKindIsOneProblem: a nested block that
+// is not a mapping is reported once, not again for each key Validate
+// misses inside it.
+func TestConnectorBlockValueOfTheWrongKindIsOneProblem(t *testing.T) {
+	src := head + `  - id: sink
+    type: sink
+    config: {issuer: i, claims: x}
+`
+	_, err := Parse([]byte(src), "t.yaml", envOf("QIAO_SECRET", testSecret), sinkTypes())
+	if want := "t.yaml:9: connectors[1].config.claims: must be a mapping"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want only %q", err, want)
+	}
+}
+
 // listChecker reports a problem with one element of a list.
 type listChecker struct {
 	Scopes []string `yaml:"scopes"`
