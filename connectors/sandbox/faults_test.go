@@ -293,6 +293,14 @@ func TestFaultFormRefusesWhatItCannotDo(t *testing.T) {
 				t.Errorf("%s, %s: HTTP %d, want 400", s.name, name, resp.StatusCode)
 			}
 		}
+		resp, err := http.Get(srv.URL + faultPath + "?" + url.Values{"path": {s.endpoints[1]}, "kind": {"busy"}, "times": {"1"}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodPost {
+			t.Errorf("%s, GET: HTTP %d Allow %q, want 405 and Allow POST", s.name, resp.StatusCode, resp.Header.Get("Allow"))
+		}
 		if a := faultCall(srv, s.endpoints[1], callTimeout); a.err != nil || a.status == 418 {
 			t.Errorf("%s: a refused fault was injected: %+v", s.name, a)
 		}
