@@ -237,9 +237,7 @@ func (c *Connector) LoginURL(ctx context.Context, req connectors.LoginRequest) (
 // random is n random bytes, base64url without padding.
 func random(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
-	}
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
