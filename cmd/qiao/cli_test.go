@@ -232,6 +232,14 @@ func TestUsersCommands(t *testing.T) {
 	if code, _, _ := runCLI(t, "audit", "--config", path, "--since", "yesterday"); code != 2 {
 		t.Error("bad --since accepted")
 	}
+	for _, limit := range []string{"0", "-1", "1001"} {
+		if code, _, errOut := runCLI(t, "users", "list", "--config", path, "--limit", limit); code != 2 || !strings.Contains(errOut, "--limit must be between 1 and 1000") {
+			t.Errorf("users list --limit %s: %d %s, want 2 and the allowed range", limit, code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "users", "frobnicate", "--config", path); code != 2 || !strings.Contains(errOut, "unknown subcommand") {
+		t.Errorf("unknown subcommand: %d %s", code, errOut)
+	}
 	if code, _, _ := runCLI(t, "users", "show", "--config", path); code != 2 {
 		t.Error("show without an id accepted")
 	}

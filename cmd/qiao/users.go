@@ -70,6 +70,10 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "users %s: expected %d argument(s), got %d\n\n%s", sub, n, len(pos), usage)
 		return 2
 	}
+	if *limit <= 0 || *limit > 1000 {
+		fmt.Fprintf(stderr, "users %s: --limit must be between 1 and 1000\n", sub)
+		return 2
+	}
 	store, ok := adminStore(ctx, *path, stderr)
 	if !ok {
 		return 1
@@ -195,9 +199,6 @@ func adminAudit(ctx context.Context, store storage.Storage, action, userID, conn
 }
 
 func usersList(ctx context.Context, store storage.Storage, w io.Writer, after string, limit int) error {
-	if limit <= 0 || limit > 1000 {
-		return fmt.Errorf("--limit must be between 1 and 1000")
-	}
 	users, err := store.ListUsers(ctx, after, limit)
 	if err != nil {
 		return err
