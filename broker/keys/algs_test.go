@@ -3,7 +3,6 @@ package keys
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,21 +95,7 @@ func TestEachAlgorithmRotatesOnceAcrossReplicas(t *testing.T) {
 	storeA.rotations, storeA.conflicts, storeB.rotations, storeB.conflicts = 0, 0, 0, 0
 	clock.Advance(DefaultRotateEvery)
 	barrier.arm(2)
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, m := range []*Manager{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.Refresh(ctx)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-	}
+	refreshTogether(t, ctx, a, b)
 	// One rotation per algorithm; every losing attempt was a conflict.
 	if r := storeA.rotations + storeB.rotations; r != 2 {
 		t.Fatalf("%d rotations, want 2 (one per algorithm)", r)

@@ -592,6 +592,27 @@ func (b *listBarrier) wait(ctx context.Context) error {
 	}
 }
 
+// refreshTogether refreshes the replicas concurrently and fails the test
+// if any of them fails.
+func refreshTogether(t *testing.T, ctx context.Context, ms ...*Manager) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ms))
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.Refresh(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+}
+
 // gatedStore is a real store whose listings pass a listBarrier.
 type gatedStore struct {
 	Store
@@ -646,21 +667,7 @@ func TestConcurrentRotationMakesOneKey(t *testing.T) {
 	storeA.rotations, storeA.conflicts = 0, 0 // count from here on
 	clock.Advance(DefaultRotateEvery)
 	barrier.arm(2) // both replicas list the old key before either rotates
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, m := range []*Manager{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.Refresh(ctx)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-	}
+	refreshTogether(t, ctx, a, b)
 	if r, c := storeA.rotations+storeB.rotations, storeA.conflicts+storeB.conflicts; r != 1 || c != 1 {
 		t.Fatalf("%d rotations and %d conflicts, want 1 and 1", r, c)
 	}
