@@ -171,14 +171,21 @@ func TestFailedTestKeepsItsScreenshotOutsideTheSourceTree(t *testing.T) {
 	}
 }
 
-func TestTestsShareOneBrowserEachInItsOwnContext(t *testing.T) {
+// cookieServer serves a page at /set that sets the cookie who=first, and
+// answers 404 at every other path (a page of the same origin without it).
+func cookieServer(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "who", Value: "first", Path: "/"})
 		_, _ = w.Write([]byte("<p>set</p>"))
 	})
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestTestsShareOneBrowserEachInItsOwnContext(t *testing.T) {
+	srv := cookieServer(t)
 	var browsers []*chromedp.Browser
 	var contexts []string
 	for _, tc := range []struct{ name, path, wantCookie string }{
@@ -211,13 +218,7 @@ func TestTestsShareOneBrowserEachInItsOwnContext(t *testing.T) {
 }
 
 func TestProfilesHaveTheirOwnCookies(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "who", Value: "first", Path: "/"})
-		_, _ = w.Write([]byte("<p>set</p>"))
-	})
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	srv := cookieServer(t)
 	ctx := New(t)
 	other := NewProfile(t, ctx)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/set")); err != nil {
