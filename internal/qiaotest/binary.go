@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,3 +148,14 @@ func (p *Process) waitHealthy(root string) error {
 
 // StopServe stops `qiao serve` and returns its exit code.
 func (w *World) StopServe() int { return w.Process.Stop(w.T) }
+
+// ModuleRoot is the directory of the qiao module (where go.mod is), found
+// from this source file, two levels below it.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("qiaotest: cannot locate its own source to find the module root")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}

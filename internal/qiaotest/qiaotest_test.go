@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -356,5 +357,15 @@ func TestIssuerOnAnotherOrigin(t *testing.T) {
 	}
 	if p := br.StepGet(t, issuer+"/keys"); p.Status != http.StatusOK || p.URL.String() != issuer+"/keys" {
 		t.Errorf("a page of the issuer: HTTP %d at %s, want 200 at %s/keys", p.Status, p.URL, issuer)
+	}
+}
+
+func TestModuleRootHoldsTheQiaoGoMod(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "module github.com/qiaoidp/qiao\n"; !strings.HasPrefix(string(raw), want) {
+		t.Errorf("go.mod at the module root starts %.40q, want %q", raw, want)
 	}
 }

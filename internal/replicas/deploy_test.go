@@ -55,7 +55,7 @@ type composeFile struct {
 
 func readCompose(t *testing.T) (composeFile, string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	raw, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestComposeFileDescribesQiaoOnPostgres(t *testing.T) {
 }
 
 func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
+	raw, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestDockerfileBuildsStaticNonRootImage(t *testing.T) {
 		t.Error("the run stage switches back to root")
 	}
 	// The build context keeps what the build needs.
-	ignore, err := os.ReadFile(filepath.Join(repoRoot(t), ".dockerignore"))
+	ignore, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestStaticBinariesBuildWithoutCgo(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command("go", "build", "-ldflags", "-s -w -X main.version=static-test",
 		"-o", dir+string(filepath.Separator), "./cmd/qiao")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = qiaotest.ModuleRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
@@ -348,7 +348,7 @@ func assertStatic(t *testing.T, bin string) {
 // README's "Tests" shows, once and as written, so that CI runs every test
 // a developer runs, and in the same way.
 func TestCIRunsTheREADMETestCommand(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	readme, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestCIRunsTheREADMETestCommand(t *testing.T) {
 	if !strings.Contains(want, "go test ") || !strings.HasSuffix(want, "./...") {
 		t.Fatalf("README's first command in Tests is %q, want a go test of ./...", want)
 	}
-	ci, err := os.ReadFile(filepath.Join(repoRoot(t), ".ci", "run"))
+	ci, err := os.ReadFile(filepath.Join(qiaotest.ModuleRoot(t), ".ci", "run"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package uitest
 
 import (
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/qiaoidp/qiao/internal/browsertest"
@@ -19,9 +17,3 @@ func TestMain(m *testing.M) { os.Exit(qiaotest.Main(withBrowser{m})) }
 type withBrowser struct{ m *testing.M }
 
 func (r withBrowser) Run() int { return browsertest.Main(r.m) }
-
-// moduleRoot is the module's directory, two levels above this package.
-func moduleRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}

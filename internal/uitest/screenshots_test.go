@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp/device"
 
 	"github.com/qiaoidp/qiao/internal/browsertest"
+	"github.com/qiaoidp/qiao/internal/qiaotest"
 )
 
 // maxScreenshot bounds the size of a README screenshot.
@@ -33,7 +34,7 @@ func TestScreenshots(t *testing.T) {
 	case dir == "":
 		dir = browsertest.ArtifactDir(t)
 	case !filepath.IsAbs(dir):
-		dir = filepath.Join(moduleRoot(), dir)
+		dir = filepath.Join(qiaotest.ModuleRoot(t), dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
