@@ -78,7 +78,7 @@ func (e *env) miniToken(clientID, secret, code, scope string) string {
 func TestAccountAPI(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, mini(code))
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.webRP(accountScopes...)
 	alice := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	api := apiClient{e: e, token: alice.token.AccessToken}
 
@@ -159,7 +159,7 @@ func TestAccountAPI(t *testing.T) {
 func TestConcurrentBindsOneWins(t *testing.T) {
 	code := &fakeCode{used: map[string]bool{}}
 	e := newEnv(t, mini(code))
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.webRP(accountScopes...)
 	const n = 8
 	var tokens []string
 	for i := 0; i < n; i++ {
@@ -283,7 +283,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 	// Binding an identity that belongs to someone else changes nothing:
 	// bob has no other identity, so the page offers a merge to confirm.
 	e.fakes["alpha"].setPerson("bob")
-	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.webRP().login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	body = a.post("/account/bind", url.Values{"connector_id": {"alpha"}})
 	if !strings.Contains(body, `data-confirm-merge`) || strings.Contains(body, `data-identity="alpha"`) {
 		t.Fatalf("conflicting bind:\n%s", body)
@@ -292,7 +292,7 @@ func TestAccountPageBindAndUnbind(t *testing.T) {
 		t.Fatalf("conflicting bind changed the account:\n%s", acct)
 	}
 	// Sign in later with beta through an app: the same user.
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
 	if tk.idToken.Subject != userID {
 		t.Fatalf("beta login gave sub %s, not the account's user %s", tk.idToken.Subject, userID)

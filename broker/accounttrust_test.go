@@ -57,7 +57,7 @@ func TestAccountScopeOnlyForClientsWithAccountAPI(t *testing.T) {
 	// The refused exchange did not spend the code at WeChat.
 	e.miniToken("web", "web-secret-0123456789abcdef0123456789", "alice:1", "openid account")
 	// A client with account_api gets it, and discovery lists it.
-	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.webRP(accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if sc, _ := tk.token.Extra("scope").(string); !strings.Contains(sc, "account") {
 		t.Fatalf("granted scope %q lacks account", sc)
 	}
@@ -79,7 +79,7 @@ func TestAnotherAppsTokenCannotChangeAliceAccounts(t *testing.T) {
 	clk := &clock{}
 	e := miniEnv(t, clk.Now)
 	// Alice has alpha and beta (bound through the first-party app).
-	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.webRP(accountScopes...)
 	br := e.newBrowser()
 	alice := web.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	owner := apiClient{e: e, token: alice.token.AccessToken}
@@ -158,7 +158,7 @@ func (a apiClient) doHeader(method, path, body string) (int, map[string]any, htt
 
 func TestAccessTokenInURLQueryIsRefused(t *testing.T) {
 	e := miniEnv(t, nil)
-	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.webRP(accountScopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	tok := tk.token.AccessToken
 	for _, path := range []string{"/userinfo", "/api/v1/me"} {
 		resp := e.newBrowser().get(e.issuer + path + "?access_token=" + url.QueryEscape(tok))
@@ -189,7 +189,7 @@ func TestAccountAPIShowsProfilesOnlyWithProfileScope(t *testing.T) {
 		{[]string{"openid", "account"}, false},
 		{[]string{"openid", "profile", "account"}, true},
 	} {
-		tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", tc.scopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+		tk := e.webRP(tc.scopes...).login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 		st, me := (apiClient{e: e, token: tk.token.AccessToken}).do("GET", "/api/v1/me", "")
 		ids, _ := me["identities"].([]any)
 		if st != 200 || len(ids) != 1 {
@@ -209,7 +209,7 @@ func TestAccountAPIShowsProfilesOnlyWithProfileScope(t *testing.T) {
 // identity of the same user keeps working.
 func TestUnbindRevokesSessionsAndTokensOfThatIdentity(t *testing.T) {
 	e := miniEnv(t, nil)
-	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.webRP(accountScopes...)
 	viaAlpha := e.accountBrowser()
 	alpha := web.login(viaAlpha.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	viaAlpha.get("/account")
@@ -252,7 +252,7 @@ func TestUnbindRevokesSessionsAndTokensOfThatIdentity(t *testing.T) {
 
 func TestSignOutEverywhere(t *testing.T) {
 	e := miniEnv(t, nil)
-	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	web := e.webRP(accountScopes...)
 	check := func(what string, pages []*accountBrowser, toks []*tokens) {
 		t.Helper()
 		for i, p := range pages {
@@ -303,7 +303,7 @@ func TestReauthAsAnotherPersonIsRefused(t *testing.T) {
 	e := miniEnv(t, clk.Now)
 	// Bob exists.
 	e.fakes["alpha"].setPerson("bob")
-	e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback").login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
+	e.webRP().login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	e.fakes["alpha"].setPerson("alice")
 	a := e.accountBrowser()
 	body := a.get("/account/login?connector_id=alpha")
@@ -392,7 +392,7 @@ func TestReauthOffersTheIdentityBeingUnboundWhenNoOtherCanSignIn(t *testing.T) {
 	clk := &clock{}
 	e := miniEnv(t, clk.Now)
 	a := e.accountBrowser()
-	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
+	tk := e.webRP(accountScopes...).login(a.br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if st, m := (apiClient{e: e, token: tk.token.AccessToken}).do("POST", "/api/v1/me/identities", `{"connector_id":"mini","code":"alice:1"}`); st != 201 {
 		t.Fatalf("bind mini: %d %v", st, m)
 	}

@@ -76,7 +76,7 @@ func TestEachClientGetsIDTokensOfItsAlgorithm(t *testing.T) {
 			}
 			// r.login verifies each ID token against the JWKS with go-oidc,
 			// and its at_hash.
-			web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			web := e.webRP()
 			tk := web.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			if got := jwtAlg(t, tk.raw); got != tc.wantWeb {
 				t.Errorf("web's ID token is %s, want %s", got, tc.wantWeb)

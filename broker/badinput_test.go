@@ -14,7 +14,7 @@ import (
 // replayed requests: each gets a clear 4xx, never a 5xx.
 func TestBadInputNeverServerError(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	long := strings.Repeat("a", 70<<10)
 	for _, tc := range []struct {
 		name, method, path, body, ctype string
@@ -71,7 +71,7 @@ func TestBadInputNeverServerError(t *testing.T) {
 
 func TestUpstreamStateIsSingleUseAndBoundToBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	br := e.newBrowser()
 	// Stop at the provider redirect to capture the callback URL.
 	br.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

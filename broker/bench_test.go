@@ -108,7 +108,7 @@ func BenchmarkFullLogin(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
 			e := newBenchEnv(b, alg)
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			connector := oauth2.SetAuthURLParam("connector_id", "alpha")
 			measureCPU(b, "cpu-ms/login", func() {
 				if _, err := benchLogin(r, e.benchBrowser(), connector); err != nil {
@@ -121,7 +121,7 @@ func BenchmarkFullLogin(b *testing.B) {
 
 func BenchmarkTokenRefresh(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)
@@ -142,7 +142,7 @@ func BenchmarkTokenRefresh(b *testing.B) {
 func BenchmarkAuthorizeSSO(b *testing.B) {
 	e := newBenchEnv(b, "RS256")
 	browser := e.benchBrowser()
-	if _, err := benchLogin(e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback"), browser, oauth2.SetAuthURLParam("connector_id", "alpha")); err != nil {
+	if _, err := benchLogin(e.webRP(), browser, oauth2.SetAuthURLParam("connector_id", "alpha")); err != nil {
 		b.Fatal(err)
 	}
 	second := e.rp("second", "second-secret-0123456789abcdef0123456789", "https://second.example/cb")
@@ -173,7 +173,7 @@ func BenchmarkAuthorizeSSO(b *testing.B) {
 func benchSignedIn(b *testing.B) (*env, *tokens, *http.Client) {
 	b.Helper()
 	e := newBenchEnv(b, "RS256")
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk, err := benchLogin(r, e.benchBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if err != nil {
 		b.Fatal(err)

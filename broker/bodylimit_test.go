@@ -20,7 +20,7 @@ func TestPictureRoutesDeclareTheirOwnBodyLimit(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	large := append(testPNG(t), make([]byte, 200<<10)...)
 
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.webRP(accountScopes...)
 	tok := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha")).token.AccessToken
 	if st, body := putPicture(t, e, tok, "image/png", large); st != http.StatusOK {
 		t.Errorf("a 200 KB picture through the API: %d %s", st, body)

@@ -171,7 +171,7 @@ func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
 	e := newEnv(t, envOptions{config: config, wrap: func(_ string, f *fakeWeb) any {
 		return pluginFake{fakeWeb: f, names: own, icon: icon, ns: "wechat"}
 	}})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	_, _, en := page(t, e, r.authURL().url, desktopUA, "en")
 	_, _, zh := page(t, e, r.authURL().url, desktopUA, "zh-CN")
 	for _, c := range []struct {
@@ -211,7 +211,7 @@ func TestPagesNameConnectorsInTheReadersLanguage(t *testing.T) {
 func TestAccountPageNoteOnlyForWhatThePersonLacks(t *testing.T) {
 	e := newBrowserEnv(t)
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	r.login(br, oauth2.SetAuthURLParam("connector_id", "qr"))
 	get := func(ua string) (ids []string, note string) {
 		br.UserAgent = ua

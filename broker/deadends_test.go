@@ -43,7 +43,7 @@ func startLoginAt(t *testing.T, e *env, br *browser, a authRequest) string {
 // state, and the provider is not called again.
 func TestReloadedCallbackFinishesTheRequestWithTheSession(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	br := e.newBrowser()
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	cb := startLoginAt(t, e, br, a)
@@ -89,7 +89,7 @@ func TestExpiredLoginOffersTryAgainAndBackToTheApp(t *testing.T) {
 		return time.Now().Add(offset)
 	}
 	e := newEnv(t, envOptions{now: now})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	br := e.newBrowser()
 	br.english(e.issuer)
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
@@ -154,7 +154,7 @@ func TestErrorPagesAlwaysOfferAWayForward(t *testing.T) {
 func TestProviderRefusalReadsTheSameForEveryProvider(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	refusal := &connectors.ProviderError{Provider: "weibo", Endpoint: "oauth2/authorize", Code: 21330, Message: "user denied", Kind: connectors.ErrAccessDenied}
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 
 	// The app hears it in error_description.
 	e.fakes["beta"].mu.Lock()

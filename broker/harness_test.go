@@ -227,6 +227,12 @@ func (e *env) rp(clientID, secret, redirect string, scopes ...string) *rp {
 	return &rp{RP: r, e: e}
 }
 
+// webRP is the "web" client of the test configuration, with its secret
+// and redirect URI.
+func (e *env) webRP(scopes ...string) *rp {
+	return e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", scopes...)
+}
+
 // authRequest is one authorization request in flight.
 type authRequest struct {
 	url, state, nonce, verifier string

@@ -180,7 +180,7 @@ func TestAccountAPIRateLimitPerClient(t *testing.T) {
 	e := newEnv(t, limitsConfig(map[string]any{
 		"account": limit{"per_ip": 0, "per_client": 0.1, "per_client_burst": 2},
 	}))
-	tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha)
+	tk := e.webRP(accountScopes...).login(e.newBrowser(), alpha)
 	auth := http.Header{"Authorization": {"Bearer " + tk.token.AccessToken}}
 	for n := 0; n < 2; n++ {
 		if resp, body := e.send(http.MethodGet, "/api/v1/me", "192.0.2."+strconv.Itoa(n+1), nil, auth); resp.StatusCode != http.StatusOK {
@@ -206,7 +206,7 @@ func TestDefaultLimitsLetANATBurstOfLoginsThrough(t *testing.T) {
 	e := newEnv(t, envOptions{now: clock.Now, config: func(c *qiaotest.Config) {
 		extra(c, "limits", map[string]any{"exempt": []string{}})
 	}})
-	web := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	web := e.webRP()
 	for i := 0; i < 60; i++ {
 		if tk := web.login(e.newBrowser(), alpha); tk.idToken == nil {
 			t.Fatalf("login %d gave no ID token", i+1)
@@ -291,7 +291,7 @@ func TestClientSecretGuessingBacksOff(t *testing.T) {
 	}
 	// The guessing stops; within the cap the rightful client is back.
 	clock.Advance(5 * time.Second)
-	if tk := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...).login(e.newBrowser(), alpha); tk.idToken == nil {
+	if tk := e.webRP(accountScopes...).login(e.newBrowser(), alpha); tk.idToken == nil {
 		t.Fatalf("the rightful client got no ID token; %s", e.Logs.String())
 	}
 	// Its success forgot the failures: one wrong secret is checked again.

@@ -50,7 +50,7 @@ func TestWebLoginKeepsTheConnectorsPerLoginData(t *testing.T) {
 		}
 		return dataFake{fakeWeb: f, size: size, seen: seen}
 	}})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.idToken == nil {
 		t.Fatal("no ID token")
@@ -77,7 +77,7 @@ func TestWebLoginKeepsTheConnectorsPerLoginData(t *testing.T) {
 // page for a misconfiguration.
 func TestUnreachableProviderBeforeTheLoginIsUnavailable(t *testing.T) {
 	e := newEnv(t, envOptions{wrap: func(id string, f *fakeWeb) any { return dataFake{fakeWeb: f, size: -1} }})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	resp := e.newBrowser().get(r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha")).url)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {

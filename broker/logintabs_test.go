@@ -75,7 +75,7 @@ func TestConcurrentSignInsInOneBrowser(t *testing.T) {
 	}{{"first started finishes first", []int{0, 1}}, {"last started finishes first", []int{1, 0}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{})
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			b := newTabBrowser(t, e)
 			callbacks := []string{b.start(r), b.start(r)}
 			for _, i := range tc.order {
@@ -93,7 +93,7 @@ func TestConcurrentSignInsInOneBrowser(t *testing.T) {
 // finish.
 func TestOldestConcurrentSignInIsEvicted(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	b := newTabBrowser(t, e)
 	var callbacks []string
 	for range keptSignIns + 1 {
@@ -123,7 +123,7 @@ const maxCookieHeader = 4608
 // stays under maxCookieHeader, and the newest sign-in always finishes.
 func TestSignInCookieHeaderStaysSmall(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	b := newTabBrowser(t, e)
 	// A signed-in browser: the session cookie is sent too.
 	if resp, _ := b.get(b.start(r)); !finished(resp) {
@@ -159,7 +159,7 @@ func TestSignInCookieHeaderStaysSmall(t *testing.T) {
 // signed in, it finishes through the session with the app's own state.
 func TestEvictedSignInOffersAWayForward(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	issuer, _ := url.Parse(e.issuer)
 	for _, signedIn := range []bool{false, true} {
 		b := newTabBrowser(t, e)

@@ -91,7 +91,7 @@ func startLogin(t *testing.T, e *env, r *rp) (*http.Cookie, string) {
 // locked down.
 func TestUnauthenticatedAuthorizeWritesNothing(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha")) // warm: keys, user
 	before := counts(t, e)
 	// What the warm-up wrote goes into the database file now (the SQLite
@@ -170,7 +170,7 @@ func fileSizes(t *testing.T, path string) [2]int64 {
 // cookie.
 func TestOversizedAuthorizeRequestIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	resp := rawGet(t, r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"), oauth2.SetAuthURLParam("login_hint", strings.Repeat("h", 3000))).url)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("error") != "invalid_request" {
@@ -188,7 +188,7 @@ func TestOversizedAuthorizeRequestIsRefused(t *testing.T) {
 // replayed from the same browser, even with the login cookie it had.
 func TestReplayedCallbackIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	login, callback := startLogin(t, e, r)
 	resp := rawGet(t, callback, login)
 	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" {
@@ -215,7 +215,7 @@ func TestReplayedCallbackIsRefused(t *testing.T) {
 // or none) cannot spend it, and the rightful browser still can.
 func TestCallbackFromAnotherBrowserIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	victim, callback := startLogin(t, e, r)
 	attacker, _ := startLogin(t, e, r)
 	for name, cookies := range map[string][]*http.Cookie{"its own login": {attacker}, "no login": nil} {
@@ -265,7 +265,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 			o := mini(&fakeCode{used: map[string]bool{}})
 			o.pg = tc.pg
 			e := newEnv(t, o)
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			alpha := oauth2.SetAuthURLParam("connector_id", "alpha")
 			n := 0
 			exchange := func() {
@@ -321,7 +321,7 @@ func TestLoginRoundTripBudget(t *testing.T) {
 // object) is redeemed after it as before.
 func TestCodesOfTheOldLayoutStillRedeem(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	code := q.Get("code")

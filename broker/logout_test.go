@@ -51,7 +51,7 @@ func signedIn(r *rp, br *browser) bool {
 
 func TestLogoutAsksUnlessTheHintIsTheSessionUsers(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	e.fakes["alpha"].setPerson("alice")
 	aliceBrowser := e.newBrowser()
 	alice := r.login(aliceBrowser, oauth2.SetAuthURLParam("connector_id", "alpha"))
@@ -112,7 +112,7 @@ func TestLogoutAsksUnlessTheHintIsTheSessionUsers(t *testing.T) {
 func TestSignedOutPageIsNotAnError(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	resp := br.get(e.issuer + "/logout?" + url.Values{"id_token_hint": {tk.raw}}.Encode())
 	body, _ := io.ReadAll(resp.Body)

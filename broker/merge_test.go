@@ -40,7 +40,7 @@ func (br *browser) postPage(u string, form url.Values) (int, string) {
 // confirmation cannot be replayed or used by another browser.
 func TestMergeAccountsByBinding(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 
 	// The same person signed in with beta some time ago: a user of its own.
 	e.fakes["beta"].setPerson("alice-on-beta")

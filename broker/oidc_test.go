@@ -21,7 +21,7 @@ func TestLoginIssuesVerifiableTokens(t *testing.T) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
 			e := newEnv(t, envOptions{alg: alg})
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			c := tk.claims
 			if c["iss"] != e.issuer || c["idp"] != "alpha" || c["name"] != "Nick alice" || c["picture"] != "https://img.example/alice.png" {
@@ -53,7 +53,7 @@ func TestLoginIssuesVerifiableTokens(t *testing.T) {
 
 func TestRefreshNeedsOfflineAccess(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile")
+	r := e.webRP(oidc.ScopeOpenID, "profile")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.token.RefreshToken != "" {
 		t.Fatal("refresh token issued without offline_access")
@@ -71,7 +71,7 @@ func (e *env) introspect(token string) bool {
 
 func TestAuthorizationCodeRedeemedOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	code := q.Get("code")
@@ -131,7 +131,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 		"alice":  {Subject: "beta-alice", DisplayName: "微信用户", RealProfile: false},
 		"newbie": {Subject: "beta-newbie", DisplayName: "微信用户", RealProfile: false},
 	})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	br := e.newBrowser()
 	first := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	// Bind beta (a placeholder profile) to the same user via the account page.
@@ -166,7 +166,7 @@ func TestProfileComesFromTheLatestRealProfile(t *testing.T) {
 
 func TestShortStateIsEchoed(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	for _, state := range []string{"xyz", "1"} {
 		verifier := oauth2.GenerateVerifier()
 		u := r.OAuth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("connector_id", "alpha"), oidc.Nonce("n"))
@@ -182,7 +182,7 @@ func TestShortStateIsEchoed(t *testing.T) {
 
 func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "profile", "email")
+	r := e.webRP(oidc.ScopeOpenID, "profile", "email")
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if _, ok := tk.claims["email"]; ok {
 		t.Fatalf("an email claim appeared: %v", tk.claims)
@@ -191,7 +191,7 @@ func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 		t.Fatalf("granted scope %q", scope)
 	}
 	// An unknown scope is still refused.
-	bad := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", oidc.ScopeOpenID, "admin")
+	bad := e.webRP(oidc.ScopeOpenID, "admin")
 	a := bad.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if q := bad.authorize(e.newBrowser(), a); q.Get("error") != "invalid_scope" {
 		t.Fatalf("unknown scope: %v", q)
@@ -200,7 +200,7 @@ func TestEmailScopeIsAcceptedButNotGranted(t *testing.T) {
 
 func TestTokensCarryQiaoPrefixes(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	a := r.authURL(oauth2.SetAuthURLParam("connector_id", "alpha"))
 	q := r.authorize(e.newBrowser(), a)
 	if !strings.HasPrefix(q.Get("code"), "qiao_ac_") {
@@ -224,7 +224,7 @@ func TestTokensCarryQiaoPrefixes(t *testing.T) {
 
 func TestNonHTTPPicturesAreDropped(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	for i, pic := range []string{"javascript:alert(1)", "data:image/png;base64,AAAA", "//evil.example/a.png", "https://user:pw@img.example/a.png", "ftp://img.example/a.png"} {
 		person := fmt.Sprintf("p%d", i)
 		e.fakes["alpha"].setProfiles(map[string]connectors.Identity{person: {Subject: "s-" + person, DisplayName: "N", Picture: pic, RealProfile: true}})
@@ -248,7 +248,7 @@ func TestNonHTTPPicturesAreDropped(t *testing.T) {
 // detection — and none is a 5xx.
 func TestConcurrentRefreshesOfOneTokenNeverFailWith5xx(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	for round := 0; round < 8; round++ {
 		tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 		const n = 4
@@ -322,7 +322,7 @@ func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 			e := newEnv(t, envOptions{config: config, wrap: func(_ string, f *fakeWeb) any { return unionFake{f, ns, tc.byDefault} }})
 			e.fakes["alpha"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app1-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
 			e.fakes["beta"].setProfiles(map[string]connectors.Identity{"alice": {Subject: "app2-alice", UnionID: "UID-ALICE", DisplayName: "A", RealProfile: true}})
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			one := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			two := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "beta"))
 			if same := one.idToken.Subject == two.idToken.Subject; same != tc.same {
@@ -335,7 +335,7 @@ func TestUnionIDLinksPerConnectorConfiguration(t *testing.T) {
 func TestLogoutAcceptsAnExpiredIDTokenHint(t *testing.T) {
 	e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { extra(c, "tokens", map[string]any{"id_token_ttl": "1s"}) }})
 	br := e.newBrowser()
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	tk := r.login(br, oauth2.SetAuthURLParam("connector_id", "alpha"))
 	for time.Now().Before(tk.idToken.Expiry.Add(time.Second)) {
 		time.Sleep(50 * time.Millisecond) // wait for the hint to expire

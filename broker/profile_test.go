@@ -44,7 +44,7 @@ func putPicture(t *testing.T, e *env, token, contentType string, body []byte) (i
 // userinfo and /api/v1/me; the picture is served with safe headers.
 func TestProfileSetByThePersonWinsOverTheProviders(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.webRP(accountScopes...)
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if tk.claims["name"] != "Nick alice" {
 		t.Fatalf("the provider's name is %v", tk.claims["name"])
@@ -108,7 +108,7 @@ func TestProfileSetByThePersonWinsOverTheProviders(t *testing.T) {
 // changes nothing; both need the account scope.
 func TestProfileBadInputs(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", accountScopes...)
+	r := e.webRP(accountScopes...)
 	tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	tok := tk.token.AccessToken
 	api := apiClient{e: e, token: tok}
@@ -150,7 +150,7 @@ func TestProfileBadInputs(t *testing.T) {
 	}
 
 	// Without the account scope: 403 insufficient_scope.
-	plain := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback", "openid", "profile")
+	plain := e.webRP("openid", "profile")
 	ptk := plain.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 	if st, m := (apiClient{e: e, token: ptk.token.AccessToken}).do("PATCH", "/api/v1/me", `{"name":"x"}`); st != 403 || m["error"] != "insufficient_scope" {
 		t.Errorf("PATCH without account: %d %v", st, m)

@@ -41,7 +41,7 @@ func scanEnv(t *testing.T, now func() time.Time) (*env, *fakeScan) {
 // startScan opens the scan login in br and returns its scene.
 func startScan(t *testing.T, e *env, br *browser) string {
 	t.Helper()
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	resp := br.get(r.authURL(oauth2.SetAuthURLParam("connector_id", "mini")).url)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/scan/") {
@@ -99,7 +99,7 @@ func TestScanLoginExpires(t *testing.T) {
 // client that may not use it.
 func TestScanLoginNotOfferedOnPhones(t *testing.T) {
 	e, f := scanEnv(t, nil)
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	for _, tc := range []struct {
 		ua   string
 		want bool

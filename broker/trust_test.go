@@ -17,7 +17,7 @@ import (
 
 func TestLoginCookieIsNeverAdoptedFromTheBrowser(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+	r := e.webRP()
 	u, _ := url.Parse(e.issuer + "/")
 	// The attacker planted a login cookie whose value they know.
 	planted := strings.Repeat("P", 32)
@@ -130,7 +130,7 @@ func TestIntrospectionAnswersOnlyAboutTheClientsOwnTokens(t *testing.T) {
 	for _, anyToken := range []bool{false, true} {
 		t.Run(fmt.Sprintf("introspect_any %v", anyToken), func(t *testing.T) {
 			e := newEnv(t, envOptions{config: func(c *qiaotest.Config) { c.Client("second").IntrospectAny = anyToken }})
-			r := e.rp("web", "web-secret-0123456789abcdef0123456789", "http://127.0.0.1:9/callback")
+			r := e.webRP()
 			tk := r.login(e.newBrowser(), oauth2.SetAuthURLParam("connector_id", "alpha"))
 			for _, tu := range []struct{ token, hint string }{{tk.token.AccessToken, ""}, {tk.token.RefreshToken, "refresh_token"}} {
 				resp, m := e.postForm("/introspect", url.Values{"token": {tu.token}, "token_type_hint": {tu.hint}}, "second", "second-secret-0123456789abcdef0123456789")
