@@ -144,9 +144,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	var addrs []string
 	for _, r := range w.Replicas {
 		rep := &replica{r}
-		if err := poll(30*time.Second, func() bool { return rep.status("/readyz") == http.StatusOK }); err != nil {
-			t.Fatalf("%s /readyz 200: %v", r.Name, err)
-		}
+		waitFor(t, 30*time.Second, r.Name+" /readyz 200", func() bool { return rep.status("/readyz") == http.StatusOK })
 		c.replicas = append(c.replicas, rep)
 		addrs = append(addrs, r.Addr)
 	}

@@ -2,8 +2,6 @@ package replicas
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -85,25 +83,10 @@ func tail(s string, n int) string {
 	return s[len(s)-n:]
 }
 
-// errTimeout is poll's failure.
-var errTimeout = errors.New("timed out")
-
-// poll checks cond every 25 ms until it holds or the time is up.
-func poll(within time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w after %s", errTimeout, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return nil
-}
-
-// waitFor is poll that fails the test.
+// waitFor is qiaotest.Eventually that fails the test.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if err := poll(within, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
+	if !qiaotest.Eventually(within, cond) {
+		t.Fatalf("waiting for %s: timed out after %s", what, within)
 	}
 }
