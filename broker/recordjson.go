@@ -46,32 +46,14 @@ func appendSession(b []byte, s *grantSession) ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"extra":`...)
-		if b, err = appendMap(b, s.Headers.Extra); err != nil {
+		if b, err = appendSorted(b, s.Headers.Extra, appendValue); err != nil {
 			return nil, err
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"expires_at":`...)
-	if s.ExpiresAt == nil {
-		b = append(b, "null"...)
-	} else {
-		keys := make([]string, 0, len(s.ExpiresAt))
-		for k := range s.ExpiresAt {
-			keys = append(keys, string(k))
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			if b, err = appendTime(b, s.ExpiresAt[fosite.TokenType(k)]); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, '}')
+	if b, err = appendSorted(b, s.ExpiresAt, appendTime); err != nil {
+		return nil, err
 	}
 	b = append(b, `,"username":`...)
 	b = appendString(b, s.Username)
@@ -119,18 +101,19 @@ func appendClaims(b []byte, c *jwt.IDTokenClaims) ([]byte, error) {
 	b = append(b, `,"c_hash":`...)
 	b = appendString(b, c.CodeHash)
 	b = append(b, `,"ext":`...)
-	if b, err = appendMap(b, c.Extra); err != nil {
+	if b, err = appendSorted(b, c.Extra, appendValue); err != nil {
 		return nil, err
 	}
 	return append(b, '}'), nil
 }
 
-// appendMap writes m with its keys sorted, as encoding/json does.
-func appendMap(b []byte, m map[string]any) ([]byte, error) {
+// appendSorted writes m as a JSON object with its keys sorted, as
+// encoding/json does, each value written by appendV.
+func appendSorted[K ~string, V any](b []byte, m map[K]V, appendV func([]byte, V) ([]byte, error)) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil
 	}
-	keys := make([]string, 0, len(m))
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -140,10 +123,10 @@ func appendMap(b []byte, m map[string]any) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = appendString(b, string(k))
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, m[k]); err != nil {
+		if b, err = appendV(b, m[k]); err != nil {
 			return nil, err
 		}
 	}
