@@ -134,12 +134,8 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 	return nil
 }
 
-// inTx runs fn inside one transaction and commits it if fn succeeds.
-func (s *fositeStore) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	return s.inTxWith(ctx, nil, fn)
-}
-
-// inTxWith is inTx whose commit writes through flush, unless it is nil.
+// inTxWith runs fn inside one transaction and commits it if fn
+// succeeds; the commit writes through flush, unless it is nil.
 func (s *fositeStore) inTxWith(ctx context.Context, flush func(context.Context, []storage.TokenOp) error, fn func(ctx context.Context) error) error {
 	ctx, _ = s.BeginTX(ctx)
 	if tx, ok := ctx.Value(txKey{}).(*txBuffer); ok && tx.depth == 0 {
