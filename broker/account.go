@@ -220,7 +220,8 @@ func (h *accountHandler) handleAccount(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	v := &accountView{Status: statusMessages[r.URL.Query().Get("status")], Error: errorMessages[r.URL.Query().Get("error")]}
+	q, lang := r.URL.Query(), pickLang(r)
+	v := &accountView{Status: statusMessages[q.Get("status")], Error: errorMessages[q.Get("error")]}
 	h.accountErrorContext(r, v)
 	v.Back = h.accountBack(w, r)
 	if sess == nil {
@@ -241,11 +242,10 @@ func (h *accountHandler) handleAccount(w http.ResponseWriter, r *http.Request) {
 	v.ReauthURL, v.EverywhereURL, v.AccountURL = h.url("/account/reauth"), h.url("/account/signout-everywhere"), h.url("/account")
 	v.LogoutCSRF = h.logoutToken(sess)
 	v.CanUnbind = len(ids) > 1
-	q := r.URL.Query()
 	if pa, ok := h.pendingFrom(q); ok {
 		v.Action, v.Target = pa.Action, pa.Target
 		if k, ok := h.connectors[pa.Target]; ok {
-			v.TargetName = connectorName(k, pickLang(r))
+			v.TargetName = connectorName(k, lang)
 		}
 		switch {
 		case v.Error == msgReauth || v.Error == msgReauthOtherPerson:
@@ -267,13 +267,13 @@ func (h *accountHandler) handleAccount(w http.ResponseWriter, r *http.Request) {
 		web := false
 		if k, ok := h.connectors[id.ConnectorID]; ok {
 			families[family(k)] = true
-			name = connectorName(k, pickLang(r))
+			name = connectorName(k, lang)
 			_, web = k.web()
 		}
 		v.Identities = append(v.Identities, identityView{
 			ConnectorID: id.ConnectorID, Type: id.ConnectorType, Provider: name, Icon: h.iconURL(id.ConnectorID),
 			DisplayName: id.DisplayName, Picture: id.Picture, BoundAt: id.BoundAt, Web: web,
-			BoundLocal: localTime(id.BoundAt, pickLang(r)),
+			BoundLocal: localTime(id.BoundAt, lang),
 		})
 	}
 	offered, hidden := h.offers(r, func(id string) bool { return !bound[id] })
