@@ -198,7 +198,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	identity := &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuerString(), now: b.now, events: b.rec}
+	identity := &identityService{store: opts.Store, secrets: idSealer, linking: cfg.Linking, issuer: b.issuer, now: b.now, events: b.rec}
 	loginSealer, err := seal.New(secret, "login-cookie")
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -230,8 +230,8 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		RefreshTokenLifespan:        cfg.Tokens.RefreshTokenTTL,
 		IDTokenLifespan:             cfg.Tokens.IDTokenTTL,
 		AuthorizeCodeLifespan:       10 * time.Minute,
-		IDTokenIssuer:               b.issuerString(),
-		AccessTokenIssuer:           b.issuerString(),
+		IDTokenIssuer:               b.issuer,
+		AccessTokenIssuer:           b.issuer,
 		TokenURL:                    b.url("/token"),
 		ScopeStrategy:               fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:    fosite.DefaultAudienceMatchingStrategy,
@@ -251,7 +251,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 	core := newTokenStrategy(fconf)
 	fstore := &fositeStore{tokens: opts.Store, clients: b.clients, now: b.now, codeSignature: core.AuthorizeCodeSignature}
 	oidc := &openid.DefaultStrategy{Signer: b.keys.Signer(), Config: fconf}
-	grants := &grantSessions{issuer: b.issuerString(), hashAlg: b.keys.HashAlgHint, profiles: identity}
+	grants := &grantSessions{issuer: b.issuer, hashAlg: b.keys.HashAlgHint, profiles: identity}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: oidc,

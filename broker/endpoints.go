@@ -72,7 +72,7 @@ func (h *oauthHandler) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	// configured algorithms.
 	algs := h.algs
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                        h.issuerString(),
+		"issuer":                                        h.issuer,
 		"authorization_endpoint":                        h.url("/auth"),
 		"token_endpoint":                                h.url("/token"),
 		"userinfo_endpoint":                             h.url("/userinfo"),
@@ -303,7 +303,7 @@ func (h *oauthHandler) handleIntrospect(w http.ResponseWriter, r *http.Request) 
 		"iat":        ar.GetRequestedAt().Unix(),
 		"exp":        ar.GetSession().GetExpiresAt(tu).Unix(),
 		"sub":        ar.GetSession().GetSubject(),
-		"iss":        h.issuerString(),
+		"iss":        h.issuer,
 		"token_type": "Bearer",
 		"token_use":  "access_token",
 	}

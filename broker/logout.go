@@ -34,7 +34,7 @@ func (h *oauthHandler) handleLogout(w http.ResponseWriter, r *http.Request) {
 	hintSubject := ""
 	if hint != "" {
 		claims, err := h.keys.Verify(ctx, hint)
-		if err != nil || claims["iss"] != h.issuerString() {
+		if err != nil || claims["iss"] != h.issuer {
 			h.errorPage(w, r, http.StatusBadRequest, msgBadIDTokenHint)
 			return
 		}

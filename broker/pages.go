@@ -369,7 +369,7 @@ func (h *loginHandler) renderConsent(w http.ResponseWriter, r *http.Request, ar 
 func (h *pagesHandler) handleHome(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "home.html", pageData{
 		Title:        msgHomeTitle,
-		Issuer:       h.issuerString(),
+		Issuer:       h.issuer,
 		AccountURL:   h.url("/account"),
 		DiscoveryURL: h.url("/.well-known/openid-configuration"),
 	})

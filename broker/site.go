@@ -36,11 +36,7 @@ type site struct {
 	rec        *recorder
 }
 
-func (s *site) issuerString() string {
-	return s.issuer
-}
-
 // url is an absolute URL under the issuer.
 func (s *site) url(path string) string {
-	return s.issuerString() + path
+	return s.issuer + path
 }
