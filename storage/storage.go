@@ -62,6 +62,15 @@ type Merge struct {
 	Only *IdentityKey
 }
 
+// OnlyHolds reports whether ids, From's identities, satisfy m.Only:
+// exactly that one identity (always true when Only is nil).
+func (m Merge) OnlyHolds(ids []Identity) bool {
+	if m.Only == nil {
+		return true
+	}
+	return len(ids) == 1 && ids[0].ConnectorID == m.Only.ConnectorID && ids[0].Subject == m.Only.Subject
+}
+
 // IdentityKey names an identity.
 type IdentityKey struct {
 	ConnectorID string
