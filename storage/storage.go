@@ -437,6 +437,21 @@ type LoginCompletion struct {
 	TokenOps []TokenOp
 }
 
+// Validate refuses a completion no store may apply: a token op that
+// does not validate, or a session with an empty id. Stores call it
+// before they write anything.
+func (c LoginCompletion) Validate() error {
+	for i, op := range c.TokenOps {
+		if err := op.Validate(); err != nil {
+			return fmt.Errorf("token op %d: %w", i, err)
+		}
+	}
+	if c.Session != nil && c.Session.ID == "" {
+		return errors.New("session with an empty id")
+	}
+	return nil
+}
+
 // Completions finishes sign-ins.
 type Completions interface {
 	// CompleteLogin applies c in one transaction, in the order State,

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -17,13 +16,8 @@ import (
 // the session id, qiao_expect on an identity that is gone, the errors of
 // the token ops), which aborts the whole batch.
 func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) error {
-	for i, op := range c.TokenOps {
-		if err := op.Validate(); err != nil {
-			return fmt.Errorf("postgres: complete login: token op %d: %w", i, err)
-		}
-	}
-	if c.Session != nil && c.Session.ID == "" {
-		return errors.New("postgres: complete login: session with an empty id")
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("postgres: complete login: %w", err)
 	}
 	// parts names the queued statements; done counts those that
 	// succeeded (callbacks run in order and stop at the first failure,
