@@ -246,7 +246,7 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		if n != 2 {
 			return storage.ErrNotFound
 		}
-		ids, err := txIdentities(ctx, s.wstmt(ctx, tx, qUserIdentities), m.From)
+		ids, err := collectIdentities(s.wstmt(ctx, tx, qUserIdentities).QueryContext(ctx, m.From))
 		if err != nil {
 			return err
 		}
@@ -291,10 +291,6 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		return nil, fmt.Errorf("sqlite: merge user %q into %q: %w", m.From, m.Into, err)
 	}
 	return moved, nil
-}
-
-func txIdentities(ctx context.Context, st *stmt, userID string) ([]storage.Identity, error) {
-	return collectIdentities(st.QueryContext(ctx, userID))
 }
 
 func checkIdentityKey(id storage.Identity) error {
