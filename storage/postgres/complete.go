@@ -52,14 +52,10 @@ func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) er
 			queue("old session", `DELETE FROM sessions WHERE id = $1`, c.DeleteSession)
 		}
 		if ss := c.Session; ss != nil {
-			queue("session", `INSERT INTO sessions (id, user_id, connector_id, auth_time, expires_at, data,
-				identity_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject)
+			queue("session", insertSession, sessionArgs(ss)...)
 		}
-		for _, e := range c.Audit {
-			queue("audit", `INSERT INTO audit (time, action, user_id, connector_id, client_id, ip, result, detail)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				ts(e.Time), e.Action, e.UserID, e.ConnectorID, e.ClientID, e.IP, e.Result, e.Detail)
+		for i := range c.Audit {
+			queue("audit", insertAudit, auditArgs(&c.Audit[i])...)
 		}
 		for i, op := range c.TokenOps {
 			parts = append(parts, fmt.Sprintf("token op %d", i))
