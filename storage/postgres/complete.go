@@ -29,13 +29,14 @@ func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) er
 	err := s.batch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		parts, done = parts[:0], 0
-		queue := func(name, sql string, args ...any) {
+		track := func(name string, q *pgx.QueuedQuery) {
 			parts = append(parts, name)
-			b.Queue(sql, args...).Exec(func(pgconn.CommandTag) error {
+			q.Exec(func(pgconn.CommandTag) error {
 				done++
 				return nil
 			})
 		}
+		queue := func(name, sql string, args ...any) { track(name, b.Queue(sql, args...)) }
 		if c.State != "" {
 			queue("state", `INSERT INTO logins (state, connector_id, binding, data, created_at, expires_at)
 				VALUES ($1, $2, '', '\x', NULL, $3)`, c.State, c.StateConnector, ts(c.StateExpiresAt))
@@ -58,11 +59,7 @@ func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) er
 			queue("audit", insertAudit, auditArgs(&c.Audit[i])...)
 		}
 		for i, op := range c.TokenOps {
-			parts = append(parts, fmt.Sprintf("token op %d", i))
-			queueTokenOp(b, op).Exec(func(pgconn.CommandTag) error {
-				done++
-				return nil
-			})
+			track(fmt.Sprintf("token op %d", i), queueTokenOp(b, op))
 		}
 		return b
 	})
