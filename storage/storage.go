@@ -62,6 +62,15 @@ type Merge struct {
 	Only *IdentityKey
 }
 
+// OnlyHolds reports whether ids, From's identities, satisfy m.Only:
+// exactly that one identity (always true when Only is nil).
+func (m Merge) OnlyHolds(ids []Identity) bool {
+	if m.Only == nil {
+		return true
+	}
+	return len(ids) == 1 && ids[0].ConnectorID == m.Only.ConnectorID && ids[0].Subject == m.Only.Subject
+}
+
 // IdentityKey names an identity.
 type IdentityKey struct {
 	ConnectorID string
@@ -426,6 +435,21 @@ type LoginCompletion struct {
 	Audit []AuditEvent
 	// TokenOps are applied as ApplyTokenOps applies them.
 	TokenOps []TokenOp
+}
+
+// Validate refuses a completion no store may apply: a token op that
+// does not validate, or a session with an empty id. Stores call it
+// before they write anything.
+func (c LoginCompletion) Validate() error {
+	for i, op := range c.TokenOps {
+		if err := op.Validate(); err != nil {
+			return fmt.Errorf("token op %d: %w", i, err)
+		}
+	}
+	if c.Session != nil && c.Session.ID == "" {
+		return errors.New("session with an empty id")
+	}
+	return nil
 }
 
 // Completions finishes sign-ins.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -17,13 +16,8 @@ import (
 // the session id, qiao_expect on an identity that is gone, the errors of
 // the token ops), which aborts the whole batch.
 func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) error {
-	for i, op := range c.TokenOps {
-		if err := op.Validate(); err != nil {
-			return fmt.Errorf("postgres: complete login: token op %d: %w", i, err)
-		}
-	}
-	if c.Session != nil && c.Session.ID == "" {
-		return errors.New("postgres: complete login: session with an empty id")
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("postgres: complete login: %w", err)
 	}
 	// parts names the queued statements; done counts those that
 	// succeeded (callbacks run in order and stop at the first failure,
@@ -35,13 +29,14 @@ func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) er
 	err := s.batch(ctx, func() *pgx.Batch {
 		b := &pgx.Batch{}
 		parts, done = parts[:0], 0
-		queue := func(name, sql string, args ...any) {
+		track := func(name string, q *pgx.QueuedQuery) {
 			parts = append(parts, name)
-			b.Queue(sql, args...).Exec(func(pgconn.CommandTag) error {
+			q.Exec(func(pgconn.CommandTag) error {
 				done++
 				return nil
 			})
 		}
+		queue := func(name, sql string, args ...any) { track(name, b.Queue(sql, args...)) }
 		if c.State != "" {
 			queue("state", `INSERT INTO logins (state, connector_id, binding, data, created_at, expires_at)
 				VALUES ($1, $2, '', '\x', NULL, $3)`, c.State, c.StateConnector, ts(c.StateExpiresAt))
@@ -58,21 +53,13 @@ func (s *Store) CompleteLogin(ctx context.Context, c storage.LoginCompletion) er
 			queue("old session", `DELETE FROM sessions WHERE id = $1`, c.DeleteSession)
 		}
 		if ss := c.Session; ss != nil {
-			queue("session", `INSERT INTO sessions (id, user_id, connector_id, auth_time, expires_at, data,
-				identity_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject)
+			queue("session", insertSession, sessionArgs(ss)...)
 		}
-		for _, e := range c.Audit {
-			queue("audit", `INSERT INTO audit (time, action, user_id, connector_id, client_id, ip, result, detail)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				ts(e.Time), e.Action, e.UserID, e.ConnectorID, e.ClientID, e.IP, e.Result, e.Detail)
+		for i := range c.Audit {
+			queue("audit", insertAudit, auditArgs(&c.Audit[i])...)
 		}
 		for i, op := range c.TokenOps {
-			parts = append(parts, fmt.Sprintf("token op %d", i))
-			queueTokenOp(b, op).Exec(func(pgconn.CommandTag) error {
-				done++
-				return nil
-			})
+			track(fmt.Sprintf("token op %d", i), queueTokenOp(b, op))
 		}
 		return b
 	})

@@ -15,15 +15,21 @@ import (
 
 // ------------------------------------------------------------- sessions
 
+// insertSession inserts a session (CreateSession, CompleteLogin).
+const insertSession = `INSERT INTO sessions (id, user_id, connector_id, auth_time,
+	expires_at, data, identity_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+func sessionArgs(ss *storage.Session) []any {
+	return []any{ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject}
+}
+
 // CreateSession inserts the session; ErrAlreadyExists if its id is taken.
 func (s *Store) CreateSession(ctx context.Context, ss storage.Session) error {
 	if ss.ID == "" {
 		return errors.New("postgres: create session: empty id")
 	}
 	err := s.retry(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, connector_id, auth_time,
-			expires_at, data, identity_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			ss.ID, ss.UserID, ss.ConnectorID, ts(ss.AuthTime), ts(ss.ExpiresAt), blob(ss.Data), ss.IdentitySubject)
+		_, err := s.pool.Exec(ctx, insertSession, sessionArgs(&ss)...)
 		return err
 	})
 	if err != nil {
@@ -125,12 +131,18 @@ func (s *Store) TakeLogin(ctx context.Context, state string) (storage.PendingLog
 
 // ---------------------------------------------------------------- audit
 
+// insertAudit appends an audit event (AppendAudit, CompleteLogin).
+const insertAudit = `INSERT INTO audit (time, action, user_id, connector_id,
+	client_id, ip, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+func auditArgs(e *storage.AuditEvent) []any {
+	return []any{ts(e.Time), e.Action, e.UserID, e.ConnectorID, e.ClientID, e.IP, e.Result, e.Detail}
+}
+
 // AppendAudit inserts the event; the store assigns its ID.
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 	err := s.retry(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO audit (time, action, user_id, connector_id,
-			client_id, ip, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			ts(e.Time), e.Action, e.UserID, e.ConnectorID, e.ClientID, e.IP, e.Result, e.Detail)
+		_, err := s.pool.Exec(ctx, insertAudit, auditArgs(&e)...)
 		return err
 	})
 	if err != nil {

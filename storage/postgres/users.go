@@ -339,7 +339,7 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		if err != nil {
 			return err
 		}
-		if !onlyHolds(m.Only, ids) {
+		if !m.OnlyHolds(ids) {
 			return fmt.Errorf("the user does not have exactly the expected identity: %w", storage.ErrConflict)
 		}
 		rows, err = tx.Query(ctx, `SELECT DISTINCT connector_id FROM identities WHERE user_id = $1
@@ -373,13 +373,4 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		return nil, fmt.Errorf("postgres: merge users: %w", err)
 	}
 	return moved, nil
-}
-
-// onlyHolds reports whether ids is exactly the identity only (or only is
-// nil).
-func onlyHolds(only *storage.IdentityKey, ids []storage.Identity) bool {
-	if only == nil {
-		return true
-	}
-	return len(ids) == 1 && ids[0].ConnectorID == only.ConnectorID && ids[0].Subject == only.Subject
 }

@@ -248,10 +248,7 @@ func BenchmarkSignIn(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := s.ckpt.close(); err != nil {
-		b.Fatal(err)
-	}
-	s.ckpt = nil
+	stopCheckpointer(b, s)
 	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		b.Fatal(err)
 	}

@@ -19,16 +19,7 @@ func TestSignInAllocationBudget(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage instrumentation allocates")
 	}
-	s, err := open(context.Background(), filepath.Join(t.TempDir(), "qiao.db"), options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// The checkpointer allocates on its own schedule.
-	if err := s.ckpt.close(); err != nil {
-		t.Fatal(err)
-	}
-	s.ckpt = nil
+	s := storeWithoutCheckpointer(t)
 	ctx := context.Background()
 	login := signInLoop(t, s)
 	i := 0
@@ -59,15 +50,7 @@ const signInWALPages = 30.0
 // they write (each page is two write system calls now and a copy at the
 // next checkpoint): a new index on a table every login writes fails it.
 func TestSignInWALPageBudget(t *testing.T) {
-	s, err := open(context.Background(), filepath.Join(t.TempDir(), "qiao.db"), options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.ckpt.close(); err != nil {
-		t.Fatal(err)
-	}
-	s.ckpt = nil
+	s := storeWithoutCheckpointer(t)
 	ctx := context.Background()
 	login := signInLoop(t, s)
 	const warm, n = 1000, 300
@@ -90,4 +73,27 @@ func TestSignInWALPageBudget(t *testing.T) {
 	} else {
 		t.Logf("a sign-in writes %.2f WAL pages (budget %.1f)", got, signInWALPages)
 	}
+}
+
+// storeWithoutCheckpointer opens a store in a temporary directory, closed
+// when the test ends, with its checkpointer stopped: it allocates and
+// writes on its own schedule, which the budgets must not count.
+func storeWithoutCheckpointer(t *testing.T) *Store {
+	t.Helper()
+	s, err := open(context.Background(), filepath.Join(t.TempDir(), "qiao.db"), options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stopCheckpointer(t, s)
+	return s
+}
+
+// stopCheckpointer stops s's background checkpointer.
+func stopCheckpointer(tb testing.TB, s *Store) {
+	tb.Helper()
+	if err := s.ckpt.close(); err != nil {
+		tb.Fatal(err)
+	}
+	s.ckpt = nil
 }

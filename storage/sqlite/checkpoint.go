@@ -40,7 +40,7 @@ type checkpointer struct {
 // startCheckpointer opens the checkpoint connection on the file at abs
 // and starts the goroutine, which watches s.n.commits.
 func (s *Store) startCheckpointer(abs string) error {
-	db, err := sql.Open("sqlite", roleDSN(abs, roleCheckpointer))
+	db, err := sql.Open("sqlite", dsn(abs, roleCheckpointer))
 	if err != nil {
 		return err
 	}

@@ -11,13 +11,8 @@ import (
 // CompleteLogin applies everything a finished sign-in writes in one
 // IMMEDIATE transaction.
 func (s *Store) CompleteLogin(ctx context.Context, lc storage.LoginCompletion) error {
-	for i, op := range lc.TokenOps {
-		if err := op.Validate(); err != nil {
-			return fmt.Errorf("sqlite: complete login: token op %d: %w", i, err)
-		}
-	}
-	if lc.Session != nil && lc.Session.ID == "" {
-		return errors.New("sqlite: complete login: session with an empty id")
+	if err := lc.Validate(); err != nil {
+		return fmt.Errorf("sqlite: complete login: %w", err)
 	}
 	err := s.rawTx(ctx, func(c *rawConn) error {
 		if lc.State != "" {

@@ -95,7 +95,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	}
 
 	s := &Store{rawW: rawCache{queries: rawWrites}, rawR: rawCache{queries: rawReads}}
-	s.w, err = sql.Open("sqlite", dsn(abs, true))
+	s.w, err = sql.Open("sqlite", dsn(abs, roleWriter))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -119,7 +119,7 @@ func open(ctx context.Context, path string, o options) (*Store, error) {
 	if o.singlePool {
 		s.r = s.w
 	} else {
-		s.r, err = sql.Open("sqlite", dsn(abs, false))
+		s.r, err = sql.Open("sqlite", dsn(abs, roleReader))
 		if err != nil {
 			s.w.Close()
 			return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -165,17 +165,6 @@ func createPrivate(path string) error {
 	return f.Close()
 }
 
-// dsn builds the connection string for the file at abs. The writer's
-// transactions begin IMMEDIATE; the readers are query-only; the
-// checkpointer (neither) only checkpoints.
-func dsn(abs string, writer bool) string {
-	role := roleReader
-	if writer {
-		role = roleWriter
-	}
-	return roleDSN(abs, role)
-}
-
 // A connection's role on the file.
 type connRole int
 
@@ -185,7 +174,10 @@ const (
 	roleCheckpointer
 )
 
-func roleDSN(abs string, role connRole) string {
+// dsn builds the connection string for a connection of role on the
+// file at abs. The writer's transactions begin IMMEDIATE; the readers
+// are query-only; the checkpointer (neither) only checkpoints.
+func dsn(abs string, role connRole) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	q.Set("_foreign_keys", "1")

@@ -129,7 +129,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 
 func TestFailedMigrationLeavesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "qiao.db")
-	db, err := sql.Open("sqlite", dsn(path, true))
+	db, err := sql.Open("sqlite", dsn(path, roleWriter))
 	if err != nil {
 		t.Fatal(err)
 	}

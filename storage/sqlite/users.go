@@ -246,11 +246,11 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		if n != 2 {
 			return storage.ErrNotFound
 		}
-		ids, err := txIdentities(ctx, s.wstmt(ctx, tx, qUserIdentities), m.From)
+		ids, err := collectIdentities(s.wstmt(ctx, tx, qUserIdentities).QueryContext(ctx, m.From))
 		if err != nil {
 			return err
 		}
-		if !onlyHolds(m.Only, ids) {
+		if !m.OnlyHolds(ids) {
 			return fmt.Errorf("the user does not have exactly the expected identity: %w", storage.ErrConflict)
 		}
 		rows, err := s.wstmt(ctx, tx, qSharedConnector).QueryContext(ctx, m.Into, m.From)
@@ -291,19 +291,6 @@ func (s *Store) MergeUsers(ctx context.Context, m storage.Merge) ([]storage.Iden
 		return nil, fmt.Errorf("sqlite: merge user %q into %q: %w", m.From, m.Into, err)
 	}
 	return moved, nil
-}
-
-// onlyHolds reports whether ids is exactly the identity only (or only is
-// nil).
-func onlyHolds(only *storage.IdentityKey, ids []storage.Identity) bool {
-	if only == nil {
-		return true
-	}
-	return len(ids) == 1 && ids[0].ConnectorID == only.ConnectorID && ids[0].Subject == only.Subject
-}
-
-func txIdentities(ctx context.Context, st *stmt, userID string) ([]storage.Identity, error) {
-	return collectIdentities(st.QueryContext(ctx, userID))
 }
 
 func checkIdentityKey(id storage.Identity) error {
