@@ -449,6 +449,10 @@ func (c LoginCompletion) Validate() error {
 	if c.Session != nil && c.Session.ID == "" {
 		return errors.New("session with an empty id")
 	}
+	if c.State != "" && c.StateExpiresAt.IsZero() {
+		// A spent state without an expiry would never be collected.
+		return errors.New("state without an expiry")
+	}
 	return nil
 }
 

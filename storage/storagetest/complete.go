@@ -18,6 +18,7 @@ func completionTests() []suiteTest {
 		{"CompleteLoginWithAFailingTokenOpWritesNothing", testCompleteLoginTokenOpFails},
 		{"CompleteLoginSpendsAStateOnce", testCompleteLoginRace},
 		{"CompleteLoginUpdatesTheUnionID", testCompleteLoginUnionID},
+		{"CompleteLoginRefusesAStateWithoutExpiry", testCompleteLoginStateWithoutExpiry},
 	}
 }
 
@@ -132,6 +133,16 @@ func testCompleteLoginTokenOpFails(t *testing.T, s storage.Storage) {
 	c := completion(u, id)
 	c.TokenOps = append(c.TokenOps, storage.TokenOp{Type: storage.OpDeactivate, Kind: storage.KindAuthorizeCode, Signature: uniq("absent")})
 	wantErr(t, "CompleteLogin with a failing token op", s.CompleteLogin(ctx, c), storage.ErrNotFound)
+	checkCompleted(t, s, c, false)
+}
+
+func testCompleteLoginStateWithoutExpiry(t *testing.T, s storage.Storage) {
+	u, id := createUser(t, s)
+	c := completion(u, id)
+	c.StateExpiresAt = time.Time{}
+	if err := s.CompleteLogin(t.Context(), c); err == nil {
+		t.Fatal("CompleteLogin stored a state that never expires")
+	}
 	checkCompleted(t, s, c, false)
 }
 
